@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: MIT
+# ragd - one GNU Makefile. Targets:
+#   make            build ./ragd (optimised)
+#   make run        install dependencies if missing, build, serve the repo's docs/ on 127.0.0.1:8088
+#   make test       install dependencies if missing, build with ASan+UBSan, run unit + integration tests
+#   make asan       build the sanitizer binary and unit tests only (build/asan/)
+#   make bench      benchmarks (bench/), never part of the tests
+#   make install    PREFIX=/usr/local DESTDIR= ; make clean
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+CXX     ?= g++
+PKGS    := libmicrohttpd jansson sqlite3 libcurl hiredis inih libcrypto
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# FAISS: Debian's libfaiss-dev ships the C API headers but not their implementation. Use a system
+# libfaiss_c when one exists; otherwise compile our own shim (src/store_faiss_capi.cpp).
+FAISS_C_LIB := $(firstword $(wildcard /usr/lib/*/libfaiss_c.so /usr/lib/libfaiss_c.so /usr/local/lib/libfaiss_c.so))
+ifeq ($(FAISS_C_LIB),)
+  CXX_SRCS  := src/store_faiss_capi.cpp
+  FAISS_LIBS := -Wl,-Bstatic -lfaiss -Wl,-Bdynamic -fopenmp -lopenblas -llapack
+else
+  CXX_SRCS  :=
+  FAISS_LIBS := -lfaiss_c -lfaiss -fopenmp -lopenblas -llapack
+endif
+
+WARN      := -Wall -Wextra -Wformat=2 -Werror
+CFLAGS_COMMON   := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -MMD -MP -pthread -fopenmp $(PKG_CFLAGS)
+CXXFLAGS_COMMON := -std=c++17 -Iinclude $(WARN) -MMD -MP -pthread -fopenmp
+LDLIBS_ALL := $(PKG_LIBS) $(FAISS_LIBS) -lm -pthread
+
+OPT_FLAGS  := -O2 -g
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+C_SRCS   := $(sort $(wildcard src/*.c))
+LIB_C    := $(filter-out src/main.c,$(C_SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+
+REL := $(BUILD)/release
+ASN := $(BUILD)/asan
+
+rel_objs = $(patsubst src/%.c,$(REL)/%.o,$(1))
+asn_objs = $(patsubst src/%.c,$(ASN)/%.o,$(1))
+
+REL_LIB_OBJS := $(call rel_objs,$(LIB_C)) $(patsubst src/%.cpp,$(REL)/%.o,$(CXX_SRCS))
+ASN_LIB_OBJS := $(call asn_objs,$(LIB_C)) $(patsubst src/%.cpp,$(ASN)/%.o,$(CXX_SRCS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(ASN)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps run test test-run asan bench install uninstall clean
+
+all: ragd
+
+deps:
+	@bash scripts/install-deps.sh
+
+# ---- release build -------------------------------------------------------------------------
+$(REL)/%.o: src/%.c | $(REL)
+	$(CC) $(CFLAGS_COMMON) $(OPT_FLAGS) -c $< -o $@
+$(REL)/%.o: src/%.cpp | $(REL)
+	$(CXX) $(CXXFLAGS_COMMON) $(OPT_FLAGS) -c $< -o $@
+$(REL)/libragd.a: $(REL_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(REL)/ragd: $(REL)/main.o $(REL)/libragd.a
+	$(CXX) $(OPT_FLAGS) -fopenmp -o $@ $^ $(LDLIBS_ALL)
+ragd: $(REL)/ragd
+	cp $< $@
+
+# ---- sanitizer build -----------------------------------------------------------------------
+$(ASN)/%.o: src/%.c | $(ASN)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) -c $< -o $@
+$(ASN)/%.o: src/%.cpp | $(ASN)
+	$(CXX) $(CXXFLAGS_COMMON) $(ASAN_FLAGS) -c $< -o $@
+$(ASN)/libragd.a: $(ASN_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(ASN)/ragd: $(ASN)/main.o $(ASN)/libragd.a
+	$(CXX) $(ASAN_FLAGS) -fopenmp -o $@ $^ $(LDLIBS_ALL)
+$(ASN)/tests/%.o: tests/unit/%.c | $(ASN)/tests
+	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) $(shell pkg-config --cflags cmocka 2>/dev/null) -c $< -o $@
+$(ASN)/tests/%: $(ASN)/tests/%.o $(ASN)/libragd.a
+	$(CXX) $(ASAN_FLAGS) -fopenmp -o $@ $^ $(shell pkg-config --libs cmocka 2>/dev/null) $(LDLIBS_ALL)
+
+asan: $(ASN)/ragd $(UNIT_BINS)
+
+$(REL) $(ASN) $(ASN)/tests:
+	@mkdir -p $@
+
+# ---- the README's commands -----------------------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory ragd
+	./ragd serve
+
+test: deps
+	@$(MAKE) --no-print-directory asan
+	@bash tests/run.sh $(ASN)
+
+bench: deps
+	@$(MAKE) --no-print-directory ragd
+	@bash bench/run.sh
+
+install: ragd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/ragd
+	install -m 0755 ragd $(DESTDIR)$(PREFIX)/bin/ragd
+	install -m 0644 config.example.ini README.md $(DESTDIR)$(PREFIX)/share/doc/ragd/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/ragd
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/ragd
+
+clean:
+	rm -rf $(BUILD) ragd
+
+-include $(wildcard $(REL)/*.d $(ASN)/*.d $(ASN)/tests/*.d)

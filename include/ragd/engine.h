@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - the RAG engine: owns the store, the vector index and the embedder for one data dir,
+ * and offers the two operations everything else calls: ingest and retrieve. The HTTP server and
+ * the CLI are thin layers over it.
+ *
+ * Concurrency: retrievals run from any number of threads while one ingest runs. An ingest commits
+ * document by document; each commit updates SQLite and the in-memory index under a write lock that
+ * retrievals take for reading, so a retrieval never sees a half-applied document.
+ */
+#ifndef RAGD_ENGINE_H
+#define RAGD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ragd/cfg.h"
+#include "ragd/ragd.h"
+#include "ragd/store.h"
+
+typedef struct engine engine;
+
+/* engine_open flags. */
+#define RAGD_ENGINE_READONLY 1u  /* `ragd query` beside a daemon: no lock, no writes */
+#define RAGD_ENGINE_RESETTING 2u /* the caller will ingest with reset: a store built with another
+                                  * embedding model opens (empty index) instead of failing */
+
+/* Opens data_dir (cfg->data_dir): creates it, takes the data-dir lock (daemon and CLI ingest take
+ * it exclusively; read-only opens do not), opens SQLite, checks the embedding model, loads the
+ * vector index or rebuilds it from SQLite. flags: RAGD_ENGINE_* or 0.
+ * cfg is borrowed until engine_close. Returns: *out new (free with engine_close). When another
+ * process holds the lock: RAGD_ERR_LOCKED, message naming the pid and listen address. */
+ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err *err);
+
+/* Records the address the daemon listens on in the lock file, for CLI ingests to forward to. */
+void engine_listen_note(engine *e, const char *host, int port);
+
+/* Reads data_dir's lock file: the pid of the process holding it (0 if unknown or none holds it)
+ * and the "host:port" it serves on ("" if none). Returns: 1 when another process holds the lock,
+ * 0 when nobody does. */
+int engine_lock_owner(const char *data_dir, long *pid, char *listen, size_t listen_size);
+
+/* Saves the index if it changed, closes everything, releases the lock. e may be NULL. */
+void engine_close(engine *e);
+
+/* ---- ingest ------------------------------------------------------------------------------- */
+typedef struct engine_file_error {
+    char *source; /* path as given or relative; owned */
+    char *code;   /* ragd_rc_name() of the failure; owned */
+    char *message;
+} engine_file_error;
+
+typedef struct engine_ingest_report {
+    char *root;         /* canonical root that was ingested; owned */
+    int64_t docs_seen, docs_added, docs_updated, docs_unchanged, docs_removed, docs_failed;
+    int64_t chunks_added, chunks_removed, chunks_embedded, chunks_deduplicated;
+    engine_file_error *errors;
+    size_t error_count;
+    double duration_ms;
+    int reset;
+} engine_ingest_report;
+
+/* Progress callback: called after each file (done of total). May be NULL. */
+typedef void (*engine_progress_fn)(void *ctx, size_t done, size_t total, const char *relative);
+
+/* Ingests path (file or directory) incrementally; reset empties the store first. Only one ingest
+ * runs at a time: a second one fails at once with RAGD_ERR_BUSY. Per-file problems go into the
+ * report and the ingest goes on. Returns: RAGD_OK and *report (free with
+ * engine_ingest_report_free), or an error for the ingest as a whole (store left as it was). */
+ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn progress,
+                      void *progress_ctx, engine_ingest_report *report, ragd_err *err);
+
+/* Asks a running ingest (and every later one) to stop after the document it is on: for shutdown.
+ * The interrupted ingest fails with RAGD_ERR_UNAVAILABLE; documents committed so far stay. */
+void engine_ingest_cancel(engine *e);
+
+/* Frees the report's strings and zeroes it. r may be NULL. */
+void engine_ingest_report_free(engine_ingest_report *r);
+
+/* Returns: the report as a new JSON string (free with free()), or NULL on OOM. */
+char *engine_ingest_report_json(const engine_ingest_report *r);
+
+/* ---- retrieve ----------------------------------------------------------------------------- */
+typedef struct engine_query {
+    const char *query; /* borrowed; UTF-8, non-empty */
+    size_t query_len;
+    int k;            /* 1..max_k */
+    double min_score; /* results with lower scores are dropped */
+    const char *source_prefix;   /* borrowed; NULL = no filter; matches source or path prefix */
+    const char *const *tags_all; /* borrowed; every tag must be present; may be NULL */
+    size_t tag_count;
+} engine_query;
+
+typedef struct engine_result {
+    double score;
+    store_hit hit; /* owned */
+} engine_result;
+
+typedef struct engine_answer {
+    engine_result *results; /* best first; owned */
+    size_t count;
+    int rag_enabled;
+    double embed_ms, search_ms, fetch_ms, total_ms;
+    size_t candidates; /* index hits examined before filters */
+} engine_answer;
+
+/* Answers a query: embed, search the index (widening the search until k results pass the
+ * filters or the index is exhausted), fetch chunks. With RAG disabled: RAGD_OK, no results,
+ * rag_enabled 0. Returns: *out filled (free with engine_answer_free). */
+ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err);
+
+/* Frees the answer's results and zeroes it. a may be NULL. */
+void engine_answer_free(engine_answer *a);
+
+/* Formats the context block: "[1] source > heading\ntext\n\n[2] ...". Returns: new string (free). */
+char *engine_context_format(const engine_answer *a);
+
+/* ---- status ------------------------------------------------------------------------------- */
+typedef struct engine_stats {
+    int64_t documents, chunks, embeddings;
+    size_t index_vectors, index_bytes;
+    int index_consistent; /* index holds exactly the chunks SQLite has */
+    const char *embed_provider, *embed_model; /* borrowed from the engine */
+    int embed_dims;
+    int ingest_running;
+    int64_t last_ingest_at; /* unix seconds, 0 when none in this process */
+    int last_ingest_ok;
+} engine_stats;
+
+ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err);
+
+#endif

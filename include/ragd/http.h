@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http.h - the HTTP API over libmicrohttpd: the server (src/http_server.c: thread pool, bodies,
+ * limits, suspended connections for long ingests, shutdown) and the routes (src/http_routes.c:
+ * request validation, JSON responses, the one ragd_rc -> HTTP status mapping).
+ */
+#ifndef RAGD_HTTP_H
+#define RAGD_HTTP_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "ragd/cfg.h"
+#include "ragd/engine.h"
+#include "ragd/ragd.h"
+
+/* ---- server ------------------------------------------------------------------------------- */
+typedef struct http_server http_server;
+
+/* Binds cfg->listen_host:cfg->listen_port and starts serving e (both borrowed until stop).
+ * Returns: *out new (stop and free with http_server_stop). */
+ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err);
+
+/* Stops accepting, interrupts a running ingest between documents, waits for requests in flight,
+ * frees s. s may be NULL. */
+void http_server_stop(http_server *s);
+
+/* ---- routes ------------------------------------------------------------------------------- */
+typedef struct http_reply {
+    unsigned status;
+    json_t *body;      /* new reference, owned by the reply */
+    const char *allow; /* static; set for 405 */
+} http_reply;
+
+typedef enum http_route {
+    RAGD_ROUTE_NONE = 0, /* unknown path: 404 */
+    RAGD_ROUTE_ROOT,
+    RAGD_ROUTE_HEALTH,
+    RAGD_ROUTE_RETRIEVE,
+    RAGD_ROUTE_INGEST
+} http_route;
+
+/* Maps a path to a route and checks the method. Returns: the route; *allow is set (static) and
+ * *method_ok 0 when the path exists but not for this method. */
+http_route http_route_find(const char *method, const char *url, const char **allow,
+                           int *method_ok);
+
+/* Returns: the route's name for logs and metrics ("/retrieve"); static. */
+const char *http_route_name(http_route route);
+
+/* Handles GET /, GET /health and POST /retrieve synchronously. body may be NULL. */
+http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
+                             size_t len);
+
+/* POST /ingest in two steps: parse (in the request thread) then run (in a worker thread; may take
+ * minutes). On parse failure *reply is the 4xx and the return is non-zero. *path is new (free()). */
+int http_ingest_parse(const char *body, size_t len, char **path, int *reset, http_reply *reply);
+http_reply http_ingest_run(engine *e, const char *path, int reset);
+
+/* The /retrieve response body for an answer (also `ragd query --json`). Returns: new reference. */
+json_t *http_answer_json(const engine_query *q, const engine_answer *a);
+
+/* Builds an error reply {"error": {"code", "message"}} for rc: the one place where ragd_rc
+ * becomes an HTTP status. code_override may be NULL. */
+http_reply http_reply_error(ragd_rc rc, const char *code_override, const char *message);
+
+#endif

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingest.h - turning files into chunks: the extractor interface (one per format), the crawler,
+ * the markdown-aware chunker with its token estimate, and the ingest pipeline that writes
+ * documents, chunks and embeddings to the store.
+ */
+#ifndef RAGD_INGEST_H
+#define RAGD_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ragd/ragd.h"
+
+/* ---- token estimate (src/ingest_chunk.c) ----------------------------------------------------
+ * An approximation of OpenAI's cl100k/o200k BPE token counts without the vocabulary; see
+ * docs/CHUNKING.md for the rules and measured error. */
+size_t ingest_tokens_count(const char *text, size_t len);
+
+/* ---- chunker (src/ingest_chunk.c) ---------------------------------------------------------- */
+typedef struct ingest_chunk_opts {
+    int target_tokens; /* aim for chunks of about this size */
+    int max_tokens;    /* never exceed (except a single unbreakable token run; see .c) */
+    double overlap;    /* fraction of target_tokens carried from the previous chunk of a section */
+    int markdown;      /* 1: cut at markdown headings and fences; 0: plain text (paragraphs) */
+} ingest_chunk_opts;
+
+typedef struct ingest_chunk {
+    size_t start;   /* byte offset of the chunk's first byte in the document text */
+    size_t end;     /* byte offset one past the last byte; text is doc[start..end) */
+    char *heading;  /* heading path "Refunds > Exceptions", "" when none; owned by the list */
+    size_t tokens;  /* ingest_tokens_count() of doc[start..end) */
+} ingest_chunk;
+
+typedef struct ingest_chunk_list {
+    ingest_chunk *items;
+    size_t count;
+} ingest_chunk_list;
+
+/* Splits text[0..len) into chunks: sections at headings, then paragraphs, then sentences, then
+ * words; chunks never cross a section boundary; overlap only between chunks of one section.
+ * Whitespace-only documents give zero chunks. Chunk bounds are trimmed of surrounding whitespace.
+ * Returns: RAGD_OK and *out (new, free with ingest_chunk_list_free). */
+ragd_rc ingest_chunk_split(const char *text, size_t len, const ingest_chunk_opts *opts,
+                           ingest_chunk_list *out, ragd_err *err);
+
+/* Frees the list's items and headings and zeroes it. list may be NULL. */
+void ingest_chunk_list_free(ingest_chunk_list *list);
+
+/* ---- extractors (src/ingest_extract.c) ------------------------------------------------------
+ * One extractor per format behind one table; later formats (PDF, HTML) add entries. */
+typedef struct ingest_doc {
+    char *text;          /* UTF-8 text to chunk (front matter removed); owned */
+    size_t len;
+    char *title;         /* front matter title, first H1, or the file name; owned */
+    char *tags_json;     /* JSON array of strings, "[]" when none; owned */
+    char *metadata_json; /* JSON object of front matter scalars, "{}" when none; owned */
+    int markdown;        /* 1 when the chunker should treat text as markdown */
+} ingest_doc;
+
+/* Returns: 1 if some extractor handles the file name (by extension, case-insensitive), else 0. */
+int ingest_extract_supported(const char *path);
+
+/* Extracts raw bytes data[0..len) of the file at path (path is used for the extension and the
+ * fallback title). Invalid UTF-8 or NUL bytes fail with RAGD_ERR_INVALID and a reason.
+ * Returns: RAGD_OK and *out (fields new, free with ingest_doc_free). */
+ragd_rc ingest_extract_run(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+
+/* Frees the fields of doc and zeroes it. doc may be NULL. */
+void ingest_doc_free(ingest_doc *doc);
+
+/* ---- crawler (src/ingest_crawl.c) ---------------------------------------------------------- */
+typedef struct ingest_file {
+    char *path;     /* absolute, canonical path; owned */
+    char *relative; /* path relative to the crawl root ("business/refunds.md"); owned */
+    int64_t size;
+    int64_t mtime;
+} ingest_file;
+
+typedef struct ingest_file_list {
+    ingest_file *items;
+    size_t count;
+} ingest_file_list;
+
+/* Lists supported files under root (a directory, walked recursively, or a single file), sorted by
+ * relative path. Hidden entries (".git", ".cache") are skipped; symlinks are followed only when
+ * they stay inside root. *root_abs receives the canonical root directory (new, free()).
+ * Returns: RAGD_OK, RAGD_ERR_NOT_FOUND when root does not exist, RAGD_ERR_IO. */
+ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_abs, ragd_err *err);
+
+/* Frees the list. list may be NULL. */
+void ingest_file_list_free(ingest_file_list *list);
+
+#endif

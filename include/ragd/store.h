@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - persistence under data_dir:
+ *   - the SQLite metadata store (src/store_db.c), the source of truth: documents, chunks,
+ *     embeddings, and a meta table (schema version, embedding model and dims, generation);
+ *   - the vector index (src/store_index.c), FAISS IndexIDMap2 over IndexFlatIP on L2-normalised
+ *     vectors, keyed by chunk id, saved atomically and rebuilt from SQLite when it is missing,
+ *     corrupt or out of step (its saved generation differs from SQLite's).
+ *
+ * Threads: a store_db has one writer connection (callers serialise writes) and a pool of reader
+ * connections, so store_db_chunks_get and store_db_stats may run from any thread at any time.
+ * A store_index is not locked internally: the caller holds a read lock around searches and a
+ * write lock around add/remove (see src/engine.c).
+ */
+#ifndef RAGD_STORE_H
+#define RAGD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ragd/ragd.h"
+
+/* ===== SQLite metadata store ================================================================ */
+
+typedef struct store_db store_db;
+
+/* Opens (creating when missing, unless readonly) data_dir/ragd.sqlite3 in WAL mode and applies the
+ * schema. Returns: RAGD_OK and *out (new, free with store_db_close). */
+ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_err *err);
+
+/* Closes all connections. s may be NULL. */
+void store_db_close(store_db *s);
+
+/* Checks the store's recorded embedding model and dims against the configured ones. An empty store
+ * (no chunks) records them; a store with chunks and a different model or dims fails with
+ * RAGD_ERR_MODEL_MISMATCH and a message naming both and how to re-index. */
+ragd_rc store_db_model_check(store_db *s, const char *model, int dims, ragd_err *err);
+
+/* Transactions on the writer connection. begin is BEGIN IMMEDIATE. */
+ragd_rc store_db_begin(store_db *s, ragd_err *err);
+ragd_rc store_db_commit(store_db *s, ragd_err *err);
+void store_db_rollback(store_db *s); /* no-op when no transaction is open */
+
+/* Returns: the store's generation, bumped by store_db_generation_bump() in every transaction that
+ * changes chunks; the vector index saves the generation it matches. */
+ragd_rc store_db_generation_get(store_db *s, uint64_t *out, ragd_err *err);
+ragd_rc store_db_generation_bump(store_db *s, uint64_t *out_new, ragd_err *err);
+
+typedef struct store_doc {
+    int64_t id;          /* 0 when not yet stored */
+    char *path;          /* unique key: absolute path, or "push:<id>" for pushed documents */
+    char *source;        /* shown to users: path relative to the ingested root, or a URL */
+    char *title;
+    char *checksum;      /* SHA-256 hex of the raw file bytes */
+    int64_t size;
+    int64_t mtime;
+    char *tags_json;     /* JSON array of strings */
+    char *metadata_json; /* JSON object */
+} store_doc;
+
+/* Frees the strings of doc and zeroes it. doc may be NULL. */
+void store_doc_free(store_doc *doc);
+
+/* Finds a document by path. Returns: RAGD_OK with *found 1 and *out filled (strings new, free with
+ * store_doc_free), or RAGD_OK with *found 0. */
+ragd_rc store_db_doc_find(store_db *s, const char *path, store_doc *out, int *found, ragd_err *err);
+
+/* Inserts or updates (by path) the document row; sets *id. Does not touch chunks. */
+ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_err *err);
+
+/* Lists the chunk ids of a document. Returns: *ids new (free()), *n. */
+ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_t *n,
+                               ragd_err *err);
+
+/* Deletes the chunks of a document (not the document). */
+ragd_rc store_db_doc_chunks_delete(store_db *s, int64_t doc_id, ragd_err *err);
+
+/* Deletes a document and its chunks. */
+ragd_rc store_db_doc_delete(store_db *s, int64_t doc_id, ragd_err *err);
+
+/* Lists (id, path) of documents whose path starts with prefix (pass "dir/" to scope a directory).
+ * Returns: *ids and *paths new (free each path, then both arrays with free()), *n. */
+ragd_rc store_db_doc_list_prefix(store_db *s, const char *prefix, int64_t **ids, char ***paths,
+                                 size_t *n, ragd_err *err);
+
+typedef struct store_chunk_in {
+    int ordinal;
+    const char *text; /* borrowed */
+    size_t text_len;
+    const char *heading; /* borrowed */
+    int64_t tokens;
+    int64_t char_start;
+    int64_t char_end;
+    const char *checksum; /* borrowed; SHA-256 hex of the embedded text: the embeddings key */
+} store_chunk_in;
+
+/* Inserts one chunk of doc_id. Returns: *id, the new chunk id (also its vector index id). */
+ragd_rc store_db_chunk_put(store_db *s, int64_t doc_id, const store_chunk_in *c, int64_t *id,
+                           ragd_err *err);
+
+/* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1; out holds dims floats. */
+ragd_rc store_db_embedding_get(store_db *s, const char *checksum, const char *model, int dims,
+                               float *out, int *found, ragd_err *err);
+
+/* Stores an embedding (INSERT OR IGNORE). Durable at once when no transaction is open. */
+ragd_rc store_db_embedding_put(store_db *s, const char *checksum, const char *model, int dims,
+                               const float *vec, ragd_err *err);
+
+/* Calls fn for every chunk with its stored embedding for model/dims, in chunk id order, on the
+ * writer connection; used to rebuild the vector index. fn returns 0 to go on, non-zero to stop
+ * (the call then fails with RAGD_ERR_INTERNAL). Chunks without an embedding are counted in
+ * *missing (may be NULL). */
+typedef int (*store_vector_fn)(void *ctx, int64_t chunk_id, const float *vec, int dims);
+ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_vector_fn fn,
+                              void *ctx, size_t *missing, ragd_err *err);
+
+typedef struct store_hit {
+    int64_t chunk_id;
+    int64_t document_id;
+    int ordinal;
+    char *text;
+    char *heading;
+    int64_t tokens;
+    int64_t char_start;
+    int64_t char_end;
+    char *source;
+    char *title;
+    char *path;
+    char *tags_json;
+    char *metadata_json;
+} store_hit;
+
+/* Fetches chunks by id through a reader connection (any thread). out[i] matches ids[i]; an id
+ * not found leaves out[i].chunk_id == 0. Strings in out are new: free with store_hit_free. */
+ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,
+                            ragd_err *err);
+
+/* Frees the strings of one hit and zeroes it. h may be NULL. */
+void store_hit_free(store_hit *h);
+
+/* Counts through a reader connection (any thread). */
+ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t *embeddings,
+                       ragd_err *err);
+
+/* Deletes every document, chunk and embedding and the recorded model (for --reset). */
+ragd_rc store_db_reset(store_db *s, ragd_err *err);
+
+/* ===== FAISS vector index =================================================================== */
+
+typedef struct store_index store_index;
+
+/* Creates an empty index for dims-dimensional vectors. Returns: *out new (store_index_free). */
+ragd_rc store_index_new(int dims, store_index **out, ragd_err *err);
+
+/* Frees idx. idx may be NULL. */
+void store_index_free(store_index *idx);
+
+/* Adds n vectors (n * dims floats, already L2-normalised) under ids. */
+ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const float *vecs,
+                        ragd_err *err);
+
+/* Removes the given ids (absent ids are ignored). *removed may be NULL. */
+ragd_rc store_index_remove(store_index *idx, size_t n, const int64_t *ids, size_t *removed,
+                           ragd_err *err);
+
+/* Removes everything. */
+ragd_rc store_index_clear(store_index *idx, ragd_err *err);
+
+/* Top-k by inner product (cosine on normalised vectors). ids/scores hold k entries; *found is the
+ * number filled (min(k, count)), best first. Safe to call from several threads at once. */
+ragd_rc store_index_search(const store_index *idx, const float *query, size_t k, int64_t *ids,
+                           float *scores, size_t *found, ragd_err *err);
+
+/* Returns: the number of vectors, the dimensions, the bytes the vectors take in memory. */
+size_t store_index_count(const store_index *idx);
+int store_index_dims(const store_index *idx);
+size_t store_index_bytes(const store_index *idx);
+
+/* Saves atomically to path (temp file, fsync, rename, fsync dir), then writes path.meta
+ * (generation, count, dims, SHA-256 of the index file) the same way. */
+ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t generation,
+                         ragd_err *err);
+
+/* Loads path after checking path.meta: the file's SHA-256, dims, count. Any mismatch, a missing
+ * or corrupt file fails (RAGD_ERR_NOT_FOUND when missing, RAGD_ERR_INDEX otherwise) so the
+ * caller rebuilds. Returns: *out new and *generation, the generation it was saved with. */
+ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t *generation,
+                         ragd_err *err);
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h - small helpers shared by modules: a growable byte buffer, SHA-256, UTF-8 validation,
+ * clocks, and filesystem helpers (mkdir -p, whole-file read with a size limit, durable write).
+ */
+#ifndef RAGD_UTIL_H
+#define RAGD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ragd/ragd.h"
+
+/* A growable NUL-terminated byte buffer. Zero-initialise ({0}) before first use. */
+typedef struct util_buf {
+    char *data; /* NUL-terminated when non-NULL; owned by the buffer */
+    size_t len;
+    size_t cap;
+} util_buf;
+
+/* Appends n bytes. Returns: 0, or -1 on allocation failure (buffer unchanged). */
+int util_buf_append(util_buf *b, const char *s, size_t n);
+/* Appends a NUL-terminated string. Returns: 0 or -1. */
+int util_buf_puts(util_buf *b, const char *s);
+/* Appends printf-style. Returns: 0 or -1. */
+int util_buf_printf(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns: the buffer's data, now owned by the caller (free with free()); the buffer is reset.
+ * Returns an empty malloc()ed string when the buffer is empty, NULL on allocation failure. */
+char *util_buf_steal(util_buf *b);
+/* Frees the data and resets the buffer. */
+void util_buf_free(util_buf *b);
+
+#define UTIL_SHA256_HEX_LEN 64
+/* Writes the lowercase hex SHA-256 of data (65 bytes with the NUL) into out. */
+void util_sha256_hex(const void *data, size_t len, char out[UTIL_SHA256_HEX_LEN + 1]);
+
+/* Returns: 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
+int util_utf8_valid(const char *s, size_t len);
+
+/* Returns: monotonic time in milliseconds, as a double with sub-millisecond precision. */
+double util_now_ms(void);
+/* Returns: wall-clock seconds since the epoch. */
+int64_t util_unix_time(void);
+
+/* Creates dir and its parents (mode 0755). Returns: RAGD_OK or RAGD_ERR_IO. */
+ragd_rc util_mkdir_p(const char *dir, ragd_err *err);
+
+/* Reads a whole file. Files over max_bytes fail with RAGD_ERR_TOO_LARGE.
+ * Returns: RAGD_OK and *out (new, NUL-terminated, free with free()) and *len. */
+ragd_rc util_file_read(const char *path, size_t max_bytes, char **out, size_t *len, ragd_err *err);
+
+/* Writes data to path durably and atomically: path.tmp, fsync, rename, fsync of the directory. */
+ragd_rc util_file_write_atomic(const char *path, const void *data, size_t len, ragd_err *err);
+
+/* fsyncs the directory that contains path. Returns: RAGD_OK or RAGD_ERR_IO. */
+ragd_rc util_dir_fsync_parent(const char *path, ragd_err *err);
+
+/* Returns: a new string (free with free()) joining dir and name with one '/', or NULL on OOM. */
+char *util_path_join(const char *dir, const char *name);
+
+/* Returns: a new copy of s[0..n) (free with free()), or NULL on OOM. */
+char *util_strndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs ragd's build and test dependencies from Debian 12 packages.
+# Idempotent: when every package is already installed it does nothing (no apt-get update, no network).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libhiredis-dev
+  libfaiss-dev libopenblas-dev liblapack-dev
+  libinih-dev libssl-dev
+  libcmocka-dev
+  redis-server curl python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * embed_int.h - declarations private to the embed module: the parameters of the local
+ * feature-hashing embedder (so bench/embed_tune.c can vary them) and its tokenizer/stemmer (so the
+ * tuner's BM25 baseline sees exactly the terms the embedder sees). Not a public contract.
+ */
+#ifndef RAGD_EMBED_INT_H
+#define RAGD_EMBED_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ragd/ragd.h"
+
+/* The longest word (in bytes) that is stemmed and cut into character n-grams; longer words (URLs,
+ * hashes) are hashed whole as unigrams, and their n-grams come from the first
+ * RAGD_EMBED_WORD_MAX bytes. */
+#define RAGD_EMBED_WORD_MAX 64
+
+/* Character n-gram lengths are packed into one 64-bit word with the length: at most 7 bytes. */
+#define RAGD_EMBED_CHAR_NGRAM_MAX 7
+
+/* Everything that shapes a local embedding. Weights are the L2 masses of the three feature
+ * blocks before the final normalisation: with unigram 1, bigram 0.5, char 0.5 the char n-grams
+ * hold 0.25 / 1.5 = 1/6 of the squared norm. A weight of 0 disables a block. */
+typedef struct embed_local_params {
+    int dims;             /* 64..4096 */
+    float unigram_weight; /* word stems */
+    float bigram_weight;  /* consecutive kept stems */
+    float char_weight;    /* character n-grams of each distinct word, with '<' '>' markers */
+    int char_min;         /* shortest n-gram, 2..RAGD_EMBED_CHAR_NGRAM_MAX */
+    int char_max;         /* longest n-gram, char_min..RAGD_EMBED_CHAR_NGRAM_MAX */
+    int stem;             /* 1: light suffix stemming (see embed_local.c) */
+    int stopwords;        /* 1: drop English stopwords from every feature kind */
+    int char_sublinear;   /* 1: each distinct n-gram weighs 1 + ln(count); 0: count */
+} embed_local_params;
+
+/* Fills p with the shipped defaults for the given dims (the values docs/EMBEDDER.md justifies). */
+void embed_local_params_default(embed_local_params *p, int dims);
+
+/* Returns: 1 when p is usable (dims 64..4096, weights >= 0 and finite, n-gram range valid). */
+int embed_local_params_valid(const embed_local_params *p);
+
+/* The embedding of text[0..len) under p into out (p->dims floats): L2-normalised, or all zeros
+ * when the text has no features. Pure function of its inputs; thread-safe. */
+void embed_local_vector_params(const char *text, size_t len, const embed_local_params *p,
+                               float *out);
+
+/* Called once per kept term, in text order. term is the 64-bit hash of the (stemmed) word, the
+ * same hash the unigram feature uses; stem[0..stem_len) is the normalised word (borrowed for the
+ * call; at most RAGD_EMBED_WORD_MAX bytes, words longer than that are cut). */
+typedef void (*embed_term_fn)(void *ctx, uint64_t term, const char *stem, size_t stem_len);
+
+/* Runs the embedder's tokenizer over text[0..len) with p's stem and stopwords switches and calls
+ * fn for each kept term. Used by the tuner's BM25 baseline. */
+void embed_local_terms_each(const char *text, size_t len, const embed_local_params *p,
+                            embed_term_fn fn, void *ctx);
+
+/* Creates a local provider with explicit parameters (embed_local_new uses the defaults).
+ * Returns: RAGD_OK and *out (new, free with embed_provider_free); RAGD_ERR_INVALID for bad p. */
+struct embed_provider;
+ragd_rc embed_local_new_params(const embed_local_params *p, struct embed_provider **out,
+                               ragd_err *err);
+
+#endif

@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * embed_local.c - the built-in offline embedder "ragd-local-v1": deterministic signed feature
+ * hashing of word stems, stem bigrams and character n-grams into a fixed number of dimensions,
+ * with sublinear term weighting and L2 normalisation. No model files, no network; the same text
+ * always gives the same vector, on any machine. docs/EMBEDDER.md describes the algorithm and the
+ * measurements behind the default weights.
+ *
+ * Pipeline for one text:
+ *   1. Words: runs of ASCII alphanumerics and non-ASCII UTF-8 bytes, ASCII lower-cased. An
+ *      apostrophe (' or U+2019) between word characters joins ("don't"); a trailing "'s" is cut.
+ *      U+2000..U+207F (general punctuation: dashes, curly quotes, ...) and U+00A0 separate words.
+ *   2. Stopwords (built-in English list) are dropped; the rest are lightly stemmed (stem_apply).
+ *   3. Features: each stem (unigram), each pair of consecutive kept stems (bigram), and the
+ *      character n-grams of each distinct kept word with '<' '>' boundary markers.
+ *   4. Unigrams and bigrams weigh 1 + ln(tf); each block is scaled to its configured L2 mass
+ *      (unigram_weight, bigram_weight, char_weight), the n-gram block by its exact norm, the
+ *      others by their expected norm sqrt(sum of squared weights), which signed hashing preserves
+ *      in expectation. The sum is L2-normalised.
+ *   5. Hashing: a 64-bit hash per feature with a per-kind seed; bits 32..63 pick the dimension
+ *      (multiply-shift range reduction), bit 0 the sign.
+ *
+ * Memory: a per-call open-addressing table of distinct features (on the stack for short texts,
+ * one heap block otherwise); no allocation per feature.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed_int.h"
+#include "ragd/embed.h"
+
+#define RAGD_EMBED_LOCAL_MODEL "ragd-local-v1"
+#define RAGD_EMBED_LOCAL_MAX_BATCH 256
+
+/* Per-kind hash seeds. Changing any of them changes every vector: bump the model name. */
+#define RAGD_SEED_SURFACE 0x5f3759df9e3779b9ULL
+#define RAGD_SEED_UNIGRAM 0x243f6a8885a308d3ULL
+#define RAGD_SEED_BIGRAM 0x13198a2e03707344ULL
+#define RAGD_SEED_CHAR 0xa4093822299f31d0ULL
+
+/* Feature table bounds (slots). Texts with more distinct features than half the largest table
+ * keep the first ones (chunks are far below this: about 3 features per word). */
+#define RAGD_TABLE_STACK_SLOTS 256
+#define RAGD_TABLE_MAX_SLOTS (1u << 20)
+
+enum { RAGD_FEAT_EMPTY = 0, RAGD_FEAT_UNIGRAM, RAGD_FEAT_BIGRAM, RAGD_FEAT_SURFACE, RAGD_FEAT_CHAR };
+
+/* ---- hashing ------------------------------------------------------------------------------ */
+
+/* MurmurHash3's 64-bit finaliser: a bijective mixer with full avalanche. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Little-endian load of n (0..8) bytes, so vectors are the same on every architecture. */
+static uint64_t load_le(const unsigned char *s, size_t n)
+{
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    return w;
+}
+
+static uint64_t bytes_hash(const char *text, size_t n, uint64_t seed)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    while (n >= 8) {
+        h = (h ^ load_le(s, 8)) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        h = (h ^ load_le(s, n)) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+    }
+    return mix64(h);
+}
+
+/* Adds sign(h) * w to the dimension h selects. */
+static inline void feature_add(float *out, int dims, uint64_t h, float w)
+{
+    uint32_t idx = (uint32_t)(((h >> 32) * (uint64_t)(uint32_t)dims) >> 32);
+    out[idx] += (h & 1) ? -w : w;
+}
+
+/* ---- stopwords and the tf weight table (built once) ------------------------------------------ */
+
+static const char *const stopword_list[] = {
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
+    "are", "aren't", "as", "at", "be", "because", "been", "before", "being", "below", "between",
+    "both", "but", "by", "can", "can't", "cannot", "could", "couldn't", "did", "didn't", "do",
+    "does", "doesn't", "doing", "don't", "down", "during", "each", "either", "etc", "few", "for",
+    "from", "further", "had", "hadn't", "has", "hasn't", "have", "haven't", "having", "he", "her",
+    "here", "hers", "herself", "him", "himself", "his", "how", "however", "i", "i'd", "i'll",
+    "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "its", "itself", "just", "let", "may",
+    "me", "might", "more", "most", "must", "my", "myself", "no", "nor", "not", "now", "of", "off",
+    "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "per",
+    "same", "shall", "she", "should", "shouldn't", "so", "some", "such", "than", "that", "the",
+    "their", "theirs", "them", "themselves", "then", "there", "these", "they", "they're", "this",
+    "those", "through", "thus", "to", "too", "under", "until", "up", "upon", "us", "very", "via",
+    "was", "wasn't", "we", "we're", "were", "weren't", "what", "when", "where", "whether",
+    "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without",
+    "won't", "would", "wouldn't", "yet", "you", "you'd", "you'll", "you're", "you've", "your",
+    "yours", "yourself", "yourselves",
+};
+
+#define RAGD_STOP_SLOTS 512 /* power of two, > 2x the list */
+#define RAGD_TF_TABLE 64
+
+static uint64_t stop_table[RAGD_STOP_SLOTS];
+static float tf_table[RAGD_TF_TABLE + 1];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void tables_build(void)
+{
+    for (size_t i = 0; i < sizeof stopword_list / sizeof stopword_list[0]; i++) {
+        const char *w = stopword_list[i];
+        uint64_t h = bytes_hash(w, strlen(w), RAGD_SEED_SURFACE);
+        size_t slot = (size_t)h & (RAGD_STOP_SLOTS - 1);
+        while (stop_table[slot] != 0 && stop_table[slot] != h)
+            slot = (slot + 1) & (RAGD_STOP_SLOTS - 1);
+        stop_table[slot] = h;
+    }
+    tf_table[0] = 0.0f;
+    for (int tf = 1; tf <= RAGD_TF_TABLE; tf++) tf_table[tf] = 1.0f + logf((float)tf);
+}
+
+/* Membership by 64-bit surface hash: a false positive needs a 64-bit collision. */
+static int stopword_has(uint64_t surface_hash)
+{
+    size_t slot = (size_t)surface_hash & (RAGD_STOP_SLOTS - 1);
+    while (stop_table[slot] != 0) {
+        if (stop_table[slot] == surface_hash) return 1;
+        slot = (slot + 1) & (RAGD_STOP_SLOTS - 1);
+    }
+    return 0;
+}
+
+static float tf_weight(uint32_t tf)
+{
+    return tf <= RAGD_TF_TABLE ? tf_table[tf] : 1.0f + logf((float)tf);
+}
+
+/* ---- words ---------------------------------------------------------------------------------- */
+
+typedef struct word {
+    char text[RAGD_EMBED_WORD_MAX]; /* lower-cased, cut at RAGD_EMBED_WORD_MAX */
+    size_t n;                       /* bytes in text */
+    size_t full;                    /* whole length; > n when cut */
+    int ascii;                      /* 1: no byte >= 0x80 */
+} word;
+
+/* Returns: the byte length of a separator at s[i] that the word rules treat as punctuation
+ * although its bytes are >= 0x80 (U+00A0, U+2000..U+207F), or 0. */
+static size_t unicode_separator_len(const unsigned char *s, size_t len, size_t i)
+{
+    if (s[i] == 0xc2 && i + 1 < len && s[i + 1] == 0xa0) return 2;
+    if (s[i] == 0xe2 && i + 2 < len && (s[i + 1] == 0x80 || s[i + 1] == 0x81)) return 3;
+    return 0;
+}
+
+static int ascii_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Returns: 1 if s[i] starts a word character. */
+static int word_char_at(const unsigned char *s, size_t len, size_t i)
+{
+    if (i >= len) return 0;
+    if (ascii_alnum(s[i])) return 1;
+    return s[i] >= 0x80 && unicode_separator_len(s, len, i) == 0;
+}
+
+static void word_push(word *w, unsigned char c)
+{
+    if (w->n < RAGD_EMBED_WORD_MAX) w->text[w->n++] = (char)c;
+    w->full++;
+}
+
+/* Scans the next word at or after *pos. Returns: 1 with *w filled and *pos past the word, or 0
+ * at the end of the text. */
+static int word_next(const unsigned char *s, size_t len, size_t *pos, word *w)
+{
+    size_t i = *pos;
+    while (i < len && !word_char_at(s, len, i)) {
+        size_t sep = s[i] >= 0x80 ? unicode_separator_len(s, len, i) : 0;
+        i += sep > 0 ? sep : 1;
+    }
+    if (i >= len) {
+        *pos = len;
+        return 0;
+    }
+    w->n = 0;
+    w->full = 0;
+    w->ascii = 1;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (ascii_alnum(c)) {
+            word_push(w, (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c);
+            i++;
+        } else if (c == '\'') {
+            if (!word_char_at(s, len, i + 1)) break;
+            word_push(w, '\'');
+            i++;
+        } else if (c >= 0x80) {
+            size_t sep = unicode_separator_len(s, len, i);
+            if (sep == 3 && s[i + 1] == 0x80 && s[i + 2] == 0x99) { /* U+2019 as apostrophe */
+                if (!word_char_at(s, len, i + 3)) break;
+                word_push(w, '\'');
+                i += 3;
+            } else if (sep > 0) {
+                break;
+            } else {
+                word_push(w, c);
+                w->ascii = 0;
+                i++;
+            }
+        } else {
+            break;
+        }
+    }
+    *pos = i;
+    /* Possessive: "ragd's" -> "ragd". */
+    if (w->full == w->n && w->n >= 3 && w->text[w->n - 2] == '\'' && w->text[w->n - 1] == 's') {
+        w->n -= 2;
+        w->full -= 2;
+    }
+    return 1;
+}
+
+/* ---- stemming ------------------------------------------------------------------------------- */
+
+static int is_vowel(char c)
+{
+    return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
+}
+
+static int has_vowel(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_vowel(s[i])) return 1;
+    return 0;
+}
+
+static int ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/* "stopp" -> "stop", "embedd" -> "embed"; keeps ll, ss, zz ("install", "pass") and short stems
+ * ("add"). */
+static size_t undouble(const char *s, size_t n)
+{
+    if (n >= 4 && s[n - 1] == s[n - 2] && !is_vowel(s[n - 1]) && s[n - 1] != 'l' &&
+        s[n - 1] != 's' && s[n - 1] != 'z')
+        return n - 1;
+    return n;
+}
+
+/*
+ * Light, conservative suffix stemming of an ASCII lower-case word s[0..n) in place (only the
+ * last byte may be rewritten). Returns: the stem's length. Rules, in order:
+ *   1. plural: -ies -> -y (n >= 5); -s -> "" unless after s, u, i (class, status, analysis).
+ *   2. one of: -ing (stem keeps a vowel, >= 2 bytes), -ied -> -y, -ed (not -eed; stem keeps a
+ *      vowel, >= 2 bytes), each followed by undoubling; -ly after l e t s d n r h k (stem >= 4);
+ *      -ment (stem >= 5).
+ *   3. a final -e is dropped (not -ee), so use/uses/used/using all give "us", and
+ *      configure/configured/configuring give "configur".
+ * So refund/refunds/refunded/refunding -> "refund", policy/policies -> "policy".
+ */
+static size_t stem_apply(char *s, size_t n)
+{
+    if (n >= 5 && ends_with(s, n, "ies")) {
+        n -= 2;
+        s[n - 1] = 'y';
+    } else if (n >= 4 && s[n - 1] == 's' && s[n - 2] != 's' && s[n - 2] != 'u' &&
+               s[n - 2] != 'i') {
+        n -= 1;
+    }
+
+    if (n >= 5 && ends_with(s, n, "ing") && has_vowel(s, n - 3)) {
+        n = undouble(s, n - 3);
+    } else if (n >= 5 && ends_with(s, n, "ied")) {
+        n -= 2;
+        s[n - 1] = 'y';
+    } else if (n >= 4 && ends_with(s, n, "ed") && !ends_with(s, n, "eed") &&
+               has_vowel(s, n - 2)) {
+        n = undouble(s, n - 2);
+    } else if (n >= 6 && ends_with(s, n, "ly") && strchr("letsdnrhk", s[n - 3]) != NULL) {
+        n -= 2;
+    } else if (n >= 9 && ends_with(s, n, "ment")) {
+        n -= 4;
+    }
+
+    if (n >= 3 && s[n - 1] == 'e' && s[n - 2] != 'e') n -= 1;
+    return n;
+}
+
+/* ---- the tokenizer shared by the embedder and the tuner's BM25 ------------------------------- */
+
+typedef struct term {
+    const word *surface;   /* the word as written (lower-cased, possessive cut) */
+    uint64_t surface_hash; /* RAGD_SEED_SURFACE hash of the surface */
+    const char *stem;      /* stem bytes (borrowed for the callback) */
+    size_t stem_len;
+    uint64_t unigram_hash; /* RAGD_SEED_UNIGRAM hash of the stem */
+} term;
+
+typedef void (*term_fn)(void *ctx, const term *t);
+
+static uint64_t word_hash(const char *s, size_t n, size_t full, uint64_t seed)
+{
+    uint64_t h = bytes_hash(s, n, seed);
+    return full > n ? mix64(h ^ (uint64_t)full) : h;
+}
+
+static void terms_run(const char *text, size_t len, const embed_local_params *p, term_fn fn,
+                      void *ctx)
+{
+    pthread_once(&tables_once, tables_build);
+    const unsigned char *s = (const unsigned char *)text;
+    size_t pos = 0;
+    word w;
+    char stem[RAGD_EMBED_WORD_MAX];
+    while (word_next(s, len, &pos, &w)) {
+        term t;
+        t.surface = &w;
+        t.surface_hash = word_hash(w.text, w.n, w.full, RAGD_SEED_SURFACE);
+        if (p->stopwords && w.full == w.n && stopword_has(t.surface_hash)) continue;
+        memcpy(stem, w.text, w.n);
+        t.stem = stem;
+        t.stem_len = w.n;
+        if (p->stem && w.ascii && w.full == w.n) t.stem_len = stem_apply(stem, w.n);
+        t.unigram_hash = word_hash(stem, t.stem_len, w.full - w.n + t.stem_len, RAGD_SEED_UNIGRAM);
+        fn(ctx, &t);
+    }
+}
+
+/* ---- the feature table ---------------------------------------------------------------------- */
+
+typedef struct feat {
+    uint64_t key;
+    uint32_t count;
+    uint32_t kind; /* RAGD_FEAT_*; RAGD_FEAT_EMPTY marks a free slot */
+} feat;
+
+typedef struct feat_table {
+    feat *slots;
+    size_t cap; /* power of two */
+    size_t used;
+    int on_heap;
+} feat_table;
+
+/* Doubles the table. Returns: 0, or -1 when at the size limit or out of memory (unchanged). */
+static int table_grow(feat_table *t)
+{
+    if (t->cap >= RAGD_TABLE_MAX_SLOTS) return -1;
+    size_t cap = t->cap * 2;
+    feat *slots = calloc(cap, sizeof *slots);
+    if (slots == NULL) return -1;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->slots[i].kind == RAGD_FEAT_EMPTY) continue;
+        size_t j = (size_t)t->slots[i].key & (cap - 1);
+        while (slots[j].kind != RAGD_FEAT_EMPTY) j = (j + 1) & (cap - 1);
+        slots[j] = t->slots[i];
+    }
+    if (t->on_heap) free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    t->on_heap = 1;
+    return 0;
+}
+
+/* Counts one occurrence of (kind, key). Returns: 1 when new, 0 when seen before, -1 when the
+ * table is full and the feature was dropped. */
+static int table_add(feat_table *t, uint32_t kind, uint64_t key)
+{
+    for (;;) {
+        size_t j = (size_t)key & (t->cap - 1);
+        while (t->slots[j].kind != RAGD_FEAT_EMPTY) {
+            if (t->slots[j].key == key && t->slots[j].kind == kind) {
+                t->slots[j].count++;
+                return 0;
+            }
+            j = (j + 1) & (t->cap - 1);
+        }
+        /* Keep the load under 1/2 so probes stay short. */
+        if ((t->used + 1) * 2 > t->cap) {
+            if (table_grow(t) != 0) return -1;
+            continue;
+        }
+        t->slots[j].key = key;
+        t->slots[j].kind = kind;
+        t->slots[j].count = 1;
+        t->used++;
+        return 1;
+    }
+}
+
+/* ---- the embedding ---------------------------------------------------------------------------- */
+
+typedef struct embed_run {
+    const embed_local_params *p;
+    feat_table table;
+    float *out;        /* accumulates the char n-gram block during the scan */
+    uint64_t previous; /* unigram hash of the previous kept stem */
+    int has_previous;
+} embed_run;
+
+/* Character n-grams of "<surface>": into the table (char_sublinear) or straight into out. */
+static void char_ngrams_add(embed_run *r, const word *w)
+{
+    const embed_local_params *p = r->p;
+    unsigned char g[RAGD_EMBED_WORD_MAX + 2 + 8] = {0};
+    size_t n = w->n;
+    g[0] = '<';
+    memcpy(g + 1, w->text, n);
+    g[n + 1] = '>';
+    size_t total = n + 2;
+    for (int k = p->char_min; k <= p->char_max; k++) {
+        if ((size_t)k > total) break;
+        uint64_t mask = (1ULL << (8 * k)) - 1;
+        uint64_t tag = (uint64_t)k << 56;
+        for (size_t i = 0; i + (size_t)k <= total; i++) {
+            uint64_t packed = (load_le(g + i, 8) & mask) | tag;
+            uint64_t h = mix64(packed ^ RAGD_SEED_CHAR);
+            if (p->char_sublinear) table_add(&r->table, RAGD_FEAT_CHAR, h);
+            else feature_add(r->out, p->dims, h, 1.0f);
+        }
+    }
+}
+
+static void embed_term(void *ctx, const term *t)
+{
+    embed_run *r = ctx;
+    const embed_local_params *p = r->p;
+    if (p->unigram_weight > 0) table_add(&r->table, RAGD_FEAT_UNIGRAM, t->unigram_hash);
+    if (p->bigram_weight > 0 && r->has_previous) {
+        uint64_t b = mix64(r->previous ^ ((t->unigram_hash << 21) | (t->unigram_hash >> 43)) ^
+                           RAGD_SEED_BIGRAM);
+        table_add(&r->table, RAGD_FEAT_BIGRAM, b);
+    }
+    r->previous = t->unigram_hash;
+    r->has_previous = 1;
+    if (p->char_weight > 0 && table_add(&r->table, RAGD_FEAT_SURFACE, t->surface_hash) == 1)
+        char_ngrams_add(r, t->surface);
+}
+
+static void vector_scale(float *v, int dims, float scale)
+{
+    for (int i = 0; i < dims; i++) v[i] *= scale;
+}
+
+static double vector_norm(const float *v, int dims)
+{
+    double sum = 0.0;
+    for (int i = 0; i < dims; i++) sum += (double)v[i] * v[i];
+    return sqrt(sum);
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 1;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+void embed_local_vector_params(const char *text, size_t len, const embed_local_params *p,
+                               float *out)
+{
+    memset(out, 0, (size_t)p->dims * sizeof *out);
+    if (text == NULL || len == 0) return;
+
+    feat stack_slots[RAGD_TABLE_STACK_SLOTS];
+    embed_run r = {.p = p, .out = out};
+    /* About 3 distinct features per word and >= 4 bytes per word: len slots keep load < 1/2. */
+    size_t want = pow2_at_least(len < 64 ? 64 : len);
+    if (want > (1u << 16)) want = 1u << 16;
+    if (want > RAGD_TABLE_STACK_SLOTS) r.table.slots = calloc(want, sizeof(feat));
+    if (r.table.slots != NULL) {
+        r.table.cap = want;
+        r.table.on_heap = 1;
+    } else {
+        /* Short text, or no memory: start on the stack; table_grow moves to the heap. */
+        memset(stack_slots, 0, sizeof stack_slots);
+        r.table.slots = stack_slots;
+        r.table.cap = RAGD_TABLE_STACK_SLOTS;
+    }
+
+    terms_run(text, len, p, embed_term, &r);
+
+    /* The char n-gram block is alone in out so far: scale it to its mass. */
+    double char_norm = vector_norm(out, p->dims);
+    if (char_norm > 0) vector_scale(out, p->dims, (float)(p->char_weight / char_norm));
+
+    double sum_uni = 0.0, sum_bi = 0.0, sum_char = 0.0;
+    for (size_t i = 0; i < r.table.cap; i++) {
+        const feat *f = &r.table.slots[i];
+        double w = tf_weight(f->count);
+        if (f->kind == RAGD_FEAT_UNIGRAM) sum_uni += w * w;
+        else if (f->kind == RAGD_FEAT_BIGRAM) sum_bi += w * w;
+        else if (f->kind == RAGD_FEAT_CHAR) sum_char += w * w;
+    }
+    float scale[RAGD_FEAT_CHAR + 1] = {0};
+    if (sum_uni > 0) scale[RAGD_FEAT_UNIGRAM] = (float)(p->unigram_weight / sqrt(sum_uni));
+    if (sum_bi > 0) scale[RAGD_FEAT_BIGRAM] = (float)(p->bigram_weight / sqrt(sum_bi));
+    if (sum_char > 0) scale[RAGD_FEAT_CHAR] = (float)(p->char_weight / sqrt(sum_char));
+    for (size_t i = 0; i < r.table.cap; i++) {
+        const feat *f = &r.table.slots[i];
+        if (scale[f->kind] != 0.0f)
+            feature_add(out, p->dims, f->key, scale[f->kind] * tf_weight(f->count));
+    }
+    if (r.table.on_heap) free(r.table.slots);
+
+    double norm = vector_norm(out, p->dims);
+    if (norm > 0) vector_scale(out, p->dims, (float)(1.0 / norm));
+}
+
+/* ---- parameters ------------------------------------------------------------------------------- */
+
+void embed_local_params_default(embed_local_params *p, int dims)
+{
+    p->dims = dims;
+    p->unigram_weight = 1.0f;
+    p->bigram_weight = 0.5f;
+    p->char_weight = 0.5f;
+    p->char_min = 3;
+    p->char_max = 5;
+    p->stem = 1;
+    p->stopwords = 1;
+    p->char_sublinear = 0;
+}
+
+int embed_local_params_valid(const embed_local_params *p)
+{
+    if (p == NULL || p->dims < 64 || p->dims > 4096) return 0;
+    if (!(p->unigram_weight >= 0 && p->unigram_weight < 1e6f)) return 0;
+    if (!(p->bigram_weight >= 0 && p->bigram_weight < 1e6f)) return 0;
+    if (!(p->char_weight >= 0 && p->char_weight < 1e6f)) return 0;
+    if (p->char_weight > 0 && (p->char_min < 2 || p->char_max < p->char_min ||
+                               p->char_max > RAGD_EMBED_CHAR_NGRAM_MAX))
+        return 0;
+    return 1;
+}
+
+void embed_local_vector(const char *text, size_t len, int dims, float *out)
+{
+    embed_local_params p;
+    embed_local_params_default(&p, dims);
+    embed_local_vector_params(text, len, &p, out);
+}
+
+typedef struct terms_ctx {
+    embed_term_fn fn;
+    void *ctx;
+} terms_ctx;
+
+static void terms_forward(void *ctx, const term *t)
+{
+    terms_ctx *c = ctx;
+    c->fn(c->ctx, t->unigram_hash, t->stem, t->stem_len);
+}
+
+void embed_local_terms_each(const char *text, size_t len, const embed_local_params *p,
+                            embed_term_fn fn, void *ctx)
+{
+    if (text == NULL || len == 0) return;
+    terms_ctx c = {fn, ctx};
+    terms_run(text, len, p, terms_forward, &c);
+}
+
+/* ---- the provider ------------------------------------------------------------------------------ */
+
+static ragd_rc local_batch(embed_provider *p, const char *const *texts, const size_t *lens,
+                           size_t n, float *out, ragd_err *err)
+{
+    const embed_local_params *params = p->state;
+    if (n > 0 && (texts == NULL || out == NULL))
+        return ragd_err_set(err, RAGD_ERR_INVALID, "embed: texts and out are required");
+    for (size_t i = 0; i < n; i++) {
+        const char *t = texts[i];
+        size_t len = t == NULL ? 0 : (lens != NULL ? lens[i] : strlen(t));
+        embed_local_vector_params(t, len, params, out + i * (size_t)params->dims);
+    }
+    return RAGD_OK;
+}
+
+static void local_destroy(embed_provider *p)
+{
+    free(p->state);
+    free(p);
+}
+
+static const embed_ops local_ops = {
+    .name = "local",
+    .batch = local_batch,
+    .destroy = local_destroy,
+};
+
+ragd_rc embed_local_new_params(const embed_local_params *params, embed_provider **out,
+                               ragd_err *err)
+{
+    if (!embed_local_params_valid(params))
+        return ragd_err_set(err, RAGD_ERR_INVALID,
+                            "embed: local embedder parameters invalid (dims must be 64..4096)");
+    embed_provider *p = calloc(1, sizeof *p);
+    embed_local_params *state = malloc(sizeof *state);
+    if (p == NULL || state == NULL) {
+        free(p);
+        free(state);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "embed: out of memory");
+    }
+    *state = *params;
+    p->ops = &local_ops;
+    strcpy(p->model, RAGD_EMBED_LOCAL_MODEL);
+    p->dims = params->dims;
+    p->max_batch = RAGD_EMBED_LOCAL_MAX_BATCH;
+    p->state = state;
+    *out = p;
+    return RAGD_OK;
+}
+
+ragd_rc embed_local_new(int dims, embed_provider **out, ragd_err *err)
+{
+    if (dims < 64 || dims > 4096)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "embed: dims %d out of range 64..4096", dims);
+    embed_local_params params;
+    embed_local_params_default(&params, dims);
+    return embed_local_new_params(&params, out, err);
+}

@@ -1,0 +1,996 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c - the RAG engine for one data dir: the data-dir lock, opening the store and the vector
+ * index (rebuilding the index from SQLite when it cannot be trusted), incremental ingest, and
+ * retrieval. HTTP and CLI are thin layers over the functions here.
+ *
+ * Consistency model. SQLite is the source of truth. Every ingested document is applied in one
+ * SQLite transaction that also bumps the store's generation; right after the commit the in-memory
+ * index gets the same change. Both happen under the write side of `rw`; retrievals hold the read
+ * side across index search and chunk fetch, so they see a document either wholly before or wholly
+ * after its update. The index file on disk records the generation it matches; at open, a file whose
+ * generation, count, dims or checksum disagree is not used: the index is rebuilt from SQLite.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ragd/embed.h"
+#include "ragd/engine.h"
+#include "ragd/ingest.h"
+#include "ragd/log.h"
+#include "ragd/store.h"
+#include "ragd/util.h"
+
+#define INDEX_FILE "index.faiss"
+#define LOCK_FILE "ragd.lock"
+#define REBUILD_BATCH 1024
+
+struct engine {
+    const ragd_cfg *cfg;
+    int readonly;
+    int lock_fd;
+    char *index_path;
+    store_db *db;
+    store_index *index;
+    embed_provider *embedder;
+    pthread_rwlock_t rw;        /* index + commit point; see the file comment */
+    pthread_mutex_t ingest_mu;  /* one ingest at a time */
+    pthread_mutex_t status_mu;  /* the last_* fields below */
+    atomic_int ingest_running;
+    atomic_int cancelled;       /* engine_ingest_cancel was called */
+    int index_dirty;            /* in-memory index changed since it was saved */
+    int model_pending;          /* store has another model; only an ingest with reset may run */
+    uint64_t generation;        /* store generation the in-memory index matches */
+    int64_t last_ingest_at;
+    int last_ingest_ok;
+};
+
+/* ---- data-dir lock ----------------------------------------------------------------------- */
+
+int engine_lock_owner(const char *data_dir, long *pid, char *listen, size_t listen_size)
+{
+    *pid = 0;
+    if (listen_size) listen[0] = '\0';
+    char *path = util_path_join(data_dir, LOCK_FILE);
+    if (path == NULL) return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0) return 0;
+    int held = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        held = errno == EWOULDBLOCK;
+    } else {
+        flock(fd, LOCK_UN);
+    }
+    char text[256];
+    ssize_t n = held ? read(fd, text, sizeof text - 1) : 0;
+    close(fd);
+    if (n > 0) {
+        text[n] = '\0';
+        char *p = strstr(text, "pid=");
+        if (p) *pid = strtol(p + 4, NULL, 10);
+        p = strstr(text, "listen=");
+        if (p && listen_size) {
+            p += 7;
+            size_t k = strcspn(p, "\n");
+            if (k >= listen_size) k = listen_size - 1;
+            memcpy(listen, p, k);
+            listen[k] = '\0';
+        }
+    }
+    return held;
+}
+
+static void lock_write(int fd, const char *listen)
+{
+    char text[256];
+    int n = snprintf(text, sizeof text, "pid=%ld\n%s%s%s", (long)getpid(),
+                     listen ? "listen=" : "", listen ? listen : "", listen ? "\n" : "");
+    if (ftruncate(fd, 0) == 0 && n > 0) {
+        ssize_t w = pwrite(fd, text, (size_t)n, 0);
+        (void)w;
+    }
+}
+
+static ragd_rc lock_take(engine *e, const char *data_dir, ragd_err *err)
+{
+    char *path = util_path_join(data_dir, LOCK_FILE);
+    if (path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int en = errno;
+        ragd_err_set(err, RAGD_ERR_IO, "cannot open lock file %s: %s", path, strerror(en));
+        free(path);
+        return RAGD_ERR_IO;
+    }
+    free(path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int en = errno;
+        close(fd);
+        if (en != EWOULDBLOCK)
+            return ragd_err_set(err, RAGD_ERR_IO, "cannot lock data dir %s: %s", data_dir,
+                                strerror(en));
+        long pid = 0;
+        char listen[128];
+        engine_lock_owner(data_dir, &pid, listen, sizeof listen);
+        return ragd_err_set(err, RAGD_ERR_LOCKED,
+                            "data dir %s is in use by another ragd process (pid %ld%s%s); "
+                            "stop it, or send the work to it over HTTP",
+                            data_dir, pid, listen[0] ? ", serving " : "", listen);
+    }
+    lock_write(fd, NULL);
+    e->lock_fd = fd;
+    return RAGD_OK;
+}
+
+void engine_listen_note(engine *e, const char *host, int port)
+{
+    if (e == NULL || e->lock_fd < 0) return;
+    char listen[128];
+    snprintf(listen, sizeof listen, "%s:%d", host, port);
+    lock_write(e->lock_fd, listen);
+}
+
+/* ---- index load / rebuild ------------------------------------------------------------------ */
+
+typedef struct rebuild_ctx {
+    store_index *index;
+    int dims;
+    int64_t ids[REBUILD_BATCH];
+    float *vecs;
+    size_t n;
+    ragd_err *err;
+    ragd_rc rc;
+} rebuild_ctx;
+
+static int rebuild_flush(rebuild_ctx *c)
+{
+    if (c->n == 0) return 0;
+    c->rc = store_index_add(c->index, c->n, c->ids, c->vecs, c->err);
+    c->n = 0;
+    return c->rc != RAGD_OK;
+}
+
+static int rebuild_cb(void *ctx, int64_t chunk_id, const float *vec, int dims)
+{
+    rebuild_ctx *c = ctx;
+    if (dims != c->dims) return 1;
+    c->ids[c->n] = chunk_id;
+    memcpy(c->vecs + c->n * (size_t)dims, vec, sizeof(float) * (size_t)dims);
+    if (++c->n == REBUILD_BATCH) return rebuild_flush(c);
+    return 0;
+}
+
+/* Builds a new index from SQLite's chunks and embeddings. Caller holds the write lock or is the
+ * only user. Returns: RAGD_OK and replaces e->index. */
+static ragd_rc index_rebuild(engine *e, ragd_err *err)
+{
+    int dims = e->embedder->dims;
+    store_index *idx = NULL;
+    ragd_rc rc = store_index_new(dims, &idx, err);
+    if (rc != RAGD_OK) return rc;
+    rebuild_ctx c = {.index = idx, .dims = dims, .err = err};
+    c.vecs = malloc(sizeof(float) * (size_t)dims * REBUILD_BATCH);
+    if (c.vecs == NULL) {
+        store_index_free(idx);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory rebuilding the index");
+    }
+    uint64_t gen = 0;
+    size_t missing = 0;
+    double t0 = util_now_ms();
+    rc = store_db_generation_get(e->db, &gen, err);
+    if (rc == RAGD_OK)
+        rc = store_db_vectors_each(e->db, e->embedder->model, dims, rebuild_cb, &c, &missing,
+                                   err);
+    if (rc == RAGD_OK && c.rc == RAGD_OK) rebuild_flush(&c);
+    if (rc == RAGD_OK) rc = c.rc;
+    free(c.vecs);
+    if (rc != RAGD_OK) {
+        store_index_free(idx);
+        return rc;
+    }
+    if (missing > 0)
+        RAGD_LOG(RAGD_LOG_WARN, "engine",
+                 "%zu chunks have no stored embedding for %s and are not searchable; "
+                 "re-ingest with --reset to repair", missing, e->embedder->model);
+    store_index_free(e->index);
+    e->index = idx;
+    e->generation = gen;
+    e->index_dirty = 1;
+    RAGD_LOG(RAGD_LOG_INFO, "engine", "rebuilt vector index from SQLite: %zu vectors in %.0f ms",
+             store_index_count(idx), util_now_ms() - t0);
+    return RAGD_OK;
+}
+
+/* Saves the index with the generation it matches. Caller holds ingest_mu or is the only user
+ * (only ingest modifies the index), so a read lock suffices for concurrent searches. */
+static ragd_rc index_save(engine *e, ragd_err *err)
+{
+    if (e->readonly || !e->index_dirty) return RAGD_OK;
+    pthread_rwlock_rdlock(&e->rw);
+    ragd_rc rc = store_index_save(e->index, e->index_path, e->generation, err);
+    pthread_rwlock_unlock(&e->rw);
+    if (rc == RAGD_OK) e->index_dirty = 0;
+    return rc;
+}
+
+static ragd_rc index_open(engine *e, ragd_err *err)
+{
+    int64_t docs = 0, chunks = 0, embeddings = 0;
+    uint64_t gen = 0, saved_gen = 0;
+    ragd_rc rc = store_db_stats(e->db, &docs, &chunks, &embeddings, err);
+    if (rc == RAGD_OK) rc = store_db_generation_get(e->db, &gen, err);
+    if (rc != RAGD_OK) return rc;
+
+    ragd_err lerr = {0};
+    store_index *idx = NULL;
+    rc = store_index_load(e->index_path, e->embedder->dims, &idx, &saved_gen, &lerr);
+    if (rc == RAGD_OK && saved_gen == gen && store_index_count(idx) == (size_t)chunks) {
+        e->index = idx;
+        e->generation = gen;
+        e->index_dirty = 0;
+        RAGD_LOG(RAGD_LOG_INFO, "engine", "loaded vector index: %zu vectors, generation %llu",
+                 store_index_count(idx), (unsigned long long)gen);
+        return RAGD_OK;
+    }
+    if (rc == RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_WARN, "engine",
+                 "vector index is out of step with SQLite (index generation %llu, %zu vectors; "
+                 "store generation %llu, %lld chunks): rebuilding",
+                 (unsigned long long)saved_gen, store_index_count(idx), (unsigned long long)gen,
+                 (long long)chunks);
+        store_index_free(idx);
+    } else if (rc == RAGD_ERR_NOT_FOUND) {
+        if (chunks > 0)
+            RAGD_LOG(RAGD_LOG_WARN, "engine", "vector index missing (%s): rebuilding", lerr.msg);
+    } else {
+        RAGD_LOG(RAGD_LOG_WARN, "engine", "vector index not usable (%s): rebuilding", lerr.msg);
+    }
+    rc = index_rebuild(e, err);
+    if (rc != RAGD_OK) return rc;
+    if (e->readonly) return RAGD_OK;
+    return index_save(e, err);
+}
+
+/* ---- open / close ------------------------------------------------------------------------- */
+
+ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err *err)
+{
+    int readonly = (flags & RAGD_ENGINE_READONLY) != 0;
+    engine *e = calloc(1, sizeof *e);
+    if (e == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    e->cfg = cfg;
+    e->readonly = readonly;
+    e->lock_fd = -1;
+    e->last_ingest_ok = 1;
+    pthread_rwlock_init(&e->rw, NULL);
+    pthread_mutex_init(&e->ingest_mu, NULL);
+    pthread_mutex_init(&e->status_mu, NULL);
+    atomic_init(&e->ingest_running, 0);
+    atomic_init(&e->cancelled, 0);
+
+    ragd_rc rc = RAGD_OK;
+    e->index_path = util_path_join(cfg->data_dir, INDEX_FILE);
+    if (e->index_path == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    if (rc == RAGD_OK && !readonly) rc = util_mkdir_p(cfg->data_dir, err);
+    if (rc == RAGD_OK && !readonly) rc = lock_take(e, cfg->data_dir, err);
+    if (rc == RAGD_OK) rc = store_db_open(cfg->data_dir, readonly, &e->db, err);
+    if (rc == RAGD_OK) rc = embed_provider_new(cfg, &e->embedder, err);
+    if (rc == RAGD_OK) {
+        int64_t docs = 0, chunks = 0, embeddings = 0;
+        rc = store_db_stats(e->db, &docs, &chunks, &embeddings, err);
+        /* A read-only open of an empty store must not try to record the model. */
+        if (rc == RAGD_OK && !(readonly && chunks == 0)) {
+            ragd_err merr = {0};
+            rc = store_db_model_check(e->db, e->embedder->model, e->embedder->dims, &merr);
+            if (rc == RAGD_ERR_MODEL_MISMATCH && (flags & RAGD_ENGINE_RESETTING)) {
+                /* The store is about to be emptied; until then nothing may be written to it. */
+                RAGD_LOG(RAGD_LOG_INFO, "engine", "%s; proceeding because of --reset", merr.msg);
+                e->model_pending = 1;
+                rc = RAGD_OK;
+            } else if (rc != RAGD_OK) {
+                ragd_err_set(err, rc, "%s", merr.msg);
+            }
+        }
+    }
+    if (rc == RAGD_OK && e->model_pending)
+        rc = store_index_new(e->embedder->dims, &e->index, err);
+    else if (rc == RAGD_OK)
+        rc = index_open(e, err);
+    if (rc != RAGD_OK) {
+        engine_close(e);
+        return rc;
+    }
+    *out = e;
+    return RAGD_OK;
+}
+
+void engine_close(engine *e)
+{
+    if (e == NULL) return;
+    if (e->index != NULL && e->db != NULL) {
+        ragd_err err = {0};
+        if (index_save(e, &err) != RAGD_OK)
+            RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
+                     "rebuilt from SQLite at the next start", err.msg);
+    }
+    store_index_free(e->index);
+    embed_provider_free(e->embedder);
+    store_db_close(e->db);
+    if (e->lock_fd >= 0) {
+        /* The file stays (unlinking would race with another process locking it); emptying it
+         * says nobody serves here. */
+        if (ftruncate(e->lock_fd, 0) != 0) { /* nothing useful to do */ }
+        close(e->lock_fd);
+    }
+    free(e->index_path);
+    pthread_rwlock_destroy(&e->rw);
+    pthread_mutex_destroy(&e->ingest_mu);
+    pthread_mutex_destroy(&e->status_mu);
+    free(e);
+}
+
+/* ---- ingest ------------------------------------------------------------------------------- */
+
+void engine_ingest_report_free(engine_ingest_report *r)
+{
+    if (r == NULL) return;
+    for (size_t i = 0; i < r->error_count; i++) {
+        free(r->errors[i].source);
+        free(r->errors[i].code);
+        free(r->errors[i].message);
+    }
+    free(r->errors);
+    free(r->root);
+    memset(r, 0, sizeof *r);
+}
+
+static void report_error(engine_ingest_report *r, const char *source, ragd_rc rc, const char *msg)
+{
+    engine_file_error *p = realloc(r->errors, sizeof *p * (r->error_count + 1));
+    if (p == NULL) return; /* the count of failed documents still says something failed */
+    r->errors = p;
+    engine_file_error *fe = &p[r->error_count];
+    fe->source = strdup(source);
+    fe->code = strdup(ragd_rc_name(rc));
+    fe->message = strdup(msg);
+    if (fe->source == NULL || fe->code == NULL || fe->message == NULL) {
+        free(fe->source);
+        free(fe->code);
+        free(fe->message);
+        return;
+    }
+    r->error_count++;
+}
+
+char *engine_ingest_report_json(const engine_ingest_report *r)
+{
+    json_t *errors = json_array();
+    for (size_t i = 0; errors && i < r->error_count; i++)
+        json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "source", r->errors[i].source,
+                                                "code", r->errors[i].code, "message",
+                                                r->errors[i].message));
+    json_t *o = json_pack(
+        "{s:s, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o, s:f}",
+        "root", r->root ? r->root : "", "reset", r->reset, "documents", "seen",
+        (json_int_t)r->docs_seen, "added", (json_int_t)r->docs_added, "updated",
+        (json_int_t)r->docs_updated, "unchanged", (json_int_t)r->docs_unchanged, "removed",
+        (json_int_t)r->docs_removed, "failed", (json_int_t)r->docs_failed, "chunks", "added",
+        (json_int_t)r->chunks_added, "removed", (json_int_t)r->chunks_removed, "embedded",
+        (json_int_t)r->chunks_embedded, "deduplicated", (json_int_t)r->chunks_deduplicated,
+        "errors", errors ? errors : json_array(), "duration_ms", r->duration_ms);
+    if (o == NULL) return NULL;
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* The text a chunk is embedded as: its heading path (or, without headings, the document title)
+ * gives the chunk's context, then the chunk text itself. Returns: new string (free()). */
+static char *embed_input(const char *title, const char *heading, const char *text, size_t len)
+{
+    util_buf b = {0};
+    const char *ctx = heading[0] ? heading : title;
+    if (util_buf_puts(&b, ctx) != 0 || util_buf_append(&b, "\n\n", 2) != 0 ||
+        util_buf_append(&b, text, len) != 0) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    return util_buf_steal(&b);
+}
+
+/* Per-document work prepared outside any lock: chunks, their embedding inputs, checksums and
+ * vectors. */
+typedef struct doc_work {
+    ingest_doc doc;
+    ingest_chunk_list chunks;
+    char (*checksums)[UTIL_SHA256_HEX_LEN + 1];
+    float *vectors; /* chunks.count * dims */
+} doc_work;
+
+static void doc_work_free(doc_work *w)
+{
+    ingest_doc_free(&w->doc);
+    ingest_chunk_list_free(&w->chunks);
+    free(w->checksums);
+    free(w->vectors);
+    memset(w, 0, sizeof *w);
+}
+
+typedef struct dup_entry {
+    const char *checksum;
+    size_t index;
+} dup_entry;
+
+static int dup_entry_cmp(const void *a, const void *b)
+{
+    const dup_entry *x = a, *y = b;
+    int c = strcmp(x->checksum, y->checksum);
+    if (c != 0) return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* For each of n checksums, the index of the first checksum equal to it (itself when unique).
+ * Sorting makes this O(n log n) for documents with thousands of chunks.
+ * Returns: new array of n indexes (free()), or NULL on OOM. */
+static size_t *dup_map(char (*checksums)[UTIL_SHA256_HEX_LEN + 1], size_t n)
+{
+    size_t *map = malloc(sizeof *map * n);
+    dup_entry *v = malloc(sizeof *v * n);
+    if (map == NULL || v == NULL) {
+        free(map);
+        free(v);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) v[i] = (dup_entry){checksums[i], i};
+    qsort(v, n, sizeof *v, dup_entry_cmp);
+    for (size_t i = 0; i < n; i++) {
+        size_t first = (i > 0 && strcmp(v[i].checksum, v[i - 1].checksum) == 0)
+                           ? map[v[i - 1].index]
+                           : v[i].index;
+        map[v[i].index] = first;
+    }
+    free(v);
+    return map;
+}
+
+/* Chunks the document and finds or computes each chunk's embedding. New embeddings are stored at
+ * once (each is paid work, kept even if this document later fails). */
+static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd_err *err)
+{
+    const ragd_cfg *cfg = e->cfg;
+    ingest_chunk_opts opts = {.target_tokens = cfg->chunk_target_tokens,
+                              .max_tokens = cfg->chunk_max_tokens,
+                              .overlap = cfg->chunk_overlap,
+                              .markdown = w->doc.markdown};
+    ragd_rc rc = ingest_chunk_split(w->doc.text, w->doc.len, &opts, &w->chunks, err);
+    if (rc != RAGD_OK) return rc;
+    size_t n = w->chunks.count;
+    int dims = e->embedder->dims;
+    if (n == 0) return RAGD_OK;
+    w->checksums = calloc(n, sizeof *w->checksums);
+    w->vectors = calloc(n * (size_t)dims, sizeof(float));
+    char **inputs = calloc(n, sizeof *inputs);
+    const char **todo = calloc(n, sizeof *todo);
+    size_t *todo_len = calloc(n, sizeof *todo_len);
+    size_t *todo_idx = calloc(n, sizeof *todo_idx);
+    float *fresh = NULL;
+    size_t *dup_of = NULL;
+    size_t ntodo = 0;
+    if (!w->checksums || !w->vectors || !inputs || !todo || !todo_len || !todo_idx) {
+        rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n && rc == RAGD_OK; i++) {
+        const ingest_chunk *c = &w->chunks.items[i];
+        inputs[i] = embed_input(w->doc.title, c->heading, w->doc.text + c->start,
+                                c->end - c->start);
+        if (inputs[i] == NULL) {
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        util_sha256_hex(inputs[i], strlen(inputs[i]), w->checksums[i]);
+    }
+    if (rc == RAGD_OK && (dup_of = dup_map(w->checksums, n)) == NULL)
+        rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == RAGD_OK; i++) {
+        if (dup_of[i] != i) { /* identical chunks inside this document share one embedding */
+            r->chunks_deduplicated++;
+            continue;
+        }
+        int found = 0;
+        rc = store_db_embedding_get(e->db, w->checksums[i], e->embedder->model, dims,
+                                    w->vectors + i * (size_t)dims, &found, err);
+        if (rc != RAGD_OK) break;
+        if (found) {
+            r->chunks_deduplicated++;
+        } else {
+            todo[ntodo] = inputs[i];
+            todo_len[ntodo] = strlen(inputs[i]);
+            todo_idx[ntodo] = i;
+            ntodo++;
+        }
+    }
+    if (rc == RAGD_OK && ntodo > 0) {
+        fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
+        if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        if (rc == RAGD_OK) rc = embed_batch_run(e->embedder, todo, todo_len, ntodo, fresh, err);
+        for (size_t t = 0; rc == RAGD_OK && t < ntodo; t++) {
+            size_t i = todo_idx[t];
+            memcpy(w->vectors + i * (size_t)dims, fresh + t * (size_t)dims,
+                   sizeof(float) * (size_t)dims);
+            rc = store_db_embedding_put(e->db, w->checksums[i], e->embedder->model, dims,
+                                        fresh + t * (size_t)dims, err);
+            if (rc == RAGD_OK) r->chunks_embedded++;
+        }
+    }
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++)
+        if (dup_of[i] != i)
+            memcpy(w->vectors + i * (size_t)dims, w->vectors + dup_of[i] * (size_t)dims,
+                   sizeof(float) * (size_t)dims);
+done:
+    for (size_t i = 0; inputs && i < n; i++) free(inputs[i]);
+    free(inputs);
+    free(todo);
+    free(todo_len);
+    free(todo_idx);
+    free(fresh);
+    free(dup_of);
+    return rc;
+}
+
+/* Applies one document: SQLite transaction, then the in-memory index, both under the write lock.
+ * existing_id is 0 for a new document. */
+static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, doc_work *w,
+                          size_t *removed_chunks, ragd_err *err)
+{
+    size_t n = w->chunks.count;
+    int64_t *old_ids = NULL, *new_ids = NULL;
+    size_t old_n = 0;
+    int64_t doc_id = 0;
+    uint64_t gen = 0;
+    if (n > 0 && (new_ids = calloc(n, sizeof *new_ids)) == NULL)
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+
+    pthread_rwlock_wrlock(&e->rw);
+    ragd_rc rc = store_db_begin(e->db, err);
+    if (rc == RAGD_OK && existing_id != 0) {
+        rc = store_db_doc_chunk_ids(e->db, existing_id, &old_ids, &old_n, err);
+        if (rc == RAGD_OK) rc = store_db_doc_chunks_delete(e->db, existing_id, err);
+    }
+    if (rc == RAGD_OK) rc = store_db_doc_put(e->db, row, &doc_id, err);
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        const ingest_chunk *c = &w->chunks.items[i];
+        store_chunk_in in = {.ordinal = (int)i,
+                             .text = w->doc.text + c->start,
+                             .text_len = c->end - c->start,
+                             .heading = c->heading,
+                             .tokens = (int64_t)c->tokens,
+                             .char_start = (int64_t)c->start,
+                             .char_end = (int64_t)c->end,
+                             .checksum = w->checksums[i]};
+        rc = store_db_chunk_put(e->db, doc_id, &in, &new_ids[i], err);
+    }
+    if (rc == RAGD_OK) rc = store_db_generation_bump(e->db, &gen, err);
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(e->db);
+    } else {
+        /* SQLite has the document now; bring the index in step. If that fails, the index is
+         * rebuilt from SQLite so the two never disagree. */
+        ragd_err ierr = {0};
+        ragd_rc irc = RAGD_OK;
+        if (old_n > 0) irc = store_index_remove(e->index, old_n, old_ids, NULL, &ierr);
+        if (irc == RAGD_OK && n > 0) irc = store_index_add(e->index, n, new_ids, w->vectors, &ierr);
+        if (irc == RAGD_OK) {
+            e->generation = gen;
+            e->index_dirty = 1;
+        } else {
+            RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
+            rc = index_rebuild(e, err);
+        }
+        *removed_chunks = old_n;
+    }
+    pthread_rwlock_unlock(&e->rw);
+    free(old_ids);
+    free(new_ids);
+    return rc;
+}
+
+/* Deletes one document (a file that disappeared) from SQLite and the index. */
+static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, ragd_err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    uint64_t gen = 0;
+    pthread_rwlock_wrlock(&e->rw);
+    ragd_rc rc = store_db_begin(e->db, err);
+    if (rc == RAGD_OK) rc = store_db_doc_chunk_ids(e->db, doc_id, &ids, &n, err);
+    if (rc == RAGD_OK) rc = store_db_doc_delete(e->db, doc_id, err);
+    if (rc == RAGD_OK) rc = store_db_generation_bump(e->db, &gen, err);
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(e->db);
+    } else {
+        ragd_err ierr = {0};
+        if (n > 0 && store_index_remove(e->index, n, ids, NULL, &ierr) != RAGD_OK) {
+            RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
+            rc = index_rebuild(e, err);
+        } else {
+            e->generation = gen;
+            e->index_dirty = 1;
+        }
+        *removed_chunks = n;
+    }
+    pthread_rwlock_unlock(&e->rw);
+    free(ids);
+    return rc;
+}
+
+static ragd_rc store_reset(engine *e, ragd_err *err)
+{
+    pthread_rwlock_wrlock(&e->rw);
+    uint64_t gen = 0;
+    ragd_rc rc = store_db_begin(e->db, err);
+    if (rc == RAGD_OK) rc = store_db_reset(e->db, err);
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) store_db_rollback(e->db);
+    if (rc == RAGD_OK) rc = store_db_generation_get(e->db, &gen, err);
+    if (rc == RAGD_OK) rc = store_index_clear(e->index, err);
+    if (rc == RAGD_OK) {
+        e->generation = gen;
+        e->index_dirty = 1;
+        rc = store_db_model_check(e->db, e->embedder->model, e->embedder->dims, err);
+        if (rc == RAGD_OK) e->model_pending = 0;
+    }
+    pthread_rwlock_unlock(&e->rw);
+    return rc;
+}
+
+static int path_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Ingests one crawled file. Returns RAGD_OK when the file was handled (including per-file
+ * failures, which go into the report); an error only for failures of the store itself. */
+static ragd_rc ingest_one(engine *e, const ingest_file *f, engine_ingest_report *r,
+                           ragd_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    ragd_err ferr = {0};
+    store_doc old = {0};
+    int found = 0;
+    doc_work w = {0};
+    ragd_rc rc = store_db_doc_find(e->db, f->path, &old, &found, err);
+    if (rc != RAGD_OK) return rc;
+
+    rc = util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr);
+    char checksum[UTIL_SHA256_HEX_LEN + 1];
+    if (rc == RAGD_OK) util_sha256_hex(data, len, checksum);
+    if (rc == RAGD_OK && found && strcmp(old.checksum, checksum) == 0 &&
+        strcmp(old.source, f->relative) == 0) {
+        r->docs_unchanged++;
+        goto done;
+    }
+    if (rc == RAGD_OK) rc = ingest_extract_run(f->path, data, len, &w.doc, &ferr);
+    if (rc == RAGD_OK) rc = doc_prepare(e, &w, r, &ferr);
+    if (rc == RAGD_OK) {
+        store_doc row = {.path = f->path,
+                         .source = f->relative,
+                         .title = w.doc.title,
+                         .checksum = checksum,
+                         .size = (int64_t)len,
+                         .mtime = f->mtime,
+                         .tags_json = w.doc.tags_json,
+                         .metadata_json = w.doc.metadata_json};
+        size_t removed = 0;
+        rc = doc_commit(e, &row, found ? old.id : 0, &w, &removed, &ferr);
+        if (rc == RAGD_OK) {
+            if (found)
+                r->docs_updated++;
+            else
+                r->docs_added++;
+            r->chunks_added += (int64_t)w.chunks.count;
+            r->chunks_removed += (int64_t)removed;
+        }
+    }
+    if (rc != RAGD_OK) {
+        /* Store-level failures end the ingest; everything else is this file's problem. */
+        if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM) {
+            ragd_err_set(err, rc, "%s: %s", f->relative, ferr.msg);
+            goto done;
+        }
+        r->docs_failed++;
+        report_error(r, f->relative, rc, ferr.msg);
+        RAGD_LOG(RAGD_LOG_WARN, "ingest", "%s: %s", f->relative, ferr.msg);
+        rc = RAGD_OK;
+    }
+done:
+    doc_work_free(&w);
+    store_doc_free(&old);
+    free(data);
+    return rc;
+}
+
+void engine_ingest_cancel(engine *e)
+{
+    if (e) atomic_store(&e->cancelled, 1);
+}
+
+ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn progress,
+                      void *progress_ctx, engine_ingest_report *report, ragd_err *err)
+{
+    if (e->readonly)
+        return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
+    if (e->model_pending && !reset)
+        return ragd_err_set(err, RAGD_ERR_MODEL_MISMATCH, "the store was built with another "
+                            "embedding model; only an ingest with reset may run");
+    if (pthread_mutex_trylock(&e->ingest_mu) != 0)
+        return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    atomic_store(&e->ingest_running, 1);
+    double t0 = util_now_ms();
+    engine_ingest_report r = {.reset = reset};
+    ingest_file_list files = {0};
+    char *root = NULL;
+    char **seen = NULL;
+    int64_t *ids = NULL;
+    char **paths = NULL;
+    size_t nprev = 0;
+
+    /* Crawl first: a bad path must leave the store exactly as it was, even with reset. */
+    ragd_rc rc = ingest_crawl_run(path, &files, &root, err);
+    if (rc == RAGD_OK && reset) rc = store_reset(e, err);
+    r.root = root;
+    root = NULL;
+    for (size_t i = 0; rc == RAGD_OK && i < files.count; i++) {
+        if (atomic_load(&e->cancelled)) {
+            rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown after "
+                              "%zu of %zu files; run it again to finish", i, files.count);
+            break;
+        }
+        r.docs_seen++;
+        rc = ingest_one(e, &files.items[i], &r, err);
+        if (rc == RAGD_OK && progress) progress(progress_ctx, i + 1, files.count,
+                                                files.items[i].relative);
+    }
+
+    /* Documents under the crawled directory that no longer exist are removed. */
+    struct stat st;
+    if (rc == RAGD_OK && stat(r.root, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char *prefix = util_path_join(r.root, "");
+        seen = calloc(files.count + 1, sizeof *seen);
+        if (prefix == NULL || seen == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        if (rc == RAGD_OK) {
+            for (size_t i = 0; i < files.count; i++) seen[i] = files.items[i].path;
+            qsort(seen, files.count, sizeof *seen, path_cmp);
+            rc = store_db_doc_list_prefix(e->db, prefix, &ids, &paths, &nprev, err);
+        }
+        for (size_t i = 0; rc == RAGD_OK && i < nprev; i++) {
+            const char *key = paths[i];
+            if (bsearch(&key, seen, files.count, sizeof *seen, path_cmp) != NULL) continue;
+            size_t removed = 0;
+            rc = doc_remove(e, ids[i], &removed, err);
+            if (rc == RAGD_OK) {
+                r.docs_removed++;
+                r.chunks_removed += (int64_t)removed;
+            }
+        }
+        free(prefix);
+    }
+
+    ragd_err serr = {0};
+    if (index_save(e, &serr) != RAGD_OK)
+        RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
+                 "rebuilt from SQLite at the next start", serr.msg);
+
+    for (size_t i = 0; paths && i < nprev; i++) free(paths[i]);
+    free(paths);
+    free(ids);
+    free(seen);
+    ingest_file_list_free(&files);
+    r.duration_ms = util_now_ms() - t0;
+
+    pthread_mutex_lock(&e->status_mu);
+    e->last_ingest_at = util_unix_time();
+    e->last_ingest_ok = rc == RAGD_OK && r.docs_failed == 0;
+    pthread_mutex_unlock(&e->status_mu);
+    atomic_store(&e->ingest_running, 0);
+    pthread_mutex_unlock(&e->ingest_mu);
+
+    if (rc != RAGD_OK) {
+        engine_ingest_report_free(&r);
+        return rc;
+    }
+    RAGD_LOG(RAGD_LOG_INFO, "ingest",
+             "%s: %lld seen, %lld added, %lld updated, %lld unchanged, %lld removed, %lld failed; "
+             "%lld chunks embedded in %.0f ms",
+             r.root, (long long)r.docs_seen, (long long)r.docs_added, (long long)r.docs_updated,
+             (long long)r.docs_unchanged, (long long)r.docs_removed, (long long)r.docs_failed,
+             (long long)r.chunks_embedded, r.duration_ms);
+    *report = r;
+    return RAGD_OK;
+}
+
+/* ---- retrieve ----------------------------------------------------------------------------- */
+
+void engine_answer_free(engine_answer *a)
+{
+    if (a == NULL) return;
+    for (size_t i = 0; i < a->count; i++) store_hit_free(&a->results[i].hit);
+    free(a->results);
+    memset(a, 0, sizeof *a);
+}
+
+static int hit_matches(const engine_query *q, const store_hit *h)
+{
+    if (q->source_prefix && strncmp(h->source, q->source_prefix, strlen(q->source_prefix)) != 0)
+        return 0;
+    if (q->tag_count == 0) return 1;
+    json_t *tags = json_loads(h->tags_json, 0, NULL);
+    int ok = json_is_array(tags);
+    for (size_t t = 0; ok && t < q->tag_count; t++) {
+        int present = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(tags, i, v) {
+            if (json_is_string(v) && strcmp(json_string_value(v), q->tags_all[t]) == 0) {
+                present = 1;
+                break;
+            }
+        }
+        ok = present;
+    }
+    json_decref(tags);
+    return ok;
+}
+
+static int has_filters(const engine_query *q)
+{
+    return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0;
+}
+
+ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err)
+{
+    double t0 = util_now_ms();
+    engine_answer a = {.rag_enabled = e->cfg->rag_enabled};
+    if (!e->cfg->rag_enabled) {
+        a.total_ms = util_now_ms() - t0;
+        *out = a;
+        return RAGD_OK;
+    }
+    if (q->k < 1) return ragd_err_set(err, RAGD_ERR_INVALID, "k must be at least 1");
+    int dims = e->embedder->dims;
+    float *qv = malloc(sizeof(float) * (size_t)dims);
+    if (qv == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    const char *texts[1] = {q->query};
+    size_t lens[1] = {q->query_len};
+    ragd_rc rc = embed_batch_run(e->embedder, texts, lens, 1, qv, err);
+    double t1 = util_now_ms();
+    a.embed_ms = t1 - t0;
+    if (rc != RAGD_OK) {
+        free(qv);
+        return rc;
+    }
+    int zero = 1;
+    for (int i = 0; i < dims && zero; i++) zero = qv[i] == 0.0f;
+
+    size_t k = (size_t)q->k;
+    a.results = calloc(k, sizeof *a.results);
+    if (a.results == NULL) {
+        free(qv);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
+    int64_t *ids = NULL;
+    float *scores = NULL;
+    store_hit *hits = NULL;
+
+    pthread_rwlock_rdlock(&e->rw);
+    size_t total = store_index_count(e->index);
+    /* Without filters k candidates suffice; with filters, widen the search until k results pass
+     * or the whole index has been examined. */
+    size_t want = has_filters(q) ? k * 4 : k;
+    while (rc == RAGD_OK && !zero && total > 0) {
+        if (want > total) want = total;
+        size_t found = 0;
+        int64_t *nids = realloc(ids, sizeof *ids * want);
+        if (nids) ids = nids;
+        float *nscores = realloc(scores, sizeof *scores * want);
+        if (nscores) scores = nscores;
+        store_hit *nhits = nids && nscores ? realloc(hits, sizeof *hits * want) : NULL;
+        if (nhits == NULL) {
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        hits = nhits;
+        double ts = util_now_ms();
+        rc = store_index_search(e->index, qv, want, ids, scores, &found, err);
+        double tf = util_now_ms();
+        a.search_ms += tf - ts;
+        if (rc != RAGD_OK) break;
+        memset(hits, 0, sizeof *hits * want);
+        rc = store_db_chunks_get(e->db, ids, found, hits, err);
+        a.fetch_ms += util_now_ms() - tf;
+        a.candidates = found;
+        for (size_t i = 0; i < a.count; i++) store_hit_free(&a.results[i].hit);
+        a.count = 0;
+        for (size_t i = 0; rc == RAGD_OK && i < found && a.count < k; i++) {
+            if (hits[i].chunk_id == 0) continue; /* cannot happen under the lock; be safe */
+            if ((double)scores[i] < q->min_score) break; /* sorted: the rest score lower */
+            if (!hit_matches(q, &hits[i])) continue;
+            a.results[a.count].score = (double)scores[i];
+            a.results[a.count].hit = hits[i];
+            memset(&hits[i], 0, sizeof hits[i]);
+            a.count++;
+        }
+        for (size_t i = 0; i < found; i++) store_hit_free(&hits[i]);
+        int below = found > 0 && (double)scores[found - 1] < q->min_score;
+        if (a.count >= k || want >= total || below || !has_filters(q)) break;
+        want *= 4;
+    }
+    pthread_rwlock_unlock(&e->rw);
+    free(ids);
+    free(scores);
+    free(hits);
+    free(qv);
+    a.total_ms = util_now_ms() - t0;
+    if (rc != RAGD_OK) {
+        engine_answer_free(&a);
+        return rc;
+    }
+    *out = a;
+    return RAGD_OK;
+}
+
+char *engine_context_format(const engine_answer *a)
+{
+    util_buf b = {0};
+    int bad = 0;
+    for (size_t i = 0; i < a->count; i++) {
+        const store_hit *h = &a->results[i].hit;
+        bad |= util_buf_printf(&b, "%s[%zu] %s", i ? "\n\n" : "", i + 1, h->source);
+        if (h->heading && h->heading[0]) bad |= util_buf_printf(&b, " > %s", h->heading);
+        bad |= util_buf_printf(&b, "\n%s", h->text);
+    }
+    if (bad) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    return util_buf_steal(&b);
+}
+
+/* ---- status ------------------------------------------------------------------------------- */
+
+ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
+{
+    engine_stats s = {0};
+    pthread_rwlock_rdlock(&e->rw);
+    ragd_rc rc = store_db_stats(e->db, &s.documents, &s.chunks, &s.embeddings, err);
+    s.index_vectors = store_index_count(e->index);
+    s.index_bytes = store_index_bytes(e->index);
+    pthread_rwlock_unlock(&e->rw);
+    if (rc != RAGD_OK) return rc;
+    s.index_consistent = s.index_vectors == (size_t)s.chunks;
+    s.embed_provider = e->embedder->ops->name;
+    s.embed_model = e->embedder->model;
+    s.embed_dims = e->embedder->dims;
+    s.ingest_running = atomic_load(&e->ingest_running);
+    pthread_mutex_lock(&e->status_mu);
+    s.last_ingest_at = e->last_ingest_at;
+    s.last_ingest_ok = e->last_ingest_ok;
+    pthread_mutex_unlock(&e->status_mu);
+    *out = s;
+    return RAGD_OK;
+}

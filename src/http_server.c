@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http_server.c - the libmicrohttpd plumbing: a thread pool bound to the configured address,
+ * request bodies collected under a size limit (413 beyond it), JSON replies, and long ingests run
+ * in a worker thread while their connection is suspended, so the pool keeps answering retrievals.
+ * Shutdown stops accepting, interrupts the ingest between documents, waits for the workers, then
+ * stops the daemon (which finishes requests in flight).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "ragd/http.h"
+#include "ragd/log.h"
+#include "ragd/util.h"
+
+#define WORKER_STOP_WAIT_S 60
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    engine *engine;
+    const ragd_cfg *cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int workers; /* ingest worker threads alive */
+};
+
+typedef struct request {
+    http_server *server;
+    struct MHD_Connection *conn;
+    util_buf body;
+    int too_large;
+    int started; /* the ingest worker was started */
+    int done;    /* the worker finished; reply is ready */
+    http_reply reply;
+    char *path;
+    int reset;
+    double t0;
+} request;
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply)
+{
+    char *text = reply->body ? json_dumps(reply->body, JSON_COMPACT) : NULL;
+    json_decref(reply->body);
+    reply->body = NULL;
+    if (text == NULL) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        text = strdup(oom);
+        reply->status = 500;
+        if (text == NULL) return MHD_NO;
+    }
+    size_t n = strlen(text);
+    /* A trailing newline makes curl output readable; JSON parsers ignore it. */
+    char *withnl = realloc(text, n + 2);
+    if (withnl == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    withnl[n] = '\n';
+    withnl[n + 1] = '\0';
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(n + 1, withnl, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(withnl);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (reply->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+    enum MHD_Result r = MHD_queue_response(conn, reply->status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static void *ingest_worker(void *arg)
+{
+    request *req = arg;
+    http_server *s = req->server;
+    http_reply reply = http_ingest_run(s->engine, req->path, req->reset);
+    pthread_mutex_lock(&s->mu);
+    req->reply = reply;
+    req->done = 1;
+    MHD_resume_connection(req->conn);
+    s->workers--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static enum MHD_Result finish(request *req, const char *method, const char *url,
+                              http_reply *reply)
+{
+    RAGD_LOG(RAGD_LOG_DEBUG, "http", "%s %s -> %u in %.2f ms", method, url, reply->status,
+             util_now_ms() - req->t0);
+    return send_reply(req->conn, reply);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    http_server *s = cls;
+    request *req = *con_cls;
+    if (req == NULL) {
+        req = calloc(1, sizeof *req);
+        if (req == NULL) return MHD_NO;
+        req->server = s;
+        req->conn = conn;
+        req->t0 = util_now_ms();
+        *con_cls = req;
+        /* Refuse an announced oversized body before reading any of it. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body_bytes) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "request body over the limit of %zu bytes",
+                     s->cfg->max_body_bytes);
+            http_reply r = http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
+            return finish(req, method, url, &r);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        if (!req->too_large) {
+            if (req->body.len + *upload_data_size > s->cfg->max_body_bytes) {
+                req->too_large = 1;
+                util_buf_free(&req->body);
+            } else if (util_buf_append(&req->body, upload_data, *upload_data_size) != 0) {
+                return MHD_NO;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (req->done) { /* resumed after the ingest worker finished */
+        http_reply r = req->reply;
+        req->reply.body = NULL;
+        return finish(req, method, url, &r);
+    }
+    if (req->started) return MHD_YES; /* spurious call while suspended */
+
+    if (req->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body over the limit of %zu bytes",
+                 s->cfg->max_body_bytes);
+        http_reply r = http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
+        return finish(req, method, url, &r);
+    }
+
+    const char *allow = NULL;
+    int method_ok = 1;
+    http_route route = http_route_find(method, url, &allow, &method_ok);
+    http_reply r;
+    if (route == RAGD_ROUTE_NONE) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "no such endpoint: %.100s %.60s; see GET / for the list",
+                 method, url);
+        r = http_reply_error(RAGD_ERR_NOT_FOUND, NULL, msg);
+        return finish(req, method, url, &r);
+    }
+    if (!method_ok) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%.60s is not allowed on %.60s; use %.10s", method, url, allow);
+        r = http_reply_error(RAGD_ERR_INVALID, "method_not_allowed", msg);
+        r.allow = allow;
+        return finish(req, method, url, &r);
+    }
+    if (route != RAGD_ROUTE_INGEST) {
+        r = http_route_handle(s->engine, s->cfg, route, req->body.data, req->body.len);
+        return finish(req, method, url, &r);
+    }
+
+    if (http_ingest_parse(req->body.data, req->body.len, &req->path, &req->reset, &r) != 0)
+        return finish(req, method, url, &r);
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&s->mu);
+    MHD_suspend_connection(conn);
+    req->started = 1;
+    s->workers++;
+    int prc = pthread_create(&tid, &attr, ingest_worker, req);
+    if (prc != 0) {
+        s->workers--;
+        req->started = 0;
+        MHD_resume_connection(conn);
+    }
+    pthread_mutex_unlock(&s->mu);
+    pthread_attr_destroy(&attr);
+    if (prc != 0) {
+        r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL, "cannot start the ingest thread");
+        return finish(req, method, url, &r);
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    request *req = *con_cls;
+    if (req == NULL) return;
+    util_buf_free(&req->body);
+    json_decref(req->reply.body);
+    free(req->path);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    RAGD_LOG(RAGD_LOG_WARN, "http", "libmicrohttpd: %s", msg);
+}
+
+ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (gai != 0)
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "cannot resolve listen address %s: %s",
+                            cfg->listen_host, gai_strerror(gai));
+
+    http_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        freeaddrinfo(ai);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
+    s->engine = e;
+    s->cfg = cfg;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    errno = 0;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    int en = errno;
+    freeaddrinfo(ai);
+    if (s->daemon == NULL) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cond);
+        free(s);
+        return ragd_err_set(err, RAGD_ERR_IO, "cannot listen on %s:%d: %s", cfg->listen_host,
+                            cfg->listen_port, en ? strerror(en) : "libmicrohttpd failed to start");
+    }
+    *out = s;
+    return RAGD_OK;
+}
+
+void http_server_stop(http_server *s)
+{
+    if (s == NULL) return;
+    /* Stop accepting; connections already open are still served. */
+    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    engine_ingest_cancel(s->engine);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WORKER_STOP_WAIT_S;
+    pthread_mutex_lock(&s->mu);
+    while (s->workers > 0) {
+        if (pthread_cond_timedwait(&s->cond, &s->mu, &deadline) != 0) break;
+    }
+    int left = s->workers;
+    pthread_mutex_unlock(&s->mu);
+    if (left > 0) {
+        /* A worker still runs (one document of an enormous file): the process exits with it
+         * mid-document, which SQLite's transaction makes safe. */
+        RAGD_LOG(RAGD_LOG_WARN, "http", "%d ingest worker(s) still running at shutdown", left);
+        return;
+    }
+    MHD_stop_daemon(s->daemon);
+    /* The quiesced listening socket is ours to close, after the daemon's threads are gone. */
+    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the `ragd` command line: serve, ingest, query, check-config. Each subcommand loads the
+ * configuration (defaults < file < environment < flags), opens the engine, and maps failures to
+ * exit codes: 0 ok, 1 runtime error, 2 usage or configuration error, 3 ingest finished with
+ * per-file errors.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "ragd/cfg.h"
+#include "ragd/engine.h"
+#include "ragd/http.h"
+#include "ragd/log.h"
+#include "ragd/util.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3 };
+
+static const char usage_main[] =
+    "ragd " RAGD_VERSION " - a retrieval-augmented generation sidecar: ingest docs, retrieve context\n"
+    "\n"
+    "usage: ragd <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve          run the HTTP daemon (default 127.0.0.1:8088)\n"
+    "  ingest         ingest a file or directory into the store\n"
+    "  query          retrieve the chunks that answer a question\n"
+    "  check-config   print the effective configuration (secrets redacted)\n"
+    "\n"
+    "options for every command:\n"
+    "  --config FILE      INI configuration file (default: $RAGD_CONFIG, else built-in defaults)\n"
+    "  --data-dir DIR     store directory (default var/vectorstore)\n"
+    "  --log-level LEVEL  debug | info | warn | error\n"
+    "  -h, --help         help for the command\n"
+    "  --version          print the version\n"
+    "\n"
+    "`ragd <command> --help` describes a command. Exit codes: 0 ok, 1 runtime error,\n"
+    "2 usage or configuration error, 3 ingest finished with per-file errors.\n";
+
+static const char usage_serve[] =
+    "usage: ragd serve [--listen HOST:PORT] [--no-ingest] [--config FILE] [--data-dir DIR]\n"
+    "                  [--log-level LEVEL]\n"
+    "\n"
+    "Runs the HTTP API (GET /health, POST /retrieve, POST /ingest). Unless --no-ingest is given or\n"
+    "[ingest] on_start is false, the [ingest] paths (default: docs) are ingested in the background\n"
+    "at start; retrievals are answered meanwhile. SIGINT/SIGTERM stop it cleanly.\n"
+    "\n"
+    "  --listen HOST:PORT  address to bind (default 127.0.0.1:8088; port 0 is refused)\n"
+    "  --no-ingest         do not ingest the configured paths at start\n";
+
+static const char usage_ingest[] =
+    "usage: ragd ingest --path PATH [--reset] [--json] [--config FILE] [--data-dir DIR]\n"
+    "\n"
+    "Ingests a file or directory (.md, .markdown, .txt) incrementally: unchanged files are\n"
+    "skipped, changed ones replaced, files gone from the directory removed. If a daemon serves the\n"
+    "data dir, the ingest is sent to it over HTTP.\n"
+    "\n"
+    "  --path PATH  file or directory to ingest (required)\n"
+    "  --reset      empty the store first\n"
+    "  --json       print the ingest report as JSON on stdout\n";
+
+static const char usage_query[] =
+    "usage: ragd query TEXT [-k N] [--min-score X] [--json] [--config FILE] [--data-dir DIR]\n"
+    "\n"
+    "Retrieves the chunks that best answer TEXT from the store (read-only; safe beside a running\n"
+    "daemon).\n"
+    "\n"
+    "  -k N           number of results (default [retrieve] default_k)\n"
+    "  --min-score X  drop results scoring below X (-1..1)\n"
+    "  --json         print the same JSON as POST /retrieve\n";
+
+static const char usage_check[] =
+    "usage: ragd check-config [--config FILE] [--data-dir DIR]\n"
+    "\n"
+    "Loads the configuration as `serve` would and prints the effective values as INI, secrets\n"
+    "redacted. Exits 2 with FILE:LINE: message when the configuration is invalid.\n";
+
+/* Options shared by every subcommand plus the subcommand's own. */
+typedef struct cli {
+    const char *command;
+    const char *config_path;
+    const char *data_dir;
+    const char *log_level;
+    const char *listen;
+    const char *path;
+    const char *query;
+    const char *min_score;
+    int k;
+    int reset, json, no_ingest;
+} cli;
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ragd: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nrun `ragd --help` for usage\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static const char *command_usage(const char *command)
+{
+    if (strcmp(command, "serve") == 0) return usage_serve;
+    if (strcmp(command, "ingest") == 0) return usage_ingest;
+    if (strcmp(command, "query") == 0) return usage_query;
+    if (strcmp(command, "check-config") == 0) return usage_check;
+    return NULL;
+}
+
+/* Parses argv after the command. Returns: -1 to go on, or an exit code (help printed = 0). */
+static int cli_parse(cli *c, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        char name[64];
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq) {
+            size_t n = (size_t)(eq - a);
+            if (n >= sizeof name) return usage_error("unknown option '%s'", a);
+            memcpy(name, a, n);
+            name[n] = '\0';
+            val = eq + 1;
+            a = name;
+        }
+#define TAKE_VALUE()                                                                              \
+    do {                                                                                          \
+        if (val == NULL) {                                                                        \
+            if (i + 1 >= argc) return usage_error("option %s needs a value", a);                  \
+            val = argv[++i];                                                                      \
+        }                                                                                         \
+    } while (0)
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(command_usage(c->command), stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--config") == 0) {
+            TAKE_VALUE();
+            c->config_path = val;
+        } else if (strcmp(a, "--data-dir") == 0) {
+            TAKE_VALUE();
+            c->data_dir = val;
+        } else if (strcmp(a, "--log-level") == 0) {
+            TAKE_VALUE();
+            c->log_level = val;
+        } else if (strcmp(c->command, "serve") == 0 && strcmp(a, "--listen") == 0) {
+            TAKE_VALUE();
+            c->listen = val;
+        } else if (strcmp(c->command, "serve") == 0 && strcmp(a, "--no-ingest") == 0 && !eq) {
+            c->no_ingest = 1;
+        } else if (strcmp(c->command, "ingest") == 0 && strcmp(a, "--path") == 0) {
+            TAKE_VALUE();
+            c->path = val;
+        } else if (strcmp(c->command, "ingest") == 0 && strcmp(a, "--reset") == 0 && !eq) {
+            c->reset = 1;
+        } else if ((strcmp(c->command, "ingest") == 0 || strcmp(c->command, "query") == 0) &&
+                   strcmp(a, "--json") == 0 && !eq) {
+            c->json = 1;
+        } else if (strcmp(c->command, "query") == 0 &&
+                   (strcmp(a, "-k") == 0 || strcmp(a, "--k") == 0)) {
+            TAKE_VALUE();
+            char *end = NULL;
+            errno = 0;
+            long k = strtol(val, &end, 10);
+            if (errno || end == val || *end || k < 1 || k > INT_MAX)
+                return usage_error("-k needs a positive integer, got '%s'", val);
+            c->k = (int)k;
+        } else if (strcmp(c->command, "query") == 0 && strcmp(a, "--min-score") == 0) {
+            TAKE_VALUE();
+            c->min_score = val;
+        } else if (strcmp(c->command, "query") == 0 && a[0] != '-' && c->query == NULL) {
+            c->query = a;
+        } else if (a[0] == '-') {
+            return usage_error("unknown option '%s' for this command", argv[i]);
+        } else {
+            return usage_error("unexpected argument '%s'", a);
+        }
+#undef TAKE_VALUE
+    }
+    return -1;
+}
+
+/* Loads the configuration and applies the flags. Returns: -1 to go on, or an exit code. */
+static int config_load(const cli *c, ragd_cfg *cfg)
+{
+    ragd_err err = {0};
+    const char *path = c->config_path;
+    if (path == NULL) {
+        const char *env = getenv("RAGD_CONFIG");
+        if (env && env[0]) path = env;
+    }
+    ragd_rc rc = cfg_load(cfg, path, &err);
+    if (rc == RAGD_OK && c->data_dir)
+        rc = cfg_key_set(cfg, "store", "data_dir", c->data_dir, "--data-dir", &err);
+    if (rc == RAGD_OK && c->listen)
+        rc = cfg_key_set(cfg, "server", "listen", c->listen, "--listen", &err);
+    if (rc == RAGD_OK && c->log_level)
+        rc = cfg_key_set(cfg, "log", "level", c->log_level, "--log-level", &err);
+    if (rc == RAGD_OK) rc = cfg_validate(cfg, &err);
+    if (rc != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        cfg_free(cfg);
+        return EXIT_USAGE;
+    }
+    ragd_log_level level = RAGD_LOG_INFO;
+    if (log_level_parse(cfg->log_level, &level) == 0) log_level_set(level);
+    return -1;
+}
+
+static int exit_for(ragd_rc rc)
+{
+    return rc == RAGD_ERR_CONFIG || rc == RAGD_ERR_INVALID ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+/* ---- serve -------------------------------------------------------------------------------- */
+
+typedef struct startup_ingest {
+    engine *engine;
+    const ragd_cfg *cfg;
+} startup_ingest;
+
+static void *startup_ingest_run(void *arg)
+{
+    startup_ingest *si = arg;
+    for (size_t i = 0; i < si->cfg->ingest_path_count; i++) {
+        const char *p = si->cfg->ingest_paths[i];
+        if (access(p, F_OK) != 0) {
+            RAGD_LOG(RAGD_LOG_WARN, "ingest", "configured ingest path %s does not exist; skipped",
+                     p);
+            continue;
+        }
+        engine_ingest_report r;
+        ragd_err err = {0};
+        if (engine_ingest(si->engine, p, 0, NULL, NULL, &r, &err) != RAGD_OK) {
+            RAGD_LOG(RAGD_LOG_ERROR, "ingest", "ingest of %s failed: %s", p, err.msg);
+            if (err.rc == RAGD_ERR_UNAVAILABLE) break; /* shutting down */
+            continue;
+        }
+        engine_ingest_report_free(&r);
+    }
+    return NULL;
+}
+
+static int cmd_serve(const ragd_cfg *cfg, const cli *c)
+{
+    /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    engine *e = NULL;
+    ragd_err err = {0};
+    if (engine_open(cfg, 0, &e, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        return exit_for(err.rc);
+    }
+    http_server *server = NULL;
+    if (http_server_start(e, cfg, &server, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        engine_close(e);
+        return exit_for(err.rc);
+    }
+    engine_listen_note(e, cfg->listen_host, cfg->listen_port);
+    RAGD_LOG(RAGD_LOG_INFO, "main", "ragd %s listening on http://%s:%d (data dir %s, rag %s)",
+             RAGD_VERSION, cfg->listen_host, cfg->listen_port, cfg->data_dir,
+             cfg->rag_enabled ? "enabled" : "disabled");
+
+    startup_ingest si = {.engine = e, .cfg = cfg};
+    pthread_t ingest_thread;
+    int ingesting = 0;
+    if (!c->no_ingest && cfg->ingest_on_start && cfg->ingest_path_count > 0)
+        ingesting = pthread_create(&ingest_thread, NULL, startup_ingest_run, &si) == 0;
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP received: this version reloads nothing; "
+                     "restart to apply configuration changes");
+            continue;
+        }
+        RAGD_LOG(RAGD_LOG_INFO, "main", "%s received: shutting down",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    http_server_stop(server);
+    if (ingesting) pthread_join(ingest_thread, NULL);
+    engine_close(e);
+    RAGD_LOG(RAGD_LOG_INFO, "main", "stopped");
+    return EXIT_OK;
+}
+
+/* ---- ingest ------------------------------------------------------------------------------- */
+
+static void progress_print(void *ctx, size_t done, size_t total, const char *relative)
+{
+    int tty = *(int *)ctx;
+    if (!tty) {
+        fprintf(stderr, "ingest: %zu/%zu %s\n", done, total, relative);
+        return;
+    }
+    int width = 30, filled = total ? (int)((double)done / (double)total * width) : width;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r\033[K[%s] %zu/%zu %.40s", bar, done, total, relative);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void report_print(const engine_ingest_report *r, FILE *out)
+{
+    fprintf(out,
+            "ingested %s%s in %.0f ms\n"
+            "  documents: %lld seen, %lld added, %lld updated, %lld unchanged, %lld removed, "
+            "%lld failed\n"
+            "  chunks:    %lld added, %lld removed, %lld embedded, %lld deduplicated\n",
+            r->root, r->reset ? " (after reset)" : "", r->duration_ms, (long long)r->docs_seen,
+            (long long)r->docs_added, (long long)r->docs_updated, (long long)r->docs_unchanged,
+            (long long)r->docs_removed, (long long)r->docs_failed, (long long)r->chunks_added,
+            (long long)r->chunks_removed, (long long)r->chunks_embedded,
+            (long long)r->chunks_deduplicated);
+    for (size_t i = 0; i < r->error_count; i++)
+        fprintf(out, "  error: %s: %s (%s)\n", r->errors[i].source, r->errors[i].message,
+                r->errors[i].code);
+}
+
+static size_t curl_collect(char *data, size_t size, size_t n, void *ctx)
+{
+    return util_buf_append(ctx, data, size * n) == 0 ? size * n : 0;
+}
+
+/* Sends the ingest to the daemon that holds the data dir. Returns: an exit code. */
+static int ingest_forward(const cli *c, long pid, const char *listen)
+{
+    char *abs = realpath(c->path, NULL);
+    if (abs == NULL) {
+        fprintf(stderr, "ragd: %s: %s\n", c->path, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    fprintf(stderr, "ragd: the data dir is served by ragd (pid %ld) at %s; sending the ingest "
+            "there\n", pid, listen);
+    json_t *req = json_pack("{s:s, s:b}", "path", abs, "reset", c->reset);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    free(abs);
+    char url[200];
+    snprintf(url, sizeof url, "http://%s/ingest", listen);
+    util_buf resp = {0};
+    long status = 0;
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+    CURL *h = body ? curl_easy_init() : NULL;
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (h && headers) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        cc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(headers);
+    if (h) curl_easy_cleanup(h);
+    free(body);
+    int code = EXIT_RUNTIME;
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "ragd: data dir is locked by ragd pid %ld, and its HTTP API at %s did not "
+                "answer: %s\n", pid, listen, curl_easy_strerror(cc));
+    } else if (status != 200) {
+        json_t *o = json_loads(resp.data ? resp.data : "", 0, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(o, "error"),
+                                                            "message"));
+        fprintf(stderr, "ragd: the daemon refused the ingest (HTTP %ld): %s\n", status,
+                msg ? msg : (resp.data ? resp.data : ""));
+        json_decref(o);
+    } else {
+        json_t *o = json_loads(resp.data ? resp.data : "", 0, NULL);
+        json_int_t failed = json_integer_value(json_object_get(json_object_get(o, "documents"),
+                                                                "failed"));
+        if (c->json) {
+            fputs(resp.data, stdout);
+        } else {
+            char *pretty = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+            printf("%s\n", pretty ? pretty : resp.data);
+            free(pretty);
+        }
+        json_decref(o);
+        code = failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+    }
+    util_buf_free(&resp);
+    return code;
+}
+
+static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
+{
+    if (c->path == NULL) return usage_error("%s", "ingest needs --path PATH");
+    long pid = 0;
+    char listen[128];
+    if (engine_lock_owner(cfg->data_dir, &pid, listen, sizeof listen)) {
+        if (listen[0]) return ingest_forward(c, pid, listen);
+        fprintf(stderr, "ragd: data dir %s is in use by another ragd process (pid %ld) that "
+                "serves no HTTP API; wait for it to finish\n", cfg->data_dir, pid);
+        return EXIT_RUNTIME;
+    }
+    engine *e = NULL;
+    ragd_err err = {0};
+    if (engine_open(cfg, c->reset ? RAGD_ENGINE_RESETTING : 0, &e, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        return exit_for(err.rc);
+    }
+    int tty = isatty(STDERR_FILENO);
+    engine_ingest_report r;
+    ragd_rc rc = engine_ingest(e, c->path, c->reset, progress_print, &tty, &r, &err);
+    engine_close(e);
+    if (rc != RAGD_OK) {
+        fprintf(stderr, "ragd: ingest failed: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    if (c->json) {
+        char *text = engine_ingest_report_json(&r);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+    } else {
+        report_print(&r, stdout);
+    }
+    int code = r.docs_failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+    engine_ingest_report_free(&r);
+    return code;
+}
+
+/* ---- query -------------------------------------------------------------------------------- */
+
+static int cmd_query(const ragd_cfg *cfg, const cli *c)
+{
+    if (c->query == NULL || c->query[0] == '\0')
+        return usage_error("%s", "query needs the question text");
+    size_t qlen = strlen(c->query);
+    if (!util_utf8_valid(c->query, qlen)) return usage_error("%s", "query is not valid UTF-8");
+    engine_query q = {.query = c->query,
+                      .query_len = qlen,
+                      .k = c->k ? c->k : cfg->retrieve_default_k,
+                      .min_score = cfg->retrieve_min_score};
+    if (q.k > cfg->retrieve_max_k)
+        return usage_error("%s", "-k is over [retrieve] max_k");
+    if (c->min_score) {
+        char *end = NULL;
+        q.min_score = strtod(c->min_score, &end);
+        if (end == c->min_score || *end || q.min_score < -1 || q.min_score > 1)
+            return usage_error("--min-score needs a number between -1 and 1, got '%s'",
+                               c->min_score);
+    }
+    engine *e = NULL;
+    ragd_err err = {0};
+    if (engine_open(cfg, RAGD_ENGINE_READONLY, &e, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        return exit_for(err.rc);
+    }
+    engine_answer a;
+    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
+    if (rc != RAGD_OK) {
+        engine_close(e);
+        fprintf(stderr, "ragd: query failed: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    if (c->json) {
+        json_t *o = http_answer_json(&q, &a);
+        char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    } else if (!a.rag_enabled) {
+        printf("RAG is disabled (RAG_ENABLED=false): no context retrieved\n");
+    } else if (a.count == 0) {
+        printf("no results (low confidence)\n");
+    } else {
+        for (size_t i = 0; i < a.count; i++) {
+            const store_hit *h = &a.results[i].hit;
+            printf("%zu. [%.3f] %s%s%s\n", i + 1, a.results[i].score, h->source,
+                   h->heading[0] ? " > " : "", h->heading);
+            size_t n = strlen(h->text);
+            int cut = n > 240;
+            if (cut) {
+                n = 240;
+                while (n > 0 && ((unsigned char)h->text[n] & 0xC0) == 0x80) n--;
+            }
+            printf("   %.*s%s\n\n", (int)n, h->text, cut ? "..." : "");
+        }
+    }
+    engine_answer_free(&a);
+    engine_close(e);
+    return EXIT_OK;
+}
+
+/* ---- entry -------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "--version") == 0 || strcmp(command, "version") == 0) {
+        printf("ragd %s\n", RAGD_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
+        strcmp(command, "help") == 0) {
+        fputs(usage_main, stdout);
+        return EXIT_OK;
+    }
+    if (command_usage(command) == NULL)
+        return usage_error("unknown command '%s'", command);
+
+    cli c = {.command = command};
+    int code = cli_parse(&c, argc - 2, argv + 2);
+    if (code >= 0) return code;
+
+    ragd_cfg cfg;
+    code = config_load(&c, &cfg);
+    if (code >= 0) return code;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strcmp(command, "serve") == 0)
+        code = cmd_serve(&cfg, &c);
+    else if (strcmp(command, "ingest") == 0)
+        code = cmd_ingest(&cfg, &c);
+    else if (strcmp(command, "query") == 0)
+        code = cmd_query(&cfg, &c);
+    else {
+        cfg_print(&cfg, stdout);
+        code = EXIT_OK;
+    }
+    curl_global_cleanup();
+    cfg_free(&cfg);
+    return code;
+}

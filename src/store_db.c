@@ -1,0 +1,1148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_db.c - the SQLite metadata store, ragd's source of truth: documents, chunks, embeddings
+ * (little-endian float32 blobs keyed by text checksum, model and dims) and a meta table (schema
+ * version, embedding model and dims, generation) in data_dir/ragd.sqlite3.
+ *
+ * One writer connection (WAL, synchronous=FULL so a committed ingest survives power loss) whose
+ * statements are prepared once and cached; the caller serialises writes. Reads that may come from
+ * any thread (store_db_chunks_get, store_db_stats) go through a small mutex-guarded pool of reader
+ * connections, each call inside one read transaction so all its rows come from one snapshot.
+ * SQLite errors are translated here: SQLITE_FULL/SQLITE_IOERR become RAGD_ERR_IO, SQLITE_NOMEM
+ * RAGD_ERR_NOMEM, anything else RAGD_ERR_STORE, always with the operation named in the message.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "ragd/log.h"
+#include "ragd/store.h"
+#include "ragd/util.h"
+
+#define RAGD_STORE_DB_FILE "ragd.sqlite3"
+#define RAGD_STORE_SCHEMA_VERSION 1
+#define RAGD_STORE_BUSY_TIMEOUT_MS 5000
+#define RAGD_STORE_READERS_MAX 16
+
+/* Statements cached on the writer connection, prepared on first use. */
+enum {
+    RAGD_STMT_BEGIN,
+    RAGD_STMT_COMMIT,
+    RAGD_STMT_ROLLBACK,
+    RAGD_STMT_META_GET,
+    RAGD_STMT_META_PUT,
+    RAGD_STMT_HAS_CHUNKS,
+    RAGD_STMT_GENERATION_BUMP,
+    RAGD_STMT_DOC_FIND,
+    RAGD_STMT_DOC_PUT,
+    RAGD_STMT_DOC_CHUNK_IDS,
+    RAGD_STMT_DOC_CHUNKS_DELETE,
+    RAGD_STMT_DOC_DELETE,
+    RAGD_STMT_DOC_LIST_PREFIX,
+    RAGD_STMT_CHUNK_PUT,
+    RAGD_STMT_EMBEDDING_GET,
+    RAGD_STMT_EMBEDDING_PUT,
+    RAGD_STMT_VECTORS_EACH,
+    RAGD_STMT_COUNT
+};
+
+static const char *const writer_sql[RAGD_STMT_COUNT] = {
+    [RAGD_STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [RAGD_STMT_COMMIT] = "COMMIT",
+    [RAGD_STMT_ROLLBACK] = "ROLLBACK",
+    [RAGD_STMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [RAGD_STMT_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+    [RAGD_STMT_HAS_CHUNKS] = "SELECT EXISTS (SELECT 1 FROM chunks)",
+    [RAGD_STMT_GENERATION_BUMP] =
+        "INSERT INTO meta(key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE "
+        "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)",
+    [RAGD_STMT_DOC_FIND] = "SELECT id, path, source, title, checksum, size, mtime, tags, metadata "
+                           "FROM documents WHERE path = ?1",
+    [RAGD_STMT_DOC_PUT] =
+        "INSERT INTO documents(path, source, title, checksum, size, mtime, tags, metadata, "
+        "ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(path) DO UPDATE SET "
+        "source = excluded.source, title = excluded.title, checksum = excluded.checksum, "
+        "size = excluded.size, mtime = excluded.mtime, tags = excluded.tags, "
+        "metadata = excluded.metadata, ingested_at = excluded.ingested_at RETURNING id",
+    [RAGD_STMT_DOC_CHUNK_IDS] = "SELECT id FROM chunks WHERE document_id = ?1 ORDER BY ordinal",
+    [RAGD_STMT_DOC_CHUNKS_DELETE] = "DELETE FROM chunks WHERE document_id = ?1",
+    [RAGD_STMT_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1",
+    /* instr() = 1 is an exact starts-with test (LIKE would treat % and _ in paths as patterns);
+     * path >= ?1 lets the unique index skip everything before the prefix. */
+    [RAGD_STMT_DOC_LIST_PREFIX] = "SELECT id, path FROM documents WHERE path >= ?1 "
+                                  "AND instr(path, ?1) = 1 ORDER BY path",
+    [RAGD_STMT_CHUNK_PUT] =
+        "INSERT INTO chunks(document_id, ordinal, text, heading, tokens, char_start, char_end, "
+        "checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [RAGD_STMT_EMBEDDING_GET] =
+        "SELECT vector FROM embeddings WHERE checksum = ?1 AND model = ?2 AND dims = ?3",
+    [RAGD_STMT_EMBEDDING_PUT] = "INSERT OR IGNORE INTO embeddings(checksum, model, dims, vector, "
+                                "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [RAGD_STMT_VECTORS_EACH] =
+        "SELECT c.id, c.checksum, e.vector FROM chunks c LEFT JOIN embeddings e "
+        "ON e.checksum = c.checksum AND e.model = ?1 AND e.dims = ?2 ORDER BY c.id",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS documents ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " path TEXT NOT NULL UNIQUE,"
+    " source TEXT NOT NULL,"
+    " title TEXT NOT NULL,"
+    " checksum TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " mtime INTEGER NOT NULL,"
+    " tags TEXT NOT NULL DEFAULT '[]',"
+    " metadata TEXT NOT NULL DEFAULT '{}',"
+    " ingested_at INTEGER NOT NULL);"
+    /* AUTOINCREMENT: chunk ids are vector index ids and must never be reused. */
+    "CREATE TABLE IF NOT EXISTS chunks ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+    " ordinal INTEGER NOT NULL,"
+    " text TEXT NOT NULL,"
+    " heading TEXT NOT NULL,"
+    " tokens INTEGER NOT NULL,"
+    " char_start INTEGER NOT NULL,"
+    " char_end INTEGER NOT NULL,"
+    " checksum TEXT NOT NULL,"
+    " UNIQUE (document_id, ordinal));"
+    "CREATE INDEX IF NOT EXISTS chunks_checksum ON chunks(checksum);"
+    "CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks(document_id);"
+    "CREATE TABLE IF NOT EXISTS embeddings ("
+    " checksum TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " dims INTEGER NOT NULL,"
+    " vector BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '1');";
+
+/* A pooled reader connection with its own cached statements. */
+typedef struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *chunk_get;
+    sqlite3_stmt *stats;
+    sqlite3_stmt *begin;
+    sqlite3_stmt *commit;
+} store_reader;
+
+struct store_db {
+    char *data_dir;
+    char *db_path;
+    int readonly;
+    sqlite3 *writer;
+    sqlite3_stmt *stmts[RAGD_STMT_COUNT];
+    pthread_mutex_t pool_mutex;
+    store_reader *idle[RAGD_STORE_READERS_MAX];
+    size_t idle_count;
+};
+
+static const char chunk_get_sql[] =
+    "SELECT c.id, c.document_id, c.ordinal, c.text, c.heading, c.tokens, c.char_start, "
+    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata "
+    "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1";
+
+static const char stats_sql[] = "SELECT (SELECT count(*) FROM documents), "
+                                "(SELECT count(*) FROM chunks), (SELECT count(*) FROM embeddings)";
+
+/* ----- error translation ---------------------------------------------------------------------- */
+
+/* Records a SQLite failure (code from the failing call, message from db) in err.
+ * Returns: the ragd_rc recorded. */
+static ragd_rc db_fail(sqlite3 *db, int code, const char *what, ragd_err *err)
+{
+    ragd_rc rc;
+    switch (code & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR: rc = RAGD_ERR_IO; break;
+    case SQLITE_NOMEM: rc = RAGD_ERR_NOMEM; break;
+    default: rc = RAGD_ERR_STORE; break;
+    }
+    const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(code);
+    return ragd_err_set(err, rc, "%s: %s", what, msg);
+}
+
+static ragd_rc need_writable(const store_db *s, const char *what, ragd_err *err)
+{
+    if (s->readonly)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "%s: store %s is open read-only", what,
+                            s->db_path);
+    return RAGD_OK;
+}
+
+/* ----- little-endian float32 vectors ---------------------------------------------------------- */
+
+static void vector_decode(const unsigned char *blob, int dims, float *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(out, blob, (size_t)dims * 4);
+#else
+    for (int i = 0; i < dims; i++) {
+        const unsigned char *p = blob + (size_t)i * 4;
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                     (uint32_t)p[3] << 24;
+        memcpy(&out[i], &u, 4);
+    }
+#endif
+}
+
+/* Binds vec as a little-endian float32 blob. On big-endian hosts *scratch receives a new buffer
+ * the caller frees after the statement has run. Returns: a SQLite result code. */
+static int vector_bind(sqlite3_stmt *st, int col, const float *vec, int dims, void **scratch)
+{
+    size_t bytes = (size_t)dims * 4;
+    *scratch = NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return sqlite3_bind_blob64(st, col, vec, bytes, SQLITE_STATIC);
+#else
+    unsigned char *buf = malloc(bytes);
+    if (buf == NULL) return SQLITE_NOMEM;
+    for (int i = 0; i < dims; i++) {
+        uint32_t u;
+        memcpy(&u, &vec[i], 4);
+        buf[i * 4] = (unsigned char)u;
+        buf[i * 4 + 1] = (unsigned char)(u >> 8);
+        buf[i * 4 + 2] = (unsigned char)(u >> 16);
+        buf[i * 4 + 3] = (unsigned char)(u >> 24);
+    }
+    *scratch = buf;
+    return sqlite3_bind_blob64(st, col, buf, bytes, SQLITE_STATIC);
+#endif
+}
+
+/* ----- connections ---------------------------------------------------------------------------- */
+
+static ragd_rc db_exec(sqlite3 *db, const char *sql, const char *what, ragd_err *err)
+{
+    int code = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (code != SQLITE_OK) return db_fail(db, code, what, err);
+    return RAGD_OK;
+}
+
+/* Opens path with flags and sets the busy timeout. Returns: *out new (sqlite3_close_v2). */
+static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *err)
+{
+    sqlite3 *db = NULL;
+    int code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (code != SQLITE_OK) {
+        ragd_rc rc = db == NULL ? ragd_err_set(err, RAGD_ERR_NOMEM, "open %s: out of memory", path)
+                                : ragd_err_set(err, (code & 0xff) == SQLITE_IOERR ? RAGD_ERR_IO
+                                                                                : RAGD_ERR_STORE,
+                                               "open %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close_v2(db);
+        return rc;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    code = sqlite3_busy_timeout(db, RAGD_STORE_BUSY_TIMEOUT_MS);
+    if (code != SQLITE_OK) {
+        ragd_rc rc = db_fail(db, code, "set busy timeout", err);
+        sqlite3_close_v2(db);
+        return rc;
+    }
+    *out = db;
+    return RAGD_OK;
+}
+
+/* Returns: RAGD_OK and *out, a cached writer statement ready to bind (borrowed: stmt_done it
+ * after use). */
+static ragd_rc writer_stmt(store_db *s, int id, sqlite3_stmt **out, ragd_err *err)
+{
+    if (s->stmts[id] == NULL) {
+        int code = sqlite3_prepare_v3(s->writer, writer_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                      &s->stmts[id], NULL);
+        if (code != SQLITE_OK) {
+            s->stmts[id] = NULL;
+            return db_fail(s->writer, code, "prepare statement", err);
+        }
+    }
+    *out = s->stmts[id];
+    return RAGD_OK;
+}
+
+/* Makes a statement reusable: its bindings must not outlive the caller's borrowed strings. */
+static void stmt_done(sqlite3_stmt *st)
+{
+    if (st == NULL) return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that returns no rows (or whose rows are ignored) to completion.
+ * Returns: RAGD_OK; the statement is reset either way. */
+static ragd_rc stmt_run(store_db *s, sqlite3_stmt *st, const char *what, ragd_err *err)
+{
+    int code;
+    while ((code = sqlite3_step(st)) == SQLITE_ROW) {}
+    ragd_rc rc = code == SQLITE_DONE ? RAGD_OK : db_fail(s->writer, code, what, err);
+    stmt_done(st);
+    return rc;
+}
+
+static ragd_rc writer_simple(store_db *s, int id, const char *what, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = writer_stmt(s, id, &st, err);
+    if (rc != RAGD_OK) return rc;
+    return stmt_run(s, st, what, err);
+}
+
+/* Opens a transaction unless the caller already holds one. *owned says whether this call must
+ * close it with tx_close. */
+static ragd_rc tx_open(store_db *s, int *owned, ragd_err *err)
+{
+    *owned = 0;
+    if (!sqlite3_get_autocommit(s->writer)) return RAGD_OK;
+    ragd_rc rc = writer_simple(s, RAGD_STMT_BEGIN, "begin transaction", err);
+    if (rc == RAGD_OK) *owned = 1;
+    return rc;
+}
+
+/* Commits an owned transaction when rc is RAGD_OK, else rolls it back. Returns: the final rc. */
+static ragd_rc tx_close(store_db *s, int owned, ragd_rc rc, ragd_err *err)
+{
+    if (!owned) return rc;
+    if (rc == RAGD_OK) rc = writer_simple(s, RAGD_STMT_COMMIT, "commit", err);
+    if (rc != RAGD_OK) store_db_rollback(s);
+    return rc;
+}
+
+/* Reads meta[key]. Returns: RAGD_OK with *value new (free()) or NULL when absent. */
+static ragd_rc meta_get(store_db *s, const char *key, char **value, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_META_GET, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    ragd_rc rc = RAGD_OK;
+    char *copy = NULL;
+    int code = sqlite3_step(st);
+    if (code == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        copy = strdup(text != NULL ? text : "");
+        if (copy == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "read meta %s: out of memory", key);
+    } else if (code != SQLITE_DONE) {
+        rc = db_fail(s->writer, code, "read meta", err);
+    }
+    stmt_done(st);
+    if (rc == RAGD_OK) *value = copy;
+    return rc;
+}
+
+static ragd_rc meta_put(store_db *s, const char *key, const char *value, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_META_PUT, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    return stmt_run(s, st, "write meta", err);
+}
+
+/* Returns: RAGD_OK and *version, the recorded schema version (0 when the store has no schema). */
+static ragd_rc schema_version_get(store_db *s, const char *what, int64_t *version, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int code = sqlite3_prepare_v2(s->writer,
+                                  "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                  "AND name = 'meta'",
+                                  -1, &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, what, err);
+    code = sqlite3_step(st);
+    int has_meta = code == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : 0;
+    ragd_rc rc = code == SQLITE_ROW ? RAGD_OK : db_fail(s->writer, code, what, err);
+    sqlite3_finalize(st);
+    if (rc != RAGD_OK) return rc;
+    *version = 0;
+    if (!has_meta) return RAGD_OK;
+    char *text = NULL;
+    rc = meta_get(s, "schema_version", &text, err);
+    if (rc != RAGD_OK) return rc;
+    if (text != NULL) *version = strtoll(text, NULL, 10);
+    free(text);
+    return RAGD_OK;
+}
+
+static ragd_rc schema_version_refuse(const store_db *s, int64_t version, ragd_err *err)
+{
+    return ragd_err_set(err, RAGD_ERR_STORE,
+                        "store %s has schema version %lld but this ragd supports up to %d; "
+                        "upgrade ragd or use another data_dir",
+                        s->db_path, (long long)version, RAGD_STORE_SCHEMA_VERSION);
+}
+
+/* Creates the schema in one transaction unless it is there; refuses newer schema versions. */
+static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
+{
+    ragd_rc rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
+    if (rc != RAGD_OK) return rc;
+    rc = db_exec(s->writer,
+                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                 what, err);
+    int64_t version = 0;
+    if (rc == RAGD_OK) rc = schema_version_get(s, what, &version, err);
+    if (rc == RAGD_OK && version > RAGD_STORE_SCHEMA_VERSION)
+        rc = schema_version_refuse(s, version, err);
+    if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION)
+        rc = db_exec(s->writer, schema_sql, what, err);
+    return tx_close(s, 1, rc, err);
+}
+
+static ragd_rc schema_check_readonly(store_db *s, const char *what, ragd_err *err)
+{
+    int64_t version = 0;
+    ragd_rc rc = schema_version_get(s, what, &version, err);
+    if (rc != RAGD_OK) return rc;
+    if (version == 0)
+        return ragd_err_set(err, RAGD_ERR_NOT_FOUND,
+                            "%s is not an initialised ragd store; run `ragd ingest` first",
+                            s->db_path);
+    if (version > RAGD_STORE_SCHEMA_VERSION) return schema_version_refuse(s, version, err);
+    return RAGD_OK;
+}
+
+static int journal_mode_row(void *ctx, int ncols, char **values, char **names)
+{
+    (void)names;
+    char *mode = ctx;
+    if (ncols > 0 && values[0] != NULL) snprintf(mode, 16, "%s", values[0]);
+    return 0;
+}
+
+/* Switches the database to WAL. SQLite keeps the old mode silently when it cannot (for example on
+ * some network filesystems); readers would then block the writer, so that is an error. */
+static ragd_rc wal_enable(sqlite3 *db, const char *what, ragd_err *err)
+{
+    char mode[16] = "";
+    int code = sqlite3_exec(db, "PRAGMA journal_mode = WAL", journal_mode_row, mode, NULL);
+    if (code != SQLITE_OK) return db_fail(db, code, what, err);
+    if (strcmp(mode, "wal") != 0)
+        return ragd_err_set(err, RAGD_ERR_STORE, "%s: cannot enable WAL (journal mode is '%s')",
+                            what, mode);
+    return RAGD_OK;
+}
+
+ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_err *err)
+{
+    if (data_dir == NULL || out == NULL)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "store_db_open: data_dir and out are required");
+    if (!sqlite3_threadsafe())
+        return ragd_err_set(err, RAGD_ERR_UNSUPPORTED,
+                            "SQLite was built without thread support; ragd needs it");
+    ragd_rc rc;
+    if (!readonly && (rc = util_mkdir_p(data_dir, err)) != RAGD_OK) return rc;
+
+    store_db *s = calloc(1, sizeof *s);
+    if (s == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "open store: out of memory");
+    s->readonly = readonly != 0;
+    s->data_dir = strdup(data_dir);
+    s->db_path = util_path_join(data_dir, RAGD_STORE_DB_FILE);
+    if (s->data_dir == NULL || s->db_path == NULL) {
+        free(s->data_dir);
+        free(s->db_path);
+        free(s);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "open store: out of memory");
+    }
+    if (pthread_mutex_init(&s->pool_mutex, NULL) != 0) {
+        free(s->data_dir);
+        free(s->db_path);
+        free(s);
+        return ragd_err_set(err, RAGD_ERR_INTERNAL, "open store: cannot create mutex");
+    }
+
+    /* every failure below names the file */
+    char what[RAGD_ERR_MSG_MAX / 2];
+    snprintf(what, sizeof what, "open %s", s->db_path);
+    if (s->readonly) {
+        struct stat st;
+        if (stat(s->db_path, &st) != 0) {
+            rc = errno == ENOENT
+                     ? ragd_err_set(err, RAGD_ERR_NOT_FOUND,
+                                    "no store at %s; run `ragd ingest` first", s->db_path)
+                     : ragd_err_set(err, RAGD_ERR_IO, "open %s: %s", s->db_path, strerror(errno));
+            store_db_close(s);
+            return rc;
+        }
+        rc = db_connect(s->db_path, SQLITE_OPEN_READONLY, &s->writer, err);
+        if (rc == RAGD_OK) rc = db_exec(s->writer, "PRAGMA query_only = ON", what, err);
+        if (rc == RAGD_OK) rc = schema_check_readonly(s, what, err);
+    } else {
+        rc = db_connect(s->db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->writer, err);
+        /* synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and a
+         * finished ingest must never be lost. */
+        if (rc == RAGD_OK) rc = wal_enable(s->writer, what, err);
+        if (rc == RAGD_OK)
+            rc = db_exec(s->writer, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", what,
+                         err);
+        if (rc == RAGD_OK) rc = schema_apply(s, what, err);
+    }
+    if (rc != RAGD_OK) {
+        store_db_close(s);
+        return rc;
+    }
+    *out = s;
+    return RAGD_OK;
+}
+
+static void reader_close(store_reader *r)
+{
+    if (r == NULL) return;
+    sqlite3_finalize(r->chunk_get);
+    sqlite3_finalize(r->stats);
+    sqlite3_finalize(r->begin);
+    sqlite3_finalize(r->commit);
+    sqlite3_close_v2(r->db);
+    free(r);
+}
+
+void store_db_close(store_db *s)
+{
+    if (s == NULL) return;
+    for (size_t i = 0; i < s->idle_count; i++) reader_close(s->idle[i]);
+    for (int i = 0; i < RAGD_STMT_COUNT; i++) sqlite3_finalize(s->stmts[i]);
+    if (s->writer != NULL) {
+        int code = sqlite3_close(s->writer);
+        if (code != SQLITE_OK) {
+            RAGD_LOG(RAGD_LOG_WARN, "store", "close %s: %s", s->db_path,
+                     sqlite3_errmsg(s->writer));
+            sqlite3_close_v2(s->writer);
+        }
+    }
+    pthread_mutex_destroy(&s->pool_mutex);
+    free(s->data_dir);
+    free(s->db_path);
+    free(s);
+}
+
+/* ----- reader pool ---------------------------------------------------------------------------- */
+
+static ragd_rc reader_prepare(store_reader *r, const char *sql, sqlite3_stmt **st, ragd_err *err)
+{
+    int code = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (code != SQLITE_OK) {
+        *st = NULL;
+        return db_fail(r->db, code, "prepare reader statement", err);
+    }
+    return RAGD_OK;
+}
+
+static ragd_rc reader_open(const store_db *s, store_reader **out, ragd_err *err)
+{
+    store_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "open reader: out of memory");
+    ragd_rc rc = db_connect(s->db_path, SQLITE_OPEN_READONLY, &r->db, err);
+    if (rc == RAGD_OK) rc = db_exec(r->db, "PRAGMA query_only = ON", "configure reader", err);
+    if (rc == RAGD_OK) rc = reader_prepare(r, chunk_get_sql, &r->chunk_get, err);
+    if (rc == RAGD_OK) rc = reader_prepare(r, stats_sql, &r->stats, err);
+    if (rc == RAGD_OK) rc = reader_prepare(r, "BEGIN", &r->begin, err);
+    if (rc == RAGD_OK) rc = reader_prepare(r, "COMMIT", &r->commit, err);
+    if (rc != RAGD_OK) {
+        reader_close(r);
+        return rc;
+    }
+    *out = r;
+    return RAGD_OK;
+}
+
+/* Returns: an idle reader or a new one; give it back with reader_release. */
+static ragd_rc reader_acquire(store_db *s, store_reader **out, ragd_err *err)
+{
+    store_reader *r = NULL;
+    pthread_mutex_lock(&s->pool_mutex);
+    if (s->idle_count > 0) r = s->idle[--s->idle_count];
+    pthread_mutex_unlock(&s->pool_mutex);
+    if (r != NULL) {
+        *out = r;
+        return RAGD_OK;
+    }
+    return reader_open(s, out, err);
+}
+
+static void reader_release(store_db *s, store_reader *r)
+{
+    /* A failed call may have left its read transaction open: end it so the connection does not
+     * pin an old snapshot (and the WAL) while it sits in the pool. */
+    if (!sqlite3_get_autocommit(r->db)) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_lock(&s->pool_mutex);
+    if (s->idle_count < RAGD_STORE_READERS_MAX) {
+        s->idle[s->idle_count++] = r;
+        r = NULL;
+    }
+    pthread_mutex_unlock(&s->pool_mutex);
+    reader_close(r);
+}
+
+static ragd_rc reader_step_simple(store_reader *r, sqlite3_stmt *st, const char *what,
+                                  ragd_err *err)
+{
+    int code = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (code != SQLITE_DONE) return db_fail(r->db, code, what, err);
+    return RAGD_OK;
+}
+
+/* ----- transactions and generation ------------------------------------------------------------ */
+
+ragd_rc store_db_begin(store_db *s, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "begin transaction", err);
+    if (rc != RAGD_OK) return rc;
+    return writer_simple(s, RAGD_STMT_BEGIN, "begin transaction", err);
+}
+
+ragd_rc store_db_commit(store_db *s, ragd_err *err)
+{
+    return writer_simple(s, RAGD_STMT_COMMIT, "commit", err);
+}
+
+void store_db_rollback(store_db *s)
+{
+    if (s == NULL || sqlite3_get_autocommit(s->writer)) return;
+    /* Statements still holding rows would make ROLLBACK fail with SQLITE_BUSY on old SQLite
+     * versions; cached statements are always reset after use, so this is just a guard. */
+    for (int i = 0; i < RAGD_STMT_COUNT; i++)
+        if (s->stmts[i] != NULL) sqlite3_reset(s->stmts[i]);
+    ragd_err local = {0};
+    if (writer_simple(s, RAGD_STMT_ROLLBACK, "rollback", &local) != RAGD_OK)
+        RAGD_LOG(RAGD_LOG_ERROR, "store", "%s", local.msg);
+}
+
+ragd_rc store_db_generation_get(store_db *s, uint64_t *out, ragd_err *err)
+{
+    char *text = NULL;
+    ragd_rc rc = meta_get(s, "generation", &text, err);
+    if (rc != RAGD_OK) return rc;
+    *out = text != NULL ? strtoull(text, NULL, 10) : 0;
+    free(text);
+    return RAGD_OK;
+}
+
+ragd_rc store_db_generation_bump(store_db *s, uint64_t *out_new, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "bump generation", err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_GENERATION_BUMP, &st, err);
+    if (prep != RAGD_OK) return prep;
+    int code = sqlite3_step(st);
+    uint64_t value = 0;
+    if (code == SQLITE_ROW) {
+        value = (uint64_t)sqlite3_column_int64(st, 0);
+        code = sqlite3_step(st);
+    }
+    rc = code == SQLITE_DONE ? RAGD_OK : db_fail(s->writer, code, "bump generation", err);
+    stmt_done(st);
+    if (rc == RAGD_OK && out_new != NULL) *out_new = value;
+    return rc;
+}
+
+/* ----- model ---------------------------------------------------------------------------------- */
+
+static ragd_rc has_chunks(store_db *s, int *out, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_HAS_CHUNKS, &st, err);
+    if (prep != RAGD_OK) return prep;
+    int code = sqlite3_step(st);
+    ragd_rc rc = RAGD_OK;
+    if (code == SQLITE_ROW) *out = sqlite3_column_int(st, 0) != 0;
+    else rc = db_fail(s->writer, code, "count chunks", err);
+    stmt_done(st);
+    return rc;
+}
+
+ragd_rc store_db_model_check(store_db *s, const char *model, int dims, ragd_err *err)
+{
+    if (model == NULL || model[0] == '\0' || dims <= 0)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "model check: a model name and dims > 0 "
+                                                   "are required");
+    int owned = 0;
+    ragd_rc rc = s->readonly ? RAGD_OK : tx_open(s, &owned, err);
+    if (rc != RAGD_OK) return rc;
+    char *stored_model = NULL, *stored_dims = NULL;
+    int chunks = 0;
+    rc = meta_get(s, "embed_model", &stored_model, err);
+    if (rc == RAGD_OK) rc = meta_get(s, "embed_dims", &stored_dims, err);
+    if (rc == RAGD_OK) rc = has_chunks(s, &chunks, err);
+    if (rc == RAGD_OK) {
+        int absent = stored_model == NULL || stored_dims == NULL;
+        long long old_dims = stored_dims != NULL ? strtoll(stored_dims, NULL, 10) : 0;
+        int same = !absent && strcmp(stored_model, model) == 0 && old_dims == dims;
+        if (!same && chunks && !absent) {
+            rc = ragd_err_set(err, RAGD_ERR_MODEL_MISMATCH,
+                              "store %s was built with embedding model '%s' (%lld dims) but '%s' "
+                              "(%d dims) is configured; re-index with `ragd ingest --reset "
+                              "--path <docs>` or use another data_dir",
+                              s->data_dir, stored_model, old_dims, model, dims);
+        } else if (!same && !s->readonly) {
+            char dims_text[32];
+            snprintf(dims_text, sizeof dims_text, "%d", dims);
+            rc = meta_put(s, "embed_model", model, err);
+            if (rc == RAGD_OK) rc = meta_put(s, "embed_dims", dims_text, err);
+        }
+    }
+    free(stored_model);
+    free(stored_dims);
+    return tx_close(s, owned, rc, err);
+}
+
+/* ----- documents ------------------------------------------------------------------------------ */
+
+void store_doc_free(store_doc *doc)
+{
+    if (doc == NULL) return;
+    free(doc->path);
+    free(doc->source);
+    free(doc->title);
+    free(doc->checksum);
+    free(doc->tags_json);
+    free(doc->metadata_json);
+    memset(doc, 0, sizeof *doc);
+}
+
+/* Returns: a new copy of a text column ("" for NULL), or NULL on OOM. */
+static char *column_dup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *text = sqlite3_column_text(st, col);
+    if (text == NULL) return strdup("");
+    return util_strndup((const char *)text, (size_t)sqlite3_column_bytes(st, col));
+}
+
+ragd_rc store_db_doc_find(store_db *s, const char *path, store_doc *out, int *found, ragd_err *err)
+{
+    if (path == NULL) return ragd_err_set(err, RAGD_ERR_INVALID, "find document: no path");
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_FIND, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    ragd_rc rc = RAGD_OK;
+    store_doc doc = {0};
+    int code = sqlite3_step(st);
+    if (code == SQLITE_ROW) {
+        doc.id = sqlite3_column_int64(st, 0);
+        doc.path = column_dup(st, 1);
+        doc.source = column_dup(st, 2);
+        doc.title = column_dup(st, 3);
+        doc.checksum = column_dup(st, 4);
+        doc.size = sqlite3_column_int64(st, 5);
+        doc.mtime = sqlite3_column_int64(st, 6);
+        doc.tags_json = column_dup(st, 7);
+        doc.metadata_json = column_dup(st, 8);
+        if (!doc.path || !doc.source || !doc.title || !doc.checksum || !doc.tags_json ||
+            !doc.metadata_json)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "find document: out of memory");
+    } else if (code != SQLITE_DONE) {
+        rc = db_fail(s->writer, code, "find document", err);
+    }
+    stmt_done(st);
+    if (rc != RAGD_OK) {
+        store_doc_free(&doc);
+        return rc;
+    }
+    *found = code == SQLITE_ROW;
+    if (*found) *out = doc;
+    return RAGD_OK;
+}
+
+static const char *or_default(const char *s, const char *fallback)
+{
+    return s != NULL ? s : fallback;
+}
+
+ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "store document", err);
+    if (rc != RAGD_OK) return rc;
+    if (doc == NULL || doc->path == NULL)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "store document: no path");
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_PUT, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_text(st, 1, doc->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, or_default(doc->source, doc->path), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, or_default(doc->title, ""), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, or_default(doc->checksum, ""), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, doc->size);
+    sqlite3_bind_int64(st, 6, doc->mtime);
+    sqlite3_bind_text(st, 7, or_default(doc->tags_json, "[]"), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, or_default(doc->metadata_json, "{}"), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, util_unix_time());
+    int64_t new_id = 0;
+    int code = sqlite3_step(st);
+    if (code == SQLITE_ROW) {
+        new_id = sqlite3_column_int64(st, 0);
+        code = sqlite3_step(st);
+    }
+    rc = code == SQLITE_DONE ? RAGD_OK : db_fail(s->writer, code, "store document", err);
+    stmt_done(st);
+    if (rc == RAGD_OK && id != NULL) *id = new_id;
+    return rc;
+}
+
+ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_t *n,
+                               ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_CHUNK_IDS, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_int64(st, 1, doc_id);
+    int64_t *list = NULL;
+    size_t count = 0, cap = 0;
+    ragd_rc rc = RAGD_OK;
+    int code;
+    while ((code = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t next = cap ? cap * 2 : 16;
+            int64_t *grown = realloc(list, next * sizeof *grown);
+            if (grown == NULL) {
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list chunks: out of memory");
+                break;
+            }
+            list = grown;
+            cap = next;
+        }
+        list[count++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(s->writer, code, "list chunks", err);
+    stmt_done(st);
+    if (rc != RAGD_OK) {
+        free(list);
+        return rc;
+    }
+    *ids = list;
+    *n = count;
+    return RAGD_OK;
+}
+
+ragd_rc store_db_doc_chunks_delete(store_db *s, int64_t doc_id, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "delete chunks", err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_CHUNKS_DELETE, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_int64(st, 1, doc_id);
+    return stmt_run(s, st, "delete chunks", err);
+}
+
+ragd_rc store_db_doc_delete(store_db *s, int64_t doc_id, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "delete document", err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_DELETE, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_int64(st, 1, doc_id);
+    /* chunks go with it: ON DELETE CASCADE with foreign_keys = ON */
+    return stmt_run(s, st, "delete document", err);
+}
+
+ragd_rc store_db_doc_list_prefix(store_db *s, const char *prefix, int64_t **ids, char ***paths,
+                                 size_t *n, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_LIST_PREFIX, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_text(st, 1, prefix != NULL ? prefix : "", -1, SQLITE_STATIC);
+    int64_t *id_list = NULL;
+    char **path_list = NULL;
+    size_t count = 0, cap = 0;
+    ragd_rc rc = RAGD_OK;
+    int code;
+    while ((code = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t next = cap ? cap * 2 : 16;
+            int64_t *grown_ids = realloc(id_list, next * sizeof *grown_ids);
+            if (grown_ids != NULL) id_list = grown_ids;
+            char **grown_paths = grown_ids ? realloc(path_list, next * sizeof *grown_paths) : NULL;
+            if (grown_paths == NULL) {
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list documents: out of memory");
+                break;
+            }
+            path_list = grown_paths;
+            cap = next;
+        }
+        char *path = column_dup(st, 1);
+        if (path == NULL) {
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list documents: out of memory");
+            break;
+        }
+        id_list[count] = sqlite3_column_int64(st, 0);
+        path_list[count++] = path;
+    }
+    if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(s->writer, code, "list documents", err);
+    stmt_done(st);
+    if (rc != RAGD_OK) {
+        for (size_t i = 0; i < count; i++) free(path_list[i]);
+        free(path_list);
+        free(id_list);
+        return rc;
+    }
+    *ids = id_list;
+    *paths = path_list;
+    *n = count;
+    return RAGD_OK;
+}
+
+/* ----- chunks and embeddings ------------------------------------------------------------------ */
+
+ragd_rc store_db_chunk_put(store_db *s, int64_t doc_id, const store_chunk_in *c, int64_t *id,
+                           ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "insert chunk", err);
+    if (rc != RAGD_OK) return rc;
+    if (c == NULL || c->text == NULL || c->checksum == NULL)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "insert chunk: text and checksum are required");
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_CHUNK_PUT, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_int64(st, 1, doc_id);
+    sqlite3_bind_int(st, 2, c->ordinal);
+    sqlite3_bind_text64(st, 3, c->text, c->text_len, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_text(st, 4, or_default(c->heading, ""), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, c->tokens);
+    sqlite3_bind_int64(st, 6, c->char_start);
+    sqlite3_bind_int64(st, 7, c->char_end);
+    sqlite3_bind_text(st, 8, c->checksum, -1, SQLITE_STATIC);
+    rc = stmt_run(s, st, "insert chunk", err);
+    if (rc == RAGD_OK && id != NULL) *id = sqlite3_last_insert_rowid(s->writer);
+    return rc;
+}
+
+static ragd_rc embedding_corrupt(const char *checksum, const char *model, int bytes, int dims,
+                                 ragd_err *err)
+{
+    return ragd_err_set(err, RAGD_ERR_STORE,
+                        "corrupt embedding for chunk checksum %s, model '%s': %d bytes, "
+                        "expected %d (%d dims)",
+                        checksum, model, bytes, dims * 4, dims);
+}
+
+ragd_rc store_db_embedding_get(store_db *s, const char *checksum, const char *model, int dims,
+                               float *out, int *found, ragd_err *err)
+{
+    if (checksum == NULL || model == NULL || dims <= 0)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "read embedding: bad arguments");
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_EMBEDDING_GET, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_text(st, 1, checksum, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, dims);
+    ragd_rc rc = RAGD_OK;
+    int code = sqlite3_step(st);
+    int hit = 0;
+    if (code == SQLITE_ROW) {
+        const void *blob = sqlite3_column_blob(st, 0);
+        int bytes = sqlite3_column_bytes(st, 0);
+        if (blob == NULL || (int64_t)bytes != (int64_t)dims * 4) {
+            rc = embedding_corrupt(checksum, model, bytes, dims, err);
+        } else {
+            vector_decode(blob, dims, out);
+            hit = 1;
+        }
+    } else if (code != SQLITE_DONE) {
+        rc = db_fail(s->writer, code, "read embedding", err);
+    }
+    stmt_done(st);
+    if (rc == RAGD_OK) *found = hit;
+    return rc;
+}
+
+ragd_rc store_db_embedding_put(store_db *s, const char *checksum, const char *model, int dims,
+                               const float *vec, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "store embedding", err);
+    if (rc != RAGD_OK) return rc;
+    if (checksum == NULL || model == NULL || dims <= 0 || vec == NULL)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "store embedding: bad arguments");
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_EMBEDDING_PUT, &st, err);
+    if (prep != RAGD_OK) return prep;
+    void *scratch = NULL;
+    sqlite3_bind_text(st, 1, checksum, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, dims);
+    int code = vector_bind(st, 4, vec, dims, &scratch);
+    sqlite3_bind_int64(st, 5, util_unix_time());
+    if (code != SQLITE_OK) {
+        stmt_done(st);
+        free(scratch);
+        return db_fail(s->writer, code, "store embedding", err);
+    }
+    rc = stmt_run(s, st, "store embedding", err);
+    free(scratch);
+    return rc;
+}
+
+ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_vector_fn fn,
+                              void *ctx, size_t *missing, ragd_err *err)
+{
+    if (model == NULL || dims <= 0 || fn == NULL)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "read vectors: bad arguments");
+    float *vec = malloc((size_t)dims * sizeof *vec);
+    if (vec == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "read vectors: out of memory");
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = writer_stmt(s, RAGD_STMT_VECTORS_EACH, &st, err);
+    if (rc != RAGD_OK) {
+        free(vec);
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, dims);
+    size_t absent = 0;
+    int code;
+    while ((code = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t chunk_id = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_type(st, 2) == SQLITE_NULL) {
+            absent++;
+            continue;
+        }
+        const void *blob = sqlite3_column_blob(st, 2);
+        int bytes = sqlite3_column_bytes(st, 2);
+        if (blob == NULL || (int64_t)bytes != (int64_t)dims * 4) {
+            rc = embedding_corrupt((const char *)sqlite3_column_text(st, 1), model, bytes, dims,
+                                   err);
+            break;
+        }
+        vector_decode(blob, dims, vec);
+        if (fn(ctx, chunk_id, vec, dims) != 0) {
+            rc = ragd_err_set(err, RAGD_ERR_INTERNAL, "read vectors: stopped at chunk %lld",
+                              (long long)chunk_id);
+            break;
+        }
+    }
+    if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(s->writer, code, "read vectors", err);
+    stmt_done(st);
+    free(vec);
+    if (rc == RAGD_OK && missing != NULL) *missing = absent;
+    return rc;
+}
+
+/* ----- reads from any thread ------------------------------------------------------------------ */
+
+void store_hit_free(store_hit *h)
+{
+    if (h == NULL) return;
+    free(h->text);
+    free(h->heading);
+    free(h->source);
+    free(h->title);
+    free(h->path);
+    free(h->tags_json);
+    free(h->metadata_json);
+    memset(h, 0, sizeof *h);
+}
+
+/* Fills h from the current row of the chunk_get statement. Returns: 0, or -1 on OOM (h freed). */
+static int hit_fill(sqlite3_stmt *st, store_hit *h)
+{
+    h->chunk_id = sqlite3_column_int64(st, 0);
+    h->document_id = sqlite3_column_int64(st, 1);
+    h->ordinal = sqlite3_column_int(st, 2);
+    h->text = column_dup(st, 3);
+    h->heading = column_dup(st, 4);
+    h->tokens = sqlite3_column_int64(st, 5);
+    h->char_start = sqlite3_column_int64(st, 6);
+    h->char_end = sqlite3_column_int64(st, 7);
+    h->source = column_dup(st, 8);
+    h->title = column_dup(st, 9);
+    h->path = column_dup(st, 10);
+    h->tags_json = column_dup(st, 11);
+    h->metadata_json = column_dup(st, 12);
+    if (!h->text || !h->heading || !h->source || !h->title || !h->path || !h->tags_json ||
+        !h->metadata_json) {
+        store_hit_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,
+                            ragd_err *err)
+{
+    if (n == 0) return RAGD_OK;
+    if (ids == NULL || out == NULL)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "read chunks: ids and out are required");
+    store_hit *hits = calloc(n, sizeof *hits);
+    if (hits == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "read chunks: out of memory");
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) {
+        free(hits);
+        return rc;
+    }
+    /* One read transaction: every row comes from the same snapshot even while the writer
+     * commits. */
+    rc = reader_step_simple(r, r->begin, "read chunks: begin", err);
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        sqlite3_bind_int64(r->chunk_get, 1, ids[i]);
+        int code = sqlite3_step(r->chunk_get);
+        if (code == SQLITE_ROW) {
+            if (hit_fill(r->chunk_get, &hits[i]) != 0)
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "read chunks: out of memory");
+        } else if (code != SQLITE_DONE) {
+            rc = db_fail(r->db, code, "read chunks", err);
+        }
+        sqlite3_reset(r->chunk_get);
+    }
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read chunks: commit", err);
+    reader_release(s, r);
+    if (rc != RAGD_OK) {
+        for (size_t i = 0; i < n; i++) store_hit_free(&hits[i]);
+        free(hits);
+        return rc;
+    }
+    memcpy(out, hits, n * sizeof *hits);
+    free(hits);
+    return RAGD_OK;
+}
+
+ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t *embeddings,
+                       ragd_err *err)
+{
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    int64_t counts[3] = {0, 0, 0};
+    rc = reader_step_simple(r, r->begin, "read stats: begin", err);
+    if (rc == RAGD_OK) {
+        int code = sqlite3_step(r->stats);
+        if (code == SQLITE_ROW)
+            for (int i = 0; i < 3; i++) counts[i] = sqlite3_column_int64(r->stats, i);
+        else rc = db_fail(r->db, code, "read stats", err);
+        sqlite3_reset(r->stats);
+    }
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read stats: commit", err);
+    reader_release(s, r);
+    if (rc != RAGD_OK) return rc;
+    if (documents != NULL) *documents = counts[0];
+    if (chunks != NULL) *chunks = counts[1];
+    if (embeddings != NULL) *embeddings = counts[2];
+    return RAGD_OK;
+}
+
+/* ----- reset ---------------------------------------------------------------------------------- */
+
+ragd_rc store_db_reset(store_db *s, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "reset store", err);
+    if (rc != RAGD_OK) return rc;
+    int owned = 0;
+    rc = tx_open(s, &owned, err);
+    if (rc != RAGD_OK) return rc;
+    /* sqlite_sequence is kept: AUTOINCREMENT then never hands out an old chunk id again, so a
+     * stale vector index can never map an id to the wrong chunk. */
+    rc = db_exec(s->writer,
+                 "DELETE FROM chunks; DELETE FROM documents; DELETE FROM embeddings; "
+                 "DELETE FROM meta WHERE key IN ('embed_model', 'embed_dims')",
+                 "reset store", err);
+    if (rc == RAGD_OK) rc = store_db_generation_bump(s, NULL, err);
+    return tx_close(s, owned, rc, err);
+}

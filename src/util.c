@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.c - small helpers shared by modules: a growable buffer, SHA-256 (OpenSSL EVP), UTF-8
+ * validation, clocks, and filesystem helpers that make writes durable (fsync before rename, fsync of
+ * the directory after).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "ragd/util.h"
+
+/* ---- buffer ---------------------------------------------------------------------------------- */
+
+static int buf_reserve(util_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) return -1;
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (p == NULL) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int util_buf_append(util_buf *b, const char *s, size_t n)
+{
+    if (buf_reserve(b, n) != 0) return -1;
+    if (n) memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int util_buf_puts(util_buf *b, const char *s) { return util_buf_append(b, s, strlen(s)); }
+
+int util_buf_printf(util_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0) return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+char *util_buf_steal(util_buf *b)
+{
+    char *p = b->data;
+    if (p == NULL) p = calloc(1, 1);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void util_buf_free(util_buf *b)
+{
+    if (b == NULL) return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- hashing, text, time ---------------------------------------------------------------------- */
+
+void util_sha256_hex(const void *data, size_t len, char out[UTIL_SHA256_HEX_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    static const char hex[] = "0123456789abcdef";
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        /* EVP_Digest only fails on allocation failure; an all-zero digest would be silently
+         * wrong, so make it obviously invalid instead. */
+        memset(out, 'x', UTIL_SHA256_HEX_LEN);
+        out[UTIL_SHA256_HEX_LEN] = '\0';
+        return;
+    }
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[UTIL_SHA256_HEX_LEN] = '\0';
+}
+
+int util_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (len - i <= need) return 0;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+double util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+int64_t util_unix_time(void) { return (int64_t)time(NULL); }
+
+/* ---- filesystem ------------------------------------------------------------------------------- */
+
+ragd_rc util_mkdir_p(const char *dir, ragd_err *err)
+{
+    size_t n = strlen(dir);
+    if (n == 0) return ragd_err_set(err, RAGD_ERR_INVALID, "empty directory name");
+    char *tmp = util_strndup(dir, n);
+    if (tmp == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    for (char *p = tmp + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                int e = errno;
+                ragd_err_set(err, RAGD_ERR_IO, "cannot create directory %s: %s", tmp, strerror(e));
+                free(tmp);
+                return RAGD_ERR_IO;
+            }
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    free(tmp);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ragd_err_set(err, RAGD_ERR_IO, "%s is not a directory", dir);
+    return RAGD_OK;
+}
+
+ragd_rc util_file_read(const char *path, size_t max_bytes, char **out, size_t *len, ragd_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return ragd_err_set(err, e == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_IO,
+                            "cannot open %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ragd_err_set(err, RAGD_ERR_IO, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
+        close(fd);
+        return ragd_err_set(err, RAGD_ERR_TOO_LARGE, "%s is %lld bytes, over the limit of %zu",
+                            path, (long long)st.st_size, max_bytes);
+    }
+    size_t cap = (size_t)st.st_size;
+    char *data = malloc(cap + 1);
+    if (data == NULL) {
+        close(fd);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    size_t got = 0;
+    for (;;) {
+        if (got == cap) {
+            /* The file may have grown since fstat: read on, within the limit. */
+            char probe;
+            ssize_t r = read(fd, &probe, 1);
+            if (r == 0) break;
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) goto io_error;
+            if (cap + 1 > max_bytes) {
+                free(data);
+                close(fd);
+                return ragd_err_set(err, RAGD_ERR_TOO_LARGE, "%s grew over the limit of %zu",
+                                    path, max_bytes);
+            }
+            size_t ncap = cap * 2 + 4096;
+            if (ncap > max_bytes) ncap = max_bytes;
+            char *p = realloc(data, ncap + 1);
+            if (p == NULL) {
+                free(data);
+                close(fd);
+                return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reading %s", path);
+            }
+            data = p;
+            data[got++] = probe;
+            cap = ncap;
+            continue;
+        }
+        ssize_t r = read(fd, data + got, cap - got);
+        if (r == 0) break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) goto io_error;
+        got += (size_t)r;
+    }
+    close(fd);
+    data[got] = '\0';
+    *out = data;
+    *len = got;
+    return RAGD_OK;
+
+io_error: {
+    int e = errno;
+    free(data);
+    close(fd);
+    return ragd_err_set(err, RAGD_ERR_IO, "cannot read %s: %s", path, strerror(e));
+}
+}
+
+ragd_rc util_dir_fsync_parent(const char *path, ragd_err *err)
+{
+    char *copy = strdup(path);
+    if (copy == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        ragd_err_set(err, RAGD_ERR_IO, "cannot open directory %s: %s", dir, strerror(e));
+        free(copy);
+        return RAGD_ERR_IO;
+    }
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0) {
+        ragd_err_set(err, RAGD_ERR_IO, "cannot fsync directory %s: %s", dir, strerror(e));
+        free(copy);
+        return RAGD_ERR_IO;
+    }
+    free(copy);
+    return RAGD_OK;
+}
+
+ragd_rc util_file_write_atomic(const char *path, const void *data, size_t len, ragd_err *err)
+{
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 5);
+    if (tmp == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        ragd_err_set(err, RAGD_ERR_IO, "cannot create %s: %s", tmp, strerror(e));
+        free(tmp);
+        return RAGD_ERR_IO;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            ragd_err_set(err, RAGD_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+            free(tmp);
+            return RAGD_ERR_IO;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        ragd_err_set(err, RAGD_ERR_IO, "cannot sync %s: %s", tmp, strerror(e));
+        free(tmp);
+        return RAGD_ERR_IO;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        ragd_err_set(err, RAGD_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+        free(tmp);
+        return RAGD_ERR_IO;
+    }
+    free(tmp);
+    return util_dir_fsync_parent(path, err);
+}
+
+char *util_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    while (a > 1 && dir[a - 1] == '/') a--;
+    while (b > 0 && name[0] == '/') {
+        name++;
+        b--;
+    }
+    char *p = malloc(a + 1 + b + 1);
+    if (p == NULL) return NULL;
+    memcpy(p, dir, a);
+    size_t n = a;
+    if (a == 0 || dir[a - 1] != '/') p[n++] = '/';
+    memcpy(p + n, name, b);
+    p[n + b] = '\0';
+    return p;
+}
+
+char *util_strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p == NULL) return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}

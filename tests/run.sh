@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Runs every test under AddressSanitizer + UndefinedBehaviorSanitizer: the cmocka unit tests in
+# BUILD/tests/, then the integration suite against the real BUILD/ragd binary. Closes with one line
+# "N passed, N failed" summing cmocka's counts and the integration suite's, and exits non-zero when
+# anything failed (or when a test binary crashed without reporting).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build/asan}
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export RAGD_TEST_DATA="$PWD/tests/data"
+
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    case "$t" in *.o|*.d) continue ;; esac
+    echo "== unit: $(basename "$t")"
+    "$t" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) test(s)\./\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) test(s), listed below:/\1/p' "$log" | tail -n 1)
+    p=${p:-0}
+    f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "!! $(basename "$t") exited with status $rc without a cmocka failure (crash or sanitizer report)"
+        f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+
+echo "== integration"
+python3 tests/integration/run.py --bin "$BUILD/ragd" 2>&1 | tee "$log"
+irc=${PIPESTATUS[0]}
+ip=$(sed -n 's/^integration: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' "$log" | tail -n 1)
+if_=$(sed -n 's/^integration: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' "$log" | tail -n 1)
+ip=${ip:-0}
+if_=${if_:-0}
+if [ "$irc" -ne 0 ] && [ "$if_" -eq 0 ]; then
+    echo "!! integration suite exited with status $irc without reporting failures"
+    if_=1
+fi
+passed=$((passed + ip))
+failed=$((failed + if_))
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

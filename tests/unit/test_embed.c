@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_embed.c - unit tests for the embedding providers: the local feature-hashing embedder
+ * (determinism, normalisation, dims, stemming, relatedness) and the provider layer (selection
+ * from the configuration, batch splitting, free(NULL)).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/embed_int.h"
+#include "ragd/embed.h"
+
+#define DIMS 512
+
+static double dot(const float *a, const float *b, int dims)
+{
+    double s = 0.0;
+    for (int i = 0; i < dims; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static double cosine_of(const char *x, const char *y)
+{
+    float a[DIMS], b[DIMS];
+    embed_local_vector(x, strlen(x), DIMS, a);
+    embed_local_vector(y, strlen(y), DIMS, b);
+    return dot(a, b, DIMS);
+}
+
+static int all_zero(const float *v, int dims)
+{
+    for (int i = 0; i < dims; i++)
+        if (v[i] != 0.0f) return 0;
+    return 1;
+}
+
+typedef struct term_sink {
+    size_t calls;
+    char first[RAGD_EMBED_WORD_MAX + 1];
+    char stem[RAGD_EMBED_WORD_MAX + 1]; /* the last term */
+} term_sink;
+
+static void sink_term(void *ctx, uint64_t term, const char *stem, size_t len)
+{
+    term_sink *s = ctx;
+    (void)term;
+    assert_true(len <= RAGD_EMBED_WORD_MAX);
+    memcpy(s->stem, stem, len);
+    s->stem[len] = '\0';
+    if (s->calls == 0) memcpy(s->first, s->stem, len + 1);
+    s->calls++;
+}
+
+/* FNV-1a over the vector's bytes: a fingerprint to pin the algorithm. */
+static uint64_t vector_fingerprint(const float *v, int dims)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t i = 0; i < (size_t)dims * sizeof(float); i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static const char *policy_text =
+    "# Refund policy\n\nCustomers can request a refund within 30 days of purchase. Refunds are "
+    "issued to the original payment method once the returned item has been inspected.";
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    float a[DIMS], b[DIMS];
+    embed_local_vector(policy_text, strlen(policy_text), DIMS, a);
+    embed_local_vector(policy_text, strlen(policy_text), DIMS, b);
+    assert_memory_equal(a, b, sizeof a);
+    assert_false(all_zero(a, DIMS));
+    /* A copy at another address (and with trailing bytes outside len) embeds the same. */
+    char *copy = malloc(strlen(policy_text) + 8);
+    assert_non_null(copy);
+    memcpy(copy, policy_text, strlen(policy_text));
+    memcpy(copy + strlen(policy_text), " extra!", 8);
+    embed_local_vector(copy, strlen(policy_text), DIMS, b);
+    free(copy);
+    assert_memory_equal(a, b, sizeof a);
+}
+
+static void test_fingerprint_stable(void **state)
+{
+    (void)state;
+    /* Pins ragd-local-v1: if this changes, stored vectors are stale and the model name must
+     * change with it. Rounded to 1e-4 so the check survives harmless float reordering. */
+    float v[DIMS];
+    embed_local_vector(policy_text, strlen(policy_text), DIMS, v);
+    for (int i = 0; i < DIMS; i++) v[i] = roundf(v[i] * 1e4f) / 1e4f;
+    uint64_t fp = vector_fingerprint(v, DIMS);
+    float w[DIMS];
+    embed_local_vector("refund", 6, DIMS, w);
+    int nonzero = 0;
+    for (int i = 0; i < DIMS; i++) nonzero += w[i] != 0.0f;
+    /* "refund": 1 unigram + 3+4+5-gram counts of "<refund>" (6+5+4) = 16 features at most. */
+    assert_in_range(nonzero, 10, 16);
+    printf("fingerprint %016llx\n", (unsigned long long)fp);
+    assert_true(fp == 0x4dc23d74363b54a9ULL);
+}
+
+static void test_unit_norm(void **state)
+{
+    (void)state;
+    const char *texts[] = {policy_text, "refund", "Straße café naïve 東京 データ",
+                           "x", "don't panic: it's fine"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        float v[DIMS];
+        embed_local_vector(texts[i], strlen(texts[i]), DIMS, v);
+        assert_true(fabs(sqrt(dot(v, v, DIMS)) - 1.0) < 1e-5);
+    }
+}
+
+static void test_empty_and_stopwords_zero(void **state)
+{
+    (void)state;
+    float v[DIMS];
+    for (int i = 0; i < DIMS; i++) v[i] = 7.0f;
+    embed_local_vector("", 0, DIMS, v);
+    assert_true(all_zero(v, DIMS));
+    embed_local_vector(NULL, 0, DIMS, v);
+    assert_true(all_zero(v, DIMS));
+    const char *stop = "The and of it is to be, or NOT to be -- that is what it was!";
+    embed_local_vector(stop, strlen(stop), DIMS, v);
+    assert_true(all_zero(v, DIMS));
+    const char *punct = "  ## --- *** `` \n\n ... \xe2\x80\x94 \xc2\xa0 ";
+    embed_local_vector(punct, strlen(punct), DIMS, v);
+    assert_true(all_zero(v, DIMS));
+}
+
+static void test_dims_respected(void **state)
+{
+    (void)state;
+    const int dims_list[] = {64, 100, 384, 1024, 4096};
+    for (size_t k = 0; k < sizeof dims_list / sizeof dims_list[0]; k++) {
+        int dims = dims_list[k];
+        float *v = malloc(((size_t)dims + 1) * sizeof *v);
+        assert_non_null(v);
+        v[dims] = 42.0f; /* sentinel: must not be written */
+        embed_local_vector(policy_text, strlen(policy_text), dims, v);
+        assert_true(v[dims] == 42.0f);
+        assert_true(fabs(sqrt(dot(v, v, dims)) - 1.0) < 1e-5);
+        free(v);
+    }
+}
+
+static void test_related_beats_unrelated(void **state)
+{
+    (void)state;
+    const char *question = "How do refunds work if I return an item?";
+    const char *recipe = "# Tomato soup\n\nChop the onions, simmer the tomatoes with garlic and "
+                         "basil for twenty minutes, then blend until smooth.";
+    double related = cosine_of(policy_text, question);
+    double unrelated = cosine_of(recipe, question);
+    assert_true(related > unrelated + 0.1);
+    assert_true(cosine_of(policy_text, recipe) < related);
+}
+
+static void test_stemming(void **state)
+{
+    (void)state;
+    /* Single words: equal stems give identical unigram features, so high similarity. */
+    assert_true(cosine_of("refunds", "refund") > 0.75);
+    assert_true(cosine_of("refunded", "refund") > 0.7);
+    assert_true(cosine_of("policies", "policy") > 0.7);
+    assert_true(cosine_of("configuring", "configure") > 0.7);
+    assert_true(cosine_of("embeddings", "embedded") > 0.6);
+    assert_true(cosine_of("refunds", "kitchen") < 0.2);
+
+    /* The stems themselves, through the tokenizer the BM25 baseline uses. */
+    embed_local_params p;
+    embed_local_params_default(&p, DIMS);
+    static const struct {
+        const char *word, *stem;
+    } cases[] = {
+        {"refunds", "refund"},    {"refunded", "refund"},    {"refunding", "refund"},
+        {"policies", "policy"},   {"queries", "query"},      {"boxes", "box"},
+        {"classes", "class"},     {"status", "status"},      {"analysis", "analysis"},
+        {"used", "us"},           {"using", "us"},           {"uses", "us"},
+        {"stopped", "stop"},      {"installed", "install"},  {"string", "string"},
+        {"needed", "need"},       {"speed", "speed"},        {"deployment", "deploy"},
+        {"directly", "direct"},   {"apply", "apply"},        {"ragd's", "ragd"},
+        {"Settings", "set"},      {"embedding", "embed"},    {"tries", "try"},
+        {"configured", "configur"}, {"DON\xe2\x80\x99T", "don't"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        term_sink sink = {0};
+        p.stopwords = 0; /* "don't" is a stopword; check the apostrophe handling itself */
+        embed_local_terms_each(cases[i].word, strlen(cases[i].word), &p, sink_term, &sink);
+        assert_int_equal(sink.calls, 1);
+        assert_string_equal(sink.stem, cases[i].stem);
+    }
+}
+
+static void test_tokenizer_terms(void **state)
+{
+    (void)state;
+    embed_local_params p;
+    embed_local_params_default(&p, DIMS);
+    term_sink sink = {0};
+    const char *text = "The max_tokens setting, and re-index: it's the café\xe2\x80\x94" "fine.";
+    embed_local_terms_each(text, strlen(text), &p, sink_term, &sink);
+    /* max, tokens, setting, re, index, café, fine ("the", "and", "it's" are stopwords). */
+    assert_int_equal(sink.calls, 7);
+    assert_string_equal(sink.stem, "fin");
+    assert_string_equal(sink.first, "max");
+    /* Without stemming and stopwords every word is a term, as written (lower-cased). */
+    p.stem = 0;
+    p.stopwords = 0;
+    memset(&sink, 0, sizeof sink);
+    embed_local_terms_each(text, strlen(text), &p, sink_term, &sink);
+    assert_int_equal(sink.calls, 11);
+    assert_string_equal(sink.first, "the");
+    assert_string_equal(sink.stem, "fine");
+}
+
+static void test_long_and_huge_texts(void **state)
+{
+    (void)state;
+    /* A word longer than RAGD_EMBED_WORD_MAX, and a text big enough to grow the feature table. */
+    size_t n = 400000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++) big[i] = 'a' + (char)((i * 7919u / 3u) % 26u);
+    for (size_t i = 0; i < n; i += 9) big[i] = ' ';
+    memset(big + 1000, 'q', 200); /* one 200-byte word */
+    big[n] = '\0';
+    float v[DIMS];
+    embed_local_vector(big, n, DIMS, v);
+    assert_true(fabs(sqrt(dot(v, v, DIMS)) - 1.0) < 1e-5);
+    float w[DIMS];
+    embed_local_vector(big, n, DIMS, w);
+    assert_memory_equal(v, w, sizeof v);
+    free(big);
+}
+
+static void test_params(void **state)
+{
+    (void)state;
+    embed_local_params p;
+    embed_local_params_default(&p, DIMS);
+    assert_true(embed_local_params_valid(&p));
+    p.dims = 63;
+    assert_false(embed_local_params_valid(&p));
+    p.dims = DIMS;
+    p.char_max = RAGD_EMBED_CHAR_NGRAM_MAX + 1;
+    assert_false(embed_local_params_valid(&p));
+    p.char_max = 5;
+    p.bigram_weight = -1.0f;
+    assert_false(embed_local_params_valid(&p));
+    p.bigram_weight = 0.0f;
+    p.char_weight = 0.0f;
+    assert_true(embed_local_params_valid(&p));
+    /* Unigrams only: a one-word text has exactly one non-zero dimension of magnitude 1. */
+    float v[DIMS];
+    embed_local_vector_params("refunds", 7, &p, v);
+    int nonzero = 0;
+    for (int i = 0; i < DIMS; i++)
+        if (v[i] != 0.0f) {
+            nonzero++;
+            assert_true(fabsf(fabsf(v[i]) - 1.0f) < 1e-6f);
+        }
+    assert_int_equal(nonzero, 1);
+    /* Unigrams are stems: "refund" lands on the same dimension with the same sign. */
+    float w[DIMS];
+    embed_local_vector_params("refund", 6, &p, w);
+    assert_memory_equal(v, w, sizeof v);
+
+    ragd_err err = {0};
+    embed_provider *prov = NULL;
+    p.dims = 5000;
+    assert_int_equal(embed_local_new_params(&p, &prov, &err), RAGD_ERR_INVALID);
+    assert_null(prov);
+    ragd_err_clear(&err);
+    assert_int_equal(embed_local_new(32, &prov, &err), RAGD_ERR_INVALID);
+    assert_null(prov);
+    assert_true(strstr(err.msg, "dims") != NULL);
+}
+
+/* ---- provider layer ------------------------------------------------------------------------ */
+
+static void cfg_init(ragd_cfg *cfg, char *provider, char *key, int dims, int batch)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->embed_provider = provider;
+    cfg->embed_api_key = key;
+    cfg->embed_dims = dims;
+    cfg->embed_batch_size = batch;
+}
+
+static void test_provider_new(void **state)
+{
+    (void)state;
+    ragd_cfg cfg;
+    ragd_err err = {0};
+    embed_provider *p = NULL;
+
+    cfg_init(&cfg, "auto", "", 384, 16);
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_OK);
+    assert_non_null(p);
+    assert_string_equal(p->ops->name, "local");
+    assert_string_equal(p->model, "ragd-local-v1");
+    assert_int_equal(p->dims, 384);
+    assert_int_equal(p->max_batch, 16);
+    embed_provider_free(p);
+
+    /* auto with a key still picks local (no network provider yet). */
+    p = NULL;
+    cfg_init(&cfg, "auto", "sk-test", 256, 64);
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_OK);
+    assert_string_equal(p->ops->name, "local");
+    assert_int_equal(p->dims, 256);
+    embed_provider_free(p);
+
+    p = NULL;
+    cfg_init(&cfg, "local", NULL, 512, 64);
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_OK);
+    assert_string_equal(p->ops->name, "local");
+    /* The provider's vectors are embed_local_vector's. */
+    float a[512], b[512];
+    const char *t = policy_text;
+    size_t len = strlen(t);
+    assert_int_equal(embed_batch_run(p, &t, &len, 1, a, &err), RAGD_OK);
+    embed_local_vector(t, len, 512, b);
+    assert_memory_equal(a, b, sizeof a);
+    embed_provider_free(p);
+
+    p = NULL;
+    cfg_init(&cfg, "openai", NULL, 512, 64);
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_ERR_CONFIG);
+    assert_null(p);
+    assert_true(strstr(err.msg, "openai") != NULL);
+
+    ragd_err_clear(&err);
+    cfg_init(&cfg, "local", NULL, 10, 64);
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_ERR_INVALID);
+    assert_null(p);
+
+    embed_provider_free(NULL);
+}
+
+/* A wrapper provider that records the batch sizes it is called with. */
+static size_t batch_calls;
+static size_t batch_largest;
+static embed_provider *wrapped;
+
+static ragd_rc counting_batch(embed_provider *p, const char *const *texts, const size_t *lens,
+                              size_t n, float *out, ragd_err *err)
+{
+    (void)p;
+    batch_calls++;
+    if (n > batch_largest) batch_largest = n;
+    return wrapped->ops->batch(wrapped, texts, lens, n, out, err);
+}
+
+static void test_batch_splits(void **state)
+{
+    (void)state;
+    ragd_err err = {0};
+    assert_int_equal(embed_local_new(128, &wrapped, &err), RAGD_OK);
+    embed_ops ops = {.name = "counting", .batch = counting_batch, .destroy = NULL};
+    embed_provider counting = {.ops = &ops, .dims = 128, .max_batch = 3};
+
+    const char *texts[10] = {
+        "refund policy", "", "shipping times to Europe", "the and of", "kitchen recipes",
+        "warranty claims", "ragd configuration", "vector store", "chunk overlap", "tokens",
+    };
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) lens[i] = strlen(texts[i]);
+    float got[10 * 128];
+    for (size_t i = 0; i < 10 * 128; i++) got[i] = 9.0f;
+    batch_calls = 0;
+    batch_largest = 0;
+    assert_int_equal(embed_batch_run(&counting, texts, lens, 10, got, &err), RAGD_OK);
+    assert_int_equal(batch_calls, 4);
+    assert_int_equal(batch_largest, 3);
+    for (int i = 0; i < 10; i++) {
+        float one[128];
+        embed_local_vector(texts[i], lens[i], 128, one);
+        assert_memory_equal(got + i * 128, one, sizeof one);
+    }
+    /* lens NULL means NUL-terminated texts. */
+    float again[10 * 128];
+    assert_int_equal(embed_batch_run(&counting, texts, NULL, 10, again, &err), RAGD_OK);
+    assert_memory_equal(got, again, sizeof got);
+    /* n = 0 does nothing; a NULL provider is an error. */
+    batch_calls = 0;
+    assert_int_equal(embed_batch_run(&counting, texts, lens, 0, got, &err), RAGD_OK);
+    assert_int_equal(batch_calls, 0);
+    assert_int_equal(embed_batch_run(NULL, texts, lens, 1, got, &err), RAGD_ERR_INVALID);
+    embed_provider_free(wrapped);
+    wrapped = NULL;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_fingerprint_stable),
+        cmocka_unit_test(test_unit_norm),
+        cmocka_unit_test(test_empty_and_stopwords_zero),
+        cmocka_unit_test(test_dims_respected),
+        cmocka_unit_test(test_related_beats_unrelated),
+        cmocka_unit_test(test_stemming),
+        cmocka_unit_test(test_tokenizer_terms),
+        cmocka_unit_test(test_long_and_huge_texts),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_provider_new),
+        cmocka_unit_test(test_batch_splits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

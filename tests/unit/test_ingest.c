@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ingest.c - the extractors (front matter forms, BOM, NUL, invalid UTF-8, title fallbacks)
+ * and the crawler (nested dirs, hidden dirs, unsupported files, symlinks inside and outside the
+ * root, single-file roots, missing roots) on temp trees under $TMPDIR.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ragd/ingest.h"
+#include "ragd/util.h"
+
+static ingest_doc extract_ok(const char *path, const char *data)
+{
+    ingest_doc d = {0};
+    ragd_err err = {0};
+    assert_int_equal(ingest_extract_run(path, data, strlen(data), &d, &err), RAGD_OK);
+    return d;
+}
+
+static void test_supported(void **state)
+{
+    (void)state;
+    assert_true(ingest_extract_supported("a/b/Refunds.MD"));
+    assert_true(ingest_extract_supported("x.markdown"));
+    assert_true(ingest_extract_supported("notes.txt"));
+    assert_false(ingest_extract_supported("image.png"));
+    assert_false(ingest_extract_supported("README"));
+    assert_false(ingest_extract_supported(".md"));
+    assert_false(ingest_extract_supported("dir.md/file"));
+}
+
+static void test_front_matter_flow_tags(void **state)
+{
+    (void)state;
+    ingest_doc d = extract_ok("docs/refunds.md", "---\ntitle: \"Refund policy\"\n"
+                                                 "tags: [billing, 'support']\n"
+                                                 "owner: finance # team\nversion: 3\n---\n"
+                                                 "# Heading\nBody\n");
+    assert_string_equal(d.title, "Refund policy");
+    assert_string_equal(d.tags_json, "[\"billing\",\"support\"]");
+    assert_string_equal(d.metadata_json, "{\"owner\":\"finance\",\"version\":\"3\"}");
+    assert_string_equal(d.text, "# Heading\nBody\n");
+    assert_int_equal(d.len, strlen("# Heading\nBody\n"));
+    assert_int_equal(d.markdown, 1);
+    ingest_doc_free(&d);
+    assert_null(d.text);
+    ingest_doc_free(NULL);
+}
+
+static void test_front_matter_block_tags(void **state)
+{
+    (void)state;
+    ingest_doc d = extract_ok("a.md", "---\r\ntags:\r\n  - one\r\n  - \"two words\"\r\n"
+                                      "lang: en\r\n...\r\nText\r\n");
+    assert_string_equal(d.tags_json, "[\"one\",\"two words\"]");
+    assert_string_equal(d.metadata_json, "{\"lang\":\"en\"}");
+    assert_string_equal(d.title, "a"); /* no title key, no H1 */
+    assert_string_equal(d.text, "Text\r\n");
+    ingest_doc_free(&d);
+}
+
+static void test_no_front_matter(void **state)
+{
+    (void)state;
+    /* an unclosed --- block is text, not front matter */
+    ingest_doc d = extract_ok("b.md", "---\ntitle: x\nno close\n");
+    assert_string_equal(d.text, "---\ntitle: x\nno close\n");
+    assert_string_equal(d.tags_json, "[]");
+    assert_string_equal(d.metadata_json, "{}");
+    assert_string_equal(d.title, "b");
+    ingest_doc_free(&d);
+}
+
+static void test_title_fallbacks(void **state)
+{
+    (void)state;
+    ingest_doc d =
+        extract_ok("x/guide.md", "intro\n\n```\n# not this\n```\n## Sub\n# Real Title #\n");
+    assert_string_equal(d.title, "Real Title");
+    ingest_doc_free(&d);
+    d = extract_ok("x/guide.md", "Setext Title\n============\n\ntext\n");
+    assert_string_equal(d.title, "Setext Title");
+    ingest_doc_free(&d);
+    d = extract_ok("x/my.notes.md", "no heading here\n");
+    assert_string_equal(d.title, "my.notes");
+    ingest_doc_free(&d);
+    /* text files: the file name, even when a line looks like a heading */
+    d = extract_ok("dir/plain.txt", "# Not a title\n");
+    assert_string_equal(d.title, "plain");
+    assert_int_equal(d.markdown, 0);
+    assert_string_equal(d.text, "# Not a title\n");
+    ingest_doc_free(&d);
+}
+
+static void test_bom_stripped(void **state)
+{
+    (void)state;
+    ingest_doc d = extract_ok("bom.md", "\xEF\xBB\xBF# Café\n");
+    assert_string_equal(d.text, "# Café\n");
+    assert_string_equal(d.title, "Café");
+    ingest_doc_free(&d);
+}
+
+static void test_rejects_binary_and_bad_utf8(void **state)
+{
+    (void)state;
+    ingest_doc d = {(char *)"untouched", 9, NULL, NULL, NULL, 0};
+    ragd_err err = {0};
+    assert_int_equal(ingest_extract_run("a.md", "ab\0cd", 5, &d, &err), RAGD_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "binary file"));
+    assert_string_equal(d.text, "untouched");
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_extract_run("a.txt", "abc\xC3(x", 6, &d, &err), RAGD_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "invalid UTF-8 at byte 3"));
+    ragd_err_clear(&err);
+    /* an overlong encoding and a surrogate are invalid too */
+    assert_int_equal(ingest_extract_run("a.txt", "\xC0\xAF", 2, &d, &err), RAGD_ERR_INVALID);
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_extract_run("a.txt", "ok\xED\xA0\x80", 5, &d, &err), RAGD_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "byte 2"));
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_extract_run("a.png", "x", 1, &d, &err), RAGD_ERR_UNSUPPORTED);
+    assert_string_equal(d.text, "untouched");
+}
+
+/* ---- crawler ---- */
+
+static void write_file(const char *dir, const char *rel, const char *content)
+{
+    char *p = util_path_join(dir, rel);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+    free(p);
+}
+
+static void make_dir(const char *dir, const char *rel)
+{
+    char *p = util_path_join(dir, rel);
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_crawl_tree(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    char base[4096];
+    snprintf(base, sizeof base, "%s/ragd_crawl_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    assert_non_null(mkdtemp(base));
+    char *root = util_path_join(base, "docs");
+    char *outside = util_path_join(base, "outside");
+    assert_int_equal(mkdir(root, 0755), 0);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    write_file(outside, "secret.md", "outside the root\n");
+    make_dir(root, "business");
+    make_dir(root, "business/deep");
+    make_dir(root, ".git");
+    write_file(root, "b.md", "b\n");
+    write_file(root, "a.txt", "a\n");
+    write_file(root, "business/refunds.md", "refunds\n");
+    write_file(root, "business/deep/x.markdown", "x\n");
+    write_file(root, "business/image.png", "png");
+    write_file(root, ".hidden.md", "hidden\n");
+    write_file(root, ".git/config.md", "git\n");
+    char *link_in = util_path_join(root, "alias.md");
+    char *target_in = util_path_join(root, "b.md");
+    char *link_out = util_path_join(root, "escape.md");
+    char *target_out = util_path_join(outside, "secret.md");
+    char *link_loop = util_path_join(root, "business/loop");
+    assert_int_equal(symlink(target_in, link_in), 0);
+    assert_int_equal(symlink(target_out, link_out), 0);
+    assert_int_equal(symlink(root, link_loop), 0); /* a cycle back to the root */
+
+    ingest_file_list l = {0};
+    char *root_abs = NULL;
+    ragd_err err = {0};
+    assert_int_equal(ingest_crawl_run(root, &l, &root_abs, &err), RAGD_OK);
+    char *real_root = realpath(root, NULL);
+    assert_string_equal(root_abs, real_root);
+    const char *want[] = {"a.txt", "alias.md", "b.md", "business/deep/x.markdown",
+                          "business/refunds.md"};
+    assert_int_equal(l.count, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < l.count; i++) {
+        assert_string_equal(l.items[i].relative, want[i]);
+        assert_true(l.items[i].path[0] == '/');
+        assert_true(strncmp(l.items[i].path, real_root, strlen(real_root)) == 0);
+    }
+    assert_int_equal(l.items[0].size, 2);
+    assert_true(l.items[0].mtime > 0);
+    /* the symlink inside resolves to the canonical target path */
+    assert_string_equal(l.items[1].path, l.items[2].path);
+    ingest_file_list_free(&l);
+    free(root_abs);
+
+    /* a single file: relative is the file name, root_abs its directory */
+    char *single = util_path_join(root, "business/refunds.md");
+    char *biz = util_path_join(real_root, "business");
+    assert_int_equal(ingest_crawl_run(single, &l, &root_abs, &err), RAGD_OK);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].relative, "refunds.md");
+    assert_string_equal(root_abs, biz);
+    assert_int_equal(l.items[0].size, 8);
+    ingest_file_list_free(&l);
+    free(root_abs);
+    ingest_file_list_free(NULL);
+
+    /* errors: missing root, unsupported single file; outputs untouched */
+    char *missing = util_path_join(base, "nope");
+    char *png = util_path_join(root, "business/image.png");
+    root_abs = (char *)"untouched";
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_crawl_run(missing, &l, &root_abs, &err), RAGD_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "path not found"));
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_crawl_run(png, &l, &root_abs, &err), RAGD_ERR_INVALID);
+    assert_string_equal(root_abs, "untouched");
+    assert_int_equal(l.count, 0);
+
+    remove_tree(base);
+    free(root);
+    free(outside);
+    free(link_in);
+    free(target_in);
+    free(link_out);
+    free(target_out);
+    free(link_loop);
+    free(real_root);
+    free(single);
+    free(biz);
+    free(missing);
+    free(png);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_supported),
+        cmocka_unit_test(test_front_matter_flow_tags),
+        cmocka_unit_test(test_front_matter_block_tags),
+        cmocka_unit_test(test_no_front_matter),
+        cmocka_unit_test(test_title_fallbacks),
+        cmocka_unit_test(test_bom_stripped),
+        cmocka_unit_test(test_rejects_binary_and_bad_utf8),
+        cmocka_unit_test(test_crawl_tree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

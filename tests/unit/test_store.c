@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_store.c - unit tests for the SQLite metadata store (src/store_db.c): round trips of
+ * documents, chunks and embeddings, transactions, prefix scoping, generation, model checks,
+ * read-only opens, reset, persistence, concurrent readers during writes, and corruption detection.
+ * Each test works in its own mkdtemp directory and removes it.
+ */
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "ragd/store.h"
+#include "ragd/util.h"
+
+#define RAGD_TEST_DIMS 4
+
+typedef struct fixture {
+    char dir[256];
+    store_db *db;
+} fixture;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/ragd-store-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_db_close(f->db);
+    int rc = nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* Opens the fixture's store (writable) and records the test model. */
+static store_db *open_store(fixture *f)
+{
+    ragd_err err = {0};
+    assert_int_equal(store_db_open(f->dir, 0, &f->db, &err), RAGD_OK);
+    assert_int_equal(store_db_model_check(f->db, "test-model", RAGD_TEST_DIMS, &err), RAGD_OK);
+    return f->db;
+}
+
+static void checksum_of(const char *text, char out[UTIL_SHA256_HEX_LEN + 1])
+{
+    util_sha256_hex(text, strlen(text), out);
+}
+
+static int64_t put_doc(store_db *db, const char *path, const char *title)
+{
+    store_doc doc = {
+        .path = (char *)path,
+        .source = (char *)(strrchr(path, '/') ? strrchr(path, '/') + 1 : path),
+        .title = (char *)title,
+        .checksum = "abc123",
+        .size = 42,
+        .mtime = 1700000000,
+        .tags_json = "[\"t1\",\"t2\"]",
+        .metadata_json = "{\"k\":\"v\"}",
+    };
+    int64_t id = 0;
+    ragd_err err = {0};
+    assert_int_equal(store_db_doc_put(db, &doc, &id, &err), RAGD_OK);
+    assert_true(id > 0);
+    return id;
+}
+
+static int64_t put_chunk(store_db *db, int64_t doc_id, int ordinal, const char *text)
+{
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of(text, sum);
+    store_chunk_in c = {
+        .ordinal = ordinal,
+        .text = text,
+        .text_len = strlen(text),
+        .heading = "Intro > Part",
+        .tokens = 7 + ordinal,
+        .char_start = ordinal * 100,
+        .char_end = ordinal * 100 + 50,
+        .checksum = sum,
+    };
+    int64_t id = 0;
+    ragd_err err = {0};
+    assert_int_equal(store_db_chunk_put(db, doc_id, &c, &id, &err), RAGD_OK);
+    assert_true(id > 0);
+    return id;
+}
+
+static void put_embedding(store_db *db, const char *text, float base)
+{
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of(text, sum);
+    float vec[RAGD_TEST_DIMS] = {base, base + 0.5f, -base, 0.25f};
+    ragd_err err = {0};
+    assert_int_equal(store_db_embedding_put(db, sum, "test-model", RAGD_TEST_DIMS, vec, &err),
+                     RAGD_OK);
+}
+
+typedef struct seen_vectors {
+    int64_t ids[16];
+    float first[16];
+    size_t n;
+    size_t stop_after; /* 0 = never stop */
+} seen_vectors;
+
+static int collect_vector(void *ctx, int64_t chunk_id, const float *vec, int dims)
+{
+    seen_vectors *seen = ctx;
+    assert_int_equal(dims, RAGD_TEST_DIMS);
+    if (seen->n < 16) {
+        seen->ids[seen->n] = chunk_id;
+        seen->first[seen->n] = vec[0];
+    }
+    seen->n++;
+    return seen->stop_after != 0 && seen->n >= seen->stop_after;
+}
+
+static void test_round_trip(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc_id = put_doc(db, "/docs/guide.md", "Guide");
+    int64_t c0 = put_chunk(db, doc_id, 0, "first chunk text");
+    int64_t c1 = put_chunk(db, doc_id, 1, "second chunk text");
+    int64_t c2 = put_chunk(db, doc_id, 2, "third chunk, no embedding");
+    put_embedding(db, "first chunk text", 1.0f);
+    put_embedding(db, "second chunk text", 2.0f);
+    put_embedding(db, "second chunk text", 9.0f); /* INSERT OR IGNORE: first one stays */
+    uint64_t gen = 0;
+    assert_int_equal(store_db_generation_bump(db, &gen, &err), RAGD_OK);
+    assert_int_equal(gen, 1);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_true(c0 < c1 && c1 < c2);
+
+    /* find */
+    store_doc doc = {0};
+    int found = -1;
+    assert_int_equal(store_db_doc_find(db, "/docs/guide.md", &doc, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(doc.id, doc_id);
+    assert_string_equal(doc.path, "/docs/guide.md");
+    assert_string_equal(doc.source, "guide.md");
+    assert_string_equal(doc.title, "Guide");
+    assert_string_equal(doc.checksum, "abc123");
+    assert_int_equal(doc.size, 42);
+    assert_int_equal(doc.mtime, 1700000000);
+    assert_string_equal(doc.tags_json, "[\"t1\",\"t2\"]");
+    assert_string_equal(doc.metadata_json, "{\"k\":\"v\"}");
+    store_doc_free(&doc);
+    assert_null(doc.path);
+    store_doc_free(NULL);
+    found = -1;
+    assert_int_equal(store_db_doc_find(db, "/docs/none.md", &doc, &found, &err), RAGD_OK);
+    assert_int_equal(found, 0);
+
+    /* doc_put on the same path updates in place and keeps the id */
+    assert_int_equal(put_doc(db, "/docs/guide.md", "Guide v2"), doc_id);
+    assert_int_equal(store_db_doc_find(db, "/docs/guide.md", &doc, &found, &err), RAGD_OK);
+    assert_string_equal(doc.title, "Guide v2");
+    store_doc_free(&doc);
+
+    /* chunks_get: order follows ids, a missing id gives chunk_id 0 */
+    int64_t ids[4] = {c1, 999999, c0, c2};
+    store_hit hits[4];
+    memset(hits, 0x5a, sizeof hits);
+    assert_int_equal(store_db_chunks_get(db, ids, 4, hits, &err), RAGD_OK);
+    assert_int_equal(hits[0].chunk_id, c1);
+    assert_int_equal(hits[0].document_id, doc_id);
+    assert_int_equal(hits[0].ordinal, 1);
+    assert_string_equal(hits[0].text, "second chunk text");
+    assert_string_equal(hits[0].heading, "Intro > Part");
+    assert_int_equal(hits[0].tokens, 8);
+    assert_int_equal(hits[0].char_start, 100);
+    assert_int_equal(hits[0].char_end, 150);
+    assert_string_equal(hits[0].source, "guide.md");
+    assert_string_equal(hits[0].title, "Guide v2");
+    assert_string_equal(hits[0].path, "/docs/guide.md");
+    assert_string_equal(hits[0].tags_json, "[\"t1\",\"t2\"]");
+    assert_string_equal(hits[0].metadata_json, "{\"k\":\"v\"}");
+    assert_int_equal(hits[1].chunk_id, 0);
+    assert_null(hits[1].text);
+    assert_int_equal(hits[2].chunk_id, c0);
+    assert_string_equal(hits[2].text, "first chunk text");
+    assert_int_equal(hits[3].chunk_id, c2);
+    for (int i = 0; i < 4; i++) store_hit_free(&hits[i]);
+    assert_null(hits[0].text);
+    store_hit_free(NULL);
+
+    /* doc_chunk_ids in ordinal order */
+    int64_t *chunk_ids = NULL;
+    size_t n = 0;
+    assert_int_equal(store_db_doc_chunk_ids(db, doc_id, &chunk_ids, &n, &err), RAGD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(chunk_ids[0], c0);
+    assert_int_equal(chunk_ids[1], c1);
+    assert_int_equal(chunk_ids[2], c2);
+    free(chunk_ids);
+
+    /* embedding_get */
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of("second chunk text", sum);
+    float vec[RAGD_TEST_DIMS] = {0};
+    found = -1;
+    assert_int_equal(
+        store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, vec, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_true(vec[0] == 2.0f && vec[1] == 2.5f && vec[2] == -2.0f && vec[3] == 0.25f);
+    assert_int_equal(store_db_embedding_get(db, sum, "other-model", RAGD_TEST_DIMS, vec, &found,
+                                            &err),
+                     RAGD_OK);
+    assert_int_equal(found, 0);
+
+    /* vectors_each: chunk id order, the chunk without an embedding is counted as missing */
+    seen_vectors seen = {0};
+    size_t missing = 99;
+    assert_int_equal(store_db_vectors_each(db, "test-model", RAGD_TEST_DIMS, collect_vector,
+                                           &seen, &missing, &err),
+                     RAGD_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.ids[0], c0);
+    assert_int_equal(seen.ids[1], c1);
+    assert_true(seen.first[0] == 1.0f && seen.first[1] == 2.0f);
+    assert_int_equal(missing, 1);
+
+    /* a callback that stops makes the call fail */
+    seen_vectors stopper = {.stop_after = 1};
+    assert_int_equal(store_db_vectors_each(db, "test-model", RAGD_TEST_DIMS, collect_vector,
+                                           &stopper, NULL, &err),
+                     RAGD_ERR_INTERNAL);
+    assert_int_equal(stopper.n, 1);
+    ragd_err_clear(&err);
+
+    int64_t docs = 0, chunks = 0, embeddings = 0;
+    assert_int_equal(store_db_stats(db, &docs, &chunks, &embeddings, &err), RAGD_OK);
+    assert_int_equal(docs, 1);
+    assert_int_equal(chunks, 3);
+    assert_int_equal(embeddings, 2);
+    uint64_t got = 0;
+    assert_int_equal(store_db_generation_get(db, &got, &err), RAGD_OK);
+    assert_int_equal(got, 1);
+}
+
+static void test_prefix_scoping(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    int64_t in1 = put_doc(db, "/a/b/one.md", "one");
+    int64_t in2 = put_doc(db, "/a/b/sub/two.md", "two");
+    put_doc(db, "/a/bc/x.md", "x");
+    put_doc(db, "/a/b_/y.md", "y"); /* '_' would match any char in LIKE */
+    put_doc(db, "/z/a/b/z.md", "z");
+
+    int64_t *ids = NULL;
+    char **paths = NULL;
+    size_t n = 0;
+    assert_int_equal(store_db_doc_list_prefix(db, "/a/b/", &ids, &paths, &n, &err), RAGD_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(paths[0], "/a/b/one.md");
+    assert_int_equal(ids[0], in1);
+    assert_string_equal(paths[1], "/a/b/sub/two.md");
+    assert_int_equal(ids[1], in2);
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    free(ids);
+
+    assert_int_equal(store_db_doc_list_prefix(db, "/a/", &ids, &paths, &n, &err), RAGD_OK);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    free(ids);
+
+    assert_int_equal(store_db_doc_list_prefix(db, "/nothing/", &ids, &paths, &n, &err), RAGD_OK);
+    assert_int_equal(n, 0);
+    free(paths);
+    free(ids);
+}
+
+static void test_generation(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    uint64_t g = 99;
+    assert_int_equal(store_db_generation_get(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 0);
+    assert_int_equal(store_db_generation_bump(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 1);
+    assert_int_equal(store_db_generation_bump(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 2);
+    g = 0;
+    assert_int_equal(store_db_generation_get(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 2);
+    /* a rolled-back bump does not count */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    assert_int_equal(store_db_generation_bump(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 3);
+    store_db_rollback(db);
+    assert_int_equal(store_db_generation_get(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 2);
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    store_db_rollback(db); /* no transaction: no-op */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc_id = put_doc(db, "/docs/r.md", "R");
+    int64_t first = put_chunk(db, doc_id, 0, "rolled back text");
+    put_embedding(db, "rolled back text", 3.0f);
+    store_db_rollback(db);
+
+    int64_t docs = -1, chunks = -1, embeddings = -1;
+    assert_int_equal(store_db_stats(db, &docs, &chunks, &embeddings, &err), RAGD_OK);
+    assert_int_equal(docs, 0);
+    assert_int_equal(chunks, 0);
+    assert_int_equal(embeddings, 0);
+    store_doc doc = {0};
+    int found = -1;
+    assert_int_equal(store_db_doc_find(db, "/docs/r.md", &doc, &found, &err), RAGD_OK);
+    assert_int_equal(found, 0);
+    /* the store still works after a rollback */
+    doc_id = put_doc(db, "/docs/r.md", "R");
+    assert_true(put_chunk(db, doc_id, 0, "kept text") > 0);
+    (void)first;
+}
+
+static void test_doc_delete_cascades(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    int64_t keep = put_doc(db, "/docs/keep.md", "keep");
+    int64_t gone = put_doc(db, "/docs/gone.md", "gone");
+    put_chunk(db, keep, 0, "keep 0");
+    int64_t g0 = put_chunk(db, gone, 0, "gone 0");
+    put_chunk(db, gone, 1, "gone 1");
+
+    assert_int_equal(store_db_doc_delete(db, gone, &err), RAGD_OK);
+    int64_t docs = 0, chunks = 0;
+    assert_int_equal(store_db_stats(db, &docs, &chunks, NULL, &err), RAGD_OK);
+    assert_int_equal(docs, 1);
+    assert_int_equal(chunks, 1);
+    int64_t *ids = NULL;
+    size_t n = 9;
+    assert_int_equal(store_db_doc_chunk_ids(db, gone, &ids, &n, &err), RAGD_OK);
+    assert_int_equal(n, 0);
+    free(ids);
+    store_hit hit;
+    assert_int_equal(store_db_chunks_get(db, &g0, 1, &hit, &err), RAGD_OK);
+    assert_int_equal(hit.chunk_id, 0);
+
+    /* chunks_delete keeps the document; new chunk ids are never reused */
+    assert_int_equal(store_db_doc_chunks_delete(db, keep, &err), RAGD_OK);
+    assert_int_equal(store_db_stats(db, &docs, &chunks, NULL, &err), RAGD_OK);
+    assert_int_equal(docs, 1);
+    assert_int_equal(chunks, 0);
+    assert_true(put_chunk(db, keep, 0, "keep again") > g0 + 1);
+}
+
+static void test_model_mismatch(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    assert_int_equal(store_db_open(f->dir, 0, &f->db, &err), RAGD_OK);
+    /* empty store: any model is recorded, the last one wins */
+    assert_int_equal(store_db_model_check(f->db, "first-model", 512, &err), RAGD_OK);
+    assert_int_equal(store_db_model_check(f->db, "mini-lm", 384, &err), RAGD_OK);
+    int64_t doc_id = put_doc(f->db, "/docs/m.md", "M");
+    put_chunk(f->db, doc_id, 0, "some text");
+    assert_int_equal(store_db_model_check(f->db, "mini-lm", 384, &err), RAGD_OK);
+
+    assert_int_equal(store_db_model_check(f->db, "big-model", 512, &err),
+                     RAGD_ERR_MODEL_MISMATCH);
+    assert_int_equal(err.rc, RAGD_ERR_MODEL_MISMATCH);
+    assert_non_null(strstr(err.msg, f->dir));
+    assert_non_null(strstr(err.msg, "'mini-lm' (384 dims)"));
+    assert_non_null(strstr(err.msg, "'big-model' (512 dims)"));
+    assert_non_null(strstr(err.msg, "ragd ingest --reset --path"));
+    ragd_err_clear(&err);
+    /* same model, other dims is a mismatch too */
+    assert_int_equal(store_db_model_check(f->db, "mini-lm", 768, &err), RAGD_ERR_MODEL_MISMATCH);
+    ragd_err_clear(&err);
+    /* the failed checks recorded nothing */
+    assert_int_equal(store_db_model_check(f->db, "mini-lm", 384, &err), RAGD_OK);
+}
+
+static void test_readonly(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    store_db *ro = NULL;
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nope", f->dir);
+    assert_int_equal(store_db_open(missing, 1, &ro, &err), RAGD_ERR_NOT_FOUND);
+    assert_null(ro);
+    assert_non_null(strstr(err.msg, "no store at "));
+    assert_non_null(strstr(err.msg, "nope/ragd.sqlite3"));
+    assert_non_null(strstr(err.msg, "ragd ingest"));
+    ragd_err_clear(&err);
+    /* a read-only open creates nothing */
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_ERR_NOT_FOUND);
+    ragd_err_clear(&err);
+    char db_path[300];
+    snprintf(db_path, sizeof db_path, "%s/ragd.sqlite3", f->dir);
+    assert_int_equal(access(db_path, F_OK), -1);
+
+    store_db *db = open_store(f);
+    int64_t doc_id = put_doc(db, "/docs/ro.md", "RO");
+    int64_t chunk_id = put_chunk(db, doc_id, 0, "read only text");
+
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
+    store_hit hit;
+    assert_int_equal(store_db_chunks_get(ro, &chunk_id, 1, &hit, &err), RAGD_OK);
+    assert_string_equal(hit.text, "read only text");
+    store_hit_free(&hit);
+    assert_int_equal(store_db_model_check(ro, "test-model", RAGD_TEST_DIMS, &err), RAGD_OK);
+    assert_int_equal(store_db_model_check(ro, "other", 8, &err), RAGD_ERR_MODEL_MISMATCH);
+    ragd_err_clear(&err);
+    store_doc doc = {.path = "/docs/new.md"};
+    int64_t id = 0;
+    assert_int_equal(store_db_doc_put(ro, &doc, &id, &err), RAGD_ERR_INVALID);
+    ragd_err_clear(&err);
+    assert_int_equal(store_db_reset(ro, &err), RAGD_ERR_INVALID);
+    ragd_err_clear(&err);
+    assert_int_equal(store_db_begin(ro, &err), RAGD_ERR_INVALID);
+    store_db_close(ro);
+}
+
+static void test_reset(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    int64_t doc_id = put_doc(db, "/docs/a.md", "A");
+    int64_t old_chunk = put_chunk(db, doc_id, 0, "reset me");
+    put_embedding(db, "reset me", 1.0f);
+    uint64_t g = 0;
+    assert_int_equal(store_db_generation_bump(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 1);
+
+    assert_int_equal(store_db_reset(db, &err), RAGD_OK);
+    int64_t docs = -1, chunks = -1, embeddings = -1;
+    assert_int_equal(store_db_stats(db, &docs, &chunks, &embeddings, &err), RAGD_OK);
+    assert_int_equal(docs + chunks + embeddings, 0);
+    assert_int_equal(store_db_generation_get(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 2);
+    /* the model was forgotten: another one is accepted, even once chunks exist again */
+    assert_int_equal(store_db_model_check(db, "new-model", 16, &err), RAGD_OK);
+    doc_id = put_doc(db, "/docs/a.md", "A");
+    assert_true(put_chunk(db, doc_id, 0, "after reset") > old_chunk);
+    assert_int_equal(store_db_model_check(db, "test-model", RAGD_TEST_DIMS, &err),
+                     RAGD_ERR_MODEL_MISMATCH);
+}
+
+static void test_reopen_persists(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc_id = put_doc(db, "/docs/p.md", "P");
+    int64_t chunk_id = put_chunk(db, doc_id, 0, "persisted text");
+    put_embedding(db, "persisted text", 5.0f);
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    store_db_close(db);
+    f->db = NULL;
+
+    assert_int_equal(store_db_open(f->dir, 0, &f->db, &err), RAGD_OK);
+    db = f->db;
+    assert_int_equal(store_db_model_check(db, "test-model", RAGD_TEST_DIMS, &err), RAGD_OK);
+    assert_int_equal(store_db_model_check(db, "test-model", 8, &err), RAGD_ERR_MODEL_MISMATCH);
+    ragd_err_clear(&err);
+    uint64_t g = 0;
+    assert_int_equal(store_db_generation_get(db, &g, &err), RAGD_OK);
+    assert_int_equal(g, 1);
+    store_hit hit;
+    assert_int_equal(store_db_chunks_get(db, &chunk_id, 1, &hit, &err), RAGD_OK);
+    assert_int_equal(hit.chunk_id, chunk_id);
+    assert_string_equal(hit.text, "persisted text");
+    assert_string_equal(hit.title, "P");
+    store_hit_free(&hit);
+    seen_vectors seen = {0};
+    assert_int_equal(store_db_vectors_each(db, "test-model", RAGD_TEST_DIMS, collect_vector,
+                                           &seen, NULL, &err),
+                     RAGD_OK);
+    assert_int_equal(seen.n, 1);
+    assert_true(seen.first[0] == 5.0f);
+}
+
+typedef struct reader_ctx {
+    store_db *db;
+    atomic_int *stop;
+    int errors;
+    int non_monotonic;
+    int bad_hits;
+    long rounds;
+} reader_ctx;
+
+static void *reader_main(void *arg)
+{
+    reader_ctx *r = arg;
+    int64_t last_chunks = 0, last_docs = 0;
+    while (!atomic_load(r->stop) || r->rounds < 5) {
+        ragd_err err = {0};
+        int64_t docs = 0, chunks = 0;
+        if (store_db_stats(r->db, &docs, &chunks, NULL, &err) != RAGD_OK) {
+            r->errors++;
+            break;
+        }
+        if (chunks < last_chunks || docs < last_docs) r->non_monotonic++;
+        last_chunks = chunks;
+        last_docs = docs;
+        /* chunk ids start at 1 and are dense here; every id up to the count must be readable */
+        int64_t ids[3] = {1, chunks > 0 ? chunks : 1, chunks + 1000};
+        store_hit hits[3];
+        if (store_db_chunks_get(r->db, ids, 3, hits, &err) != RAGD_OK) {
+            r->errors++;
+            break;
+        }
+        if (chunks > 0 && (hits[0].chunk_id != 1 || hits[1].chunk_id != chunks ||
+                           hits[1].text == NULL || strncmp(hits[1].text, "chunk ", 6) != 0))
+            r->bad_hits++;
+        if (hits[2].chunk_id != 0) r->bad_hits++;
+        for (int i = 0; i < 3; i++) store_hit_free(&hits[i]);
+        r->rounds++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    atomic_int stop = 0;
+    reader_ctx readers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        readers[i] = (reader_ctx){.db = db, .stop = &stop};
+        assert_int_equal(pthread_create(&threads[i], NULL, reader_main, &readers[i]), 0);
+    }
+    char text[64];
+    for (int d = 0; d < 40; d++) {
+        assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+        snprintf(text, sizeof text, "/docs/c%02d.md", d);
+        int64_t doc_id = put_doc(db, text, "C");
+        for (int c = 0; c < 5; c++) {
+            snprintf(text, sizeof text, "chunk %d of doc %d", c, d);
+            put_chunk(db, doc_id, c, text);
+        }
+        assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+        assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(readers[i].errors, 0);
+        assert_int_equal(readers[i].non_monotonic, 0);
+        assert_int_equal(readers[i].bad_hits, 0);
+        assert_true(readers[i].rounds >= 5);
+    }
+    int64_t chunks = 0;
+    assert_int_equal(store_db_stats(db, NULL, &chunks, NULL, &err), RAGD_OK);
+    assert_int_equal(chunks, 200);
+}
+
+static void test_corrupt_embedding(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    int64_t doc_id = put_doc(db, "/docs/bad.md", "bad");
+    put_chunk(db, doc_id, 0, "bad vector");
+    put_embedding(db, "bad vector", 1.0f);
+
+    /* damage the blob behind the store's back */
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    sqlite3_stmt *mode = NULL; /* the store switched the file to WAL for good */
+    assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &mode, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(mode), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(mode, 0), "wal");
+    sqlite3_finalize(mode);
+    assert_int_equal(sqlite3_exec(raw, "UPDATE embeddings SET vector = x'01020304050607'", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of("bad vector", sum);
+    float vec[RAGD_TEST_DIMS];
+    int found = -1;
+    assert_int_equal(
+        store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, vec, &found, &err),
+        RAGD_ERR_STORE);
+    assert_int_equal(found, -1);
+    assert_non_null(strstr(err.msg, "corrupt embedding"));
+    ragd_err_clear(&err);
+    seen_vectors seen = {0};
+    assert_int_equal(store_db_vectors_each(db, "test-model", RAGD_TEST_DIMS, collect_vector,
+                                           &seen, NULL, &err),
+                     RAGD_ERR_STORE);
+    assert_non_null(strstr(err.msg, "corrupt embedding"));
+    assert_int_equal(seen.n, 0);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    store_db_close(db);
+    f->db = NULL;
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+
+    ragd_err err = {0};
+    store_db *again = NULL;
+    assert_int_equal(store_db_open(f->dir, 0, &again, &err), RAGD_ERR_STORE);
+    assert_null(again);
+    assert_non_null(strstr(err.msg, "schema version 7"));
+    ragd_err_clear(&err);
+    assert_int_equal(store_db_open(f->dir, 1, &again, &err), RAGD_ERR_STORE);
+    assert_null(again);
+}
+
+static void test_not_a_database(void **state)
+{
+    fixture *f = *state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 200; i++) fputs("this is not a sqlite database\n", fp);
+    assert_int_equal(fclose(fp), 0);
+    ragd_err err = {0};
+    store_db *db = NULL;
+    assert_int_equal(store_db_open(f->dir, 0, &db, &err), RAGD_ERR_STORE);
+    assert_null(db);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "not a database"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_scoping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_delete_cascades, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_embedding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
