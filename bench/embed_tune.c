@@ -13,7 +13,12 @@
  * tokenizer and stemmer) and for a grid of embedder configurations, as markdown tables.
  *
  * Usage: embed_tune [--grid full|quick|none] [--context title-heading|heading-or-title|none]
- *                   [--speed] CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]
+ *                   [--salts N] [--speed] [--pivot S:P] [--verbose] [--debug Q]
+ *                   CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]
+ *   --salts N   average every embedder row over N hash salts (0 is ragd's), so a configuration
+ *               is judged by its expected quality, not by the luck of one set of collisions
+ *   --pivot S:P re-rank experiment: cosine * S*L / ((1-S)*P + S*L), L = chunk tf norm
+ *   --verbose   per-question ranks on stderr; --debug Q: question Q's top chunks
  * A QA line: {"question": "...", "expected": ["file.md", "dir/file.md#Heading", ...]}
  */
 #include <math.h>
@@ -33,6 +38,7 @@
 
 #define TUNE_MAX_SETS 4
 #define TUNE_MRR_CUTOFF 10
+#define RAGD_EMBED_TUNE_DIMS 512 /* the dims of the "defaults" rows: ragd's default dims */
 
 enum { CONTEXT_TITLE_HEADING, CONTEXT_HEADING_OR_TITLE, CONTEXT_NONE };
 
@@ -347,6 +353,7 @@ static size_t rank_of(const question *q, const double *score, size_t n)
 }
 
 static int verbose;
+static long debug_question = -1; /* --debug N: print question N's top chunks */
 
 static void scores_add(scores *s, size_t rank)
 {
@@ -399,6 +406,10 @@ static scores bm25_eval(const qa_set *set, const embed_local_params *tokenizer, 
     return s;
 }
 
+/* --pivot S:P: multiply each chunk's cosine by S*L / ((1 - S)*P + S*L), L the chunk's tf norm
+ * (pivoted length normalisation as a re-ranking step; an experiment, not what ragd does). */
+static double pivot_slope, pivot_at;
+
 static scores embed_eval(const qa_set *set, const embed_local_params *p, double *embed_seconds)
 {
     scores s = {0};
@@ -422,8 +433,8 @@ static scores embed_eval(const qa_set *set, const embed_local_params *p, double 
             float dot = 0.0f;
             for (size_t i = 0; i < dims; i++) dot += v[i] * qv[i];
             score[c] = dot;
-            if (getenv("PIVOT_S")) {
-                double ps = atof(getenv("PIVOT_S")), pp = atof(getenv("PIVOT_P"));
+            if (pivot_slope > 0) {
+                double ps = pivot_slope, pp = pivot_at;
                 const chunk_rec *r = &set->chunks[c];
                 double l = 0;
                 for (size_t k = 0; k < r->term_count; k++) {
@@ -434,7 +445,7 @@ static scores embed_eval(const qa_set *set, const embed_local_params *p, double 
                 score[c] *= ps * l / ((1 - ps) * pp + ps * l);
             }
         }
-        if (getenv("DEBUG_Q") && (size_t)atoi(getenv("DEBUG_Q")) == qi) {
+        if (debug_question == (long)qi) {
             for (int top = 0; top < 5; top++) {
                 size_t bi = 0;
                 for (size_t c = 1; c < set->chunk_count; c++)
@@ -488,11 +499,16 @@ static void table_row(const char *label, const scores *s)
 
 static void params_label(const embed_local_params *p, char *out, size_t n)
 {
-    snprintf(out, n, "d=%d u=%.2f b=%.2f c=%.2f n=%d-%d%s%s%s", p->dims, p->unigram_weight,
-             p->bigram_weight, p->char_weight, p->char_min, p->char_max,
-             p->char_sublinear ? " char-log" : "", p->stem ? "" : " nostem",
-             p->stopwords ? "" : " nostop");
+    int k = snprintf(out, n, "d=%d u=%.2f b=%.2f c=%.2f n=%d-%d%s%s%s%s", p->dims,
+                     p->unigram_weight, p->bigram_weight, p->char_weight, p->char_min,
+                     p->char_max, p->char_sublinear ? " char-log" : "",
+                     p->stem ? "" : " nostem", p->stopwords ? "" : " nostop",
+                     p->split_camel ? "" : " nocamel");
+    if (p->length_weight > 0 && k > 0 && (size_t)k < n)
+        snprintf(out + k, n - (size_t)k, " len=%.2f/%.0f", p->length_weight, p->length_pivot);
 }
+
+static int salt_count = 1;
 
 static void run_config(const embed_local_params *params)
 {
@@ -500,8 +516,18 @@ static void run_config(const embed_local_params *params)
     embed_local_params *p = &copy;
     scores s[TUNE_MAX_SETS];
     char label[128];
-    if (getenv("CHAR_SUBLINEAR")) p->char_sublinear = 1;
-    for (size_t i = 0; i < set_count; i++) s[i] = embed_eval(&sets[i], p, NULL);
+    for (size_t i = 0; i < set_count; i++) {
+        scores sum = {0};
+        for (int k = 0; k < salt_count; k++) {
+            p->salt = k == 0 ? 0 : 0x9e3779b97f4a7c15ULL * (uint64_t)k;
+            scores one = embed_eval(&sets[i], p, NULL);
+            sum.r1 += one.r1 / salt_count;
+            sum.r5 += one.r5 / salt_count;
+            sum.mrr += one.mrr / salt_count;
+        }
+        s[i] = sum;
+    }
+    p->salt = 0;
     params_label(p, label, sizeof label);
     table_row(label, s);
 }
@@ -546,9 +572,9 @@ static void run_speed(void)
 static void grid_full(void)
 {
     static const int dims_list[] = {256, 384, 512, 768, 1024};
-    static const float bigram_list[] = {0.0f, 0.25f, 0.5f, 0.75f};
-    static const float char_list[] = {0.0f, 0.25f, 0.5f, 0.75f};
-    printf("\n### Grid: dims x bigram weight x char n-gram weight (unigram 1, n-grams 3-5)\n\n");
+    static const float bigram_list[] = {0.0f, 0.25f, 0.5f};
+    static const float char_list[] = {0.0f, 0.25f, 0.5f, 0.75f, 0.9f};
+    printf("\n### Grid: dims x bigram weight x char n-gram weight (other settings default)\n\n");
     table_header("configuration");
     for (size_t d = 0; d < sizeof dims_list / sizeof dims_list[0]; d++)
         for (size_t b = 0; b < sizeof bigram_list / sizeof bigram_list[0]; b++)
@@ -561,10 +587,12 @@ static void grid_full(void)
             }
 }
 
+/* One change at a time from the defaults at the given dims. */
 static void ablations(int dims)
 {
-    static const int ranges[][2] = {{2, 4}, {3, 4}, {3, 5}, {3, 6}, {4, 6}, {4, 7}};
-    printf("\n### Ablations around the defaults (dims %d)\n\n", dims);
+    static const int ranges[][2] = {{2, 4}, {3, 4}, {3, 5}, {3, 6}, {4, 6}};
+    static const float lengths[][2] = {{0.5f, 2.0f}, {0.7f, 2.0f}, {0.9f, 2.0f}, {0.9f, 4.0f}};
+    printf("\n### Ablations: one change from the defaults (dims %d)\n\n", dims);
     table_header("configuration");
     embed_local_params p;
     embed_local_params_default(&p, dims);
@@ -579,14 +607,29 @@ static void ablations(int dims)
     p.stem = 0;
     p.stopwords = 0;
     run_config(&p);
+    embed_local_params_default(&p, dims);
+    p.split_camel = 0;
+    run_config(&p);
+    embed_local_params_default(&p, dims);
+    p.char_sublinear = 1;
+    run_config(&p);
     for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
         embed_local_params_default(&p, dims);
         p.char_min = ranges[r][0];
         p.char_max = ranges[r][1];
         run_config(&p);
     }
-    embed_local_params_default(&p, 4096);
-    run_config(&p);
+    for (size_t r = 0; r < sizeof lengths / sizeof lengths[0]; r++) {
+        embed_local_params_default(&p, dims);
+        p.length_weight = lengths[r][0];
+        p.length_pivot = lengths[r][1];
+        run_config(&p);
+    }
+    static const int more_dims[] = {2048, 4096};
+    for (size_t r = 0; r < sizeof more_dims / sizeof more_dims[0]; r++) {
+        embed_local_params_default(&p, more_dims[r]);
+        run_config(&p);
+    }
 }
 
 int main(int argc, char **argv)
@@ -603,6 +646,13 @@ int main(int argc, char **argv)
             else if (strcmp(argv[i], "heading-or-title") == 0) context = CONTEXT_HEADING_OR_TITLE;
             else if (strcmp(argv[i], "none") == 0) context = CONTEXT_NONE;
             else die("unknown --context %s", argv[i]);
+        } else if (strcmp(argv[i], "--salts") == 0 && i + 1 < argc) {
+            salt_count = atoi(argv[++i]);
+            if (salt_count < 1 || salt_count > 64) die("--salts must be 1..64");
+        } else if (strcmp(argv[i], "--pivot") == 0 && i + 1 < argc) {
+            if (sscanf(argv[++i], "%lf:%lf", &pivot_slope, &pivot_at) != 2) die("--pivot S:P");
+        } else if (strcmp(argv[i], "--debug") == 0 && i + 1 < argc) {
+            debug_question = atol(argv[++i]);
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
         } else if (strcmp(argv[i], "--speed") == 0) {
@@ -613,8 +663,8 @@ int main(int argc, char **argv)
     }
     if ((argc - i) < 2 || (argc - i) % 2 != 0 || (argc - i) / 2 > TUNE_MAX_SETS) {
         fprintf(stderr, "usage: embed_tune [--grid full|quick|none] [--context title-heading|"
-                        "heading-or-title|none] [--speed] CORPUS_DIR QA.jsonl "
-                        "[CORPUS_DIR QA.jsonl ...]\n");
+                        "heading-or-title|none] [--salts N] [--speed] [--pivot S:P] "
+                        "[--verbose] [--debug Q] CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]\n");
         return 2;
     }
     embed_local_params tokenizer;
@@ -632,14 +682,14 @@ int main(int argc, char **argv)
     table_header("configuration");
     run_bm25();
     embed_local_params p;
-    embed_local_params_default(&p, 512);
+    embed_local_params_default(&p, RAGD_EMBED_TUNE_DIMS);
     run_config(&p);
 
     if (strcmp(grid, "full") == 0) {
         grid_full();
-        ablations(512);
+        ablations(RAGD_EMBED_TUNE_DIMS);
     } else if (strcmp(grid, "quick") == 0) {
-        ablations(512);
+        ablations(RAGD_EMBED_TUNE_DIMS);
     }
     if (speed) run_speed();
     for (size_t k = 0; k < set_count; k++) set_free(&sets[k]);

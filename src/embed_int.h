@@ -20,6 +20,9 @@
 /* Character n-gram lengths are packed into one 64-bit word with the length: at most 7 bytes. */
 #define RAGD_EMBED_CHAR_NGRAM_MAX 7
 
+/* At most this many camelCase cuts per word are honoured (later parts stay joined). */
+#define RAGD_EMBED_CAMEL_MAX 7
+
 /* Everything that shapes a local embedding. Weights are the L2 masses of the three feature
  * blocks before the final normalisation: with unigram 1, bigram 0.5, char 0.5 the char n-grams
  * hold 0.25 / 1.5 = 1/6 of the squared norm. A weight of 0 disables a block. */
@@ -33,6 +36,14 @@ typedef struct embed_local_params {
     int stem;             /* 1: light suffix stemming (see embed_local.c) */
     int stopwords;        /* 1: drop English stopwords from every feature kind */
     int char_sublinear;   /* 1: each distinct n-gram weighs 1 + ln(count); 0: count */
+    /* Length prior: dimension 0 is reserved and holds b = length_weight * L / (L + length_pivot)
+     * where L = sqrt(sum over stems of (1 + ln tf)^2); the features keep sqrt(1 - b^2). The dot
+     * product of two texts then gains b_query * b_chunk, which favours chunks with more
+     * content over near-empty ones (pivoted length normalisation). 0 disables. */
+    float length_weight;
+    float length_pivot;
+    int split_camel; /* 1: "readFile" also yields the terms "read" and "file" */
+    uint64_t salt;   /* 0 in ragd; the tuner averages over salts to measure past hash luck */
 } embed_local_params;
 
 /* Fills p with the shipped defaults for the given dims (the values docs/EMBEDDER.md justifies). */

@@ -46,7 +46,7 @@
 #define RAGD_TABLE_STACK_SLOTS 256
 #define RAGD_TABLE_MAX_SLOTS (1u << 20)
 
-enum { RAGD_FEAT_EMPTY = 0, RAGD_FEAT_UNIGRAM, RAGD_FEAT_BIGRAM, RAGD_FEAT_SURFACE, RAGD_FEAT_CHAR };
+enum { RAGD_FEAT_NONE = 0, RAGD_FEAT_UNIGRAM, RAGD_FEAT_BIGRAM, RAGD_FEAT_SURFACE, RAGD_FEAT_CHAR };
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
@@ -61,8 +61,19 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-/* Little-endian load of n (0..8) bytes, so vectors are the same on every architecture. */
-static uint64_t load_le(const unsigned char *s, size_t n)
+/* Little-endian load of 8 bytes, so vectors are the same on every architecture. */
+static inline uint64_t load8_le(const unsigned char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* Little-endian load of n (0..7) bytes. */
+static inline uint64_t load_tail_le(const unsigned char *s, size_t n)
 {
     uint64_t w = 0;
     for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
@@ -74,21 +85,23 @@ static uint64_t bytes_hash(const char *text, size_t n, uint64_t seed)
     const unsigned char *s = (const unsigned char *)text;
     uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
     while (n >= 8) {
-        h = (h ^ load_le(s, 8)) * 0xff51afd7ed558ccdULL;
+        h = (h ^ load8_le(s)) * 0xff51afd7ed558ccdULL;
         h ^= h >> 29;
         s += 8;
         n -= 8;
     }
     if (n > 0) {
-        h = (h ^ load_le(s, n)) * 0xff51afd7ed558ccdULL;
+        h = (h ^ load_tail_le(s, n)) * 0xff51afd7ed558ccdULL;
         h ^= h >> 29;
     }
     return mix64(h);
 }
 
-/* Adds sign(h) * w to the dimension h selects. */
-static inline void feature_add(float *out, int dims, uint64_t h, float w)
+/* Adds sign(h) * w to the dimension h selects among out[0..dims); callers pass out + 1 and
+ * dims - 1 to keep dimension 0 for the length prior. */
+static inline void feature_add(float *out, int dims, uint64_t h, float w, uint64_t salt)
 {
+    if (salt != 0) h = mix64(h ^ salt);
     uint32_t idx = (uint32_t)(((h >> 32) * (uint64_t)(uint32_t)dims) >> 32);
     out[idx] += (h & 1) ? -w : w;
 }
@@ -158,6 +171,8 @@ typedef struct word {
     size_t n;                       /* bytes in text */
     size_t full;                    /* whole length; > n when cut */
     int ascii;                      /* 1: no byte >= 0x80 */
+    unsigned char cuts[RAGD_EMBED_CAMEL_MAX]; /* camelCase part starts within text, ascending */
+    int cut_count;
 } word;
 
 /* Returns: the byte length of a separator at s[i] that the word rules treat as punctuation
@@ -182,6 +197,18 @@ static int word_char_at(const unsigned char *s, size_t len, size_t i)
     return s[i] >= 0x80 && unicode_separator_len(s, len, i) == 0;
 }
 
+/* Notes a camelCase boundary before the byte about to be pushed: "readFile" -> read|File,
+ * "HTTPServer" -> HTTP|Server. prev2, prev are the two previous original bytes (0 if none). */
+static void word_camel_note(word *w, unsigned char prev, unsigned char c, unsigned char next)
+{
+    int upper = c >= 'A' && c <= 'Z';
+    int lower_before = (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9');
+    int acronym_end = prev >= 'A' && prev <= 'Z' && next >= 'a' && next <= 'z';
+    if (!upper || !(lower_before || acronym_end) || w->n == 0 || w->n >= RAGD_EMBED_WORD_MAX)
+        return;
+    if (w->cut_count < RAGD_EMBED_CAMEL_MAX) w->cuts[w->cut_count++] = (unsigned char)w->n;
+}
+
 static void word_push(word *w, unsigned char c)
 {
     if (w->n < RAGD_EMBED_WORD_MAX) w->text[w->n++] = (char)c;
@@ -204,9 +231,12 @@ static int word_next(const unsigned char *s, size_t len, size_t *pos, word *w)
     w->n = 0;
     w->full = 0;
     w->ascii = 1;
+    w->cut_count = 0;
     while (i < len) {
         unsigned char c = s[i];
         if (ascii_alnum(c)) {
+            if (c >= 'A' && c <= 'Z' && w->n > 0)
+                word_camel_note(w, s[i - 1], c, i + 1 < len ? s[i + 1] : 0);
             word_push(w, (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c);
             i++;
         } else if (c == '\'') {
@@ -326,6 +356,22 @@ static uint64_t word_hash(const char *s, size_t n, size_t full, uint64_t seed)
     return full > n ? mix64(h ^ (uint64_t)full) : h;
 }
 
+/* Filters, stems and hashes one word and hands it to fn. */
+static void term_emit(const word *w, const embed_local_params *p, term_fn fn, void *ctx)
+{
+    char stem[RAGD_EMBED_WORD_MAX];
+    term t;
+    t.surface = w;
+    t.surface_hash = word_hash(w->text, w->n, w->full, RAGD_SEED_SURFACE);
+    if (p->stopwords && w->full == w->n && stopword_has(t.surface_hash)) return;
+    memcpy(stem, w->text, w->n);
+    t.stem = stem;
+    t.stem_len = w->n;
+    if (p->stem && w->ascii && w->full == w->n) t.stem_len = stem_apply(stem, w->n);
+    t.unigram_hash = word_hash(stem, t.stem_len, w->full - w->n + t.stem_len, RAGD_SEED_UNIGRAM);
+    fn(ctx, &t);
+}
+
 static void terms_run(const char *text, size_t len, const embed_local_params *p, term_fn fn,
                       void *ctx)
 {
@@ -333,18 +379,18 @@ static void terms_run(const char *text, size_t len, const embed_local_params *p,
     const unsigned char *s = (const unsigned char *)text;
     size_t pos = 0;
     word w;
-    char stem[RAGD_EMBED_WORD_MAX];
     while (word_next(s, len, &pos, &w)) {
-        term t;
-        t.surface = &w;
-        t.surface_hash = word_hash(w.text, w.n, w.full, RAGD_SEED_SURFACE);
-        if (p->stopwords && w.full == w.n && stopword_has(t.surface_hash)) continue;
-        memcpy(stem, w.text, w.n);
-        t.stem = stem;
-        t.stem_len = w.n;
-        if (p->stem && w.ascii && w.full == w.n) t.stem_len = stem_apply(stem, w.n);
-        t.unigram_hash = word_hash(stem, t.stem_len, w.full - w.n + t.stem_len, RAGD_SEED_UNIGRAM);
-        fn(ctx, &t);
+        term_emit(&w, p, fn, ctx);
+        if (!p->split_camel || w.cut_count == 0) continue;
+        /* The parts of a camelCase identifier are terms too, so "readFile" meets "read file". */
+        for (int k = 0; k <= w.cut_count; k++) {
+            size_t from = k == 0 ? 0 : w.cuts[k - 1];
+            size_t to = k == w.cut_count ? w.n : w.cuts[k];
+            if (to - from < 2) continue;
+            word part = {.n = to - from, .full = to - from, .ascii = w.ascii};
+            memcpy(part.text, w.text + from, part.n);
+            term_emit(&part, p, fn, ctx);
+        }
     }
 }
 
@@ -353,33 +399,53 @@ static void terms_run(const char *text, size_t len, const embed_local_params *p,
 typedef struct feat {
     uint64_t key;
     uint32_t count;
-    uint32_t kind; /* RAGD_FEAT_*; RAGD_FEAT_EMPTY marks a free slot */
+    uint32_t kind; /* RAGD_FEAT_* */
 } feat;
 
+/* Distinct features in insertion order (items) behind an open-addressing index of
+ * item number + 1 (0: free), so the final passes touch only used entries. */
 typedef struct feat_table {
-    feat *slots;
-    size_t cap; /* power of two */
+    uint32_t *index; /* cap slots */
+    feat *items;     /* cap / 2 entries; the load stays at most 1/2 */
+    size_t cap;      /* power of two */
     size_t used;
-    int on_heap;
+    void *heap; /* the block holding index and items when on the heap, else NULL */
 } feat_table;
+
+/* Points t at a zeroed index and item space for cap slots inside block. */
+static void table_layout(feat_table *t, void *block, size_t cap)
+{
+    t->items = block;
+    t->index = (uint32_t *)(t->items + cap / 2);
+    memset(t->index, 0, cap * sizeof *t->index);
+    t->cap = cap;
+}
+
+static size_t table_bytes(size_t cap)
+{
+    return cap / 2 * sizeof(feat) + cap * sizeof(uint32_t);
+}
+
+static void table_insert_index(feat_table *t, size_t item)
+{
+    size_t j = (size_t)t->items[item].key & (t->cap - 1);
+    while (t->index[j] != 0) j = (j + 1) & (t->cap - 1);
+    t->index[j] = (uint32_t)item + 1;
+}
 
 /* Doubles the table. Returns: 0, or -1 when at the size limit or out of memory (unchanged). */
 static int table_grow(feat_table *t)
 {
     if (t->cap >= RAGD_TABLE_MAX_SLOTS) return -1;
-    size_t cap = t->cap * 2;
-    feat *slots = calloc(cap, sizeof *slots);
-    if (slots == NULL) return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i].kind == RAGD_FEAT_EMPTY) continue;
-        size_t j = (size_t)t->slots[i].key & (cap - 1);
-        while (slots[j].kind != RAGD_FEAT_EMPTY) j = (j + 1) & (cap - 1);
-        slots[j] = t->slots[i];
-    }
-    if (t->on_heap) free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    t->on_heap = 1;
+    void *block = malloc(table_bytes(t->cap * 2));
+    if (block == NULL) return -1;
+    feat *old = t->items;
+    void *old_heap = t->heap;
+    table_layout(t, block, t->cap * 2);
+    memcpy(t->items, old, t->used * sizeof *old);
+    for (size_t i = 0; i < t->used; i++) table_insert_index(t, i);
+    free(old_heap);
+    t->heap = block;
     return 0;
 }
 
@@ -389,22 +455,20 @@ static int table_add(feat_table *t, uint32_t kind, uint64_t key)
 {
     for (;;) {
         size_t j = (size_t)key & (t->cap - 1);
-        while (t->slots[j].kind != RAGD_FEAT_EMPTY) {
-            if (t->slots[j].key == key && t->slots[j].kind == kind) {
-                t->slots[j].count++;
+        while (t->index[j] != 0) {
+            feat *f = &t->items[t->index[j] - 1];
+            if (f->key == key && f->kind == kind) {
+                f->count++;
                 return 0;
             }
             j = (j + 1) & (t->cap - 1);
         }
-        /* Keep the load under 1/2 so probes stay short. */
-        if ((t->used + 1) * 2 > t->cap) {
+        if (t->used + 1 > t->cap / 2) {
             if (table_grow(t) != 0) return -1;
             continue;
         }
-        t->slots[j].key = key;
-        t->slots[j].kind = kind;
-        t->slots[j].count = 1;
-        t->used++;
+        t->items[t->used] = (feat){.key = key, .count = 1, .kind = kind};
+        t->index[j] = (uint32_t)++t->used;
         return 1;
     }
 }
@@ -414,7 +478,8 @@ static int table_add(feat_table *t, uint32_t kind, uint64_t key)
 typedef struct embed_run {
     const embed_local_params *p;
     feat_table table;
-    float *out;        /* accumulates the char n-gram block during the scan */
+    float *out;        /* where features go: the output, past dimension 0 when it is reserved */
+    int dims;          /* dimensions available to features */
     uint64_t previous; /* unigram hash of the previous kept stem */
     int has_previous;
 } embed_run;
@@ -434,10 +499,10 @@ static void char_ngrams_add(embed_run *r, const word *w)
         uint64_t mask = (1ULL << (8 * k)) - 1;
         uint64_t tag = (uint64_t)k << 56;
         for (size_t i = 0; i + (size_t)k <= total; i++) {
-            uint64_t packed = (load_le(g + i, 8) & mask) | tag;
+            uint64_t packed = (load8_le(g + i) & mask) | tag;
             uint64_t h = mix64(packed ^ RAGD_SEED_CHAR);
             if (p->char_sublinear) table_add(&r->table, RAGD_FEAT_CHAR, h);
-            else feature_add(r->out, p->dims, h, 1.0f);
+            else feature_add(r->out, r->dims, h, 1.0f, p->salt);
         }
     }
 }
@@ -483,20 +548,19 @@ void embed_local_vector_params(const char *text, size_t len, const embed_local_p
     memset(out, 0, (size_t)p->dims * sizeof *out);
     if (text == NULL || len == 0) return;
 
-    feat stack_slots[RAGD_TABLE_STACK_SLOTS];
-    embed_run r = {.p = p, .out = out};
+    /* feat-aligned stack space for a RAGD_TABLE_STACK_SLOTS table */
+    feat stack_block[RAGD_TABLE_STACK_SLOTS / 2 + RAGD_TABLE_STACK_SLOTS / 4];
+    int reserve = p->length_weight > 0;
+    embed_run r = {.p = p, .out = out + reserve, .dims = p->dims - reserve};
     /* About 3 distinct features per word and >= 4 bytes per word: len slots keep load < 1/2. */
-    size_t want = pow2_at_least(len < 64 ? 64 : len);
+    size_t want = pow2_at_least(len);
     if (want > (1u << 16)) want = 1u << 16;
-    if (want > RAGD_TABLE_STACK_SLOTS) r.table.slots = calloc(want, sizeof(feat));
-    if (r.table.slots != NULL) {
-        r.table.cap = want;
-        r.table.on_heap = 1;
+    if (want > RAGD_TABLE_STACK_SLOTS) r.table.heap = malloc(table_bytes(want));
+    if (r.table.heap != NULL) {
+        table_layout(&r.table, r.table.heap, want);
     } else {
         /* Short text, or no memory: start on the stack; table_grow moves to the heap. */
-        memset(stack_slots, 0, sizeof stack_slots);
-        r.table.slots = stack_slots;
-        r.table.cap = RAGD_TABLE_STACK_SLOTS;
+        table_layout(&r.table, stack_block, RAGD_TABLE_STACK_SLOTS);
     }
 
     terms_run(text, len, p, embed_term, &r);
@@ -506,8 +570,8 @@ void embed_local_vector_params(const char *text, size_t len, const embed_local_p
     if (char_norm > 0) vector_scale(out, p->dims, (float)(p->char_weight / char_norm));
 
     double sum_uni = 0.0, sum_bi = 0.0, sum_char = 0.0;
-    for (size_t i = 0; i < r.table.cap; i++) {
-        const feat *f = &r.table.slots[i];
+    for (size_t i = 0; i < r.table.used; i++) {
+        const feat *f = &r.table.items[i];
         double w = tf_weight(f->count);
         if (f->kind == RAGD_FEAT_UNIGRAM) sum_uni += w * w;
         else if (f->kind == RAGD_FEAT_BIGRAM) sum_bi += w * w;
@@ -517,15 +581,22 @@ void embed_local_vector_params(const char *text, size_t len, const embed_local_p
     if (sum_uni > 0) scale[RAGD_FEAT_UNIGRAM] = (float)(p->unigram_weight / sqrt(sum_uni));
     if (sum_bi > 0) scale[RAGD_FEAT_BIGRAM] = (float)(p->bigram_weight / sqrt(sum_bi));
     if (sum_char > 0) scale[RAGD_FEAT_CHAR] = (float)(p->char_weight / sqrt(sum_char));
-    for (size_t i = 0; i < r.table.cap; i++) {
-        const feat *f = &r.table.slots[i];
+    for (size_t i = 0; i < r.table.used; i++) {
+        const feat *f = &r.table.items[i];
         if (scale[f->kind] != 0.0f)
-            feature_add(out, p->dims, f->key, scale[f->kind] * tf_weight(f->count));
+            feature_add(r.out, r.dims, f->key, scale[f->kind] * tf_weight(f->count), p->salt);
     }
-    if (r.table.on_heap) free(r.table.slots);
+    free(r.table.heap);
 
     double norm = vector_norm(out, p->dims);
     if (norm > 0) vector_scale(out, p->dims, (float)(1.0 / norm));
+    if (norm > 0 && p->length_weight > 0) {
+        double l = sqrt(sum_uni);
+        double b = p->length_weight * l / (l + p->length_pivot);
+        if (b > 0.99) b = 0.99;
+        vector_scale(out, p->dims, (float)sqrt(1.0 - b * b));
+        out[0] = (float)b;
+    }
 }
 
 /* ---- parameters ------------------------------------------------------------------------------- */
@@ -541,6 +612,10 @@ void embed_local_params_default(embed_local_params *p, int dims)
     p->stem = 1;
     p->stopwords = 1;
     p->char_sublinear = 0;
+    p->length_weight = 0.0f;
+    p->length_pivot = 8.0f;
+    p->split_camel = 1;
+    p->salt = 0;
 }
 
 int embed_local_params_valid(const embed_local_params *p)
@@ -549,6 +624,8 @@ int embed_local_params_valid(const embed_local_params *p)
     if (!(p->unigram_weight >= 0 && p->unigram_weight < 1e6f)) return 0;
     if (!(p->bigram_weight >= 0 && p->bigram_weight < 1e6f)) return 0;
     if (!(p->char_weight >= 0 && p->char_weight < 1e6f)) return 0;
+    if (!(p->length_weight >= 0 && p->length_weight <= 0.9f)) return 0;
+    if (p->length_weight > 0 && !(p->length_pivot > 0 && p->length_pivot < 1e6f)) return 0;
     if (p->char_weight > 0 && (p->char_min < 2 || p->char_max < p->char_min ||
                                p->char_max > RAGD_EMBED_CHAR_NGRAM_MAX))
         return 0;

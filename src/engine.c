@@ -526,14 +526,21 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
         fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
         if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
         if (rc == RAGD_OK) rc = embed_batch_run(e->embedder, todo, todo_len, ntodo, fresh, err);
+        /* One transaction for the batch: durable as soon as it returns, one fsync, not one per
+         * embedding. */
+        if (rc == RAGD_OK) rc = store_db_begin(e->db, err);
         for (size_t t = 0; rc == RAGD_OK && t < ntodo; t++) {
             size_t i = todo_idx[t];
             memcpy(w->vectors + i * (size_t)dims, fresh + t * (size_t)dims,
                    sizeof(float) * (size_t)dims);
             rc = store_db_embedding_put(e->db, w->checksums[i], e->embedder->model, dims,
                                         fresh + t * (size_t)dims, err);
-            if (rc == RAGD_OK) r->chunks_embedded++;
         }
+        if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+        if (rc == RAGD_OK)
+            r->chunks_embedded += (int64_t)ntodo;
+        else
+            store_db_rollback(e->db);
     }
     for (size_t i = 0; rc == RAGD_OK && i < n; i++)
         if (dup_of[i] != i)
@@ -548,6 +555,25 @@ done:
     free(fresh);
     free(dup_of);
     return rc;
+}
+
+/* Brings the in-memory index in step with a transaction SQLite has just committed (generation
+ * gen): removes old ids, adds new ones. If that fails, the index is rebuilt from SQLite so the two
+ * never disagree. Caller holds the write lock. */
+static ragd_rc index_apply(engine *e, const int64_t *old_ids, size_t old_n, const int64_t *new_ids,
+                           size_t new_n, const float *vectors, uint64_t gen, ragd_err *err)
+{
+    ragd_err ierr = {0};
+    ragd_rc rc = RAGD_OK;
+    if (old_n > 0) rc = store_index_remove(e->index, old_n, old_ids, NULL, &ierr);
+    if (rc == RAGD_OK && new_n > 0) rc = store_index_add(e->index, new_n, new_ids, vectors, &ierr);
+    if (rc == RAGD_OK) {
+        e->generation = gen;
+        e->index_dirty = 1;
+        return RAGD_OK;
+    }
+    RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
+    return index_rebuild(e, err);
 }
 
 /* Applies one document: SQLite transaction, then the in-memory index, both under the write lock.
@@ -587,19 +613,7 @@ static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, 
     if (rc != RAGD_OK) {
         store_db_rollback(e->db);
     } else {
-        /* SQLite has the document now; bring the index in step. If that fails, the index is
-         * rebuilt from SQLite so the two never disagree. */
-        ragd_err ierr = {0};
-        ragd_rc irc = RAGD_OK;
-        if (old_n > 0) irc = store_index_remove(e->index, old_n, old_ids, NULL, &ierr);
-        if (irc == RAGD_OK && n > 0) irc = store_index_add(e->index, n, new_ids, w->vectors, &ierr);
-        if (irc == RAGD_OK) {
-            e->generation = gen;
-            e->index_dirty = 1;
-        } else {
-            RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
-            rc = index_rebuild(e, err);
-        }
+        rc = index_apply(e, old_ids, old_n, new_ids, n, w->vectors, gen, err);
         *removed_chunks = old_n;
     }
     pthread_rwlock_unlock(&e->rw);
@@ -623,14 +637,7 @@ static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, rag
     if (rc != RAGD_OK) {
         store_db_rollback(e->db);
     } else {
-        ragd_err ierr = {0};
-        if (n > 0 && store_index_remove(e->index, n, ids, NULL, &ierr) != RAGD_OK) {
-            RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
-            rc = index_rebuild(e, err);
-        } else {
-            e->generation = gen;
-            e->index_dirty = 1;
-        }
+        rc = index_apply(e, ids, n, NULL, 0, NULL, gen, err);
         *removed_chunks = n;
     }
     pthread_rwlock_unlock(&e->rw);
@@ -792,6 +799,7 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     }
 
     ragd_err serr = {0};
+    if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
     if (index_save(e, &serr) != RAGD_OK)
         RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
                  "rebuilt from SQLite at the next start", serr.msg);
@@ -928,7 +936,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         a.count = 0;
         for (size_t i = 0; rc == RAGD_OK && i < found && a.count < k; i++) {
             if (hits[i].chunk_id == 0) continue; /* cannot happen under the lock; be safe */
-            if ((double)scores[i] < q->min_score) break; /* sorted: the rest score lower */
+            /* Sorted: the rest score lower. A score <= 0 shares nothing with the query. */
+            if ((double)scores[i] < q->min_score || scores[i] <= 0.0f) break;
             if (!hit_matches(q, &hits[i])) continue;
             a.results[a.count].score = (double)scores[i];
             a.results[a.count].hit = hits[i];
@@ -936,7 +945,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
             a.count++;
         }
         for (size_t i = 0; i < found; i++) store_hit_free(&hits[i]);
-        int below = found > 0 && (double)scores[found - 1] < q->min_score;
+        int below = found > 0 && ((double)scores[found - 1] < q->min_score ||
+                                  scores[found - 1] <= 0.0f);
         if (a.count >= k || want >= total || below || !has_filters(q)) break;
         want *= 4;
     }

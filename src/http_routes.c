@@ -309,7 +309,7 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
         reply = reply_invalid("field '%s' must be a string", "intent");
         goto out;
     }
-    if ((v = json_object_get(root, "filters")) != NULL && !json_is_null(v)) {
+    if ((v = json_object_get(root, "filters")) != NULL) {
         if (!json_is_object(v)) {
             reply = reply_invalid("field '%s' must be an object", "filters");
             goto out;

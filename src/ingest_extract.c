@@ -50,39 +50,6 @@ int ingest_extract_supported(const char *path)
     return path != NULL && extractor_find(path) != NULL;
 }
 
-/* Returns: the offset of the first byte that is not valid UTF-8, or len when all is valid.
- * (util_utf8_valid answers yes/no; the error message needs the position.) */
-static size_t utf8_first_invalid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0) {
-            need = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            need = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            need = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i;
-        }
-        if (i + need > len) return i;
-        for (size_t k = 1; k < need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-        i += need;
-    }
-    return len;
-}
-
 /* Returns: new copy of the file name of path without directory and extension. NULL on OOM. */
 static char *title_from_path(const char *path)
 {
@@ -347,7 +314,7 @@ ragd_rc ingest_extract_run(const char *path, const char *data, size_t len, inges
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "unsupported file type: %s", path);
     if (len > 0 && memchr(data, '\0', len) != NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "binary file: %s", path);
-    size_t bad = utf8_first_invalid((const unsigned char *)data, len);
+    size_t bad = util_utf8_first_invalid(data, len);
     if (bad < len)
         return ragd_err_set(err, RAGD_ERR_INVALID, "invalid UTF-8 at byte %zu: %s", bad, path);
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {

@@ -99,7 +99,7 @@ void util_sha256_hex(const void *data, size_t len, char out[UTIL_SHA256_HEX_LEN 
     out[UTIL_SHA256_HEX_LEN] = '\0';
 }
 
-int util_utf8_valid(const char *s, size_t len)
+size_t util_utf8_first_invalid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -121,20 +121,22 @@ int util_utf8_valid(const char *s, size_t len)
             need = 3;
             cp = c & 0x07;
         } else {
-            return 0;
+            return i;
         }
-        if (len - i <= need) return 0;
+        if (len - i <= need) return i;
         for (size_t k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) return 0;
+            if ((p[i + k] & 0xC0) != 0x80) return i;
             cp = (cp << 6) | (p[i + k] & 0x3F);
         }
         if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
             (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
+            return i;
         i += need + 1;
     }
-    return 1;
+    return len;
 }
+
+int util_utf8_valid(const char *s, size_t len) { return util_utf8_first_invalid(s, len) == len; }
 
 double util_now_ms(void)
 {

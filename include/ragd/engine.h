@@ -85,7 +85,7 @@ typedef struct engine_query {
     const char *query; /* borrowed; UTF-8, non-empty */
     size_t query_len;
     int k;            /* 1..max_k */
-    double min_score; /* results with lower scores are dropped */
+    double min_score; /* results with lower scores, and any scoring <= 0, are dropped */
     const char *source_prefix;   /* borrowed; NULL = no filter; matches source or path prefix */
     const char *const *tags_all; /* borrowed; every tag must be present; may be NULL */
     size_t tag_count;

@@ -41,6 +41,10 @@ ragd_rc store_db_begin(store_db *s, ragd_err *err);
 ragd_rc store_db_commit(store_db *s, ragd_err *err);
 void store_db_rollback(store_db *s); /* no-op when no transaction is open */
 
+/* Makes every commit so far durable against power loss (commits are always durable against a
+ * crash of the process). Called at the end of each ingest. */
+ragd_rc store_db_sync(store_db *s, ragd_err *err);
+
 /* Returns: the store's generation, bumped by store_db_generation_bump() in every transaction that
  * changes chunks; the vector index saves the generation it matches. */
 ragd_rc store_db_generation_get(store_db *s, uint64_t *out, ragd_err *err);

@@ -37,6 +37,10 @@ void util_sha256_hex(const void *data, size_t len, char out[UTIL_SHA256_HEX_LEN 
 /* Returns: 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
 int util_utf8_valid(const char *s, size_t len);
 
+/* Returns: the offset of the first byte of s[0..len) that does not start a valid UTF-8 sequence
+ * (same rules as util_utf8_valid), or len when all of it is valid. */
+size_t util_utf8_first_invalid(const char *s, size_t len);
+
 /* Returns: monotonic time in milliseconds, as a double with sub-millisecond precision. */
 double util_now_ms(void);
 /* Returns: wall-clock seconds since the epoch. */

@@ -15,7 +15,9 @@ Set RAGD_IT_KEEP=1 to keep the temp dirs of failed tests.
 import argparse
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 
@@ -103,6 +105,22 @@ def main():
         print("integration: %d passed, %d failed" % (runner.passed, runner.failed))
         return 1
 
+    # Run a private copy, so a rebuild of the binary during the run cannot mix two versions.
+    snapshot_dir = tempfile.mkdtemp(prefix="ragd-it-bin-")
+    try:
+        harness.BIN = os.path.join(snapshot_dir, "ragd")
+        shutil.copy2(opts.bin, harness.BIN)
+        run_all(runner, selected)
+    finally:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
+
+    if runner.failures:
+        print("# failed: %s" % ", ".join(runner.failures))
+    print("integration: %d passed, %d failed" % (runner.passed, runner.failed))
+    return 1 if runner.failed else 0
+
+
+def run_all(runner, selected):
     fx_name, fx_ctx, fx_value, fx_error = None, None, None, None
 
     def close_fixture():
@@ -115,34 +133,31 @@ def main():
         else:
             runner.report(label, None)
 
-    for name, fn, fx, _mod in selected:
-        if fx != fx_name:
-            close_fixture()
-            fx_name, fx_ctx, fx_value, fx_error = fx, None, None, None
-            if fx is not None:
-                fx_ctx = harness.Ctx("fx-" + fx)
-                try:
-                    fx_value = harness.FIXTURES[fx](fx_ctx)
-                except harness.TestFailure as e:
-                    fx_error = str(e)
-                except Exception:  # noqa: BLE001
-                    fx_error = traceback.format_exc(limit=6)
-        if fx is not None and fx_error is not None:
-            runner.report(name, "fixture %s setup failed: %s" % (fx, fx_error),
-                          fx_ctx.daemon_logs())
-            continue
-        ctx = harness.Ctx(name)
-        args = (fx_value,) if fx is not None else ()
-        reason, details = runner.run_one(name, fn, args, ctx)
-        if reason is not None and fx_ctx is not None:
-            details = (details + "\n" + fx_ctx.daemon_logs()).strip()
-        runner.report(name, reason, details)
-    close_fixture()
-
-    if runner.failures:
-        print("# failed: %s" % ", ".join(runner.failures))
-    print("integration: %d passed, %d failed" % (runner.passed, runner.failed))
-    return 1 if runner.failed else 0
+    try:
+        for name, fn, fx, _mod in selected:
+            if fx != fx_name:
+                close_fixture()
+                fx_name, fx_ctx, fx_value, fx_error = fx, None, None, None
+                if fx is not None:
+                    fx_ctx = harness.Ctx("fx-" + fx)
+                    try:
+                        fx_value = harness.FIXTURES[fx](fx_ctx)
+                    except harness.TestFailure as e:
+                        fx_error = str(e)
+                    except Exception:  # noqa: BLE001
+                        fx_error = traceback.format_exc(limit=6)
+            if fx is not None and fx_error is not None:
+                runner.report(name, "fixture %s setup failed: %s" % (fx, fx_error),
+                              fx_ctx.daemon_logs())
+                continue
+            ctx = harness.Ctx(name)
+            args = (fx_value,) if fx is not None else ()
+            reason, details = runner.run_one(name, fn, args, ctx)
+            if reason is not None and fx_ctx is not None:
+                details = (details + "\n" + fx_ctx.daemon_logs()).strip()
+            runner.report(name, reason, details)
+    finally:
+        close_fixture()
 
 
 if __name__ == "__main__":

@@ -325,7 +325,8 @@ def retrieve_request_errors(t, fx):
         except TestFailure as e:
             problems.append(str(e))
     for raw in (b"{", b"", b"{\"query\": \"x\",}", b"nul", b"{\"query\": \"\xff\xfe\"}",
-                b"{\"query\": \"caf\xc3\"}", b"{\"query\": \"x\"} trailing"):
+                b"{\"query\": \"caf\xc3\"}", b"{\"query\": \"x\"} trailing",
+                b"{\"query\": \"a\\u0000b\"}"):
         expect(raw, 400, "invalid_json", None, "body %r" % raw)
     q = REFUND_QUESTION
     cases = [
@@ -337,6 +338,8 @@ def retrieve_request_errors(t, fx):
         ({"query": q, "k": True}, "k"), ({"query": q, "k": None}, "k"),
         ({"query": q, "min_score": "high"}, "min_score"),
         ({"query": q, "min_score": True}, "min_score"),
+        ({"query": q, "min_score": 1.5}, "min_score"), ({"query": q, "min_score": -2}, "min_score"),
+        ({"query": q, "filters": None}, "filters"),
         ({"query": q, "filters": "business/"}, "filters"),
         ({"query": q, "filters": []}, "filters"),
         ({"query": q, "filters": {"source": 5}}, "source"),
@@ -350,7 +353,7 @@ def retrieve_request_errors(t, fx):
         expect(json.dumps(body).encode(), 400, "invalid_request", field,
                "body %s" % short(body, 80))
     check(not problems, "%d of %d error cases wrong:\n%s"
-          % (len(problems), len(cases) + 7, "\n".join(problems)))
+          % (len(problems), len(cases) + 8, "\n".join(problems)))
     ok = retrieve(fx, {"query": q, "k": 50})
     check(len(ok["results"]) >= 1, "k=50 (max_k) rejected or empty")
 

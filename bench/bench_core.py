@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""
+bench_core.py - ragd's core benchmark: ingest throughput with the offline embedder, and /retrieve
+latency over real HTTP on loopback, measured side by side with the server's own timings so the
+HTTP/JSON overhead shows. Writes a JSON result file and prints a table. Not a test: nothing here
+asserts a timing.
+
+Corpus: the repository's docs/ repeated --copies times; every paragraph of copy i gets a unique
+suffix so that no chunk is deduplicated (each chunk is really embedded and indexed).
+"""
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+QUERIES = [
+    "how do I rebuild the vector index after a crash",
+    "what happens when the embedding model changes",
+    "which environment variable disables retrieval",
+    "how are markdown documents split into chunks",
+    "what is the default listen address",
+    "how do I back up the data directory while the daemon runs",
+    "what does the retrieve endpoint return",
+    "how many tokens does a chunk hold",
+]
+
+
+def make_corpus(dst, copies):
+    src = os.path.join(REPO, "docs")
+    total = 0
+    for i in range(copies):
+        d = os.path.join(dst, "copy%03d" % i)
+        os.makedirs(d)
+        for name in sorted(os.listdir(src)):
+            if not name.endswith(".md"):
+                continue
+            with open(os.path.join(src, name), encoding="utf-8") as f:
+                text = f.read()
+            paras = text.split("\n\n")
+            out = "\n\n".join(p + (" (rev %d.%d)" % (i, j) if p.strip() and not p.startswith("#")
+                                   and not p.startswith("```") else "")
+                              for j, p in enumerate(paras))
+            with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+                f.write(out)
+            total += len(out.encode())
+    return total
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="./ragd")
+    ap.add_argument("--out", default="bench/results/core.json")
+    ap.add_argument("--copies", type=int, default=60)
+    ap.add_argument("--requests", type=int, default=2000)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="ragd-bench-")
+    try:
+        corpus = os.path.join(tmp, "corpus")
+        data = os.path.join(tmp, "data")
+        os.makedirs(corpus)
+        nbytes = make_corpus(corpus, args.copies)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
+        t0 = time.perf_counter()
+        out = subprocess.run([args.bin, "ingest", "--path", corpus, "--data-dir", data, "--json",
+                              "--log-level", "warn"], env=env, capture_output=True, text=True,
+                             check=True)
+        ingest_s = time.perf_counter() - t0
+        report = json.loads(out.stdout)
+        chunks = report["chunks"]["added"]
+
+        port = free_port()
+        proc = subprocess.Popen([args.bin, "serve", "--listen", "127.0.0.1:%d" % port,
+                                 "--data-dir", data, "--no-ingest", "--log-level", "warn"],
+                                env=env)
+        try:
+            deadline = time.time() + 30
+            while True:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    c.request("GET", "/health")
+                    if c.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    raise SystemExit("daemon did not start")
+                time.sleep(0.05)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            wall, server, embed, search = [], [], [], []
+            for i in range(args.requests):
+                body = json.dumps({"query": QUERIES[i % len(QUERIES)], "k": 5})
+                t = time.perf_counter()
+                conn.request("POST", "/retrieve", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                payload = resp.read()
+                wall.append((time.perf_counter() - t) * 1000)
+                tm = json.loads(payload)["timings_ms"]
+                server.append(tm["total"])
+                embed.append(tm["embed"])
+                search.append(tm["search"])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+        result = {
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "corpus": {"bytes": nbytes, "documents": report["documents"]["added"],
+                       "chunks": chunks, "copies": args.copies},
+            "ingest": {"seconds": round(ingest_s, 3), "mb_per_s": round(nbytes / 1e6 / ingest_s, 2),
+                       "chunks_per_s": round(chunks / ingest_s, 1)},
+            "retrieve": {
+                "requests": args.requests,
+                "client_ms": {"p50": round(pct(wall, 50), 3), "p95": round(pct(wall, 95), 3),
+                              "p99": round(pct(wall, 99), 3)},
+                "server_total_ms": {"p50": round(pct(server, 50), 3),
+                                    "p95": round(pct(server, 95), 3)},
+                "server_embed_ms_p50": round(statistics.median(embed), 3),
+                "server_search_ms_p50": round(statistics.median(search), 3),
+            },
+        }
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print(json.dumps(result, indent=2))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_engine.c - the engine end to end, in-process, over a real data dir: ingest of a small
+ * generated markdown corpus and its report, retrieval quality on clear queries, incremental
+ * re-ingest (unchanged, updated, removed, deduplicated), persistence of the vector index and its
+ * rebuild when missing, corrupt or stale, the data-dir lock and read-only opens, embedding model
+ * changes and --reset, failed ingests leaving the store as it was, filters and min_score, RAG
+ * disabled, the report JSON, the context block, cancellation, and per-file failures.
+ * Each test works in its own mkdtemp directory (docs/ for the corpus, data/ for the store) and
+ * removes it.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ragd/cfg.h"
+#include "ragd/engine.h"
+#include "ragd/log.h"
+#include "ragd/ragd.h"
+#include "ragd/util.h"
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+typedef struct fixture {
+    char base[256];
+    char docs[300];
+    char data[300];
+    ragd_cfg cfg;
+    engine *e;
+} fixture;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->base, sizeof f->base, "%s/ragd-engine-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+    if (mkdtemp(f->base) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->docs, sizeof f->docs, "%s/docs", f->base);
+    snprintf(f->data, sizeof f->data, "%s/data", f->base);
+    ragd_err err = {0};
+    if (mkdir(f->docs, 0755) != 0 || cfg_defaults_set(&f->cfg, &err) != RAGD_OK ||
+        cfg_key_set(&f->cfg, "store", "data_dir", f->data, "test", &err) != RAGD_OK ||
+        cfg_key_set(&f->cfg, "ingest", "paths", f->docs, "test", &err) != RAGD_OK ||
+        cfg_key_set(&f->cfg, "ingest", "on_start", "false", "test", &err) != RAGD_OK) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        cfg_free(&f->cfg);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    engine_close(f->e);
+    cfg_free(&f->cfg);
+    int rc = nftw(f->base, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static void file_put(const char *dir, const char *name, const char *text)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    assert_int_equal(util_mkdir_p(path, NULL), RAGD_OK);
+    *slash = '/';
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void file_del(const char *dir, const char *name)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(unlink(path), 0);
+}
+
+static const char DOC_REFUNDS[] =
+    "---\n"
+    "title: Refund policy\n"
+    "tags: [billing, policy]\n"
+    "---\n"
+    "# Refunds\n"
+    "\n"
+    "Customers may request a refund within thirty days of purchase. Refunds are paid back to\n"
+    "the original payment card. A refund request needs the order number and the receipt.\n"
+    "\n"
+    "## Exceptions\n"
+    "\n"
+    "Gift cards and downloadable software are not refundable once the licence key was shown.\n";
+
+static const char DOC_SHIPPING[] =
+    "# Shipping\n"
+    "\n"
+    "Parcels leave the warehouse within two business days. Every parcel gets a courier\n"
+    "tracking number by email; international parcels may need a customs declaration.\n"
+    "\n"
+    "## Delivery times\n"
+    "\n"
+    "Domestic courier delivery takes three to five days; express delivery arrives overnight.\n";
+
+static const char DOC_INSTALL[] =
+    "---\n"
+    "tags:\n"
+    "  - setup\n"
+    "---\n"
+    "# Installation\n"
+    "\n"
+    "Install the daemon with make install, then edit the configuration file to choose the\n"
+    "listen port and the data directory. Start the service with systemctl.\n";
+
+static const char DOC_GARDEN[] =
+    "Gardening notes\n"
+    "\n"
+    "Tomatoes want compost, full sun and deep watering twice a week. Pinch the side shoots of\n"
+    "tomato plants and mulch the beds with straw against slugs.\n";
+
+/* Writes the four-document corpus under f->docs. */
+static void corpus_write(fixture *f)
+{
+    file_put(f->docs, "refunds.md", DOC_REFUNDS);
+    file_put(f->docs, "shipping.md", DOC_SHIPPING);
+    file_put(f->docs, "guides/install.md", DOC_INSTALL);
+    file_put(f->docs, "garden.txt", DOC_GARDEN);
+}
+
+static void engine_up(fixture *f, unsigned flags)
+{
+    ragd_err err = {0};
+    assert_null(f->e);
+    ragd_rc rc = engine_open(&f->cfg, flags, &f->e, &err);
+    if (rc != RAGD_OK) fail_msg("engine_open: %s (%s)", ragd_rc_name(rc), err.msg);
+    assert_non_null(f->e);
+}
+
+static void engine_down(fixture *f)
+{
+    engine_close(f->e);
+    f->e = NULL;
+}
+
+static void ingest_ok(fixture *f, const char *path, int reset, engine_ingest_report *r)
+{
+    ragd_err err = {0};
+    memset(r, 0, sizeof *r);
+    ragd_rc rc = engine_ingest(f->e, path, reset, NULL, NULL, r, &err);
+    if (rc != RAGD_OK) fail_msg("engine_ingest(%s): %s (%s)", path, ragd_rc_name(rc), err.msg);
+}
+
+/* Runs an ingest that must fail with want; a report from an unexpected success is freed before
+ * the assertion so a failure does not also show up as a leak. */
+static void ingest_fails(engine *e, const char *path, int reset, ragd_rc want)
+{
+    engine_ingest_report r;
+    memset(&r, 0, sizeof r);
+    ragd_err err = {0};
+    ragd_rc rc = engine_ingest(e, path, reset, NULL, NULL, &r, &err);
+    int untouched = r.root == NULL && r.docs_seen == 0 && r.errors == NULL;
+    engine_ingest_report_free(&r);
+    if (rc != want)
+        fail_msg("engine_ingest(%s, reset %d) = %s, want %s (%s)", path, reset, ragd_rc_name(rc),
+                 ragd_rc_name(want), err.msg);
+    assert_int_equal(err.rc, want);
+    assert_true(untouched); /* a failed ingest leaves *report alone */
+}
+
+static engine_stats stats_of(engine *e)
+{
+    engine_stats s;
+    ragd_err err = {0};
+    assert_int_equal(engine_stats_get(e, &s, &err), RAGD_OK);
+    return s;
+}
+
+/* Runs a query; asserts results are sorted best first and respect k and min_score. */
+static void query_run(engine *e, const char *text, int k, double min_score, const char *prefix,
+                      const char *const *tags, size_t ntags, engine_answer *a)
+{
+    engine_query q = {.query = text,
+                      .query_len = strlen(text),
+                      .k = k,
+                      .min_score = min_score,
+                      .source_prefix = prefix,
+                      .tags_all = tags,
+                      .tag_count = ntags};
+    ragd_err err = {0};
+    ragd_rc rc = engine_retrieve(e, &q, a, &err);
+    if (rc != RAGD_OK) fail_msg("engine_retrieve(%s): %s (%s)", text, ragd_rc_name(rc), err.msg);
+    assert_true(a->count <= (size_t)k);
+    for (size_t i = 0; i < a->count; i++) {
+        assert_true(a->results[i].score >= min_score);
+        assert_true(a->results[i].hit.chunk_id > 0);
+        assert_non_null(a->results[i].hit.source);
+        assert_non_null(a->results[i].hit.text);
+        if (i > 0) assert_true(a->results[i - 1].score >= a->results[i].score);
+    }
+}
+
+static const char *top_source(engine *e, const char *text)
+{
+    static char source[256];
+    engine_answer a;
+    query_run(e, text, 3, -1.0, NULL, NULL, 0, &a);
+    assert_true(a.count > 0);
+    snprintf(source, sizeof source, "%s", a.results[0].hit.source);
+    engine_answer_free(&a);
+    return source;
+}
+
+/* A comparable summary of a query's results: chunk ids and scores. */
+typedef struct result_set {
+    size_t count;
+    int64_t ids[16];
+    double scores[16];
+    char sources[16][64];
+} result_set;
+
+static result_set results_of(engine *e, const char *text, int k)
+{
+    result_set rs = {0};
+    engine_answer a;
+    assert_true(k <= 16);
+    query_run(e, text, k, -1.0, NULL, NULL, 0, &a);
+    rs.count = a.count;
+    for (size_t i = 0; i < a.count; i++) {
+        rs.ids[i] = a.results[i].hit.chunk_id;
+        rs.scores[i] = a.results[i].score;
+        snprintf(rs.sources[i], sizeof rs.sources[i], "%s", a.results[i].hit.source);
+    }
+    engine_answer_free(&a);
+    return rs;
+}
+
+static void results_equal(const result_set *x, const result_set *y)
+{
+    assert_int_equal(x->count, y->count);
+    for (size_t i = 0; i < x->count; i++) {
+        assert_int_equal(x->ids[i], y->ids[i]);
+        assert_string_equal(x->sources[i], y->sources[i]);
+        assert_true(x->scores[i] - y->scores[i] < 1e-5 && y->scores[i] - x->scores[i] < 1e-5);
+    }
+}
+
+static void data_path(const fixture *f, const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", f->data, name);
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    char *out = NULL;
+    assert_int_equal(util_file_read(path, 64u << 20, &out, len, NULL), RAGD_OK);
+    return out;
+}
+
+static void spit(const char *path, const char *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void stats_equal(const engine_stats *x, const engine_stats *y)
+{
+    assert_int_equal(x->documents, y->documents);
+    assert_int_equal(x->chunks, y->chunks);
+    assert_int_equal(x->embeddings, y->embeddings);
+    assert_int_equal(x->index_vectors, y->index_vectors);
+}
+
+static void assert_consistent(engine *e)
+{
+    engine_stats s = stats_of(e);
+    assert_true(s.chunks > 0);
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    assert_true(s.index_consistent);
+}
+
+static const char Q_REFUND[] = "how many days do customers have to request a refund";
+static const char Q_SHIP[] = "courier tracking number for parcels";
+static const char Q_INSTALL[] = "install the daemon and choose the listen port";
+static const char Q_GARDEN[] = "tomatoes compost watering slugs";
+
+/* ---- ingest and retrieve ------------------------------------------------------------------- */
+
+typedef struct progress_log {
+    size_t calls, last_done, total;
+    int monotonic;
+} progress_log;
+
+static void progress_note(void *ctx, size_t done, size_t total, const char *relative)
+{
+    progress_log *p = ctx;
+    if (done != p->last_done + 1 || relative == NULL || relative[0] == '\0') p->monotonic = 0;
+    p->calls++;
+    p->last_done = done;
+    p->total = total;
+}
+
+static void test_ingest_report_and_retrieve(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_stats s0 = stats_of(f->e);
+    assert_int_equal(s0.documents, 0);
+    assert_int_equal(s0.chunks, 0);
+    assert_int_equal(s0.index_vectors, 0);
+    assert_int_equal(s0.last_ingest_at, 0);
+
+    engine_ingest_report r;
+    ragd_err err = {0};
+    progress_log pl = {.monotonic = 1};
+    memset(&r, 0, sizeof r);
+    assert_int_equal(engine_ingest(f->e, f->docs, 0, progress_note, &pl, &r, &err), RAGD_OK);
+    assert_int_equal(pl.calls, 4);
+    assert_int_equal(pl.total, 4);
+    assert_true(pl.monotonic);
+
+    char real[PATH_MAX];
+    assert_non_null(realpath(f->docs, real));
+    assert_non_null(r.root);
+    assert_string_equal(r.root, real);
+    assert_int_equal(r.docs_seen, 4);
+    assert_int_equal(r.docs_added, 4);
+    assert_int_equal(r.docs_updated, 0);
+    assert_int_equal(r.docs_unchanged, 0);
+    assert_int_equal(r.docs_removed, 0);
+    assert_int_equal(r.docs_failed, 0);
+    assert_int_equal(r.error_count, 0);
+    assert_int_equal(r.reset, 0);
+    assert_true(r.chunks_added >= 4);
+    assert_int_equal(r.chunks_removed, 0);
+    assert_int_equal(r.chunks_embedded + r.chunks_deduplicated, r.chunks_added);
+    assert_true(r.chunks_embedded >= 4);
+    assert_true(r.duration_ms >= 0.0);
+
+    engine_stats s = stats_of(f->e);
+    assert_int_equal(s.documents, 4);
+    assert_int_equal(s.chunks, r.chunks_added);
+    assert_int_equal(s.embeddings, r.chunks_embedded);
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    assert_true(s.index_consistent);
+    assert_true(s.index_bytes > 0);
+    assert_int_equal(s.embed_dims, 512);
+    assert_string_equal(s.embed_provider, "local");
+    assert_string_equal(s.embed_model, "ragd-local-v1");
+    assert_int_equal(s.ingest_running, 0);
+    assert_true(s.last_ingest_at > 0);
+    assert_int_equal(s.last_ingest_ok, 1);
+
+    assert_string_equal(top_source(f->e, Q_REFUND), "refunds.md");
+    assert_string_equal(top_source(f->e, Q_SHIP), "shipping.md");
+    assert_string_equal(top_source(f->e, Q_INSTALL), "guides/install.md");
+    assert_string_equal(top_source(f->e, Q_GARDEN), "garden.txt");
+
+    /* The hit carries the document's metadata. */
+    engine_answer a;
+    query_run(f->e, Q_REFUND, 1, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, 1);
+    assert_int_equal(a.rag_enabled, 1);
+    assert_string_equal(a.results[0].hit.title, "Refund policy");
+    assert_non_null(strstr(a.results[0].hit.tags_json, "billing"));
+    assert_non_null(strstr(a.results[0].hit.text, "refund"));
+    assert_null(strstr(a.results[0].hit.text, "title: Refund policy")); /* front matter gone */
+    assert_true(a.candidates >= 1);
+    engine_answer_free(&a);
+    assert_int_equal(a.count, 0);
+    assert_null(a.results);
+
+    /* k is respected and k larger than the index gives every chunk once. */
+    query_run(f->e, Q_REFUND, 2, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, 2);
+    engine_answer_free(&a);
+    query_run(f->e, Q_REFUND, 50, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, (size_t)s.chunks);
+    for (size_t i = 0; i < a.count; i++)
+        for (size_t j = 0; j < i; j++)
+            assert_int_not_equal(a.results[i].hit.chunk_id, a.results[j].hit.chunk_id);
+    engine_answer_free(&a);
+
+    /* k 0 is refused by the engine too. */
+    engine_query q0 = {.query = Q_REFUND, .query_len = strlen(Q_REFUND), .k = 0};
+    ragd_err_clear(&err);
+    assert_int_equal(engine_retrieve(f->e, &q0, &a, &err), RAGD_ERR_INVALID);
+    engine_ingest_report_free(&r);
+    assert_null(r.root);
+    engine_ingest_report_free(NULL);
+    engine_answer_free(NULL);
+}
+
+static void test_reingest_unchanged(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+    result_set rs1 = results_of(f->e, Q_SHIP, 5);
+
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_seen, 4);
+    assert_int_equal(r.docs_unchanged, 4);
+    assert_int_equal(r.docs_added, 0);
+    assert_int_equal(r.docs_updated, 0);
+    assert_int_equal(r.docs_removed, 0);
+    assert_int_equal(r.chunks_added, 0);
+    assert_int_equal(r.chunks_removed, 0);
+    assert_int_equal(r.chunks_embedded, 0);
+    engine_ingest_report_free(&r);
+    engine_stats after = stats_of(f->e);
+    stats_equal(&before, &after);
+    result_set rs2 = results_of(f->e, Q_SHIP, 5);
+    results_equal(&rs1, &rs2);
+
+}
+
+static void test_single_file_ingest_keeps_siblings(void **state)
+{
+    /* Ingesting one file of an ingested directory touches that file only: its siblings are not
+     * "documents that no longer exist". */
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+
+    char one[700];
+    snprintf(one, sizeof one, "%s/shipping.md", f->docs);
+    ingest_ok(f, one, 0, &r);
+    int64_t seen = r.docs_seen, unchanged = r.docs_unchanged, removed = r.docs_removed;
+    engine_ingest_report_free(&r);
+    assert_int_equal(seen, 1);
+    assert_int_equal(unchanged, 1);
+    assert_int_equal(removed, 0);
+    engine_stats after = stats_of(f->e);
+    stats_equal(&before, &after);
+    assert_string_equal(top_source(f->e, Q_REFUND), "refunds.md");
+
+    /* A new single file next to them is added without removing anything. */
+    file_put(f->docs, "pets.md", "# Pets\n\nHamsters need a wheel, fresh hay and a quiet cage.\n");
+    snprintf(one, sizeof one, "%s/pets.md", f->docs);
+    ingest_ok(f, one, 0, &r);
+    int64_t added = r.docs_added;
+    removed = r.docs_removed;
+    engine_ingest_report_free(&r);
+    assert_int_equal(added, 1);
+    assert_int_equal(removed, 0);
+    assert_int_equal(stats_of(f->e).documents, 5);
+}
+
+static void test_modify_updates(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+
+    file_put(f->docs, "shipping.md",
+             "# Shipping\n\nWe now ship by carrier pigeon only. Pigeons carry one small envelope\n"
+             "each and fly home to the loft at dusk.\n");
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_seen, 4);
+    assert_int_equal(r.docs_updated, 1);
+    assert_int_equal(r.docs_unchanged, 3);
+    assert_int_equal(r.docs_added, 0);
+    assert_int_equal(r.docs_removed, 0);
+    assert_true(r.chunks_removed > 0);
+    assert_true(r.chunks_added > 0);
+    assert_true(r.chunks_embedded > 0);
+    engine_stats after = stats_of(f->e);
+    assert_int_equal(after.documents, 4);
+    assert_int_equal(after.chunks, before.chunks - r.chunks_removed + r.chunks_added);
+    assert_consistent(f->e);
+    engine_ingest_report_free(&r);
+
+    assert_string_equal(top_source(f->e, "carrier pigeon envelope loft"), "shipping.md");
+    /* The old text is gone from every chunk. */
+    engine_answer a;
+    query_run(f->e, Q_SHIP, 50, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, (size_t)after.chunks);
+    for (size_t i = 0; i < a.count; i++)
+        assert_null(strstr(a.results[i].hit.text, "tracking number"));
+    engine_answer_free(&a);
+}
+
+static void test_delete_removes(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+
+    file_del(f->docs, "garden.txt");
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_seen, 3);
+    assert_int_equal(r.docs_removed, 1);
+    assert_int_equal(r.docs_unchanged, 3);
+    assert_true(r.chunks_removed > 0);
+    assert_int_equal(r.chunks_added, 0);
+    engine_stats after = stats_of(f->e);
+    assert_int_equal(after.documents, 3);
+    assert_int_equal(after.chunks, before.chunks - r.chunks_removed);
+    assert_consistent(f->e);
+    engine_ingest_report_free(&r);
+
+    engine_answer a;
+    query_run(f->e, Q_GARDEN, 50, -1.0, NULL, NULL, 0, &a);
+    for (size_t i = 0; i < a.count; i++) assert_string_not_equal(a.results[i].hit.source,
+                                                                 "garden.txt");
+    engine_answer_free(&a);
+
+    /* Removing a subdirectory's only file removes it too. */
+    file_del(f->docs, "guides/install.md");
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_removed, 1);
+    engine_ingest_report_free(&r);
+    assert_int_equal(stats_of(f->e).documents, 2);
+}
+
+static void test_duplicate_content_deduplicated(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+
+    file_put(f->docs, "refunds-copy.md", DOC_REFUNDS);
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_added, 1);
+    assert_int_equal(r.docs_unchanged, 4);
+    assert_true(r.chunks_added > 0);
+    assert_int_equal(r.chunks_embedded, 0);
+    assert_true(r.chunks_deduplicated > 0);
+    assert_int_equal(r.chunks_deduplicated, r.chunks_added);
+    engine_stats after = stats_of(f->e);
+    assert_int_equal(after.documents, 5);
+    assert_int_equal(after.embeddings, before.embeddings); /* no new embedding rows */
+    assert_int_equal(after.chunks, before.chunks + r.chunks_added);
+    assert_consistent(f->e);
+    engine_ingest_report_free(&r);
+
+    /* Both copies are found, with the same score. */
+    engine_answer a;
+    query_run(f->e, Q_REFUND, 2, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, 2);
+    assert_true(a.results[0].score - a.results[1].score < 1e-5);
+    assert_string_not_equal(a.results[0].hit.source, a.results[1].hit.source);
+    engine_answer_free(&a);
+}
+
+/* ---- persistence and index rebuilds -------------------------------------------------------- */
+
+/* Ingests the corpus, records results for the four queries, closes. */
+static void build_and_close(fixture *f, result_set rs[4])
+{
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    rs[0] = results_of(f->e, Q_REFUND, 5);
+    rs[1] = results_of(f->e, Q_SHIP, 5);
+    rs[2] = results_of(f->e, Q_INSTALL, 5);
+    rs[3] = results_of(f->e, Q_GARDEN, 5);
+    engine_down(f);
+}
+
+static void same_results(fixture *f, const result_set rs[4])
+{
+    result_set now[4] = {results_of(f->e, Q_REFUND, 5), results_of(f->e, Q_SHIP, 5),
+                         results_of(f->e, Q_INSTALL, 5), results_of(f->e, Q_GARDEN, 5)};
+    for (int i = 0; i < 4; i++) results_equal(&rs[i], &now[i]);
+}
+
+static void test_reopen_loads_index(void **state)
+{
+    fixture *f = *state;
+    result_set rs[4];
+    build_and_close(f, rs);
+    char idx[400], meta[400];
+    data_path(f, "index.faiss", idx, sizeof idx);
+    data_path(f, "index.faiss.meta", meta, sizeof meta);
+    ino_t ino = inode_of(idx), mino = inode_of(meta);
+
+    engine_up(f, 0);
+    assert_consistent(f->e);
+    same_results(f, rs);
+    engine_down(f);
+    /* Loaded, not rebuilt: a rebuild saves a new file (new inode through rename). */
+    assert_int_equal(inode_of(idx), ino);
+    assert_int_equal(inode_of(meta), mino);
+}
+
+static void test_missing_index_rebuilt(void **state)
+{
+    fixture *f = *state;
+    result_set rs[4];
+    build_and_close(f, rs);
+    char idx[400];
+    data_path(f, "index.faiss", idx, sizeof idx);
+    assert_int_equal(unlink(idx), 0);
+
+    engine_up(f, 0);
+    engine_stats s = stats_of(f->e);
+    assert_int_equal(s.documents, 4);
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    assert_true(s.index_consistent);
+    same_results(f, rs);
+    /* The rebuilt index was saved. */
+    assert_int_equal(access(idx, F_OK), 0);
+    engine_down(f);
+}
+
+static void test_corrupt_index_rebuilt(void **state)
+{
+    fixture *f = *state;
+    result_set rs[4];
+    build_and_close(f, rs);
+    char idx[400];
+    data_path(f, "index.faiss", idx, sizeof idx);
+    size_t len = 0;
+    char *orig = slurp(idx, &len);
+    assert_true(len > 64);
+    char *bad = malloc(len);
+    assert_non_null(bad);
+    memcpy(bad, orig, len);
+    bad[len - 17] ^= 0x40; /* inside the vector data: still parses, wrong content */
+    spit(idx, bad, len);
+    ino_t corrupt_ino = inode_of(idx);
+
+    engine_up(f, 0);
+    assert_consistent(f->e);
+    same_results(f, rs);
+    engine_down(f);
+    assert_int_not_equal(inode_of(idx), corrupt_ino); /* rewritten */
+    size_t nlen = 0;
+    char *now = slurp(idx, &nlen);
+    assert_false(nlen == len && memcmp(now, bad, len) == 0);
+    free(now);
+
+    /* A flipped byte in the header, and a garbage meta, are rebuilt too. */
+    memcpy(bad, orig, len);
+    bad[2] ^= 0x01;
+    spit(idx, bad, len);
+    engine_up(f, 0);
+    assert_consistent(f->e);
+    same_results(f, rs);
+    engine_down(f);
+
+    char meta[400];
+    data_path(f, "index.faiss.meta", meta, sizeof meta);
+    spit(meta, "{not json", 9);
+    engine_up(f, 0);
+    assert_consistent(f->e);
+    same_results(f, rs);
+    engine_down(f);
+    size_t mlen = 0;
+    char *m = slurp(meta, &mlen);
+    json_t *mj = json_loadb(m, mlen, 0, NULL);
+    assert_non_null(mj); /* a valid meta was written again */
+    json_decref(mj);
+    free(m);
+    free(orig);
+    free(bad);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t len = 0;
+    char *d = slurp(from, &len);
+    spit(to, d, len);
+    free(d);
+}
+
+static void test_stale_index_rebuilt(void **state)
+{
+    fixture *f = *state;
+    result_set rs[4];
+    build_and_close(f, rs);
+    char idx[400], meta[400], idx_old[400], meta_old[400];
+    data_path(f, "index.faiss", idx, sizeof idx);
+    data_path(f, "index.faiss.meta", meta, sizeof meta);
+    snprintf(idx_old, sizeof idx_old, "%s/old.faiss", f->base);
+    snprintf(meta_old, sizeof meta_old, "%s/old.faiss.meta", f->base);
+    copy_file(idx, idx_old);
+    copy_file(meta, meta_old);
+
+    engine_up(f, 0);
+    file_put(f->docs, "pets.md", "# Pets\n\nHamsters need a wheel, fresh hay and a quiet cage.\n");
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_added, 1);
+    engine_ingest_report_free(&r);
+    engine_down(f);
+
+    copy_file(idx_old, idx);
+    copy_file(meta_old, meta);
+    engine_up(f, 0);
+    engine_stats s = stats_of(f->e);
+    assert_int_equal(s.documents, 5);
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    assert_true(s.index_consistent);
+    assert_string_equal(top_source(f->e, "hamster wheel hay cage"), "pets.md");
+    engine_down(f);
+    /* The meta now records the current generation, not the stale one. */
+    size_t a = 0, b = 0;
+    char *m_now = slurp(meta, &a), *m_old = slurp(meta_old, &b);
+    assert_false(a == b && memcmp(m_now, m_old, a) == 0);
+    free(m_now);
+    free(m_old);
+}
+
+static void test_stale_index_same_count_rebuilt(void **state)
+{
+    /* A stale index with exactly as many vectors as SQLite has chunks: only the generation tells
+     * it apart. Loading it would return chunk ids that no longer exist. */
+    fixture *f = *state;
+    result_set rs[4];
+    build_and_close(f, rs);
+    char idx[400], meta[400], idx_old[400], meta_old[400];
+    data_path(f, "index.faiss", idx, sizeof idx);
+    data_path(f, "index.faiss.meta", meta, sizeof meta);
+    snprintf(idx_old, sizeof idx_old, "%s/old.faiss", f->base);
+    snprintf(meta_old, sizeof meta_old, "%s/old.faiss.meta", f->base);
+    copy_file(idx, idx_old);
+    copy_file(meta, meta_old);
+
+    engine_up(f, 0);
+    engine_stats before = stats_of(f->e);
+    /* Same shape (one chunk per section), different words. */
+    file_put(f->docs, "garden.txt",
+             "Gardening notes\n\nCucumbers want manure, warm soil and daily watering in July. Tie\n"
+             "the cucumber vines to canes and net the beds against pigeons.\n");
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_updated, 1);
+    engine_ingest_report_free(&r);
+    engine_stats mid = stats_of(f->e);
+    assert_int_equal(mid.chunks, before.chunks); /* the premise of this test */
+    result_set want = results_of(f->e, "cucumber vines manure", 5);
+    engine_down(f);
+
+    copy_file(idx_old, idx);
+    copy_file(meta_old, meta);
+    engine_up(f, 0);
+    assert_consistent(f->e);
+    result_set got = results_of(f->e, "cucumber vines manure", 5);
+    results_equal(&want, &got);
+    assert_string_equal(got.sources[0], "garden.txt");
+    engine_down(f);
+}
+
+/* ---- lock, read-only, model changes -------------------------------------------------------- */
+
+static void test_lock_and_readonly(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+
+    long pid = -1;
+    char listen[64] = "x";
+    assert_int_equal(engine_lock_owner(f->data, &pid, listen, sizeof listen), 1);
+    assert_int_equal(pid, (long)getpid());
+    assert_string_equal(listen, "");
+    engine_listen_note(f->e, "127.0.0.1", 8089);
+    assert_int_equal(engine_lock_owner(f->data, &pid, listen, sizeof listen), 1);
+    assert_int_equal(pid, (long)getpid());
+    assert_string_equal(listen, "127.0.0.1:8089");
+
+    engine *second = (engine *)0x1;
+    ragd_err err = {0};
+    assert_int_equal(engine_open(&f->cfg, 0, &second, &err), RAGD_ERR_LOCKED);
+    assert_int_equal(err.rc, RAGD_ERR_LOCKED);
+    assert_ptr_equal(second, (engine *)0x1); /* output untouched */
+    char want[64];
+    snprintf(want, sizeof want, "pid %ld", (long)getpid());
+    if (strstr(err.msg, want) == NULL) fail_msg("lock message lacks \"%s\": %s", want, err.msg);
+    assert_non_null(strstr(err.msg, "127.0.0.1:8089"));
+    /* RESETTING does not bypass the lock either. */
+    ragd_err_clear(&err);
+    assert_int_equal(engine_open(&f->cfg, RAGD_ENGINE_RESETTING, &second, &err), RAGD_ERR_LOCKED);
+
+    /* Read-only beside the writer: opens, answers, refuses ingest. */
+    engine *ro = NULL;
+    ragd_err_clear(&err);
+    assert_int_equal(engine_open(&f->cfg, RAGD_ENGINE_READONLY, &ro, &err), RAGD_OK);
+    assert_non_null(ro);
+    result_set a = results_of(f->e, Q_INSTALL, 5), b = results_of(ro, Q_INSTALL, 5);
+    results_equal(&a, &b);
+    engine_stats s = stats_of(ro);
+    assert_int_equal(s.documents, 4);
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    ingest_fails(ro, f->docs, 0, RAGD_ERR_UNSUPPORTED);
+    engine_close(ro);
+    /* Closing the reader leaves the writer's lock. */
+    assert_int_equal(engine_lock_owner(f->data, &pid, listen, sizeof listen), 1);
+
+    engine_down(f);
+    assert_int_equal(engine_lock_owner(f->data, &pid, listen, sizeof listen), 0);
+    assert_int_equal(pid, 0);
+    engine_up(f, 0); /* and it can be taken again */
+    engine_down(f);
+}
+
+static void set_dims(fixture *f, const char *dims)
+{
+    ragd_err err = {0};
+    assert_int_equal(cfg_key_set(&f->cfg, "embed", "dims", dims, "test", &err), RAGD_OK);
+}
+
+static void test_dims_change_needs_reset(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats s512 = stats_of(f->e);
+    engine_down(f);
+
+    set_dims(f, "256");
+    engine *e = (engine *)0x1;
+    ragd_err err = {0};
+    assert_int_equal(engine_open(&f->cfg, 0, &e, &err), RAGD_ERR_MODEL_MISMATCH);
+    assert_ptr_equal(e, (engine *)0x1);
+    if (strstr(err.msg, "--reset") == NULL) fail_msg("no --reset hint: %s", err.msg);
+    /* A failed open released the lock. */
+    long pid = 0;
+    char listen[64];
+    assert_int_equal(engine_lock_owner(f->data, &pid, listen, sizeof listen), 0);
+
+    engine_up(f, RAGD_ENGINE_RESETTING);
+    /* Without reset nothing may be written. */
+    ingest_fails(f->e, f->docs, 0, RAGD_ERR_MODEL_MISMATCH);
+    /* A bad path fails before the reset: the old store stays. */
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/nope", f->base);
+    ingest_fails(f->e, missing, 1, RAGD_ERR_NOT_FOUND);
+    engine_stats mid = stats_of(f->e);
+    assert_int_equal(mid.documents, s512.documents);
+    assert_int_equal(mid.chunks, s512.chunks);
+
+    ingest_ok(f, f->docs, 1, &r);
+    assert_int_equal(r.reset, 1);
+    assert_int_equal(r.docs_added, 4);
+    assert_true(r.chunks_embedded > 0);
+    engine_ingest_report_free(&r);
+    engine_stats s = stats_of(f->e);
+    assert_int_equal(s.embed_dims, 256);
+    assert_int_equal(s.documents, 4);
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    assert_true(s.index_consistent);
+    assert_string_equal(top_source(f->e, Q_SHIP), "shipping.md");
+    engine_down(f);
+
+    /* The store is a 256-dims store now: it opens plainly with 256, not with 512. */
+    engine_up(f, 0);
+    assert_consistent(f->e);
+    assert_string_equal(top_source(f->e, Q_REFUND), "refunds.md");
+    engine_down(f);
+    set_dims(f, "512");
+    ragd_err_clear(&err);
+    e = NULL;
+    assert_int_equal(engine_open(&f->cfg, 0, &e, &err), RAGD_ERR_MODEL_MISMATCH);
+    assert_null(e);
+}
+
+static void test_resetting_same_model_is_plain_open(void **state)
+{
+    fixture *f = *state;
+    result_set rs[4];
+    build_and_close(f, rs);
+    engine_up(f, RAGD_ENGINE_RESETTING);
+    same_results(f, rs);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r); /* no pending model change: a plain ingest is fine */
+    assert_int_equal(r.docs_unchanged, 4);
+    engine_ingest_report_free(&r);
+    ingest_ok(f, f->docs, 1, &r);
+    assert_int_equal(r.docs_added, 4);
+    /* reset empties documents, chunks and embeddings: everything is embedded again */
+    assert_int_equal(r.chunks_embedded + r.chunks_deduplicated, r.chunks_added);
+    assert_true(r.chunks_embedded > 0);
+    engine_ingest_report_free(&r);
+    assert_consistent(f->e);
+}
+
+/* ---- failed ingests ------------------------------------------------------------------------ */
+
+static void test_missing_path_leaves_store(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+    result_set rs = results_of(f->e, Q_REFUND, 5);
+
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/does-not-exist", f->docs);
+    for (int reset = 0; reset <= 1; reset++) {
+        ingest_fails(f->e, missing, reset, RAGD_ERR_NOT_FOUND);
+        engine_stats after = stats_of(f->e);
+        stats_equal(&before, &after);
+        result_set now = results_of(f->e, Q_REFUND, 5);
+        results_equal(&rs, &now);
+    }
+    /* And the next ingest still works (the ingest lock was released). */
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_unchanged, 4);
+    engine_ingest_report_free(&r);
+}
+
+static void test_cancel_stops_ingest(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+    result_set rs = results_of(f->e, Q_SHIP, 5);
+
+    file_put(f->docs, "shipping.md", "# Shipping\n\nCarrier pigeons only.\n");
+    file_put(f->docs, "zzz-new.md", "# New\n\nA brand new document about hamsters.\n");
+    engine_ingest_cancel(f->e);
+    ingest_fails(f->e, f->docs, 0, RAGD_ERR_UNAVAILABLE);
+    engine_stats after = stats_of(f->e);
+    stats_equal(&before, &after);
+    result_set now = results_of(f->e, Q_SHIP, 5);
+    results_equal(&rs, &now);
+    assert_int_equal(after.last_ingest_ok, 0);
+    /* Every later ingest is refused too. */
+    ingest_fails(f->e, f->docs, 0, RAGD_ERR_UNAVAILABLE);
+    after = stats_of(f->e);
+    stats_equal(&before, &after);
+    engine_ingest_cancel(NULL);
+}
+
+static void test_cancel_then_reset_keeps_store(void **state)
+{
+    /* engine.h: an ingest that fails as a whole leaves the store as it was. After
+     * engine_ingest_cancel, an ingest with reset must not empty the store and then fail. */
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+
+    engine_ingest_cancel(f->e);
+    ingest_fails(f->e, f->docs, 1, RAGD_ERR_UNAVAILABLE);
+    engine_stats after = stats_of(f->e);
+    stats_equal(&before, &after);
+}
+
+typedef struct cancel_ctx {
+    engine *e;
+    size_t calls;
+    ragd_rc nested_rc;
+    int running_seen;
+} cancel_ctx;
+
+static void cancel_on_first(void *ctx, size_t done, size_t total, const char *relative)
+{
+    (void)done;
+    (void)total;
+    (void)relative;
+    cancel_ctx *c = ctx;
+    c->calls++;
+    if (c->calls > 1) return;
+    /* While an ingest runs: a second one is BUSY, stats say running. */
+    engine_ingest_report r;
+    memset(&r, 0, sizeof r);
+    c->nested_rc = engine_ingest(c->e, "/", 0, NULL, NULL, &r, NULL);
+    engine_stats s;
+    if (engine_stats_get(c->e, &s, NULL) == RAGD_OK) c->running_seen = s.ingest_running;
+    engine_ingest_cancel(c->e);
+}
+
+static void test_cancel_during_ingest_keeps_committed(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    cancel_ctx c = {.e = f->e};
+    engine_ingest_report r;
+    memset(&r, 0, sizeof r);
+    ragd_err err = {0};
+    assert_int_equal(engine_ingest(f->e, f->docs, 0, cancel_on_first, &c, &r, &err),
+                     RAGD_ERR_UNAVAILABLE);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.nested_rc, RAGD_ERR_BUSY);
+    assert_int_equal(c.running_seen, 1);
+    engine_stats s = stats_of(f->e);
+    assert_int_equal(s.documents, 1); /* the first document was committed and stays */
+    assert_int_equal(s.index_vectors, (size_t)s.chunks);
+    assert_int_equal(s.ingest_running, 0);
+    engine_down(f);
+    /* The committed document survives a reopen, with a loadable index. */
+    engine_up(f, 0);
+    assert_int_equal(stats_of(f->e).documents, 1);
+    assert_consistent(f->e);
+}
+
+static void test_invalid_utf8_file_reported(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    file_put(f->docs, "bad.md", "# Bad\n\nThis line has a stray byte \xff here.\n");
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_seen, 5);
+    assert_int_equal(r.docs_failed, 1);
+    assert_int_equal(r.docs_added, 4);
+    assert_int_equal(r.error_count, 1);
+    assert_string_equal(r.errors[0].source, "bad.md");
+    assert_string_equal(r.errors[0].code, "invalid");
+    assert_non_null(r.errors[0].message);
+    assert_true(strlen(r.errors[0].message) > 0);
+
+    char *js = engine_ingest_report_json(&r);
+    assert_non_null(js);
+    json_error_t jerr;
+    json_t *o = json_loads(js, 0, &jerr);
+    if (o == NULL) fail_msg("report JSON does not parse: %s: %s", jerr.text, js);
+    json_t *errs = json_object_get(o, "errors");
+    assert_true(json_is_array(errs));
+    assert_int_equal(json_array_size(errs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errs, 0), "source")),
+                        "bad.md");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errs, 0), "code")),
+                        "invalid");
+    json_decref(o);
+    free(js);
+    engine_ingest_report_free(&r);
+
+    engine_stats s = stats_of(f->e);
+    assert_int_equal(s.documents, 4);
+    assert_int_equal(s.last_ingest_ok, 0);
+    assert_consistent(f->e);
+    assert_string_equal(top_source(f->e, Q_GARDEN), "garden.txt");
+}
+
+/* ---- retrieval options --------------------------------------------------------------------- */
+
+static void test_filters_and_min_score(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+
+    /* source prefix: a refund query restricted to guides/ finds only the install guide. */
+    engine_answer a;
+    query_run(f->e, Q_REFUND, 5, -1.0, "guides/", NULL, 0, &a);
+    assert_true(a.count > 0);
+    for (size_t i = 0; i < a.count; i++)
+        assert_int_equal(strncmp(a.results[i].hit.source, "guides/", 7), 0);
+    engine_answer_free(&a);
+    query_run(f->e, Q_REFUND, 5, -1.0, "nowhere/", NULL, 0, &a);
+    assert_int_equal(a.count, 0);
+    engine_answer_free(&a);
+
+    /* tags_all: every tag must be present. */
+    const char *billing[] = {"billing"};
+    query_run(f->e, Q_GARDEN, 5, -1.0, NULL, billing, 1, &a);
+    assert_true(a.count > 0);
+    for (size_t i = 0; i < a.count; i++)
+        assert_string_equal(a.results[i].hit.source, "refunds.md");
+    engine_answer_free(&a);
+    const char *both[] = {"billing", "policy"};
+    query_run(f->e, Q_GARDEN, 5, -1.0, NULL, both, 2, &a);
+    assert_true(a.count > 0);
+    for (size_t i = 0; i < a.count; i++)
+        assert_string_equal(a.results[i].hit.source, "refunds.md");
+    engine_answer_free(&a);
+    const char *setup_tag[] = {"setup"}; /* block-list front matter */
+    query_run(f->e, Q_REFUND, 5, -1.0, NULL, setup_tag, 1, &a);
+    assert_true(a.count > 0);
+    for (size_t i = 0; i < a.count; i++)
+        assert_string_equal(a.results[i].hit.source, "guides/install.md");
+    engine_answer_free(&a);
+    const char *mixed[] = {"billing", "setup"};
+    query_run(f->e, Q_REFUND, 5, -1.0, NULL, mixed, 2, &a);
+    assert_int_equal(a.count, 0);
+    engine_answer_free(&a);
+    /* prefix and tags together */
+    query_run(f->e, Q_REFUND, 5, -1.0, "guides/", billing, 1, &a);
+    assert_int_equal(a.count, 0);
+    engine_answer_free(&a);
+
+    /* min_score: exactly the results at or above the threshold remain. */
+    query_run(f->e, Q_REFUND, 50, -1.0, NULL, NULL, 0, &a);
+    assert_true(a.count >= 3);
+    double hi = a.results[0].score, lo = a.results[a.count - 1].score;
+    assert_true(hi > lo);
+    double cut = (a.results[0].score + a.results[1].score) / 2.0;
+    size_t above = 0;
+    for (size_t i = 0; i < a.count; i++) above += a.results[i].score >= cut;
+    engine_answer_free(&a);
+    assert_true(above >= 1);
+    query_run(f->e, Q_REFUND, 50, cut, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, above);
+    engine_answer_free(&a);
+    query_run(f->e, Q_REFUND, 50, hi + 0.001, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, 0);
+    engine_answer_free(&a);
+    /* min_score with a filter */
+    query_run(f->e, Q_REFUND, 50, cut, NULL, setup_tag, 1, &a);
+    for (size_t i = 0; i < a.count; i++) assert_true(a.results[i].score >= cut);
+    engine_answer_free(&a);
+}
+
+static void test_rag_disabled(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+
+    f->cfg.rag_enabled = 0;
+    engine_answer a;
+    query_run(f->e, Q_REFUND, 5, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, 0);
+    assert_int_equal(a.rag_enabled, 0);
+    char *ctx = engine_context_format(&a);
+    assert_non_null(ctx);
+    assert_string_equal(ctx, "");
+    free(ctx);
+    engine_answer_free(&a);
+
+    f->cfg.rag_enabled = 1;
+    query_run(f->e, Q_REFUND, 5, -1.0, NULL, NULL, 0, &a);
+    assert_true(a.count > 0);
+    assert_int_equal(a.rag_enabled, 1);
+    engine_answer_free(&a);
+}
+
+static void test_report_json(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    char *js = engine_ingest_report_json(&r);
+    assert_non_null(js);
+    json_error_t jerr;
+    json_t *o = json_loads(js, 0, &jerr);
+    if (o == NULL) fail_msg("report JSON does not parse: %s: %s", jerr.text, js);
+    assert_true(json_is_object(o));
+    assert_string_equal(json_string_value(json_object_get(o, "root")), r.root);
+    assert_true(json_is_false(json_object_get(o, "reset")));
+    assert_true(json_is_number(json_object_get(o, "duration_ms")));
+    assert_true(json_is_array(json_object_get(o, "errors")));
+    assert_int_equal(json_array_size(json_object_get(o, "errors")), 0);
+    json_t *d = json_object_get(o, "documents"), *c = json_object_get(o, "chunks");
+    assert_true(json_is_object(d));
+    assert_true(json_is_object(c));
+    static const char *const dkeys[] = {"seen", "added", "updated", "unchanged", "removed",
+                                        "failed"};
+    const int64_t dvals[] = {r.docs_seen, r.docs_added, r.docs_updated, r.docs_unchanged,
+                             r.docs_removed, r.docs_failed};
+    for (size_t i = 0; i < 6; i++) {
+        json_t *v = json_object_get(d, dkeys[i]);
+        if (!json_is_integer(v)) fail_msg("documents.%s missing", dkeys[i]);
+        assert_int_equal(json_integer_value(v), dvals[i]);
+    }
+    static const char *const ckeys[] = {"added", "removed", "embedded", "deduplicated"};
+    const int64_t cvals[] = {r.chunks_added, r.chunks_removed, r.chunks_embedded,
+                             r.chunks_deduplicated};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *v = json_object_get(c, ckeys[i]);
+        if (!json_is_integer(v)) fail_msg("chunks.%s missing", ckeys[i]);
+        assert_int_equal(json_integer_value(v), cvals[i]);
+    }
+    assert_int_equal(json_integer_value(json_object_get(d, "added")), 4);
+    json_decref(o);
+    free(js);
+    engine_ingest_report_free(&r);
+
+    /* An empty report serialises too. */
+    engine_ingest_report empty = {0};
+    empty.reset = 1;
+    js = engine_ingest_report_json(&empty);
+    assert_non_null(js);
+    o = json_loads(js, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "root")), "");
+    assert_true(json_is_true(json_object_get(o, "reset")));
+    json_decref(o);
+    free(js);
+}
+
+static void test_context_format(void **state)
+{
+    (void)state;
+    store_hit h[3] = {{0}};
+    h[0].source = "a.md";
+    h[0].heading = "Refunds > Exceptions";
+    h[0].text = "first text";
+    h[1].source = "b.txt";
+    h[1].heading = "";
+    h[1].text = "second text";
+    h[2].source = "c.md";
+    h[2].heading = NULL;
+    h[2].text = "third";
+    engine_result res[3] = {{.score = 0.9, .hit = h[0]}, {.score = 0.5, .hit = h[1]},
+                            {.score = 0.1, .hit = h[2]}};
+    engine_answer a = {.results = res, .count = 3, .rag_enabled = 1};
+    char *s = engine_context_format(&a);
+    assert_non_null(s);
+    assert_string_equal(s, "[1] a.md > Refunds > Exceptions\nfirst text\n\n"
+                           "[2] b.txt\nsecond text\n\n"
+                           "[3] c.md\nthird");
+    free(s);
+    a.count = 1;
+    s = engine_context_format(&a);
+    assert_string_equal(s, "[1] a.md > Refunds > Exceptions\nfirst text");
+    free(s);
+    a.count = 0;
+    s = engine_context_format(&a);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    free(s);
+}
+
+static void test_context_from_retrieval(void **state)
+{
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    engine_answer a;
+    query_run(f->e, Q_REFUND, 3, -1.0, NULL, NULL, 0, &a);
+    assert_int_equal(a.count, 3);
+    char *s = engine_context_format(&a);
+    assert_non_null(s);
+    assert_int_equal(strncmp(s, "[1] refunds.md", 14), 0);
+    assert_non_null(strstr(s, "\n\n[2] "));
+    assert_non_null(strstr(s, "\n\n[3] "));
+    assert_null(strstr(s, "[4] "));
+    assert_non_null(strstr(s, a.results[2].hit.text));
+    free(s);
+    engine_answer_free(&a);
+}
+
+int main(void)
+{
+    log_level_set(RAGD_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ingest_report_and_retrieve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reingest_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_file_ingest_keeps_siblings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modify_updates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_removes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_content_deduplicated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_loads_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_index_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_index_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_index_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_index_same_count_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_readonly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dims_change_needs_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resetting_same_model_is_plain_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_path_leaves_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_stops_ingest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_then_reset_keeps_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_during_ingest_keeps_committed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_utf8_file_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filters_and_min_score, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rag_disabled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
+        cmocka_unit_test(test_context_format),
+        cmocka_unit_test_setup_teardown(test_context_from_retrieval, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
