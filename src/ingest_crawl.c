@@ -134,6 +134,42 @@ static int file_cmp(const void *a, const void *b)
     return strcmp(((const ingest_file *)a)->relative, ((const ingest_file *)b)->relative);
 }
 
+static int alias_cmp(const void *a, const void *b)
+{
+    const ingest_file *x = *(ingest_file *const *)a, *y = *(ingest_file *const *)b;
+    int c = strcmp(x->path, y->path);
+    return c != 0 ? c : strcmp(x->relative, y->relative);
+}
+
+/* Keeps one entry per real file: a file reached under several names (an in-root symlink to it)
+ * is the document of its first relative name in byte order, so runs agree on its source.
+ * The list stays sorted by relative path. Returns: 0, or -1 on OOM (list unchanged). */
+static int aliases_drop(ingest_file_list *list)
+{
+    if (list->count < 2) return 0;
+    ingest_file **byreal = malloc(sizeof *byreal * list->count);
+    if (byreal == NULL) return -1;
+    for (size_t i = 0; i < list->count; i++) byreal[i] = &list->items[i];
+    qsort(byreal, list->count, sizeof *byreal, alias_cmp);
+    for (size_t i = 1; i < list->count; i++) {
+        if (strcmp(byreal[i]->path, byreal[i - 1]->path) != 0) continue;
+        /* byreal[i] is a later alias of the same file: mark it for removal. */
+        free(byreal[i]->relative);
+        byreal[i]->relative = NULL;
+    }
+    free(byreal);
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        if (list->items[i].relative == NULL) {
+            free(list->items[i].path);
+            continue;
+        }
+        list->items[kept++] = list->items[i];
+    }
+    list->count = kept;
+    return 0;
+}
+
 ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_abs, ragd_err *err)
 {
     if (root == NULL || out == NULL || root_abs == NULL)
@@ -187,6 +223,11 @@ ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_ab
         return rc;
     }
     if (c.list.count > 1) qsort(c.list.items, c.list.count, sizeof *c.list.items, file_cmp);
+    if (aliases_drop(&c.list) != 0) {
+        ingest_file_list_free(&c.list);
+        free(real);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "crawl: out of memory");
+    }
     *out = c.list;
     *root_abs = real;
     return RAGD_OK;

@@ -195,7 +195,9 @@ static void test_crawl_tree(void **state)
     assert_int_equal(ingest_crawl_run(root, &l, &root_abs, &err), RAGD_OK);
     char *real_root = realpath(root, NULL);
     assert_string_equal(root_abs, real_root);
-    const char *want[] = {"a.txt", "alias.md", "b.md", "business/deep/x.markdown",
+    /* alias.md -> b.md is one file reached under two names: it is listed once, under the first
+     * name in byte order, so a re-ingest never flips its source between the two. */
+    const char *want[] = {"a.txt", "alias.md", "business/deep/x.markdown",
                           "business/refunds.md"};
     assert_int_equal(l.count, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < l.count; i++) {
@@ -206,7 +208,9 @@ static void test_crawl_tree(void **state)
     assert_int_equal(l.items[0].size, 2);
     assert_true(l.items[0].mtime > 0);
     /* the symlink inside resolves to the canonical target path */
-    assert_string_equal(l.items[1].path, l.items[2].path);
+    char *real_b = util_path_join(real_root, "b.md");
+    assert_string_equal(l.items[1].path, real_b);
+    free(real_b);
     ingest_file_list_free(&l);
     free(root_abs);
 
