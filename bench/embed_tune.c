@@ -15,6 +15,7 @@
  * Usage: embed_tune [--grid full|quick|none] [--context title-heading|heading-or-title|none]
  *                   [--salts N] [--speed] [--pivot S:P] [--verbose] [--debug Q]
  *                   CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]
+ *   (or the pairs as --corpus CORPUS_DIR --qa QA.jsonl ...)
  *   --salts N   average every embedder row over N hash salts (0 is ragd's), so a configuration
  *               is judged by its expected quality, not by the luck of one set of collisions
  *   --pivot S:P re-rank experiment: cosine * S*L / ((1-S)*P + S*L), L = chunk tf norm
@@ -296,12 +297,19 @@ static void set_load_questions(qa_set *set, const char *path)
         }
         json_decref(j);
         qu->relevant = xmalloc(set->chunk_count);
+        memset(qu->relevant, 0, set->chunk_count);
         size_t hits = 0;
-        for (size_t c = 0; c < set->chunk_count; c++) {
-            qu->relevant[c] = 0;
-            for (size_t i = 0; i < qu->expected_count; i++)
-                if (chunk_matches(set, &set->chunks[c], qu->expected[i])) qu->relevant[c] = 1;
-            hits += qu->relevant[c];
+        for (size_t i = 0; i < qu->expected_count; i++) {
+            size_t entry_hits = 0;
+            for (size_t c = 0; c < set->chunk_count; c++)
+                if (chunk_matches(set, &set->chunks[c], qu->expected[i])) {
+                    if (!qu->relevant[c]) hits++;
+                    qu->relevant[c] = 1;
+                    entry_hits++;
+                }
+            if (entry_hits == 0)
+                fprintf(stderr, "embed_tune: %s:%d: warning: \"%s\" matches no chunk\n", path,
+                        lineno, qu->expected[i]);
         }
         if (hits == 0) {
             fprintf(stderr, "embed_tune: %s:%d: no chunk matches the expected entries\n", path,
@@ -406,6 +414,29 @@ static scores bm25_eval(const qa_set *set, const embed_local_params *tokenizer, 
     return s;
 }
 
+/* --debug Q: the five best chunks for question Q and the scores of its relevant chunks. */
+static void debug_print(const qa_set *set, const question *q, const double *score)
+{
+    double above = INFINITY;
+    fprintf(stderr, "question: %s\n", q->text);
+    for (int top = 0; top < 5; top++) {
+        long best = -1;
+        for (size_t c = 0; c < set->chunk_count; c++)
+            if (score[c] < above && (best < 0 || score[c] > score[best])) best = (long)c;
+        if (best < 0) break;
+        const chunk_rec *r = &set->chunks[best];
+        fprintf(stderr, "  %d. %.3f %s [%s] %zu bytes\n", top + 1, score[best],
+                set->docs[r->doc], r->heading, r->embed_len);
+        above = score[best];
+    }
+    for (size_t c = 0; c < set->chunk_count; c++) {
+        const chunk_rec *r = &set->chunks[c];
+        if (q->relevant[c])
+            fprintf(stderr, "  relevant %.3f %s [%s] %zu bytes\n", score[c], set->docs[r->doc],
+                    r->heading, r->embed_len);
+    }
+}
+
 /* --pivot S:P: multiply each chunk's cosine by S*L / ((1 - S)*P + S*L), L the chunk's tf norm
  * (pivoted length normalisation as a re-ranking step; an experiment, not what ragd does). */
 static double pivot_slope, pivot_at;
@@ -445,21 +476,7 @@ static scores embed_eval(const qa_set *set, const embed_local_params *p, double 
                 score[c] *= ps * l / ((1 - ps) * pp + ps * l);
             }
         }
-        if (debug_question == (long)qi) {
-            for (int top = 0; top < 5; top++) {
-                size_t bi = 0;
-                for (size_t c = 1; c < set->chunk_count; c++)
-                    if (score[c] > score[bi]) bi = c;
-                fprintf(stderr, "  %.3f %s [%s] len %zu\n", score[bi], set->docs[set->chunks[bi].doc],
-                        set->chunks[bi].heading, set->chunks[bi].embed_len);
-                score[bi] = -score[bi] - 10;
-            }
-            for (size_t c = 0; c < set->chunk_count; c++)
-                if (score[c] < -5) score[c] = -(score[c] + 10);
-            for (size_t c = 0; c < set->chunk_count; c++)
-                if (q->relevant[c]) fprintf(stderr, "  rel %.3f %s [%s] len %zu\n", score[c], set->docs[set->chunks[c].doc],
-                        set->chunks[c].heading, set->chunks[c].embed_len);
-        }
+        if (debug_question == (long)qi) debug_print(set, q, score);
         scores_add(&s, rank_of(q, score, set->chunk_count));
     }
     free(score);
@@ -567,6 +584,43 @@ static void run_speed(void)
                sec, (double)bytes / 1e6 / sec, sec / (double)chunks * 1e6);
         free(v);
     }
+
+    /* Full-size chunks: all chunk texts back to back, cut into windows of 650 estimated
+     * tokens (the chunker's target). */
+    util_buf all = {0};
+    for (size_t i = 0; i < set_count; i++)
+        for (size_t c = 0; c < sets[i].chunk_count; c++)
+            if (util_buf_append(&all, sets[i].chunks[c].embed_text, sets[i].chunks[c].embed_len) ||
+                util_buf_append(&all, "\n\n", 2))
+                die("out of memory");
+    size_t *cuts = xmalloc((all.len / 64 + 2) * sizeof *cuts);
+    size_t windows = 0, at = 0;
+    cuts[0] = 0;
+    while (at < all.len) {
+        size_t len = 2600 < all.len - at ? 2600 : all.len - at;
+        while (len < all.len - at && ingest_tokens_count(all.data + at, len) < 650) len += 64;
+        while (len > 64 && ingest_tokens_count(all.data + at, len) > 650) len -= 16;
+        at += len;
+        cuts[++windows] = at;
+    }
+    printf("\n| dims | 650-token windows | avg bytes | us/window |\n|---:|---:|---:|---:|\n");
+    for (size_t k = 0; k < sizeof dims_list / sizeof dims_list[0]; k++) {
+        embed_local_params p;
+        embed_local_params_default(&p, dims_list[k]);
+        float *v = xmalloc((size_t)p.dims * sizeof *v);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int rep = 0; rep < 5; rep++)
+            for (size_t w = 0; w < windows; w++)
+                embed_local_vector_params(all.data + cuts[w], cuts[w + 1] - cuts[w], &p, v);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double sec = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        printf("| %d | %zu | %.0f | %.1f |\n", p.dims, windows, (double)all.len / (double)windows,
+               sec / (double)(5 * windows) * 1e6);
+        free(v);
+    }
+    free(cuts);
+    util_buf_free(&all);
 }
 
 static void grid_full(void)
@@ -634,6 +688,8 @@ static void ablations(int dims)
 
 int main(int argc, char **argv)
 {
+    char *pending[2 * TUNE_MAX_SETS];
+    int pending_count = 0;
     const char *grid = "quick";
     int context = CONTEXT_TITLE_HEADING, speed = 0;
     int i = 1;
@@ -646,6 +702,12 @@ int main(int argc, char **argv)
             else if (strcmp(argv[i], "heading-or-title") == 0) context = CONTEXT_HEADING_OR_TITLE;
             else if (strcmp(argv[i], "none") == 0) context = CONTEXT_NONE;
             else die("unknown --context %s", argv[i]);
+        } else if ((strcmp(argv[i], "--corpus") == 0 || strcmp(argv[i], "--qa") == 0) &&
+                   i + 1 < argc) {
+            /* --corpus DIR --qa FILE, the same as the positional pair */
+            if (pending_count >= 2 * TUNE_MAX_SETS) die("too many sets");
+            if ((argv[i][2] == 'c') != (pending_count % 2 == 0)) die("--corpus then --qa");
+            pending[pending_count++] = argv[++i];
         } else if (strcmp(argv[i], "--salts") == 0 && i + 1 < argc) {
             salt_count = atoi(argv[++i]);
             if (salt_count < 1 || salt_count > 64) die("--salts must be 1..64");
@@ -660,6 +722,12 @@ int main(int argc, char **argv)
         } else {
             die("unknown option %s", argv[i]);
         }
+    }
+    if (pending_count > 0) {
+        if (i != argc || pending_count % 2 != 0) die("--corpus and --qa come in pairs");
+        argv = pending;
+        argc = pending_count;
+        i = 0;
     }
     if ((argc - i) < 2 || (argc - i) % 2 != 0 || (argc - i) / 2 > TUNE_MAX_SETS) {
         fprintf(stderr, "usage: embed_tune [--grid full|quick|none] [--context title-heading|"

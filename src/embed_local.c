@@ -48,7 +48,7 @@
 
 enum { RAGD_FEAT_NONE = 0, RAGD_FEAT_UNIGRAM, RAGD_FEAT_BIGRAM, RAGD_FEAT_SURFACE, RAGD_FEAT_CHAR };
 
-/* ---- hashing ------------------------------------------------------------------------------ */
+/* ---- hashing --------------------------------------------------------------------------------- */
 
 /* MurmurHash3's 64-bit finaliser: a bijective mixer with full avalanche. */
 static uint64_t mix64(uint64_t x)
@@ -164,7 +164,7 @@ static float tf_weight(uint32_t tf)
     return tf <= RAGD_TF_TABLE ? tf_table[tf] : 1.0f + logf((float)tf);
 }
 
-/* ---- words ---------------------------------------------------------------------------------- */
+/* ---- words ----------------------------------------------------------------------------------- */
 
 typedef struct word {
     char text[RAGD_EMBED_WORD_MAX]; /* lower-cased, cut at RAGD_EMBED_WORD_MAX */
@@ -269,7 +269,7 @@ static int word_next(const unsigned char *s, size_t len, size_t *pos, word *w)
     return 1;
 }
 
-/* ---- stemming ------------------------------------------------------------------------------- */
+/* ---- stemming -------------------------------------------------------------------------------- */
 
 static int is_vowel(char c)
 {
@@ -394,7 +394,7 @@ static void terms_run(const char *text, size_t len, const embed_local_params *p,
     }
 }
 
-/* ---- the feature table ---------------------------------------------------------------------- */
+/* ---- the feature table ----------------------------------------------------------------------- */
 
 typedef struct feat {
     uint64_t key;
@@ -473,7 +473,7 @@ static int table_add(feat_table *t, uint32_t kind, uint64_t key)
     }
 }
 
-/* ---- the embedding ---------------------------------------------------------------------------- */
+/* ---- the embedding --------------------------------------------------------------------------- */
 
 typedef struct embed_run {
     const embed_local_params *p;
@@ -599,7 +599,7 @@ void embed_local_vector_params(const char *text, size_t len, const embed_local_p
     }
 }
 
-/* ---- parameters ------------------------------------------------------------------------------- */
+/* ---- parameters ------------------------------------------------------------------------------ */
 
 void embed_local_params_default(embed_local_params *p, int dims)
 {
@@ -658,7 +658,7 @@ void embed_local_terms_each(const char *text, size_t len, const embed_local_para
     terms_run(text, len, p, terms_forward, &c);
 }
 
-/* ---- the provider ------------------------------------------------------------------------------ */
+/* ---- the provider ---------------------------------------------------------------------------- */
 
 static ragd_rc local_batch(embed_provider *p, const char *const *texts, const size_t *lens,
                            size_t n, float *out, ragd_err *err)

@@ -745,6 +745,8 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     if (e->model_pending && !reset)
         return ragd_err_set(err, RAGD_ERR_MODEL_MISMATCH, "the store was built with another "
                             "embedding model; only an ingest with reset may run");
+    if (atomic_load(&e->cancelled))
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
     atomic_store(&e->ingest_running, 1);
@@ -774,9 +776,10 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
                                                 files.items[i].relative);
     }
 
-    /* Documents under the crawled directory that no longer exist are removed. */
+    /* Documents under the crawled directory that no longer exist are removed; ingesting a single
+     * file leaves the rest of its directory alone. */
     struct stat st;
-    if (rc == RAGD_OK && stat(r.root, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (rc == RAGD_OK && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         char *prefix = util_path_join(r.root, "");
         seen = calloc(files.count + 1, sizeof *seen);
         if (prefix == NULL || seen == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");

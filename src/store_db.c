@@ -251,7 +251,8 @@ static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *
     code = sqlite3_exec(db, "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384", NULL,
                         NULL, NULL);
     if (code != SQLITE_OK) {
-        ragd_rc rc = db_fail(db, code, "configure connection", err);
+        ragd_rc rc = ragd_err_set(err, (code & 0xff) == SQLITE_IOERR ? RAGD_ERR_IO : RAGD_ERR_STORE,
+                                  "open %s: %s", path, sqlite3_errmsg(db));
         sqlite3_close_v2(db);
         return rc;
     }

@@ -224,6 +224,70 @@ static void test_tokenizer_terms(void **state)
     assert_string_equal(sink.stem, "fine");
 }
 
+static void test_camel_case_parts(void **state)
+{
+    (void)state;
+    embed_local_params p;
+    embed_local_params_default(&p, DIMS);
+    p.stem = 0;
+    term_sink sink = {0};
+    const char *text = "readFileSync HTTPServer";
+    embed_local_terms_each(text, strlen(text), &p, sink_term, &sink);
+    /* readfilesync read file sync httpserver http server */
+    assert_int_equal(sink.calls, 7);
+    assert_string_equal(sink.first, "readfilesync");
+    assert_string_equal(sink.stem, "server");
+    p.split_camel = 0;
+    memset(&sink, 0, sizeof sink);
+    embed_local_terms_each(text, strlen(text), &p, sink_term, &sink);
+    assert_int_equal(sink.calls, 2);
+    assert_string_equal(sink.stem, "httpserver");
+    /* So an identifier meets the words it is made of. */
+    assert_true(cosine_of("fs.readFile(path)", "read a file") > cosine_of("fs.stat(path)",
+                                                                          "read a file"));
+}
+
+static void test_variants(void **state)
+{
+    (void)state;
+    const char *short_text = "refund policy";
+    embed_local_params p;
+    float a[DIMS], b[DIMS];
+
+    /* Another salt moves features to other dimensions: a different, still unit vector. */
+    embed_local_params_default(&p, DIMS);
+    embed_local_vector_params(policy_text, strlen(policy_text), &p, a);
+    p.salt = 12345;
+    embed_local_vector_params(policy_text, strlen(policy_text), &p, b);
+    assert_memory_not_equal(a, b, sizeof a);
+    assert_true(fabs(sqrt(dot(b, b, DIMS)) - 1.0) < 1e-5);
+
+    /* Sublinear char n-gram counts: unit norm, different vector. */
+    embed_local_params_default(&p, DIMS);
+    p.char_sublinear = !p.char_sublinear;
+    embed_local_vector_params(policy_text, strlen(policy_text), &p, b);
+    assert_memory_not_equal(a, b, sizeof a);
+    assert_true(fabs(sqrt(dot(b, b, DIMS)) - 1.0) < 1e-5);
+
+    /* Length prior: dimension 0 holds b(L), larger for the longer text, and the vector stays
+     * unit length. */
+    embed_local_params_default(&p, DIMS);
+    p.length_weight = 0.6f;
+    p.length_pivot = 2.0f;
+    assert_true(embed_local_params_valid(&p));
+    embed_local_vector_params(policy_text, strlen(policy_text), &p, a);
+    embed_local_vector_params(short_text, strlen(short_text), &p, b);
+    assert_true(a[0] > b[0]);
+    assert_true(b[0] > 0.0f && a[0] < 0.6f);
+    assert_true(fabs(sqrt(dot(a, a, DIMS)) - 1.0) < 1e-5);
+    assert_true(fabs(sqrt(dot(b, b, DIMS)) - 1.0) < 1e-5);
+    /* Stopword-only text stays all zero even with the prior. */
+    embed_local_vector_params("the of and", 10, &p, a);
+    assert_true(all_zero(a, DIMS));
+    p.length_weight = 0.95f;
+    assert_false(embed_local_params_valid(&p));
+}
+
 static void test_long_and_huge_texts(void **state)
 {
     (void)state;
@@ -413,6 +477,8 @@ int main(void)
         cmocka_unit_test(test_related_beats_unrelated),
         cmocka_unit_test(test_stemming),
         cmocka_unit_test(test_tokenizer_terms),
+        cmocka_unit_test(test_camel_case_parts),
+        cmocka_unit_test(test_variants),
         cmocka_unit_test(test_long_and_huge_texts),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_provider_new),

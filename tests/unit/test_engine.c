@@ -414,7 +414,12 @@ static void test_ingest_report_and_retrieve(void **state)
     assert_int_equal(a.count, 2);
     engine_answer_free(&a);
     query_run(f->e, Q_REFUND, 50, -1.0, NULL, NULL, 0, &a);
-    assert_int_equal(a.count, (size_t)s.chunks);
+    assert_true(a.count > 2);
+    assert_true(a.count <= (size_t)s.chunks);
+    for (size_t i = 0; i < a.count; i++) {
+        assert_true(a.results[i].score > 0.0); /* scores <= 0 are dropped */
+        assert_true(a.results[i].score <= 1.0 + 1e-5);
+    }
     for (size_t i = 0; i < a.count; i++)
         for (size_t j = 0; j < i; j++)
             assert_int_not_equal(a.results[i].hit.chunk_id, a.results[j].hit.chunk_id);
@@ -526,7 +531,7 @@ static void test_modify_updates(void **state)
     /* The old text is gone from every chunk. */
     engine_answer a;
     query_run(f->e, Q_SHIP, 50, -1.0, NULL, NULL, 0, &a);
-    assert_int_equal(a.count, (size_t)after.chunks);
+    assert_true(a.count > 0);
     for (size_t i = 0; i < a.count; i++)
         assert_null(strstr(a.results[i].hit.text, "tracking number"));
     engine_answer_free(&a);
@@ -992,7 +997,9 @@ static void test_cancel_stops_ingest(void **state)
     stats_equal(&before, &after);
     result_set now = results_of(f->e, Q_SHIP, 5);
     results_equal(&rs, &now);
-    assert_int_equal(after.last_ingest_ok, 0);
+    /* Refused before it started: it is not an ingest that ran, so the last one's status stays. */
+    assert_int_equal(after.last_ingest_ok, before.last_ingest_ok);
+    assert_int_equal(after.last_ingest_at, before.last_ingest_at);
     /* Every later ingest is refused too. */
     ingest_fails(f->e, f->docs, 0, RAGD_ERR_UNAVAILABLE);
     after = stats_of(f->e);
@@ -1109,6 +1116,14 @@ static void test_invalid_utf8_file_reported(void **state)
 
 /* ---- retrieval options --------------------------------------------------------------------- */
 
+/* Returns: how many results come from source. */
+static size_t count_from(const engine_answer *a, const char *source)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->count; i++) n += strcmp(a->results[i].hit.source, source) == 0;
+    return n;
+}
+
 static void test_filters_and_min_score(void **state)
 {
     fixture *f = *state;
@@ -1118,43 +1133,59 @@ static void test_filters_and_min_score(void **state)
     ingest_ok(f, f->docs, 0, &r);
     engine_ingest_report_free(&r);
 
-    /* source prefix: a refund query restricted to guides/ finds only the install guide. */
+    /* A query that matches three documents; without filters they all show up. */
+    static const char mixed_q[] =
+        "refund request receipt, install the daemon listen port, courier parcels tracking";
     engine_answer a;
-    query_run(f->e, Q_REFUND, 5, -1.0, "guides/", NULL, 0, &a);
-    assert_true(a.count > 0);
-    for (size_t i = 0; i < a.count; i++)
-        assert_int_equal(strncmp(a.results[i].hit.source, "guides/", 7), 0);
+    query_run(f->e, mixed_q, 50, -1.0, NULL, NULL, 0, &a);
+    size_t n_ref = count_from(&a, "refunds.md"), n_inst = count_from(&a, "guides/install.md");
+    size_t n_ship = count_from(&a, "shipping.md");
     engine_answer_free(&a);
-    query_run(f->e, Q_REFUND, 5, -1.0, "nowhere/", NULL, 0, &a);
+    assert_true(n_ref > 0 && n_inst > 0 && n_ship > 0);
+
+    /* source prefix */
+    query_run(f->e, mixed_q, 5, -1.0, "guides/", NULL, 0, &a);
+    assert_int_equal(a.count, n_inst);
+    assert_int_equal(count_from(&a, "guides/install.md"), a.count);
+    engine_answer_free(&a);
+    query_run(f->e, mixed_q, 5, -1.0, "ship", NULL, 0, &a);
+    assert_int_equal(a.count, n_ship < 5 ? n_ship : 5);
+    assert_int_equal(count_from(&a, "shipping.md"), a.count);
+    engine_answer_free(&a);
+    query_run(f->e, mixed_q, 5, -1.0, "nowhere/", NULL, 0, &a);
     assert_int_equal(a.count, 0);
     engine_answer_free(&a);
 
-    /* tags_all: every tag must be present. */
+    /* tags_all: every tag must be present (flow list and block list front matter). */
     const char *billing[] = {"billing"};
-    query_run(f->e, Q_GARDEN, 5, -1.0, NULL, billing, 1, &a);
-    assert_true(a.count > 0);
-    for (size_t i = 0; i < a.count; i++)
-        assert_string_equal(a.results[i].hit.source, "refunds.md");
+    query_run(f->e, mixed_q, 1, -1.0, NULL, billing, 1, &a);
+    assert_int_equal(a.count, 1); /* widening finds it even with k 1 */
+    assert_string_equal(a.results[0].hit.source, "refunds.md");
     engine_answer_free(&a);
     const char *both[] = {"billing", "policy"};
-    query_run(f->e, Q_GARDEN, 5, -1.0, NULL, both, 2, &a);
-    assert_true(a.count > 0);
-    for (size_t i = 0; i < a.count; i++)
-        assert_string_equal(a.results[i].hit.source, "refunds.md");
+    query_run(f->e, mixed_q, 50, -1.0, NULL, both, 2, &a);
+    assert_int_equal(a.count, n_ref);
+    assert_int_equal(count_from(&a, "refunds.md"), a.count);
     engine_answer_free(&a);
-    const char *setup_tag[] = {"setup"}; /* block-list front matter */
-    query_run(f->e, Q_REFUND, 5, -1.0, NULL, setup_tag, 1, &a);
-    assert_true(a.count > 0);
-    for (size_t i = 0; i < a.count; i++)
-        assert_string_equal(a.results[i].hit.source, "guides/install.md");
+    const char *setup_tag[] = {"setup"};
+    query_run(f->e, mixed_q, 50, -1.0, NULL, setup_tag, 1, &a);
+    assert_int_equal(a.count, n_inst);
+    assert_int_equal(count_from(&a, "guides/install.md"), a.count);
     engine_answer_free(&a);
     const char *mixed[] = {"billing", "setup"};
-    query_run(f->e, Q_REFUND, 5, -1.0, NULL, mixed, 2, &a);
+    query_run(f->e, mixed_q, 5, -1.0, NULL, mixed, 2, &a);
+    assert_int_equal(a.count, 0);
+    engine_answer_free(&a);
+    const char *unknown[] = {"Billing"}; /* tags match exactly */
+    query_run(f->e, mixed_q, 5, -1.0, NULL, unknown, 1, &a);
     assert_int_equal(a.count, 0);
     engine_answer_free(&a);
     /* prefix and tags together */
-    query_run(f->e, Q_REFUND, 5, -1.0, "guides/", billing, 1, &a);
+    query_run(f->e, mixed_q, 5, -1.0, "guides/", billing, 1, &a);
     assert_int_equal(a.count, 0);
+    engine_answer_free(&a);
+    query_run(f->e, mixed_q, 5, -1.0, "refunds", billing, 1, &a);
+    assert_true(a.count > 0);
     engine_answer_free(&a);
 
     /* min_score: exactly the results at or above the threshold remain. */

@@ -233,6 +233,32 @@ static void test_utf8_invalid_forms(void **state)
     UTF8_BAD("\xe2\x82\xac\x80");
 }
 
+static void test_utf8_first_invalid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len, want;
+    } cases[] = {
+        {"", 0, 0},
+        {"abc", 3, 3},
+        {"caf\xc3\xa9", 5, 5},
+        {"abc\xff", 4, 3},
+        {"\xc3", 1, 0},
+        {"a\xe2\x82", 3, 1},
+        {"ab\xed\xa0\x80z", 6, 2},
+        {"\xe2\x82\xac\x80", 4, 3},
+        {"\xf0\x9f\x98\x80\xf4\x90\x80\x80", 8, 4},
+        {"x\xc0\x80", 3, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t got = util_utf8_first_invalid(cases[i].s, cases[i].len);
+        if (got != cases[i].want) fail_msg("case %zu: first invalid %zu, want %zu", i, got,
+                                           cases[i].want);
+        assert_int_equal(util_utf8_valid(cases[i].s, cases[i].len), got == cases[i].len);
+    }
+}
+
 /* ---- filesystem --------------------------------------------------------------------------- */
 
 static void test_mkdir_p(void **state)
@@ -486,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_utf8_valid_forms),
         cmocka_unit_test(test_utf8_invalid_forms),
+        cmocka_unit_test(test_utf8_first_invalid),
         cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_read_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_write_atomic, setup, teardown),

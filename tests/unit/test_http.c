@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_http.c - unit tests for the HTTP routes (src/http_routes.c) without a socket: route lookup
+ * and methods, the ragd_rc -> status/code mapping, POST /ingest body parsing, POST /retrieve
+ * validation and answers, GET /health and GET / against a real engine opened on a mkdtemp data
+ * dir with a small ingested corpus. The directory is removed at the end.
+ */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ragd/cfg.h"
+#include "ragd/engine.h"
+#include "ragd/http.h"
+#include "ragd/log.h"
+#include "ragd/util.h"
+
+/* ---- group fixture: one engine over a small corpus ------------------------------------------ */
+
+typedef struct fixture {
+    char base[256];
+    char docs[300];
+    char data[300];
+    ragd_cfg cfg;
+    engine *e;
+    int64_t chunks;
+} fixture;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int write_text(const char *dir, const char *name, const char *text)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL) return -1;
+    size_t n = fwrite(text, 1, strlen(text), fp);
+    return fclose(fp) == 0 && n == strlen(text) ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+    log_level_set(RAGD_LOG_ERROR);
+    fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->base, sizeof f->base, "%s/ragd-http-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+    if (mkdtemp(f->base) == NULL) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    snprintf(f->docs, sizeof f->docs, "%s/docs", f->base);
+    snprintf(f->data, sizeof f->data, "%s/data", f->base);
+    ragd_err err = {0};
+    if (mkdir(f->docs, 0755) != 0 ||
+        write_text(f->docs, "refunds.md",
+                   "---\ntags: [billing]\n---\n# Refunds\n\nCustomers may request a refund "
+                   "within thirty days of purchase with the receipt.\n\n## Exceptions\n\n"
+                   "Gift cards are not refundable.\n") != 0 ||
+        write_text(f->docs, "shipping.md",
+                   "# Shipping\n\nParcels leave the warehouse within two days with a courier "
+                   "tracking number.\n\n## Delivery\n\nExpress delivery arrives overnight.\n") != 0 ||
+        write_text(f->docs, "garden.txt",
+                   "Gardening\n\nTomatoes want compost and deep watering twice a week.\n") != 0)
+        return -1;
+    if (cfg_defaults_set(&f->cfg, &err) != RAGD_OK ||
+        cfg_key_set(&f->cfg, "store", "data_dir", f->data, "test", &err) != RAGD_OK ||
+        cfg_key_set(&f->cfg, "ingest", "paths", f->docs, "test", &err) != RAGD_OK ||
+        cfg_key_set(&f->cfg, "ingest", "on_start", "false", "test", &err) != RAGD_OK ||
+        engine_open(&f->cfg, 0, &f->e, &err) != RAGD_OK) {
+        fprintf(stderr, "group setup: %s\n", err.msg);
+        return -1;
+    }
+    engine_ingest_report r;
+    if (engine_ingest(f->e, f->docs, 0, NULL, NULL, &r, &err) != RAGD_OK) {
+        fprintf(stderr, "group setup ingest: %s\n", err.msg);
+        return -1;
+    }
+    f->chunks = r.chunks_added;
+    engine_ingest_report_free(&r);
+    return f->chunks >= 3 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *f = *state;
+    if (f == NULL) return 0;
+    engine_close(f->e);
+    cfg_free(&f->cfg);
+    int rc = nftw(f->base, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+/* Asserts an error reply's status and code (code may list alternatives as "a|b"), then frees
+ * its body (before failing, so a failure is not also reported as a leak). */
+static void expect_error(http_reply r, unsigned status, const char *code, const char *what)
+{
+    json_t *e = json_object_get(r.body, "error");
+    char got[64] = "", msg[512] = "";
+    const char *g = json_string_value(json_object_get(e, "code"));
+    const char *m = json_string_value(json_object_get(e, "message"));
+    snprintf(got, sizeof got, "%s", g ? g : "");
+    snprintf(msg, sizeof msg, "%s", m ? m : "");
+    json_decref(r.body);
+    int code_ok = 0;
+    for (const char *c = code; *c && !code_ok;) {
+        size_t n = strcspn(c, "|");
+        code_ok = strlen(got) == n && strncmp(got, c, n) == 0;
+        c += n + (c[n] == '|');
+    }
+    if (r.status != status || !code_ok || m == NULL)
+        fail_msg("%s: got %u %s (%s), want %u %s", what, r.status, g ? got : "(no code)",
+                 m ? msg : "(no message)", status, code);
+}
+
+static http_reply retrieve(fixture *f, const char *body)
+{
+    return http_route_handle(f->e, &f->cfg, RAGD_ROUTE_RETRIEVE, body, body ? strlen(body) : 0);
+}
+
+static void retrieve_bad(fixture *f, const char *body, const char *code)
+{
+    expect_error(retrieve(f, body), 400, code, body ? body : "(null body)");
+}
+
+/* ---- routes -------------------------------------------------------------------------------- */
+
+static void test_route_find(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *url;
+        http_route route;
+        int ok;
+        const char *allow;
+    } cases[] = {
+        {"GET", "/", RAGD_ROUTE_ROOT, 1, NULL},
+        {"GET", "/health", RAGD_ROUTE_HEALTH, 1, NULL},
+        {"POST", "/retrieve", RAGD_ROUTE_RETRIEVE, 1, NULL},
+        {"POST", "/ingest", RAGD_ROUTE_INGEST, 1, NULL},
+        /* one trailing slash, query strings */
+        {"GET", "/health/", RAGD_ROUTE_HEALTH, 1, NULL},
+        {"POST", "/retrieve/", RAGD_ROUTE_RETRIEVE, 1, NULL},
+        {"GET", "/health?verbose=1", RAGD_ROUTE_HEALTH, 1, NULL},
+        {"GET", "/health/?x=/y", RAGD_ROUTE_HEALTH, 1, NULL},
+        {"POST", "/retrieve?k=3", RAGD_ROUTE_RETRIEVE, 1, NULL},
+        {"GET", "/?", RAGD_ROUTE_ROOT, 1, NULL},
+        /* wrong method: the route, method_ok 0 and Allow */
+        {"GET", "/retrieve", RAGD_ROUTE_RETRIEVE, 0, "POST"},
+        {"PUT", "/ingest", RAGD_ROUTE_INGEST, 0, "POST"},
+        {"POST", "/health", RAGD_ROUTE_HEALTH, 0, "GET"},
+        {"DELETE", "/", RAGD_ROUTE_ROOT, 0, "GET"},
+        {"get", "/health", RAGD_ROUTE_HEALTH, 0, "GET"}, /* methods are case-sensitive */
+        /* HEAD is allowed where GET is, not elsewhere */
+        {"HEAD", "/health", RAGD_ROUTE_HEALTH, 1, NULL},
+        {"HEAD", "/", RAGD_ROUTE_ROOT, 1, NULL},
+        {"HEAD", "/retrieve", RAGD_ROUTE_RETRIEVE, 0, "POST"},
+        /* unknown paths */
+        {"GET", "/nope", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/healthz", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/health//", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/Health", RAGD_ROUTE_NONE, 1, NULL},
+        {"POST", "/retrieve/x", RAGD_ROUTE_NONE, 1, NULL},
+        {"POST", "retrieve", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/hea", RAGD_ROUTE_NONE, 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *allow = "sentinel";
+        int ok = -1;
+        http_route r = http_route_find(cases[i].method, cases[i].url, &allow, &ok);
+        if (r != cases[i].route || ok != cases[i].ok ||
+            (cases[i].allow == NULL ? allow != NULL
+                                    : allow == NULL || strcmp(allow, cases[i].allow) != 0))
+            fail_msg("%s %s: route %d ok %d allow %s; want route %d ok %d allow %s",
+                     cases[i].method, cases[i].url, (int)r, ok, allow ? allow : "NULL",
+                     (int)cases[i].route, cases[i].ok, cases[i].allow ? cases[i].allow : "NULL");
+    }
+    assert_string_equal(http_route_name(RAGD_ROUTE_ROOT), "/");
+    assert_string_equal(http_route_name(RAGD_ROUTE_HEALTH), "/health");
+    assert_string_equal(http_route_name(RAGD_ROUTE_RETRIEVE), "/retrieve");
+    assert_string_equal(http_route_name(RAGD_ROUTE_INGEST), "/ingest");
+    assert_string_equal(http_route_name(RAGD_ROUTE_NONE), "other");
+}
+
+static void test_reply_error_mapping(void **state)
+{
+    (void)state;
+    static const struct {
+        ragd_rc rc;
+        unsigned status;
+        const char *code;
+    } cases[] = {
+        {RAGD_ERR_NOMEM, 500, "internal"},
+        {RAGD_ERR_INVALID, 400, "invalid_request"},
+        {RAGD_ERR_NOT_FOUND, 404, "not_found"},
+        {RAGD_ERR_IO, 500, "internal"},
+        {RAGD_ERR_CONFIG, 500, "internal"},
+        {RAGD_ERR_STORE, 500, "internal"},
+        {RAGD_ERR_INDEX, 500, "internal"},
+        {RAGD_ERR_EMBED, 502, "embed_error"},
+        {RAGD_ERR_MODEL_MISMATCH, 409, "model_mismatch"},
+        {RAGD_ERR_LOCKED, 409, "locked"},
+        {RAGD_ERR_BUSY, 409, "busy"},
+        {RAGD_ERR_TOO_LARGE, 413, "payload_too_large"},
+        {RAGD_ERR_UNSUPPORTED, 400, "unsupported"},
+        {RAGD_ERR_DISABLED, 503, "disabled"},
+        {RAGD_ERR_INTERNAL, 500, "internal"},
+        {RAGD_ERR_UNAVAILABLE, 503, "unavailable"},
+    };
+    /* Every error code is covered by the table above. */
+    assert_int_equal(sizeof cases / sizeof cases[0], RAGD_ERR_UNAVAILABLE);
+    log_level_set(RAGD_LOG_ERROR + 1); /* 5xx replies log; keep the test output clean */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_reply r = http_reply_error(cases[i].rc, NULL, "detail text");
+        assert_null(r.allow);
+        assert_true(json_is_object(r.body));
+        assert_int_equal(json_object_size(r.body), 1);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(r.body, "error"), "message")),
+            "detail text");
+        expect_error(r, cases[i].status, cases[i].code, ragd_rc_name(cases[i].rc));
+    }
+    log_level_set(RAGD_LOG_ERROR);
+    /* Overrides: the code changes, the status stays, except for method_not_allowed. */
+    expect_error(http_reply_error(RAGD_ERR_INVALID, "invalid_json", "bad"), 400, "invalid_json",
+                 "invalid_json override");
+    expect_error(http_reply_error(RAGD_ERR_INVALID, "method_not_allowed", "use POST"), 405,
+                 "method_not_allowed", "method_not_allowed override");
+    expect_error(http_reply_error(RAGD_ERR_NOT_FOUND, "method_not_allowed", "x"), 405,
+                 "method_not_allowed", "method_not_allowed override of 404");
+    /* NULL message: an empty string, still valid JSON. */
+    http_reply r = http_reply_error(RAGD_ERR_BUSY, NULL, NULL);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.body, "error"), "message")), "");
+    expect_error(r, 409, "busy", "NULL message");
+}
+
+/* ---- POST /ingest parsing ------------------------------------------------------------------ */
+
+static void ingest_parse_ok(const char *body, const char *want_path, int want_reset)
+{
+    char *path = NULL;
+    int reset = -1;
+    http_reply r = {0};
+    int rc = http_ingest_parse(body, strlen(body), &path, &reset, &r);
+    if (rc != 0) {
+        json_decref(r.body);
+        fail_msg("http_ingest_parse(%s) failed", body);
+    }
+    assert_null(r.body);
+    assert_non_null(path);
+    assert_string_equal(path, want_path);
+    assert_int_equal(reset, want_reset);
+    free(path);
+}
+
+static void ingest_parse_bad(const char *body, size_t len, const char *code)
+{
+    char *path = NULL;
+    int reset = 7;
+    http_reply r = {0};
+    int rc = http_ingest_parse(body, len, &path, &reset, &r);
+    if (rc == 0) {
+        free(path);
+        fail_msg("http_ingest_parse(%.*s) accepted", (int)len, body ? body : "");
+    }
+    assert_null(path);
+    assert_int_equal(reset, 7);
+    expect_error(r, 400, code, body ? body : "(null)");
+}
+
+#define PARSE_BAD(lit, code) ingest_parse_bad(lit, sizeof(lit) - 1, code)
+
+static void test_ingest_parse(void **state)
+{
+    (void)state;
+    ingest_parse_ok("{\"path\": \"/srv/docs\"}", "/srv/docs", 0);
+    ingest_parse_ok("{\"path\": \"docs\", \"reset\": true}", "docs", 1);
+    ingest_parse_ok("{\"reset\": false, \"path\": \"a b/c.md\"}", "a b/c.md", 0);
+    ingest_parse_ok("  {\"path\":\"caf\\u00e9\"}  ", "caf\xc3\xa9", 0);
+
+    PARSE_BAD("{}", "invalid_request");
+    PARSE_BAD("{\"reset\": true}", "invalid_request");
+    PARSE_BAD("{\"path\": \"\"}", "invalid_request");
+    PARSE_BAD("{\"path\": 42}", "invalid_request");
+    PARSE_BAD("{\"path\": null}", "invalid_request");
+    PARSE_BAD("{\"path\": [\"docs\"]}", "invalid_request");
+    PARSE_BAD("{\"path\": \"a\\u0000b\"}", "invalid_request|invalid_json");
+    PARSE_BAD("{\"path\": \"docs\", \"reset\": \"yes\"}", "invalid_request");
+    PARSE_BAD("{\"path\": \"docs\", \"reset\": 1}", "invalid_request");
+    PARSE_BAD("{\"path\": \"docs\", \"reset\": null}", "invalid_request");
+    PARSE_BAD("{\"path\": \"docs\", \"rest\": true}", "invalid_request");
+    PARSE_BAD("[\"docs\"]", "invalid_request");
+    PARSE_BAD("\"docs\"", "invalid_request");
+    PARSE_BAD("42", "invalid_request");
+    PARSE_BAD("{\"path\": \"docs\"", "invalid_json");
+    PARSE_BAD("{path: docs}", "invalid_json");
+    PARSE_BAD("{\"path\": \"a\", \"path\": \"b\"}", "invalid_json");
+    PARSE_BAD("", "invalid_json");
+    ingest_parse_bad(NULL, 0, "invalid_json");
+    /* Only len bytes count: a valid body cut short is malformed. */
+    ingest_parse_bad("{\"path\": \"docs\"}", 10, "invalid_json");
+
+    /* Unknown-field message names the field. */
+    char *path = NULL;
+    int reset = 0;
+    http_reply r = {0};
+    const char *b = "{\"path\": \"docs\", \"bogus_field\": 1}";
+    assert_int_not_equal(http_ingest_parse(b, strlen(b), &path, &reset, &r), 0);
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(r.body, "error"), "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "bogus_field"));
+    json_decref(r.body);
+}
+
+static void test_ingest_run(void **state)
+{
+    fixture *f = *state;
+    http_reply r = http_ingest_run(f->e, f->docs, 0);
+    assert_int_equal(r.status, 200);
+    json_t *d = json_object_get(r.body, "documents");
+    assert_true(json_is_object(d));
+    assert_int_equal(json_integer_value(json_object_get(d, "unchanged")), 3);
+    assert_int_equal(json_integer_value(json_object_get(d, "added")), 0);
+    assert_true(json_is_array(json_object_get(r.body, "errors")));
+    json_decref(r.body);
+
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/none", f->base);
+    expect_error(http_ingest_run(f->e, missing, 0), 404, "not_found", "ingest of missing path");
+}
+
+/* ---- POST /retrieve validation ------------------------------------------------------------- */
+
+static void test_retrieve_body_errors(void **state)
+{
+    fixture *f = *state;
+    retrieve_bad(f, NULL, "invalid_json");
+    retrieve_bad(f, "", "invalid_json");
+    retrieve_bad(f, "{\"query\": ", "invalid_json");
+    retrieve_bad(f, "{'query': 'x'}", "invalid_json");
+    retrieve_bad(f, "{\"query\": \"a\", \"query\": \"b\"}", "invalid_json");
+    retrieve_bad(f, "[1, 2]", "invalid_request");
+    retrieve_bad(f, "\"refund\"", "invalid_request");
+    retrieve_bad(f, "null", "invalid_request");
+}
+
+static void test_retrieve_query_errors(void **state)
+{
+    fixture *f = *state;
+    retrieve_bad(f, "{}", "invalid_request");
+    retrieve_bad(f, "{\"k\": 3}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"\"}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"   \"}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \" \\t\\n\\r \"}", "invalid_request");
+    retrieve_bad(f, "{\"query\": 42}", "invalid_request");
+    retrieve_bad(f, "{\"query\": null}", "invalid_request");
+    retrieve_bad(f, "{\"query\": [\"refund\"]}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"a\\u0000b\"}", "invalid_request|invalid_json");
+
+    /* Unknown fields are refused, and the message names the field. */
+    http_reply r = retrieve(f, "{\"query\": \"refund\", \"top_k\": 3}");
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(r.body, "error"), "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "top_k"));
+    expect_error(r, 400, "invalid_request", "unknown field top_k");
+
+    /* Query size: 8192 bytes are fine, 8193 are not. */
+    const size_t max = 8192;
+    char *body = malloc(max + 64);
+    assert_non_null(body);
+    for (int extra = 0; extra <= 1; extra++) {
+        size_t n = max + (size_t)extra;
+        size_t at = (size_t)sprintf(body, "{\"query\": \"");
+        for (size_t i = 0; i < n; i++) body[at + i] = (i % 7 == 6) ? ' ' : (char)('a' + i % 26);
+        at += n;
+        strcpy(body + at, "\"}");
+        r = retrieve(f, body);
+        if (extra == 0) {
+            if (r.status != 200) fail_msg("8192-byte query refused: %u", r.status);
+            json_decref(r.body);
+        } else {
+            expect_error(r, 400, "invalid_request", "8193-byte query");
+        }
+    }
+    free(body);
+}
+
+static void test_retrieve_k_and_score_errors(void **state)
+{
+    fixture *f = *state;
+    char body[256];
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": 0}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": -1}", "invalid_request");
+    snprintf(body, sizeof body, "{\"query\": \"refund\", \"k\": %d}", f->cfg.retrieve_max_k + 1);
+    retrieve_bad(f, body, "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": 2.5}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": 3.0}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": \"3\"}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": true}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": 99999999999999999}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"k\": null}", "invalid_request");
+
+    retrieve_bad(f, "{\"query\": \"refund\", \"min_score\": 1.5}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"min_score\": -1.01}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"min_score\": 2}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"min_score\": \"0.5\"}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"min_score\": 1e400}", "invalid_json");
+
+    retrieve_bad(f, "{\"query\": \"refund\", \"intent\": 5}", "invalid_request");
+
+    /* Edges that are valid. */
+    snprintf(body, sizeof body, "{\"query\": \"refund\", \"k\": %d}", f->cfg.retrieve_max_k);
+    http_reply r = retrieve(f, body);
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    static const char *const ok[] = {
+        "{\"query\": \"refund\", \"k\": 1}",
+        "{\"query\": \"refund\", \"min_score\": 1}",
+        "{\"query\": \"refund\", \"min_score\": -1}",
+        "{\"query\": \"refund\", \"min_score\": 0}",
+        "{\"query\": \"refund\", \"intent\": \"support\"}",
+        "{\"query\": \"refund\", \"filters\": {}}",
+        "{\"query\": \"refund\", \"filters\": {\"tags\": []}}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        r = retrieve(f, ok[i]);
+        if (r.status != 200) fail_msg("%s: status %u", ok[i], r.status);
+        json_decref(r.body);
+    }
+    /* min_score 1: nothing scores above a perfect match, so at most exact hits remain. */
+    r = retrieve(f, "{\"query\": \"refund\", \"min_score\": 1}");
+    json_t *res = json_object_get(r.body, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+        assert_true(json_real_value(json_object_get(json_array_get(res, i), "score")) >= 1.0);
+    json_decref(r.body);
+}
+
+static void test_retrieve_filter_errors(void **state)
+{
+    fixture *f = *state;
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": []}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": \"billing\"}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": 1}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": null}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": {\"tags\": \"billing\"}}",
+                 "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": {\"tags\": [1]}}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": {\"tags\": [\"a\", null]}}",
+                 "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": {\"tags\": {\"a\": 1}}}",
+                 "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": {\"source\": 3}}", "invalid_request");
+    retrieve_bad(f, "{\"query\": \"refund\", \"filters\": {\"sources\": \"a\"}}",
+                 "invalid_request");
+    /* 32 tags are accepted, 33 are not. */
+    char body[1024];
+    for (int n = 32; n <= 33; n++) {
+        size_t at = (size_t)snprintf(body, sizeof body,
+                                     "{\"query\": \"refund\", \"filters\": {\"tags\": [");
+        for (int i = 0; i < n; i++)
+            at += (size_t)snprintf(body + at, sizeof body - at, "%s\"t%d\"", i ? "," : "", i);
+        snprintf(body + at, sizeof body - at, "]}}");
+        http_reply r = retrieve(f, body);
+        if (n == 32) {
+            assert_int_equal(r.status, 200);
+            assert_int_equal(json_array_size(json_object_get(r.body, "results")), 0);
+            json_decref(r.body);
+        } else {
+            expect_error(r, 400, "invalid_request", "33 tags");
+        }
+    }
+}
+
+/* ---- POST /retrieve answers ---------------------------------------------------------------- */
+
+static void test_retrieve_happy_path(void **state)
+{
+    fixture *f = *state;
+    http_reply r = retrieve(f, "{\"query\": \"how many days to request a refund\", \"k\": 2}");
+    assert_int_equal(r.status, 200);
+    assert_null(r.allow);
+    json_t *b = r.body;
+    assert_string_equal(json_string_value(json_object_get(b, "query")),
+                        "how many days to request a refund");
+    assert_true(json_is_true(json_object_get(b, "rag_enabled")));
+    assert_true(json_is_false(json_object_get(b, "low_confidence")));
+    json_t *res = json_object_get(b, "results");
+    assert_true(json_is_array(res));
+    assert_int_equal(json_array_size(res), 2);
+    double prev = 2.0;
+    for (size_t i = 0; i < json_array_size(res); i++) {
+        json_t *h = json_array_get(res, i);
+        assert_int_equal(json_integer_value(json_object_get(h, "rank")), (json_int_t)(i + 1));
+        double s = json_real_value(json_object_get(h, "score"));
+        assert_true(s <= prev);
+        prev = s;
+        assert_true(json_is_string(json_object_get(h, "text")));
+        assert_true(json_is_string(json_object_get(h, "source")));
+        assert_true(json_is_string(json_object_get(h, "heading")));
+        assert_true(json_is_array(json_object_get(h, "tags")));
+        assert_true(json_is_object(json_object_get(h, "metadata")));
+        assert_true(json_integer_value(json_object_get(h, "chunk_id")) > 0);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(res, 0), "source")),
+                        "refunds.md");
+    json_t *tags = json_object_get(json_array_get(res, 0), "tags");
+    assert_int_equal(json_array_size(tags), 1);
+    assert_string_equal(json_string_value(json_array_get(tags, 0)), "billing");
+    const char *ctx = json_string_value(json_object_get(b, "context"));
+    assert_non_null(ctx);
+    assert_int_equal(strncmp(ctx, "[1] ", 4), 0);
+    assert_non_null(strstr(ctx, "\n\n[2] "));
+    assert_null(strstr(ctx, "[3] "));
+    json_t *sources = json_object_get(b, "sources");
+    assert_int_equal(json_array_size(sources), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(sources, 1), "n")), 2);
+    json_t *t = json_object_get(b, "timings_ms");
+    assert_true(json_is_number(json_object_get(t, "total")));
+    assert_true(json_is_number(json_object_get(t, "embed")));
+    json_decref(b);
+
+    /* default k is the configured one; a k above the chunk count returns every chunk. */
+    r = retrieve(f, "{\"query\": \"parcels courier\"}");
+    assert_int_equal(r.status, 200);
+    size_t want = (size_t)f->cfg.retrieve_default_k < (size_t)f->chunks
+                      ? (size_t)f->cfg.retrieve_default_k
+                      : (size_t)f->chunks;
+    assert_int_equal(json_array_size(json_object_get(r.body, "results")), want);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r.body, "results"), 0), "source")),
+                        "shipping.md");
+    json_decref(r.body);
+    r = retrieve(f, "{\"query\": \"parcels courier\", \"k\": 50}");
+    res = json_object_get(r.body, "results");
+    assert_true(json_array_size(res) > 0);
+    assert_true(json_array_size(res) <= (size_t)f->chunks);
+    for (size_t i = 0; i < json_array_size(res); i++) /* scores <= 0 are dropped */
+        assert_true(json_real_value(json_object_get(json_array_get(res, i), "score")) > 0.0);
+    json_decref(r.body);
+
+    /* filters */
+    r = retrieve(f, "{\"query\": \"parcels courier refund receipt\", \"k\": 1, "
+                    "\"filters\": {\"tags\": [\"billing\"]}}");
+    assert_int_equal(r.status, 200);
+    res = json_object_get(r.body, "results");
+    assert_true(json_array_size(res) > 0);
+    for (size_t i = 0; i < json_array_size(res); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(res, i), "source")),
+                            "refunds.md");
+    json_decref(r.body);
+    r = retrieve(f, "{\"query\": \"refund tomatoes\", \"k\": 50, "
+                    "\"filters\": {\"source\": \"garden\"}}");
+    res = json_object_get(r.body, "results");
+    assert_true(json_array_size(res) > 0);
+    for (size_t i = 0; i < json_array_size(res); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(res, i), "source")),
+                            "garden.txt");
+    json_decref(r.body);
+
+    /* No match: 200, empty results, low confidence, empty context. */
+    r = retrieve(f, "{\"query\": \"refund\", \"filters\": {\"source\": \"zzz/\"}}");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.body, "results")), 0);
+    assert_true(json_is_true(json_object_get(r.body, "low_confidence")));
+    assert_string_equal(json_string_value(json_object_get(r.body, "context")), "");
+    json_decref(r.body);
+}
+
+static void test_retrieve_rag_disabled(void **state)
+{
+    fixture *f = *state;
+    f->cfg.rag_enabled = 0;
+    http_reply r = retrieve(f, "{\"query\": \"refund\"}");
+    http_reply h = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    /* validation still applies */
+    http_reply bad = retrieve(f, "{\"query\": \"\"}");
+    f->cfg.rag_enabled = 1;
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_false(json_object_get(r.body, "rag_enabled")));
+    assert_int_equal(json_array_size(json_object_get(r.body, "results")), 0);
+    assert_true(json_is_string(json_object_get(r.body, "message")));
+    json_decref(r.body);
+    assert_int_equal(h.status, 200);
+    assert_true(json_is_false(json_object_get(h.body, "rag_enabled")));
+    json_decref(h.body);
+    expect_error(bad, 400, "invalid_request", "empty query with RAG disabled");
+}
+
+/* ---- GET /health, GET /, unknown ----------------------------------------------------------- */
+
+static void test_health(void **state)
+{
+    fixture *f = *state;
+    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *b = r.body;
+    assert_string_equal(json_string_value(json_object_get(b, "status")), "ok");
+    assert_string_equal(json_string_value(json_object_get(b, "version")), RAGD_VERSION);
+    assert_true(json_is_true(json_object_get(b, "rag_enabled")));
+    json_t *st = json_object_get(b, "store");
+    assert_int_equal(json_integer_value(json_object_get(st, "documents")), 3);
+    assert_int_equal(json_integer_value(json_object_get(st, "chunks")), f->chunks);
+    assert_int_equal(json_integer_value(json_object_get(st, "index_vectors")), f->chunks);
+    assert_true(json_integer_value(json_object_get(st, "embeddings")) > 0);
+    assert_true(json_integer_value(json_object_get(st, "index_bytes")) > 0);
+    assert_true(json_is_true(json_object_get(st, "consistent")));
+    json_t *em = json_object_get(b, "embedder");
+    assert_string_equal(json_string_value(json_object_get(em, "provider")), "local");
+    assert_string_equal(json_string_value(json_object_get(em, "model")), "ragd-local-v1");
+    assert_int_equal(json_integer_value(json_object_get(em, "dims")), f->cfg.embed_dims);
+    json_t *in = json_object_get(b, "ingest");
+    assert_true(json_is_false(json_object_get(in, "running")));
+    assert_true(json_integer_value(json_object_get(in, "last_at")) > 0);
+    assert_true(json_is_true(json_object_get(in, "last_ok")));
+    assert_true(json_is_array(json_object_get(b, "reasons")));
+    assert_int_equal(json_array_size(json_object_get(b, "reasons")), 0);
+    json_decref(b);
+}
+
+static void test_root_and_unknown(void **state)
+{
+    fixture *f = *state;
+    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_ROOT, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.body, "name")), "ragd");
+    assert_string_equal(json_string_value(json_object_get(r.body, "version")), RAGD_VERSION);
+    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 4);
+    json_decref(r.body);
+    expect_error(http_route_handle(f->e, &f->cfg, RAGD_ROUTE_NONE, NULL, 0), 404, "not_found",
+                 "unknown route");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_find),
+        cmocka_unit_test(test_reply_error_mapping),
+        cmocka_unit_test(test_ingest_parse),
+        cmocka_unit_test(test_retrieve_body_errors),
+        cmocka_unit_test(test_retrieve_query_errors),
+        cmocka_unit_test(test_retrieve_k_and_score_errors),
+        cmocka_unit_test(test_retrieve_filter_errors),
+        cmocka_unit_test(test_retrieve_happy_path),
+        cmocka_unit_test(test_retrieve_rag_disabled),
+        cmocka_unit_test(test_health),
+        cmocka_unit_test(test_root_and_unknown),
+        cmocka_unit_test(test_ingest_run),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
