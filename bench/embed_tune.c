@@ -8,17 +8,19 @@
  * "<title> > <heading path>\n\n<chunk text>" (the --context option tries other forms), and ranks
  * all chunks for each question by cosine similarity. A question is answered at rank r when the
  * best-scoring chunk that matches one of its "expected" entries ("file.md", or
- * "file.md#heading substring") is beaten by r - 1 non-matching chunks (ties count against it).
+ * "file.md#heading substring", "file.md#=exact heading path") is beaten by r - 1 non-matching
+ * chunks (ties count against it).
  * It prints recall@1, recall@5 and MRR@10 per set, for BM25 (k1 1.2, b 0.75, the embedder's own
  * tokenizer and stemmer) and for a grid of embedder configurations, as markdown tables.
  *
  * Usage: embed_tune [--grid full|quick|none] [--context title-heading|heading-or-title|none]
- *                   [--salts N] [--speed] [--pivot S:P] [--verbose] [--debug Q]
+ *                   [--salts N] [--speed] [--pivot S:P] [--hybrid] [--verbose] [--debug Q]
  *                   CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]
  *   (or the pairs as --corpus CORPUS_DIR --qa QA.jsonl ...)
  *   --salts N   average every embedder row over N hash salts (0 is ragd's), so a configuration
  *               is judged by its expected quality, not by the luck of one set of collisions
  *   --pivot S:P re-rank experiment: cosine * S*L / ((1-S)*P + S*L), L = chunk tf norm
+ *   --hybrid    fuse each embedder ranking with BM25's (reciprocal rank fusion, k 60)
  *   --verbose   per-question ranks on stderr; --debug Q: question Q's top chunks
  * A QA line: {"question": "...", "expected": ["file.md", "dir/file.md#Heading", ...]}
  */
@@ -39,7 +41,7 @@
 
 #define TUNE_MAX_SETS 4
 #define TUNE_MRR_CUTOFF 10
-#define RAGD_EMBED_TUNE_DIMS 512 /* the dims of the "defaults" rows: ragd's default dims */
+#define RAGD_EMBED_TUNE_DIMS 1024 /* the dims of the "defaults" rows: the recommended dims */
 
 enum { CONTEXT_TITLE_HEADING, CONTEXT_HEADING_OR_TITLE, CONTEXT_NONE };
 
@@ -254,14 +256,17 @@ static void set_load_corpus(qa_set *set, const char *root, int context,
     set->avg_length = set->chunk_count ? length_sum / (double)set->chunk_count : 1.0;
 }
 
-/* Returns: 1 when chunk c of the set matches the expected entry ("file" or "file#heading"). */
+/* Returns: 1 when chunk c of the set matches the expected entry: "file", "file#heading path
+ * substring" or "file#=exact heading path". */
 static int chunk_matches(const qa_set *set, const chunk_rec *c, const char *expected)
 {
     const char *hash = strchr(expected, '#');
     size_t file_len = hash ? (size_t)(hash - expected) : strlen(expected);
     const char *doc = set->docs[c->doc];
     if (strlen(doc) != file_len || memcmp(doc, expected, file_len) != 0) return 0;
-    return hash == NULL || strstr(c->heading, hash + 1) != NULL;
+    if (hash == NULL) return 1;
+    if (hash[1] == '=') return strcmp(c->heading, hash + 2) == 0; /* "file#=exact heading path" */
+    return strstr(c->heading, hash + 1) != NULL;
 }
 
 static void set_load_questions(qa_set *set, const char *path)
@@ -378,40 +383,83 @@ static void scores_finish(scores *s, size_t n)
     s->mrr /= (double)n;
 }
 
+/* BM25 scores of every chunk of the set for text, into score[chunk_count]. */
+static void bm25_scores(const qa_set *set, const embed_local_params *tokenizer, double k1,
+                        double b, const char *text, double *score)
+{
+    double n = (double)set->chunk_count;
+    term_vec v = {0};
+    embed_local_terms_each(text, strlen(text), tokenizer, term_collect, &v);
+    uint32_t *qtf = NULL;
+    size_t qn = terms_fold(&v, &qtf);
+    for (size_t c = 0; c < set->chunk_count; c++) score[c] = 0.0;
+    for (size_t t = 0; t < qn; t++) {
+        long di = term_find(set->df_terms, set->df_count, v.items[t]);
+        if (di < 0) continue;
+        double df = set->df[di];
+        double idf = log(1.0 + (n - df + 0.5) / (df + 0.5));
+        for (size_t c = 0; c < set->chunk_count; c++) {
+            const chunk_rec *r = &set->chunks[c];
+            long k = term_find(r->terms, r->term_count, v.items[t]);
+            if (k < 0) continue;
+            double tf = r->tfs[k];
+            double norm = k1 * (1.0 - b + b * (double)r->length / set->avg_length);
+            score[c] += idf * tf * (k1 + 1.0) / (tf + norm);
+        }
+    }
+    free(v.items);
+    free(qtf);
+}
+
 static scores bm25_eval(const qa_set *set, const embed_local_params *tokenizer, double k1,
                         double b)
 {
     scores s = {0};
     double *score = xmalloc(set->chunk_count * sizeof *score);
-    double n = (double)set->chunk_count;
     for (size_t qi = 0; qi < set->question_count; qi++) {
         const question *q = &set->questions[qi];
-        term_vec v = {0};
-        embed_local_terms_each(q->text, strlen(q->text), tokenizer, term_collect, &v);
-        uint32_t *qtf = NULL;
-        size_t qn = terms_fold(&v, &qtf);
-        for (size_t c = 0; c < set->chunk_count; c++) score[c] = 0.0;
-        for (size_t t = 0; t < qn; t++) {
-            long di = term_find(set->df_terms, set->df_count, v.items[t]);
-            if (di < 0) continue;
-            double df = set->df[di];
-            double idf = log(1.0 + (n - df + 0.5) / (df + 0.5));
-            for (size_t c = 0; c < set->chunk_count; c++) {
-                const chunk_rec *r = &set->chunks[c];
-                long k = term_find(r->terms, r->term_count, v.items[t]);
-                if (k < 0) continue;
-                double tf = r->tfs[k];
-                double norm = k1 * (1.0 - b + b * (double)r->length / set->avg_length);
-                score[c] += idf * tf * (k1 + 1.0) / (tf + norm);
-            }
-        }
-        free(v.items);
-        free(qtf);
+        bm25_scores(set, tokenizer, k1, b, q->text, score);
         scores_add(&s, rank_of(q, score, set->chunk_count));
     }
     free(score);
     scores_finish(&s, set->question_count);
     return s;
+}
+
+/* --hybrid: reciprocal rank fusion (k = 60) of the embedder's and BM25's rankings, an experiment
+ * for a possible hybrid retriever. */
+static int hybrid;
+static const double *sort_keys;
+
+static int by_score_desc(const void *a, const void *b)
+{
+    double x = sort_keys[*(const size_t *)a], y = sort_keys[*(const size_t *)b];
+    return x > y ? -1 : x < y;
+}
+
+static void rrf_add(const double *score, size_t n, double *fused, size_t *order)
+{
+    for (size_t c = 0; c < n; c++) order[c] = c;
+    sort_keys = score;
+    qsort(order, n, sizeof *order, by_score_desc);
+    for (size_t r = 0; r < n; r++) fused[order[r]] += 1.0 / (60.0 + (double)r + 1.0);
+}
+
+static void hybrid_fuse(const qa_set *set, const char *text, double *score)
+{
+    size_t n = set->chunk_count;
+    embed_local_params tok;
+    embed_local_params_default(&tok, 1024);
+    double *bm = xmalloc(n * sizeof *bm), *fused = xmalloc(n * sizeof *fused);
+    size_t *order = xmalloc(n * sizeof *order);
+    bm25_scores(set, &tok, 1.2, 0.75, text, bm);
+    for (size_t c = 0; c < n; c++) fused[c] = 0.0;
+    rrf_add(score, n, fused, order);
+    rrf_add(bm, n, fused, order);
+    memcpy(score, fused, n * sizeof *score);
+    free(bm);
+    free(fused);
+    free(order);
 }
 
 /* --debug Q: the five best chunks for question Q and the scores of its relevant chunks. */
@@ -476,6 +524,7 @@ static scores embed_eval(const qa_set *set, const embed_local_params *p, double 
                 score[c] *= ps * l / ((1 - ps) * pp + ps * l);
             }
         }
+        if (hybrid) hybrid_fuse(set, q->text, score);
         if (debug_question == (long)qi) debug_print(set, q, score);
         scores_add(&s, rank_of(q, score, set->chunk_count));
     }
@@ -546,6 +595,11 @@ static void run_config(const embed_local_params *params)
     }
     p->salt = 0;
     params_label(p, label, sizeof label);
+    if (hybrid) strncat(label, " + BM25 (RRF)", sizeof label - strlen(label) - 1);
+    if (pivot_slope > 0) {
+        size_t k = strlen(label);
+        snprintf(label + k, sizeof label - k, " pivot %.2f:%.0f", pivot_slope, pivot_at);
+    }
     table_row(label, s);
 }
 
@@ -644,7 +698,7 @@ static void grid_full(void)
 /* One change at a time from the defaults at the given dims. */
 static void ablations(int dims)
 {
-    static const int ranges[][2] = {{2, 4}, {3, 4}, {3, 5}, {3, 6}, {4, 6}};
+    static const int ranges[][2] = {{2, 4}, {3, 4}, {3, 6}, {4, 6}};
     static const float lengths[][2] = {{0.5f, 2.0f}, {0.7f, 2.0f}, {0.9f, 2.0f}, {0.9f, 4.0f}};
     printf("\n### Ablations: one change from the defaults (dims %d)\n\n", dims);
     table_header("configuration");
@@ -679,7 +733,7 @@ static void ablations(int dims)
         p.length_pivot = lengths[r][1];
         run_config(&p);
     }
-    static const int more_dims[] = {2048, 4096};
+    static const int more_dims[] = {256, 384, 512, 768, 2048, 4096};
     for (size_t r = 0; r < sizeof more_dims / sizeof more_dims[0]; r++) {
         embed_local_params_default(&p, more_dims[r]);
         run_config(&p);
@@ -715,6 +769,8 @@ int main(int argc, char **argv)
             if (sscanf(argv[++i], "%lf:%lf", &pivot_slope, &pivot_at) != 2) die("--pivot S:P");
         } else if (strcmp(argv[i], "--debug") == 0 && i + 1 < argc) {
             debug_question = atol(argv[++i]);
+        } else if (strcmp(argv[i], "--hybrid") == 0) {
+            hybrid = 1;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
         } else if (strcmp(argv[i], "--speed") == 0) {
@@ -732,7 +788,7 @@ int main(int argc, char **argv)
     if ((argc - i) < 2 || (argc - i) % 2 != 0 || (argc - i) / 2 > TUNE_MAX_SETS) {
         fprintf(stderr, "usage: embed_tune [--grid full|quick|none] [--context title-heading|"
                         "heading-or-title|none] [--salts N] [--speed] [--pivot S:P] "
-                        "[--verbose] [--debug Q] CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]\n");
+                        "[--hybrid] [--verbose] [--debug Q] CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]\n");
         return 2;
     }
     embed_local_params tokenizer;
@@ -741,7 +797,7 @@ int main(int argc, char **argv)
         qa_set *set = &sets[set_count++];
         set_load_corpus(set, argv[i], context, &tokenizer);
         set_load_questions(set, argv[i + 1]);
-        fprintf(stderr, "embed_tune: %s: %zu documents, %zu chunks, %.1f MB, %zu questions\n",
+        fprintf(stderr, "embed_tune: %s: %zu documents, %zu chunks, %.2f MB, %zu questions\n",
                 argv[i], set->doc_count, set->chunk_count, (double)set->corpus_bytes / 1e6,
                 set->question_count);
     }

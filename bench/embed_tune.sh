@@ -6,6 +6,7 @@
 #   docs/                  with bench/qa/docs.jsonl  (ragd's own documentation)
 #   nodejs-doc api/*.md    with bench/qa/nodejs_api.jsonl (general technical documentation)
 # Usage: bench/embed_tune.sh [embed_tune options...]   default options: --grid full --salts 3 --speed
+# The tables are printed and kept in bench/results/embed_tune.md.
 # Environment: NODE_DOCS=/dir/with/api/md to use an already extracted copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,6 @@ fi
 [ -f "$node_docs/../VERSION" ] && echo "general corpus: $(cat "$node_docs/../VERSION")" >&2
 
 if [ $# -eq 0 ]; then set -- --grid full --salts 3 --speed; fi
-exec "$work/embed_tune" "$@" docs bench/qa/docs.jsonl "$node_docs" bench/qa/nodejs_api.jsonl
+mkdir -p bench/results
+"$work/embed_tune" "$@" docs bench/qa/docs.jsonl "$node_docs" bench/qa/nodejs_api.jsonl \
+    | tee bench/results/embed_tune.md

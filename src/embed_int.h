@@ -24,8 +24,9 @@
 #define RAGD_EMBED_CAMEL_MAX 7
 
 /* Everything that shapes a local embedding. Weights are the L2 masses of the three feature
- * blocks before the final normalisation: with unigram 1, bigram 0.5, char 0.5 the char n-grams
- * hold 0.25 / 1.5 = 1/6 of the squared norm. A weight of 0 disables a block. */
+ * blocks before the final normalisation: with the defaults (unigram 1, bigram 0, char 0.5) the
+ * char n-grams hold 0.25 / 1.25 = 20% of the squared norm. A weight of 0 disables a block (and
+ * skips its work). */
 typedef struct embed_local_params {
     int dims;             /* 64..4096 */
     float unigram_weight; /* word stems */
@@ -36,12 +37,12 @@ typedef struct embed_local_params {
     int stem;             /* 1: light suffix stemming (see embed_local.c) */
     int stopwords;        /* 1: drop English stopwords from every feature kind */
     int char_sublinear;   /* 1: each distinct n-gram weighs 1 + ln(count); 0: count */
-    /* Length prior: dimension 0 is reserved and holds b = length_weight * L / (L + length_pivot)
-     * where L = sqrt(sum over stems of (1 + ln tf)^2); the features keep sqrt(1 - b^2). The dot
-     * product of two texts then gains b_query * b_chunk, which favours chunks with more
-     * content over near-empty ones (pivoted length normalisation). 0 disables. */
-    float length_weight;
-    float length_pivot;
+    /* Length prior (an experiment; 0 = off in ragd): dimension 0 is reserved and holds
+     * b = length_weight * L / (L + length_pivot), L = sqrt(sum over stems of (1 + ln tf)^2); the
+     * features keep sqrt(1 - b^2). Dot products then gain b_query * b_chunk, favouring longer
+     * chunks, but scores stop being plain cosines: unrelated texts score > 0. */
+    float length_weight;  /* 0..0.9 */
+    float length_pivot;   /* > 0 */
     int split_camel; /* 1: "readFile" also yields the terms "read" and "file" */
     uint64_t salt;   /* 0 in ragd; the tuner averages over salts to measure past hash luck */
 } embed_local_params;

@@ -6,17 +6,20 @@
  * always gives the same vector, on any machine. docs/EMBEDDER.md describes the algorithm and the
  * measurements behind the default weights.
  *
- * Pipeline for one text:
+ * Pipeline for one text (the defaults are in embed_local_params_default):
  *   1. Words: runs of ASCII alphanumerics and non-ASCII UTF-8 bytes, ASCII lower-cased. An
  *      apostrophe (' or U+2019) between word characters joins ("don't"); a trailing "'s" is cut.
  *      U+2000..U+207F (general punctuation: dashes, curly quotes, ...) and U+00A0 separate words.
+ *      A camelCase word also yields its parts ("readFile": readfile, read, file).
  *   2. Stopwords (built-in English list) are dropped; the rest are lightly stemmed (stem_apply).
- *   3. Features: each stem (unigram), each pair of consecutive kept stems (bigram), and the
- *      character n-grams of each distinct kept word with '<' '>' boundary markers.
+ *   3. Features: each stem (unigram), each pair of consecutive kept stems (bigram; weight 0 by
+ *      default), and the character n-grams (3..5 bytes) of each distinct kept word with '<' '>'
+ *      boundary markers.
  *   4. Unigrams and bigrams weigh 1 + ln(tf); each block is scaled to its configured L2 mass
  *      (unigram_weight, bigram_weight, char_weight), the n-gram block by its exact norm, the
  *      others by their expected norm sqrt(sum of squared weights), which signed hashing preserves
- *      in expectation. The sum is L2-normalised.
+ *      in expectation. The sum is L2-normalised. (An optional length prior, off by default, is
+ *      described in embed_int.h.)
  *   5. Hashing: a 64-bit hash per feature with a per-kind seed; bits 32..63 pick the dimension
  *      (multiply-shift range reduction), bit 0 the sign.
  *
@@ -198,7 +201,7 @@ static int word_char_at(const unsigned char *s, size_t len, size_t i)
 }
 
 /* Notes a camelCase boundary before the byte about to be pushed: "readFile" -> read|File,
- * "HTTPServer" -> HTTP|Server. prev2, prev are the two previous original bytes (0 if none). */
+ * "HTTPServer" -> HTTP|Server. prev and next are the original bytes around c (0: none). */
 static void word_camel_note(word *w, unsigned char prev, unsigned char c, unsigned char next)
 {
     int upper = c >= 'A' && c <= 'Z';
@@ -386,7 +389,8 @@ static void terms_run(const char *text, size_t len, const embed_local_params *p,
         for (int k = 0; k <= w.cut_count; k++) {
             size_t from = k == 0 ? 0 : w.cuts[k - 1];
             size_t to = k == w.cut_count ? w.n : w.cuts[k];
-            if (to - from < 2) continue;
+            if (to > w.n) to = w.n; /* a cut past a removed possessive */
+            if (from >= to || to - from < 2) continue;
             word part = {.n = to - from, .full = to - from, .ascii = w.ascii};
             memcpy(part.text, w.text + from, part.n);
             term_emit(&part, p, fn, ctx);
@@ -545,6 +549,7 @@ static size_t pow2_at_least(size_t n)
 void embed_local_vector_params(const char *text, size_t len, const embed_local_params *p,
                                float *out)
 {
+    if (p->dims <= 0) return;
     memset(out, 0, (size_t)p->dims * sizeof *out);
     if (text == NULL || len == 0) return;
 
@@ -605,7 +610,7 @@ void embed_local_params_default(embed_local_params *p, int dims)
 {
     p->dims = dims;
     p->unigram_weight = 1.0f;
-    p->bigram_weight = 0.5f;
+    p->bigram_weight = 0.0f; /* measured: bigrams never helped (docs/EMBEDDER.md) */
     p->char_weight = 0.5f;
     p->char_min = 3;
     p->char_max = 5;

@@ -138,7 +138,8 @@ void engine_listen_note(engine *e, const char *host, int port)
 {
     if (e == NULL || e->lock_fd < 0) return;
     char listen[128];
-    snprintf(listen, sizeof listen, "%s:%d", host, port);
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(listen, sizeof listen, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
     lock_write(e->lock_fd, listen);
 }
 
@@ -274,7 +275,13 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     e->readonly = readonly;
     e->lock_fd = -1;
     e->last_ingest_ok = 1;
-    pthread_rwlock_init(&e->rw, NULL);
+    /* Writers first: glibc's default prefers readers, and a steady stream of retrievals would
+     * otherwise hold an ingest's commit back indefinitely. */
+    pthread_rwlockattr_t rwattr;
+    pthread_rwlockattr_init(&rwattr);
+    pthread_rwlockattr_setkind_np(&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&e->rw, &rwattr);
+    pthread_rwlockattr_destroy(&rwattr);
     pthread_mutex_init(&e->ingest_mu, NULL);
     pthread_mutex_init(&e->status_mu, NULL);
     atomic_init(&e->ingest_running, 0);
@@ -672,8 +679,23 @@ static int path_cmp(const void *a, const void *b)
 
 /* Ingests one crawled file. Returns RAGD_OK when the file was handled (including per-file
  * failures, which go into the report); an error only for failures of the store itself. */
-static ragd_rc ingest_one(engine *e, const ingest_file *f, engine_ingest_report *r,
-                           ragd_err *err)
+/* Returns: a new copy of s with every byte that is not valid UTF-8 replaced by '?' (for names
+ * that must go into JSON), or NULL on OOM. */
+static char *utf8_sanitized(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = util_strndup(s, n);
+    for (size_t i = 0; out && i < n;) {
+        size_t bad = util_utf8_first_invalid(out + i, n - i);
+        if (bad == n - i) break;
+        out[i + bad] = '?';
+        i += bad + 1;
+    }
+    return out;
+}
+
+static ragd_rc ingest_one(engine *e, const ingest_file *f, int single, engine_ingest_report *r,
+                          ragd_err *err)
 {
     char *data = NULL;
     size_t len = 0;
@@ -681,22 +703,36 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, engine_ingest_report 
     store_doc old = {0};
     int found = 0;
     doc_work w = {0};
+    if (!util_utf8_valid(f->relative, strlen(f->relative))) {
+        char *shown = utf8_sanitized(f->relative);
+        r->docs_failed++;
+        report_error(r, shown ? shown : "?", RAGD_ERR_INVALID,
+                     "file name is not valid UTF-8; rename the file");
+        free(shown);
+        return RAGD_OK;
+    }
     ragd_rc rc = store_db_doc_find(e->db, f->path, &old, &found, err);
     if (rc != RAGD_OK) return rc;
+    /* A file ingested on its own keeps the source its directory ingest gave it. */
+    char *source = single && found ? old.source : f->relative;
 
     rc = util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr);
     char checksum[UTIL_SHA256_HEX_LEN + 1];
     if (rc == RAGD_OK) util_sha256_hex(data, len, checksum);
     if (rc == RAGD_OK && found && strcmp(old.checksum, checksum) == 0 &&
-        strcmp(old.source, f->relative) == 0) {
+        strcmp(old.source, source) == 0) {
         r->docs_unchanged++;
         goto done;
     }
     if (rc == RAGD_OK) rc = ingest_extract_run(f->path, data, len, &w.doc, &ferr);
     if (rc == RAGD_OK) rc = doc_prepare(e, &w, r, &ferr);
+    if (rc == RAGD_OK && atomic_load(&e->cancelled)) {
+        rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
+        goto done;
+    }
     if (rc == RAGD_OK) {
         store_doc row = {.path = f->path,
-                         .source = f->relative,
+                         .source = source,
                          .title = w.doc.title,
                          .checksum = checksum,
                          .size = (int64_t)len,
@@ -760,6 +796,8 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     size_t nprev = 0;
 
     /* Crawl first: a bad path must leave the store exactly as it was, even with reset. */
+    struct stat st;
+    int single = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
     ragd_rc rc = ingest_crawl_run(path, &files, &root, err);
     if (rc == RAGD_OK && reset) rc = store_reset(e, err);
     r.root = root;
@@ -771,15 +809,21 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
             break;
         }
         r.docs_seen++;
-        rc = ingest_one(e, &files.items[i], &r, err);
+        rc = ingest_one(e, &files.items[i], single, &r, err);
         if (rc == RAGD_OK && progress) progress(progress_ctx, i + 1, files.count,
                                                 files.items[i].relative);
     }
 
     /* Documents under the crawled directory that no longer exist are removed; ingesting a single
-     * file leaves the rest of its directory alone. */
-    struct stat st;
-    if (rc == RAGD_OK && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+     * file leaves the rest of its directory alone, and so does a crawl that could not read
+     * everything (an unreadable directory must not look like deleted files). */
+    if (rc == RAGD_OK && !single && files.unreadable > 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%zu directories or entries could not be read (see the log); "
+                 "documents no longer found were kept, not removed", files.unreadable);
+        report_error(&r, r.root, RAGD_ERR_IO, msg);
+    }
+    if (rc == RAGD_OK && !single && files.unreadable == 0) {
         char *prefix = util_path_join(r.root, "");
         seen = calloc(files.count + 1, sizeof *seen);
         if (prefix == NULL || seen == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
@@ -802,6 +846,8 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     }
 
     ragd_err serr = {0};
+    if (rc == RAGD_OK)
+        rc = store_db_embeddings_prune(e->db, e->embedder->model, e->embedder->dims, NULL, err);
     if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
     if (index_save(e, &serr) != RAGD_OK)
         RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "

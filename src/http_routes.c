@@ -277,9 +277,10 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
         reply = reply_invalid("field '%s' must not be empty", "query");
         goto out;
     }
-    if (q.query_len > QUERY_MAX_BYTES || memchr(q.query, '\0', q.query_len) != NULL) {
+    /* No NUL check needed: jansson refuses \u0000 in strings (invalid_json). */
+    if (q.query_len > QUERY_MAX_BYTES) {
         reply = http_reply_error(RAGD_ERR_INVALID, NULL,
-                                 "field 'query' must be at most 8192 bytes of text without NUL");
+                                 "field 'query' must be at most 8192 bytes");
         goto out;
     }
     if ((v = json_object_get(root, "k")) != NULL) {
@@ -371,8 +372,7 @@ int http_ingest_parse(const char *body, size_t len, char **path, int *reset, htt
     int rc = -1;
     if (keys_check(root, fields, "the request", reply) != 0) goto out;
     json_t *p = json_object_get(root, "path");
-    if (p == NULL || !json_is_string(p) || json_string_length(p) == 0 ||
-        memchr(json_string_value(p), '\0', json_string_length(p)) != NULL) {
+    if (p == NULL || !json_is_string(p) || json_string_length(p) == 0) {
         *reply = reply_invalid("field '%s' is required: a non-empty string (a file or directory)",
                                "path");
         goto out;

@@ -23,7 +23,7 @@
 #include "ragd/log.h"
 #include "ragd/util.h"
 
-#define WORKER_STOP_WAIT_S 60
+#define WORKER_LOG_EVERY_S 10
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -31,14 +31,15 @@ struct http_server {
     const ragd_cfg *cfg;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    int workers; /* ingest worker threads alive */
+    int workers;  /* ingest worker threads alive */
+    int stopping; /* http_server_stop has begun: no new ingest starts */
 };
 
 typedef struct request {
     http_server *server;
     struct MHD_Connection *conn;
     util_buf body;
-    int too_large;
+    size_t received; /* body bytes received, kept or not */
     int started; /* the ingest worker was started */
     int done;    /* the worker finished; reply is ready */
     http_reply reply;
@@ -133,13 +134,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     if (*upload_data_size > 0) {
-        if (!req->too_large) {
-            if (req->body.len + *upload_data_size > s->cfg->max_body_bytes) {
-                req->too_large = 1;
-                util_buf_free(&req->body);
-            } else if (util_buf_append(&req->body, upload_data, *upload_data_size) != 0) {
-                return MHD_NO;
-            }
+        /* A body without Content-Length (chunked) that goes over the limit is read and dropped
+         * so the client gets its 413 (MHD cannot answer mid-upload), but only up to a bound:
+         * past it the connection is closed rather than tie up a pool thread. */
+        req->received += *upload_data_size;
+        if (req->received > s->cfg->max_body_bytes) {
+            util_buf_free(&req->body);
+            if (req->received / 4 > s->cfg->max_body_bytes) return MHD_NO;
+        } else if (util_buf_append(&req->body, upload_data, *upload_data_size) != 0) {
+            return MHD_NO;
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -152,7 +155,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->started) return MHD_YES; /* spurious call while suspended */
 
-    if (req->too_large) {
+    if (req->received > s->cfg->max_body_bytes) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body over the limit of %zu bytes",
                  s->cfg->max_body_bytes);
@@ -190,19 +193,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&s->mu);
-    MHD_suspend_connection(conn);
-    req->started = 1;
-    s->workers++;
-    int prc = pthread_create(&tid, &attr, ingest_worker, req);
-    if (prc != 0) {
-        s->workers--;
-        req->started = 0;
-        MHD_resume_connection(conn);
+    int prc = -1;
+    if (!s->stopping) {
+        MHD_suspend_connection(conn);
+        req->started = 1;
+        s->workers++;
+        prc = pthread_create(&tid, &attr, ingest_worker, req);
+        if (prc != 0) {
+            s->workers--;
+            req->started = 0;
+            MHD_resume_connection(conn);
+        }
     }
+    int stopping = s->stopping;
     pthread_mutex_unlock(&s->mu);
     pthread_attr_destroy(&attr);
     if (prc != 0) {
-        r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL, "cannot start the ingest thread");
+        r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
+                             stopping ? "ragd is shutting down; no ingest starts"
+                                      : "cannot start the ingest thread");
         return finish(req, method, url, &r);
     }
     return MHD_YES;
@@ -284,22 +293,22 @@ void http_server_stop(http_server *s)
     if (s == NULL) return;
     /* Stop accepting; connections already open are still served. */
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mu);
     engine_ingest_cancel(s->engine);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WORKER_STOP_WAIT_S;
+    /* The ingest stops after the document it is on; wait for it (the engine must outlive it),
+     * saying so while it takes long (one very large document). */
     pthread_mutex_lock(&s->mu);
     while (s->workers > 0) {
-        if (pthread_cond_timedwait(&s->cond, &s->mu, &deadline) != 0) break;
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += WORKER_LOG_EVERY_S;
+        if (pthread_cond_timedwait(&s->cond, &s->mu, &deadline) != 0 && s->workers > 0)
+            RAGD_LOG(RAGD_LOG_INFO, "http", "waiting for the ingest to finish its current "
+                     "document before stopping");
     }
-    int left = s->workers;
     pthread_mutex_unlock(&s->mu);
-    if (left > 0) {
-        /* A worker still runs (one document of an enormous file): the process exits with it
-         * mid-document, which SQLite's transaction makes safe. */
-        RAGD_LOG(RAGD_LOG_WARN, "http", "%d ingest worker(s) still running at shutdown", left);
-        return;
-    }
     MHD_stop_daemon(s->daemon);
     /* The quiesced listening socket is ours to close, after the daemon's threads are gone. */
     if (lsock != MHD_INVALID_SOCKET) close(lsock);

@@ -85,11 +85,14 @@ static int walk(crawl *c, const char *abs, const char *rel)
     DIR *dir = opendir(abs);
     if (dir == NULL) {
         RAGD_LOG(RAGD_LOG_WARN, "ingest", "cannot open directory %s: %s", abs, strerror(errno));
+        c->list.unreadable++;
         return 0;
     }
     int rc = 0;
     struct dirent *de;
-    while (rc == 0 && (de = readdir(dir)) != NULL) {
+    for (;;) {
+        errno = 0;
+        if (rc != 0 || (de = readdir(dir)) == NULL) break;
         if (de->d_name[0] == '.') continue;
         char *child = util_path_join(abs, de->d_name);
         char *child_rel = rel[0] ? util_path_join(rel, de->d_name) : strdup(de->d_name);
@@ -99,7 +102,10 @@ static int walk(crawl *c, const char *abs, const char *rel)
             rc = -1;
             goto next;
         }
-        if (lstat(child, &lst) != 0) goto next;
+        if (lstat(child, &lst) != 0) {
+            if (errno != ENOENT) c->list.unreadable++; /* vanished since readdir: not an error */
+            goto next;
+        }
         if (S_ISLNK(lst.st_mode)) {
             real = realpath(child, NULL);
             if (real == NULL || !inside_root(c, real) || stat(real, &st) != 0) goto next;
@@ -124,6 +130,10 @@ static int walk(crawl *c, const char *abs, const char *rel)
         free(real);
         free(child);
         free(child_rel);
+    }
+    if (rc == 0 && errno != 0) {
+        RAGD_LOG(RAGD_LOG_WARN, "ingest", "cannot read directory %s: %s", abs, strerror(errno));
+        c->list.unreadable++;
     }
     closedir(dir);
     return rc;

@@ -1166,11 +1166,33 @@ ragd_rc store_db_reset(store_db *s, ragd_err *err)
     rc = tx_open(s, &owned, err);
     if (rc != RAGD_OK) return rc;
     /* sqlite_sequence is kept: AUTOINCREMENT then never hands out an old chunk id again, so a
-     * stale vector index can never map an id to the wrong chunk. */
+     * stale vector index can never map an id to the wrong chunk. Embeddings are kept: they are
+     * keyed by text, model and dims, so re-ingesting after a reset costs no embedding work;
+     * store_db_embeddings_prune drops the ones no chunk uses. */
     rc = db_exec(s->writer,
-                 "DELETE FROM chunks; DELETE FROM documents; DELETE FROM embeddings; "
+                 "DELETE FROM chunks; DELETE FROM documents; "
                  "DELETE FROM meta WHERE key IN ('embed_model', 'embed_dims')",
                  "reset store", err);
     if (rc == RAGD_OK) rc = store_db_generation_bump(s, NULL, err);
     return tx_close(s, owned, rc, err);
+}
+
+ragd_rc store_db_embeddings_prune(store_db *s, const char *model, int dims, int64_t *removed,
+                                  ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "prune embeddings", err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    int code = sqlite3_prepare_v2(s->writer,
+                                  "DELETE FROM embeddings WHERE model <> ?1 OR dims <> ?2 OR "
+                                  "checksum NOT IN (SELECT checksum FROM chunks)",
+                                  -1, &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, "prune embeddings", err);
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, dims);
+    code = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (code != SQLITE_DONE) return db_fail(s->writer, code, "prune embeddings", err);
+    if (removed) *removed = sqlite3_changes64(s->writer);
+    return RAGD_OK;
 }

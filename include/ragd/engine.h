@@ -63,10 +63,14 @@ typedef struct engine_ingest_report {
 /* Progress callback: called after each file (done of total). May be NULL. */
 typedef void (*engine_progress_fn)(void *ctx, size_t done, size_t total, const char *relative);
 
-/* Ingests path (file or directory) incrementally; reset empties the store first. Only one ingest
- * runs at a time: a second one fails at once with RAGD_ERR_BUSY. Per-file problems go into the
- * report and the ingest goes on. Returns: RAGD_OK and *report (free with
- * engine_ingest_report_free), or an error for the ingest as a whole (store left as it was). */
+/* Ingests path (file or directory) incrementally. Each document is committed on its own, so an
+ * interrupted ingest keeps the documents finished so far. A directory ingest removes documents
+ * under it whose files are gone (unless part of it could not be read); a single-file ingest
+ * touches only that file. reset empties the store (documents and chunks; embeddings are kept for
+ * re-use) once the path has been found, then ingests. Only one ingest runs at a time: a second
+ * one fails at once with RAGD_ERR_BUSY. Per-file problems go into the report and the ingest
+ * goes on. Returns: RAGD_OK and *report (free with engine_ingest_report_free), or an error for
+ * the ingest as a whole (a missing path or a refused start leave the store as it was). */
 ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn progress,
                       void *progress_ctx, engine_ingest_report *report, ragd_err *err);
 
@@ -86,7 +90,7 @@ typedef struct engine_query {
     size_t query_len;
     int k;            /* 1..max_k */
     double min_score; /* results with lower scores, and any scoring <= 0, are dropped */
-    const char *source_prefix;   /* borrowed; NULL = no filter; matches source or path prefix */
+    const char *source_prefix;   /* borrowed; NULL = no filter; a prefix of the document's source */
     const char *const *tags_all; /* borrowed; every tag must be present; may be NULL */
     size_t tag_count;
 } engine_query;

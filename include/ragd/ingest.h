@@ -81,6 +81,8 @@ typedef struct ingest_file {
 typedef struct ingest_file_list {
     ingest_file *items;
     size_t count;
+    size_t unreadable; /* directories or entries below root that could not be read: when
+                        * non-zero the listing is incomplete */
 } ingest_file_list;
 
 /* Lists supported files under root (a directory, walked recursively, or a single file), sorted by

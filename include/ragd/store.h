@@ -146,8 +146,13 @@ void store_hit_free(store_hit *h);
 ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t *embeddings,
                        ragd_err *err);
 
-/* Deletes every document, chunk and embedding and the recorded model (for --reset). */
+/* Deletes every document and chunk and the recorded model (for --reset). Embeddings stay, so a
+ * re-ingest of the same text embeds nothing; see store_db_embeddings_prune. */
 ragd_rc store_db_reset(store_db *s, ragd_err *err);
+
+/* Deletes embeddings of another model or dims, and those no chunk uses. *removed may be NULL. */
+ragd_rc store_db_embeddings_prune(store_db *s, const char *model, int dims, int64_t *removed,
+                                  ragd_err *err);
 
 /* ===== FAISS vector index =================================================================== */
 

@@ -105,8 +105,9 @@ static void test_fingerprint_stable(void **state)
     for (int i = 0; i < DIMS; i++) nonzero += w[i] != 0.0f;
     /* "refund": 1 unigram + 3+4+5-gram counts of "<refund>" (6+5+4) = 16 features at most. */
     assert_in_range(nonzero, 10, 16);
-    printf("fingerprint %016llx\n", (unsigned long long)fp);
-    assert_true(fp == 0x4dc23d74363b54a9ULL);
+    if (fp != 0x0aa584e862c3af2bULL)
+        fprintf(stderr, "fingerprint now %016llx\n", (unsigned long long)fp);
+    assert_true(fp == 0x0aa584e862c3af2bULL);
 }
 
 static void test_unit_norm(void **state)

@@ -476,7 +476,14 @@ static void test_reset(void **state)
     assert_int_equal(store_db_reset(db, &err), RAGD_OK);
     int64_t docs = -1, chunks = -1, embeddings = -1;
     assert_int_equal(store_db_stats(db, &docs, &chunks, &embeddings, &err), RAGD_OK);
-    assert_int_equal(docs + chunks + embeddings, 0);
+    assert_int_equal(docs + chunks, 0);
+    assert_int_equal(embeddings, 1); /* kept for re-use; pruned when no chunk uses them */
+    int64_t pruned = -1;
+    assert_int_equal(store_db_embeddings_prune(db, "test-model", RAGD_TEST_DIMS, &pruned, &err),
+                     RAGD_OK);
+    assert_int_equal(pruned, 1);
+    assert_int_equal(store_db_stats(db, &docs, &chunks, &embeddings, &err), RAGD_OK);
+    assert_int_equal(embeddings, 0);
     assert_int_equal(store_db_generation_get(db, &g, &err), RAGD_OK);
     assert_int_equal(g, 2);
     /* the model was forgotten: another one is accepted, even once chunks exist again */
