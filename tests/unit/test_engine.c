@@ -9,6 +9,7 @@
  * Each test works in its own mkdtemp directory (docs/ for the corpus, data/ for the store) and
  * removes it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -497,6 +499,110 @@ static void test_single_file_ingest_keeps_siblings(void **state)
     assert_int_equal(added, 1);
     assert_int_equal(removed, 0);
     assert_int_equal(stats_of(f->e).documents, 5);
+}
+
+static void test_single_file_keeps_source(void **state)
+{
+    /* A file ingested on its own keeps the source its directory ingest gave it, so source filters
+     * keep matching; an unchanged file stays unchanged. */
+    fixture *f = *state;
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+    char one[700];
+    snprintf(one, sizeof one, "%s/guides/install.md", f->docs);
+    ingest_ok(f, one, 0, &r);
+    int64_t unchanged = r.docs_unchanged, updated = r.docs_updated;
+    engine_ingest_report_free(&r);
+    assert_int_equal(unchanged, 1);
+    assert_int_equal(updated, 0);
+    /* changed, then ingested alone: updated, still under guides/ */
+    file_put(f->docs, "guides/install.md", "# Install\n\nUnpack the tarball and run make install.\n");
+    ingest_ok(f, one, 0, &r);
+    updated = r.docs_updated;
+    engine_ingest_report_free(&r);
+    assert_int_equal(updated, 1);
+    assert_string_equal(top_source(f->e, "unpack the tarball and run make install"),
+                        "guides/install.md");
+}
+
+static void test_non_utf8_file_name_reported(void **state)
+{
+    /* A file name that is not UTF-8 cannot go into JSON: it is reported (bytes shown as '?') and
+     * skipped, and retrieval keeps working. */
+    fixture *f = *state;
+    corpus_write(f);
+    file_put(f->docs, "caf\xe9.md", "# Cafe\n\nEspresso machines need descaling every month.\n");
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_failed, 1);
+    assert_int_equal(r.docs_added, 4);
+    assert_int_equal(r.error_count, 1);
+    assert_string_equal(r.errors[0].source, "caf?.md");
+    assert_string_equal(r.errors[0].code, "invalid");
+    char *json = engine_ingest_report_json(&r);
+    assert_non_null(json);
+    free(json);
+    engine_ingest_report_free(&r);
+    assert_string_equal(top_source(f->e, Q_REFUND), "refunds.md");
+}
+
+/* Returns: how many file descriptors this process has open. */
+static int open_fd_count(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void test_unreadable_dir_keeps_documents(void **state)
+{
+    /* A directory the crawl cannot open (here: out of file descriptors deep in a tree; in real
+     * life also permissions) must not look like deleted files: nothing is removed and the report
+     * says why. */
+    fixture *f = *state;
+    corpus_write(f);
+    char rel[700] = "deep";
+    for (int i = 0; i < 40; i++) {
+        size_t n = strlen(rel);
+        snprintf(rel + n, sizeof rel - n, "/d%d", i);
+    }
+    char name[760];
+    snprintf(name, sizeof name, "%s/bottom.md", rel);
+    file_put(f->docs, name, "# Bottom\n\nThe lowest level holds the submarine manual.\n");
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_added, 5);
+    engine_ingest_report_free(&r);
+    engine_stats before = stats_of(f->e);
+
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)open_fd_count() + 16; /* far fewer than the tree's depth */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    ragd_err err = {0};
+    memset(&r, 0, sizeof r);
+    ragd_rc rc = engine_ingest(f->e, f->docs, 0, NULL, NULL, &r, &err);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (rc != RAGD_OK) fail_msg("engine_ingest: %s (%s)", ragd_rc_name(rc), err.msg);
+    int64_t removed = r.docs_removed;
+    size_t errors = r.error_count;
+    int mentions = errors > 0 && strstr(r.errors[errors - 1].message, "could not be read") != NULL;
+    engine_ingest_report_free(&r);
+    assert_int_equal(removed, 0);
+    assert_true(mentions);
+    engine_stats after = stats_of(f->e);
+    stats_equal(&before, &after);
+    assert_string_equal(top_source(f->e, "submarine manual at the lowest level"), name);
 }
 
 static void test_modify_updates(void **state)
@@ -1356,6 +1462,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_report_and_retrieve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reingest_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_file_ingest_keeps_siblings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_file_keeps_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_utf8_file_name_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_dir_keeps_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_modify_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_removes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_content_deduplicated, setup, teardown),
