@@ -98,7 +98,7 @@ static const ragd_cfg_entry cfg_table[] = {
 
     {"embed", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(embed_provider), 0, "auto", 0, 0, 0,
      provider_choices, "embedding provider: local (built-in) or auto (local when no api_key)"},
-    {"embed", "dims", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_dims), 0, "512", 0, 64, 4096, NULL,
+    {"embed", "dims", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_dims), 0, "1024", 0, 64, 4096, NULL,
      "local provider vector dimensions"},
     {"embed", "batch_size", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_batch_size), 0, "64", 0, 1, 2048,
      NULL, "texts per provider call"},

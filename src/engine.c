@@ -403,14 +403,17 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
     return s;
 }
 
-/* The text a chunk is embedded as: its heading path (or, without headings, the document title)
- * gives the chunk's context, then the chunk text itself. Returns: new string (free()). */
-static char *embed_input(const char *title, const char *heading, const char *text, size_t len)
+/* The text a chunk is embedded as: its heading path gives the chunk its context (measured: a
+ * context line is worth several points of recall, docs/EMBEDDER.md), then the chunk text. A
+ * chunk without headings is embedded as its text alone: the heading path comes from the content,
+ * so identical text is still embedded once however many documents (and file names) hold it.
+ * Returns: new string (free()). */
+static char *embed_input(const char *heading, const char *text, size_t len)
 {
     util_buf b = {0};
-    const char *ctx = heading[0] ? heading : title;
-    if (util_buf_puts(&b, ctx) != 0 || util_buf_append(&b, "\n\n", 2) != 0 ||
-        util_buf_append(&b, text, len) != 0) {
+    int bad = 0;
+    if (heading[0]) bad = util_buf_puts(&b, heading) != 0 || util_buf_append(&b, "\n\n", 2) != 0;
+    if (bad || util_buf_append(&b, text, len) != 0) {
         util_buf_free(&b);
         return NULL;
     }
@@ -501,8 +504,7 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
     }
     for (size_t i = 0; i < n && rc == RAGD_OK; i++) {
         const ingest_chunk *c = &w->chunks.items[i];
-        inputs[i] = embed_input(w->doc.title, c->heading, w->doc.text + c->start,
-                                c->end - c->start);
+        inputs[i] = embed_input(c->heading, w->doc.text + c->start, c->end - c->start);
         if (inputs[i] == NULL) {
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
             break;

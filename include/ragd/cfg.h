@@ -44,7 +44,7 @@ typedef struct ragd_cfg {
 
     /* [embed] */
     char *embed_provider; /* provider = auto; auto | local */
-    int embed_dims;       /* dims = 512; local provider dimensions, 64..4096 */
+    int embed_dims;       /* dims = 1024; local provider dimensions, 64..4096 */
     int embed_batch_size; /* batch_size = 64; texts per provider call, 1..2048 */
     char *embed_api_key;  /* api_key = (empty); secret, redacted everywhere */
 

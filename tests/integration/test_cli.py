@@ -224,21 +224,21 @@ def cli_dims_mismatch_hints_reset(t):
                  ("ingest", "--path", corpus, "--data-dir", data),
                  ("serve", "--listen", "127.0.0.1:%d" % free_port(),
                   "--data-dir", data, "--no-ingest")):
-        r = t.cli(*args, env={"RAGD_EMBED_DIMS": "512"}, timeout=60)
-        check(r.rc != 0, "%s with 512 dims on a 256-dim store succeeded: %r" % (args[0], r))
+        r = t.cli(*args, env={"RAGD_EMBED_DIMS": "1024"}, timeout=60)
+        check(r.rc != 0, "%s with 1024 dims on a 256-dim store succeeded: %r" % (args[0], r))
         check("--reset" in r.err, "%s: message lacks the --reset hint: %r" % (args[0], r))
-        check("256" in r.err and "512" in r.err, "%s: message does not name both dims: %r"
+        check("256" in r.err and "1024" in r.err, "%s: message does not name both dims: %r"
               % (args[0], r))
 
-    _, rep = ingest_json(t, data, corpus, "--reset", env={"RAGD_EMBED_DIMS": "512"})
+    _, rep = ingest_json(t, data, corpus, "--reset", env={"RAGD_EMBED_DIMS": "1024"})
     eq(rep["reset"], True, "report reset after --reset")
-    eq(rep["documents"]["added"], n, "documents.added after --reset at 512 dims")
+    eq(rep["documents"]["added"], n, "documents.added after --reset at 1024 dims")
     q = t.cli("query", REFUND_QUESTION, "--json", "--data-dir", data)
     eq(q.rc, 0, "query after --reset: %r" % q)
     eq(q.json()["results"][0]["source"], "business/refunds.md", "top source after --reset")
     check(is_int(rep["chunks"]["embedded"]), "chunks.embedded not an int")
     h = t.cli("query", "x", "--json", "--data-dir", data, env={"RAGD_EMBED_DIMS": "256"})
-    check(h.rc != 0, "the store re-indexed at 512 still accepts 256: %r" % h)
+    check(h.rc != 0, "the store re-indexed at 1024 still accepts 256: %r" % h)
 
 
 @test

@@ -61,10 +61,10 @@ def health_fields(t, fx):
     check(0 < s["embeddings"] <= s["chunks"], "store.embeddings %r vs chunks %r"
           % (s["embeddings"], s["chunks"]))
     eq(s["index_vectors"], s["chunks"], "store.index_vectors")
-    check(s["index_bytes"] >= s["index_vectors"] * 512 * 4, "index_bytes %r too small"
+    check(s["index_bytes"] >= s["index_vectors"] * h["embedder"]["dims"] * 4, "index_bytes %r too small"
           % s["index_bytes"])
     eq(s.get("consistent"), True, "store.consistent")
-    eq(h.get("embedder"), {"provider": "local", "model": "ragd-local-v1", "dims": 512},
+    eq(h.get("embedder"), {"provider": "local", "model": "ragd-local-v1", "dims": 1024},
        "embedder")
     ing = h.get("ingest")
     check(isinstance(ing, dict), "ingest is not an object: %s" % short(h))

@@ -251,7 +251,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.chunk_max_tokens, 800);
     assert_true(cfg.chunk_overlap > 0.1499 && cfg.chunk_overlap < 0.1501);
     assert_string_equal(cfg.embed_provider, "auto");
-    assert_int_equal(cfg.embed_dims, 512);
+    assert_int_equal(cfg.embed_dims, 1024);
     assert_int_equal(cfg.embed_batch_size, 64);
     assert_string_equal(cfg.embed_api_key, "");
     assert_int_equal(cfg.retrieve_default_k, 5);
@@ -573,7 +573,7 @@ static void test_precedence(void **state)
     assert_int_equal(cfg.threads, 6);           /* environment over file */
     assert_int_equal(cfg.listen_port, 7002);    /* file over defaults */
     assert_int_equal(cfg.retrieve_max_k, 20);   /* file over defaults */
-    assert_int_equal(cfg.embed_dims, 512);      /* default */
+    assert_int_equal(cfg.embed_dims, 1024);     /* default */
     assert_int_equal(cfg_key_set(&cfg, "server", "threads", "7", "--threads", &err), RAGD_OK);
     assert_int_equal(cfg.threads, 7);           /* flag over environment */
     cfg_free(&cfg);

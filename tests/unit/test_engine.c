@@ -385,7 +385,7 @@ static void test_ingest_report_and_retrieve(void **state)
     assert_int_equal(s.index_vectors, (size_t)s.chunks);
     assert_true(s.index_consistent);
     assert_true(s.index_bytes > 0);
-    assert_int_equal(s.embed_dims, 512);
+    assert_int_equal(s.embed_dims, 1024);
     assert_string_equal(s.embed_provider, "local");
     assert_string_equal(s.embed_model, "ragd-local-v1");
     assert_int_equal(s.ingest_running, 0);
@@ -986,7 +986,7 @@ static void test_dims_change_needs_reset(void **state)
     engine_ingest_report r;
     ingest_ok(f, f->docs, 0, &r);
     engine_ingest_report_free(&r);
-    engine_stats s512 = stats_of(f->e);
+    engine_stats s_before = stats_of(f->e);
     engine_down(f);
 
     set_dims(f, "256");
@@ -1008,8 +1008,8 @@ static void test_dims_change_needs_reset(void **state)
     snprintf(missing, sizeof missing, "%s/nope", f->base);
     ingest_fails(f->e, missing, 1, RAGD_ERR_NOT_FOUND);
     engine_stats mid = stats_of(f->e);
-    assert_int_equal(mid.documents, s512.documents);
-    assert_int_equal(mid.chunks, s512.chunks);
+    assert_int_equal(mid.documents, s_before.documents);
+    assert_int_equal(mid.chunks, s_before.chunks);
 
     ingest_ok(f, f->docs, 1, &r);
     assert_int_equal(r.reset, 1);
@@ -1024,7 +1024,7 @@ static void test_dims_change_needs_reset(void **state)
     assert_string_equal(top_source(f->e, Q_SHIP), "shipping.md");
     engine_down(f);
 
-    /* The store is a 256-dims store now: it opens plainly with 256, not with 512. */
+    /* The store is a 256-dims store now: it opens plainly with 256, not with another size. */
     engine_up(f, 0);
     assert_consistent(f->e);
     assert_string_equal(top_source(f->e, Q_REFUND), "refunds.md");

@@ -543,13 +543,12 @@ static void test_retrieve_happy_path(void **state)
     assert_true(json_is_number(json_object_get(t, "embed")));
     json_decref(b);
 
-    /* default k is the configured one; a k above the chunk count returns every chunk. */
+    /* default k is the configured one (chunks that share nothing with the query, score 0, are
+     * never returned, so fewer may come back). */
     r = retrieve(f, "{\"query\": \"parcels courier\"}");
     assert_int_equal(r.status, 200);
-    size_t want = (size_t)f->cfg.retrieve_default_k < (size_t)f->chunks
-                      ? (size_t)f->cfg.retrieve_default_k
-                      : (size_t)f->chunks;
-    assert_int_equal(json_array_size(json_object_get(r.body, "results")), want);
+    size_t got = json_array_size(json_object_get(r.body, "results"));
+    assert_true(got >= 1 && got <= (size_t)f->cfg.retrieve_default_k);
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(r.body, "results"), 0), "source")),
                         "shipping.md");
