@@ -13,8 +13,9 @@
  * It prints recall@1, recall@5 and MRR@10 per set, for BM25 (k1 1.2, b 0.75, the embedder's own
  * tokenizer and stemmer) and for a grid of embedder configurations, as markdown tables.
  *
- * Usage: embed_tune [--grid full|quick|none] [--context title-heading|heading-or-title|none]
- *                   [--salts N] [--speed] [--pivot S:P] [--hybrid] [--verbose] [--debug Q]
+ * Usage: embed_tune [--grid full|quick|none]
+ *                   [--context title-heading|heading-or-title|heading|none] [--salts N]
+ *                   [--speed] [--pivot S:P] [--hybrid] [--verbose] [--debug Q]
  *                   CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]
  *   (or the pairs as --corpus CORPUS_DIR --qa QA.jsonl ...)
  *   --salts N   average every embedder row over N hash salts (0 is ragd's), so a configuration
@@ -43,7 +44,7 @@
 #define TUNE_MRR_CUTOFF 10
 #define RAGD_EMBED_TUNE_DIMS 1024 /* the dims of the "defaults" rows: the recommended dims */
 
-enum { CONTEXT_TITLE_HEADING, CONTEXT_HEADING_OR_TITLE, CONTEXT_NONE };
+enum { CONTEXT_TITLE_HEADING, CONTEXT_HEADING_OR_TITLE, CONTEXT_HEADING, CONTEXT_NONE };
 
 typedef struct chunk_rec {
     size_t doc;       /* index into the set's relative paths */
@@ -175,6 +176,9 @@ static char *context_text(int mode, const char *title, const char *heading, cons
         bad |= util_buf_append(&b, "\n\n", 2);
     } else if (mode == CONTEXT_HEADING_OR_TITLE) {
         bad |= util_buf_puts(&b, heading[0] ? heading : title);
+        bad |= util_buf_append(&b, "\n\n", 2);
+    } else if (mode == CONTEXT_HEADING && heading[0]) {
+        bad |= util_buf_puts(&b, heading);
         bad |= util_buf_append(&b, "\n\n", 2);
     }
     bad |= util_buf_append(&b, text, len);
@@ -616,7 +620,8 @@ static void run_speed(void)
 {
     static const int dims_list[] = {256, 384, 512, 768, 1024};
     printf("\n### Embedding speed (chunks of every set, one thread)\n\n");
-    printf("| dims | chunks | MB | seconds | MB/s | us/chunk |\n|---:|---:|---:|---:|---:|---:|\n");
+    printf("| dims | chunks (5 passes) | MB | seconds | MB/s | us/chunk |\n"
+           "|---:|---:|---:|---:|---:|---:|\n");
     for (size_t k = 0; k < sizeof dims_list / sizeof dims_list[0]; k++) {
         embed_local_params p;
         embed_local_params_default(&p, dims_list[k]);
@@ -754,6 +759,7 @@ int main(int argc, char **argv)
             i++;
             if (strcmp(argv[i], "title-heading") == 0) context = CONTEXT_TITLE_HEADING;
             else if (strcmp(argv[i], "heading-or-title") == 0) context = CONTEXT_HEADING_OR_TITLE;
+            else if (strcmp(argv[i], "heading") == 0) context = CONTEXT_HEADING;
             else if (strcmp(argv[i], "none") == 0) context = CONTEXT_NONE;
             else die("unknown --context %s", argv[i]);
         } else if ((strcmp(argv[i], "--corpus") == 0 || strcmp(argv[i], "--qa") == 0) &&
@@ -787,8 +793,9 @@ int main(int argc, char **argv)
     }
     if ((argc - i) < 2 || (argc - i) % 2 != 0 || (argc - i) / 2 > TUNE_MAX_SETS) {
         fprintf(stderr, "usage: embed_tune [--grid full|quick|none] [--context title-heading|"
-                        "heading-or-title|none] [--salts N] [--speed] [--pivot S:P] "
-                        "[--hybrid] [--verbose] [--debug Q] CORPUS_DIR QA.jsonl [CORPUS_DIR QA.jsonl ...]\n");
+                        "heading-or-title|heading|none] [--salts N] [--speed] [--pivot S:P] "
+                        "[--hybrid] [--verbose] [--debug Q] CORPUS_DIR QA.jsonl "
+                        "[CORPUS_DIR QA.jsonl ...]\n");
         return 2;
     }
     embed_local_params tokenizer;
