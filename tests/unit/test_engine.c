@@ -33,6 +33,8 @@
 #include "ragd/ragd.h"
 #include "ragd/util.h"
 
+#include "test_support.h"
+
 /* ---- fixture ------------------------------------------------------------------------------- */
 
 typedef struct fixture {
@@ -43,21 +45,11 @@ typedef struct fixture {
     engine *e;
 } fixture;
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->base, sizeof f->base, "%s/ragd-engine-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->base) == NULL) {
+    if (test_tmpdir_make(f->base, sizeof f->base, "engine") != 0) {
         free(f);
         return -1;
     }
@@ -82,7 +74,7 @@ static int teardown(void **state)
     fixture *f = *state;
     engine_close(f->e);
     cfg_free(&f->cfg);
-    int rc = nftw(f->base, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_tree_remove(f->base);
     free(f);
     return rc;
 }

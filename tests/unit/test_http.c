@@ -25,6 +25,8 @@
 #include "ragd/log.h"
 #include "ragd/util.h"
 
+#include "test_support.h"
+
 /* ---- group fixture: one engine over a small corpus ------------------------------------------ */
 
 typedef struct fixture {
@@ -35,14 +37,6 @@ typedef struct fixture {
     engine *e;
     int64_t chunks;
 } fixture;
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int write_text(const char *dir, const char *name, const char *text)
 {
@@ -59,9 +53,7 @@ static int group_setup(void **state)
     log_level_set(RAGD_LOG_ERROR);
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->base, sizeof f->base, "%s/ragd-http-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->base) == NULL) {
+    if (test_tmpdir_make(f->base, sizeof f->base, "http") != 0) {
         free(f);
         return -1;
     }
@@ -104,7 +96,7 @@ static int group_teardown(void **state)
     if (f == NULL) return 0;
     engine_close(f->e);
     cfg_free(&f->cfg);
-    int rc = nftw(f->base, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_tree_remove(f->base);
     free(f);
     return rc;
 }

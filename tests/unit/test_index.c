@@ -28,6 +28,8 @@
 #include "ragd/store.h"
 #include "ragd/util.h"
 
+#include "test_support.h"
+
 #define DIMS 32
 #define COUNT 50
 
@@ -61,9 +63,7 @@ static int fixture_setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
     if (fx == NULL) return -1;
-    const char *base = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof(fx->dir), "%s/ragd_index_XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(fx->dir) == NULL) {
+    if (test_tmpdir_make(fx->dir, sizeof(fx->dir), "index") != 0) {
         free(fx);
         return -1;
     }
@@ -82,19 +82,11 @@ static int fixture_setup(void **state)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int fixture_teardown(void **state)
 {
     fixture *fx = *state;
     store_index_free(fx->idx);
-    nftw(fx->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_tree_remove(fx->dir);
     free(fx);
     return 0;
 }

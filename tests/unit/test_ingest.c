@@ -18,6 +18,8 @@
 #include "ragd/ingest.h"
 #include "ragd/util.h"
 
+#include "test_support.h"
+
 static ingest_doc extract_ok(const char *path, const char *data)
 {
     ingest_doc d = {0};
@@ -151,20 +153,11 @@ static void make_dir(const char *dir, const char *rel)
     free(p);
 }
 
-static void remove_tree(const char *dir)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void test_crawl_tree(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
     char base[4096];
-    snprintf(base, sizeof base, "%s/ragd_crawl_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(base));
+    assert_int_equal(test_tmpdir_make(base, sizeof base, "crawl"), 0);
     char *root = util_path_join(base, "docs");
     char *outside = util_path_join(base, "outside");
     assert_int_equal(mkdir(root, 0755), 0);
@@ -238,7 +231,7 @@ static void test_crawl_tree(void **state)
     assert_string_equal(root_abs, "untouched");
     assert_int_equal(l.count, 0);
 
-    remove_tree(base);
+    assert_int_equal(test_tree_remove(base), 0);
     free(root);
     free(outside);
     free(link_in);

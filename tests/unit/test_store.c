@@ -23,6 +23,8 @@
 #include "ragd/store.h"
 #include "ragd/util.h"
 
+#include "test_support.h"
+
 #define RAGD_TEST_DIMS 4
 
 typedef struct fixture {
@@ -30,21 +32,11 @@ typedef struct fixture {
     store_db *db;
 } fixture;
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/ragd-store-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL) {
+    if (test_tmpdir_make(f->dir, sizeof f->dir, "store") != 0) {
         free(f);
         return -1;
     }
@@ -56,7 +48,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     store_db_close(f->db);
-    int rc = nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_tree_remove(f->dir);
     free(f);
     return rc;
 }

@@ -24,27 +24,19 @@
 #include "ragd/ragd.h"
 #include "ragd/util.h"
 
+#include "test_support.h"
+
 /* ---- fixture: one temp dir per test ------------------------------------------------------- */
 
 typedef struct fixture {
     char dir[256];
 } fixture;
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/ragd-util-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL) {
+    if (test_tmpdir_make(f->dir, sizeof f->dir, "util") != 0) {
         free(f);
         return -1;
     }
@@ -55,7 +47,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    int rc = nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_tree_remove(f->dir);
     free(f);
     return rc;
 }

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_support.h - helpers shared by the unit tests: a fresh temporary directory per test and the
+ * removal of a directory tree. Header-only (static functions) so each test binary stays one file.
+ */
+#ifndef RAGD_TEST_SUPPORT_H
+#define RAGD_TEST_SUPPORT_H
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+/* Creates a new directory $TMPDIR/ragd-<name>-XXXXXX (TMPDIR defaults to /tmp) and writes its
+ * path into buf. Returns: 0, or -1 when it cannot be created or does not fit. */
+static inline int test_tmpdir_make(char *buf, size_t size, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(buf, size, "%s/ragd-%s-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp", name);
+    if (n < 0 || (size_t)n >= size) return -1;
+    return mkdtemp(buf) != NULL ? 0 : -1;
+}
+
+static inline int test_tree_remove_entry(const char *path, const struct stat *sb, int flag,
+                                         struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes dir and everything below it (symlinks are removed, not followed).
+ * Returns: 0, or -1 when something could not be removed. */
+static inline int test_tree_remove(const char *dir)
+{
+    return nftw(dir, test_tree_remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+#endif
