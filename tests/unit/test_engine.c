@@ -89,10 +89,7 @@ static void file_put(const char *dir, const char *name, const char *text)
     *slash = '\0';
     assert_int_equal(util_mkdir_p(path, NULL), RAGD_OK);
     *slash = '/';
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
-    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(test_file_write(dir, name, text), 0);
 }
 
 static void file_del(const char *dir, const char *name)
@@ -830,18 +827,35 @@ static void copy_file(const char *from, const char *to)
     free(d);
 }
 
+/* The data dir's saved index and meta, and copies of them kept aside to bring back later (a
+ * stale index, as a crash between an ingest's commits and its index save would leave). */
+typedef struct saved_index {
+    char idx[400], meta[400], idx_old[400], meta_old[400];
+} saved_index;
+
+static void index_set_aside(fixture *f, saved_index *sv)
+{
+    data_path(f, "index.faiss", sv->idx, sizeof sv->idx);
+    data_path(f, "index.faiss.meta", sv->meta, sizeof sv->meta);
+    snprintf(sv->idx_old, sizeof sv->idx_old, "%s/old.faiss", f->base);
+    snprintf(sv->meta_old, sizeof sv->meta_old, "%s/old.faiss.meta", f->base);
+    copy_file(sv->idx, sv->idx_old);
+    copy_file(sv->meta, sv->meta_old);
+}
+
+static void index_put_back(const saved_index *sv)
+{
+    copy_file(sv->idx_old, sv->idx);
+    copy_file(sv->meta_old, sv->meta);
+}
+
 static void test_stale_index_rebuilt(void **state)
 {
     fixture *f = *state;
     result_set rs[4];
     build_and_close(f, rs);
-    char idx[400], meta[400], idx_old[400], meta_old[400];
-    data_path(f, "index.faiss", idx, sizeof idx);
-    data_path(f, "index.faiss.meta", meta, sizeof meta);
-    snprintf(idx_old, sizeof idx_old, "%s/old.faiss", f->base);
-    snprintf(meta_old, sizeof meta_old, "%s/old.faiss.meta", f->base);
-    copy_file(idx, idx_old);
-    copy_file(meta, meta_old);
+    saved_index saved;
+    index_set_aside(f, &saved);
 
     engine_up(f, 0);
     file_put(f->docs, "pets.md", "# Pets\n\nHamsters need a wheel, fresh hay and a quiet cage.\n");
@@ -851,8 +865,7 @@ static void test_stale_index_rebuilt(void **state)
     engine_ingest_report_free(&r);
     engine_down(f);
 
-    copy_file(idx_old, idx);
-    copy_file(meta_old, meta);
+    index_put_back(&saved);
     engine_up(f, 0);
     engine_stats s = stats_of(f->e);
     assert_int_equal(s.documents, 5);
@@ -862,7 +875,7 @@ static void test_stale_index_rebuilt(void **state)
     engine_down(f);
     /* The meta now records the current generation, not the stale one. */
     size_t a = 0, b = 0;
-    char *m_now = slurp(meta, &a), *m_old = slurp(meta_old, &b);
+    char *m_now = slurp(saved.meta, &a), *m_old = slurp(saved.meta_old, &b);
     assert_false(a == b && memcmp(m_now, m_old, a) == 0);
     free(m_now);
     free(m_old);
@@ -875,13 +888,8 @@ static void test_stale_index_same_count_rebuilt(void **state)
     fixture *f = *state;
     result_set rs[4];
     build_and_close(f, rs);
-    char idx[400], meta[400], idx_old[400], meta_old[400];
-    data_path(f, "index.faiss", idx, sizeof idx);
-    data_path(f, "index.faiss.meta", meta, sizeof meta);
-    snprintf(idx_old, sizeof idx_old, "%s/old.faiss", f->base);
-    snprintf(meta_old, sizeof meta_old, "%s/old.faiss.meta", f->base);
-    copy_file(idx, idx_old);
-    copy_file(meta, meta_old);
+    saved_index saved;
+    index_set_aside(f, &saved);
 
     engine_up(f, 0);
     engine_stats before = stats_of(f->e);
@@ -898,8 +906,7 @@ static void test_stale_index_same_count_rebuilt(void **state)
     result_set want = results_of(f->e, "cucumber vines manure", 5);
     engine_down(f);
 
-    copy_file(idx_old, idx);
-    copy_file(meta_old, meta);
+    index_put_back(&saved);
     engine_up(f, 0);
     assert_consistent(f->e);
     result_set got = results_of(f->e, "cucumber vines manure", 5);

@@ -38,16 +38,6 @@ typedef struct fixture {
     int64_t chunks;
 } fixture;
 
-static int write_text(const char *dir, const char *name, const char *text)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "wb");
-    if (fp == NULL) return -1;
-    size_t n = fwrite(text, 1, strlen(text), fp);
-    return fclose(fp) == 0 && n == strlen(text) ? 0 : -1;
-}
-
 static int group_setup(void **state)
 {
     log_level_set(RAGD_LOG_ERROR);
@@ -62,14 +52,14 @@ static int group_setup(void **state)
     snprintf(f->data, sizeof f->data, "%s/data", f->base);
     ragd_err err = {0};
     if (mkdir(f->docs, 0755) != 0 ||
-        write_text(f->docs, "refunds.md",
+        test_file_write(f->docs, "refunds.md",
                    "---\ntags: [billing]\n---\n# Refunds\n\nCustomers may request a refund "
                    "within thirty days of purchase with the receipt.\n\n## Exceptions\n\n"
                    "Gift cards are not refundable.\n") != 0 ||
-        write_text(f->docs, "shipping.md",
+        test_file_write(f->docs, "shipping.md",
                    "# Shipping\n\nParcels leave the warehouse within two days with a courier "
                    "tracking number.\n\n## Delivery\n\nExpress delivery arrives overnight.\n") != 0 ||
-        write_text(f->docs, "garden.txt",
+        test_file_write(f->docs, "garden.txt",
                    "Gardening\n\nTomatoes want compost and deep watering twice a week.\n") != 0)
         return -1;
     if (cfg_defaults_set(&f->cfg, &err) != RAGD_OK ||

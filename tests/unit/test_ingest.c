@@ -138,12 +138,7 @@ static void test_rejects_binary_and_bad_utf8(void **state)
 
 static void write_file(const char *dir, const char *rel, const char *content)
 {
-    char *p = util_path_join(dir, rel);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(content, f);
-    fclose(f);
-    free(p);
+    assert_int_equal(test_file_write(dir, rel, content), 0);
 }
 
 static void make_dir(const char *dir, const char *rel)

@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 /* Creates a new directory $TMPDIR/ragd-<name>-XXXXXX (TMPDIR defaults to /tmp) and writes its
@@ -28,6 +29,20 @@ static inline int test_tree_remove_entry(const char *path, const struct stat *sb
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+/* Writes text to the file dir/name, replacing it. Returns: 0, or -1 when the file cannot be
+ * written completely. */
+static inline int test_file_write(const char *dir, const char *name, const char *text)
+{
+    char path[4200];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path) return -1;
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL) return -1;
+    size_t len = strlen(text);
+    size_t written = fwrite(text, 1, len, fp);
+    return fclose(fp) == 0 && written == len ? 0 : -1;
 }
 
 /* Removes dir and everything below it (symlinks are removed, not followed).
