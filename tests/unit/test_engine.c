@@ -171,6 +171,16 @@ static void ingest_ok(fixture *f, const char *path, int reset, engine_ingest_rep
     if (rc != RAGD_OK) fail_msg("engine_ingest(%s): %s (%s)", path, ragd_rc_name(rc), err.msg);
 }
 
+/* The usual start of a test: the corpus written, an engine open on it, one ingest done. */
+static void corpus_ingested(fixture *f)
+{
+    corpus_write(f);
+    engine_up(f, 0);
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    engine_ingest_report_free(&r);
+}
+
 /* Runs an ingest that must fail with want; a report from an unexpected success is freed before
  * the assertion so a failure does not also show up as a leak. */
 static void ingest_fails(engine *e, const char *path, int reset, ragd_rc want)
@@ -429,11 +439,8 @@ static void test_ingest_report_and_retrieve(void **state)
 static void test_reingest_unchanged(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats before = stats_of(f->e);
     result_set rs1 = results_of(f->e, Q_SHIP, 5);
 
@@ -459,11 +466,8 @@ static void test_single_file_ingest_keeps_siblings(void **state)
     /* Ingesting one file of an ingested directory touches that file only: its siblings are not
      * "documents that no longer exist". */
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats before = stats_of(f->e);
 
     char one[700];
@@ -495,11 +499,8 @@ static void test_single_file_keeps_source(void **state)
     /* A file ingested on its own keeps the source its directory ingest gave it, so source filters
      * keep matching; an unchanged file stays unchanged. */
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     char one[700];
     snprintf(one, sizeof one, "%s/guides/install.md", f->docs);
     ingest_ok(f, one, 0, &r);
@@ -597,11 +598,8 @@ static void test_unreadable_dir_keeps_documents(void **state)
 static void test_modify_updates(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats before = stats_of(f->e);
 
     file_put(f->docs, "shipping.md",
@@ -635,11 +633,8 @@ static void test_modify_updates(void **state)
 static void test_delete_removes(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats before = stats_of(f->e);
 
     file_del(f->docs, "garden.txt");
@@ -672,11 +667,8 @@ static void test_delete_removes(void **state)
 static void test_duplicate_content_deduplicated(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats before = stats_of(f->e);
 
     file_put(f->docs, "refunds-copy.md", DOC_REFUNDS);
@@ -708,11 +700,7 @@ static void test_duplicate_content_deduplicated(void **state)
 /* Ingests the corpus, records results for the four queries, closes. */
 static void build_and_close(fixture *f, result_set rs[4])
 {
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
     rs[0] = results_of(f->e, Q_REFUND, 5);
     rs[1] = results_of(f->e, Q_SHIP, 5);
     rs[2] = results_of(f->e, Q_INSTALL, 5);
@@ -920,11 +908,7 @@ static void test_stale_index_same_count_rebuilt(void **state)
 static void test_lock_and_readonly(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
 
     long pid = -1;
     char listen[64] = "x";
@@ -980,11 +964,8 @@ static void set_dims(fixture *f, const char *dims)
 static void test_dims_change_needs_reset(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats s_before = stats_of(f->e);
     engine_down(f);
 
@@ -1061,11 +1042,8 @@ static void test_resetting_same_model_is_plain_open(void **state)
 static void test_missing_path_leaves_store(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
+    corpus_ingested(f);
     engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
     engine_stats before = stats_of(f->e);
     result_set rs = results_of(f->e, Q_REFUND, 5);
 
@@ -1087,11 +1065,7 @@ static void test_missing_path_leaves_store(void **state)
 static void test_cancel_stops_ingest(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
     engine_stats before = stats_of(f->e);
     result_set rs = results_of(f->e, Q_SHIP, 5);
 
@@ -1118,11 +1092,7 @@ static void test_cancel_then_reset_keeps_store(void **state)
     /* engine.h: an ingest that fails as a whole leaves the store as it was. After
      * engine_ingest_cancel, an ingest with reset must not empty the store and then fail. */
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
     engine_stats before = stats_of(f->e);
 
     engine_ingest_cancel(f->e);
@@ -1233,11 +1203,7 @@ static size_t count_from(const engine_answer *a, const char *source)
 static void test_filters_and_min_score(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
 
     /* A query that matches three documents; without filters they all show up. */
     static const char mixed_q[] =
@@ -1319,11 +1285,7 @@ static void test_filters_and_min_score(void **state)
 static void test_rag_disabled(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
 
     f->cfg.rag_enabled = 0;
     engine_answer a;
@@ -1435,11 +1397,7 @@ static void test_context_format(void **state)
 static void test_context_from_retrieval(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    engine_up(f, 0);
-    engine_ingest_report r;
-    ingest_ok(f, f->docs, 0, &r);
-    engine_ingest_report_free(&r);
+    corpus_ingested(f);
     engine_answer a;
     query_run(f->e, Q_REFUND, 3, -1.0, NULL, NULL, 0, &a);
     assert_int_equal(a.count, 3);
