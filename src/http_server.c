@@ -105,6 +105,13 @@ static enum MHD_Result finish(request *req, const char *method, const char *url,
     return send_reply(req->conn, reply);
 }
 
+static http_reply reply_too_large(const http_server *s)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "request body over the limit of %zu bytes", s->cfg->max_body_bytes);
+    return http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -124,10 +131,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body_bytes) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "request body over the limit of %zu bytes",
-                     s->cfg->max_body_bytes);
-            http_reply r = http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
+            http_reply r = reply_too_large(s);
             return finish(req, method, url, &r);
         }
         return MHD_YES;
@@ -156,10 +160,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->started) return MHD_YES; /* spurious call while suspended */
 
     if (req->received > s->cfg->max_body_bytes) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "request body over the limit of %zu bytes",
-                 s->cfg->max_body_bytes);
-        http_reply r = http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
+        http_reply r = reply_too_large(s);
         return finish(req, method, url, &r);
     }
 
@@ -295,11 +296,9 @@ void http_server_stop(http_server *s)
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
-    pthread_mutex_unlock(&s->mu);
     engine_ingest_cancel(s->engine);
     /* The ingest stops after the document it is on; wait for it (the engine must outlive it),
      * saying so while it takes long (one very large document). */
-    pthread_mutex_lock(&s->mu);
     while (s->workers > 0) {
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
