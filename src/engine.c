@@ -916,6 +916,13 @@ static int hit_matches(const engine_query *q, const store_hit *h)
     return ok;
 }
 
+/* Returns: 1 when a result with this score is kept: at least min_score, and above 0 (a score of
+ * 0 or less shares nothing with the query). */
+static int score_kept(const engine_query *q, float score)
+{
+    return score > 0.0f && (double)score >= q->min_score;
+}
+
 static int has_filters(const engine_query *q)
 {
     return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0;
@@ -987,8 +994,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         a.count = 0;
         for (size_t i = 0; rc == RAGD_OK && i < found && a.count < k; i++) {
             if (hits[i].chunk_id == 0) continue; /* cannot happen under the lock; be safe */
-            /* Sorted: the rest score lower. A score <= 0 shares nothing with the query. */
-            if ((double)scores[i] < q->min_score || scores[i] <= 0.0f) break;
+            if (!score_kept(q, scores[i])) break; /* sorted: the rest score lower */
             if (!hit_matches(q, &hits[i])) continue;
             a.results[a.count].score = (double)scores[i];
             a.results[a.count].hit = hits[i];
@@ -996,8 +1002,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
             a.count++;
         }
         for (size_t i = 0; i < found; i++) store_hit_free(&hits[i]);
-        int below = found > 0 && ((double)scores[found - 1] < q->min_score ||
-                                  scores[found - 1] <= 0.0f);
+        int below = found > 0 && !score_kept(q, scores[found - 1]);
         if (a.count >= k || want >= total || below || !has_filters(q)) break;
         want *= 4;
     }
