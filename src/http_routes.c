@@ -29,12 +29,16 @@ http_reply http_reply_error(ragd_rc rc, const char *code_override, const char *m
     } map[] = {
         {RAGD_ERR_INVALID, 400, "invalid_request"},
         {RAGD_ERR_UNSUPPORTED, 400, "unsupported"},
+        {RAGD_ERR_UNAUTHORIZED, 401, "unauthorized"},
+        {RAGD_ERR_FORBIDDEN, 403, "forbidden"},
         {RAGD_ERR_NOT_FOUND, 404, "not_found"},
         {RAGD_ERR_BUSY, 409, "busy"},
         {RAGD_ERR_LOCKED, 409, "locked"},
         {RAGD_ERR_MODEL_MISMATCH, 409, "model_mismatch"},
         {RAGD_ERR_TOO_LARGE, 413, "payload_too_large"},
         {RAGD_ERR_EMBED, 502, "embed_error"},
+        {RAGD_ERR_UPSTREAM_REFUSED, 502, "upstream_refused"},
+        {RAGD_ERR_TIMEOUT, 504, "timeout"},
         {RAGD_ERR_DISABLED, 503, "disabled"},
         {RAGD_ERR_UNAVAILABLE, 503, "unavailable"},
     };

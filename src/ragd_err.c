@@ -46,6 +46,11 @@ const char *ragd_rc_name(ragd_rc rc)
     case RAGD_ERR_DISABLED: return "disabled";
     case RAGD_ERR_INTERNAL: return "internal";
     case RAGD_ERR_UNAVAILABLE: return "unavailable";
+    case RAGD_ERR_UNAUTHORIZED: return "unauthorized";
+    case RAGD_ERR_FORBIDDEN: return "forbidden";
+    case RAGD_ERR_TIMEOUT: return "timeout";
+    case RAGD_ERR_UPSTREAM_REFUSED: return "upstream_refused";
+    case RAGD_ERR_CACHE: return "cache_error";
     }
     return "unknown";
 }

@@ -33,7 +33,12 @@ typedef enum ragd_rc {
     RAGD_ERR_UNSUPPORTED,    /* format or feature not supported */
     RAGD_ERR_DISABLED,       /* RAG is disabled by configuration */
     RAGD_ERR_INTERNAL,       /* a bug: an invariant did not hold */
-    RAGD_ERR_UNAVAILABLE     /* a dependency is not ready (store not open, shutting down) */
+    RAGD_ERR_UNAVAILABLE,    /* a dependency is not ready (store not open, shutting down) */
+    RAGD_ERR_UNAUTHORIZED,   /* missing or wrong bearer token */
+    RAGD_ERR_FORBIDDEN,      /* a path outside the allowed roots, or another refused access */
+    RAGD_ERR_TIMEOUT,        /* an upstream or dependency did not answer in time */
+    RAGD_ERR_UPSTREAM_REFUSED, /* upstream refused for good: bad key, no quota, unknown model */
+    RAGD_ERR_CACHE           /* query-embedding cache (Redis) error; never fails a request */
 } ragd_rc;
 
 #define RAGD_ERR_MSG_MAX 512
