@@ -928,6 +928,19 @@ static int has_filters(const engine_query *q)
     return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0;
 }
 
+/* Embeds the query into qv (e->embedder->dims floats, caller-owned) and records the time spent in
+ * a->embed_ms. Returns: RAGD_OK or the embedder's error. */
+static ragd_rc query_embed(engine *e, const engine_query *q, float *qv, engine_answer *a,
+                           ragd_err *err)
+{
+    double t0 = util_now_ms();
+    const char *texts[1] = {q->query};
+    size_t lens[1] = {q->query_len};
+    ragd_rc rc = embed_batch_run(e->embedder, texts, lens, 1, qv, err);
+    a->embed_ms = util_now_ms() - t0;
+    return rc;
+}
+
 ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err)
 {
     double t0 = util_now_ms();
@@ -941,11 +954,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     int dims = e->embedder->dims;
     float *qv = malloc(sizeof(float) * (size_t)dims);
     if (qv == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    const char *texts[1] = {q->query};
-    size_t lens[1] = {q->query_len};
-    ragd_rc rc = embed_batch_run(e->embedder, texts, lens, 1, qv, err);
-    double t1 = util_now_ms();
-    a.embed_ms = t1 - t0;
+    ragd_rc rc = query_embed(e, q, qv, &a, err);
     if (rc != RAGD_OK) {
         free(qv);
         return rc;
