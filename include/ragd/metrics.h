@@ -71,7 +71,8 @@ void metrics_histogram_observe(metrics_histogram_id id, double ms);
 uint64_t metrics_histogram_get(metrics_histogram_id id, uint64_t *buckets);
 
 /* Counts one upstream (embedding provider, cache) error of kind ragd_rc_name(rc): timeout,
- * upstream_refused, embed, cache, ... Those four always render, at 0 until fed. */
+ * upstream_refused, embed_error, cache_error (those four always render, at 0 until fed); any
+ * other rc counts as kind "other". */
 void metrics_upstream_error_add(ragd_rc rc);
 
 /* Counts one HTTP request answered on route (a static string such as http_route_name()'s;
