@@ -257,7 +257,7 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
     const char *status = down ? "down" : json_array_size(reasons) > 0 ? "degraded" : "ok";
     http_reply r = {.status = down ? 503 : 200};
     r.body = json_pack(
-        "{s:s, s:s, s:b, s:{s:b, s:b}, s:{s:I, s:I, s:I, s:I, s:I, s:b, s:I}, "
+        "{s:s, s:s, s:b, s:{s:b, s:b}, s:{s:I, s:I, s:I, s:I, s:I, s:b}, s:I, "
         "s:{s:s, s:s, s:i, s:b, s:s, s:{s:f, s:f, s:I}}, "
         "s:{s:b, s:I, s:b, s:s, s:s}, s:o}",
         "status", status, "version", RAGD_VERSION, "rag_enabled", rag_enabled, "rag", "enabled",

@@ -348,6 +348,10 @@ int http_server_stop(http_server *s)
     /* Stop accepting; connections already open are still served (new requests on them get a
      * 503 and are closed). */
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    /* Refuse new connections at once instead of leaving them in the backlog until the drain
+     * ends: shutdown() takes a listening socket out of LISTEN on Linux; the descriptor itself
+     * stays open (MHD's threads may still hold it) until after MHD_stop_daemon. */
+    if (lsock != MHD_INVALID_SOCKET) shutdown(lsock, SHUT_RDWR);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     engine_ingest_cancel(s->engine);
