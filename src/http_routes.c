@@ -64,7 +64,8 @@ http_reply http_reply_error(ragd_rc rc, const char *code_override, const char *m
     r.body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message",
                        message ? message : "");
     if (status >= 500)
-        RAGD_LOG(RAGD_LOG_ERROR, "http", "%u %s: %s", status, code, message ? message : "");
+        RAGD_LOG(RAGD_LOG_ERROR, "http", "%u %s: %s request_id=%s", status, code,
+                 message ? message : "", log_record_request_id());
     return r;
 }
 

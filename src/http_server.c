@@ -156,7 +156,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->server = s;
         req->conn = conn;
         req->t0 = util_now_ms();
-        req->route_name = "other";
+        const char *allow_unused = NULL;
+        int method_unused = 1;
+        http_route route = http_route_find(method, url, &allow_unused, &method_unused);
+        req->route_name = route == RAGD_ROUTE_NONE ? "other" : http_route_name(route);
         *con_cls = req;
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (log_record_request_id_valid(rid))
@@ -165,6 +168,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             log_record_request_id_new(req->request_id);
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
+        metrics_in_flight_add(1);
         int stopping = s->stopping;
         pthread_mutex_unlock(&s->mu);
         if (stopping) { /* a new request on a kept-alive connection during shutdown */
@@ -212,7 +216,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *allow = NULL;
     int method_ok = 1;
     http_route route = http_route_find(method, url, &allow, &method_ok);
-    req->route_name = route == RAGD_ROUTE_NONE ? "other" : http_route_name(route);
     http_reply r;
     if (route == RAGD_ROUTE_NONE) {
         char msg[256];
@@ -276,6 +279,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL) return;
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
+    metrics_in_flight_add(-1);
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
     util_buf_free(&req->body);

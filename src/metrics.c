@@ -41,6 +41,7 @@ static const ragd_rc upstream_kinds[] = {RAGD_ERR_TIMEOUT, RAGD_ERR_UPSTREAM_REF
 #define UPSTREAM_KIND_COUNT (sizeof upstream_kinds / sizeof upstream_kinds[0])
 static atomic_uint_fast64_t upstream_errors[UPSTREAM_KIND_COUNT + 1];
 
+static atomic_int_fast64_t in_flight;
 static http_slot http_slots[HTTP_SLOTS];
 static atomic_size_t http_used;
 static pthread_mutex_t http_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -158,6 +159,11 @@ static http_slot *http_slot_find(const char *route, unsigned status, int create)
     }
     pthread_mutex_unlock(&http_mu);
     return s;
+}
+
+void metrics_in_flight_add(int delta)
+{
+    atomic_fetch_add_explicit(&in_flight, delta, memory_order_relaxed);
 }
 
 void metrics_http_request_add(const char *route, unsigned status)
@@ -319,6 +325,8 @@ int metrics_render(const metrics_gauges *g, util_buf *out)
     for (size_t i = 0; i < RAGD_METRIC_HISTOGRAM_COUNT && !bad; i++)
         bad |= render_histogram(out, (metrics_histogram_id)i);
 
+    bad |= gauge(out, "ragd_http_requests_in_flight", "HTTP requests being served now.",
+                 (int64_t)atomic_load_explicit(&in_flight, memory_order_relaxed));
     bad |= family(out, "ragd_http_requests_total", "counter",
                   "HTTP requests answered, by route and status.");
     size_t used = atomic_load_explicit(&http_used, memory_order_acquire);
@@ -353,6 +361,7 @@ void metrics_reset(void)
         atomic_store(&histograms[i].sum_ns, 0);
     }
     for (size_t i = 0; i <= UPSTREAM_KIND_COUNT; i++) atomic_store(&upstream_errors[i], 0);
+    atomic_store(&in_flight, 0);
     pthread_mutex_lock(&http_mu);
     atomic_store(&http_used, 0);
     pthread_mutex_unlock(&http_mu);

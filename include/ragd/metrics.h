@@ -75,6 +75,10 @@ uint64_t metrics_histogram_get(metrics_histogram_id id, uint64_t *buckets);
  * other rc counts as kind "other". */
 void metrics_upstream_error_add(ragd_rc rc);
 
+/* Adds delta (+1 when a request begins, -1 when it completes) to the in-flight gauge
+ * ragd_http_requests_in_flight. */
+void metrics_in_flight_add(int delta);
+
 /* Counts one HTTP request answered on route (a static string such as http_route_name()'s;
  * compared by content) with status. */
 void metrics_http_request_add(const char *route, unsigned status);

@@ -160,8 +160,12 @@ static void test_gauges(void **state)
     assert_true(series_value(t, "ragd_index_bytes") == 69632);
     free(t);
     g.have_store = 0;
+    metrics_in_flight_add(1);
+    metrics_in_flight_add(1);
+    metrics_in_flight_add(-1);
     t = render(&g);
     assert_null(strstr(t, "ragd_chunks"));
+    assert_true(series_value(t, "ragd_http_requests_in_flight") == 1);
     free(t);
 }
 
