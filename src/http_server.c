@@ -3,8 +3,10 @@
  * http_server.c - the libmicrohttpd plumbing: a thread pool bound to the configured address,
  * request bodies collected under a size limit (413 beyond it), JSON replies, and long ingests run
  * in a worker thread while their connection is suspended, so the pool keeps answering retrievals.
- * Shutdown stops accepting, interrupts the ingest between documents, waits for the workers, then
- * stops the daemon (which finishes requests in flight).
+ * Shutdown stops accepting (new connections refused, new requests on open ones get 503),
+ * interrupts the ingest between documents, waits up to [server] shutdown_timeout for requests in
+ * flight and the workers, then stops the daemon. Every request gets an X-Request-Id (the
+ * client's when sane) and is counted in the metrics by route and status.
  */
 #include <errno.h>
 #include <netdb.h>

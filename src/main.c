@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * main.c - the `ragd` command line: serve, ingest, query, check-config. Each subcommand loads the
- * configuration (defaults < file < environment < flags), opens the engine, and maps failures to
- * exit codes: 0 ok, 1 runtime error, 2 usage or configuration error, 3 ingest finished with
- * per-file errors.
+ * main.c - the `ragd` command line: serve (with its signals: SIGTERM/SIGINT drain and stop,
+ * SIGHUP reopens the event log and reloads live settings), ingest, query, check-config, health.
+ * Each subcommand loads the configuration (defaults < file < environment < flags), opens the
+ * engine, and maps failures to exit codes: 0 ok, 1 runtime error, 2 usage or configuration error,
+ * 3 ingest finished with per-file errors.
  */
 #include <errno.h>
 #include <limits.h>
