@@ -107,6 +107,8 @@ install: ragd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/ragd
 	install -m 0755 ragd $(DESTDIR)$(PREFIX)/bin/ragd
 	install -m 0644 config.example.ini README.md $(DESTDIR)$(PREFIX)/share/doc/ragd/
+	install -m 0644 contrib/ragd.service contrib/ragd.logrotate $(DESTDIR)$(PREFIX)/share/doc/ragd/
+	install -m 0755 contrib/ragd-backup.sh $(DESTDIR)$(PREFIX)/share/doc/ragd/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ragd

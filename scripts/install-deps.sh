@@ -11,6 +11,7 @@ PACKAGES=(
   libinih-dev libssl-dev
   libcmocka-dev
   redis-server curl python3
+  python3-django
 )
 
 missing=()

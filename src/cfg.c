@@ -40,6 +40,7 @@ typedef enum ragd_cfg_type {
 #define RAGD_CFG_F_SECRET 1u   /* never printed: "<redacted>" when set */
 #define RAGD_CFG_F_REQUIRED 2u /* must not be empty after all sources are applied */
 #define RAGD_CFG_F_BACKEND 4u  /* enum of build-time backends: unknown values are "not available" */
+#define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_apply) */
 
 typedef struct ragd_cfg_entry {
     const char *section;
@@ -68,13 +69,16 @@ static const ragd_cfg_entry cfg_table[] = {
      "127.0.0.1:8088", 0, 0, 0, NULL, "address to bind, HOST:PORT or [IPv6]:PORT"},
     {"server", "threads", RAGD_CFG_T_INT, RAGD_CFG_OFF(threads), 0, "4", 0, 1, 256, NULL,
      "HTTP worker threads"},
-    {"server", "max_body_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_body_bytes), 0, "1048576", 0,
-     RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL, "largest request body in bytes; larger gets 413"},
+    {"server", "max_body_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_body_bytes), 0, "1048576",
+     RAGD_CFG_F_LIVE, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,
+     "largest request body in bytes; larger gets 413"},
     {"server", "connection_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(connection_timeout_s), 0, "30", 0,
      1, 3600, NULL, "idle connection timeout in seconds"},
+    {"server", "shutdown_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(shutdown_timeout_s), 0, "30",
+     RAGD_CFG_F_LIVE, 1, 3600, NULL, "seconds SIGTERM waits for requests in flight"},
 
-    {"rag", "enabled", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(rag_enabled), 0, "true", 0, 0, 0, NULL,
-     "false makes /retrieve answer at once with no chunks"},
+    {"rag", "enabled", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(rag_enabled), 0, "true", RAGD_CFG_F_LIVE, 0,
+     0, NULL, "false makes /retrieve answer at once with no chunks"},
 
     {"store", "data_dir", RAGD_CFG_T_STRING, RAGD_CFG_OFF(data_dir), 0, "var/vectorstore",
      RAGD_CFG_F_REQUIRED, 0, 0, NULL, "directory for the SQLite database and the FAISS index"},
@@ -86,8 +90,9 @@ static const ragd_cfg_entry cfg_table[] = {
      "colon-separated files or directories ingested by serve at start"},
     {"ingest", "on_start", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(ingest_on_start), 0, "true", 0, 0, 0, NULL,
      "serve ingests paths in the background at start"},
-    {"ingest", "max_file_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_file_bytes), 0, "10485760", 0,
-     RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL, "larger files are reported and skipped, not read"},
+    {"ingest", "max_file_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_file_bytes), 0, "10485760",
+     RAGD_CFG_F_LIVE, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,
+     "larger files are reported and skipped, not read"},
 
     {"chunk", "target_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chunk_target_tokens), 0, "650", 0, 32,
      8192, NULL, "chunk size the chunker aims for, in tokens"},
@@ -105,15 +110,19 @@ static const ragd_cfg_entry cfg_table[] = {
     {"embed", "api_key", RAGD_CFG_T_STRING, RAGD_CFG_OFF(embed_api_key), 0, "", RAGD_CFG_F_SECRET,
      0, 0, NULL, "API key for a remote provider; secret, never printed"},
 
-    {"retrieve", "default_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_default_k), 0, "5", 0, 1, 1000,
-     NULL, "chunks returned when a request gives no k, <= max_k"},
-    {"retrieve", "max_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_max_k), 0, "50", 0, 1, 1000, NULL,
-     "largest k a request may ask for; larger is a 400"},
-    {"retrieve", "min_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_score), 0, "0.0", 0, -1,
-     1, NULL, "results scoring below this are dropped"},
+    {"retrieve", "default_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_default_k), 0, "5",
+     RAGD_CFG_F_LIVE, 1, 1000, NULL, "chunks returned when a request gives no k, <= max_k"},
+    {"retrieve", "max_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_max_k), 0, "50",
+     RAGD_CFG_F_LIVE, 1, 1000, NULL, "largest k a request may ask for; larger is a 400"},
+    {"retrieve", "min_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_score), 0, "0.0",
+     RAGD_CFG_F_LIVE, -1, 1, NULL, "results scoring below this are dropped"},
 
-    {"log", "level", RAGD_CFG_T_LOG_LEVEL, RAGD_CFG_OFF(log_level), 0, "info", 0, 0, 0, NULL,
-     "least severe level written: debug, info, warn or error"},
+    {"log", "level", RAGD_CFG_T_LOG_LEVEL, RAGD_CFG_OFF(log_level), 0, "info", RAGD_CFG_F_LIVE, 0,
+     0, NULL, "least severe level written: debug, info, warn or error"},
+    {"log", "file", RAGD_CFG_T_STRING, RAGD_CFG_OFF(log_file), 0, "var/logs/rag.log", 0, 0, 0,
+     NULL, "JSONL log of retrievals and ingests (reopened on SIGHUP); empty: none"},
+    {"log", "log_queries", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(log_queries), 0, "false",
+     RAGD_CFG_F_LIVE, 0, 0, NULL, "also write raw query text to the log file, not only its hash"},
 };
 
 #define RAGD_CFG_COUNT (sizeof cfg_table / sizeof cfg_table[0])
@@ -485,6 +494,8 @@ void cfg_free(ragd_cfg *cfg)
         if (cfg_entry_owns_string(e)) free(*cfg_str_slot(cfg, e));
         else if (e->type == RAGD_CFG_T_PATHS) cfg_paths_free(*(char ***)cfg_member(cfg, e->offset));
     }
+    for (size_t i = 0; i < cfg->retired_count; i++) free(cfg->retired[i]);
+    free(cfg->retired);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -493,6 +504,8 @@ void cfg_free(ragd_cfg *cfg)
 static ragd_rc cfg_copy(ragd_cfg *dst, const ragd_cfg *src)
 {
     *dst = *src;
+    dst->retired = NULL;
+    dst->retired_count = 0;
     /* Detach every owned pointer first so a failure part-way frees only what was copied. */
     for (size_t i = 0; i < RAGD_CFG_COUNT; i++) {
         const ragd_cfg_entry *e = &cfg_table[i];
@@ -917,4 +930,98 @@ void cfg_print(const ragd_cfg *cfg, FILE *out)
         cfg_value_print(cfg, e, out);
         fputc('\n', out);
     }
+}
+
+/* ---- SIGHUP reload ------------------------------------------------------------------------ */
+
+int cfg_key_live(const char *section, const char *key)
+{
+    const ragd_cfg_entry *e = section && key ? cfg_entry_find(section, key) : NULL;
+    return e != NULL && (e->flags & RAGD_CFG_F_LIVE) != 0;
+}
+
+/* Returns: the entry's value as cfg_print writes it (secrets unredacted), new (free()), or NULL
+ * when out of memory. */
+static char *cfg_value_text(const ragd_cfg *cfg, const ragd_cfg_entry *e)
+{
+    if (e->type == RAGD_CFG_T_STRING) {
+        const char *s = *cfg_str_slot(cfg, e);
+        return strdup(s ? s : "");
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) return NULL;
+    cfg_value_print(cfg, e, f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Stores the live value of e from fresh into cfg; strings are swapped, the old one retired. */
+static ragd_rc cfg_live_store(ragd_cfg *cfg, const ragd_cfg *fresh, const ragd_cfg_entry *e)
+{
+    void *slot = cfg_member(cfg, e->offset);
+    const void *from = cfg_member(fresh, e->offset);
+    switch (e->type) {
+    case RAGD_CFG_T_BOOL:
+    case RAGD_CFG_T_INT:
+        __atomic_store_n((int *)slot, *(const int *)from, __ATOMIC_RELAXED);
+        return RAGD_OK;
+    case RAGD_CFG_T_SIZE:
+        __atomic_store_n((size_t *)slot, *(const size_t *)from, __ATOMIC_RELAXED);
+        return RAGD_OK;
+    case RAGD_CFG_T_DOUBLE: {
+        double v = *(const double *)from;
+        __atomic_store((double *)slot, &v, __ATOMIC_RELAXED);
+        return RAGD_OK;
+    }
+    case RAGD_CFG_T_STRING:
+    case RAGD_CFG_T_LOG_LEVEL:
+    case RAGD_CFG_T_ENUM: {
+        const char *v = *(char *const *)from;
+        char *copy = strdup(v ? v : "");
+        char **grown = realloc(cfg->retired, sizeof *grown * (cfg->retired_count + 1));
+        if (copy == NULL || grown == NULL) {
+            free(copy);
+            if (grown) cfg->retired = grown;
+            return RAGD_ERR_NOMEM;
+        }
+        cfg->retired = grown;
+        char *old = __atomic_exchange_n((char **)slot, copy, __ATOMIC_ACQ_REL);
+        cfg->retired[cfg->retired_count++] = old;
+        return RAGD_OK;
+    }
+    case RAGD_CFG_T_LISTEN:
+    case RAGD_CFG_T_PATHS: break;
+    }
+    return RAGD_ERR_INTERNAL; /* never marked live: see the table */
+}
+
+ragd_rc cfg_reload_apply(ragd_cfg *cfg, const ragd_cfg *fresh, util_buf *applied,
+                         util_buf *restart, ragd_err *err)
+{
+    for (size_t i = 0; i < RAGD_CFG_COUNT; i++) {
+        const ragd_cfg_entry *e = &cfg_table[i];
+        char *now = cfg_value_text(cfg, e);
+        char *next = cfg_value_text(fresh, e);
+        int changed = now && next && strcmp(now, next) != 0;
+        int nomem = now == NULL || next == NULL;
+        free(now);
+        free(next);
+        if (nomem) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
+        if (!changed) continue;
+        util_buf *names = (e->flags & RAGD_CFG_F_LIVE) ? applied : restart;
+        if (e->flags & RAGD_CFG_F_LIVE) {
+            ragd_rc rc = cfg_live_store(cfg, fresh, e);
+            if (rc != RAGD_OK)
+                return ragd_err_set(err, rc, "cannot apply [%s] %s", e->section, e->key);
+        }
+        if (names != NULL &&
+            util_buf_printf(names, "%s%s.%s", names->len ? ", " : "", e->section, e->key) != 0)
+            return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
+    }
+    return RAGD_OK;
 }

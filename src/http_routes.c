@@ -8,11 +8,15 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ragd/engine.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
+#include "ragd/log_event.h"
+#include "ragd/metrics.h"
 #include "ragd/util.h"
 
 #define QUERY_MAX_BYTES 8192
@@ -60,7 +64,8 @@ http_reply http_reply_error(ragd_rc rc, const char *code_override, const char *m
     r.body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message",
                        message ? message : "");
     if (status >= 500)
-        RAGD_LOG(RAGD_LOG_ERROR, "http", "%u %s: %s", status, code, message ? message : "");
+        RAGD_LOG(RAGD_LOG_ERROR, "http", "%u %s: %s request_id=%s", status, code,
+                 message ? message : "", log_record_request_id());
     return r;
 }
 
@@ -89,6 +94,7 @@ http_route http_route_find(const char *method, const char *url, const char **all
         {"/health", "GET", RAGD_ROUTE_HEALTH},
         {"/retrieve", "POST", RAGD_ROUTE_RETRIEVE},
         {"/ingest", "POST", RAGD_ROUTE_INGEST},
+        {"/metrics", "GET", RAGD_ROUTE_METRICS},
     };
     *method_ok = 1;
     *allow = NULL;
@@ -114,6 +120,7 @@ const char *http_route_name(http_route route)
     case RAGD_ROUTE_HEALTH: return "/health";
     case RAGD_ROUTE_RETRIEVE: return "/retrieve";
     case RAGD_ROUTE_INGEST: return "/ingest";
+    case RAGD_ROUTE_METRICS: return "/metrics";
     case RAGD_ROUTE_NONE: break;
     }
     return "other";
@@ -174,36 +181,122 @@ static int keys_check(json_t *obj, const char *const *allowed, const char *where
 static http_reply handle_root(void)
 {
     http_reply r = {.status = 200};
-    r.body = json_pack("{s:s, s:s, s:[s,s,s,s]}", "name", "ragd", "version", RAGD_VERSION,
-                       "endpoints", "GET /health", "POST /retrieve", "POST /ingest", "GET /");
+    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s]}", "name", "ragd", "version", RAGD_VERSION,
+                       "endpoints", "GET /health", "POST /retrieve", "POST /ingest", "GET /",
+                       "GET /metrics");
     return r;
 }
 
+/* Returns: bytes the store takes on disk (database, its WAL, the index), 0 when unknown. */
+static int64_t store_disk_bytes(const ragd_cfg *cfg)
+{
+    static const char *const files[] = {"ragd.sqlite3", "ragd.sqlite3-wal", "index.faiss"};
+    int64_t total = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *p = util_path_join(cfg->data_dir, files[i]);
+        struct stat st;
+        if (p && stat(p, &st) == 0) total += (int64_t)st.st_size;
+        free(p);
+    }
+    return total;
+}
+
+static void reason_add(json_t *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reason_add(json_t *reasons, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_array_append_new(reasons, json_string(msg));
+}
+
+/* The /health document: "ok"; "degraded" (200) when ragd answers but something is off (RAG
+ * disabled, embedder failing, last ingest failed, index partly out of step); "down" (503) when
+ * retrievals cannot be answered (store unreadable, index empty while the store has chunks). */
 static http_reply handle_health(engine *e, const ragd_cfg *cfg)
 {
     engine_stats s;
     ragd_err err = {0};
+    int rag_enabled = __atomic_load_n(&cfg->rag_enabled, __ATOMIC_RELAXED);
     if (engine_stats_get(e, &s, &err) != RAGD_OK) {
         http_reply r = {.status = 503};
-        r.body = json_pack("{s:s, s:s, s:b, s:[s]}", "status", "down", "version", RAGD_VERSION,
-                           "rag_enabled", cfg->rag_enabled, "reasons", err.msg);
+        r.body = json_pack("{s:s, s:s, s:b, s:{s:b, s:b}, s:[s]}", "status", "down", "version",
+                           RAGD_VERSION, "rag_enabled", rag_enabled, "rag", "enabled", rag_enabled,
+                           "available", 0, "reasons", err.msg);
         return r;
     }
     json_t *reasons = json_array();
-    if (!s.index_consistent)
-        json_array_append_new(reasons, json_string("vector index out of step with SQLite"));
-    int ok = json_array_size(reasons) == 0;
-    http_reply r = {.status = ok ? 200 : 503};
+    int down = 0;
+    if (s.chunks > 0 && s.index_vectors == 0) {
+        down = 1;
+        reason_add(reasons, "vector index is empty while the store has %lld chunks: retrievals "
+                   "cannot answer", (long long)s.chunks);
+    } else if (!s.index_consistent) {
+        reason_add(reasons, "vector index out of step with SQLite (%zu vectors, %lld chunks)",
+                   s.index_vectors, (long long)s.chunks);
+    }
+    if (!rag_enabled)
+        reason_add(reasons, "RAG is disabled by configuration (RAG_ENABLED=false or [rag] "
+                   "enabled=false): /retrieve answers with no context");
+
+    double p50 = 0, p95 = 0;
+    size_t samples = 0;
+    int reachable = 1;
+    char embed_error[256];
+    metrics_embed_state(&p50, &p95, &samples, &reachable, embed_error, sizeof embed_error);
+    if (!reachable) reason_add(reasons, "embedder unreachable: %s", embed_error);
+
+    int64_t ingest_at = 0;
+    char ingest_result[16], ingest_message[256];
+    metrics_ingest_state(&ingest_at, ingest_result, sizeof ingest_result, ingest_message,
+                         sizeof ingest_message);
+    if (strcmp(ingest_result, "failed") == 0)
+        reason_add(reasons, "last ingest failed: %s", ingest_message);
+
+    const char *status = down ? "down" : json_array_size(reasons) > 0 ? "degraded" : "ok";
+    http_reply r = {.status = down ? 503 : 200};
     r.body = json_pack(
-        "{s:s, s:s, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:b}, s:{s:s, s:s, s:i}, "
-        "s:{s:b, s:I, s:b}, s:o}",
-        "status", ok ? "ok" : "down", "version", RAGD_VERSION, "rag_enabled", cfg->rag_enabled,
-        "store", "documents", (json_int_t)s.documents, "chunks", (json_int_t)s.chunks,
-        "embeddings", (json_int_t)s.embeddings, "index_vectors", (json_int_t)s.index_vectors,
-        "index_bytes", (json_int_t)s.index_bytes, "consistent", s.index_consistent, "embedder",
-        "provider", s.embed_provider, "model", s.embed_model, "dims", s.embed_dims, "ingest",
-        "running", s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok",
-        s.last_ingest_ok, "reasons", reasons);
+        "{s:s, s:s, s:b, s:{s:b, s:b}, s:{s:I, s:I, s:I, s:I, s:I, s:b}, s:I, "
+        "s:{s:s, s:s, s:i, s:b, s:s, s:{s:f, s:f, s:I}}, "
+        "s:{s:b, s:I, s:b, s:s, s:s}, s:o}",
+        "status", status, "version", RAGD_VERSION, "rag_enabled", rag_enabled, "rag", "enabled",
+        rag_enabled, "available", rag_enabled && !down, "store", "documents",
+        (json_int_t)s.documents, "chunks", (json_int_t)s.chunks, "embeddings",
+        (json_int_t)s.embeddings, "index_vectors", (json_int_t)s.index_vectors, "index_bytes",
+        (json_int_t)s.index_bytes, "consistent", s.index_consistent, "disk_bytes",
+        (json_int_t)store_disk_bytes(cfg), "embedder", "provider", s.embed_provider, "model",
+        s.embed_model, "dims", s.embed_dims, "reachable", reachable, "last_error", embed_error,
+        "latency_ms", "p50", p50, "p95", p95, "samples", (json_int_t)samples, "ingest", "running",
+        s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok", s.last_ingest_ok,
+        "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
+    return r;
+}
+
+/* ---- GET /metrics ------------------------------------------------------------------------- */
+
+static http_reply handle_metrics(engine *e)
+{
+    engine_stats s;
+    ragd_err err = {0};
+    metrics_gauges g = {0};
+    if (engine_stats_get(e, &s, &err) == RAGD_OK) {
+        g.have_store = 1;
+        g.documents = s.documents;
+        g.chunks = s.chunks;
+        g.embeddings = s.embeddings;
+        g.index_vectors = (int64_t)s.index_vectors;
+        g.index_bytes = (int64_t)s.index_bytes;
+    }
+    util_buf out = {0};
+    if (metrics_render(&g, &out) != 0) {
+        util_buf_free(&out);
+        return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory rendering metrics");
+    }
+    http_reply r = {.status = 200, .content_type = "text/plain; version=0.0.4; charset=utf-8"};
+    r.text = util_buf_steal(&out);
+    if (r.text == NULL) return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     return r;
 }
 
@@ -352,7 +445,25 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
 
     engine_answer a;
     ragd_err err = {0};
-    if (engine_retrieve(e, &q, &a, &err) != RAGD_OK) {
+    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
+    /* cache_hit / cache_ms: wire the query-embedding cache's fields here (issue 5). */
+    log_retrieval rec = {.query = q.query,
+                         .query_len = q.query_len,
+                         .intent = json_string_value(json_object_get(root, "intent")),
+                         .k = q.k,
+                         .rag_enabled = rc == RAGD_OK ? a.rag_enabled : cfg->rag_enabled,
+                         .results = rc == RAGD_OK ? a.count : 0,
+                         .top_score = rc == RAGD_OK && a.count > 0 ? a.results[0].score : 0.0,
+                         .cache_hit = -1,
+                         .cache_ms = -1.0,
+                         .embed_ms = rc == RAGD_OK ? a.embed_ms : 0.0,
+                         .search_ms = rc == RAGD_OK ? a.search_ms : 0.0,
+                         .fetch_ms = rc == RAGD_OK ? a.fetch_ms : 0.0,
+                         .total_ms = rc == RAGD_OK ? a.total_ms : 0.0,
+                         .rc = rc,
+                         .error_message = rc == RAGD_OK ? NULL : err.msg};
+    log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
+    if (rc != RAGD_OK) {
         reply = http_reply_error(err.rc, NULL, err.msg);
         goto out;
     }
@@ -402,8 +513,12 @@ http_reply http_ingest_run(engine *e, const char *path, int reset)
 {
     engine_ingest_report report;
     ragd_err err = {0};
-    if (engine_ingest(e, path, reset, NULL, NULL, &report, &err) != RAGD_OK)
+    if (engine_ingest(e, path, reset, NULL, NULL, &report, &err) != RAGD_OK) {
+        /* A refused start (another ingest runs) is not an ingest of its own. */
+        if (err.rc != RAGD_ERR_BUSY) log_record_ingest(path, NULL, &err);
         return http_reply_error(err.rc, NULL, err.msg);
+    }
+    log_record_ingest(path, &report, NULL);
     char *text = engine_ingest_report_json(&report);
     engine_ingest_report_free(&report);
     http_reply r = {.status = 200};
@@ -421,6 +536,7 @@ http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, c
     switch (route) {
     case RAGD_ROUTE_ROOT: return handle_root();
     case RAGD_ROUTE_HEALTH: return handle_health(e, cfg);
+    case RAGD_ROUTE_METRICS: return handle_metrics(e);
     case RAGD_ROUTE_RETRIEVE: return handle_retrieve(e, cfg, body, len);
     case RAGD_ROUTE_INGEST: /* asynchronous: see http_server.c */
     case RAGD_ROUTE_NONE: break;

@@ -3,8 +3,10 @@
  * http_server.c - the libmicrohttpd plumbing: a thread pool bound to the configured address,
  * request bodies collected under a size limit (413 beyond it), JSON replies, and long ingests run
  * in a worker thread while their connection is suspended, so the pool keeps answering retrievals.
- * Shutdown stops accepting, interrupts the ingest between documents, waits for the workers, then
- * stops the daemon (which finishes requests in flight).
+ * Shutdown stops accepting (new connections refused, new requests on open ones get 503),
+ * interrupts the ingest between documents, waits up to [server] shutdown_timeout for requests in
+ * flight and the workers, then stops the daemon. Every request gets an X-Request-Id (the
+ * client's when sane) and is counted in the metrics by route and status.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -21,6 +23,8 @@
 
 #include "ragd/http.h"
 #include "ragd/log.h"
+#include "ragd/log_event.h"
+#include "ragd/metrics.h"
 #include "ragd/util.h"
 
 #define WORKER_LOG_EVERY_S 10
@@ -33,6 +37,7 @@ struct http_server {
     pthread_cond_t cond;
     int workers;  /* ingest worker threads alive */
     int stopping; /* http_server_stop has begun: no new ingest starts */
+    int in_flight; /* requests begun and not completed (under mu) */
 };
 
 typedef struct request {
@@ -46,13 +51,32 @@ typedef struct request {
     char *path;
     int reset;
     double t0;
+    const char *route_name; /* for metrics; static */
+    char request_id[RAGD_REQUEST_ID_MAX];
 } request;
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply)
+static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply,
+                                  const char *request_id, int closing)
 {
     char *text = reply->body ? json_dumps(reply->body, JSON_COMPACT) : NULL;
     json_decref(reply->body);
     reply->body = NULL;
+    if (text == NULL && reply->text != NULL) { /* a text body, sent as is */
+        char *t = reply->text;
+        reply->text = NULL;
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL) {
+            free(t);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                reply->content_type ? reply->content_type : "text/plain");
+        if (request_id && request_id[0]) MHD_add_response_header(resp, "X-Request-Id", request_id);
+        enum MHD_Result r = MHD_queue_response(conn, reply->status, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
     if (text == NULL) {
         static const char oom[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
@@ -77,6 +101,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (reply->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+    if (request_id && request_id[0]) MHD_add_response_header(resp, "X-Request-Id", request_id);
+    if (closing) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result r = MHD_queue_response(conn, reply->status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -86,7 +112,9 @@ static void *ingest_worker(void *arg)
 {
     request *req = arg;
     http_server *s = req->server;
+    log_record_request_id_set(req->request_id);
     http_reply reply = http_ingest_run(s->engine, req->path, req->reset);
+    log_record_request_id_set(NULL);
     pthread_mutex_lock(&s->mu);
     req->reply = reply;
     req->done = 1;
@@ -100,9 +128,13 @@ static void *ingest_worker(void *arg)
 static enum MHD_Result finish(request *req, const char *method, const char *url,
                               http_reply *reply)
 {
-    RAGD_LOG(RAGD_LOG_DEBUG, "http", "%s %s -> %u in %.2f ms", method, url, reply->status,
-             util_now_ms() - req->t0);
-    return send_reply(req->conn, reply);
+    RAGD_LOG(RAGD_LOG_DEBUG, "http", "%s %s -> %u in %.2f ms request_id=%s", method, url,
+             reply->status, util_now_ms() - req->t0, req->request_id);
+    metrics_http_request_add(req->route_name ? req->route_name : "other", reply->status);
+    pthread_mutex_lock(&req->server->mu);
+    int closing = req->server->stopping;
+    pthread_mutex_unlock(&req->server->mu);
+    return send_reply(req->conn, reply, req->request_id, closing);
 }
 
 static http_reply reply_too_large(const http_server *s)
@@ -126,7 +158,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->server = s;
         req->conn = conn;
         req->t0 = util_now_ms();
+        const char *allow_unused = NULL;
+        int method_unused = 1;
+        http_route route = http_route_find(method, url, &allow_unused, &method_unused);
+        req->route_name = route == RAGD_ROUTE_NONE ? "other" : http_route_name(route);
         *con_cls = req;
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (log_record_request_id_valid(rid))
+            snprintf(req->request_id, sizeof req->request_id, "%s", rid);
+        else
+            log_record_request_id_new(req->request_id);
+        pthread_mutex_lock(&s->mu);
+        s->in_flight++;
+        metrics_in_flight_add(1);
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) { /* a new request on a kept-alive connection during shutdown */
+            http_reply r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
+                                            "ragd is shutting down; retry on another instance");
+            return finish(req, method, url, &r);
+        }
         /* Refuse an announced oversized body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -183,7 +234,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return finish(req, method, url, &r);
     }
     if (route != RAGD_ROUTE_INGEST) {
+        log_record_request_id_set(req->request_id);
         r = http_route_handle(s->engine, s->cfg, route, req->body.data, req->body.len);
+        log_record_request_id_set(NULL);
         return finish(req, method, url, &r);
     }
 
@@ -221,13 +274,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    http_server *s = cls;
     (void)conn;
     (void)toe;
     request *req = *con_cls;
     if (req == NULL) return;
+    pthread_mutex_lock(&s->mu);
+    s->in_flight--;
+    metrics_in_flight_add(-1);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
     util_buf_free(&req->body);
     json_decref(req->reply.body);
+    free(req->reply.text);
     free(req->path);
     free(req);
     *con_cls = NULL;
@@ -289,29 +348,55 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
     return RAGD_OK;
 }
 
-void http_server_stop(http_server *s)
+int http_server_stop(http_server *s)
 {
-    if (s == NULL) return;
-    /* Stop accepting; connections already open are still served. */
+    if (s == NULL) return 0;
+    /* Stop accepting; connections already open are still served (new requests on them get a
+     * 503 and are closed). */
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    /* Refuse new connections at once instead of leaving them in the backlog until the drain
+     * ends: shutdown() takes a listening socket out of LISTEN on Linux; the descriptor itself
+     * stays open (MHD's threads may still hold it) until after MHD_stop_daemon. */
+    if (lsock != MHD_INVALID_SOCKET) shutdown(lsock, SHUT_RDWR);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     engine_ingest_cancel(s->engine);
-    /* The ingest stops after the document it is on; wait for it (the engine must outlive it),
-     * saying so while it takes long (one very large document). */
-    while (s->workers > 0) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += WORKER_LOG_EVERY_S;
-        if (pthread_cond_timedwait(&s->cond, &s->mu, &deadline) != 0 && s->workers > 0)
-            RAGD_LOG(RAGD_LOG_INFO, "http", "waiting for the ingest to finish its current "
-                     "document before stopping");
+    int timeout_s = __atomic_load_n(&s->cfg->shutdown_timeout_s, __ATOMIC_RELAXED);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_s;
+    double t0 = util_now_ms(), next_note = t0 + WORKER_LOG_EVERY_S * 1000.0;
+    int timed_out = 0;
+    RAGD_LOG(RAGD_LOG_INFO, "http", "draining: %d requests in flight, up to %d s",
+             s->in_flight, timeout_s);
+    /* The ingest stops after the document it is on; requests in flight finish. */
+    while ((s->in_flight > 0 || s->workers > 0) && !timed_out) {
+        timed_out = pthread_cond_timedwait(&s->cond, &s->mu, &deadline) == ETIMEDOUT;
+        if (util_now_ms() >= next_note && (s->in_flight > 0 || s->workers > 0)) {
+            next_note += WORKER_LOG_EVERY_S * 1000.0;
+            RAGD_LOG(RAGD_LOG_INFO, "http", "still draining: %d requests in flight%s",
+                     s->in_flight, s->workers ? ", the ingest finishing its current document"
+                                              : "");
+        }
     }
+    int left = s->in_flight, workers = s->workers;
     pthread_mutex_unlock(&s->mu);
+    if (workers > 0) {
+        /* The ingest worker still uses the daemon and the engine: neither can be freed. */
+        RAGD_LOG(RAGD_LOG_ERROR, "http", "shutdown deadline (%d s) passed with the ingest still "
+                 "running its current document", timeout_s);
+        return -1;
+    }
+    if (left > 0)
+        RAGD_LOG(RAGD_LOG_WARN, "http", "shutdown deadline (%d s) passed; closing %d requests "
+                 "still in flight", timeout_s, left);
+    else
+        RAGD_LOG(RAGD_LOG_INFO, "http", "drained in %.0f ms", util_now_ms() - t0);
     MHD_stop_daemon(s->daemon);
     /* The quiesced listening socket is ours to close, after the daemon's threads are gone. */
     if (lsock != MHD_INVALID_SOCKET) close(lsock);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     free(s);
+    return left > 0 ? 1 : 0;
 }

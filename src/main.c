@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * main.c - the `ragd` command line: serve, ingest, query, check-config. Each subcommand loads the
- * configuration (defaults < file < environment < flags), opens the engine, and maps failures to
- * exit codes: 0 ok, 1 runtime error, 2 usage or configuration error, 3 ingest finished with
- * per-file errors.
+ * main.c - the `ragd` command line: serve (with its signals: SIGTERM/SIGINT drain and stop,
+ * SIGHUP reopens the event log and reloads live settings), ingest, query, check-config, health.
+ * Each subcommand loads the configuration (defaults < file < environment < flags), opens the
+ * engine, and maps failures to exit codes: 0 ok, 1 runtime error, 2 usage or configuration error,
+ * 3 ingest finished with per-file errors.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,7 +23,11 @@
 #include "ragd/engine.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
+#include "ragd/log_event.h"
 #include "ragd/util.h"
+
+#define EVENT_LOG_QUEUE_LINES 4096
+#define HEALTH_TIMEOUT_S 5L
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3 };
 
@@ -36,6 +41,7 @@ static const char usage_main[] =
     "  ingest         ingest a file or directory into the store\n"
     "  query          retrieve the chunks that answer a question\n"
     "  check-config   print the effective configuration (secrets redacted)\n"
+    "  health         ask a running daemon for /health; exit 1 when down or unreachable\n"
     "\n"
     "options for every command:\n"
     "  --config FILE      INI configuration file (default: $RAGD_CONFIG, else built-in defaults)\n"
@@ -53,7 +59,9 @@ static const char usage_serve[] =
     "\n"
     "Runs the HTTP API (GET /health, POST /retrieve, POST /ingest). Unless --no-ingest is given or\n"
     "[ingest] on_start is false, the [ingest] paths (default: docs) are ingested in the background\n"
-    "at start; retrievals are answered meanwhile. SIGINT/SIGTERM stop it cleanly.\n"
+    "at start; retrievals are answered meanwhile. SIGINT/SIGTERM stop it cleanly (requests in\n"
+    "flight finish within [server] shutdown_timeout); SIGHUP reopens the log file and reloads the\n"
+    "settings that can change live.\n"
     "\n"
     "  --listen HOST:PORT  address to bind (default 127.0.0.1:8088; port 0 is refused)\n"
     "  --no-ingest         do not ingest the configured paths at start\n";
@@ -79,6 +87,14 @@ static const char usage_query[] =
     "  --min-score X  drop results scoring below X (-1..1)\n"
     "  --json         print the same JSON as POST /retrieve\n";
 
+static const char usage_health[] =
+    "usage: ragd health [--url URL] [--config FILE]\n"
+    "\n"
+    "Asks a running daemon for GET /health and prints the JSON document. Exit 0 when the status is\n"
+    "ok or degraded, 1 when it is down or the daemon does not answer (for scripts and probes).\n"
+    "\n"
+    "  --url URL  the daemon's base URL (default http://<[server] listen>)\n";
+
 static const char usage_check[] =
     "usage: ragd check-config [--config FILE] [--data-dir DIR]\n"
     "\n"
@@ -95,6 +111,7 @@ typedef struct cli {
     const char *path;
     const char *query;
     const char *min_score;
+    const char *url;
     int k;
     int reset, json, no_ingest;
 } cli;
@@ -117,6 +134,7 @@ static const char *command_usage(const char *command)
     if (strcmp(command, "ingest") == 0) return usage_ingest;
     if (strcmp(command, "query") == 0) return usage_query;
     if (strcmp(command, "check-config") == 0) return usage_check;
+    if (strcmp(command, "health") == 0) return usage_health;
     return NULL;
 }
 
@@ -158,6 +176,9 @@ static int cli_parse(cli *c, int argc, char **argv)
         } else if (strcmp(c->command, "serve") == 0 && strcmp(a, "--listen") == 0) {
             TAKE_VALUE();
             c->listen = val;
+        } else if (strcmp(c->command, "health") == 0 && strcmp(a, "--url") == 0) {
+            TAKE_VALUE();
+            c->url = val;
         } else if (strcmp(c->command, "serve") == 0 && strcmp(a, "--no-ingest") == 0 && !eq) {
             c->no_ingest = 1;
         } else if (strcmp(c->command, "ingest") == 0 && strcmp(a, "--path") == 0) {
@@ -192,23 +213,32 @@ static int cli_parse(cli *c, int argc, char **argv)
     return -1;
 }
 
-/* Loads the configuration and applies the flags. Returns: -1 to go on, or an exit code. */
-static int config_load(const cli *c, ragd_cfg *cfg)
+/* Loads the configuration (file, environment) and applies the flags over it, as at start-up and
+ * on SIGHUP. Returns: RAGD_OK with *cfg filled, or an error (cfg left freed). */
+static ragd_rc config_build(const cli *c, ragd_cfg *cfg, ragd_err *err)
 {
-    ragd_err err = {0};
     const char *path = c->config_path;
     if (path == NULL) {
         const char *env = getenv("RAGD_CONFIG");
         if (env && env[0]) path = env;
     }
-    ragd_rc rc = cfg_load(cfg, path, &err);
+    ragd_rc rc = cfg_load(cfg, path, err);
     if (rc == RAGD_OK && c->data_dir)
-        rc = cfg_key_set(cfg, "store", "data_dir", c->data_dir, "--data-dir", &err);
+        rc = cfg_key_set(cfg, "store", "data_dir", c->data_dir, "--data-dir", err);
     if (rc == RAGD_OK && c->listen)
-        rc = cfg_key_set(cfg, "server", "listen", c->listen, "--listen", &err);
+        rc = cfg_key_set(cfg, "server", "listen", c->listen, "--listen", err);
     if (rc == RAGD_OK && c->log_level)
-        rc = cfg_key_set(cfg, "log", "level", c->log_level, "--log-level", &err);
-    if (rc == RAGD_OK) rc = cfg_validate(cfg, &err);
+        rc = cfg_key_set(cfg, "log", "level", c->log_level, "--log-level", err);
+    if (rc == RAGD_OK) rc = cfg_validate(cfg, err);
+    if (rc != RAGD_OK) cfg_free(cfg);
+    return rc;
+}
+
+/* Loads the configuration and applies the flags. Returns: -1 to go on, or an exit code. */
+static int config_load(const cli *c, ragd_cfg *cfg)
+{
+    ragd_err err = {0};
+    ragd_rc rc = config_build(c, cfg, &err);
     if (rc != RAGD_OK) {
         fprintf(stderr, "ragd: %s\n", err.msg);
         cfg_free(cfg);
@@ -245,15 +275,47 @@ static void *startup_ingest_run(void *arg)
         ragd_err err = {0};
         if (engine_ingest(si->engine, p, 0, NULL, NULL, &r, &err) != RAGD_OK) {
             RAGD_LOG(RAGD_LOG_ERROR, "ingest", "ingest of %s failed: %s", p, err.msg);
+            if (err.rc != RAGD_ERR_BUSY) log_record_ingest(p, NULL, &err);
             if (err.rc == RAGD_ERR_UNAVAILABLE) break; /* shutting down */
             continue;
         }
+        log_record_ingest(p, &r, NULL);
         engine_ingest_report_free(&r);
     }
     return NULL;
 }
 
-static int cmd_serve(const ragd_cfg *cfg, const cli *c)
+/* SIGHUP: reopens the event log, then re-reads the configuration (file, environment, flags)
+ * and applies the keys that can change live; names the changed keys that need a restart. */
+static void serve_reload(ragd_cfg *cfg, const cli *c, log_event *events)
+{
+    log_event_reopen(events);
+    ragd_cfg fresh;
+    ragd_err err = {0};
+    if (config_build(c, &fresh, &err) != RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: configuration not reloaded, keeping the running "
+                 "one: %s", err.msg);
+        return;
+    }
+    util_buf applied = {0}, restart = {0};
+    ragd_rc rc = cfg_reload_apply(cfg, &fresh, &applied, &restart, &err);
+    cfg_free(&fresh);
+    ragd_log_level level;
+    if (log_level_parse(cfg->log_level, &level) == 0) log_level_set(level);
+    if (rc != RAGD_OK)
+        RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: reload stopped part-way: %s", err.msg);
+    if (applied.len == 0 && restart.len == 0)
+        RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: log file reopened; configuration unchanged");
+    if (applied.len > 0)
+        RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: applied live: %s", applied.data);
+    if (restart.len > 0)
+        RAGD_LOG(RAGD_LOG_WARN, "main", "SIGHUP: changed but not live, restart to apply: %s",
+                 restart.data);
+    util_buf_free(&applied);
+    util_buf_free(&restart);
+}
+
+static int cmd_serve(ragd_cfg *cfg, const cli *c)
 {
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t set;
@@ -270,9 +332,18 @@ static int cmd_serve(const ragd_cfg *cfg, const cli *c)
         fprintf(stderr, "ragd: %s\n", err.msg);
         return exit_for(err.rc);
     }
+    log_event *events = NULL;
+    if (cfg->log_file[0] != '\0' &&
+        log_event_open(cfg->log_file, EVENT_LOG_QUEUE_LINES, &events, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        engine_close(e);
+        return exit_for(err.rc);
+    }
+    log_event_global_set(events);
     http_server *server = NULL;
     if (http_server_start(e, cfg, &server, &err) != RAGD_OK) {
         fprintf(stderr, "ragd: %s\n", err.msg);
+        log_event_close(events);
         engine_close(e);
         return exit_for(err.rc);
     }
@@ -291,17 +362,25 @@ static int cmd_serve(const ragd_cfg *cfg, const cli *c)
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP received: this version reloads nothing; "
-                     "restart to apply configuration changes");
+            serve_reload(cfg, c, events);
             continue;
         }
         RAGD_LOG(RAGD_LOG_INFO, "main", "%s received: shutting down",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
-    http_server_stop(server);
+    if (http_server_stop(server) < 0) {
+        /* An ingest is still inside one document: SQLite keeps every committed document and
+         * the index is rebuilt from it at the next start, so leaving now loses nothing. */
+        RAGD_LOG(RAGD_LOG_ERROR, "main", "exiting without saving the index; it is rebuilt from "
+                 "SQLite at the next start");
+        log_event_flush(events);
+        _exit(EXIT_RUNTIME);
+    }
     if (ingesting) pthread_join(ingest_thread, NULL);
     engine_close(e);
+    log_event_global_set(NULL);
+    log_event_close(events);
     RAGD_LOG(RAGD_LOG_INFO, "main", "stopped");
     return EXIT_OK;
 }
@@ -510,6 +589,54 @@ static int cmd_query(const ragd_cfg *cfg, const cli *c)
     return EXIT_OK;
 }
 
+/* ---- health ------------------------------------------------------------------------------- */
+
+static int cmd_health(const ragd_cfg *cfg, const cli *c)
+{
+    char url[600];
+    if (c->url != NULL) {
+        size_t n = strlen(c->url);
+        while (n > 0 && c->url[n - 1] == '/') n--;
+        snprintf(url, sizeof url, "%.*s/health", (int)(n < 500 ? n : 500), c->url);
+    } else {
+        int v6 = strchr(cfg->listen_host, ':') != NULL;
+        snprintf(url, sizeof url, "http://%s%.200s%s:%d/health", v6 ? "[" : "", cfg->listen_host,
+                 v6 ? "]" : "", cfg->listen_port);
+    }
+    util_buf resp = {0};
+    long status = 0;
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+    CURL *h = curl_easy_init();
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, HEALTH_TIMEOUT_S);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        cc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+    }
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "ragd: %s did not answer: %s\n", url, curl_easy_strerror(cc));
+        util_buf_free(&resp);
+        return EXIT_RUNTIME;
+    }
+    json_t *o = json_loads(resp.data ? resp.data : "", 0, NULL);
+    const char *state = json_string_value(json_object_get(o, "status"));
+    char *pretty = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    printf("%s\n", pretty ? pretty : (resp.data ? resp.data : ""));
+    free(pretty);
+    int code = EXIT_RUNTIME;
+    if (status == 200 && state && (strcmp(state, "ok") == 0 || strcmp(state, "degraded") == 0))
+        code = EXIT_OK;
+    else
+        fprintf(stderr, "ragd: %s: HTTP %ld, status %s\n", url, status, state ? state : "unknown");
+    json_decref(o);
+    util_buf_free(&resp);
+    return code;
+}
+
 /* ---- entry -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -545,6 +672,8 @@ int main(int argc, char **argv)
         code = cmd_ingest(&cfg, &c);
     else if (strcmp(command, "query") == 0)
         code = cmd_query(&cfg, &c);
+    else if (strcmp(command, "health") == 0)
+        code = cmd_health(&cfg, &c);
     else {
         cfg_print(&cfg, stdout);
         code = EXIT_OK;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Runs every test under AddressSanitizer + UndefinedBehaviorSanitizer: the cmocka unit tests in
-# BUILD/tests/, then the integration suite against the real BUILD/ragd binary. Closes with one line
-# "N passed, N failed" summing cmocka's counts and the integration suite's, and exits non-zero when
-# anything failed (or when a test binary crashed without reporting).
+# BUILD/tests/, then the integration suite against the real BUILD/ragd binary, then the Django
+# example's tests (examples/django) against the same binary. Closes with one line "N passed,
+# N failed" summing cmocka's counts, the integration suite's and Django's ("Ran N tests",
+# "FAILED (failures=F, errors=E)"), and exits non-zero when anything failed (or when a test binary
+# crashed without reporting).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build/asan}
@@ -50,6 +52,38 @@ if [ "$irc" -ne 0 ] && [ "$if_" -eq 0 ]; then
 fi
 passed=$((passed + ip))
 failed=$((failed + if_))
+
+# The Django example's tests (Django's own runner) against the same binary. Debian's
+# python3-django belongs to the system python3, which may not be the first python3 on PATH.
+echo "== django example (examples/django)"
+django_py=""
+for py in python3 /usr/bin/python3; do
+    if "$py" -c "import django" >/dev/null 2>&1; then django_py=$py; break; fi
+done
+if [ -z "$django_py" ]; then
+    echo "!! no python3 with Django found; run scripts/install-deps.sh (python3-django)"
+    failed=$((failed + 1))
+else
+    ragd_bin="$(cd "$BUILD" && pwd)/ragd"
+    (cd examples/django && RAGD_BIN="$ragd_bin" "$django_py" manage.py test orchestration -v 2) \
+        >"$log" 2>&1
+    drc=$?
+    cat "$log"
+    dn=$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\} in .*/\1/p' "$log" | tail -n 1)
+    dn=${dn:-0}
+    dsum=0
+    for n in $(sed -n 's/^FAILED (\(.*\))$/\1/p' "$log" | tail -n 1 | tr ',' '\n' |
+               sed -n 's/^ *\(failures\|errors\|unexpected_successes\)=\([0-9][0-9]*\)$/\2/p'); do
+        dsum=$((dsum + n))
+    done
+    if [ "$drc" -ne 0 ] && [ "$dsum" -eq 0 ]; then
+        echo "!! the Django tests exited with status $drc without reporting failures"
+        dsum=1
+    fi
+    if [ "$dsum" -gt "$dn" ]; then dn=$dsum; fi
+    passed=$((passed + dn - dsum))
+    failed=$((failed + dsum))
+fi
 
 echo
 echo "$passed passed, $failed failed"

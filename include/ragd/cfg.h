@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "ragd/ragd.h"
+#include "ragd/util.h"
 
 typedef struct ragd_cfg {
     /* [server] */
@@ -23,6 +24,8 @@ typedef struct ragd_cfg {
     int threads;              /* threads = 4; HTTP worker threads, 1..256 */
     size_t max_body_bytes;    /* max_body_bytes = 1048576; larger request bodies get 413 */
     int connection_timeout_s; /* connection_timeout = 30; idle connection timeout, seconds */
+    int shutdown_timeout_s;   /* shutdown_timeout = 30; seconds SIGTERM waits for requests in
+                               * flight before closing them; live */
 
     /* [rag] */
     int rag_enabled; /* enabled = true; false: /retrieve answers at once with no chunks */
@@ -55,6 +58,13 @@ typedef struct ragd_cfg {
 
     /* [log] */
     char *log_level; /* level = info; debug | info | warn | error */
+    char *log_file;  /* file = var/logs/rag.log; JSONL retrieval/ingest log; empty: none */
+    int log_queries; /* log_queries = false; true also writes raw queries (not only hashes) */
+
+    /* Old values of live string keys replaced by cfg_reload_apply: kept (not freed) until
+     * cfg_free, so a thread still reading the old pointer stays safe. */
+    char **retired;
+    size_t retired_count;
 } ragd_cfg;
 
 /* Fills cfg with the embedded defaults. Returns: RAGD_OK or RAGD_ERR_NOMEM.
@@ -83,6 +93,18 @@ ragd_rc cfg_load(ragd_cfg *cfg, const char *path, ragd_err *err);
 
 /* Writes the effective configuration as INI, every key, secrets shown as "<redacted>" when set. */
 void cfg_print(const ragd_cfg *cfg, FILE *out);
+
+/* Returns: 1 when [section] key is live (SIGHUP applies a new value without a restart), 0 when
+ * not or when there is no such key. */
+int cfg_key_live(const char *section, const char *key);
+
+/* SIGHUP reload: compares fresh (a complete, validated configuration) with cfg key by key,
+ * copies the changed live keys into cfg in place (each value stored atomically: a reader sees
+ * the old or the new value), and appends "section.key" names, comma-separated, to applied (live
+ * keys changed) and to restart (changed keys that need a restart; cfg keeps their old value).
+ * Returns: RAGD_OK, or RAGD_ERR_NOMEM (cfg may hold some of the new values). */
+ragd_rc cfg_reload_apply(ragd_cfg *cfg, const ragd_cfg *fresh, util_buf *applied,
+                         util_buf *restart, ragd_err *err);
 
 /* Frees the strings owned by cfg and zeroes it. cfg may be NULL. */
 void cfg_free(ragd_cfg *cfg);

@@ -22,15 +22,21 @@ typedef struct http_server http_server;
  * Returns: *out new (stop and free with http_server_stop). */
 ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err);
 
-/* Stops accepting, interrupts a running ingest between documents, waits for requests in flight,
- * frees s. s may be NULL. */
-void http_server_stop(http_server *s);
+/* Stops accepting (new connections are refused, new requests on open connections get 503),
+ * interrupts a running ingest between documents, waits for requests in flight up to
+ * [server] shutdown_timeout seconds, then closes what is left and frees s. s may be NULL.
+ * Returns: 0 when everything in flight finished; 1 when the deadline passed and the requests
+ * left were closed; -1 when it passed with the ingest worker still inside a document: then s is
+ * NOT freed (the worker still uses it and the engine) and the caller should exit at once. */
+int http_server_stop(http_server *s);
 
 /* ---- routes ------------------------------------------------------------------------------- */
 typedef struct http_reply {
     unsigned status;
     json_t *body;      /* new reference, owned by the reply */
     const char *allow; /* static; set for 405 */
+    char *text;               /* instead of body: a text body, owned (free()); e.g. /metrics */
+    const char *content_type; /* static; the text body's type */
 } http_reply;
 
 typedef enum http_route {
@@ -38,7 +44,8 @@ typedef enum http_route {
     RAGD_ROUTE_ROOT,
     RAGD_ROUTE_HEALTH,
     RAGD_ROUTE_RETRIEVE,
-    RAGD_ROUTE_INGEST
+    RAGD_ROUTE_INGEST,
+    RAGD_ROUTE_METRICS
 } http_route;
 
 /* Maps a path to a route and checks the method. Returns: the route; *allow is set (static) and

@@ -685,6 +685,53 @@ static void test_print_round_trip(void **state)
     temp_file_remove(path, dir);
 }
 
+/* SIGHUP reload: live keys change in place, others are named and keep their value. */
+static void test_reload_apply(void **state)
+{
+    (void)state;
+    ragd_cfg cfg, fresh;
+    ragd_err err = {0};
+    assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
+    assert_int_equal(cfg_defaults_set(&fresh, &err), RAGD_OK);
+    util_buf applied = {0}, restart = {0};
+    assert_int_equal(cfg_reload_apply(&cfg, &fresh, &applied, &restart, &err), RAGD_OK);
+    assert_int_equal(applied.len, 0); /* nothing changed */
+    assert_int_equal(restart.len, 0);
+
+    const char *old_level = cfg.log_level;
+    assert_int_equal(cfg_key_set(&fresh, "retrieve", "min_score", "0.25", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "retrieve", "default_k", "3", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "log", "level", "debug", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "rag", "enabled", "false", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "server", "threads", "9", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "store", "data_dir", "/elsewhere", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "embed", "api_key", "sk-secret", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_reload_apply(&cfg, &fresh, &applied, &restart, &err), RAGD_OK);
+    assert_string_equal(applied.data,
+                        "rag.enabled, retrieve.default_k, retrieve.min_score, log.level");
+    assert_string_equal(restart.data, "server.threads, store.data_dir, embed.api_key");
+    assert_null(strstr(restart.data, "sk-secret")); /* names only, never values */
+    assert_true(cfg.retrieve_min_score == 0.25);
+    assert_int_equal(cfg.retrieve_default_k, 3);
+    assert_int_equal(cfg.rag_enabled, 0);
+    assert_string_equal(cfg.log_level, "debug");
+    assert_string_equal(old_level, "info"); /* the old string stays valid until cfg_free */
+    assert_int_equal(cfg.threads, 4);
+    assert_string_equal(cfg.data_dir, "var/vectorstore");
+    assert_string_equal(cfg.embed_api_key, "");
+
+    assert_true(cfg_key_live("retrieve", "min_score"));
+    assert_true(cfg_key_live("log", "log_queries"));
+    assert_true(cfg_key_live("server", "shutdown_timeout"));
+    assert_false(cfg_key_live("server", "listen"));
+    assert_false(cfg_key_live("log", "file"));
+    assert_false(cfg_key_live("nope", "nope"));
+    util_buf_free(&applied);
+    util_buf_free(&restart);
+    cfg_free(&fresh);
+    cfg_free(&cfg);
+}
+
 static void test_free_zeroed_and_null(void **state)
 {
     (void)state;
@@ -720,6 +767,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_validate, env_reset, env_reset),
         cmocka_unit_test_setup_teardown(test_print_redacts_secret, env_reset, env_reset),
         cmocka_unit_test_setup_teardown(test_print_round_trip, env_reset, env_reset),
+        cmocka_unit_test_setup_teardown(test_reload_apply, env_reset, env_reset),
         cmocka_unit_test_setup_teardown(test_free_zeroed_and_null, env_reset, env_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

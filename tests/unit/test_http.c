@@ -23,6 +23,7 @@
 #include "ragd/engine.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
+#include "ragd/metrics.h"
 #include "ragd/util.h"
 
 #include "test_support.h"
@@ -140,6 +141,8 @@ static void test_route_find(void **state)
         {"GET", "/health", RAGD_ROUTE_HEALTH, 1, NULL},
         {"POST", "/retrieve", RAGD_ROUTE_RETRIEVE, 1, NULL},
         {"POST", "/ingest", RAGD_ROUTE_INGEST, 1, NULL},
+        {"GET", "/metrics", RAGD_ROUTE_METRICS, 1, NULL},
+        {"POST", "/metrics", RAGD_ROUTE_METRICS, 0, "GET"},
         /* one trailing slash, query strings */
         {"GET", "/health/", RAGD_ROUTE_HEALTH, 1, NULL},
         {"POST", "/retrieve/", RAGD_ROUTE_RETRIEVE, 1, NULL},
@@ -182,6 +185,7 @@ static void test_route_find(void **state)
     assert_string_equal(http_route_name(RAGD_ROUTE_HEALTH), "/health");
     assert_string_equal(http_route_name(RAGD_ROUTE_RETRIEVE), "/retrieve");
     assert_string_equal(http_route_name(RAGD_ROUTE_INGEST), "/ingest");
+    assert_string_equal(http_route_name(RAGD_ROUTE_METRICS), "/metrics");
     assert_string_equal(http_route_name(RAGD_ROUTE_NONE), "other");
 }
 
@@ -629,10 +633,101 @@ static void test_root_and_unknown(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "name")), "ragd");
     assert_string_equal(json_string_value(json_object_get(r.body, "version")), RAGD_VERSION);
-    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 4);
+    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 5);
     json_decref(r.body);
     expect_error(http_route_handle(f->e, &f->cfg, RAGD_ROUTE_NONE, NULL, 0), 404, "not_found",
                  "unknown route");
+}
+
+/* Returns: 1 when the health reply's reasons include one containing needle. */
+static int reasons_have(json_t *body, const char *needle)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(body, "reasons"), i, v)
+        if (strstr(json_string_value(v), needle) != NULL) return 1;
+    return 0;
+}
+
+static void test_health_degraded(void **state)
+{
+    fixture *f = *state;
+    metrics_reset();
+    /* RAG switched off: still 200, "degraded", a reason, rag.available false. */
+    f->cfg.rag_enabled = 0;
+    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    f->cfg.rag_enabled = 1;
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.body, "status")), "degraded");
+    assert_true(reasons_have(r.body, "RAG is disabled"));
+    assert_true(json_is_false(json_object_get(json_object_get(r.body, "rag"), "available")));
+    json_decref(r.body);
+
+    /* The embedder's last call failed: degraded, reachable false, the error shown. */
+    metrics_embed_note(-1, 0, "connection refused");
+    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.body, "status")), "degraded");
+    assert_true(reasons_have(r.body, "connection refused"));
+    json_t *em = json_object_get(r.body, "embedder");
+    assert_true(json_is_false(json_object_get(em, "reachable")));
+    json_decref(r.body);
+
+    /* It answers again, then a whole ingest fails: degraded with the ingest's message. */
+    metrics_embed_note(2.0, 1, NULL);
+    metrics_embed_note(4.0, 1, NULL);
+    metrics_ingest_note(1700000000, "failed", "path not found: /nope");
+    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    assert_string_equal(json_string_value(json_object_get(r.body, "status")), "degraded");
+    assert_true(reasons_have(r.body, "last ingest failed: path not found"));
+    json_t *in = json_object_get(r.body, "ingest");
+    assert_string_equal(json_string_value(json_object_get(in, "last_result")), "failed");
+    em = json_object_get(r.body, "embedder");
+    assert_true(json_is_true(json_object_get(em, "reachable")));
+    json_t *lat = json_object_get(em, "latency_ms");
+    assert_int_equal(json_integer_value(json_object_get(lat, "samples")), 2);
+    assert_true(json_real_value(json_object_get(lat, "p50")) == 2.0);
+    assert_true(json_real_value(json_object_get(lat, "p95")) == 4.0);
+    json_decref(r.body);
+
+    metrics_reset();
+    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    assert_string_equal(json_string_value(json_object_get(r.body, "status")), "ok");
+    json_decref(r.body);
+}
+
+/* GET /metrics: text exposition, and a retrieval moves exactly one of hits and misses. */
+static void test_metrics_route(void **state)
+{
+    fixture *f = *state;
+    metrics_reset();
+    const char *hit = "{\"query\": \"refund within thirty days\"}";
+    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_RETRIEVE, hit, strlen(hit));
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_HITS), 1);
+    assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_MISSES), 0);
+    const char *miss = "{\"query\": \"refund within thirty days\", \"min_score\": 1.0}";
+    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_RETRIEVE, miss, strlen(miss));
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_HITS), 1);
+    assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_MISSES), 1);
+
+    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_METRICS, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_null(r.body);
+    assert_non_null(r.text);
+    assert_non_null(strstr(r.content_type, "text/plain; version=0.0.4"));
+    assert_non_null(strstr(r.text, "\nragd_retrieval_hits_total 1\n"));
+    assert_non_null(strstr(r.text, "\nragd_retrieval_misses_total 1\n"));
+    assert_non_null(strstr(r.text, "\nragd_retrieval_duration_seconds_count 2\n"));
+    char want[64];
+    snprintf(want, sizeof want, "\nragd_chunks %lld\n", (long long)f->chunks);
+    assert_non_null(strstr(r.text, want));
+    assert_non_null(strstr(r.text, "\nragd_documents 3\n"));
+    free(r.text);
+    metrics_reset();
 }
 
 int main(void)
@@ -649,6 +744,8 @@ int main(void)
         cmocka_unit_test(test_retrieve_rag_disabled),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_root_and_unknown),
+        cmocka_unit_test(test_health_degraded),
+        cmocka_unit_test(test_metrics_route),
         cmocka_unit_test(test_ingest_run),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""orchestration - the chat orchestration app: ragd retrieval and the LLM wrapper hook."""

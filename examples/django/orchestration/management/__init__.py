@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""management - the orchestration app's management commands."""

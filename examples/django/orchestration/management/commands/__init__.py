@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""commands - ingest_docs."""

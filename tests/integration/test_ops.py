@@ -1,0 +1,455 @@
+# SPDX-License-Identifier: MIT
+"""
+test_ops.py - operations against the real daemon: GET /metrics after traffic (hits and misses,
+HTTP requests by route and status, gauges, exposition format), the JSONL event log (fields,
+X-Request-Id honoured and echoed, raw queries only with log_queries), a logrotate-style rename +
+SIGHUP, SIGHUP reload of live keys (and naming the others), SIGTERM with a request in flight and
+under load, the bounded drain, /health degraded, `ragd health` exit codes, and a backup taken
+with contrib/ragd-backup.sh while the daemon runs, restored into a new data dir.
+"""
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from corpus import REFUND_QUESTION, write_corpus, write_generated
+from harness import check, eq, free_port, http_call, short, test, wait_until, write
+
+SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def scrape(d):
+    r = d.call("GET", "/metrics")
+    eq(r.status, 200, "GET /metrics status")
+    ctype = r.headers.get("content-type", "")
+    check(ctype.startswith("text/plain") and "version=0.0.4" in ctype,
+          "metrics Content-Type is %r" % ctype)
+    text = r.body.decode("utf-8")
+    values, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("#") or not line:
+            continue
+        m = SERIES.match(line)
+        check(m is not None, "malformed exposition line %r" % line)
+        name = m.group(1)
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        check(name in typed or base in typed, "series %s has no TYPE line" % name)
+        check(name.startswith("ragd_"), "series %s lacks the ragd_ prefix" % name)
+        values[name + (m.group(2) or "")] = float(m.group(3))
+    return values
+
+
+def event_lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def wait_log(d, needle, what, timeout=20):
+    wait_until(lambda: needle in d.stderr_text(), timeout, what)
+
+
+def ops_config(t, extra=""):
+    path = t.path("ragd.ini")
+    write(path, "[log]\nfile = %s\n%s" % (t.path("logs", "rag.log"), extra))
+    return path
+
+
+@test
+def metrics_move_with_traffic(t):
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    d = t.serve()
+    before = scrape(d)
+    for name in ("ragd_retrieval_hits_total", "ragd_retrieval_misses_total",
+                 "ragd_cache_hits_total", "ragd_cache_misses_total",
+                 "ragd_embedding_tokens_total", "ragd_embedding_requests_total",
+                 "ragd_ingest_runs_total", "ragd_ingest_failures_total",
+                 'ragd_upstream_errors_total{kind="timeout"}',
+                 "ragd_retrieval_duration_seconds_count",
+                 "ragd_retrieval_embed_duration_seconds_count",
+                 "ragd_retrieval_search_duration_seconds_count"):
+        eq(before.get(name), 0.0, "%s before any traffic" % name)
+    d.ingest(corpus)
+    for _ in range(3):
+        ans = d.retrieve({"query": REFUND_QUESTION, "k": 3})
+        check(ans["results"], "expected results for the refund question")
+    for _ in range(2):
+        ans = d.retrieve({"query": REFUND_QUESTION, "k": 3, "min_score": 1.0})
+        eq(ans["results"], [], "results above min_score 1.0")
+    bad = d.call("POST", "/retrieve", {"query": ""})
+    eq(bad.status, 400, "empty query")
+    m = scrape(d)
+    eq(m["ragd_retrieval_hits_total"], 3.0, "hits")
+    eq(m["ragd_retrieval_misses_total"], 2.0, "misses")
+    eq(m["ragd_retrieval_duration_seconds_count"], 5.0, "retrieval histogram count")
+    eq(m['ragd_retrieval_duration_seconds_bucket{le="+Inf"}'], 5.0, "+Inf bucket")
+    eq(m['ragd_http_requests_total{route="/retrieve",status="200"}'], 5.0, "retrieve 200s")
+    eq(m['ragd_http_requests_total{route="/retrieve",status="400"}'], 1.0, "retrieve 400s")
+    eq(m['ragd_http_requests_total{route="/ingest",status="200"}'], 1.0, "ingest 200s")
+    eq(m["ragd_ingest_runs_total"], 1.0, "ingest runs")
+    h = d.health()
+    eq(m["ragd_documents"], float(h["store"]["documents"]), "documents gauge")
+    eq(m["ragd_chunks"], float(h["store"]["chunks"]), "chunks gauge")
+    check(m["ragd_index_bytes"] > 0, "index bytes gauge %r" % m["ragd_index_bytes"])
+    # One more retrieval moves exactly one of the two counters.
+    d.retrieve({"query": REFUND_QUESTION})
+    m2 = scrape(d)
+    moved = (m2["ragd_retrieval_hits_total"] - m["ragd_retrieval_hits_total"],
+             m2["ragd_retrieval_misses_total"] - m["ragd_retrieval_misses_total"])
+    eq(moved, (1.0, 0.0), "hits/misses moved by one retrieval")
+    eq(m2['ragd_http_requests_total{route="/metrics",status="200"}'], 2.0,
+       "the two earlier scrapes, counted by the third")
+
+
+@test
+def event_log_lines_and_request_ids(t):
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    log = t.path("logs", "rag.log")
+    d = t.serve(config=ops_config(t))
+    d.ingest(corpus)
+    r = d.call("POST", "/retrieve", {"query": REFUND_QUESTION, "k": 2, "intent": "search_info"},
+               headers={"X-Request-Id": "django-req-7"})
+    eq(r.status, 200, "retrieve")
+    eq(r.headers.get("x-request-id"), "django-req-7", "echoed X-Request-Id")
+    r2 = d.call("POST", "/retrieve", {"query": "zyxw qqqq", "k": 2, "min_score": 0.99},
+                headers={"X-Request-Id": "bad id with spaces"})
+    rid = r2.headers.get("x-request-id", "")
+    check(re.fullmatch(r"[0-9a-f]{16}", rid), "generated request id %r" % rid)
+    lines = wait_until(lambda: [l for l in event_lines(log) if l["event"] == "retrieval"][:2]
+                       if len([l for l in event_lines(log) if l["event"] == "retrieval"]) >= 2
+                       else None, 20, "two retrieval lines in %s" % log)
+    first, second = lines
+    eq(first["request_id"], "django-req-7", "request_id of the first line")
+    eq(first["query_sha256"], hashlib.sha256(REFUND_QUESTION.encode()).hexdigest(), "hash")
+    check("query" not in first, "raw query logged without log_queries: %s" % short(first))
+    eq(first["intent"], "search_info", "intent")
+    eq(first["k"], 2, "k")
+    eq(first["hit"], True, "hit")
+    check(isinstance(first["top_score"], float) and first["top_score"] > 0, "top_score")
+    for part in ("embed", "search", "fetch", "total"):
+        check(isinstance(first["latency_ms"].get(part), (int, float)), "latency_ms.%s" % part)
+    check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"]), "time")
+    eq(second["request_id"], rid, "generated id in the log")
+    eq(second["hit"], False, "miss")
+    eq(second["top_score"], None, "top_score of a miss")
+    ingests = [l for l in event_lines(log) if l["event"] == "ingest"]
+    eq(len(ingests), 1, "ingest lines")
+    eq(ingests[0]["result"], "ok", "ingest result")
+    eq(ingests[0]["report"]["documents"]["added"], 6, "ingest report in the log")
+
+
+@test
+def event_log_raw_queries_only_when_enabled(t):
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    log = t.path("logs", "rag.log")
+    d = t.serve(config=ops_config(t, "log_queries = true\n"))
+    d.ingest(corpus)
+    d.retrieve({"query": REFUND_QUESTION})
+    line = wait_until(lambda: next((l for l in event_lines(log) if l["event"] == "retrieval"),
+                                   None), 20, "a retrieval line")
+    eq(line.get("query"), REFUND_QUESTION, "raw query with log_queries = true")
+
+
+@test
+def logrotate_rename_then_sighup(t):
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    log = t.path("logs", "rag.log")
+    d = t.serve(config=ops_config(t))
+    d.ingest(corpus)
+    d.retrieve({"query": "before rotation"})
+    wait_until(lambda: len(event_lines(log)) >= 2, 20, "lines before rotation")
+    os.rename(log, log + ".1")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reopened " + log, "the reopen after SIGHUP")
+    d.retrieve({"query": "after rotation"})
+    after_hash = hashlib.sha256(b"after rotation").hexdigest()
+    wait_until(lambda: any(l.get("query_sha256") == after_hash for l in event_lines(log)), 20,
+               "the new line in the new file")
+    old = event_lines(log + ".1")
+    eq(len(old), 2, "lines in the rotated file")
+    check(all(l.get("query_sha256") != after_hash for l in old),
+          "a line written after the reopen went to the rotated file")
+    check(d.running(), "daemon still running after SIGHUP")
+
+
+@test
+def sighup_reloads_live_keys_and_names_the_rest(t):
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    cfg = t.path("ragd.ini")
+    write(cfg, "[retrieve]\nmin_score = 0.0\n[log]\nfile = %s\n" % t.path("rag.log"))
+    d = t.serve(config=cfg)
+    d.ingest(corpus)
+    check(d.retrieve({"query": REFUND_QUESTION})["results"], "results before the reload")
+    write(cfg, "[retrieve]\nmin_score = 1.0\ndefault_k = 2\n[server]\nthreads = 7\n"
+               "[log]\nlevel = debug\nfile = %s\n" % t.path("rag.log"))
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "SIGHUP: applied live: retrieve.default_k, retrieve.min_score, log.level",
+             "the applied live keys")
+    wait_log(d, "restart to apply: server.threads", "the key that needs a restart")
+    eq(d.retrieve({"query": REFUND_QUESTION})["results"], [], "results after min_score = 1.0")
+    # log.level = debug is live: requests are now logged.
+    wait_log(d, "level=debug module=http", "a debug line after the reload")
+    # A file that no longer validates is not applied; the running values stay.
+    write(cfg, "[retrieve]\nmin_score = 0.0\nmax_k = nope\n")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "configuration not reloaded", "the refused reload")
+    check("max_k: 'nope' is not an integer" in d.stderr_text(), "reason of the refused reload")
+    eq(d.retrieve({"query": REFUND_QUESTION})["results"], [], "min_score kept at 1.0")
+    write(cfg, "[retrieve]\nmin_score = 0.0\n[log]\nfile = %s\n" % t.path("rag.log"))
+    os.kill(d.pid, signal.SIGHUP)
+    wait_until(lambda: d.retrieve({"query": REFUND_QUESTION})["results"], 20,
+               "results again after min_score back to 0.0")
+
+
+def send_partial(port, body, keep):
+    """Opens a connection and sends a POST /retrieve with all of body's headers but only `keep`
+    bytes of it. Returns the socket."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(("POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode())
+    s.sendall(body[:keep])
+    return s
+
+
+def wait_in_flight(d):
+    """Waits until the daemon counts the partial request as in flight (the scrape itself is the
+    other one)."""
+    wait_until(lambda: scrape(d)["ragd_http_requests_in_flight"] >= 2, 20,
+               "the partial request counted in flight")
+
+
+def read_response(s):
+    data = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not b:
+            break
+        data += b
+    s.close()
+    return data
+
+
+@test
+def sigterm_finishes_request_in_flight_and_refuses_new(t):
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    d = t.serve(args=("--log-level", "debug"))
+    d.ingest(corpus)
+    body = json.dumps({"query": REFUND_QUESTION, "k": 2}).encode()
+    s = send_partial(d.port, body, 10)
+    wait_in_flight(d)
+    os.kill(d.pid, signal.SIGTERM)
+    # The scrape that saw the request in flight may still be finishing: 1 or 2.
+    wait_until(lambda: re.search(r"draining: [12] requests in flight", d.stderr_text()), 20,
+               "the drain counting the open request")
+    try:
+        http_call(d.port, "GET", "/health", timeout=5)
+        refused = False
+    except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
+        refused = True
+    check(refused, "a new connection was served during the drain")
+    s.sendall(body[10:])
+    data = read_response(s)
+    check(data.startswith(b"HTTP/1.1 200"), "in-flight request answer: %r" % data[:200])
+    payload = json.loads(data.partition(b"\r\n\r\n")[2])
+    check(payload["results"], "in-flight request got no results")
+    d.proc.wait(30)
+    eq(d.proc.returncode, 0, "exit status after the drain")
+    check("drained in" in d.stderr_text(), "no 'drained' line:\n%s" % d.stderr_text()[-800:])
+    check(os.path.isfile(t.path("data", "index.faiss")), "index saved")
+
+
+@test
+def sigterm_drain_is_bounded(t):
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nshutdown_timeout = 1\n[log]\nfile =\n")
+    d = t.serve(config=cfg)
+    s = send_partial(d.port, b'{"query": "never finished"}', 5)
+    wait_in_flight(d)
+    os.kill(d.pid, signal.SIGTERM)
+    d.proc.wait(30)  # the client never sends the rest: only the deadline ends the drain
+    eq(d.proc.returncode, 0, "exit status after a bounded drain")
+    check(re.search(r"closing [12] requests still in flight", d.stderr_text()),
+          "no deadline line:\n%s" % d.stderr_text()[-800:])
+    s.close()
+
+
+@test
+def sigterm_under_load(t):
+    corpus = t.path("corpus")
+    write_generated(corpus, 60)
+    d = t.serve()
+    d.ingest(corpus)
+    stop = threading.Event()
+    outcomes = {"ok": 0, "unavailable": 0, "refused": 0, "bad": []}
+    lock = threading.Lock()
+
+    def client(i):
+        while not stop.is_set():
+            try:
+                r = http_call(d.port, "POST", "/retrieve", {"query": "alpha bravo %d" % i, "k": 3},
+                              timeout=30)
+                if r.status == 200 and isinstance(r.json.get("results"), list):
+                    key = "ok"
+                elif r.status == 503 and r.json["error"]["code"] == "unavailable":
+                    key = "unavailable"
+                else:
+                    with lock:
+                        outcomes["bad"].append(repr(r))
+                    continue
+            except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError,
+                    http.client.RemoteDisconnected):
+                key = "refused"
+                if not d.running():
+                    stop.set()
+            with lock:
+                outcomes[key] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    wait_until(lambda: outcomes["ok"] >= 20, 60, "20 answered retrievals under load")
+    os.kill(d.pid, signal.SIGTERM)
+    try:
+        d.proc.wait(60)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(60)
+    eq(d.proc.returncode, 0, "exit status after SIGTERM under load")
+    eq(outcomes["bad"], [], "answers that were neither a result nor a clean refusal")
+    check(outcomes["ok"] >= 20, "answered retrievals: %r" % outcomes)
+    # Restart: the saved index matches the store.
+    d2 = t.serve()
+    h = d2.health()
+    eq(h["store"]["consistent"], True, "store consistent after the restart")
+    eq(h["store"]["index_vectors"], h["store"]["chunks"], "index vectors after the restart")
+
+
+@test
+def health_degraded_reasons(t):
+    d = t.serve(env={"RAG_ENABLED": "false"})
+    r = d.call("GET", "/health")
+    eq(r.status, 200, "degraded is 200")
+    h = r.json
+    eq(h["status"], "degraded", "status with RAG disabled")
+    check(any("RAG is disabled" in x for x in h["reasons"]), "reasons %r" % h["reasons"])
+    eq(h["rag"], {"enabled": False, "available": False}, "rag block")
+    for key in ("reachable", "latency_ms", "last_error"):
+        check(key in h["embedder"], "embedder.%s missing" % key)
+    check(isinstance(h.get("disk_bytes"), int), "disk_bytes missing: %s" % short(h))
+
+    d2 = t.serve(data_dir=t.path("data2"))
+    eq(d2.health()["status"], "ok", "fresh daemon")
+    r = d2.call("POST", "/ingest", {"path": t.path("no-such-dir")})
+    eq(r.status, 404, "ingest of a missing path")
+    h = d2.health()
+    eq(h["status"], "degraded", "status after a failed ingest")
+    eq(h["ingest"]["last_result"], "failed", "ingest.last_result")
+    check(any("last ingest failed" in x for x in h["reasons"]), "reasons %r" % h["reasons"])
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    d2.ingest(corpus)
+    h = d2.health()
+    eq((h["status"], h["ingest"]["last_result"]), ("ok", "ok"), "after a good ingest")
+
+
+class DownHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        body = json.dumps({"status": "down", "reasons": ["store not open"]}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@test
+def ragd_health_exit_codes(t):
+    d = t.serve()
+    r = t.cli("health", "--url", "http://127.0.0.1:%d" % d.port)
+    eq(r.rc, 0, "ragd health against a healthy daemon (%r)" % r)
+    eq(r.json()["status"], "ok", "printed status")
+    # Without --url: the address from the configuration.
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nlisten = 127.0.0.1:%d\n" % d.port)
+    r = t.cli("health", "--config", cfg)
+    eq(r.rc, 0, "ragd health with the configured address (%r)" % r)
+
+    dd = t.serve(data_dir=t.path("data2"), env={"RAG_ENABLED": "false"})
+    r = t.cli("health", "--url", "http://127.0.0.1:%d/" % dd.port)
+    eq(r.rc, 0, "degraded still exits 0 (%r)" % r)
+    eq(r.json()["status"], "degraded", "printed degraded status")
+
+    r = t.cli("health", "--url", "http://127.0.0.1:%d" % free_port())
+    eq(r.rc, 1, "unreachable daemon (%r)" % r)
+    check("did not answer" in r.err, "message for an unreachable daemon: %r" % r.err)
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), DownHandler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        r = t.cli("health", "--url", "http://127.0.0.1:%d" % srv.server_address[1])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    eq(r.rc, 1, "a down daemon (%r)" % r)
+    eq(r.json()["status"], "down", "printed down status")
+    r = t.cli("health", "--bogus")
+    eq(r.rc, 2, "unknown option")
+
+
+@test
+def backup_while_running_then_restore(t):
+    corpus = t.path("corpus")
+    write_generated(corpus, 30)
+    d = t.serve()
+    d.ingest(corpus)
+    before = d.health()["store"]
+    # Take the backup while the daemon runs and serves retrievals.
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "contrib", "ragd-backup.sh")
+    p = subprocess.run(["sh", script, t.path("data"), t.path("backup")], capture_output=True,
+                       timeout=120)
+    eq(p.returncode, 0, "ragd-backup.sh exit status (%s)" % p.stderr.decode(errors="replace"))
+    for name in ("ragd.sqlite3", "index.faiss", "index.faiss.meta"):
+        check(os.path.isfile(t.path("backup", name)), "%s missing from the backup" % name)
+    check(not os.path.exists(t.path("backup", "ragd.sqlite3-wal")), "a -wal beside the backup")
+    q = d.retrieve({"query": "alpha bravo", "k": 3})
+    # Restore into a fresh data dir and start a second daemon on it.
+    os.makedirs(t.path("restored"))
+    for name in ("ragd.sqlite3", "index.faiss", "index.faiss.meta"):
+        os.replace(t.path("backup", name), t.path("restored", name))
+    d2 = t.serve(data_dir=t.path("restored"))
+    after = d2.health()["store"]
+    for key in ("documents", "chunks", "embeddings", "index_vectors"):
+        eq(after[key], before[key], "restored store.%s" % key)
+    eq(after["consistent"], True, "restored store consistent")
+    q2 = d2.retrieve({"query": "alpha bravo", "k": 3})
+    eq([r["chunk_id"] for r in q2["results"]], [r["chunk_id"] for r in q["results"]],
+       "same results from the restored store")
+    r = subprocess.run(["sh", script, t.path("nowhere"), t.path("b2")], capture_output=True)
+    eq(r.returncode, 1, "backup of a directory that is not a data dir")
