@@ -109,3 +109,12 @@ def bearer_token_required(t):
           "check-config redacts the token: %s" % out.out)
     logs = d.stderr_text()
     check(token not in logs, "token in the daemon's log")
+    # the CLI forwards to the daemon with the token and follows the job, printing progress lines
+    r = t.cli("ingest", "--path", t.path("docs"), "--data-dir", d.data_dir, "--json",
+              env={"RAGD_SERVER_AUTH_TOKEN": token})
+    eq(r.rc, 0, "forwarded CLI ingest with the token: %r" % r)
+    check("ingest: 1/1" in r.err, "progress line on a non-terminal: %r" % r.err)
+    eq(r.json()["documents"]["unchanged"], 1, "forwarded report")
+    r = t.cli("ingest", "--path", t.path("docs"), "--data-dir", d.data_dir)
+    eq(r.rc, 1, "forwarded CLI ingest without the token: %r" % r)
+    check("401" in r.err, "the refusal is shown: %r" % r.err)
