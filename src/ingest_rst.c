@@ -113,11 +113,14 @@ ragd_rc ingest_rst_extract(const char *path, const char *data, size_t len, inges
                 nstyles++;
             }
             if (level >= RST_STYLES_MAX) level = RST_STYLES_MAX - 1;
-            if (b.len > 0 && b.data[b.len - 1] != '\n') oom |= util_buf_append(&b, "\n", 1) != 0;
-            oom |= util_buf_append(&b, "\n######", level + 2) != 0;
+            /* a blank line before the heading (none at the very start), then "## Title" */
+            while (b.len > 0 && !oom && !(b.len >= 2 && b.data[b.len - 1] == '\n' &&
+                                          b.data[b.len - 2] == '\n'))
+                oom |= util_buf_append(&b, "\n", 1) != 0;
+            oom |= util_buf_append(&b, "######", level + 1) != 0;
             oom |= util_buf_append(&b, " ", 1) != 0;
             oom |= util_buf_append(&b, data + text.a, text.b - text.a) != 0;
-            oom |= util_buf_append(&b, "\n\n", 2) != 0;
+            oom |= util_buf_append(&b, "\n", 1) != 0;
             if (title == NULL && !(title = util_strndup(data + text.a, text.b - text.a))) oom = 1;
             p = after;
             continue;
@@ -131,9 +134,7 @@ ragd_rc ingest_rst_extract(const char *path, const char *data, size_t len, inges
         free(title);
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "extract rst: out of memory");
     } else {
-        /* drop the leading newline a first heading leaves */
-        size_t skip = b.len > 0 && b.data[0] == '\n' ? 1 : 0;
-        rc = ingest_doc_fill(out, b.data ? b.data + skip : "", b.len - skip, title,
+        rc = ingest_doc_fill(out, b.data ? b.data : "", b.len, title,
                              "{\"format\":\"rst\"}", 1, err);
     }
     util_buf_free(&b);
