@@ -9,7 +9,7 @@ page-3 question, the HTML/rst structure, and a second ingest refused while one r
 import os
 import subprocess
 
-from harness import check, eq, expect_error, fixture, shared, short, wait_until, write
+from harness import check, eq, expect_error, fixture, shared, short, test, wait_until, write
 from pdfgen import pdf_bytes, write_pdf
 
 REFUND_PAGES = [
@@ -212,3 +212,57 @@ def jobs_one_ingest_at_a_time(t, fx):
     eq(final["progress"]["files_done"], 400, "files done")
     check(all(s == "running" for s in states[:-1]), "states: %s" % states)
     eq(d.call("POST", "/ingest", {"path": fx["many"]}).status, 200, "an ingest after the job")
+
+
+@test
+def globs_config_and_request(t):
+    docs = t.path("docs")
+    for rel in ("a.md", "b.md", "drafts/c.md", "guide/x.pdf", "notes.txt", "keep/d.md"):
+        if rel.endswith(".pdf"):
+            os.makedirs(os.path.dirname(os.path.join(docs, rel)), exist_ok=True)
+            write_pdf(os.path.join(docs, rel), [["Pallet jack manual page one."]])
+        else:
+            write(os.path.join(docs, rel), "# %s\n\nText of %s.\n" % (rel, rel))
+    cfg = t.path("ragd.ini")
+    write(cfg, "[ingest]\nexclude = drafts:*.txt\n")
+    d = t.serve(config=cfg)
+    rep = d.ingest(docs)
+    eq(rep["documents"]["added"], 4, "config exclude drops drafts/ and *.txt (%s)" % short(rep))
+    # a request's include replaces the config's globs: only PDFs are read, others kept
+    r = d.call("POST", "/ingest", {"path": docs, "include": ["*.pdf"], "exclude": []})
+    eq(r.status, 200, "ingest with include: %r" % r)
+    eq(r.json["documents"]["seen"], 1, "only the PDF is selected")
+    eq(r.json["documents"]["removed"], 0, "unselected documents are not removed")
+    os.remove(os.path.join(docs, "a.md"))
+    r = d.call("POST", "/ingest", {"path": docs, "include": ["keep/*"]})
+    eq(r.json["documents"]["removed"], 0, "a.md is outside the include: kept")
+    rep = d.ingest(docs)
+    eq(rep["documents"]["removed"], 1, "a.md removed by an ingest that selects it")
+    for bad in ({"path": docs, "include": "*.md"}, {"path": docs, "exclude": [""]},
+                {"path": docs, "include": [3]}):
+        expect_error(d.call("POST", "/ingest", bad), 400, "invalid_request", None, short(bad))
+
+
+@test
+def unknown_extensions_and_utf8_repair(t):
+    docs = t.path("docs")
+    write(os.path.join(docs, "notes.org"), "* Shelving\n\nHeavy boxes go on the bottom shelf.\n")
+    write(os.path.join(docs, "photo.png"), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    write(os.path.join(docs, "menu.txt"), b"Cr\xe8me br\xfbl\xe9e on Fridays.\n")
+    d = t.serve(env={"RAGD_INGEST_UNKNOWN_AS_TEXT": "true", "RAGD_INGEST_INVALID_UTF8": "repair"})
+    rep = d.ingest(docs)
+    eq(rep["documents"]["added"], 2, "notes.org and menu.txt (%s)" % short(rep))
+    eq([e["source"] for e in rep["errors"]], ["photo.png"], "binary file reported")
+    check("binary" in rep["errors"][0]["message"], rep["errors"][0]["message"])
+    eq([w["source"] for w in rep["warnings"]], ["menu.txt"], "repaired file warned")
+    check("repaired" in rep["warnings"][0]["message"], rep["warnings"][0]["message"])
+    ans = d.retrieve({"query": "heavy boxes bottom shelf", "k": 1})
+    eq(ans["results"][0]["source"], "notes.org", "unknown extension read as text")
+    ans = d.retrieve({"query": "Fridays", "k": 1})
+    check("\ufffd" in ans["results"][0]["text"], "U+FFFD in %r" % ans["results"][0]["text"])
+    # by default neither: the unknown file is not listed, the invalid one is an error
+    d.stop()
+    d = t.serve(data_dir=t.path("data2"))
+    rep = d.ingest(docs)
+    eq(rep["documents"]["seen"], 1, "only menu.txt is a supported file")
+    eq(rep["documents"]["failed"], 1, "invalid UTF-8 skipped by default")
