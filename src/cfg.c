@@ -59,6 +59,7 @@ typedef struct ragd_cfg_entry {
 
 static const char *const provider_choices[] = {"auto", "local", NULL};
 static const char *const backend_choices[] = {"faiss", NULL};
+static const char *const utf8_choices[] = {"skip", "repair", NULL};
 
 #define RAGD_CFG_SIZE_1K 1024.0
 #define RAGD_CFG_SIZE_1G 1073741824.0
@@ -76,6 +77,8 @@ static const ragd_cfg_entry cfg_table[] = {
      1, 3600, NULL, "idle connection timeout in seconds"},
     {"server", "shutdown_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(shutdown_timeout_s), 0, "30",
      RAGD_CFG_F_LIVE, 1, 3600, NULL, "seconds SIGTERM waits for requests in flight"},
+    {"server", "auth_token", RAGD_CFG_T_STRING, RAGD_CFG_OFF(auth_token), 0, "", RAGD_CFG_F_SECRET,
+     0, 0, NULL, "bearer token required on every endpoint but /health; empty: no auth"},
 
     {"rag", "enabled", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(rag_enabled), 0, "true", RAGD_CFG_F_LIVE, 0,
      0, NULL, "false makes /retrieve answer at once with no chunks"},
@@ -93,6 +96,22 @@ static const ragd_cfg_entry cfg_table[] = {
     {"ingest", "max_file_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_file_bytes), 0, "10485760",
      RAGD_CFG_F_LIVE, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,
      "larger files are reported and skipped, not read"},
+    {"ingest", "allowed_roots", RAGD_CFG_T_PATHS, RAGD_CFG_OFF(ingest_allowed_roots),
+     RAGD_CFG_OFF(ingest_allowed_root_count), "", 0, 0, 0, NULL,
+     "colon-separated directories POST /ingest may read; empty: the paths above"},
+    {"ingest", "include", RAGD_CFG_T_PATHS, RAGD_CFG_OFF(ingest_include),
+     RAGD_CFG_OFF(ingest_include_count), "", 0, 0, 0, NULL,
+     "colon-separated globs; when set, only matching files are ingested"},
+    {"ingest", "exclude", RAGD_CFG_T_PATHS, RAGD_CFG_OFF(ingest_exclude),
+     RAGD_CFG_OFF(ingest_exclude_count), "", 0, 0, 0, NULL,
+     "colon-separated globs of files (or directory names) never ingested"},
+    {"ingest", "unknown_as_text", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(ingest_unknown_as_text), 0,
+     "false", 0, 0, 0, NULL, "read files of unknown extension as plain text"},
+    {"ingest", "invalid_utf8", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(ingest_invalid_utf8), 0, "skip", 0, 0,
+     0, utf8_choices, "skip: refuse such files; repair: replace bad bytes (with a warning)"},
+    {"ingest", "max_document_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_document_bytes), 0,
+     "1048576", 0, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,
+     "largest pushed document text (POST /documents); larger gets 413"},
 
     {"chunk", "target_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chunk_target_tokens), 0, "650", 0, 32,
      8192, NULL, "chunk size the chunker aims for, in tokens"},

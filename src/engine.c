@@ -26,7 +26,9 @@
 #include <jansson.h>
 
 #include "ragd/embed.h"
+#include "engine_int.h"
 #include "ragd/engine.h"
+#include "ragd/filter.h"
 #include "ragd/ingest.h"
 #include "ragd/log.h"
 #include "ragd/store.h"
@@ -46,6 +48,8 @@ struct engine {
     embed_provider *embedder;
     pthread_rwlock_t rw;        /* index + commit point; see the file comment */
     pthread_mutex_t ingest_mu;  /* one ingest at a time */
+    pthread_mutex_t write_mu;   /* the store's writer connection: an ingest holds it per
+                                 * document, a pushed document for its upsert */
     pthread_mutex_t status_mu;  /* the last_* fields below */
     atomic_int ingest_running;
     atomic_int cancelled;       /* engine_ingest_cancel was called */
@@ -283,6 +287,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     pthread_rwlock_init(&e->rw, &rwattr);
     pthread_rwlockattr_destroy(&rwattr);
     pthread_mutex_init(&e->ingest_mu, NULL);
+    pthread_mutex_init(&e->write_mu, NULL);
     pthread_mutex_init(&e->status_mu, NULL);
     atomic_init(&e->ingest_running, 0);
     atomic_init(&e->cancelled, 0);
@@ -344,6 +349,7 @@ void engine_close(engine *e)
     free(e->index_path);
     pthread_rwlock_destroy(&e->rw);
     pthread_mutex_destroy(&e->ingest_mu);
+    pthread_mutex_destroy(&e->write_mu);
     pthread_mutex_destroy(&e->status_mu);
     free(e);
 }
@@ -359,16 +365,26 @@ void engine_ingest_report_free(engine_ingest_report *r)
         free(r->errors[i].message);
     }
     free(r->errors);
+    for (size_t i = 0; i < r->warning_count; i++) {
+        free(r->warnings[i].source);
+        free(r->warnings[i].code);
+        free(r->warnings[i].message);
+    }
+    free(r->warnings);
     free(r->root);
     memset(r, 0, sizeof *r);
 }
 
-static void report_error(engine_ingest_report *r, const char *source, ragd_rc rc, const char *msg)
+/* Appends to the report's errors, or its warnings when warning. */
+static void report_add(engine_ingest_report *r, int warning, const char *source, ragd_rc rc,
+                       const char *msg)
 {
-    engine_file_error *p = realloc(r->errors, sizeof *p * (r->error_count + 1));
+    engine_file_error **list = warning ? &r->warnings : &r->errors;
+    size_t *count = warning ? &r->warning_count : &r->error_count;
+    engine_file_error *p = realloc(*list, sizeof *p * (*count + 1));
     if (p == NULL) return; /* the count of failed documents still says something failed */
-    r->errors = p;
-    engine_file_error *fe = &p[r->error_count];
+    *list = p;
+    engine_file_error *fe = &p[*count];
     fe->source = strdup(source);
     fe->code = strdup(ragd_rc_name(rc));
     fe->message = strdup(msg);
@@ -378,7 +394,12 @@ static void report_error(engine_ingest_report *r, const char *source, ragd_rc rc
         free(fe->message);
         return;
     }
-    r->error_count++;
+    (*count)++;
+}
+
+static void report_error(engine_ingest_report *r, const char *source, ragd_rc rc, const char *msg)
+{
+    report_add(r, 0, source, rc, msg);
 }
 
 char *engine_ingest_report_json(const engine_ingest_report *r)
@@ -398,6 +419,13 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
         (json_int_t)r->chunks_embedded, "deduplicated", (json_int_t)r->chunks_deduplicated,
         "errors", errors ? errors : json_array(), "duration_ms", r->duration_ms);
     if (o == NULL) return NULL;
+    json_t *warnings = json_array();
+    for (size_t i = 0; warnings && i < r->warning_count; i++)
+        json_array_append_new(warnings, json_pack("{s:s, s:s, s:s}", "source",
+                                                  r->warnings[i].source, "code",
+                                                  r->warnings[i].code, "message",
+                                                  r->warnings[i].message));
+    json_object_set_new(o, "warnings", warnings ? warnings : json_array());
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -484,7 +512,7 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
                               .max_tokens = cfg->chunk_max_tokens,
                               .overlap = cfg->chunk_overlap,
                               .markdown = w->doc.markdown};
-    ragd_rc rc = ingest_chunk_split(w->doc.text, w->doc.len, &opts, &w->chunks, err);
+    ragd_rc rc = ingest_doc_split(&w->doc, &opts, &w->chunks, err);
     if (rc != RAGD_OK) return rc;
     size_t n = w->chunks.count;
     int dims = e->embedder->dims;
@@ -614,7 +642,8 @@ static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, 
                              .tokens = (int64_t)c->tokens,
                              .char_start = (int64_t)c->start,
                              .char_end = (int64_t)c->end,
-                             .checksum = w->checksums[i]};
+                             .checksum = w->checksums[i],
+                             .page = c->page};
         rc = store_db_chunk_put(e->db, doc_id, &in, &new_ids[i], err);
     }
     if (rc == RAGD_OK) rc = store_db_generation_bump(e->db, &gen, err);
@@ -696,7 +725,8 @@ static char *utf8_sanitized(const char *s)
     return out;
 }
 
-static ragd_rc ingest_one(engine *e, const ingest_file *f, int single, engine_ingest_report *r,
+static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
+                          const ingest_extract_opts *xopts, engine_ingest_report *r,
                           ragd_err *err)
 {
     char *data = NULL;
@@ -726,7 +756,9 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single, engine_in
         r->docs_unchanged++;
         goto done;
     }
-    if (rc == RAGD_OK) rc = ingest_extract_run(f->path, data, len, &w.doc, &ferr);
+    if (rc == RAGD_OK) rc = ingest_extract_file(f->path, data, len, xopts, &w.doc, &ferr);
+    if (rc == RAGD_OK && w.doc.warning)
+        report_add(r, 1, f->relative, RAGD_ERR_INVALID, w.doc.warning);
     if (rc == RAGD_OK) rc = doc_prepare(e, &w, r, &ferr);
     if (rc == RAGD_OK && atomic_load(&e->cancelled)) {
         rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
@@ -778,6 +810,26 @@ void engine_ingest_cancel(engine *e)
 ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn progress,
                       void *progress_ctx, engine_ingest_report *report, ragd_err *err)
 {
+    engine_ingest_opts o = {.path = path, .reset = reset, .progress = progress,
+                            .progress_ctx = progress_ctx};
+    return engine_ingest_run(e, &o, report, err);
+}
+
+ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
+                          engine_ingest_report *report, ragd_err *err)
+{
+    const char *path = opts->path;
+    int reset = opts->reset;
+    engine_progress_fn progress = opts->progress;
+    void *progress_ctx = opts->progress_ctx;
+    ingest_extract_opts xopts = {.unknown_as_text = e->cfg->ingest_unknown_as_text,
+                                 .repair_utf8 = strcmp(e->cfg->ingest_invalid_utf8, "repair") == 0};
+    ingest_globs globs = {
+        .include = opts->include ? opts->include : (const char *const *)e->cfg->ingest_include,
+        .include_count = opts->include ? opts->include_count : e->cfg->ingest_include_count,
+        .exclude = opts->exclude ? opts->exclude : (const char *const *)e->cfg->ingest_exclude,
+        .exclude_count = opts->exclude ? opts->exclude_count : e->cfg->ingest_exclude_count};
+    ingest_crawl_opts copts = {.extract = &xopts, .globs = &globs};
     if (e->readonly)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
     if (e->model_pending && !reset)
@@ -800,10 +852,18 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     /* Crawl first: a bad path must leave the store exactly as it was, even with reset. */
     struct stat st;
     int single = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
-    ragd_rc rc = ingest_crawl_run(path, &files, &root, err);
+    ragd_rc rc = ingest_crawl_scan(path, &copts, &files, &root, err);
+    pthread_mutex_lock(&e->write_mu);
     if (rc == RAGD_OK && reset) rc = store_reset(e, err);
+    pthread_mutex_unlock(&e->write_mu);
     r.root = root;
     root = NULL;
+    for (size_t i = 0; rc == RAGD_OK && i < files.skipped_count; i++)
+        report_add(&r, 1, files.skipped[i].relative, RAGD_ERR_FORBIDDEN, files.skipped[i].path);
+    if (rc == RAGD_OK && opts->progress2) {
+        engine_ingest_progress p = {0, files.count, 0, 0, ""};
+        opts->progress2(progress_ctx, &p);
+    }
     for (size_t i = 0; rc == RAGD_OK && i < files.count; i++) {
         if (atomic_load(&e->cancelled)) {
             rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown after "
@@ -811,10 +871,19 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
             break;
         }
         r.docs_seen++;
-        rc = ingest_one(e, &files.items[i], single, &r, err);
+        /* Pushed documents take their turn between files. */
+        pthread_mutex_lock(&e->write_mu);
+        rc = ingest_one(e, &files.items[i], single, &xopts, &r, err);
+        pthread_mutex_unlock(&e->write_mu);
         if (rc == RAGD_OK && progress) progress(progress_ctx, i + 1, files.count,
                                                 files.items[i].relative);
+        if (rc == RAGD_OK && opts->progress2) {
+            engine_ingest_progress p = {i + 1, files.count, r.chunks_embedded, r.docs_failed,
+                                        files.items[i].relative};
+            opts->progress2(progress_ctx, &p);
+        }
     }
+    pthread_mutex_lock(&e->write_mu);
 
     /* Documents under the crawled directory that no longer exist are removed; ingesting a single
      * file leaves the rest of its directory alone, and so does a crawl that could not read
@@ -837,6 +906,8 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
         for (size_t i = 0; rc == RAGD_OK && i < nprev; i++) {
             const char *key = paths[i];
             if (bsearch(&key, seen, files.count, sizeof *seen, path_cmp) != NULL) continue;
+            /* A document the globs do not select is out of this ingest's scope: kept. */
+            if (!ingest_glob_selected(&globs, key + strlen(prefix))) continue;
             size_t removed = 0;
             rc = doc_remove(e, ids[i], &removed, err);
             if (rc == RAGD_OK) {
@@ -854,6 +925,7 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     if (index_save(e, &serr) != RAGD_OK)
         RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
                  "rebuilt from SQLite at the next start", serr.msg);
+    pthread_mutex_unlock(&e->write_mu);
 
     for (size_t i = 0; paths && i < nprev; i++) free(paths[i]);
     free(paths);
@@ -897,8 +969,21 @@ static int hit_matches(const engine_query *q, const store_hit *h)
 {
     if (q->source_prefix && strncmp(h->source, q->source_prefix, strlen(q->source_prefix)) != 0)
         return 0;
-    if (q->tag_count == 0) return 1;
+    if (q->tag_count == 0 && q->filter == NULL) return 1;
     json_t *tags = json_loads(h->tags_json, 0, NULL);
+    if (q->filter != NULL) {
+        json_t *meta = json_loads(h->metadata_json, 0, NULL);
+        int match = retrieve_filter_match(q->filter, h->source, tags, meta, h->page);
+        json_decref(meta);
+        if (!match) {
+            json_decref(tags);
+            return 0;
+        }
+        if (q->tag_count == 0) {
+            json_decref(tags);
+            return 1;
+        }
+    }
     int ok = json_is_array(tags);
     for (size_t t = 0; ok && t < q->tag_count; t++) {
         int present = 0;
@@ -925,7 +1010,7 @@ static int score_kept(const engine_query *q, float score)
 
 static int has_filters(const engine_query *q)
 {
-    return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0;
+    return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0 || q->filter != NULL;
 }
 
 /* Embeds the query into qv (e->embedder->dims floats, caller-owned) and records the time spent in
@@ -1036,6 +1121,7 @@ char *engine_context_format(const engine_answer *a)
     for (size_t i = 0; i < a->count; i++) {
         const store_hit *h = &a->results[i].hit;
         bad |= util_buf_printf(&b, "%s[%zu] %s", i ? "\n\n" : "", i + 1, h->source);
+        if (h->page > 0) bad |= util_buf_printf(&b, " p.%d", h->page);
         if (h->heading && h->heading[0]) bad |= util_buf_printf(&b, " > %s", h->heading);
         bad |= util_buf_printf(&b, "\n%s", h->text);
     }
@@ -1068,4 +1154,72 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
     pthread_mutex_unlock(&e->status_mu);
     *out = s;
     return RAGD_OK;
+}
+
+/* ---- for pushed documents (src/engine_docs.c) ---------------------------------------------- */
+
+store_db *engine_store_get(engine *e)
+{
+    return e->db;
+}
+
+ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
+                          engine_push_outcome *outcome, int64_t *chunks, ragd_err *err)
+{
+    if (e->readonly)
+        return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
+    if (e->model_pending)
+        return ragd_err_set(err, RAGD_ERR_MODEL_MISMATCH, "the store was built with another "
+                            "embedding model; run an ingest with reset first");
+    if (atomic_load(&e->cancelled))
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down");
+    pthread_mutex_lock(&e->write_mu);
+    store_doc old = {0};
+    int found = 0;
+    doc_work w = {0};
+    engine_ingest_report r = {0};
+    ragd_rc rc = store_db_doc_find(e->db, row->path, &old, &found, err);
+    if (rc == RAGD_OK && found && strcmp(old.checksum, row->checksum) == 0) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        rc = store_db_doc_chunk_ids(e->db, old.id, &ids, &n, err);
+        free(ids);
+        *chunks = (int64_t)n;
+        *outcome = RAGD_PUSH_UNCHANGED;
+        goto out;
+    }
+    w.doc = *doc;
+    memset(doc, 0, sizeof *doc); /* w owns it now */
+    if (rc == RAGD_OK) rc = doc_prepare(e, &w, &r, err);
+    size_t removed = 0;
+    if (rc == RAGD_OK) rc = doc_commit(e, row, found ? old.id : 0, &w, &removed, err);
+    if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
+    if (rc == RAGD_OK) {
+        *outcome = found ? RAGD_PUSH_UPDATED : RAGD_PUSH_ADDED;
+        *chunks = (int64_t)w.chunks.count;
+    }
+out:
+    pthread_mutex_unlock(&e->write_mu);
+    engine_ingest_report_free(&r);
+    doc_work_free(&w);
+    store_doc_free(&old);
+    return rc;
+}
+
+ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, ragd_err *err)
+{
+    if (e->readonly)
+        return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
+    pthread_mutex_lock(&e->write_mu);
+    store_doc old = {0};
+    int found = 0;
+    size_t removed = 0;
+    ragd_rc rc = store_db_doc_find(e->db, path, &old, &found, err);
+    if (rc == RAGD_OK && !found) rc = ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
+    if (rc == RAGD_OK) rc = doc_remove(e, old.id, &removed, err);
+    if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
+    if (rc == RAGD_OK && chunks) *chunks = (int64_t)removed;
+    pthread_mutex_unlock(&e->write_mu);
+    store_doc_free(&old);
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "ragd/engine.h"
+#include "ragd/filter.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
@@ -87,24 +88,39 @@ http_route http_route_find(const char *method, const char *url, const char **all
 {
     static const struct {
         const char *path;
-        const char *method;
+        const char *method; /* one method, or a list "GET, POST" (also the Allow header) */
         http_route route;
+        int prefix;         /* path is a prefix followed by a non-empty id: "/jobs/<id>" */
     } routes[] = {
-        {"/", "GET", RAGD_ROUTE_ROOT},
-        {"/health", "GET", RAGD_ROUTE_HEALTH},
-        {"/retrieve", "POST", RAGD_ROUTE_RETRIEVE},
-        {"/ingest", "POST", RAGD_ROUTE_INGEST},
-        {"/metrics", "GET", RAGD_ROUTE_METRICS},
+        {"/", "GET", RAGD_ROUTE_ROOT, 0},
+        {"/health", "GET", RAGD_ROUTE_HEALTH, 0},
+        {"/retrieve", "POST", RAGD_ROUTE_RETRIEVE, 0},
+        {"/ingest", "POST", RAGD_ROUTE_INGEST, 0},
+        {"/documents", "GET, POST", RAGD_ROUTE_DOCUMENTS, 0},
+        {"/documents/", "GET, DELETE", RAGD_ROUTE_DOCUMENT, 1},
+        {"/jobs/", "GET", RAGD_ROUTE_JOB, 1},
+        {"/metrics", "GET", RAGD_ROUTE_METRICS, 0},
     };
     *method_ok = 1;
     *allow = NULL;
     /* Ignore a query string; paths match exactly, with one optional trailing slash. */
     size_t n = strcspn(url, "?");
+    size_t full = n;
     if (n > 1 && url[n - 1] == '/') n--;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (strlen(routes[i].path) != n || strncmp(routes[i].path, url, n) != 0) continue;
-        if (strcmp(method, routes[i].method) != 0 &&
-            !(strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
+        size_t pl = strlen(routes[i].path);
+        if (routes[i].prefix ? !(full > pl && strncmp(routes[i].path, url, pl) == 0)
+                             : (pl != n || strncmp(routes[i].path, url, n) != 0))
+            continue;
+        int ok = 0;
+        for (const char *m = routes[i].method; *m && !ok;) {
+            size_t ml = strcspn(m, ",");
+            ok = (strlen(method) == ml && strncmp(method, m, ml) == 0) ||
+                 (strcmp(method, "HEAD") == 0 && ml == 3 && strncmp(m, "GET", 3) == 0);
+            m += ml;
+            while (*m == ',' || *m == ' ') m++;
+        }
+        if (!ok) {
             *method_ok = 0;
             *allow = routes[i].method;
         }
@@ -121,6 +137,9 @@ const char *http_route_name(http_route route)
     case RAGD_ROUTE_RETRIEVE: return "/retrieve";
     case RAGD_ROUTE_INGEST: return "/ingest";
     case RAGD_ROUTE_METRICS: return "/metrics";
+    case RAGD_ROUTE_DOCUMENTS: return "/documents";
+    case RAGD_ROUTE_DOCUMENT: return "/documents/{id}";
+    case RAGD_ROUTE_JOB: return "/jobs/{id}";
     case RAGD_ROUTE_NONE: break;
     }
     return "other";
@@ -181,9 +200,10 @@ static int keys_check(json_t *obj, const char *const *allowed, const char *where
 static http_reply handle_root(void)
 {
     http_reply r = {.status = 200};
-    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s]}", "name", "ragd", "version", RAGD_VERSION,
-                       "endpoints", "GET /health", "POST /retrieve", "POST /ingest", "GET /",
-                       "GET /metrics");
+    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s]}", "name", "ragd", "version",
+                       RAGD_VERSION, "endpoints", "GET /health", "POST /retrieve", "POST /ingest",
+                       "GET /", "GET /metrics", "POST /documents", "GET /documents",
+                       "GET /documents/{id}", "DELETE /documents/{id}", "GET /jobs/{id}");
     return r;
 }
 
@@ -329,6 +349,10 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
         json_array_append_new(sources, json_pack("{s:I, s:s, s:s, s:s}", "n", (json_int_t)(i + 1),
                                                  "source", h->source, "title", h->title,
                                                  "heading", h->heading));
+        /* page: the chunk's page in a paged document (PDF), null otherwise */
+        json_t *page = h->page > 0 ? json_integer(h->page) : json_null();
+        json_object_set(json_array_get(results, i), "page", page);
+        json_object_set_new(json_array_get(sources, i), "page", page);
     }
     char *context = engine_context_format(a);
     json_t *o = json_pack("{s:s%, s:b, s:b, s:o, s:s, s:o, s:{s:f, s:f, s:f, s:f}}", "query",
@@ -407,7 +431,17 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
         reply = reply_invalid("field '%s' must be a string", "intent");
         goto out;
     }
-    if ((v = json_object_get(root, "filters")) != NULL) {
+    retrieve_filter *filter = NULL;
+    if ((v = json_object_get(root, "filters")) != NULL && json_is_object(v) &&
+        json_object_get(v, "type") != NULL) {
+        /* OpenAI vector-store filter shape: {"type": ..., "key"/"filters": ...} */
+        ragd_err ferr = {0};
+        if (retrieve_filter_parse(v, "filters", &filter, &ferr) != RAGD_OK) {
+            reply = http_reply_error(ferr.rc, NULL, ferr.msg);
+            goto out;
+        }
+        q.filter = filter;
+    } else if (v != NULL) {
         if (!json_is_object(v)) {
             reply = reply_invalid("field '%s' must be an object", "filters");
             goto out;
@@ -465,8 +499,10 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
     log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
     if (rc != RAGD_OK) {
         reply = http_reply_error(err.rc, NULL, err.msg);
+        retrieve_filter_free(filter);
         goto out;
     }
+    retrieve_filter_free(filter);
     reply.status = 200;
     reply.body = http_answer_json(&q, &a);
     engine_answer_free(&a);
@@ -539,6 +575,9 @@ http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, c
     case RAGD_ROUTE_METRICS: return handle_metrics(e);
     case RAGD_ROUTE_RETRIEVE: return handle_retrieve(e, cfg, body, len);
     case RAGD_ROUTE_INGEST: /* asynchronous: see http_server.c */
+    case RAGD_ROUTE_DOCUMENTS: /* need the method and URL: http_documents.c, http_jobs.c */
+    case RAGD_ROUTE_DOCUMENT:
+    case RAGD_ROUTE_JOB:
     case RAGD_ROUTE_NONE: break;
     }
     return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such endpoint");

@@ -21,6 +21,7 @@
 
 #include <microhttpd.h>
 
+#include "http_int.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
@@ -35,7 +36,8 @@ struct http_server {
     const ragd_cfg *cfg;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    int workers;  /* ingest worker threads alive */
+    int workers;  /* ingest worker threads alive (waited-for and background jobs) */
+    http_jobs *jobs; /* ingest jobs: the running one and recent ones */
     int stopping; /* http_server_stop has begun: no new ingest starts */
     int in_flight; /* requests begun and not completed (under mu) */
 };
@@ -48,12 +50,20 @@ typedef struct request {
     int started; /* the ingest worker was started */
     int done;    /* the worker finished; reply is ready */
     http_reply reply;
-    char *path;
-    int reset;
+    http_ingest_req ingest;
+    char job_id[HTTP_JOB_ID_MAX];
     double t0;
     const char *route_name; /* for metrics; static */
     char request_id[RAGD_REQUEST_ID_MAX];
 } request;
+
+/* A background ingest job (POST /ingest with "wait": false): owns its request. */
+typedef struct job_task {
+    http_server *server;
+    http_ingest_req ingest;
+    char job_id[HTTP_JOB_ID_MAX];
+    char request_id[RAGD_REQUEST_ID_MAX];
+} job_task;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply,
                                   const char *request_id, int closing)
@@ -113,7 +123,7 @@ static void *ingest_worker(void *arg)
     request *req = arg;
     http_server *s = req->server;
     log_record_request_id_set(req->request_id);
-    http_reply reply = http_ingest_run(s->engine, req->path, req->reset);
+    http_reply reply = http_ingest_req_run(s->engine, s->jobs, req->job_id, &req->ingest);
     log_record_request_id_set(NULL);
     pthread_mutex_lock(&s->mu);
     req->reply = reply;
@@ -123,6 +133,55 @@ static void *ingest_worker(void *arg)
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+static void *job_worker(void *arg)
+{
+    job_task *t = arg;
+    http_server *s = t->server;
+    log_record_request_id_set(t->request_id);
+    http_reply reply = http_ingest_req_run(s->engine, s->jobs, t->job_id, &t->ingest);
+    log_record_request_id_set(NULL);
+    json_decref(reply.body);
+    http_ingest_req_free(&t->ingest);
+    free(t);
+    pthread_mutex_lock(&s->mu);
+    s->workers--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Starts fn(arg) in a detached thread counted in s->workers, unless the server is stopping.
+ * Returns: 0, or -1 (*stopping says why). */
+static int worker_start(http_server *s, void *(*fn)(void *), void *arg, request *suspend,
+                        int *stopping)
+{
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&s->mu);
+    int prc = -1;
+    if (!s->stopping) {
+        if (suspend) {
+            MHD_suspend_connection(suspend->conn);
+            suspend->started = 1;
+        }
+        s->workers++;
+        prc = pthread_create(&tid, &attr, fn, arg);
+        if (prc != 0) {
+            s->workers--;
+            if (suspend) {
+                suspend->started = 0;
+                MHD_resume_connection(suspend->conn);
+            }
+        }
+    }
+    *stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    pthread_attr_destroy(&attr);
+    return prc == 0 ? 0 : -1;
 }
 
 static enum MHD_Result finish(request *req, const char *method, const char *url,
@@ -176,6 +235,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (stopping) { /* a new request on a kept-alive connection during shutdown */
             http_reply r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
                                             "ragd is shutting down; retry on another instance");
+            return finish(req, method, url, &r);
+        }
+        /* Every endpoint but /health needs the bearer token when one is configured; checked
+         * before routing and before any of the body is read. */
+        if (strcmp(url, "/health") != 0 && strcmp(url, "/health/") != 0 &&
+            !http_auth_ok(s->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                               MHD_HTTP_HEADER_AUTHORIZATION))) {
+            http_reply r = http_reply_error(RAGD_ERR_UNAUTHORIZED, NULL,
+                                            "missing or wrong bearer token (Authorization: "
+                                            "Bearer <token>)");
             return finish(req, method, url, &r);
         }
         /* Refuse an announced oversized body before reading any of it. */
@@ -233,6 +302,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r.allow = allow;
         return finish(req, method, url, &r);
     }
+    if (route == RAGD_ROUTE_DOCUMENTS || route == RAGD_ROUTE_DOCUMENT) {
+        r = http_documents_handle(
+            s->engine, s->cfg, method, url,
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset"),
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"), req->body.data,
+            req->body.len);
+        return finish(req, method, url, &r);
+    }
+    if (route == RAGD_ROUTE_JOB) {
+        json_t *job = http_jobs_json(s->jobs, url + strlen("/jobs/"));
+        r = job ? (http_reply){.status = 200, .body = job}
+                : http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such job (jobs are kept in "
+                                   "memory: the last 64 of this daemon's run)");
+        return finish(req, method, url, &r);
+    }
     if (route != RAGD_ROUTE_INGEST) {
         log_record_request_id_set(req->request_id);
         r = http_route_handle(s->engine, s->cfg, route, req->body.data, req->body.len);
@@ -240,32 +324,51 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return finish(req, method, url, &r);
     }
 
-    if (http_ingest_parse(req->body.data, req->body.len, &req->path, &req->reset, &r) != 0)
+    if (http_ingest_req_parse(s->cfg, req->body.data, req->body.len, &req->ingest, &r) != 0)
         return finish(req, method, url, &r);
-    pthread_t tid;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_mutex_lock(&s->mu);
-    int prc = -1;
-    if (!s->stopping) {
-        MHD_suspend_connection(conn);
-        req->started = 1;
-        s->workers++;
-        prc = pthread_create(&tid, &attr, ingest_worker, req);
-        if (prc != 0) {
-            s->workers--;
-            req->started = 0;
-            MHD_resume_connection(conn);
-        }
+    ragd_err jerr = {0};
+    if (http_jobs_start(s->jobs, req->ingest.path, req->ingest.reset, req->ingest.wait,
+                        req->job_id, &jerr) != RAGD_OK) {
+        r = http_reply_error(jerr.rc, NULL, jerr.msg);
+        if (jerr.rc == RAGD_ERR_BUSY)
+            json_object_set_new(json_object_get(r.body, "error"), "job_id",
+                                json_string(req->job_id));
+        return finish(req, method, url, &r);
     }
-    int stopping = s->stopping;
-    pthread_mutex_unlock(&s->mu);
-    pthread_attr_destroy(&attr);
-    if (prc != 0) {
+    int stopping = 0;
+    if (!req->ingest.wait) {
+        job_task *t = calloc(1, sizeof *t);
+        if (t != NULL) {
+            t->server = s;
+            t->ingest = req->ingest;
+            memcpy(t->job_id, req->job_id, sizeof t->job_id);
+            memcpy(t->request_id, req->request_id, sizeof t->request_id);
+            memset(&req->ingest, 0, sizeof req->ingest);
+        }
+        if (t != NULL && worker_start(s, job_worker, t, NULL, &stopping) == 0) {
+            r = (http_reply){.status = 202};
+            r.body = json_pack("{s:s, s:s, s:s}", "job_id", req->job_id, "state", "running",
+                               "status_url", "/jobs/");
+            if (r.body) {
+                char status_url[HTTP_JOB_ID_MAX + 8];
+                snprintf(status_url, sizeof status_url, "/jobs/%s", req->job_id);
+                json_object_set_new(r.body, "status_url", json_string(status_url));
+            }
+            return finish(req, method, url, &r);
+        }
+        if (t != NULL) http_ingest_req_free(&t->ingest);
+        free(t);
         r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
                              stopping ? "ragd is shutting down; no ingest starts"
                                       : "cannot start the ingest thread");
+        http_jobs_finish(s->jobs, req->job_id, &r);
+        return finish(req, method, url, &r);
+    }
+    if (worker_start(s, ingest_worker, req, req, &stopping) != 0) {
+        r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
+                             stopping ? "ragd is shutting down; no ingest starts"
+                                      : "cannot start the ingest thread");
+        http_jobs_finish(s->jobs, req->job_id, &r);
         return finish(req, method, url, &r);
     }
     return MHD_YES;
@@ -287,7 +390,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     util_buf_free(&req->body);
     json_decref(req->reply.body);
     free(req->reply.text);
-    free(req->path);
+    http_ingest_req_free(&req->ingest);
     free(req);
     *con_cls = NULL;
 }
@@ -321,6 +424,12 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
     }
     s->engine = e;
     s->cfg = cfg;
+    s->jobs = http_jobs_new();
+    if (s->jobs == NULL) {
+        freeaddrinfo(ai);
+        free(s);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
 
@@ -338,6 +447,7 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
     int en = errno;
     freeaddrinfo(ai);
     if (s->daemon == NULL) {
+        http_jobs_free(s->jobs);
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cond);
         free(s);
@@ -395,6 +505,7 @@ int http_server_stop(http_server *s)
     MHD_stop_daemon(s->daemon);
     /* The quiesced listening socket is ours to close, after the daemon's threads are gone. */
     if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    http_jobs_free(s->jobs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     free(s);

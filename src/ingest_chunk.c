@@ -595,6 +595,7 @@ static int chunk_push(chunker *c, size_t start, size_t end, size_t tokens, const
     ch->end = end;
     ch->heading = h;
     ch->tokens = tokens;
+    ch->page = 0;
     return 0;
 }
 
@@ -894,4 +895,47 @@ void ingest_chunk_list_free(ingest_chunk_list *list)
     free(list->items);
     list->items = NULL;
     list->count = 0;
+}
+
+/* ---- paged documents ------------------------------------------------------------------------ */
+
+ragd_rc ingest_doc_split(const ingest_doc *doc, const ingest_chunk_opts *opts,
+                         ingest_chunk_list *out, ragd_err *err)
+{
+    if (doc->page_count == 0) return ingest_chunk_split(doc->text, doc->len, opts, out, err);
+    /* Each page on its own: a chunk never spans pages, so its page number is exact. */
+    ingest_chunk_list all = {0};
+    size_t cap = 0;
+    for (size_t p = 0; p < doc->page_count; p++) {
+        size_t a = doc->page_starts[p];
+        size_t b = p + 1 < doc->page_count ? doc->page_starts[p + 1] : doc->len;
+        if (a > b || b > doc->len) continue;
+        ingest_chunk_list page = {0};
+        ragd_rc rc = ingest_chunk_split(doc->text + a, b - a, opts, &page, err);
+        if (rc == RAGD_OK && all.count + page.count > cap) {
+            size_t ncap = (all.count + page.count) * 2;
+            ingest_chunk *grown = realloc(all.items, ncap * sizeof *grown);
+            if (grown == NULL)
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "chunk: out of memory");
+            else {
+                all.items = grown;
+                cap = ncap;
+            }
+        }
+        if (rc != RAGD_OK) {
+            ingest_chunk_list_free(&page);
+            ingest_chunk_list_free(&all);
+            return rc;
+        }
+        for (size_t i = 0; i < page.count; i++) {
+            ingest_chunk c = page.items[i];
+            c.start += a;
+            c.end += a;
+            c.page = (int)p + 1;
+            all.items[all.count++] = c;
+        }
+        free(page.items); /* the headings moved to all */
+    }
+    *out = all;
+    return RAGD_OK;
 }

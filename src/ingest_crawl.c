@@ -3,7 +3,8 @@
  * ingest_crawl.c - lists the files an ingest run should read: a single supported file, or every
  * supported file under a directory, walked recursively with opendir/readdir. Hidden entries
  * (names starting with '.') are skipped; symlinks are followed only when their target's real path
- * stays inside the root, and each directory is entered at most once, so link cycles end. The
+ * stays inside the root (the others are listed as skipped, never opened), include/exclude globs
+ * select files by relative path, and each directory is entered at most once, so link cycles end. The
  * result is sorted by relative path (byte order) so runs are deterministic.
  */
 #include <dirent.h>
@@ -23,6 +24,7 @@ typedef struct dir_id {
 } dir_id;
 
 typedef struct crawl {
+    const ingest_crawl_opts *opts; /* never NULL */
     const char *root_abs;
     size_t root_len;
     ingest_file_list list;
@@ -79,6 +81,22 @@ static int file_add(crawl *c, char *real, char *relative, const struct stat *st)
     return 0;
 }
 
+/* Records an entry that was not read; steals relative. Returns: 0 or -1 on OOM. */
+static int skipped_add(crawl *c, char *relative, const char *reason)
+{
+    char *why = strdup(reason);
+    ingest_file *p = why ? realloc(c->list.skipped, (c->list.skipped_count + 1) * sizeof *p)
+                         : NULL;
+    if (p == NULL) {
+        free(why);
+        free(relative);
+        return -1;
+    }
+    c->list.skipped = p;
+    p[c->list.skipped_count++] = (ingest_file){.path = why, .relative = relative};
+    return 0;
+}
+
 /* Walks directory abs (shown to the user as rel, "" for the root). Returns: 0 or -1 on OOM. */
 static int walk(crawl *c, const char *abs, const char *rel)
 {
@@ -108,7 +126,16 @@ static int walk(crawl *c, const char *abs, const char *rel)
         }
         if (S_ISLNK(lst.st_mode)) {
             real = realpath(child, NULL);
-            if (real == NULL || !inside_root(c, real) || stat(real, &st) != 0) goto next;
+            if (real != NULL && !inside_root(c, real)) {
+                /* Never read: reported so the operator sees what was left out. */
+                RAGD_LOG(RAGD_LOG_WARN, "ingest", "%s: symlink to %s leaves the root; skipped",
+                         child_rel, real);
+                rc = skipped_add(c, child_rel, "symlink points outside the ingested root; "
+                                 "skipped, not read");
+                child_rel = NULL;
+                goto next;
+            }
+            if (real == NULL || stat(real, &st) != 0) goto next;
         } else {
             st = lst;
         }
@@ -118,7 +145,8 @@ static int walk(crawl *c, const char *abs, const char *rel)
                 rc = -1;
             else if (fresh)
                 rc = walk(c, child, child_rel);
-        } else if (S_ISREG(st.st_mode) && ingest_extract_supported(de->d_name)) {
+        } else if (S_ISREG(st.st_mode) && ingest_extract_accepted(de->d_name, c->opts->extract) &&
+                   ingest_glob_selected(c->opts->globs, child_rel)) {
             if (real == NULL) real = realpath(child, NULL);
             if (real != NULL) {
                 rc = file_add(c, real, child_rel, &st);
@@ -182,6 +210,13 @@ static int aliases_drop(ingest_file_list *list)
 
 ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_abs, ragd_err *err)
 {
+    return ingest_crawl_scan(root, NULL, out, root_abs, err);
+}
+
+ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, ingest_file_list *out,
+                          char **root_abs, ragd_err *err)
+{
+    static const ingest_crawl_opts no_opts = {NULL, NULL};
     if (root == NULL || out == NULL || root_abs == NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "crawl: missing argument");
     struct stat st;
@@ -193,10 +228,10 @@ ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_ab
     char *real = realpath(root, NULL);
     if (real == NULL)
         return ragd_err_set(err, RAGD_ERR_IO, "cannot resolve %s: %s", root, strerror(errno));
-    crawl c = {0};
+    crawl c = {.opts = opts ? opts : &no_opts};
     ragd_rc rc = RAGD_OK;
     if (S_ISREG(st.st_mode)) {
-        if (!ingest_extract_supported(real)) {
+        if (!ingest_extract_accepted(real, c.opts->extract)) {
             free(real);
             return ragd_err_set(err, RAGD_ERR_INVALID, "unsupported file type: %s", root);
         }
@@ -253,4 +288,11 @@ void ingest_file_list_free(ingest_file_list *list)
     free(list->items);
     list->items = NULL;
     list->count = 0;
+    for (size_t i = 0; i < list->skipped_count; i++) {
+        free(list->skipped[i].path);
+        free(list->skipped[i].relative);
+    }
+    free(list->skipped);
+    list->skipped = NULL;
+    list->skipped_count = 0;
 }

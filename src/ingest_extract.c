@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ingest_extract.c - turns a file's raw bytes into the text the chunker sees, plus a title, tags
- * and metadata. One table maps file extensions to extractor functions, so new formats (PDF, HTML)
- * are new table entries. Every extractor first rejects binary data (NUL bytes) and invalid UTF-8,
+ * and metadata. One table maps file extensions to extractor functions (PDF, HTML and rst live in
+ * their own files: ingest_pdf.c, ingest_html.c, ingest_rst.c). Every extractor first rejects binary data (NUL bytes) and invalid UTF-8,
  * and strips a UTF-8 byte order mark. Markdown YAML front matter is parsed with a deliberately
  * small subset of YAML (key: scalar, tags as a flow or block list) and removed from the text;
  * line endings are kept as they are so offsets match the file.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,7 @@
 #include <jansson.h>
 
 #include "ragd/ingest.h"
+#include "ingest_int.h"
 #include "ragd/util.h"
 
 typedef ragd_rc (*extract_fn)(const char *path, const char *data, size_t len, ingest_doc *out,
@@ -27,10 +29,16 @@ static ragd_rc extract_text(const char *path, const char *data, size_t len, inge
 static const struct extractor {
     const char *extensions[4]; /* lowercase, with the dot; NULL-terminated */
     extract_fn run;
+    int binary; /* takes raw bytes (PDF): no NUL / UTF-8 checks before it runs */
 } extractors[] = {
-    {{".md", ".markdown", NULL}, extract_markdown},
-    {{".txt", NULL}, extract_text},
+    {{".md", ".markdown", NULL}, extract_markdown, 0},
+    {{".txt", NULL}, extract_text, 0},
+    {{".pdf", NULL}, ingest_pdf_extract, 1},
+    {{".html", ".htm", ".xhtml", NULL}, ingest_html_extract, 0},
+    {{".rst", ".rest", NULL}, ingest_rst_extract, 0},
 };
+
+static const struct extractor text_extractor = {{NULL}, extract_text, 0};
 
 /* Returns: the extractor for path's extension, or NULL. */
 static const struct extractor *extractor_find(const char *path)
@@ -304,24 +312,81 @@ static ragd_rc extract_text(const char *path, const char *data, size_t len, inge
     return doc_finish(out, data, len, title_from_path(path), NULL, NULL, 0, err);
 }
 
-ragd_rc ingest_extract_run(const char *path, const char *data, size_t len, ingest_doc *out,
-                           ragd_err *err)
+int ingest_extract_accepted(const char *path, const ingest_extract_opts *opts)
+{
+    return path != NULL && (extractor_find(path) != NULL || (opts && opts->unknown_as_text));
+}
+
+/* Returns: a new copy of data[0..len) with every invalid UTF-8 sequence replaced by U+FFFD, and
+ * *repaired the number replaced; NULL on OOM. */
+static char *utf8_repair(const char *data, size_t len, size_t *repaired)
+{
+    util_buf b = {0};
+    *repaired = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t good = util_utf8_first_invalid(data + i, len - i);
+        if (util_buf_append(&b, data + i, good) != 0) goto oom;
+        i += good;
+        if (i >= len) break;
+        if (util_buf_append(&b, "\xEF\xBF\xBD", 3) != 0) goto oom;
+        (*repaired)++;
+        i++;
+        /* skip the continuation bytes of the broken sequence: one U+FFFD per sequence */
+        while (i < len && ((unsigned char)data[i] & 0xC0) == 0x80) i++;
+    }
+    return util_buf_steal(&b);
+oom:
+    util_buf_free(&b);
+    return NULL;
+}
+
+ragd_rc ingest_extract_file(const char *path, const char *data, size_t len,
+                            const ingest_extract_opts *opts, ingest_doc *out, ragd_err *err)
 {
     if (path == NULL || out == NULL || (data == NULL && len > 0))
         return ragd_err_set(err, RAGD_ERR_INVALID, "extract: missing argument");
     const struct extractor *ex = extractor_find(path);
+    if (ex == NULL && opts && opts->unknown_as_text) ex = &text_extractor;
     if (ex == NULL)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "unsupported file type: %s", path);
+    if (ex->binary) return ex->run(path, data ? data : "", len, out, err);
     if (len > 0 && memchr(data, '\0', len) != NULL)
-        return ragd_err_set(err, RAGD_ERR_INVALID, "binary file: %s", path);
+        return ragd_err_set(err, RAGD_ERR_INVALID, "binary file (NUL bytes): %s", path);
     size_t bad = util_utf8_first_invalid(data, len);
-    if (bad < len)
+    char *fixed = NULL;
+    size_t repaired = 0;
+    if (bad < len && !(opts && opts->repair_utf8))
         return ragd_err_set(err, RAGD_ERR_INVALID, "invalid UTF-8 at byte %zu: %s", bad, path);
+    if (bad < len) {
+        fixed = utf8_repair(data, len, &repaired);
+        if (fixed == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "extract: out of memory");
+        data = fixed;
+        len = strlen(fixed);
+    }
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
         data += 3;
         len -= 3;
     }
-    return ex->run(path, data ? data : "", len, out, err);
+    ragd_rc rc = ex->run(path, data ? data : "", len, out, err);
+    if (rc == RAGD_OK && repaired > 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "invalid UTF-8 repaired: %zu sequences replaced by U+FFFD, "
+                 "the first at byte %zu", repaired, bad);
+        out->warning = strdup(msg);
+        if (out->warning == NULL) {
+            ingest_doc_free(out);
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "extract: out of memory");
+        }
+    }
+    free(fixed);
+    return rc;
+}
+
+ragd_rc ingest_extract_run(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err)
+{
+    return ingest_extract_file(path, data, len, NULL, out, err);
 }
 
 void ingest_doc_free(ingest_doc *doc)
@@ -331,5 +396,23 @@ void ingest_doc_free(ingest_doc *doc)
     free(doc->title);
     free(doc->tags_json);
     free(doc->metadata_json);
+    free(doc->page_starts);
+    free(doc->warning);
     memset(doc, 0, sizeof *doc);
+}
+
+char *ingest_path_title(const char *path)
+{
+    return title_from_path(path);
+}
+
+ragd_rc ingest_doc_fill(ingest_doc *out, const char *text, size_t len, char *title,
+                        const char *metadata_json, int markdown, ragd_err *err)
+{
+    json_t *meta = NULL;
+    if (metadata_json != NULL && (meta = json_loads(metadata_json, 0, NULL)) == NULL) {
+        free(title);
+        return ragd_err_set(err, RAGD_ERR_INTERNAL, "extract: bad metadata JSON");
+    }
+    return doc_finish(out, text, len, title, NULL, meta, markdown, err);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -418,6 +419,8 @@ static void report_print(const engine_ingest_report *r, FILE *out)
     for (size_t i = 0; i < r->error_count; i++)
         fprintf(out, "  error: %s: %s (%s)\n", r->errors[i].source, r->errors[i].message,
                 r->errors[i].code);
+    for (size_t i = 0; i < r->warning_count; i++)
+        fprintf(out, "  warning: %s: %s\n", r->warnings[i].source, r->warnings[i].message);
 }
 
 static size_t curl_collect(char *data, size_t size, size_t n, void *ctx)
@@ -425,8 +428,46 @@ static size_t curl_collect(char *data, size_t size, size_t n, void *ctx)
     return util_buf_append(ctx, data, size * n) == 0 ? size * n : 0;
 }
 
-/* Sends the ingest to the daemon that holds the data dir. Returns: an exit code. */
-static int ingest_forward(const cli *c, long pid, const char *listen)
+/* One JSON request to the daemon: method url [body], with the bearer token when configured.
+ * Returns: the curl code; *status and *out (the response text, util_buf) filled. */
+static CURLcode daemon_call(const ragd_cfg *cfg, const char *url, const char *body, long *status,
+                            util_buf *out)
+{
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+    CURL *h = curl_easy_init();
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    util_buf auth = {0};
+    if (cfg->auth_token && cfg->auth_token[0] && headers) {
+        util_buf_printf(&auth, "Authorization: Bearer %s", cfg->auth_token);
+        struct curl_slist *more = auth.data ? curl_slist_append(headers, auth.data) : NULL;
+        if (more == NULL) {
+            curl_slist_free_all(headers);
+            headers = NULL;
+        } else {
+            headers = more;
+        }
+    }
+    if (h && headers) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        cc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    }
+    curl_slist_free_all(headers);
+    util_buf_free(&auth);
+    if (h) curl_easy_cleanup(h);
+    return cc;
+}
+
+/* Sends the ingest to the daemon that holds the data dir as a background job and follows it
+ * through GET /jobs/{id}, showing progress (a bar on a terminal, lines otherwise).
+ * Returns: an exit code. */
+static int ingest_forward(const ragd_cfg *cfg, const cli *c, long pid, const char *listen)
 {
     char *abs = realpath(c->path, NULL);
     if (abs == NULL) {
@@ -435,56 +476,73 @@ static int ingest_forward(const cli *c, long pid, const char *listen)
     }
     fprintf(stderr, "ragd: the data dir is served by ragd (pid %ld) at %s; sending the ingest "
             "there\n", pid, listen);
-    json_t *req = json_pack("{s:s, s:b}", "path", abs, "reset", c->reset);
+    json_t *req = json_pack("{s:s, s:b, s:b}", "path", abs, "reset", c->reset, "wait", 0);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     free(abs);
-    char url[200];
+    char url[300];
     snprintf(url, sizeof url, "http://%s/ingest", listen);
     util_buf resp = {0};
     long status = 0;
-    CURLcode cc = CURLE_OUT_OF_MEMORY;
-    CURL *h = body ? curl_easy_init() : NULL;
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (h && headers) {
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_collect);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        cc = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(headers);
-    if (h) curl_easy_cleanup(h);
+    CURLcode cc = body ? daemon_call(cfg, url, body, &status, &resp) : CURLE_OUT_OF_MEMORY;
     free(body);
     int code = EXIT_RUNTIME;
+    json_t *o = NULL;
     if (cc != CURLE_OK) {
         fprintf(stderr, "ragd: data dir is locked by ragd pid %ld, and its HTTP API at %s did not "
                 "answer: %s\n", pid, listen, curl_easy_strerror(cc));
-    } else if (status != 200) {
-        json_t *o = json_loads(resp.data ? resp.data : "", 0, NULL);
+        goto out;
+    }
+    o = json_loads(resp.data ? resp.data : "", 0, NULL);
+    if (status != 202) {
         const char *msg = json_string_value(json_object_get(json_object_get(o, "error"),
                                                             "message"));
         fprintf(stderr, "ragd: the daemon refused the ingest (HTTP %ld): %s\n", status,
                 msg ? msg : (resp.data ? resp.data : ""));
-        json_decref(o);
-    } else {
-        json_t *o = json_loads(resp.data ? resp.data : "", 0, NULL);
-        json_int_t failed = json_integer_value(json_object_get(json_object_get(o, "documents"),
-                                                                "failed"));
-        if (c->json) {
-            fputs(resp.data, stdout);
-        } else {
-            char *pretty = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-            printf("%s\n", pretty ? pretty : resp.data);
-            free(pretty);
-        }
-        json_decref(o);
-        code = failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+        goto out;
     }
+    char job[64];
+    snprintf(job, sizeof job, "%s", json_string_value(json_object_get(o, "job_id")));
+    snprintf(url, sizeof url, "http://%s/jobs/%s", listen, job);
+    int tty = isatty(STDERR_FILENO);
+    json_int_t last_done = -1;
+    for (;;) {
+        json_decref(o);
+        o = NULL;
+        util_buf_free(&resp);
+        if ((cc = daemon_call(cfg, url, NULL, &status, &resp)) != CURLE_OK || status != 200) {
+            fprintf(stderr, "ragd: lost track of ingest job %s at %s (%s)\n", job, listen,
+                    cc != CURLE_OK ? curl_easy_strerror(cc) : "job not found");
+            goto out;
+        }
+        o = json_loads(resp.data ? resp.data : "", 0, NULL);
+        json_t *p = json_object_get(o, "progress");
+        json_int_t done = json_integer_value(json_object_get(p, "files_done"));
+        json_int_t total = json_integer_value(json_object_get(p, "files_total"));
+        const char *state = json_string_value(json_object_get(o, "state"));
+        if (done != last_done && total > 0) {
+            progress_print(&tty, (size_t)done, (size_t)total, "");
+            last_done = done;
+        }
+        if (state == NULL || strcmp(state, "running") != 0) break;
+        struct timespec pause = {0, 250 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    json_t *report = json_object_get(o, "report");
+    if (!json_is_object(report)) {
+        const char *msg = json_string_value(json_object_get(json_object_get(o, "error"),
+                                                            "message"));
+        fprintf(stderr, "ragd: ingest failed: %s\n", msg ? msg : "unknown error");
+        goto out;
+    }
+    json_int_t failed = json_integer_value(json_object_get(json_object_get(report, "documents"),
+                                                            "failed"));
+    char *text = json_dumps(report, c->json ? JSON_COMPACT : JSON_INDENT(2));
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    code = failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+out:
+    json_decref(o);
     util_buf_free(&resp);
     return code;
 }
@@ -495,7 +553,7 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
     long pid = 0;
     char listen[128];
     if (engine_lock_owner(cfg->data_dir, &pid, listen, sizeof listen)) {
-        if (listen[0]) return ingest_forward(c, pid, listen);
+        if (listen[0]) return ingest_forward(cfg, c, pid, listen);
         fprintf(stderr, "ragd: data dir %s is in use by another ragd process (pid %ld) that "
                 "serves no HTTP API; wait for it to finish\n", cfg->data_dir, pid);
         return EXIT_RUNTIME;

@@ -26,7 +26,7 @@
 #include "ragd/util.h"
 
 #define RAGD_STORE_DB_FILE "ragd.sqlite3"
-#define RAGD_STORE_SCHEMA_VERSION 1
+#define RAGD_STORE_SCHEMA_VERSION 2
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
 
@@ -79,7 +79,7 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
                                   "AND instr(path, ?1) = 1 ORDER BY path",
     [RAGD_STMT_CHUNK_PUT] =
         "INSERT INTO chunks(document_id, ordinal, text, heading, tokens, char_start, char_end, "
-        "checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "checksum, page) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [RAGD_STMT_EMBEDDING_GET] =
         "SELECT vector FROM embeddings WHERE checksum = ?1 AND model = ?2 AND dims = ?3",
     [RAGD_STMT_EMBEDDING_PUT] = "INSERT OR IGNORE INTO embeddings(checksum, model, dims, vector, "
@@ -112,6 +112,7 @@ static const char schema_sql[] =
     " char_start INTEGER NOT NULL,"
     " char_end INTEGER NOT NULL,"
     " checksum TEXT NOT NULL,"
+    " page INTEGER NOT NULL DEFAULT 0," /* schema 2: 1-based page (PDF), 0 when none */
     " UNIQUE (document_id, ordinal));"
     "CREATE INDEX IF NOT EXISTS chunks_checksum ON chunks(checksum);"
     "CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks(document_id);"
@@ -122,7 +123,12 @@ static const char schema_sql[] =
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '1');";
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2');";
+
+/* Migrations from each older schema version to the current one, applied in order. */
+static const char migrate_1_to_2_sql[] =
+    "ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2');";
 
 /* A pooled reader connection with its own cached statements. */
 typedef struct store_reader {
@@ -146,7 +152,7 @@ struct store_db {
 
 static const char chunk_get_sql[] =
     "SELECT c.id, c.document_id, c.ordinal, c.text, c.heading, c.tokens, c.char_start, "
-    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata "
+    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata, c.page "
     "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1";
 
 static const char stats_sql[] = "SELECT (SELECT count(*) FROM documents), "
@@ -400,8 +406,13 @@ static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
     if (rc == RAGD_OK) rc = schema_version_get(s, what, &version, err);
     if (rc == RAGD_OK && version > RAGD_STORE_SCHEMA_VERSION)
         rc = schema_version_refuse(s, version, err);
-    if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION)
+    if (rc == RAGD_OK && version == 1) {
+        RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 1 -> 2 (chunk page numbers)",
+                 s->db_path);
+        rc = db_exec(s->writer, migrate_1_to_2_sql, what, err);
+    } else if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION) {
         rc = db_exec(s->writer, schema_sql, what, err);
+    }
     return tx_close(s, 1, rc, err);
 }
 
@@ -415,6 +426,11 @@ static ragd_rc schema_check_readonly(store_db *s, const char *what, ragd_err *er
                             "%s is not an initialised ragd store; run `ragd ingest` first",
                             s->db_path);
     if (version > RAGD_STORE_SCHEMA_VERSION) return schema_version_refuse(s, version, err);
+    if (version < RAGD_STORE_SCHEMA_VERSION)
+        return ragd_err_set(err, RAGD_ERR_STORE,
+                            "store %s has schema version %lld; a read-write open (`ragd serve` or "
+                            "`ragd ingest`) migrates it to %d",
+                            s->db_path, (long long)version, RAGD_STORE_SCHEMA_VERSION);
     return RAGD_OK;
 }
 
@@ -938,6 +954,7 @@ ragd_rc store_db_chunk_put(store_db *s, int64_t doc_id, const store_chunk_in *c,
     sqlite3_bind_int64(st, 6, c->char_start);
     sqlite3_bind_int64(st, 7, c->char_end);
     sqlite3_bind_text(st, 8, c->checksum, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, c->page);
     rc = stmt_run(s, st, "insert chunk", err);
     if (rc == RAGD_OK && id != NULL) *id = sqlite3_last_insert_rowid(s->writer);
     return rc;
@@ -1084,6 +1101,7 @@ static int hit_fill(sqlite3_stmt *st, store_hit *h)
     h->path = column_dup(st, 10);
     h->tags_json = column_dup(st, 11);
     h->metadata_json = column_dup(st, 12);
+    h->page = sqlite3_column_int(st, 13);
     if (!h->text || !h->heading || !h->source || !h->title || !h->path || !h->tags_json ||
         !h->metadata_json) {
         store_hit_free(h);
@@ -1194,5 +1212,147 @@ ragd_rc store_db_embeddings_prune(store_db *s, const char *model, int dims, int6
     sqlite3_finalize(st);
     if (code != SQLITE_DONE) return db_fail(s->writer, code, "prune embeddings", err);
     if (removed) *removed = sqlite3_changes64(s->writer);
+    return RAGD_OK;
+}
+
+/* ----- document listings (pushed documents) ----------------------------------------------------- */
+
+void store_doc_rows_free(store_doc *docs, size_t n)
+{
+    for (size_t i = 0; docs && i < n; i++) store_doc_free(&docs[i]);
+    free(docs);
+}
+
+ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64_t limit,
+                          store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
+                          ragd_err *err)
+{
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *count = NULL, *page = NULL;
+    store_doc *list = NULL;
+    int64_t *counts = NULL;
+    size_t got = 0;
+    int64_t all = 0;
+    rc = reader_step_simple(r, r->begin, "list documents: begin", err);
+    int code = SQLITE_OK;
+    if (rc == RAGD_OK) {
+        code = sqlite3_prepare_v2(r->db, "SELECT count(*) FROM documents WHERE path >= ?1 AND "
+                                  "instr(path, ?1) = 1", -1, &count, NULL);
+        if (code == SQLITE_OK)
+            code = sqlite3_prepare_v2(
+                r->db,
+                "SELECT d.id, d.path, d.source, d.title, d.checksum, d.size, d.mtime, d.tags, "
+                "d.metadata, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) "
+                "FROM documents d WHERE d.path >= ?1 AND instr(d.path, ?1) = 1 "
+                "ORDER BY d.path LIMIT ?2 OFFSET ?3", -1, &page, NULL);
+        if (code != SQLITE_OK) rc = db_fail(r->db, code, "list documents", err);
+    }
+    if (rc == RAGD_OK) {
+        sqlite3_bind_text(count, 1, prefix, -1, SQLITE_STATIC);
+        if ((code = sqlite3_step(count)) == SQLITE_ROW)
+            all = sqlite3_column_int64(count, 0);
+        else
+            rc = db_fail(r->db, code, "count documents", err);
+    }
+    if (rc == RAGD_OK && limit > 0) {
+        list = calloc((size_t)limit, sizeof *list);
+        counts = calloc((size_t)limit, sizeof *counts);
+        if (list == NULL || counts == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list documents: out of memory");
+    }
+    if (rc == RAGD_OK && limit > 0) {
+        sqlite3_bind_text(page, 1, prefix, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(page, 2, limit);
+        sqlite3_bind_int64(page, 3, offset);
+        while (rc == RAGD_OK && (code = sqlite3_step(page)) == SQLITE_ROW && got < (size_t)limit) {
+            store_doc *d = &list[got];
+            d->id = sqlite3_column_int64(page, 0);
+            d->path = column_dup(page, 1);
+            d->source = column_dup(page, 2);
+            d->title = column_dup(page, 3);
+            d->checksum = column_dup(page, 4);
+            d->size = sqlite3_column_int64(page, 5);
+            d->mtime = sqlite3_column_int64(page, 6);
+            d->tags_json = column_dup(page, 7);
+            d->metadata_json = column_dup(page, 8);
+            counts[got] = sqlite3_column_int64(page, 9);
+            got++;
+            if (!d->path || !d->source || !d->title || !d->checksum || !d->tags_json ||
+                !d->metadata_json)
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list documents: out of memory");
+        }
+        if (rc == RAGD_OK && code != SQLITE_DONE && code != SQLITE_ROW)
+            rc = db_fail(r->db, code, "list documents", err);
+    }
+    sqlite3_finalize(count);
+    sqlite3_finalize(page);
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "list documents: commit", err);
+    reader_release(s, r);
+    if (rc != RAGD_OK) {
+        store_doc_rows_free(list, got);
+        free(counts);
+        return rc;
+    }
+    *docs = list;
+    *chunk_counts = counts;
+    *n = got;
+    *total = all;
+    return RAGD_OK;
+}
+
+ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, size_t *n,
+                                 ragd_err *err)
+{
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *ids = NULL;
+    store_hit *list = NULL;
+    size_t got = 0, cap = 0;
+    rc = reader_step_simple(r, r->begin, "read document chunks: begin", err);
+    int code = SQLITE_OK;
+    if (rc == RAGD_OK &&
+        (code = sqlite3_prepare_v2(r->db, "SELECT id FROM chunks WHERE document_id = ?1 "
+                                   "ORDER BY ordinal", -1, &ids, NULL)) != SQLITE_OK)
+        rc = db_fail(r->db, code, "read document chunks", err);
+    if (rc == RAGD_OK) sqlite3_bind_int64(ids, 1, doc_id);
+    while (rc == RAGD_OK && (code = sqlite3_step(ids)) == SQLITE_ROW) {
+        if (got == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            store_hit *grown = realloc(list, ncap * sizeof *grown);
+            if (grown == NULL) {
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "read document chunks: out of memory");
+                break;
+            }
+            list = grown;
+            cap = ncap;
+        }
+        memset(&list[got], 0, sizeof list[got]);
+        sqlite3_bind_int64(r->chunk_get, 1, sqlite3_column_int64(ids, 0));
+        int c2 = sqlite3_step(r->chunk_get);
+        if (c2 == SQLITE_ROW) {
+            if (hit_fill(r->chunk_get, &list[got]) != 0)
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "read document chunks: out of memory");
+            else
+                got++;
+        } else if (c2 != SQLITE_DONE) {
+            rc = db_fail(r->db, c2, "read document chunks", err);
+        }
+        sqlite3_reset(r->chunk_get);
+    }
+    if (rc == RAGD_OK && code != SQLITE_DONE)
+        rc = db_fail(r->db, code, "read document chunks", err);
+    sqlite3_finalize(ids);
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read document chunks: commit", err);
+    reader_release(s, r);
+    if (rc != RAGD_OK) {
+        for (size_t i = 0; i < got; i++) store_hit_free(&list[i]);
+        free(list);
+        return rc;
+    }
+    *hits = list;
+    *n = got;
     return RAGD_OK;
 }

@@ -26,6 +26,8 @@ typedef struct ragd_cfg {
     int connection_timeout_s; /* connection_timeout = 30; idle connection timeout, seconds */
     int shutdown_timeout_s;   /* shutdown_timeout = 30; seconds SIGTERM waits for requests in
                                * flight before closing them; live */
+    char *auth_token;         /* auth_token = (empty); bearer token for every endpoint except
+                               * /health; secret, redacted everywhere */
 
     /* [rag] */
     int rag_enabled; /* enabled = true; false: /retrieve answers at once with no chunks */
@@ -39,6 +41,16 @@ typedef struct ragd_cfg {
     size_t ingest_path_count;
     int ingest_on_start;    /* on_start = true; serve ingests `paths` in the background at start */
     size_t max_file_bytes;  /* max_file_bytes = 10485760; larger files are reported, not read */
+    char **ingest_allowed_roots; /* allowed_roots = (empty); colon-separated; POST /ingest paths
+                                  * must resolve inside one; empty: the ingest paths */
+    size_t ingest_allowed_root_count;
+    char **ingest_include;       /* include = (empty); colon-separated globs */
+    size_t ingest_include_count;
+    char **ingest_exclude;       /* exclude = (empty); colon-separated globs */
+    size_t ingest_exclude_count;
+    int ingest_unknown_as_text;  /* unknown_as_text = false */
+    char *ingest_invalid_utf8;   /* invalid_utf8 = skip; skip | repair */
+    size_t max_document_bytes;   /* max_document_bytes = 1048576; pushed document text limit */
 
     /* [chunk] */
     int chunk_target_tokens; /* target_tokens = 650 */

@@ -52,6 +52,9 @@ typedef struct engine_file_error {
 
 typedef struct engine_ingest_report {
     char *root;         /* canonical root that was ingested; owned */
+    engine_file_error *warnings; /* files read with a repair, entries skipped (symlinks leaving
+                                  * the root); not failures; owned */
+    size_t warning_count;
     int64_t docs_seen, docs_added, docs_updated, docs_unchanged, docs_removed, docs_failed;
     int64_t chunks_added, chunks_removed, chunks_embedded, chunks_deduplicated;
     engine_file_error *errors;
@@ -74,6 +77,34 @@ typedef void (*engine_progress_fn)(void *ctx, size_t done, size_t total, const c
 ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn progress,
                       void *progress_ctx, engine_ingest_report *report, ragd_err *err);
 
+/* Progress of a running ingest, for jobs and the CLI's progress bar. */
+typedef struct engine_ingest_progress {
+    size_t files_done, files_total;
+    int64_t chunks_embedded, errors;
+    const char *relative; /* the file just finished; borrowed for the call */
+} engine_ingest_progress;
+
+typedef void (*engine_progress2_fn)(void *ctx, const engine_ingest_progress *p);
+
+typedef struct engine_ingest_opts {
+    const char *path;                /* file or directory; borrowed */
+    int reset;
+    const char *const *include;      /* globs (ingest_glob_selected); NULL: [ingest] include */
+    size_t include_count;
+    const char *const *exclude;      /* NULL: [ingest] exclude */
+    size_t exclude_count;
+    engine_progress_fn progress;     /* may be NULL */
+    engine_progress2_fn progress2;   /* may be NULL */
+    void *progress_ctx;
+} engine_ingest_opts;
+
+/* engine_ingest with options: include/exclude globs (documents whose relative path the globs do
+ * not select are neither read nor removed) and a richer progress callback, called once with
+ * files_done 0 after the crawl and then after each file.
+ * Returns: as engine_ingest. */
+ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
+                          engine_ingest_report *report, ragd_err *err);
+
 /* Asks a running ingest (and every later one) to stop after the document it is on: for shutdown.
  * The interrupted ingest fails with RAGD_ERR_UNAVAILABLE; documents committed so far stay. */
 void engine_ingest_cancel(engine *e);
@@ -93,6 +124,8 @@ typedef struct engine_query {
     const char *source_prefix;   /* borrowed; NULL = no filter; a prefix of the document's source */
     const char *const *tags_all; /* borrowed; every tag must be present; may be NULL */
     size_t tag_count;
+    const struct retrieve_filter *filter; /* borrowed; OpenAI-style filter (ragd/filter.h); NULL =
+                                           * none; applies together with the two above */
 } engine_query;
 
 typedef struct engine_result {
@@ -118,6 +151,38 @@ void engine_answer_free(engine_answer *a);
 
 /* Formats the context block: "[1] source > heading\ntext\n\n[2] ...". Returns: new string (free). */
 char *engine_context_format(const engine_answer *a);
+
+/* ---- pushed documents (src/engine_docs.c) -------------------------------------------------
+ * Documents given as JSON rather than read from disk (content that lives in a database). Each is
+ * stored under the path "push:<id>", so directory ingests and their removals never touch it. */
+typedef struct engine_push_doc {
+    const char *id;        /* required; 1..256 bytes of UTF-8 */
+    const char *title;     /* may be NULL: the first markdown H1, else the id */
+    const char *text;      /* the content; borrowed */
+    size_t text_len;
+    int markdown;          /* 1: text is markdown (cut at headings) */
+    const char *source;    /* shown as the source (a URL); NULL: "push:<id>" */
+    const char *tags_json;     /* JSON array of strings; NULL: [] */
+    const char *metadata_json; /* JSON object; NULL: {} */
+} engine_push_doc;
+
+typedef enum engine_push_outcome {
+    RAGD_PUSH_ADDED,
+    RAGD_PUSH_UPDATED,
+    RAGD_PUSH_UNCHANGED /* same content as stored: nothing re-embedded */
+} engine_push_outcome;
+
+/* Upserts one pushed document: chunks, embeds (only chunks whose text is new), commits.
+ * Runs beside an ingest (they take turns per document). *chunks: the document's chunk count.
+ * Returns: RAGD_OK and *outcome; RAGD_ERR_INVALID for bad fields. */
+ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome *outcome,
+                        int64_t *chunks, ragd_err *err);
+
+/* Deletes the pushed document id. Returns: RAGD_OK, or RAGD_ERR_NOT_FOUND. *chunks may be NULL. */
+ragd_rc engine_doc_delete(engine *e, const char *id, int64_t *chunks, ragd_err *err);
+
+/* Returns: the store, for read-only listings from any thread (borrowed until engine_close). */
+store_db *engine_store_get(engine *e);
 
 /* ---- status ------------------------------------------------------------------------------- */
 typedef struct engine_stats {

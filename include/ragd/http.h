@@ -45,7 +45,10 @@ typedef enum http_route {
     RAGD_ROUTE_HEALTH,
     RAGD_ROUTE_RETRIEVE,
     RAGD_ROUTE_INGEST,
-    RAGD_ROUTE_METRICS
+    RAGD_ROUTE_METRICS,
+    RAGD_ROUTE_DOCUMENTS, /* GET, POST /documents */
+    RAGD_ROUTE_DOCUMENT,  /* GET, DELETE /documents/{id} */
+    RAGD_ROUTE_JOB        /* GET /jobs/{id} */
 } http_route;
 
 /* Maps a path to a route and checks the method. Returns: the route; *allow is set (static) and

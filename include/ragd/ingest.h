@@ -30,6 +30,7 @@ typedef struct ingest_chunk {
     size_t end;     /* byte offset one past the last byte; text is doc[start..end) */
     char *heading;  /* heading path "Refunds > Exceptions", "" when none; owned by the list */
     size_t tokens;  /* ingest_tokens_count() of doc[start..end) */
+    int page;       /* 1-based page the chunk is on (paged formats: PDF), 0 when none */
 } ingest_chunk;
 
 typedef struct ingest_chunk_list {
@@ -56,7 +57,62 @@ typedef struct ingest_doc {
     char *tags_json;     /* JSON array of strings, "[]" when none; owned */
     char *metadata_json; /* JSON object of front matter scalars, "{}" when none; owned */
     int markdown;        /* 1 when the chunker should treat text as markdown */
+    size_t *page_starts; /* paged formats (PDF): byte offset in text where page i+1 starts; owned,
+                          * NULL when the format has no pages */
+    size_t page_count;
+    char *warning;       /* set when the text was repaired (invalid UTF-8): the reason; owned */
 } ingest_doc;
+
+/* How files are read beyond their extension (from [ingest] in the configuration). */
+typedef struct ingest_extract_opts {
+    int unknown_as_text; /* files of unknown extension are read as plain text */
+    int repair_utf8;     /* invalid UTF-8 is replaced by U+FFFD (with a warning), not refused */
+} ingest_extract_opts;
+
+/* Returns: 1 if path would be read with these options (some extractor handles its extension, or
+ * opts->unknown_as_text). opts may be NULL (extension only). */
+int ingest_extract_accepted(const char *path, const ingest_extract_opts *opts);
+
+/* ingest_extract_run with options: unknown extensions as text, invalid UTF-8 repaired. A binary
+ * file (NUL bytes in a text format) always fails with RAGD_ERR_INVALID, "binary file".
+ * Encrypted, corrupt or text-less PDFs fail with RAGD_ERR_INVALID and the reason.
+ * Returns: RAGD_OK and *out (fields new, free with ingest_doc_free). */
+ragd_rc ingest_extract_file(const char *path, const char *data, size_t len,
+                            const ingest_extract_opts *opts, ingest_doc *out, ragd_err *err);
+
+/* Splits a document into chunks like ingest_chunk_split, page by page for paged documents (a
+ * chunk never spans two pages, and carries its page number). Returns: RAGD_OK and *out (new, free
+ * with ingest_chunk_list_free). */
+ragd_rc ingest_doc_split(const ingest_doc *doc, const ingest_chunk_opts *opts,
+                         ingest_chunk_list *out, ragd_err *err);
+
+/* ---- format extractors (src/ingest_pdf.c, src/ingest_html.c, src/ingest_rst.c) -------------
+ * Each takes the raw bytes and fills *out (fields new) or fails with a per-file reason. The
+ * caller (ingest_extract.c) has already checked UTF-8 for the text formats. */
+ragd_rc ingest_pdf_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_html_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_rst_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+
+/* ---- include / exclude globs (src/ingest_glob.c) -------------------------------------------
+ * A pattern with a '/' is matched (fnmatch, '*' crossing '/') against the whole relative path; a
+ * pattern without one against the file name and, for excludes, against every directory name on
+ * the path too ("drafts" excludes everything under any drafts/ directory). */
+typedef struct ingest_globs {
+    const char *const *include; /* borrowed; NULL or empty: every file is included */
+    size_t include_count;
+    const char *const *exclude; /* borrowed; may be NULL */
+    size_t exclude_count;
+} ingest_globs;
+
+/* Returns: 1 when the relative path is selected: it matches some include (or there are none) and
+ * no exclude. globs may be NULL (everything selected). */
+int ingest_glob_selected(const ingest_globs *globs, const char *relative);
+
+/* Returns: 1 when pattern is acceptable (non-empty, at most 256 bytes, no NUL). */
+int ingest_glob_valid(const char *pattern);
 
 /* Returns: 1 if some extractor handles the file name (by extension, case-insensitive), else 0. */
 int ingest_extract_supported(const char *path);
@@ -83,13 +139,28 @@ typedef struct ingest_file_list {
     size_t count;
     size_t unreadable; /* directories or entries below root that could not be read: when
                         * non-zero the listing is incomplete */
+    ingest_file *skipped;  /* entries not read, with .path holding the reason (symlinks that
+                            * leave the root); owned */
+    size_t skipped_count;
 } ingest_file_list;
+
+/* What a crawl lists beyond supported extensions. */
+typedef struct ingest_crawl_opts {
+    const ingest_extract_opts *extract; /* may be NULL */
+    const ingest_globs *globs;          /* may be NULL */
+} ingest_crawl_opts;
 
 /* Lists supported files under root (a directory, walked recursively, or a single file), sorted by
  * relative path. Hidden entries (".git", ".cache") are skipped; symlinks are followed only when
  * they stay inside root. *root_abs receives the canonical root directory (new, free()).
  * Returns: RAGD_OK, RAGD_ERR_NOT_FOUND when root does not exist, RAGD_ERR_IO. */
 ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_abs, ragd_err *err);
+
+/* ingest_crawl_run with options: files of unknown extension (opts->extract), include/exclude
+ * globs on relative paths (opts->globs). A symlink below root whose target leaves root is not
+ * followed and is listed in out->skipped with the reason. opts may be NULL. */
+ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, ingest_file_list *out,
+                          char **root_abs, ragd_err *err);
 
 /* Frees the list. list may be NULL. */
 void ingest_file_list_free(ingest_file_list *list);

@@ -96,6 +96,7 @@ typedef struct store_chunk_in {
     int64_t char_start;
     int64_t char_end;
     const char *checksum; /* borrowed; SHA-256 hex of the embedded text: the embeddings key */
+    int page;             /* 1-based page (PDF), 0 when the format has no pages */
 } store_chunk_in;
 
 /* Inserts one chunk of doc_id. Returns: *id, the new chunk id (also its vector index id). */
@@ -132,6 +133,7 @@ typedef struct store_hit {
     char *path;
     char *tags_json;
     char *metadata_json;
+    int page; /* 1-based page (PDF), 0 when none */
 } store_hit;
 
 /* Fetches chunks by id through a reader connection (any thread). out[i] matches ids[i]; an id
@@ -141,6 +143,22 @@ ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit
 
 /* Frees the strings of one hit and zeroes it. h may be NULL. */
 void store_hit_free(store_hit *h);
+
+/* Lists documents whose path starts with prefix ("push:" for pushed documents), ordered by path,
+ * limit rows from offset, through a reader connection (any thread), with each one's chunk count
+ * and the total number matching. Returns: *docs and *chunk_counts new (free with
+ * store_doc_rows_free and free()), *n rows, *total. */
+ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64_t limit,
+                          store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
+                          ragd_err *err);
+
+/* Frees n rows from store_db_doc_page and the array. docs may be NULL. */
+void store_doc_rows_free(store_doc *docs, size_t n);
+
+/* Reads every chunk of a document in order through a reader connection (any thread).
+ * Returns: *hits new (free each with store_hit_free, then the array with free()), *n. */
+ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, size_t *n,
+                                 ragd_err *err);
 
 /* Counts through a reader connection (any thread). */
 ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t *embeddings,

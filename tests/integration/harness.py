@@ -265,6 +265,9 @@ class Daemon:
         self.data_dir = data_dir
         ctx.daemon_count += 1
         self.stderr_path = os.path.join(ctx.tmp, "daemon%d.stderr" % ctx.daemon_count)
+        # POST /ingest reads only inside allowed roots: the test's temp dir unless a test says
+        env = dict(env or {})
+        env.setdefault("RAGD_INGEST_ALLOWED_ROOTS", ctx.tmp)
         cmd = [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir]
         if config:
             cmd += ["--config", config]

@@ -29,6 +29,7 @@
 
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
+#include "ragd/filter.h"
 #include "ragd/log.h"
 #include "ragd/ragd.h"
 #include "ragd/util.h"
@@ -1412,6 +1413,66 @@ static void test_context_from_retrieval(void **state)
     engine_answer_free(&a);
 }
 
+/* Pushed documents beside file documents: upsert outcomes, nothing re-embedded for unchanged
+ * content, a directory re-ingest leaves them alone, delete and not-found; and an OpenAI-style
+ * filter on their metadata through engine_retrieve. */
+static void test_pushed_documents_and_filter(void **state)
+{
+    fixture *f = *state;
+    corpus_ingested(f);
+    ragd_err err = {0};
+    engine_push_outcome out;
+    int64_t chunks = 0;
+    engine_push_doc d = {.id = "faq-1", .text = "# Gift wrap\n\nPresents are wrapped in lilac "
+                         "paper for free.", .markdown = 1, .source = "https://x.example/1",
+                         .tags_json = "[\"faq\"]", .metadata_json = "{\"lang\":\"en\"}"};
+    d.text_len = strlen(d.text);
+    assert_int_equal(engine_doc_push(f->e, &d, &out, &chunks, &err), RAGD_OK);
+    assert_int_equal(out, RAGD_PUSH_ADDED);
+    assert_int_equal(chunks, 1);
+    engine_stats s1 = stats_of(f->e);
+    assert_int_equal(engine_doc_push(f->e, &d, &out, &chunks, &err), RAGD_OK);
+    assert_int_equal(out, RAGD_PUSH_UNCHANGED);
+    assert_int_equal(chunks, 1);
+    engine_stats s1b = stats_of(f->e);
+    stats_equal(&s1, &s1b);
+    d.metadata_json = "{\"lang\":\"fr\"}"; /* metadata alone changes the document */
+    assert_int_equal(engine_doc_push(f->e, &d, &out, &chunks, &err), RAGD_OK);
+    assert_int_equal(out, RAGD_PUSH_UPDATED);
+    engine_stats s2 = stats_of(f->e);
+    assert_int_equal(s2.embeddings, s1.embeddings); /* same text: the embedding is re-used */
+    engine_ingest_report r;
+    ingest_ok(f, f->docs, 0, &r);
+    assert_int_equal(r.docs_removed, 0);
+    engine_ingest_report_free(&r);
+    assert_int_equal(stats_of(f->e).documents, s2.documents);
+    assert_consistent(f->e);
+
+    json_t *fj = json_loads("{\"type\":\"eq\",\"key\":\"lang\",\"value\":\"fr\"}", 0, NULL);
+    retrieve_filter *flt = NULL;
+    assert_int_equal(retrieve_filter_parse(fj, "filters", &flt, &err), RAGD_OK);
+    json_decref(fj);
+    engine_query q = {.query = "lilac paper presents", .k = 5, .min_score = 0.0, .filter = flt};
+    q.query_len = strlen(q.query);
+    engine_answer a;
+    assert_int_equal(engine_retrieve(f->e, &q, &a, &err), RAGD_OK);
+    assert_int_equal(a.count, 1);
+    assert_string_equal(a.results[0].hit.source, "https://x.example/1");
+    assert_string_equal(a.results[0].hit.title, "Gift wrap");
+    engine_answer_free(&a);
+    retrieve_filter_free(flt);
+
+    assert_int_equal(engine_doc_delete(f->e, "faq-1", &chunks, &err), RAGD_OK);
+    assert_int_equal(chunks, 1);
+    ragd_err_clear(&err);
+    assert_int_equal(engine_doc_delete(f->e, "faq-1", &chunks, &err), RAGD_ERR_NOT_FOUND);
+    ragd_err_clear(&err);
+    d.id = "";
+    assert_int_equal(engine_doc_push(f->e, &d, &out, &chunks, &err), RAGD_ERR_INVALID);
+    assert_int_equal(stats_of(f->e).documents, s1.documents - 1);
+    assert_consistent(f->e);
+}
+
 int main(void)
 {
     log_level_set(RAGD_LOG_ERROR);
@@ -1445,6 +1506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test(test_context_format),
         cmocka_unit_test_setup_teardown(test_context_from_retrieval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushed_documents_and_filter, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

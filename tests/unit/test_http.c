@@ -160,6 +160,18 @@ static void test_route_find(void **state)
         {"HEAD", "/health", RAGD_ROUTE_HEALTH, 1, NULL},
         {"HEAD", "/", RAGD_ROUTE_ROOT, 1, NULL},
         {"HEAD", "/retrieve", RAGD_ROUTE_RETRIEVE, 0, "POST"},
+        /* several methods on one path; ids after a prefix */
+        {"GET", "/documents", RAGD_ROUTE_DOCUMENTS, 1, NULL},
+        {"POST", "/documents/", RAGD_ROUTE_DOCUMENTS, 1, NULL},
+        {"HEAD", "/documents?limit=3", RAGD_ROUTE_DOCUMENTS, 1, NULL},
+        {"PUT", "/documents", RAGD_ROUTE_DOCUMENTS, 0, "GET, POST"},
+        {"GET", "/documents/faq-1", RAGD_ROUTE_DOCUMENT, 1, NULL},
+        {"DELETE", "/documents/faq-1?x=1", RAGD_ROUTE_DOCUMENT, 1, NULL},
+        {"POST", "/documents/faq-1", RAGD_ROUTE_DOCUMENT, 0, "GET, DELETE"},
+        {"GET", "/jobs/6926b1c4-3", RAGD_ROUTE_JOB, 1, NULL},
+        {"DELETE", "/jobs/1", RAGD_ROUTE_JOB, 0, "GET"},
+        {"GET", "/jobs/", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/jobs", RAGD_ROUTE_NONE, 1, NULL},
         /* unknown paths */
         {"GET", "/nope", RAGD_ROUTE_NONE, 1, NULL},
         {"GET", "/healthz", RAGD_ROUTE_NONE, 1, NULL},
@@ -186,6 +198,9 @@ static void test_route_find(void **state)
     assert_string_equal(http_route_name(RAGD_ROUTE_RETRIEVE), "/retrieve");
     assert_string_equal(http_route_name(RAGD_ROUTE_INGEST), "/ingest");
     assert_string_equal(http_route_name(RAGD_ROUTE_METRICS), "/metrics");
+    assert_string_equal(http_route_name(RAGD_ROUTE_DOCUMENTS), "/documents");
+    assert_string_equal(http_route_name(RAGD_ROUTE_DOCUMENT), "/documents/{id}");
+    assert_string_equal(http_route_name(RAGD_ROUTE_JOB), "/jobs/{id}");
     assert_string_equal(http_route_name(RAGD_ROUTE_NONE), "other");
 }
 
@@ -633,7 +648,7 @@ static void test_root_and_unknown(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "name")), "ragd");
     assert_string_equal(json_string_value(json_object_get(r.body, "version")), RAGD_VERSION);
-    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 5);
+    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 10);
     json_decref(r.body);
     expect_error(http_route_handle(f->e, &f->cfg, RAGD_ROUTE_NONE, NULL, 0), 404, "not_found",
                  "unknown route");

@@ -2,8 +2,11 @@
 /*
  * test_ingest.c - the extractors (front matter forms, BOM, NUL, invalid UTF-8, title fallbacks)
  * and the crawler (nested dirs, hidden dirs, unsupported files, symlinks inside and outside the
- * root, single-file roots, missing roots) on temp trees under $TMPDIR.
+ * root, single-file roots, missing roots) on temp trees under $TMPDIR; the HTML and rst
+ * extractors on table cases (tests/data/extract/<ext>_<case>/{input,expected}); include/exclude
+ * globs; invalid UTF-8 repair; unknown extensions as text; page-wise splitting.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,7 +118,7 @@ static void test_bom_stripped(void **state)
 static void test_rejects_binary_and_bad_utf8(void **state)
 {
     (void)state;
-    ingest_doc d = {(char *)"untouched", 9, NULL, NULL, NULL, 0};
+    ingest_doc d = {(char *)"untouched", 9, NULL, NULL, NULL, 0, NULL, 0, NULL};
     ragd_err err = {0};
     assert_int_equal(ingest_extract_run("a.md", "ab\0cd", 5, &d, &err), RAGD_ERR_INVALID);
     assert_non_null(strstr(err.msg, "binary file"));
@@ -195,6 +198,10 @@ static void test_crawl_tree(void **state)
     }
     assert_int_equal(l.items[0].size, 2);
     assert_true(l.items[0].mtime > 0);
+    /* the symlink leaving the root is not followed but reported */
+    assert_int_equal(l.skipped_count, 1);
+    assert_string_equal(l.skipped[0].relative, "escape.md");
+    assert_non_null(strstr(l.skipped[0].path, "outside"));
     /* the symlink inside resolves to the canonical target path */
     char *real_b = util_path_join(real_root, "b.md");
     assert_string_equal(l.items[1].path, real_b);
@@ -241,6 +248,173 @@ static void test_crawl_tree(void **state)
     free(png);
 }
 
+/* ---- HTML and rst table cases ------------------------------------------------------------- */
+
+static const char *data_dir(void)
+{
+    const char *env = getenv("RAGD_TEST_DATA");
+    return env && env[0] ? env : "tests/data";
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_extract_table_cases(void **state)
+{
+    (void)state;
+    char *root = util_path_join(data_dir(), "extract");
+    DIR *dir = opendir(root);
+    if (dir == NULL) fail_msg("cannot open %s (set RAGD_TEST_DATA)", root);
+    char *names[128];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL && n < 128)
+        if (de->d_name[0] != '.') names[n++] = strdup(de->d_name);
+    closedir(dir);
+    qsort(names, n, sizeof names[0], name_cmp);
+    assert_true(n >= 10);
+    for (size_t k = 0; k < n; k++) {
+        char *cdir = util_path_join(root, names[k]);
+        char *ipath = util_path_join(cdir, "input"), *epath = util_path_join(cdir, "expected");
+        char *input = NULL, *expected = NULL;
+        size_t ilen = 0, elen = 0;
+        ragd_err err = {0};
+        if (util_file_read(ipath, 1 << 20, &input, &ilen, &err) != RAGD_OK ||
+            util_file_read(epath, 1 << 20, &expected, &elen, &err) != RAGD_OK)
+            fail_msg("case %s: missing input/expected", names[k]);
+        /* the case name's prefix is the file extension: html_entities -> input.html */
+        char fname[64];
+        snprintf(fname, sizeof fname, "input.%.*s", (int)strcspn(names[k], "_"), names[k]);
+        ingest_doc d = {0};
+        if (ingest_extract_run(fname, input, ilen, &d, &err) != RAGD_OK)
+            fail_msg("case %s: %s", names[k], err.msg);
+        util_buf got = {0};
+        util_buf_printf(&got, "title: %s\nmarkdown: %d\n---\n%s", d.title, d.markdown, d.text);
+        if (strcmp(got.data, expected) != 0)
+            fail_msg("case %s:\n--- expected\n%s\n--- got\n%s", names[k], expected, got.data);
+        util_buf_free(&got);
+        ingest_doc_free(&d);
+        free(input);
+        free(expected);
+        free(ipath);
+        free(epath);
+        free(cdir);
+        free(names[k]);
+    }
+    free(root);
+}
+
+static void test_globs(void **state)
+{
+    (void)state;
+    const char *inc[] = {"*.md", "guides/*"};
+    const char *exc[] = {"drafts", "*.tmp.md", "archive/old/*"};
+    ingest_globs g = {inc, 2, exc, 3};
+    static const struct {
+        const char *path;
+        int selected;
+    } cases[] = {
+        {"a.md", 1},                    /* include by name */
+        {"deep/dir/b.md", 1},           /* a name glob matches at any depth */
+        {"c.pdf", 0},                   /* no include matches */
+        {"guides/x.pdf", 1},            /* a path glob */
+        {"guides/sub/y.pdf", 1},        /* '*' crosses '/' in a path glob */
+        {"other/guides/z.pdf", 0},      /* a path glob is anchored */
+        {"drafts/a.md", 0},             /* exclude by directory name */
+        {"x/drafts/y/a.md", 0},         /* ... at any depth */
+        {"drafts.md", 1},               /* the name "drafts" is not "drafts.md" */
+        {"notes.tmp.md", 0},            /* exclude by name */
+        {"archive/old/a.md", 0},        /* exclude by path */
+        {"archive/new/a.md", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (ingest_glob_selected(&g, cases[i].path) != cases[i].selected)
+            fail_msg("%s: selected %d, want %d", cases[i].path, !cases[i].selected,
+                     cases[i].selected);
+    assert_int_equal(ingest_glob_selected(NULL, "any/thing"), 1);
+    ingest_globs none = {NULL, 0, NULL, 0};
+    assert_int_equal(ingest_glob_selected(&none, "x.bin"), 1);
+    ingest_globs only_exc = {NULL, 0, exc, 3};
+    assert_int_equal(ingest_glob_selected(&only_exc, "x.bin"), 1);
+    assert_int_equal(ingest_glob_selected(&only_exc, "drafts/x.bin"), 0);
+    assert_int_equal(ingest_glob_valid("*.md"), 1);
+    assert_int_equal(ingest_glob_valid(""), 0);
+    assert_int_equal(ingest_glob_valid(NULL), 0);
+    char longer[300];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    assert_int_equal(ingest_glob_valid(longer), 0);
+}
+
+static void test_utf8_repair_and_unknown_extensions(void **state)
+{
+    (void)state;
+    ingest_extract_opts repair = {.unknown_as_text = 0, .repair_utf8 = 1};
+    ingest_doc d = {0};
+    ragd_err err = {0};
+    /* two broken sequences: a lone continuation byte and a truncated 3-byte sequence */
+    assert_int_equal(ingest_extract_file("a.txt", "ok \x80 and \xE2\x82!", 12, &repair, &d, &err),
+                     RAGD_OK);
+    assert_string_equal(d.text, "ok \xEF\xBF\xBD and \xEF\xBF\xBD!");
+    assert_non_null(d.warning);
+    assert_non_null(strstr(d.warning, "2 sequences"));
+    ingest_doc_free(&d);
+    /* skip mode (the default) refuses */
+    assert_int_equal(ingest_extract_file("a.txt", "ok \x80", 4, NULL, &d, &err), RAGD_ERR_INVALID);
+    /* NUL bytes are binary whatever the options */
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_extract_file("a.txt", "a\0b", 3, &repair, &d, &err), RAGD_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "binary"));
+    /* unknown extensions: refused, unless configured as text */
+    ingest_extract_opts text = {.unknown_as_text = 1, .repair_utf8 = 0};
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_extract_file("notes.org", "* heading", 9, NULL, &d, &err),
+                     RAGD_ERR_UNSUPPORTED);
+    assert_int_equal(ingest_extract_file("notes.org", "* heading", 9, &text, &d, &err), RAGD_OK);
+    assert_string_equal(d.title, "notes");
+    assert_int_equal(d.markdown, 0);
+    ingest_doc_free(&d);
+    assert_int_equal(ingest_extract_accepted("x.org", NULL), 0);
+    assert_int_equal(ingest_extract_accepted("x.org", &text), 1);
+    assert_int_equal(ingest_extract_accepted("x.PDF", NULL), 1);
+    assert_int_equal(ingest_extract_accepted("x.htm", NULL), 1);
+    assert_int_equal(ingest_extract_accepted("x.rst", NULL), 1);
+    /* a PDF extension with other content is a per-file error, not a crash */
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_extract_file("x.pdf", "hello", 5, NULL, &d, &err), RAGD_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "not a PDF"));
+}
+
+static void test_doc_split_pages(void **state)
+{
+    (void)state;
+    const char *text = "Page one text.\n\nPage two has\n\ntwo paragraphs.\n\nPage three.";
+    size_t starts[3] = {0, 16, 47};
+    ingest_doc d = {.text = (char *)text, .len = strlen(text), .page_starts = starts,
+                    .page_count = 3};
+    ingest_chunk_opts o = {.target_tokens = 200, .max_tokens = 300, .overlap = 0.0,
+                           .markdown = 0};
+    ingest_chunk_list l = {0};
+    ragd_err err = {0};
+    assert_int_equal(ingest_doc_split(&d, &o, &l, &err), RAGD_OK);
+    /* small pages would fit one chunk, but a chunk never spans two pages */
+    assert_int_equal(l.count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(l.items[i].page, (int)i + 1);
+        assert_true(l.items[i].start >= starts[i]);
+        assert_true(i == 2 || l.items[i].end <= starts[i + 1]);
+    }
+    assert_memory_equal(text + l.items[2].start, "Page three.", 11);
+    ingest_chunk_list_free(&l);
+    d.page_count = 0; /* not paged: one chunk, page 0 */
+    assert_int_equal(ingest_doc_split(&d, &o, &l, &err), RAGD_OK);
+    assert_int_equal(l.count, 1);
+    assert_int_equal(l.items[0].page, 0);
+    ingest_chunk_list_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +426,10 @@ int main(void)
         cmocka_unit_test(test_bom_stripped),
         cmocka_unit_test(test_rejects_binary_and_bad_utf8),
         cmocka_unit_test(test_crawl_tree),
+        cmocka_unit_test(test_extract_table_cases),
+        cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_utf8_repair_and_unknown_extensions),
+        cmocka_unit_test(test_doc_split_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

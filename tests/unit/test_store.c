@@ -666,6 +666,62 @@ static void test_newer_schema_refused(void **state)
     assert_null(again);
 }
 
+/* A store written by ragd with schema 1 (no chunk page numbers) is migrated on a read-write open:
+ * its chunks keep their rows with page 0, new chunks carry pages, read-only opens of a version-1
+ * store refuse with a message saying how to migrate. */
+static void test_schema_1_migrated(void **state)
+{
+    fixture *f = *state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    static const char v1[] =
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE documents (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE,"
+        " source TEXT NOT NULL, title TEXT NOT NULL, checksum TEXT NOT NULL, size INTEGER NOT NULL,"
+        " mtime INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]', metadata TEXT NOT NULL DEFAULT"
+        " '{}', ingested_at INTEGER NOT NULL);"
+        "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, document_id INTEGER NOT NULL"
+        " REFERENCES documents(id) ON DELETE CASCADE, ordinal INTEGER NOT NULL, text TEXT NOT NULL,"
+        " heading TEXT NOT NULL, tokens INTEGER NOT NULL, char_start INTEGER NOT NULL,"
+        " char_end INTEGER NOT NULL, checksum TEXT NOT NULL, UNIQUE (document_id, ordinal));"
+        "CREATE TABLE embeddings (checksum TEXT NOT NULL, model TEXT NOT NULL, dims INTEGER NOT"
+        " NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (checksum, model,"
+        " dims)) WITHOUT ROWID;"
+        "INSERT INTO meta VALUES ('schema_version', '1');"
+        "INSERT INTO documents VALUES (1, '/d/a.md', 'a.md', 'A', 'c', 1, 1, '[]', '{}', 1);"
+        "INSERT INTO chunks VALUES (1, 1, 0, 'old text', '', 2, 0, 8, 'k');";
+    assert_int_equal(sqlite3_exec(raw, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+
+    ragd_err err = {0};
+    store_db *ro = NULL;
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_ERR_STORE);
+    assert_non_null(strstr(err.msg, "migrates"));
+    ragd_err_clear(&err);
+    assert_int_equal(store_db_open(f->dir, 0, &f->db, &err), RAGD_OK);
+    int64_t id = 1;
+    store_hit h = {0};
+    assert_int_equal(store_db_chunks_get(f->db, &id, 1, &h, &err), RAGD_OK);
+    assert_string_equal(h.text, "old text");
+    assert_int_equal(h.page, 0);
+    store_hit_free(&h);
+    store_chunk_in in = {.ordinal = 1, .text = "page three", .text_len = 10, .heading = "",
+                         .tokens = 2, .char_start = 9, .char_end = 19, .checksum = "k2",
+                         .page = 3};
+    int64_t nid = 0;
+    assert_int_equal(store_db_chunk_put(f->db, 1, &in, &nid, &err), RAGD_OK);
+    assert_int_equal(store_db_chunks_get(f->db, &nid, 1, &h, &err), RAGD_OK);
+    assert_int_equal(h.page, 3);
+    store_hit_free(&h);
+    store_db_close(f->db);
+    f->db = NULL;
+    /* migrated once: opens again, read-only too */
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
+    store_db_close(ro);
+}
+
 static void test_not_a_database(void **state)
 {
     fixture *f = *state;
@@ -697,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_embedding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
     };

@@ -61,6 +61,8 @@ class Ragd:
         child_env = {k: v for k, v in os.environ.items()
                      if not k.startswith("RAGD_") and k not in ("RAG_ENABLED", "OPENAI_API_KEY")}
         child_env["RAGD_LOG_FILE"] = self.log_file
+        # POST /ingest reads only inside the allowed roots: the example's own docs.
+        child_env["RAGD_INGEST_ALLOWED_ROOTS"] = DOCS
         child_env.update(env or {})
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
