@@ -23,6 +23,7 @@
 
 #include "ragd/cfg.h"
 #include "ragd/log.h"
+#include "ragd/retrieve.h"
 
 /* How a value is parsed and where it is stored. */
 typedef enum ragd_cfg_type {
@@ -58,6 +59,8 @@ typedef struct ragd_cfg_entry {
 
 static const char *const provider_choices[] = {"auto", "local", NULL};
 static const char *const backend_choices[] = {"faiss", NULL};
+static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
+static const char *const fusion_choices[] = {"rrf", "relative", NULL};
 
 #define RAGD_CFG_SIZE_1K 1024.0
 #define RAGD_CFG_SIZE_1G 1073741824.0
@@ -111,6 +114,37 @@ static const ragd_cfg_entry cfg_table[] = {
      "largest k a request may ask for; larger is a 400"},
     {"retrieve", "min_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_score), 0, "0.0", 0, -1,
      1, NULL, "results scoring below this are dropped"},
+    /* issue 7: ranking, confidence, context (docs/RETRIEVAL.md) */
+    {"retrieve", "mode", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(retrieve_mode), 0, "hybrid", 0, 0, 0,
+     mode_choices, "vector, keyword (BM25) or hybrid (both, fused)"},
+    {"retrieve", "fusion", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(retrieve_fusion), 0, "rrf", 0, 0, 0,
+     fusion_choices, "hybrid fusion: rrf (reciprocal rank) or relative (normalised scores)"},
+    {"retrieve", "rrf_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_rrf_k), 0, "60", 0, 1, 10000, NULL,
+     "reciprocal rank fusion constant k"},
+    {"retrieve", "vector_weight", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_vector_weight), 0, "0.5",
+     0, 0, 1, NULL, "share of the vector side in fusion; the keyword side gets the rest"},
+    {"retrieve", "candidates", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_candidates), 0, "50", 0, 1,
+     1000, NULL, "candidates taken from each side before fusion and diversity"},
+    {"retrieve", "diversity", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_diversity), 0, "false", 0, 0,
+     0, NULL, "reorder the results by maximal marginal relevance"},
+    {"retrieve", "diversity_lambda", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_diversity_lambda), 0,
+     "0.7", 0, 0, 1, NULL, "MMR trade-off: 1 = relevance only, 0 = novelty only"},
+    {"retrieve", "merge_adjacent", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_merge_adjacent), 0,
+     "true", 0, 0, 0, NULL, "merge adjacent chunks of one document into one context passage"},
+    {"retrieve", "max_context_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_max_context_tokens), 0,
+     "2000", 0, 16, 1000000, NULL, "token budget of the context block"},
+    {"retrieve", "min_coverage", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_coverage), 0, "0.5",
+     0, 0, 1, NULL, "below this lexical coverage of the query the answer is low_confidence"},
+
+    {"prompt", "template", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_template), 0, "", 0, 0, 0, NULL,
+     "system prompt template file for POST /context; empty: the built-in one"},
+    {"prompt", "persona", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_persona), 0, "Mathia",
+     RAGD_CFG_F_REQUIRED, 0, 0, NULL, "the assistant's name in the system prompt"},
+    {"prompt", "tools", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_tools), 0, "", 0, 0, 0, NULL,
+     "comma-separated tools the model may use; empty: none"},
+
+    {"intent", "retrieve", RAGD_CFG_T_STRING, RAGD_CFG_OFF(intent_retrieve), 0, "search_info", 0,
+     0, 0, NULL, "intents that retrieve: name[:k[:max_context_tokens]], comma-separated"},
 
     {"log", "level", RAGD_CFG_T_LOG_LEVEL, RAGD_CFG_OFF(log_level), 0, "info", 0, 0, 0, NULL,
      "least severe level written: debug, info, warn or error"},
@@ -821,6 +855,9 @@ ragd_rc cfg_validate(const ragd_cfg *cfg, ragd_err *err)
         return ragd_err_set(err, RAGD_ERR_CONFIG,
                             "retrieve.default_k (%d) must be <= retrieve.max_k (%d)",
                             cfg->retrieve_default_k, cfg->retrieve_max_k);
+    ragd_err ierr = {0};
+    if (retrieve_intent_find(cfg->intent_retrieve, NULL, NULL, &ierr) != RAGD_OK)
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "intent.retrieve: %s", ierr.msg);
     return RAGD_OK;
 }
 
