@@ -944,6 +944,10 @@ static ragd_rc query_embed(engine *e, const engine_query *q, float *qv, engine_a
     return rc;
 }
 
+#ifndef RAGD_COVERAGE_TOP
+#define RAGD_COVERAGE_TOP 5 /* results whose text counts for the coverage: a default context */
+#endif
+
 /* One side's candidates (vector or keyword) after the filters, best first. */
 typedef struct side_list {
     int64_t *ids;
@@ -995,6 +999,35 @@ static ragd_rc side_collect(engine *e, const engine_query *q, const int64_t *ids
     for (size_t i = 0; i < found; i++) store_hit_free(&hits[i]);
     free(hits);
     return rc;
+}
+
+/* Pivoted length normalisation of the vector side (hybrid only): the local embedder's cosine
+ * favours short chunks (L2 normalisation of a bag of words), BM25 does not. Each cosine is
+ * multiplied by L / ((1 - slope) * P + slope * L), L the chunk's tokens and P the mean over the
+ * candidates, and the list re-sorted. slope 0 leaves it alone. docs/RETRIEVAL.md has the numbers. */
+static void vector_length_pivot(side_list *l, double slope)
+{
+    if (l->count == 0 || slope <= 0.0) return;
+    double mean = 0.0;
+    for (size_t i = 0; i < l->count; i++) mean += (double)l->hits[i].tokens;
+    mean /= (double)l->count;
+    for (size_t i = 0; i < l->count; i++) {
+        double len = (double)l->hits[i].tokens;
+        double d = (1.0 - slope) * mean + slope * len;
+        if (d > 0.0) l->scores[i] *= len / d;
+    }
+    for (size_t i = 1; i < l->count; i++) /* insertion sort: short lists, mostly in order */
+        for (size_t j = i; j > 0 && l->scores[j] > l->scores[j - 1]; j--) {
+            double ts = l->scores[j];
+            l->scores[j] = l->scores[j - 1];
+            l->scores[j - 1] = ts;
+            int64_t ti = l->ids[j];
+            l->ids[j] = l->ids[j - 1];
+            l->ids[j - 1] = ti;
+            store_hit th = l->hits[j];
+            l->hits[j] = l->hits[j - 1];
+            l->hits[j - 1] = th;
+        }
 }
 
 /* The vector side: up to pool chunks with a cosine above 0 that pass the filters. Without filters
@@ -1178,8 +1211,8 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     uint32_t mask[RAGD_TERMS_MAX] = {0};
     int covered[RAGD_TERMS_MAX] = {0}, missing[RAGD_TERMS_MAX] = {0};
     char *phrases[RAGD_TERMS_MAX] = {0};
-    int64_t top[3];
-    size_t ntop = a->count < 3 ? a->count : 3;
+    int64_t top[RAGD_COVERAGE_TOP];
+    size_t ntop = a->count < RAGD_COVERAGE_TOP ? a->count : RAGD_COVERAGE_TOP;
     for (size_t i = 0; i < ntop; i++) top[i] = a->results[i].hit.chunk_id;
     ragd_rc rc = RAGD_OK;
     for (size_t i = 0; i < terms->count && rc == RAGD_OK; i++)
@@ -1203,7 +1236,7 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     else
         a->low_confidence = a->coverage < e->cfg->retrieve_min_coverage; /* -1: no terms */
     if (!a->low_confidence) return RAGD_OK;
-    const char *headings[3] = {NULL, NULL, NULL};
+    const char *headings[RAGD_COVERAGE_TOP] = {NULL};
     for (size_t i = 0; i < ntop; i++) {
         const store_hit *h = &a->results[i].hit;
         headings[i] = h->heading[0] ? h->heading : h->title;
@@ -1256,6 +1289,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
         if (a.mode != RAGD_MODE_KEYWORD && !zero) rc = vector_side(e, q, qv, pool, &vs, &a, err);
+        if (rc == RAGD_OK && a.mode == RAGD_MODE_HYBRID)
+            vector_length_pivot(&vs, e->cfg->retrieve_vector_length_slope);
         if (rc == RAGD_OK && a.mode != RAGD_MODE_VECTOR)
             rc = keyword_side(e, q, match, pool, &ks, &a, err);
         if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, k, &a, err);
