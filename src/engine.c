@@ -1160,8 +1160,13 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
                              .rrf_k = (double)e->cfg->retrieve_rrf_k,
                              .vector_weight = e->cfg->retrieve_vector_weight};
     retrieve_fuse(c, m, &fo);
+    /* Vector mode keeps the cosine rule (above 0 and min_score). Fused and keyword scores are
+     * normalised to [0, 1] over the candidates, so the weakest candidate of a side may score 0
+     * while it still matched: there only min_score applies. */
     size_t kept = 0;
-    while (kept < m && score_kept(q, (float)c[kept].score)) kept++;
+    while (kept < m && (a->mode == RAGD_MODE_VECTOR ? score_kept(q, (float)c[kept].score)
+                                                    : c[kept].score >= q->min_score))
+        kept++;
     size_t *order = calloc(kept ? kept : 1, sizeof *order);
     double *rel = calloc(kept ? kept : 1, sizeof *rel);
     const char **texts = calloc(kept ? kept : 1, sizeof *texts);

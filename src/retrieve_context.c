@@ -121,7 +121,7 @@ ragd_rc retrieve_context_build(const store_hit *const *hits, size_t n, int max_t
         const store_hit *first = hits[p->ranks[0] - 1];
         /* the passage is named after its best chunk; its heading is the first chunk's in
          * document order when they differ, which is where the passage starts */
-        const char *heading = p->hits[0]->heading;
+        const char *heading = p->hits[0]->heading ? p->hits[0]->heading : "";
         pt.len = 0;
         if (pt.data) pt.data[0] = '\0';
         bad |= passage_text(p, &pt);

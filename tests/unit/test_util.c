@@ -461,7 +461,7 @@ static void test_rc_names(void **state)
             if (strcmp(seen[j], n) == 0) fail_msg("ragd_rc %d and %d share name %s", j, rc, n);
         seen[rc] = n;
     }
-    assert_string_equal(ragd_rc_name((ragd_rc)(RAGD_ERR_UNAVAILABLE + 1)), "unknown");
+    assert_string_equal(ragd_rc_name((ragd_rc)(RAGD_ERR_CACHE + 1)), "unknown");
 }
 
 static void test_log_level_parse(void **state)
