@@ -135,7 +135,7 @@ static const ragd_cfg_entry cfg_table[] = {
      "true", 0, 0, 0, NULL, "merge adjacent chunks of one document into one context passage"},
     {"retrieve", "max_context_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_max_context_tokens), 0,
      "2000", 0, 16, 1000000, NULL, "token budget of the context block"},
-    {"retrieve", "min_coverage", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_coverage), 0, "0.35",
+    {"retrieve", "min_coverage", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_coverage), 0, "0.25",
      0, 0, 1, NULL, "below this lexical coverage of the query the answer is low_confidence"},
 
     {"prompt", "template", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_template), 0, "", 0, 0, 0, NULL,

@@ -1205,7 +1205,7 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
 }
 
 /* Confidence (docs/RETRIEVAL.md "Confidence"): the IDF-weighted share of the query's terms found
- * in the best three results; below [retrieve] min_coverage, or with no results, or with no
+ * in the best of the top five results; below [retrieve] min_coverage, or with no results, or with no
  * content word to judge, the answer is low_confidence and carries a clarifying question built
  * from the terms the documents lack and the nearest headings. Caller holds the read lock. */
 static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engine_answer *a,
@@ -1214,7 +1214,7 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     a->coverage = -1.0;
     int64_t df[RAGD_TERMS_MAX] = {0}, total = 0;
     uint32_t mask[RAGD_TERMS_MAX] = {0};
-    int covered[RAGD_TERMS_MAX] = {0}, missing[RAGD_TERMS_MAX] = {0};
+    int missing[RAGD_TERMS_MAX] = {0};
     char *phrases[RAGD_TERMS_MAX] = {0};
     int64_t top[RAGD_COVERAGE_TOP];
     size_t ntop = a->count < RAGD_COVERAGE_TOP ? a->count : RAGD_COVERAGE_TOP;
@@ -1230,10 +1230,16 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     for (size_t i = 0; i < terms->count; i++) free(phrases[i]);
     if (rc != RAGD_OK) return rc;
     for (size_t i = 0; i < terms->count; i++) {
-        covered[i] = mask[i] != 0;
         missing[i] = df[i] == 0;
     }
-    if (fts) a->coverage = retrieve_coverage(terms->count, df, covered, total);
+    /* The best single passage counts, not the union: terms scattered over five passages do not
+     * answer a question (measured: the union lets off-topic questions through). */
+    for (size_t j = 0; fts && j < ntop; j++) {
+        int in_j[RAGD_TERMS_MAX] = {0};
+        for (size_t i = 0; i < terms->count; i++) in_j[i] = (mask[i] >> j) & 1u;
+        double v = retrieve_coverage(terms->count, df, in_j, total);
+        if (v > a->coverage) a->coverage = v;
+    }
     if (a->count == 0)
         a->low_confidence = 1;
     else if (!fts) /* a read-only store from before the keyword index: nothing to judge with */

@@ -186,11 +186,12 @@ ragd_rc retrieve_intent_find(const char *spec, const char *intent, retrieve_inte
         while (*p == ',' || *p == ' ' || *p == '\t') p++;
         if (!*p) break;
         size_t n = strcspn(p, ", \t");
-        char entry[160];
+        char entry[160], shown[160];
         if (n >= sizeof entry)
             return ragd_err_set(err, RAGD_ERR_CONFIG, "intent entry '%.40s...' is too long", p);
         memcpy(entry, p, n);
         entry[n] = '\0';
+        memcpy(shown, entry, n + 1);
         p += n;
         char *name = entry, *kpart = strchr(entry, ':'), *tpart = NULL;
         if (kpart) {
@@ -216,7 +217,7 @@ ragd_rc retrieve_intent_find(const char *spec, const char *intent, retrieve_inte
             return ragd_err_set(err, RAGD_ERR_CONFIG,
                                 "bad intent entry '%s' (expected name[:k[:max_context_tokens]], "
                                 "name of letters, digits, _ - .; numbers >= 0, 0 = default)",
-                                entry);
+                                shown);
         if (intent && strcmp(name, intent) == 0 && !found.retrieves) {
             found.retrieves = 1;
             found.k = (int)k;

@@ -62,7 +62,7 @@ typedef struct ragd_cfg {
     double retrieve_diversity_lambda; /* diversity_lambda = 0.7; MMR relevance weight, 0..1 */
     int retrieve_merge_adjacent;      /* merge_adjacent = true; one passage per adjacent run */
     int retrieve_max_context_tokens;  /* max_context_tokens = 2000; context budget, 16..1000000 */
-    double retrieve_min_coverage;     /* min_coverage = 0.35; low_confidence below, 0..1 */
+    double retrieve_min_coverage;     /* min_coverage = 0.25; low_confidence below, 0..1 */
 
     /* [prompt] */
     char *prompt_template; /* template = (empty); file for POST /context; empty: built-in */

@@ -105,9 +105,9 @@ size_t retrieve_mmr(const double *rel, const char *const *texts, size_t n, size_
 
 /* ---- confidence ----------------------------------------------------------------------------- */
 
-/* Lexical coverage of the query by the best passages: the IDF-weighted share of query terms
- * found in them, idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)) over N chunks (a term found
- * nowhere weighs the most). covered[i] says whether term i is in the passages.
+/* Lexical coverage of the query by a passage: the IDF-weighted share of query terms found in
+ * it, idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)) over N chunks (a term found
+ * nowhere weighs the most). covered[i] says whether term i is in the passage.
  * Returns: 0..1, or -1 when there are no terms (nothing to judge). */
 double retrieve_coverage(size_t nterms, const int64_t *df, const int *covered, int64_t total);
 
