@@ -1337,7 +1337,7 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     sqlite3_stmt *count = NULL, *in_top = NULL, *all = NULL;
     rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT count(*) FROM chunks_fts", "term statistics", &all, err);
+        rc = fts_prepare(r, "SELECT count(*) FROM chunks", "term statistics", &all, err);
     if (rc == RAGD_OK)
         rc = fts_prepare(r, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1",
                             "term statistics", &count, err);
