@@ -1004,7 +1004,8 @@ static ragd_rc side_collect(engine *e, const engine_query *q, const int64_t *ids
 /* Pivoted length normalisation of the vector side (hybrid only): the local embedder's cosine
  * favours short chunks (L2 normalisation of a bag of words), BM25 does not. Each cosine is
  * multiplied by L / ((1 - slope) * P + slope * L), L the chunk's tokens and P the mean over the
- * candidates, and the list re-sorted. slope 0 leaves it alone. docs/RETRIEVAL.md has the numbers. */
+ * candidates, and the list re-sorted. slope 0 leaves it alone. docs/RETRIEVAL.md has the
+ * numbers. */
 static void vector_length_pivot(side_list *l, double slope)
 {
     if (l->count == 0 || slope <= 0.0) return;
@@ -1128,8 +1129,8 @@ static int retrieve_settings(const ragd_cfg *cfg, const engine_query *q, engine_
         retrieve_intent it;
         *rc = retrieve_intent_find(cfg->intent_retrieve, q->intent, &it, err);
         if (*rc != RAGD_OK || !it.retrieves) return 0;
-        if (it.k > 0 && !q->k_given) *k = (size_t)(it.k < cfg->retrieve_max_k ? it.k
-                                                                               : cfg->retrieve_max_k);
+        if (it.k > 0 && !q->k_given)
+            *k = (size_t)(it.k < cfg->retrieve_max_k ? it.k : cfg->retrieve_max_k);
         if (it.max_tokens > 0) a->max_context_tokens = it.max_tokens;
     }
     if (q->max_context_tokens > 0) a->max_context_tokens = q->max_context_tokens;
@@ -1205,8 +1206,8 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
 }
 
 /* Confidence (docs/RETRIEVAL.md "Confidence"): the IDF-weighted share of the query's terms found
- * in the best of the top five results; below [retrieve] min_coverage, or with no results, or with no
- * content word to judge, the answer is low_confidence and carries a clarifying question built
+ * in the best of the top five results; below [retrieve] min_coverage, or with no results, or
+ * with no content word to judge, the answer is low_confidence and carries a clarifying question built
  * from the terms the documents lack and the nearest headings. Caller holds the read lock. */
 static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engine_answer *a,
                                    ragd_err *err)

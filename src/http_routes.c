@@ -507,8 +507,9 @@ char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine
     char *out = NULL;
     if (bad || question == NULL)
         ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    else if (retrieve_prompt_render(tmpl, &v, &out, err) != RAGD_OK && err && err->rc == RAGD_ERR_INVALID)
-        err->rc = RAGD_ERR_INTERNAL; /* a bad template is the deployment's problem, not the caller's */
+    else if (retrieve_prompt_render(tmpl, &v, &out, err) != RAGD_OK && err &&
+             err->rc == RAGD_ERR_INVALID)
+        err->rc = RAGD_ERR_INTERNAL; /* a bad template is the deployment's fault, not the caller's */
     free(question);
     util_buf_free(&src);
     free(file_text);

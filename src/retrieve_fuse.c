@@ -91,7 +91,8 @@ ragd_rc retrieve_terms_split(const char *text, size_t len, retrieve_terms *out, 
         while (i < len && !word_byte((unsigned char)text[i])) i++;
         size_t start = i;
         int ascii = 1;
-        while (i < len && word_byte((unsigned char)text[i])) ascii &= (unsigned char)text[i++] < 0x80;
+        while (i < len && word_byte((unsigned char)text[i]))
+            ascii &= (unsigned char)text[i++] < 0x80;
         size_t n = i - start;
         if (n == 0 || (ascii && n < 2) || n > 64) continue;
         char *w = util_strndup(text + start, n);
@@ -352,7 +353,8 @@ char *retrieve_clarify_build(const retrieve_terms *t, const int *missing,
     for (size_t i = 0; i < nheadings && shown < 3; i++) {
         if (headings[i] == NULL || headings[i][0] == '\0') continue;
         int dup = 0;
-        for (size_t j = 0; j < i && !dup; j++) dup = headings[j] && strcmp(headings[j], headings[i]) == 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = headings[j] && strcmp(headings[j], headings[i]) == 0;
         if (dup) continue;
         bad |= util_buf_printf(&b, "%s\"%s\"", shown == 0 ? "Is your question about " : ", or ",
                                headings[i]);
