@@ -71,9 +71,27 @@ static int is_stopword(const char *w)
                    str_cmp) != NULL;
 }
 
-static int word_byte(unsigned char c)
+/* Returns: the length in bytes of the word character at s[i] (ASCII letter or digit, or a
+ * non-ASCII character outside the punctuation and symbol blocks), or 0 when s[i] separates words.
+ * Roughly what FTS5's unicode61 tokenizer does without its tables: spaces, punctuation, symbols,
+ * arrows, dingbats and emoji separate; letters of any script join. Invalid UTF-8 separates. */
+static size_t word_char(const char *s, size_t len, size_t i)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    if (n == 0 || i + n > len) return 0;
+    uint32_t cp = c & (n == 2 ? 0x1Fu : n == 3 ? 0x0Fu : 0x07u);
+    for (size_t k = 1; k < n; k++) {
+        unsigned char d = (unsigned char)s[i + k];
+        if ((d & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (d & 0x3Fu);
+    }
+    int sep = (cp >= 0x80 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 ||
+              (cp >= 0x2000 && cp <= 0x2BFF) || (cp >= 0x3000 && cp <= 0x303F) ||
+              (cp >= 0xE000 && cp <= 0xF8FF) || (cp >= 0xFE30 && cp <= 0xFE4F) ||
+              (cp >= 0xFF00 && cp <= 0xFF0F) || cp == 0xFEFF || (cp >= 0x1F000 && cp <= 0x1FAFF);
+    return sep ? 0 : n;
 }
 
 void retrieve_terms_free(retrieve_terms *t)
@@ -88,11 +106,14 @@ ragd_rc retrieve_terms_split(const char *text, size_t len, retrieve_terms *out, 
     retrieve_terms t = {.count = 0};
     size_t i = 0;
     while (i < len && t.count < RAGD_TERMS_MAX) {
-        while (i < len && !word_byte((unsigned char)text[i])) i++;
+        size_t step;
+        while (i < len && word_char(text, len, i) == 0) i++;
         size_t start = i;
         int ascii = 1;
-        while (i < len && word_byte((unsigned char)text[i]))
-            ascii &= (unsigned char)text[i++] < 0x80;
+        while (i < len && (step = word_char(text, len, i)) > 0) {
+            ascii &= step == 1;
+            i += step;
+        }
         size_t n = i - start;
         if (n == 0 || (ascii && n < 2) || n > 64) continue;
         char *w = util_strndup(text + start, n);
@@ -219,9 +240,10 @@ static uint64_t *word_set(const char *s, size_t *n)
     size_t len = strlen(s), cap = 16, count = 0;
     uint64_t *v = malloc(cap * sizeof *v);
     for (size_t i = 0; v && i < len;) {
-        while (i < len && !word_byte((unsigned char)s[i])) i++;
+        size_t w;
+        while (i < len && word_char(s, len, i) == 0) i++;
         size_t start = i;
-        while (i < len && word_byte((unsigned char)s[i])) i++;
+        while (i < len && (w = word_char(s, len, i)) > 0) i += w;
         if (i == start) continue;
         if (count == cap) {
             uint64_t *g = realloc(v, 2 * cap * sizeof *v);

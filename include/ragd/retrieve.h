@@ -56,8 +56,8 @@ typedef struct retrieve_terms {
     size_t count;
 } retrieve_terms;
 
-/* Splits text into search terms: runs of ASCII letters and digits and of non-ASCII bytes
- * (UTF-8 letters), lower-cased (ASCII), without one-character ASCII words and English stopwords,
+/* Splits text into search terms: runs of ASCII letters and digits and of non-ASCII letters
+ * (punctuation, symbol and emoji blocks separate, as in FTS5's unicode61), lower-cased (ASCII), without one-character ASCII words and English stopwords,
  * each kept once, at most RAGD_TERMS_MAX. Returns: RAGD_OK and *out (free with
  * retrieve_terms_free), RAGD_ERR_NOMEM. */
 ragd_rc retrieve_terms_split(const char *text, size_t len, retrieve_terms *out, ragd_err *err);
