@@ -109,10 +109,12 @@ install: ragd
 	install -m 0644 config.example.ini README.md $(DESTDIR)$(PREFIX)/share/doc/ragd/
 	install -m 0644 contrib/ragd.service contrib/ragd.logrotate $(DESTDIR)$(PREFIX)/share/doc/ragd/
 	install -m 0755 contrib/ragd-backup.sh $(DESTDIR)$(PREFIX)/share/doc/ragd/
+	install -d $(DESTDIR)$(PREFIX)/share/ragd
+	install -m 0644 share/ragd/system_prompt.txt $(DESTDIR)$(PREFIX)/share/ragd/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ragd
-	rm -rf $(DESTDIR)$(PREFIX)/share/doc/ragd
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/ragd $(DESTDIR)$(PREFIX)/share/ragd
 
 clean:
 	rm -rf $(BUILD) ragd

@@ -23,6 +23,7 @@
 
 #include "ragd/cfg.h"
 #include "ragd/log.h"
+#include "ragd/retrieve.h"
 
 /* How a value is parsed and where it is stored. */
 typedef enum ragd_cfg_type {
@@ -60,6 +61,8 @@ typedef struct ragd_cfg_entry {
 static const char *const provider_choices[] = {"auto", "local", NULL};
 static const char *const backend_choices[] = {"faiss", NULL};
 static const char *const utf8_choices[] = {"skip", "repair", NULL};
+static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
+static const char *const fusion_choices[] = {"rrf", "relative", NULL};
 
 #define RAGD_CFG_SIZE_1K 1024.0
 #define RAGD_CFG_SIZE_1G 1073741824.0
@@ -135,6 +138,46 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_LIVE, 1, 1000, NULL, "largest k a request may ask for; larger is a 400"},
     {"retrieve", "min_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_score), 0, "0.0",
      RAGD_CFG_F_LIVE, -1, 1, NULL, "results scoring below this are dropped"},
+    /* issue 7: ranking, confidence, context (docs/RETRIEVAL.md) */
+    {"retrieve", "mode", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(retrieve_mode), 0, "hybrid", RAGD_CFG_F_LIVE,
+     0, 0, mode_choices, "vector, keyword (BM25) or hybrid (both, fused)"},
+    {"retrieve", "fusion", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(retrieve_fusion), 0, "relative",
+     RAGD_CFG_F_LIVE, 0, 0, fusion_choices,
+     "hybrid fusion: rrf (reciprocal rank) or relative (normalised scores)"},
+    {"retrieve", "rrf_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_rrf_k), 0, "60", RAGD_CFG_F_LIVE, 1,
+     10000, NULL, "reciprocal rank fusion constant k"},
+    {"retrieve", "vector_weight", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_vector_weight), 0, "0.4",
+     RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "share of the vector side in fusion; the keyword side gets the rest"},
+    {"retrieve", "vector_length_slope", RAGD_CFG_T_DOUBLE,
+     RAGD_CFG_OFF(retrieve_vector_length_slope), 0, "0.5", RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "hybrid: pivoted length normalisation of cosines; 0 = off"},
+    {"retrieve", "candidates", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_candidates), 0, "50",
+     RAGD_CFG_F_LIVE, 1, 1000, NULL, "candidates taken from each side before fusion and diversity"},
+    {"retrieve", "diversity", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_diversity), 0, "false",
+     RAGD_CFG_F_LIVE, 0, 0, NULL, "reorder the results by maximal marginal relevance"},
+    {"retrieve", "diversity_lambda", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_diversity_lambda), 0,
+     "0.7", RAGD_CFG_F_LIVE, 0, 1, NULL, "MMR trade-off: 1 = relevance only, 0 = novelty only"},
+    {"retrieve", "merge_adjacent", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_merge_adjacent), 0,
+     "true", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "merge adjacent chunks of one document into one context passage"},
+    {"retrieve", "max_context_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_max_context_tokens), 0,
+     "2000", RAGD_CFG_F_LIVE, 16, 1000000, NULL, "token budget of the context block"},
+    {"retrieve", "min_coverage", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_coverage), 0, "0.25",
+     RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "below this lexical coverage of the query the answer is low_confidence"},
+
+    {"prompt", "template", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_template), 0, "", RAGD_CFG_F_LIVE,
+     0, 0, NULL, "system prompt template file for POST /context; empty: the built-in one"},
+    {"prompt", "persona", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_persona), 0, "Mathia",
+     RAGD_CFG_F_REQUIRED | RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "the assistant's name in the system prompt"},
+    {"prompt", "tools", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_tools), 0, "", RAGD_CFG_F_LIVE, 0, 0,
+     NULL, "comma-separated tools the model may use; empty: none"},
+
+    {"intent", "retrieve", RAGD_CFG_T_STRING, RAGD_CFG_OFF(intent_retrieve), 0, "general_chat, search_info",
+     RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "intents that retrieve: name[:k[:max_context_tokens]], comma-separated"},
 
     {"log", "level", RAGD_CFG_T_LOG_LEVEL, RAGD_CFG_OFF(log_level), 0, "info", RAGD_CFG_F_LIVE, 0,
      0, NULL, "least severe level written: debug, info, warn or error"},
@@ -853,6 +896,9 @@ ragd_rc cfg_validate(const ragd_cfg *cfg, ragd_err *err)
         return ragd_err_set(err, RAGD_ERR_CONFIG,
                             "retrieve.default_k (%d) must be <= retrieve.max_k (%d)",
                             cfg->retrieve_default_k, cfg->retrieve_max_k);
+    ragd_err ierr = {0};
+    if (retrieve_intent_find(cfg->intent_retrieve, NULL, NULL, &ierr) != RAGD_OK)
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "intent.retrieve: %s", ierr.msg);
     return RAGD_OK;
 }
 

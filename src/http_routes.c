@@ -18,6 +18,7 @@
 #include "ragd/log.h"
 #include "ragd/log_event.h"
 #include "ragd/metrics.h"
+#include "ragd/retrieve.h"
 #include "ragd/util.h"
 
 #define QUERY_MAX_BYTES 8192
@@ -100,6 +101,7 @@ http_route http_route_find(const char *method, const char *url, const char **all
         {"/documents/", "GET, DELETE", RAGD_ROUTE_DOCUMENT, 1},
         {"/jobs/", "GET", RAGD_ROUTE_JOB, 1},
         {"/metrics", "GET", RAGD_ROUTE_METRICS, 0},
+        {"/context", "POST", RAGD_ROUTE_CONTEXT, 0},
     };
     *method_ok = 1;
     *allow = NULL;
@@ -140,6 +142,7 @@ const char *http_route_name(http_route route)
     case RAGD_ROUTE_DOCUMENTS: return "/documents";
     case RAGD_ROUTE_DOCUMENT: return "/documents/{id}";
     case RAGD_ROUTE_JOB: return "/jobs/{id}";
+    case RAGD_ROUTE_CONTEXT: return "/context";
     case RAGD_ROUTE_NONE: break;
     }
     return "other";
@@ -200,10 +203,11 @@ static int keys_check(json_t *obj, const char *const *allowed, const char *where
 static http_reply handle_root(void)
 {
     http_reply r = {.status = 200};
-    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s]}", "name", "ragd", "version",
-                       RAGD_VERSION, "endpoints", "GET /health", "POST /retrieve", "POST /ingest",
-                       "GET /", "GET /metrics", "POST /documents", "GET /documents",
-                       "GET /documents/{id}", "DELETE /documents/{id}", "GET /jobs/{id}");
+    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s,s]}", "name", "ragd", "version",
+                       RAGD_VERSION, "endpoints", "GET /health", "POST /retrieve",
+                       "POST /context", "POST /ingest", "GET /", "GET /metrics",
+                       "POST /documents", "GET /documents", "GET /documents/{id}",
+                       "DELETE /documents/{id}", "GET /jobs/{id}");
     return r;
 }
 
@@ -330,56 +334,106 @@ static json_t *json_or(const char *text, json_t *fallback)
     return v;
 }
 
+/* Returns: a side's score as JSON: the number, or null when the chunk was not on that side. */
+static json_t *side_score(int rank, double score)
+{
+    return rank > 0 ? json_real(score) : json_null();
+}
+
 json_t *http_answer_json(const engine_query *q, const engine_answer *a)
 {
     json_t *results = json_array();
     json_t *sources = json_array();
     for (size_t i = 0; i < a->count; i++) {
-        const store_hit *h = &a->results[i].hit;
-        json_array_append_new(
-            results,
-            json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
-                      "rank", (json_int_t)(i + 1), "score", a->results[i].score, "text", h->text,
-                      "source", h->source, "title", h->title, "heading", h->heading, "chunk",
-                      h->ordinal, "chunk_id", (json_int_t)h->chunk_id, "document_id",
-                      (json_int_t)h->document_id, "tokens", (json_int_t)h->tokens,
-                      "char_start", (json_int_t)h->char_start, "char_end",
-                      (json_int_t)h->char_end, "tags", json_or(h->tags_json, json_array()),
-                      "metadata", json_or(h->metadata_json, json_object())));
-        json_array_append_new(sources, json_pack("{s:I, s:s, s:s, s:s}", "n", (json_int_t)(i + 1),
-                                                 "source", h->source, "title", h->title,
-                                                 "heading", h->heading));
-        /* page: the chunk's page in a paged document (PDF), null otherwise */
-        json_t *page = h->page > 0 ? json_integer(h->page) : json_null();
-        json_object_set(json_array_get(results, i), "page", page);
-        json_object_set_new(json_array_get(sources, i), "page", page);
+        const engine_result *r = &a->results[i];
+        const store_hit *h = &r->hit;
+        json_t *o = json_pack(
+            "{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "rank",
+            (json_int_t)(i + 1), "score", r->score, "text", h->text, "source", h->source, "title",
+            h->title, "heading", h->heading, "chunk", h->ordinal, "chunk_id",
+            (json_int_t)h->chunk_id, "document_id", (json_int_t)h->document_id, "tokens",
+            (json_int_t)h->tokens, "char_start", (json_int_t)h->char_start, "char_end",
+            (json_int_t)h->char_end, "tags", json_or(h->tags_json, json_array()), "metadata",
+            json_or(h->metadata_json, json_object()));
+        if (o) {
+            json_object_set_new(o, "vector_score", side_score(r->vector_rank, r->vector_score));
+            json_object_set_new(o, "keyword_score", side_score(r->keyword_rank, r->keyword_score));
+            int n = a->context.result_n ? a->context.result_n[i] : 0;
+            json_object_set_new(o, "context_n", n > 0 ? json_integer(n) : json_null());
+            /* page: the chunk's page in a paged document (PDF), null otherwise */
+            json_object_set_new(o, "page", h->page > 0 ? json_integer(h->page) : json_null());
+        }
+        json_array_append_new(results, o);
     }
-    char *context = engine_context_format(a);
+    for (size_t i = 0; i < a->context.source_count; i++) {
+        const retrieve_source *s = &a->context.sources[i];
+        json_t *ranks = json_array();
+        for (size_t j = 0; j < s->rank_count; j++)
+            json_array_append_new(ranks, json_integer((json_int_t)s->ranks[j]));
+        json_array_append_new(sources, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:i, s:b}", "n",
+                                                 (json_int_t)s->n, "source", s->hit->source,
+                                                 "title", s->hit->title, "heading", s->heading,
+                                                 "page", s->page > 0 ? json_integer(s->page)
+                                                                     : json_null(),
+                                                 "ranks", ranks, "tokens", s->tokens,
+                                                 "truncated", s->truncated));
+    }
     json_t *o = json_pack("{s:s%, s:b, s:b, s:o, s:s, s:o, s:{s:f, s:f, s:f, s:f}}", "query",
                           q->query, q->query_len, "rag_enabled", a->rag_enabled,
-                          "low_confidence", a->count == 0, "results", results, "context",
-                          context ? context : "", "sources", sources, "timings_ms", "embed",
-                          a->embed_ms, "search", a->search_ms, "fetch", a->fetch_ms, "total",
-                          a->total_ms);
-    free(context);
+                          "low_confidence", a->low_confidence, "results", results, "context",
+                          a->context.text ? a->context.text : "", "sources", sources,
+                          "timings_ms", "embed", a->embed_ms, "search", a->search_ms, "fetch",
+                          a->fetch_ms, "total", a->total_ms);
+    if (o) {
+        json_object_set_new(o, "retrieved", json_boolean(a->retrieved));
+        json_object_set_new(o, "mode", json_string(retrieve_mode_name(a->mode)));
+        json_object_set_new(o, "fusion", a->mode == RAGD_MODE_HYBRID
+                                             ? json_string(retrieve_fusion_name(a->fusion))
+                                             : json_null());
+        json_object_set_new(o, "diversity", json_boolean(a->diversity));
+        json_object_set_new(o, "coverage", a->coverage >= 0 ? json_real(a->coverage)
+                                                            : json_null());
+        json_object_set_new(o, "context_tokens", json_integer(a->context.tokens));
+        json_object_set_new(o, "max_context_tokens", json_integer(a->max_context_tokens));
+        if (a->clarify) json_object_set_new(o, "clarifying_question", json_string(a->clarify));
+        if (q->intent) json_object_set_new(o, "intent", json_string(q->intent));
+    }
     if (o && !a->rag_enabled)
         json_object_set_new(o, "message",
                             json_string("RAG is disabled (RAG_ENABLED=false or [rag] "
                                         "enabled=false): no context is retrieved"));
+    else if (o && !a->retrieved)
+        json_object_set_new(o, "message",
+                            json_string("this intent does not retrieve ([intent] retrieve): no "
+                                        "context is retrieved"));
     return o;
 }
 
-static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
+/* Parses the body of POST /retrieve and POST /context into q (strings borrowed from *root, which
+ * the caller frees with json_decref; tags must hold TAGS_MAX). Returns: 0, or -1 with *reply set
+ * to the 400. */
+/* Parses a /retrieve or /context body into *qp (strings borrowed from *rootp, which the caller
+ * frees with json_decref even on failure). *filterp: new (free with retrieve_filter_free) when
+ * the request has an OpenAI-style filter, else NULL. Returns: 0, or -1 with *replyp set. */
+static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, json_t **rootp,
+                          engine_query *qp, const char **tags, retrieve_filter **filterp,
+                          http_reply *replyp)
 {
-    static const char *const fields[] = {"query", "k", "min_score", "filters", "intent", NULL};
+    static const char *const fields[] = {"query", "k", "min_score", "filters", "intent", "mode",
+                                         "fusion", "diversity", "max_context_tokens", NULL};
     static const char *const filter_fields[] = {"source", "tags", NULL};
     http_reply reply = {0};
+    retrieve_filter *filter = NULL;
+    *filterp = NULL;
     json_t *root = body_object(body, len, &reply);
-    if (root == NULL) return reply;
+    *rootp = root;
+    if (root == NULL) {
+        *replyp = reply;
+        return -1;
+    }
     if (keys_check(root, fields, "the request", &reply) != 0) goto out;
 
     engine_query q = {.k = cfg->retrieve_default_k, .min_score = cfg->retrieve_min_score};
-    const char *tags[TAGS_MAX];
     json_t *v = json_object_get(root, "query");
     if (v == NULL) {
         reply = reply_invalid("missing field '%s' (a non-empty string)", "query");
@@ -418,6 +472,36 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
             goto out;
         }
         q.k = (int)k;
+        q.k_given = 1;
+    }
+    if ((v = json_object_get(root, "mode")) != NULL) {
+        if (!json_is_string(v) || (q.mode = retrieve_mode_parse(json_string_value(v))) == 0) {
+            reply = reply_invalid("field '%s' must be \"vector\", \"keyword\" or \"hybrid\"",
+                                  "mode");
+            goto out;
+        }
+    }
+    if ((v = json_object_get(root, "fusion")) != NULL) {
+        if (!json_is_string(v) || (q.fusion = retrieve_fusion_parse(json_string_value(v))) == 0) {
+            reply = reply_invalid("field '%s' must be \"rrf\" or \"relative\"", "fusion");
+            goto out;
+        }
+    }
+    if ((v = json_object_get(root, "diversity")) != NULL) {
+        if (!json_is_boolean(v)) {
+            reply = reply_invalid("field '%s' must be true or false", "diversity");
+            goto out;
+        }
+        q.diversity = json_is_true(v) ? RAGD_DIVERSITY_ON : RAGD_DIVERSITY_OFF;
+    }
+    if ((v = json_object_get(root, "max_context_tokens")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 16 ||
+            json_integer_value(v) > 1000000) {
+            reply = reply_invalid("field '%s' must be an integer between 16 and 1000000",
+                                  "max_context_tokens");
+            goto out;
+        }
+        q.max_context_tokens = (int)json_integer_value(v);
     }
     if ((v = json_object_get(root, "min_score")) != NULL) {
         if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
@@ -427,11 +511,13 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
         }
         q.min_score = json_number_value(v);
     }
-    if ((v = json_object_get(root, "intent")) != NULL && !json_is_string(v)) {
-        reply = reply_invalid("field '%s' must be a string", "intent");
-        goto out;
+    if ((v = json_object_get(root, "intent")) != NULL) {
+        if (!json_is_string(v)) {
+            reply = reply_invalid("field '%s' must be a string", "intent");
+            goto out;
+        }
+        q.intent = json_string_value(v);
     }
-    retrieve_filter *filter = NULL;
     if ((v = json_object_get(root, "filters")) != NULL && json_is_object(v) &&
         json_object_get(v, "type") != NULL) {
         /* OpenAI vector-store filter shape: {"type": ..., "key"/"filters": ...} */
@@ -476,27 +562,52 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
             q.tags_all = tags;
         }
     }
+    *qp = q;
+    *filterp = filter;
+    return 0;
+out:
+    retrieve_filter_free(filter);
+    *replyp = reply;
+    return -1;
+}
 
-    engine_answer a;
-    ragd_err err = {0};
-    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
+/* Records one retrieval (served by /retrieve or /context) in the metrics and the JSONL log. */
+static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_query *q, ragd_rc rc,
+                             const engine_answer *a, const ragd_err *err)
+{
+    int ok = rc == RAGD_OK;
     /* cache_hit / cache_ms: wire the query-embedding cache's fields here (issue 5). */
-    log_retrieval rec = {.query = q.query,
-                         .query_len = q.query_len,
+    log_retrieval rec = {.query = q->query,
+                         .query_len = q->query_len,
                          .intent = json_string_value(json_object_get(root, "intent")),
-                         .k = q.k,
-                         .rag_enabled = rc == RAGD_OK ? a.rag_enabled : cfg->rag_enabled,
-                         .results = rc == RAGD_OK ? a.count : 0,
-                         .top_score = rc == RAGD_OK && a.count > 0 ? a.results[0].score : 0.0,
+                         .k = q->k,
+                         .rag_enabled = ok ? a->rag_enabled : cfg->rag_enabled,
+                         .results = ok ? a->count : 0,
+                         .low_confidence = ok && a->low_confidence,
+                         .top_score = ok && a->count > 0 ? a->results[0].score : 0.0,
                          .cache_hit = -1,
                          .cache_ms = -1.0,
-                         .embed_ms = rc == RAGD_OK ? a.embed_ms : 0.0,
-                         .search_ms = rc == RAGD_OK ? a.search_ms : 0.0,
-                         .fetch_ms = rc == RAGD_OK ? a.fetch_ms : 0.0,
-                         .total_ms = rc == RAGD_OK ? a.total_ms : 0.0,
+                         .embed_ms = ok ? a->embed_ms : 0.0,
+                         .search_ms = ok ? a->search_ms : 0.0,
+                         .fetch_ms = ok ? a->fetch_ms : 0.0,
+                         .total_ms = ok ? a->total_ms : 0.0,
                          .rc = rc,
-                         .error_message = rc == RAGD_OK ? NULL : err.msg};
+                         .error_message = ok ? NULL : err->msg};
     log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
+}
+
+static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
+{
+    http_reply reply = {0};
+    json_t *root = NULL;
+    engine_query q;
+    const char *tags[TAGS_MAX];
+    retrieve_filter *filter = NULL;
+    if (retrieve_parse(cfg, body, len, &root, &q, tags, &filter, &reply) != 0) goto out;
+    engine_answer a = {0};
+    ragd_err err = {0};
+    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
+    retrieval_record(cfg, root, &q, rc, &a, &err);
     if (rc != RAGD_OK) {
         reply = http_reply_error(err.rc, NULL, err.msg);
         retrieve_filter_free(filter);
@@ -506,6 +617,102 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
     reply.status = 200;
     reply.body = http_answer_json(&q, &a);
     engine_answer_free(&a);
+    if (reply.body == NULL)
+        reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory building the response");
+out:
+    json_decref(root);
+    return reply;
+}
+
+/* ---- POST /context ------------------------------------------------------------------------ */
+
+char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine_answer *a,
+                        ragd_err *err)
+{
+    char *file_text = NULL;
+    const char *tmpl = retrieve_prompt_default();
+    if (cfg->prompt_template && cfg->prompt_template[0]) {
+        size_t n = 0;
+        ragd_err ferr = {0};
+        /* read at each request: a deployment replaces the file without a restart */
+        if (util_file_read(cfg->prompt_template, 1u << 20, &file_text, &n, &ferr) != RAGD_OK) {
+            ragd_err_set(err, RAGD_ERR_INTERNAL, "prompt template %s: %s", cfg->prompt_template,
+                         ferr.msg);
+            return NULL;
+        }
+        if (!util_utf8_valid(file_text, n) || strlen(file_text) != n) {
+            free(file_text);
+            ragd_err_set(err, RAGD_ERR_INTERNAL, "prompt template %s is not UTF-8 text",
+                         cfg->prompt_template);
+            return NULL;
+        }
+        tmpl = file_text;
+    }
+    /* With low confidence the model gets no context: the template's no_context branch tells it
+     * to say it does not know and to ask the clarifying question. */
+    int use = a->retrieved && !a->low_confidence && a->context.text && a->context.text[0];
+    util_buf src = {0};
+    int bad = 0;
+    for (size_t i = 0; use && i < a->context.source_count; i++) {
+        const retrieve_source *s = &a->context.sources[i];
+        bad |= util_buf_printf(&src, "%s[%d] %s (%s", i ? "\n" : "", s->n, s->hit->title,
+                               s->hit->source);
+        if (s->page > 0) bad |= util_buf_printf(&src, " p.%d", s->page);
+        bad |= util_buf_printf(&src, "%s%s)", s->heading[0] ? " > " : "", s->heading);
+    }
+    char *question = util_strndup(q->query, q->query_len);
+    retrieve_prompt_vars v = {.persona = cfg->prompt_persona,
+                              .tools = cfg->prompt_tools,
+                              .context = use ? a->context.text : "",
+                              .sources = src.data ? src.data : "",
+                              .question = question ? question : "",
+                              .clarify = a->clarify ? a->clarify
+                                                    : "Could you tell me more about what you "
+                                                      "need?"};
+    char *out = NULL;
+    if (bad || question == NULL)
+        ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    else if (retrieve_prompt_render(tmpl, &v, &out, err) != RAGD_OK && err &&
+             err->rc == RAGD_ERR_INVALID)
+        err->rc = RAGD_ERR_INTERNAL; /* a bad template is the deployment's fault, not the caller's */
+    free(question);
+    util_buf_free(&src);
+    free(file_text);
+    return out;
+}
+
+static http_reply handle_context(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
+{
+    http_reply reply = {0};
+    json_t *root = NULL;
+    engine_query q;
+    const char *tags[TAGS_MAX];
+    retrieve_filter *filter = NULL;
+    if (retrieve_parse(cfg, body, len, &root, &q, tags, &filter, &reply) != 0) goto out;
+    engine_answer a = {0};
+    ragd_err err = {0};
+    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
+    retrieval_record(cfg, root, &q, rc, &a, &err);
+    retrieve_filter_free(filter);
+    if (rc != RAGD_OK) {
+        reply = http_reply_error(err.rc, NULL, err.msg);
+        goto out;
+    }
+    char *prompt = http_prompt_build(cfg, &q, &a, &err);
+    if (prompt == NULL) {
+        engine_answer_free(&a);
+        reply = http_reply_error(err.rc, NULL, err.msg);
+        goto out;
+    }
+    json_t *o = http_answer_json(&q, &a);
+    engine_answer_free(&a);
+    if (o) {
+        json_object_set_new(o, "system_prompt", json_string(prompt));
+        json_object_del(o, "results");
+    }
+    free(prompt);
+    reply.status = 200;
+    reply.body = o;
     if (reply.body == NULL)
         reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory building the response");
 out:
@@ -574,6 +781,7 @@ http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, c
     case RAGD_ROUTE_HEALTH: return handle_health(e, cfg);
     case RAGD_ROUTE_METRICS: return handle_metrics(e);
     case RAGD_ROUTE_RETRIEVE: return handle_retrieve(e, cfg, body, len);
+    case RAGD_ROUTE_CONTEXT: return handle_context(e, cfg, body, len);
     case RAGD_ROUTE_INGEST: /* asynchronous: see http_server.c */
     case RAGD_ROUTE_DOCUMENTS: /* need the method and URL: http_documents.c, http_jobs.c */
     case RAGD_ROUTE_DOCUMENT:

@@ -100,7 +100,7 @@ static int embed_failure(ragd_rc rc)
 
 void log_record_retrieval(const log_retrieval *r, int log_queries)
 {
-    int hit = r->rc == RAGD_OK && r->rag_enabled && r->results > 0;
+    int hit = r->rc == RAGD_OK && r->rag_enabled && r->results > 0 && !r->low_confidence;
     metrics_counter_add(hit ? RAGD_METRIC_RETRIEVAL_HITS : RAGD_METRIC_RETRIEVAL_MISSES, 1);
     if (r->rc == RAGD_OK && r->rag_enabled) {
         metrics_histogram_observe(RAGD_METRIC_RETRIEVAL_SECONDS, r->total_ms);
@@ -124,6 +124,7 @@ void log_record_retrieval(const log_retrieval *r, int log_queries)
     json_object_set_new(o, "rag_enabled", json_boolean(r->rag_enabled));
     json_object_set_new(o, "hit", json_boolean(hit));
     json_object_set_new(o, "results", json_integer((json_int_t)r->results));
+    json_object_set_new(o, "low_confidence", json_boolean(r->low_confidence));
     json_object_set_new(o, "top_score", r->results > 0 ? json_real(r->top_score) : json_null());
     if (r->cache_hit >= 0) json_object_set_new(o, "cache_hit", json_boolean(r->cache_hit));
     json_t *lat = json_pack("{s:f, s:f, s:f, s:f}", "embed", r->embed_ms, "search", r->search_ms,

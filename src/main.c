@@ -22,6 +22,7 @@
 
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
+#include "ragd/eval.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
@@ -43,6 +44,7 @@ static const char usage_main[] =
     "  query          retrieve the chunks that answer a question\n"
     "  check-config   print the effective configuration (secrets redacted)\n"
     "  health         ask a running daemon for /health; exit 1 when down or unreachable\n"
+    "  eval           measure retrieval quality on a labeled question set (--qa FILE.jsonl)\n"
     "\n"
     "options for every command:\n"
     "  --config FILE      INI configuration file (default: $RAGD_CONFIG, else built-in defaults)\n"
@@ -713,6 +715,7 @@ int main(int argc, char **argv)
         fputs(usage_main, stdout);
         return EXIT_OK;
     }
+    if (strcmp(command, "eval") == 0) return eval_main(argc - 2, argv + 2);
     if (command_usage(command) == NULL)
         return usage_error("unknown command '%s'", command);
 

@@ -148,6 +148,7 @@ struct store_db {
     pthread_mutex_t pool_mutex;
     store_reader *idle[RAGD_STORE_READERS_MAX];
     size_t idle_count;
+    int fts; /* the chunks_fts keyword index exists (see fts_apply) */
 };
 
 static const char chunk_get_sql[] =
@@ -455,6 +456,9 @@ static ragd_rc wal_enable(sqlite3 *db, const char *what, ragd_err *err)
     return RAGD_OK;
 }
 
+static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err);
+static ragd_rc fts_apply(store_db *s, const char *what, ragd_err *err);
+
 ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_err *err)
 {
     if (data_dir == NULL || out == NULL)
@@ -509,7 +513,9 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
             rc = db_exec(s->writer, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", what,
                          err);
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
+        if (rc == RAGD_OK) rc = fts_apply(s, what, err);
     }
+    if (rc == RAGD_OK && s->readonly) rc = fts_exists(s, what, &s->fts, err);
     if (rc != RAGD_OK) {
         store_db_close(s);
         return rc;
@@ -1355,4 +1361,173 @@ ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, 
     *hits = list;
     *n = got;
     return RAGD_OK;
+}
+
+/* ----- keyword index (FTS5) ------------------------------------------------------------------- */
+
+/* The keyword index: an FTS5 table over each chunk's document title, heading path and text, with
+ * the porter stemmer over unicode61 (case folding, diacritics removed), so "configuring" matches
+ * "configuration" much as the local embedder's stems do. It stores its own copy of the text (an
+ * external-content table would need the old values at delete time, which a cascading document
+ * delete no longer has). Triggers keep it in step with `chunks` inside the very transaction that
+ * changes the chunks, including reset and ON DELETE CASCADE; a title change follows its document.
+ * The rowid is the chunk id. */
+static const char fts_sql[] =
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, heading, text, "
+    " tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+    " INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id,"
+    " coalesce((SELECT title FROM documents WHERE id = new.document_id), ''), new.heading,"
+    " new.text); END;"
+    "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
+    " DELETE FROM chunks_fts WHERE rowid = old.id; END;"
+    "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents BEGIN"
+    " UPDATE chunks_fts SET title = new.title WHERE rowid IN"
+    " (SELECT id FROM chunks WHERE document_id = new.id); END;"
+    /* back-fill: a store written before the keyword index existed */
+    "INSERT INTO chunks_fts(rowid, title, heading, text) SELECT c.id, d.title, c.heading, c.text"
+    " FROM chunks c JOIN documents d ON d.id = c.document_id;";
+
+/* Column weights for bm25(): a query term in the heading path or the title says more about what
+ * a chunk is about than one in its body. */
+#define RAGD_FTS_BM25 "bm25(chunks_fts, 2.0, 2.0, 1.0)"
+
+static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int code = sqlite3_prepare_v2(s->writer,
+                                  "SELECT count(*) FROM sqlite_master WHERE name = 'chunks_fts'",
+                                  -1, &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, what, err);
+    code = sqlite3_step(st);
+    ragd_rc rc = code == SQLITE_ROW ? RAGD_OK : db_fail(s->writer, code, what, err);
+    if (rc == RAGD_OK) *exists = sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Creates and back-fills the keyword index in one transaction when the store lacks it (a new
+ * store, or one written by an older ragd). Independent of the schema version: a store that has
+ * the index is simply used as it is. SQLite without FTS5 leaves keyword search off (logged). */
+static ragd_rc fts_apply(store_db *s, const char *what, ragd_err *err)
+{
+    int exists = 0;
+    ragd_rc rc = fts_exists(s, what, &exists, err);
+    if (rc != RAGD_OK || exists) {
+        s->fts = exists;
+        return rc;
+    }
+    if (!sqlite3_compileoption_used("ENABLE_FTS5")) {
+        RAGD_LOG(RAGD_LOG_WARN, "store", "SQLite lacks FTS5: keyword and hybrid retrieval fall "
+                 "back to vector search");
+        return RAGD_OK;
+    }
+    double t0 = util_now_ms();
+    rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
+    if (rc != RAGD_OK) return rc;
+    rc = db_exec(s->writer, fts_sql, "create the keyword index", err);
+    rc = tx_close(s, 1, rc, err);
+    if (rc == RAGD_OK) {
+        s->fts = 1;
+        RAGD_LOG(RAGD_LOG_INFO, "store", "keyword index (FTS5) created in %.0f ms",
+                 util_now_ms() - t0);
+    }
+    return rc;
+}
+
+int store_db_fts_available(const store_db *s)
+{
+    return s != NULL && s->fts;
+}
+
+/* Prepares sql on the reader's connection. Returns: RAGD_OK and *out (sqlite3_finalize). */
+static ragd_rc fts_prepare(store_reader *r, const char *sql, const char *what,
+                              sqlite3_stmt **out, ragd_err *err)
+{
+    int code = sqlite3_prepare_v2(r->db, sql, -1, out, NULL);
+    if (code != SQLITE_OK) return db_fail(r->db, code, what, err);
+    return RAGD_OK;
+}
+
+ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
+                            double *scores, size_t *found, ragd_err *err)
+{
+    *found = 0;
+    if (!s->fts || match == NULL || match[0] == '\0' || limit == 0) return RAGD_OK;
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    rc = fts_prepare(r,
+                        "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE chunks_fts "
+                        "MATCH ?1 ORDER BY " RAGD_FTS_BM25 ", rowid LIMIT ?2",
+                        "keyword search", &st, err);
+    size_t n = 0;
+    if (rc == RAGD_OK) {
+        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        int code;
+        while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
+            ids[n] = sqlite3_column_int64(st, 0);
+            scores[n] = sqlite3_column_double(st, 1);
+            n++;
+        }
+        if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
+    }
+    sqlite3_finalize(st);
+    reader_release(s, r);
+    if (rc == RAGD_OK) *found = n;
+    return rc;
+}
+
+ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
+                           const int64_t *top_ids, size_t top_n, int64_t *df, uint32_t *top_mask,
+                           int64_t *total, ragd_err *err)
+{
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        df[i] = 0;
+        top_mask[i] = 0;
+    }
+    if (!s->fts) return RAGD_OK;
+    if (top_n > 32) top_n = 32;
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *count = NULL, *in_top = NULL, *all = NULL;
+    rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
+    if (rc == RAGD_OK)
+        rc = fts_prepare(r, "SELECT count(*) FROM chunks", "term statistics", &all, err);
+    if (rc == RAGD_OK)
+        rc = fts_prepare(r, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1",
+                            "term statistics", &count, err);
+    if (rc == RAGD_OK)
+        rc = fts_prepare(r, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND "
+                            "rowid = ?2", "term statistics", &in_top, err);
+    if (rc == RAGD_OK) {
+        int code = sqlite3_step(all);
+        if (code == SQLITE_ROW) *total = sqlite3_column_int64(all, 0);
+        else rc = db_fail(r->db, code, "term statistics", err);
+    }
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        sqlite3_bind_text(count, 1, phrases[i], -1, SQLITE_STATIC);
+        int code = sqlite3_step(count);
+        if (code == SQLITE_ROW) df[i] = sqlite3_column_int64(count, 0);
+        else rc = db_fail(r->db, code, "term statistics", err);
+        sqlite3_reset(count);
+        for (size_t j = 0; rc == RAGD_OK && df[i] > 0 && j < top_n; j++) {
+            sqlite3_bind_text(in_top, 1, phrases[i], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(in_top, 2, top_ids[j]);
+            code = sqlite3_step(in_top);
+            if (code == SQLITE_ROW) top_mask[i] |= 1u << j;
+            else if (code != SQLITE_DONE) rc = db_fail(r->db, code, "term statistics", err);
+            sqlite3_reset(in_top);
+        }
+    }
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "term statistics: commit", err);
+    sqlite3_finalize(all);
+    sqlite3_finalize(count);
+    sqlite3_finalize(in_top);
+    reader_release(s, r);
+    return rc;
 }

@@ -67,6 +67,25 @@ typedef struct ragd_cfg {
     int retrieve_default_k;    /* default_k = 5 */
     int retrieve_max_k;        /* max_k = 50; larger k is a 400 */
     double retrieve_min_score; /* min_score = 0.0; results below are dropped */
+    char *retrieve_mode;       /* mode = hybrid; vector | keyword | hybrid */
+    char *retrieve_fusion;     /* fusion = relative; rrf | relative */
+    int retrieve_rrf_k;        /* rrf_k = 60; reciprocal rank fusion constant, 1..10000 */
+    double retrieve_vector_weight;    /* vector_weight = 0.4; vector share in fusion, 0..1 */
+    double retrieve_vector_length_slope; /* vector_length_slope = 0.5; hybrid length pivot, 0..1 */
+    int retrieve_candidates;          /* candidates = 50; per side before fusion, 1..1000 */
+    int retrieve_diversity;           /* diversity = false; MMR reordering */
+    double retrieve_diversity_lambda; /* diversity_lambda = 0.7; MMR relevance weight, 0..1 */
+    int retrieve_merge_adjacent;      /* merge_adjacent = true; one passage per adjacent run */
+    int retrieve_max_context_tokens;  /* max_context_tokens = 2000; context budget, 16..1000000 */
+    double retrieve_min_coverage;     /* min_coverage = 0.25; low_confidence below, 0..1 */
+
+    /* [prompt] */
+    char *prompt_template; /* template = (empty); file for POST /context; empty: built-in */
+    char *prompt_persona;  /* persona = Mathia */
+    char *prompt_tools;    /* tools = (empty); comma-separated tool whitelist */
+
+    /* [intent] */
+    char *intent_retrieve; /* retrieve = general_chat, search_info; name[:k[:max_context_tokens]], ... */
 
     /* [log] */
     char *log_level; /* level = info; debug | info | warn | error */

@@ -16,6 +16,7 @@
 
 #include "ragd/cfg.h"
 #include "ragd/ragd.h"
+#include "ragd/retrieve.h"
 #include "ragd/store.h"
 
 typedef struct engine engine;
@@ -126,11 +127,20 @@ typedef struct engine_query {
     size_t tag_count;
     const struct retrieve_filter *filter; /* borrowed; OpenAI-style filter (ragd/filter.h); NULL =
                                            * none; applies together with the two above */
+    /* ranking and context (issue 7); 0 / NULL take the configured value */
+    int mode;               /* retrieve_mode; RAGD_MODE_DEFAULT: [retrieve] mode */
+    int fusion;             /* retrieve_fusion; RAGD_FUSION_DEFAULT: [retrieve] fusion */
+    int diversity;          /* RAGD_DIVERSITY_*; DEFAULT: [retrieve] diversity */
+    int max_context_tokens; /* 0: the intent's, else [retrieve] max_context_tokens */
+    int k_given;            /* 1 when k came from the request (an intent's k does not override) */
+    const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
 } engine_query;
 
 typedef struct engine_result {
-    double score;
+    double score;  /* in the answer's mode: see docs/RETRIEVAL.md "Scores" */
     store_hit hit; /* owned */
+    double vector_score, keyword_score; /* cosine, BM25; valid when the rank is > 0 */
+    int vector_rank, keyword_rank;      /* 1-based rank on each side; 0 = not found there */
 } engine_result;
 
 typedef struct engine_answer {
@@ -139,17 +149,27 @@ typedef struct engine_answer {
     int rag_enabled;
     double embed_ms, search_ms, fetch_ms, total_ms;
     size_t candidates; /* index hits examined before filters */
+    /* issue 7 */
+    int retrieved;      /* 0: RAG off, or the intent does not retrieve */
+    int mode, fusion, diversity, max_context_tokens; /* what was used (diversity 0/1) */
+    int low_confidence; /* see docs/RETRIEVAL.md "Confidence" */
+    double coverage;    /* lexical coverage of the query by the top results, -1 = no terms */
+    char *clarify;      /* owned; the clarifying question when low_confidence, else NULL */
+    retrieve_context context; /* owned; the budgeted context block and its sources */
 } engine_answer;
 
-/* Answers a query: embed, search the index (widening the search until k results pass the
- * filters or the index is exhausted), fetch chunks. With RAG disabled: RAGD_OK, no results,
- * rag_enabled 0. Returns: *out filled (free with engine_answer_free). */
+/* Answers a query: resolves the intent, mode and budget; searches the vector index and the
+ * keyword index (each widened until enough candidates pass the filters or it is exhausted),
+ * fuses, optionally diversifies, keeps k; estimates confidence; builds the context. With RAG
+ * disabled or an intent that does not retrieve: RAGD_OK, no results, low_confidence 1.
+ * Returns: *out filled (free with engine_answer_free). */
 ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err);
 
 /* Frees the answer's results and zeroes it. a may be NULL. */
 void engine_answer_free(engine_answer *a);
 
-/* Formats the context block: "[1] source > heading\ntext\n\n[2] ...". Returns: new string (free). */
+/* Returns: a copy of the answer's context block ("[1] source > heading\ntext\n\n[2] ...", within
+ * the token budget), new string (free()), or NULL on OOM. */
 char *engine_context_format(const engine_answer *a);
 
 /* ---- pushed documents (src/engine_docs.c) -------------------------------------------------

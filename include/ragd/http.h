@@ -48,7 +48,8 @@ typedef enum http_route {
     RAGD_ROUTE_METRICS,
     RAGD_ROUTE_DOCUMENTS, /* GET, POST /documents */
     RAGD_ROUTE_DOCUMENT,  /* GET, DELETE /documents/{id} */
-    RAGD_ROUTE_JOB        /* GET /jobs/{id} */
+    RAGD_ROUTE_JOB,       /* GET /jobs/{id} */
+    RAGD_ROUTE_CONTEXT    /* POST /context */
 } http_route;
 
 /* Maps a path to a route and checks the method. Returns: the route; *allow is set (static) and
@@ -59,7 +60,8 @@ http_route http_route_find(const char *method, const char *url, const char **all
 /* Returns: the route's name for logs and metrics ("/retrieve"); static. */
 const char *http_route_name(http_route route);
 
-/* Handles GET /, GET /health and POST /retrieve synchronously. body may be NULL. */
+/* Handles GET /, GET /health, POST /retrieve and POST /context synchronously. body may be
+ * NULL. */
 http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
                              size_t len);
 
@@ -70,6 +72,13 @@ http_reply http_ingest_run(engine *e, const char *path, int reset);
 
 /* The /retrieve response body for an answer (also `ragd query --json`). Returns: new reference. */
 json_t *http_answer_json(const engine_query *q, const engine_answer *a);
+
+/* The system prompt POST /context returns for an answer: the [prompt] template file (read at
+ * each call; the built-in template when none is set) rendered with the persona, tools, context
+ * and sources (no context when the answer is low_confidence). Returns: new string (free()), or
+ * NULL with err set (RAGD_ERR_INTERNAL for an unreadable or malformed template). */
+char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine_answer *a,
+                        ragd_err *err);
 
 /* Builds an error reply {"error": {"code", "message"}} for rc: the one place where ragd_rc
  * becomes an HTTP status. code_override may be NULL. */

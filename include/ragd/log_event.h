@@ -78,6 +78,7 @@ typedef struct log_retrieval {
     int k;
     int rag_enabled;
     size_t results;   /* results returned; 0 is a miss */
+    int low_confidence; /* the answer was low-confidence: a miss whatever the results */
     double top_score; /* score of the first result (ignored when results is 0) */
     /* Query-embedding cache (issue 5): -1 / negative = no cache wired, left out of the line.
      * Wire at merge: .cache_hit = a.cache_hit, .cache_ms = a.cache_ms. */

@@ -172,6 +172,28 @@ ragd_rc store_db_reset(store_db *s, ragd_err *err);
 ragd_rc store_db_embeddings_prune(store_db *s, const char *model, int dims, int64_t *removed,
                                   ragd_err *err);
 
+/* ---- keyword index (SQLite FTS5 over title, heading path and chunk text) ------------------ */
+
+/* Returns: 1 when the store has the keyword index (always after a writable open on SQLite with
+ * FTS5; a read-only open of a store written by an older ragd has none until the next writable
+ * open creates and back-fills it). */
+int store_db_fts_available(const store_db *s);
+
+/* BM25 search through a reader connection (any thread). match is an FTS5 MATCH expression, built
+ * with retrieve_fts_match() so user text is never FTS syntax. ids/scores hold limit entries;
+ * *found is the number filled, best first; scores are -bm25() (higher is better, > 0), weighted
+ * title 2, heading 2, text 1. Without the keyword index: RAGD_OK and *found 0. */
+ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
+                            double *scores, size_t *found, ragd_err *err);
+
+/* Statistics for the confidence estimate, from one snapshot: for each of the n phrases (FTS5
+ * MATCH expressions, one query term each) the number of chunks containing it (df[i]) and which
+ * of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the number of chunks.
+ * Without the keyword index everything is 0. */
+ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
+                           const int64_t *top_ids, size_t top_n, int64_t *df, uint32_t *top_mask,
+                           int64_t *total, ragd_err *err);
+
 /* ===== FAISS vector index =================================================================== */
 
 typedef struct store_index store_index;

@@ -87,7 +87,8 @@ def metrics_move_with_traffic(t):
         ans = d.retrieve({"query": REFUND_QUESTION, "k": 3})
         check(ans["results"], "expected results for the refund question")
     for _ in range(2):
-        ans = d.retrieve({"query": REFUND_QUESTION, "k": 3, "min_score": 1.0})
+        ans = d.retrieve({"query": REFUND_QUESTION, "k": 3, "min_score": 1.0,
+                          "mode": "vector"})
         eq(ans["results"], [], "results above min_score 1.0")
     bad = d.call("POST", "/retrieve", {"query": ""})
     eq(bad.status, 400, "empty query")
@@ -203,7 +204,9 @@ def sighup_reloads_live_keys_and_names_the_rest(t):
     wait_log(d, "SIGHUP: applied live: retrieve.default_k, retrieve.min_score, log.level",
              "the applied live keys")
     wait_log(d, "restart to apply: server.threads", "the key that needs a restart")
-    eq(d.retrieve({"query": REFUND_QUESTION})["results"], [], "results after min_score = 1.0")
+    # vector mode: a cosine of 1.0 is a perfect match (hybrid scores are relative, top = 1.0)
+    eq(d.retrieve({"query": REFUND_QUESTION, "mode": "vector"})["results"], [],
+       "results after min_score = 1.0")
     # log.level = debug is live: requests are now logged.
     wait_log(d, "level=debug module=http", "a debug line after the reload")
     # A file that no longer validates is not applied; the running values stay.
@@ -211,7 +214,8 @@ def sighup_reloads_live_keys_and_names_the_rest(t):
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "configuration not reloaded", "the refused reload")
     check("max_k: 'nope' is not an integer" in d.stderr_text(), "reason of the refused reload")
-    eq(d.retrieve({"query": REFUND_QUESTION})["results"], [], "min_score kept at 1.0")
+    eq(d.retrieve({"query": REFUND_QUESTION, "mode": "vector"})["results"], [],
+       "min_score kept at 1.0")
     write(cfg, "[retrieve]\nmin_score = 0.0\n[log]\nfile = %s\n" % t.path("rag.log"))
     os.kill(d.pid, signal.SIGHUP)
     wait_until(lambda: d.retrieve({"query": REFUND_QUESTION})["results"], 20,

@@ -419,7 +419,8 @@ static void test_ingest_report_and_retrieve(void **state)
     assert_true(a.count > 2);
     assert_true(a.count <= (size_t)s.chunks);
     for (size_t i = 0; i < a.count; i++) {
-        assert_true(a.results[i].score > 0.0); /* scores <= 0 are dropped */
+        /* hybrid (the default) scores are normalised to [0, 1]; vector mode drops cosines <= 0 */
+        assert_true(a.results[i].score >= 0.0);
         assert_true(a.results[i].score <= 1.0 + 1e-5);
     }
     for (size_t i = 0; i < a.count; i++)
@@ -1369,30 +1370,37 @@ static void test_context_format(void **state)
     h[0].source = "a.md";
     h[0].heading = "Refunds > Exceptions";
     h[0].text = "first text";
+    h[0].document_id = 1;
     h[1].source = "b.txt";
     h[1].heading = "";
     h[1].text = "second text";
+    h[1].document_id = 2;
     h[2].source = "c.md";
     h[2].heading = NULL;
     h[2].text = "third";
-    engine_result res[3] = {{.score = 0.9, .hit = h[0]}, {.score = 0.5, .hit = h[1]},
-                            {.score = 0.1, .hit = h[2]}};
-    engine_answer a = {.results = res, .count = 3, .rag_enabled = 1};
+    h[2].document_id = 3;
+    const store_hit *hits[3] = {&h[0], &h[1], &h[2]};
+    engine_answer a = {.count = 3, .rag_enabled = 1};
+    ragd_err err = {0};
+    assert_int_equal(retrieve_context_build(hits, 3, 2000, 1, &a.context, &err), RAGD_OK);
     char *s = engine_context_format(&a);
     assert_non_null(s);
     assert_string_equal(s, "[1] a.md > Refunds > Exceptions\nfirst text\n\n"
                            "[2] b.txt\nsecond text\n\n"
                            "[3] c.md\nthird");
     free(s);
-    a.count = 1;
+    retrieve_context_free(&a.context);
+    assert_int_equal(retrieve_context_build(hits, 1, 2000, 1, &a.context, &err), RAGD_OK);
     s = engine_context_format(&a);
     assert_string_equal(s, "[1] a.md > Refunds > Exceptions\nfirst text");
     free(s);
-    a.count = 0;
+    retrieve_context_free(&a.context);
+    assert_int_equal(retrieve_context_build(hits, 0, 2000, 1, &a.context, &err), RAGD_OK);
     s = engine_context_format(&a);
     assert_non_null(s);
     assert_string_equal(s, "");
     free(s);
+    retrieve_context_free(&a.context);
 }
 
 static void test_context_from_retrieval(void **state)
@@ -1405,10 +1413,17 @@ static void test_context_from_retrieval(void **state)
     char *s = engine_context_format(&a);
     assert_non_null(s);
     assert_int_equal(strncmp(s, "[1] refunds.md", 14), 0);
-    assert_non_null(strstr(s, "\n\n[2] "));
-    assert_non_null(strstr(s, "\n\n[3] "));
-    assert_null(strstr(s, "[4] "));
-    assert_non_null(strstr(s, a.results[2].hit.text));
+    /* one block per source, numbered in order; every result is in one of them */
+    assert_true(a.context.source_count >= 1 && a.context.source_count <= 3);
+    for (size_t i = 0; i < a.context.source_count; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "%s[%d] ", i ? "\n\n" : "", (int)i + 1);
+        assert_non_null(strstr(s, tag));
+    }
+    char next[32];
+    snprintf(next, sizeof next, "[%d] ", (int)a.context.source_count + 1);
+    assert_null(strstr(s, next));
+    for (size_t i = 0; i < a.count; i++) assert_true(a.context.result_n[i] >= 1);
     free(s);
     engine_answer_free(&a);
 }
