@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "ragd/cache.h"
 #include "ragd/embed.h"
 #include "ragd/engine.h"
 #include "ragd/ingest.h"
@@ -44,6 +45,7 @@ struct engine {
     store_db *db;
     store_index *index;
     embed_provider *embedder;
+    cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
     pthread_rwlock_t rw;        /* index + commit point; see the file comment */
     pthread_mutex_t ingest_mu;  /* one ingest at a time */
     pthread_mutex_t status_mu;  /* the last_* fields below */
@@ -294,6 +296,9 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     if (rc == RAGD_OK && !readonly) rc = lock_take(e, cfg->data_dir, err);
     if (rc == RAGD_OK) rc = store_db_open(cfg->data_dir, readonly, &e->db, err);
     if (rc == RAGD_OK) rc = embed_provider_new(cfg, &e->embedder, err);
+    if (rc == RAGD_OK)
+        rc = cache_query_new(cfg, e->embedder->ops->name, e->embedder->model, e->embedder->dims,
+                             &e->cache, err);
     if (rc == RAGD_OK) {
         int64_t docs = 0, chunks = 0, embeddings = 0;
         rc = store_db_stats(e->db, &docs, &chunks, &embeddings, err);
@@ -333,6 +338,7 @@ void engine_close(engine *e)
                      "rebuilt from SQLite at the next start", err.msg);
     }
     store_index_free(e->index);
+    cache_query_free(e->cache);
     embed_provider_free(e->embedder);
     store_db_close(e->db);
     if (e->lock_fd >= 0) {
@@ -398,6 +404,10 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
         (json_int_t)r->chunks_embedded, "deduplicated", (json_int_t)r->chunks_deduplicated,
         "errors", errors ? errors : json_array(), "duration_ms", r->duration_ms);
     if (o == NULL) return NULL;
+    json_object_set_new(o, "embedding",
+                        json_pack("{s:I, s:I, s:f}", "batches", (json_int_t)r->embed_batches,
+                                  "tokens", (json_int_t)r->embed_tokens, "estimated_cost_usd",
+                                  r->embed_cost_usd));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -475,8 +485,45 @@ static size_t *dup_map(char (*checksums)[UTIL_SHA256_HEX_LEN + 1], size_t n)
     return map;
 }
 
-/* Chunks the document and finds or computes each chunk's embedding. New embeddings are stored at
- * once (each is paid work, kept even if this document later fails). */
+/* What batch_store needs to keep each returned batch. */
+typedef struct batch_keep {
+    engine *e;
+    doc_work *w;
+    const size_t *todo_idx; /* batch position -> chunk index */
+    engine_ingest_report *r;
+} batch_keep;
+
+/* embed_done_fn: stores one returned batch in its own transaction, durable before the next batch
+ * or the document commit can fail (one fsync per batch, not one per embedding): whatever was paid
+ * for survives a crash, a Ctrl-C or an upstream failure later in the run. */
+static ragd_rc batch_store(void *ctx, size_t first, size_t count, const float *vectors,
+                           int64_t tokens, ragd_err *err)
+{
+    batch_keep *k = ctx;
+    engine *e = k->e;
+    int dims = e->embedder->dims;
+    ragd_rc rc = store_db_begin(e->db, err);
+    for (size_t t = 0; rc == RAGD_OK && t < count; t++) {
+        size_t i = k->todo_idx[first + t];
+        memcpy(k->w->vectors + i * (size_t)dims, vectors + t * (size_t)dims,
+               sizeof(float) * (size_t)dims);
+        rc = store_db_embedding_put(e->db, k->w->checksums[i], e->embedder->model, dims,
+                                    vectors + t * (size_t)dims, err);
+    }
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(e->db);
+        return rc;
+    }
+    k->r->chunks_embedded += (int64_t)count;
+    k->r->embed_batches++;
+    k->r->embed_tokens += tokens;
+    k->r->embed_cost_usd += (double)tokens * e->embedder->price_per_million / 1e6;
+    return RAGD_OK;
+}
+
+/* Chunks the document and finds or computes each chunk's embedding. New embeddings are stored
+ * batch by batch as they return (each is paid work, kept even if this document later fails). */
 static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd_err *err)
 {
     const ragd_cfg *cfg = e->cfg;
@@ -534,22 +581,10 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
     if (rc == RAGD_OK && ntodo > 0) {
         fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
         if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-        if (rc == RAGD_OK) rc = embed_batch_run(e->embedder, todo, todo_len, ntodo, fresh, err);
-        /* One transaction for the batch: durable as soon as it returns, one fsync, not one per
-         * embedding. */
-        if (rc == RAGD_OK) rc = store_db_begin(e->db, err);
-        for (size_t t = 0; rc == RAGD_OK && t < ntodo; t++) {
-            size_t i = todo_idx[t];
-            memcpy(w->vectors + i * (size_t)dims, fresh + t * (size_t)dims,
-                   sizeof(float) * (size_t)dims);
-            rc = store_db_embedding_put(e->db, w->checksums[i], e->embedder->model, dims,
-                                        fresh + t * (size_t)dims, err);
-        }
-        if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+        batch_keep k = {.e = e, .w = w, .todo_idx = todo_idx, .r = r};
         if (rc == RAGD_OK)
-            r->chunks_embedded += (int64_t)ntodo;
-        else
-            store_db_rollback(e->db);
+            rc = embed_batch_run_each(e->embedder, todo, todo_len, ntodo, fresh, batch_store, &k,
+                                      err);
     }
     for (size_t i = 0; rc == RAGD_OK && i < n; i++)
         if (dup_of[i] != i)
@@ -754,7 +789,10 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single, engine_in
     }
     if (rc != RAGD_OK) {
         /* Store-level failures end the ingest; everything else is this file's problem. */
-        if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM) {
+        /* An upstream refusal (bad key, no quota, unknown model) would refuse every later file
+         * too: stop at once with its message; embeddings already returned are kept. */
+        if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM ||
+            rc == RAGD_ERR_UPSTREAM_REFUSED) {
             ragd_err_set(err, rc, "%s: %s", f->relative, ferr.msg);
             goto done;
         }
@@ -933,12 +971,23 @@ static int has_filters(const engine_query *q)
 static ragd_rc query_embed(engine *e, const engine_query *q, float *qv, engine_answer *a,
                            ragd_err *err)
 {
+    /* The cache first (in-process LRU, then Redis): a repeated question costs no embedding
+     * request. Cache time and embedding time are reported apart. */
     double t0 = util_now_ms();
+    cache_layer layer = cache_query_get(e->cache, q->query, q->query_len, qv);
+    double t1 = util_now_ms();
+    a->cache_layer = cache_layer_name(layer);
+    a->cache_ms = t1 - t0;
+    if (layer != RAGD_CACHE_MISS) return RAGD_OK;
     const char *texts[1] = {q->query};
     size_t lens[1] = {q->query_len};
     ragd_rc rc = embed_batch_run(e->embedder, texts, lens, 1, qv, err);
-    a->embed_ms = util_now_ms() - t0;
-    return rc;
+    double t2 = util_now_ms();
+    a->embed_ms = t2 - t1;
+    if (rc != RAGD_OK) return rc;
+    cache_query_put(e->cache, q->query, q->query_len, qv);
+    a->cache_ms += util_now_ms() - t2;
+    return RAGD_OK;
 }
 
 ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err)
@@ -1062,6 +1111,8 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
     s.embed_model = e->embedder->model;
     s.embed_dims = e->embedder->dims;
     s.ingest_running = atomic_load(&e->ingest_running);
+    embed_counters_get(e->embedder, &s.embed);
+    cache_stats_get(e->cache, &s.cache);
     pthread_mutex_lock(&e->status_mu);
     s.last_ingest_at = e->last_ingest_at;
     s.last_ingest_ok = e->last_ingest_ok;
