@@ -445,13 +445,14 @@ static redisContext *redis_open(cache_query *c, char *why, size_t wsize)
 /* Drops the connection after a failed command. Caller holds redis_mu. */
 static void redis_down_locked(cache_query *c, const char *why)
 {
+    /* why may point into c->ctx: copy it before the context goes. */
+    snprintf(c->reason, sizeof c->reason, "%s", why);
     if (c->ctx) redisFree(c->ctx);
     c->ctx = NULL;
-    snprintf(c->reason, sizeof c->reason, "%s", why);
     if (c->down_since == 0) {
         c->down_since = util_unix_time();
         RAGD_LOG(RAGD_LOG_WARN, "cache", "Redis at %s is down (%s); answering without it",
-                 c->where, why);
+                 c->where, c->reason);
     }
     atomic_fetch_add(&c->redis_errors, 1);
 }

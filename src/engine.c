@@ -789,10 +789,11 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single, engine_in
     }
     if (rc != RAGD_OK) {
         /* Store-level failures end the ingest; everything else is this file's problem. */
-        /* An upstream refusal (bad key, no quota, unknown model) would refuse every later file
-         * too: stop at once with its message; embeddings already returned are kept. */
+        /* An embedding upstream that refused (bad key, no quota, unknown model) or still failed
+         * after its retries would fail every later file too: stop at once with its message.
+         * Embeddings already returned are kept; the next ingest sends only what is missing. */
         if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM ||
-            rc == RAGD_ERR_UPSTREAM_REFUSED) {
+            rc == RAGD_ERR_UPSTREAM_REFUSED || rc == RAGD_ERR_EMBED || rc == RAGD_ERR_TIMEOUT) {
             ragd_err_set(err, rc, "%s: %s", f->relative, ferr.msg);
             goto done;
         }
@@ -913,10 +914,11 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     }
     RAGD_LOG(RAGD_LOG_INFO, "ingest",
              "%s: %lld seen, %lld added, %lld updated, %lld unchanged, %lld removed, %lld failed; "
-             "%lld chunks embedded in %.0f ms",
+             "%lld chunks embedded (%lld tokens, about $%.4f) in %.0f ms",
              r.root, (long long)r.docs_seen, (long long)r.docs_added, (long long)r.docs_updated,
              (long long)r.docs_unchanged, (long long)r.docs_removed, (long long)r.docs_failed,
-             (long long)r.chunks_embedded, r.duration_ms);
+             (long long)r.chunks_embedded, (long long)r.embed_tokens, r.embed_cost_usd,
+             r.duration_ms);
     *report = r;
     return RAGD_OK;
 }
