@@ -46,6 +46,7 @@ struct engine {
     store_index *index;
     embed_provider *embedder;
     cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
+    struct prefetch *prefetch;  /* the running ingest's prefetched embeddings (ingest_mu) */
     pthread_rwlock_t rw;        /* index + commit point; see the file comment */
     pthread_mutex_t ingest_mu;  /* one ingest at a time */
     pthread_mutex_t status_mu;  /* the last_* fields below */
@@ -485,6 +486,197 @@ static size_t *dup_map(char (*checksums)[UTIL_SHA256_HEX_LEN + 1], size_t n)
     return map;
 }
 
+/* ---- prefetch: embedding requests in flight across documents ------------------------------
+ * Documents are committed one by one, so a provider that keeps several requests in flight
+ * (openai) would idle between small documents. Before a window of documents is ingested, their
+ * missing embeddings are gathered and sent together, each batch stored durably as it returns;
+ * ingesting the documents then finds every embedding in the store. The window is bounded in
+ * inputs (two rounds of requests) and in files. */
+
+#define PREFETCH_FILES 64
+
+typedef struct prefetch {
+    char (*sums)[UTIL_SHA256_HEX_LEN + 1]; /* embedded by the current window, sorted */
+    unsigned char *claimed;                /* counted in the report already */
+    size_t count;
+} prefetch;
+
+static int checksum_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Returns: 1 the first time checksum is asked for after prefetch_window embedded it, else 0. */
+static int prefetch_claim(prefetch *pf, const char *checksum)
+{
+    if (pf == NULL || pf->count == 0) return 0;
+    char(*hit)[UTIL_SHA256_HEX_LEN + 1] = bsearch(checksum, pf->sums, pf->count,
+                                                  sizeof *pf->sums, checksum_cmp);
+    if (hit == NULL || pf->claimed[hit - pf->sums]) return 0;
+    pf->claimed[hit - pf->sums] = 1;
+    return 1;
+}
+
+static void prefetch_clear(prefetch *pf)
+{
+    free(pf->sums);
+    free(pf->claimed);
+    memset(pf, 0, sizeof *pf);
+}
+
+typedef struct prefetch_todo {
+    char **inputs;
+    size_t *lens;
+    char (*sums)[UTIL_SHA256_HEX_LEN + 1];
+    size_t count, cap;
+    engine *e;
+    engine_ingest_report *r;
+} prefetch_todo;
+
+/* Adds the missing embedding inputs of one file to t. Files that cannot be read, are unchanged
+ * or fail to extract are skipped: ingest_one reports them. Returns: RAGD_OK or a store error. */
+static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single, ragd_err *err)
+{
+    engine *e = t->e;
+    store_doc old = {0};
+    int found = 0;
+    char *data = NULL;
+    size_t len = 0;
+    ragd_err ferr = {0};
+    ingest_doc doc = {0};
+    ingest_chunk_list chunks = {0};
+    float *scratch = malloc(sizeof(float) * (size_t)e->embedder->dims);
+    if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    ragd_rc rc = store_db_doc_find(e->db, f->path, &old, &found, err);
+    if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
+        util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
+        char checksum[UTIL_SHA256_HEX_LEN + 1];
+        util_sha256_hex(data, len, checksum);
+        const char *source = single && found ? old.source : f->relative;
+        int unchanged = found && strcmp(old.checksum, checksum) == 0 &&
+                        strcmp(old.source, source) == 0;
+        ingest_chunk_opts opts = {.target_tokens = e->cfg->chunk_target_tokens,
+                                  .max_tokens = e->cfg->chunk_max_tokens,
+                                  .overlap = e->cfg->chunk_overlap};
+        if (!unchanged && ingest_extract_run(f->path, data, len, &doc, &ferr) == RAGD_OK) {
+            opts.markdown = doc.markdown;
+            if (ingest_chunk_split(doc.text, doc.len, &opts, &chunks, &ferr) != RAGD_OK)
+                chunks.count = 0;
+        }
+    }
+    for (size_t i = 0; rc == RAGD_OK && i < chunks.count; i++) {
+        const ingest_chunk *c = &chunks.items[i];
+        char *in = embed_input(c->heading, doc.text + c->start, c->end - c->start);
+        if (in == NULL) {
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        char sum[UTIL_SHA256_HEX_LEN + 1];
+        util_sha256_hex(in, strlen(in), sum);
+        int have = 0;
+        for (size_t k = 0; k < t->count && !have; k++) have = strcmp(t->sums[k], sum) == 0;
+        if (!have)
+            rc = store_db_embedding_get(e->db, sum, e->embedder->model, e->embedder->dims,
+                                        scratch, &have, err);
+        if (rc != RAGD_OK || have) {
+            free(in);
+            continue;
+        }
+        if (t->count == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 64;
+            char **ni = realloc(t->inputs, cap * sizeof *ni);
+            if (ni) t->inputs = ni;
+            size_t *nl = ni ? realloc(t->lens, cap * sizeof *nl) : NULL;
+            if (nl) t->lens = nl;
+            char(*ns)[UTIL_SHA256_HEX_LEN + 1] = nl ? realloc(t->sums, cap * sizeof *ns) : NULL;
+            if (ns == NULL) {
+                free(in);
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+                break;
+            }
+            t->sums = ns;
+            t->cap = cap;
+        }
+        t->inputs[t->count] = in;
+        t->lens[t->count] = strlen(in);
+        memcpy(t->sums[t->count], sum, sizeof sum);
+        t->count++;
+    }
+    ingest_chunk_list_free(&chunks);
+    ingest_doc_free(&doc);
+    store_doc_free(&old);
+    free(data);
+    free(scratch);
+    return rc;
+}
+
+/* embed_done_fn of a prefetch: stores the batch at once, as batch_store does. */
+static ragd_rc prefetch_store(void *ctx, size_t first, size_t count, const float *vectors,
+                              int64_t tokens, ragd_err *err)
+{
+    prefetch_todo *t = ctx;
+    engine *e = t->e;
+    int dims = e->embedder->dims;
+    ragd_rc rc = store_db_begin(e->db, err);
+    for (size_t k = 0; rc == RAGD_OK && k < count; k++)
+        rc = store_db_embedding_put(e->db, t->sums[first + k], e->embedder->model, dims,
+                                    vectors + k * (size_t)dims, err);
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(e->db);
+        return rc;
+    }
+    for (size_t k = 0; k < count; k++) {
+        memcpy(e->prefetch->sums[e->prefetch->count], t->sums[first + k],
+               sizeof *e->prefetch->sums);
+        e->prefetch->count++;
+    }
+    t->r->embed_batches++;
+    t->r->embed_tokens += tokens;
+    t->r->embed_cost_usd += (double)tokens * e->embedder->price_per_million / 1e6;
+    return RAGD_OK;
+}
+
+/* Embeds the missing inputs of files[from..] (a window bounded in inputs and files) with every
+ * request in flight the provider allows. Returns: RAGD_OK and *next, the first file after the
+ * window; or the upstream's error (nothing of the window is lost that returned before it). */
+static ragd_rc prefetch_window(engine *e, const ingest_file_list *files, size_t from, int single,
+                               engine_ingest_report *r, size_t *next, ragd_err *err)
+{
+    prefetch *pf = e->prefetch;
+    prefetch_clear(pf);
+    prefetch_todo t = {.e = e, .r = r};
+    size_t want = (size_t)e->cfg->embed_concurrency * e->embedder->max_batch * 2;
+    size_t j = from;
+    ragd_rc rc = RAGD_OK;
+    while (rc == RAGD_OK && j < files->count && j - from < PREFETCH_FILES && t.count < want &&
+           !atomic_load(&e->cancelled))
+        rc = prefetch_file(&t, &files->items[j++], single, err);
+    *next = j;
+    if (rc == RAGD_OK && t.count > 0) {
+        float *vecs = malloc(sizeof(float) * t.count * (size_t)e->embedder->dims);
+        pf->sums = malloc(t.count * sizeof *pf->sums);
+        pf->claimed = calloc(t.count, 1);
+        if (vecs == NULL || pf->sums == NULL || pf->claimed == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        ragd_err perr = {0};
+        if (rc == RAGD_OK)
+            rc = embed_batch_run_each(e->embedder, (const char *const *)t.inputs, t.lens, t.count,
+                                      vecs, prefetch_store, &t, &perr);
+        /* An input over the provider's limit is refused before anything is sent: leave it to
+         * ingest_one, which reports it against its file. */
+        if (rc == RAGD_ERR_TOO_LARGE) rc = RAGD_OK;
+        else if (rc != RAGD_OK) ragd_err_set(err, rc, "%s", perr.msg);
+        free(vecs);
+        if (pf->sums) qsort(pf->sums, pf->count, sizeof *pf->sums, checksum_cmp);
+    }
+    for (size_t k = 0; k < t.count; k++) free(t.inputs[k]);
+    free(t.inputs);
+    free(t.lens);
+    free(t.sums);
+    return rc;
+}
+
 /* What batch_store needs to keep each returned batch. */
 typedef struct batch_keep {
     engine *e;
@@ -570,7 +762,10 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
                                     w->vectors + i * (size_t)dims, &found, err);
         if (rc != RAGD_OK) break;
         if (found) {
-            r->chunks_deduplicated++;
+            if (prefetch_claim(e->prefetch, w->checksums[i]))
+                r->chunks_embedded++; /* embedded moments ago by prefetch_window */
+            else
+                r->chunks_deduplicated++;
         } else {
             todo[ntodo] = inputs[i];
             todo_len[ntodo] = strlen(inputs[i]);
@@ -843,7 +1038,14 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
     if (rc == RAGD_OK && reset) rc = store_reset(e, err);
     r.root = root;
     root = NULL;
+    prefetch pf = {0};
+    size_t prefetched = 0; /* files before this index had their embeddings prefetched */
+    int use_prefetch = e->embedder->ops->run != NULL && e->cfg->embed_concurrency > 1;
+    e->prefetch = &pf;
     for (size_t i = 0; rc == RAGD_OK && i < files.count; i++) {
+        if (use_prefetch && i >= prefetched && !atomic_load(&e->cancelled))
+            rc = prefetch_window(e, &files, i, single, &r, &prefetched, err);
+        if (rc != RAGD_OK) break;
         if (atomic_load(&e->cancelled)) {
             rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown after "
                               "%zu of %zu files; run it again to finish", i, files.count);
@@ -854,6 +1056,9 @@ ragd_rc engine_ingest(engine *e, const char *path, int reset, engine_progress_fn
         if (rc == RAGD_OK && progress) progress(progress_ctx, i + 1, files.count,
                                                 files.items[i].relative);
     }
+
+    prefetch_clear(&pf);
+    e->prefetch = NULL;
 
     /* Documents under the crawled directory that no longer exist are removed; ingesting a single
      * file leaves the rest of its directory alone, and so does a crawl that could not read

@@ -130,6 +130,7 @@ def test_openai_ingest_retrieve_and_memory_cache(t):
     docs = t.path("docs")
     write_corpus(docs)
     d = t.serve(config=config(t, fake, embed={"batch_size": 3}))
+    fake.call("POST", "/_config", {"latency_ms": 150})
     h = d.health()
     eq(h["embedder"]["provider"], "openai", "embedder.provider")
     eq(h["embedder"]["model"], "text-embedding-3-small", "embedder.model")
@@ -140,6 +141,11 @@ def test_openai_ingest_retrieve_and_memory_cache(t):
     eq(rep["embedding"]["tokens"], s["tokens"], "report tokens vs upstream usage")
     eq(rep["embedding"]["batches"], s["requests"], "report batches vs upstream requests")
     check(s["max_inputs"] <= 3, "a request carried %d inputs over batch_size 3" % s["max_inputs"])
+    # The corpus's small documents still share requests in flight (concurrency 4): the
+    # embeddings of a window of documents are fetched together.
+    check(s["in_flight_max"] >= 2, "never more than one request in flight: %s" % short(s))
+    check(s["in_flight_max"] <= 4, "more requests in flight than concurrency 4: %s" % short(s))
+    fake.call("POST", "/_config", {"latency_ms": 0})
     check(abs(rep["embedding"]["estimated_cost_usd"] - s["tokens"] * 0.02 / 1e6) < 1e-9,
           "estimated cost: %s" % rep["embedding"])
 
