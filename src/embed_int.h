@@ -83,10 +83,6 @@ ragd_rc embed_local_new_params(const embed_local_params *p, struct embed_provide
 #define RAGD_OPENAI_MAX_REQUEST_TOKENS 300000
 #define RAGD_OPENAI_MAX_INPUT_TOKENS 8191
 
-/* A conservative (high) token count of text[0..len) for the limits above: the chunker's estimate
- * plus 25%, never more than len (a BPE token is at least one byte). */
-size_t embed_tokens_bound(const char *text, size_t len);
-
 /* How many of the next n inputs (token bounds tokens[0..n)) go into one request: at least 1, at
  * most max_inputs, their tokens summing to at most max_tokens (a single input over max_tokens is
  * the caller's problem and is refused before packing). Returns: 0 only when n is 0. */

@@ -34,6 +34,7 @@
 #define BACKOFF_BASE_MS 500.0
 #define BACKOFF_CAP_MS 8000.0
 #define UPSTREAM_MSG_MAX 300
+#define MULTI_POOL_MAX 16
 
 typedef struct openai_state {
     char *url;       /* {base_url}/embeddings */
@@ -45,7 +46,35 @@ typedef struct openai_state {
     double retry_budget_ms;
     long connect_timeout_ms;
     long timeout_ms;
+    /* Idle multi handles, each with its own pool of open connections: a run takes one and gives
+     * it back, so the next run (a query, the next document) reuses a warm keep-alive (and TLS)
+     * connection. libcurl does not support one connection cache across concurrent threads, hence
+     * one per run at a time rather than a shared cache. */
+    pthread_mutex_t pool_mu;
+    CURLM *pool[MULTI_POOL_MAX];
+    size_t pool_n;
 } openai_state;
+
+static CURLM *multi_take(openai_state *st)
+{
+    CURLM *m = NULL;
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->pool_n > 0) m = st->pool[--st->pool_n];
+    pthread_mutex_unlock(&st->pool_mu);
+    return m != NULL ? m : curl_multi_init();
+}
+
+static void multi_give(openai_state *st, CURLM *m)
+{
+    if (m == NULL) return;
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->pool_n < MULTI_POOL_MAX) {
+        st->pool[st->pool_n++] = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&st->pool_mu);
+    if (m != NULL) curl_multi_cleanup(m);
+}
 
 /* ---- pure pieces (embed_int.h) ------------------------------------------------------------- */
 
@@ -456,7 +485,7 @@ static void run_cleanup(run *r)
     }
     free(r->jobs);
     free(r->idx);
-    if (r->multi) curl_multi_cleanup(r->multi);
+    multi_give(r->st, r->multi);
 }
 
 static ragd_rc openai_run(embed_provider *p, const char *const *texts, const size_t *lens,
@@ -499,7 +528,7 @@ static ragd_rc openai_run(embed_provider *p, const char *const *texts, const siz
         at += count;
     }
     free(tokens);
-    if (rc == RAGD_OK && r.njobs > 0 && (r.multi = curl_multi_init()) == NULL)
+    if (rc == RAGD_OK && r.njobs > 0 && (r.multi = multi_take(st)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "embed: curl_multi_init failed");
 
     size_t finished = 0;
@@ -557,6 +586,8 @@ static void openai_destroy(embed_provider *p)
 {
     openai_state *st = p->state;
     if (st) {
+        for (size_t i = 0; i < st->pool_n; i++) curl_multi_cleanup(st->pool[i]);
+        pthread_mutex_destroy(&st->pool_mu);
         free(st->url);
         if (st->key) {
             memset(st->key, 0, strlen(st->key));
@@ -633,11 +664,13 @@ ragd_rc embed_openai_new(const ragd_cfg *cfg, embed_provider **out, ragd_err *er
         free(st);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "embed: out of memory");
     }
+    pthread_mutex_init(&st->pool_mu, NULL);
     p->ops = &openai_ops;
     p->state = st;
     snprintf(p->model, sizeof p->model, "%s", model);
     p->dims = cfg->embed_dims;
     p->max_batch = RAGD_OPENAI_MAX_INPUTS;
+    p->max_input_tokens = RAGD_OPENAI_MAX_INPUT_TOKENS;
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/') blen--;
     util_buf url = {0};

@@ -773,6 +773,20 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
             ntodo++;
         }
     }
+    /* A chunk over the provider's input limit is refused here, naming it, before anything of
+     * this document is sent (and paid for). */
+    size_t limit = e->embedder->max_input_tokens;
+    for (size_t t = 0; rc == RAGD_OK && limit > 0 && t < ntodo; t++) {
+        size_t bound = embed_tokens_bound(todo[t], todo_len[t]);
+        if (bound > limit) {
+            const ingest_chunk *c = &w->chunks.items[todo_idx[t]];
+            rc = ragd_err_set(err, RAGD_ERR_TOO_LARGE,
+                              "chunk %zu (%s) is about %zu tokens, over the %zu-token input "
+                              "limit of %s; lower [chunk] max_tokens", todo_idx[t] + 1,
+                              c->heading[0] ? c->heading : "no heading", bound, limit,
+                              e->embedder->model);
+        }
+    }
     if (rc == RAGD_OK && ntodo > 0) {
         fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
         if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");

@@ -15,10 +15,11 @@ Prints exactly one line `READY <port>` on stdout once listening, then serves (th
                        similar texts are similar), `model` and `usage`; errors in OpenAI's shape
                        {"error": {"message", "type", "param", "code"}}. Any non-empty bearer key
                        is accepted unless --api-key (or /_config) names the one to require.
-  GET  /_stats         {"requests", "inputs", "tokens", "answered", "failures", "hanging",
+  GET  /_stats         {"connections", "requests", "inputs", "tokens", "answered", "failures", "hanging",
                         "max_inputs", "max_tokens", "in_flight", "in_flight_max", "sizes",
-                        "last_headers"}: requests counts every POST to /v1/embeddings; inputs and
-                        tokens count the ones answered with embeddings.
+                        "last_headers"}: connections counts TCP connections accepted; requests
+                        counts every POST to /v1/embeddings; inputs and tokens count the ones
+                        answered with embeddings.
   POST /_reset         zeroes the counters, drops the script, releases hanging requests.
   POST /_script        {"replies": [...]} queues scripted replies, one per coming request, in
                        order: {"status": 429, "code": "rate_limit_exceeded", "retry_after_ms":
@@ -83,7 +84,7 @@ class State:
             self.release.set()
             self.release = threading.Event()
             self.script = []
-            self.stats = {"requests": 0, "inputs": 0, "tokens": 0, "answered": 0,
+            self.stats = {"connections": 0, "requests": 0, "inputs": 0, "tokens": 0, "answered": 0,
                           "failures": 0, "hanging": 0, "max_inputs": 0, "max_tokens": 0,
                           "in_flight": 0, "in_flight_max": 0, "sizes": [],
                           "last_headers": {}}
@@ -102,6 +103,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        with STATE.lock:
+            STATE.stats["connections"] += 1
 
     def reply(self, status, obj, headers=None):
         data = json.dumps(obj).encode()

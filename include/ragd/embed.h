@@ -66,7 +66,12 @@ struct embed_provider {
     void *state;      /* provider-private */
     embed_counter_cells counters;
     double price_per_million; /* USD, for embed_counters.cost_usd */
+    size_t max_input_tokens;  /* longest input the provider accepts (embed_tokens_bound); 0: any */
 };
+
+/* A conservative (high) token count of text[0..len) for a provider's limits: the chunker's
+ * estimate plus 25%, never more than len (a BPE token is at least one byte). */
+size_t embed_tokens_bound(const char *text, size_t len);
 
 /* Creates the provider the configuration selects ("auto" picks local when no API key).
  * Returns: RAGD_OK and *out (new, free with embed_provider_free). */

@@ -160,8 +160,19 @@ def test_openai_ingest_retrieve_and_memory_cache(t):
     eq(fake.stats()["requests"], before + 1, "a repeated query sends no embedding request")
     eq([r["chunk_id"] for r in b["results"]], [r["chunk_id"] for r in a["results"]],
        "cached query results")
+    # Queries reuse a kept-alive connection: fewer connections than requests.
+    spent = fake.stats()["tokens"]
+    fake.reset()
+    for i in range(5):
+        eq(d.retrieve({"query": "keep-alive question %d" % i})["embedding_cache"], "miss",
+           "query %d" % i)
+    s = fake.stats()
+    eq(s["requests"], 5, "requests for 5 new queries")
+    check(s["connections"] < 5, "every query opened its own connection: %s" % short(s))
     h = d.health()
-    eq(h["embedder"]["tokens"], fake.stats()["tokens"], "/health embedder.tokens vs upstream")
+    eq(h["embedder"]["tokens"], spent + fake.stats()["tokens"],
+       "/health embedder.tokens vs everything the upstream billed")
+    check(h["embedder"]["tokens"] > rep["embedding"]["tokens"], "query tokens counted")
     check(h["embedder"]["estimated_cost_usd"] > 0, "/health cost: %s" % h["embedder"])
     eq(h["cache"]["memory"]["hits"], 1, "/health cache.memory.hits")
     eq(h["cache"]["redis"]["state"], "off", "/health cache.redis.state without redis_url")
@@ -195,7 +206,8 @@ def test_openai_batch_limits_tokens_and_overlong(t):
     rep = d2.ingest(t.path("docs2"))
     eq(rep["documents"]["failed"], 1, "documents failed (over-long chunk)")
     eq(rep["errors"][0]["code"], "too_large", "error code of an over-long chunk")
-    check("8191" in rep["errors"][0]["message"], "message: %s" % rep["errors"][0]["message"])
+    msg = rep["errors"][0]["message"]
+    check("8191" in msg and "chunk 1 (Long)" in msg, "message: %s" % msg)
     eq(fake.stats()["requests"], 0, "requests sent for an over-long chunk")
 
 
@@ -292,6 +304,13 @@ def test_openai_key_never_shown(t):
     check("<redacted>" in res.out, "check-config does not say <redacted>")
     res = t.cli("check-config", "--config", cfg, env={"OPENAI_API_KEY": KEY + "x"})
     check(KEY not in res.out + res.err, "check-config shows the key from OPENAI_API_KEY")
+    res = t.cli("check-config", env={"OPENAI_API_KEY": KEY,
+                                     "OPENAI_BASE_URL": "http://10.1.2.3:8000/v1",
+                                     "REDIS_URL": "redis://:hunter2@10.0.0.1:6379/0"})
+    eq(res.rc, 0, "check-config with the OpenAI and Redis environment: %r" % res)
+    check("base_url = http://10.1.2.3:8000/v1" in res.out, "OPENAI_BASE_URL not applied: %r" % res)
+    check("redis_url = <redacted>" in res.out, "REDIS_URL not applied or not redacted: %r" % res)
+    check(KEY not in res.out and "hunter2" not in res.out, "a secret in check-config: %r" % res)
 
     d = t.serve(config=cfg)
     # Wrong key: the upstream's 401 (which names a masked key) comes back, never ours.
