@@ -66,10 +66,11 @@ def redis_ping(port):
 class Redis:
     """A real redis-server on loopback, no persistence; stop() and start() keep its port."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, *extra):
         self.ctx = ctx
         self.port = None
         self.proc = None
+        self.extra = list(extra)
         self.start()
 
     def start(self):
@@ -79,7 +80,7 @@ class Redis:
             port = self.port or free_port_tcp()
             self.proc = subprocess.Popen(
                 [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no", "--dir", self.ctx.tmp],
+                 "--appendonly", "no", "--daemonize", "no", "--dir", self.ctx.tmp] + self.extra,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             self.ctx.children.append(self.proc)
             deadline = time.monotonic() + 10
@@ -452,6 +453,35 @@ def test_query_cache_redis_layers_outage_and_recovery(t):
     before = fake.stats()["requests"]
     eq(d.retrieve(q2)["embedding_cache"], "redis", "query stored after recovery, new daemon")
     eq(fake.stats()["requests"], before, "upstream requests for it")
+
+
+@test
+def test_query_cache_redis_slow_is_bounded(t):
+    """Redis that stops answering (DEBUG SLEEP) costs a query at most the command timeout: the
+    retrieval answers without it, the cache goes down, then comes back by itself."""
+    fake = Fake(t)
+    redis = Redis(t, "--enable-debug-command", "yes")
+    write(t.path("docs", "a.md"), "# Refunds\n\nRefunds are paid within 14 days.\n")
+    cfg = config(t, fake, cache={"redis_url": redis.url, "command_timeout_ms": 100,
+                                 "reconnect_interval_ms": 100})
+    d = t.serve(config=cfg)
+    d.ingest(t.path("docs"))
+    eq(d.retrieve({"query": "refund delay"})["embedding_cache"], "miss", "first query")
+    s = socket.create_connection(("127.0.0.1", redis.port), timeout=10)
+    try:
+        s.sendall(b"DEBUG SLEEP 3\r\n")
+        time.sleep(0.2)  # let Redis start sleeping
+        a = d.retrieve({"query": "when are refunds paid, asked while Redis sleeps"})
+        eq(a["embedding_cache"], "miss", "query while Redis is unresponsive")
+        check(a["results"], "no results while Redis sleeps")
+        h = d.health()
+        check(h["cache"]["redis"]["errors"] >= 1, "no Redis error counted: %s" % h["cache"])
+        check(s.recv(16).startswith(b"+OK"), "DEBUG SLEEP did not finish")
+    finally:
+        s.close()
+    h = wait_until(lambda: (lambda h: h if h["cache"]["redis"]["state"] == "up" else None)(
+        d.health()), 15, "Redis to be reconnected after the stall")
+    eq(h["status"], "ok", "/health after the stall")
 
 
 @test
