@@ -280,6 +280,7 @@ static ragd_rc job_start(run *r, job *j, ragd_err *err)
     if (curl_multi_add_handle(r->multi, c) != CURLM_OK)
         return ragd_err_set(err, RAGD_ERR_INTERNAL, "embed: curl_multi_add_handle failed");
     if (j->attempts > 0) atomic_fetch_add(&r->p->counters.retries, 1);
+    else j->started_ms = util_now_ms(); /* the retry budget counts from the first attempt */
     j->attempts++;
     j->state = JOB_FLYING;
     atomic_fetch_add(&r->p->counters.requests, 1);
@@ -533,7 +534,7 @@ static ragd_rc openai_run(embed_provider *p, const char *const *texts, const siz
 
     size_t finished = 0;
     double t0 = util_now_ms();
-    for (size_t i = 0; i < r.njobs; i++) r.jobs[i].started_ms = r.jobs[i].next_at_ms = t0;
+    for (size_t i = 0; i < r.njobs; i++) r.jobs[i].next_at_ms = t0;
     while (rc == RAGD_OK && finished < r.njobs) {
         double now = util_now_ms();
         double next_due = -1;
