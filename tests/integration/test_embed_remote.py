@@ -63,6 +63,41 @@ def redis_ping(port):
         return False
 
 
+def redis_cmd(port_or_path, *args):
+    """Sends one command (RESP) and returns the decoded reply: int, bytes, list or None."""
+    fam = socket.AF_UNIX if isinstance(port_or_path, str) else socket.AF_INET
+    addr = port_or_path if fam == socket.AF_UNIX else ("127.0.0.1", port_or_path)
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(addr)
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        f = s.makefile("rb")
+
+        def read():
+            line = f.readline().rstrip(b"\r\n")
+            kind, rest = line[:1], line[1:]
+            if kind == b":":
+                return int(rest)
+            if kind == b"+":
+                return rest
+            if kind == b"-":
+                raise TestFailure("redis error: %r" % rest)
+            if kind == b"$":
+                n = int(rest)
+                if n < 0:
+                    return None
+                data = f.read(n + 2)
+                return data[:n]
+            if kind == b"*":
+                return [read() for _ in range(int(rest))]
+            raise TestFailure("bad RESP reply %r" % line)
+        return read()
+
+
 class Redis:
     """A real redis-server on loopback, no persistence; stop() and start() keep its port."""
 
@@ -427,6 +462,19 @@ def test_query_cache_redis_layers_outage_and_recovery(t):
     eq(fake.stats()["requests"], before, "upstream requests for a Redis hit")
     check(a["results"], "results from a Redis-cached vector")
 
+    # Redis stops and returns while a client keeps retrieving: not one retrieval fails.
+    import threading
+    statuses, stop = [], threading.Event()
+
+    def hammer():
+        i = 0
+        while not stop.is_set():
+            body = {"query": "background question %d about refunds" % (i % 7), "k": 2}
+            statuses.append(http_call(d.port, "POST", "/retrieve", body).status)
+            i += 1
+    th = threading.Thread(target=hammer)
+    th.start()
+
     # Redis stops: every retrieval still answers; /health degrades with a reason.
     redis.stop()
     for i in range(8):
@@ -446,6 +494,10 @@ def test_query_cache_redis_layers_outage_and_recovery(t):
         d.health()), 15, "Redis to be reconnected")
     eq(h["status"], "ok", "/health after Redis returned")
     check(h["cache"]["redis"]["reconnects"] >= 1, "reconnects: %s" % h["cache"]["redis"])
+    stop.set()
+    th.join(60)
+    check(len(statuses) > 10, "the background client made only %d requests" % len(statuses))
+    eq([x for x in statuses if x != 200], [], "failed retrievals during the Redis outage")
     q2 = {"query": "how fast are refunds paid after recovery", "k": 2}
     eq(d.retrieve(q2)["embedding_cache"], "miss", "new query after recovery")
     d.stop()
@@ -453,6 +505,37 @@ def test_query_cache_redis_layers_outage_and_recovery(t):
     before = fake.stats()["requests"]
     eq(d.retrieve(q2)["embedding_cache"], "redis", "query stored after recovery, new daemon")
     eq(fake.stats()["requests"], before, "upstream requests for it")
+
+
+@test
+def test_query_cache_redis_unix_socket_binary_values(t):
+    """unix: URLs work; values are dims x 4 bytes of floats with the configured TTL."""
+    fake = Fake(t)
+    sock = t.path("redis.sock")
+    redis = Redis(t, "--unixsocket", sock, "--unixsocketperm", "700")
+    write(t.path("docs", "a.md"), "# Refunds\n\nRefunds are paid within 14 days.\n")
+    cfg = config(t, fake, cache={"redis_url": "unix:%s?db=3" % sock, "ttl": 120})
+    d = t.serve(config=cfg)
+    eq(d.health()["cache"]["redis"]["state"], "up", "redis over a unix socket")
+    d.ingest(t.path("docs"))
+    eq(d.retrieve({"query": "refunds paid"})["embedding_cache"], "miss", "first query")
+    eq(redis_cmd(redis.port, "KEYS", "*"), [], "keys in db 0 (ragd uses db 3)")
+    # redis_cmd opens one connection per command, so db 3 is read through one-line scripts.
+    found = redis_cmd(sock, "EVAL", "redis.call('SELECT', 3); return redis.call('KEYS', '*')", 0)
+    eq(len(found), 1, "one cached query embedding in db 3")
+    key = found[0]
+    check(key.startswith(b"ragd:qemb:v1:") and len(key) == len(b"ragd:qemb:v1:") + 64,
+          "key shape: %r" % key)
+    n = redis_cmd(sock, "EVAL", "redis.call('SELECT', 3); return redis.call('STRLEN', KEYS[1])",
+                  1, key)
+    eq(n, 64 * 4, "value length (dims 64 x 4-byte floats)")
+    ttl = redis_cmd(sock, "EVAL", "redis.call('SELECT', 3); return redis.call('TTL', KEYS[1])",
+                    1, key)
+    check(0 < ttl <= 120, "TTL %r, configured 120" % ttl)
+    d.stop()
+    d = t.serve(config=cfg)
+    eq(d.retrieve({"query": "refunds   paid"})["embedding_cache"], "redis",
+       "same query (whitespace aside) after a restart")
 
 
 @test
