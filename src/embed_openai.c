@@ -148,6 +148,7 @@ typedef struct job {
     size_t body_len;
     CURL *easy;
     util_buf reply;
+    size_t reply_max; /* bytes; see on_body */
     char retry_after_ms[32];
     char retry_after[64];
     int attempts;
@@ -207,6 +208,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     job *j = ud;
     size_t n = size * nmemb;
+    /* A reply far larger than count x dims numbers can be is not an embeddings reply: stop
+     * reading it rather than hold an unbounded body in memory. */
+    if (j->reply.len + n > j->reply_max) return 0;
     return util_buf_append(&j->reply, data, n) == 0 ? n : 0;
 }
 
@@ -452,13 +456,15 @@ static ragd_rc job_finish(run *r, job *j, CURLcode cc, ragd_err *err)
         if (last - first + 1 == j->count)
             return r->done(r->ctx, first, j->count, r->out + first * (size_t)r->p->dims, tokens,
                            err);
+        ragd_rc handed = RAGD_OK;
         for (size_t k = 0; k < j->count; k++) {
             size_t i = r->idx[j->first + k];
             ragd_rc drc = r->done(r->ctx, i, 1, r->out + i * (size_t)r->p->dims,
                                   k == 0 ? tokens : 0, err);
-            if (drc != RAGD_OK) return drc;
+            if (drc == RAGD_ERR_UNAVAILABLE) handed = drc; /* draining: hand over the rest too */
+            else if (drc != RAGD_OK) return drc;
         }
-        return RAGD_OK;
+        return handed;
     }
     char msg[UPSTREAM_MSG_MAX], code[64], type[64];
     error_fields(&j->reply, msg, sizeof msg, code, sizeof code, type, sizeof type);
@@ -525,6 +531,7 @@ static ragd_rc openai_run(embed_provider *p, const char *const *texts, const siz
         job *j = &r.jobs[r.njobs++];
         j->first = at;
         j->count = count;
+        j->reply_max = count * (size_t)p->dims * 48 + ((size_t)1 << 20);
         rc = job_body(&r, j, err);
         at += count;
     }
@@ -535,10 +542,13 @@ static ragd_rc openai_run(embed_provider *p, const char *const *texts, const siz
     size_t finished = 0;
     double t0 = util_now_ms();
     for (size_t i = 0; i < r.njobs; i++) r.jobs[i].next_at_ms = t0;
-    while (rc == RAGD_OK && finished < r.njobs) {
+    /* done() answering RAGD_ERR_UNAVAILABLE (shutdown) drains the run: no new request starts,
+     * but the ones in flight, already paid for, are still received and handed over. */
+    int draining = 0;
+    while (rc == RAGD_OK && (draining ? r.flying > 0 : finished < r.njobs)) {
         double now = util_now_ms();
         double next_due = -1;
-        for (size_t i = 0; rc == RAGD_OK && i < r.njobs; i++) {
+        for (size_t i = 0; rc == RAGD_OK && !draining && i < r.njobs; i++) {
             job *j = &r.jobs[i];
             if (j->state != JOB_WAITING) continue;
             if (j->next_at_ms <= now && r.flying < (size_t)st->concurrency) {
@@ -561,9 +571,13 @@ static ragd_rc openai_run(embed_provider *p, const char *const *texts, const siz
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
             job *j = (job *)priv;
             rc = job_finish(&r, j, m->data.result, err);
+            if (rc == RAGD_ERR_UNAVAILABLE) {
+                draining = 1;
+                rc = RAGD_OK;
+            }
             if (rc == RAGD_OK && j->state == JOB_DONE) finished++;
         }
-        if (rc != RAGD_OK || finished == r.njobs) break;
+        if (rc != RAGD_OK || finished == r.njobs || (draining && r.flying == 0)) break;
         /* Sleep until a socket is ready or the next retry is due (never more than 100 ms, so a
          * retry whose slot frees up starts soon). */
         int wait_ms = 100;
@@ -574,6 +588,7 @@ static ragd_rc openai_run(embed_provider *p, const char *const *texts, const siz
         if (wait_ms > 0) curl_multi_poll(r.multi, NULL, 0, wait_ms, NULL);
     }
     run_cleanup(&r);
+    if (rc == RAGD_OK && draining) rc = RAGD_ERR_UNAVAILABLE; /* err holds done()'s message */
     return rc;
 }
 

@@ -634,6 +634,8 @@ static ragd_rc prefetch_store(void *ctx, size_t first, size_t count, const float
     t->r->embed_batches++;
     t->r->embed_tokens += tokens;
     t->r->embed_cost_usd += (double)tokens * e->embedder->price_per_million / 1e6;
+    if (atomic_load(&e->cancelled))
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
     return RAGD_OK;
 }
 
@@ -711,6 +713,9 @@ static ragd_rc batch_store(void *ctx, size_t first, size_t count, const float *v
     k->r->embed_batches++;
     k->r->embed_tokens += tokens;
     k->r->embed_cost_usd += (double)tokens * e->embedder->price_per_million / 1e6;
+    /* Shutdown: what returned is kept; no further batch is waited for. */
+    if (atomic_load(&e->cancelled))
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
     return RAGD_OK;
 }
 
@@ -1002,7 +1007,8 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single, engine_in
          * after its retries would fail every later file too: stop at once with its message.
          * Embeddings already returned are kept; the next ingest sends only what is missing. */
         if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM ||
-            rc == RAGD_ERR_UPSTREAM_REFUSED || rc == RAGD_ERR_EMBED || rc == RAGD_ERR_TIMEOUT) {
+            rc == RAGD_ERR_UPSTREAM_REFUSED || rc == RAGD_ERR_EMBED || rc == RAGD_ERR_TIMEOUT ||
+            rc == RAGD_ERR_UNAVAILABLE) {
             ragd_err_set(err, rc, "%s: %s", f->relative, ferr.msg);
             goto done;
         }

@@ -425,6 +425,50 @@ def test_openai_sigkill_mid_ingest_sends_only_missing(t):
     eq(res.json()["chunks"]["added"], ref.json()["chunks"]["added"], "chunks after reset")
 
 
+@test
+def test_openai_sigterm_mid_ingest_keeps_every_paid_batch(t):
+    """SIGTERM during a slow remote ingest: the daemon stops soon, keeping every batch the
+    upstream answered (it stores the one in flight), so the next ingest sends exactly the rest."""
+    fake = Fake(t)
+    docs = t.path("docs")
+    for i in range(3):
+        write(os.path.join(docs, "doc%d.md" % i), "# Document %d\n\n" % i + "\n\n".join(
+            "## Topic %d.%d\n\n" % (i, j) + " ".join("term%d_%d_%d" % (i, j, w)
+                                                      for w in range(600))
+            for j in range(6)) + "\n")
+    for conc in (1, 4):
+        embed = {"batch_size": 2, "concurrency": conc}
+        fake.reset()
+        ref = t.cli("ingest", "--config", config(t, fake, name="ref.ini", embed=embed),
+                    "--data-dir", t.path("ref%d" % conc), "--path", docs)
+        eq(ref.rc, 0, "reference ingest: %r" % ref)
+        total = fake.stats()["inputs"]
+        fake.reset()
+        fake.call("POST", "/_config", {"latency_ms": 300})
+        cfg = config(t, fake, name="c%d.ini" % conc, embed=embed)
+        data = t.path("data%d" % conc)
+        d = t.serve(data_dir=data, config=cfg)
+        import threading
+        def ingest_until_stopped():
+            try:
+                d.call("POST", "/ingest", {"path": docs}, timeout=120)
+            except OSError:
+                pass  # the daemon may close the connection as it stops
+        th = threading.Thread(target=ingest_until_stopped)
+        th.start()
+        wait_until(lambda: fake.stats()["answered"] >= 2, 60, "a few batches answered")
+        eq(d.stop(signal.SIGTERM), 0, "exit status after SIGTERM mid-ingest")
+        th.join(60)
+        paid = fake.stats()["inputs"]
+        check(0 < paid < total, "paid %d of %d inputs before the stop" % (paid, total))
+        fake.reset()
+        fake.call("POST", "/_config", {"latency_ms": 0})
+        again = t.cli("ingest", "--config", cfg, "--data-dir", data, "--path", docs)
+        eq(again.rc, 0, "ingest after SIGTERM: %r" % again)
+        eq(fake.stats()["inputs"], total - paid,
+           "inputs sent after the stop, concurrency %d (total %d, paid %d)" % (conc, total, paid))
+
+
 def BIN():
     import harness
     return harness.BIN
