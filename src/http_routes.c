@@ -171,56 +171,6 @@ static int keys_check(json_t *obj, const char *const *allowed, const char *where
 
 /* ---- GET / and GET /health ---------------------------------------------------------------- */
 
-/* Appends the query cache's degradation (Redis configured but down) to reasons.
- * Returns: 1 when it added one. */
-static int http_cache_reason_add(const cache_stats *c, json_t *reasons)
-{
-    if (!c->redis_configured || c->redis_up) return 0;
-    char msg[512];
-    snprintf(msg, sizeof msg, "query cache: Redis at %s is unreachable (%s); answering without it",
-             c->redis_where, c->redis_reason[0] ? c->redis_reason : "not connected");
-    json_array_append_new(reasons, json_string(msg));
-    return 1;
-}
-
-/* Adds the embedder's usage and the cache's state to a /health body. */
-static void http_embed_cache_health(const engine_stats *s, json_t *body)
-{
-    const embed_counters *k = &s->embed;
-    json_t *embedder = json_object_get(body, "embedder");
-    if (json_is_object(embedder)) {
-        json_object_set_new(embedder, "requests", json_integer((json_int_t)k->requests));
-        json_object_set_new(embedder, "inputs", json_integer((json_int_t)k->inputs));
-        json_object_set_new(embedder, "tokens", json_integer((json_int_t)k->tokens));
-        json_object_set_new(embedder, "estimated_cost_usd", json_real(k->cost_usd));
-        json_object_set_new(embedder, "retries", json_integer((json_int_t)k->retries));
-        json_object_set_new(
-            embedder, "errors",
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rate_limited",
-                      (json_int_t)k->errors_rate_limited, "server", (json_int_t)k->errors_server,
-                      "timeout", (json_int_t)k->errors_timeout, "network",
-                      (json_int_t)k->errors_network, "bad_reply", (json_int_t)k->errors_bad_reply,
-                      "refused", (json_int_t)k->errors_refused));
-    }
-    const cache_stats *c = &s->cache;
-    json_t *redis = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
-                              !c->redis_configured ? "off" : c->redis_up ? "up" : "down", "hits",
-                              (json_int_t)c->redis_hits, "misses", (json_int_t)c->redis_misses,
-                              "errors", (json_int_t)c->redis_errors, "reconnects",
-                              (json_int_t)c->redis_reconnects);
-    if (redis && c->redis_configured) {
-        json_object_set_new(redis, "where", json_string(c->redis_where));
-        json_object_set_new(redis, "reason", json_string(c->redis_reason));
-        json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
-    }
-    json_object_set_new(body, "cache",
-                        json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
-                                  (json_int_t)c->memory_entries, "capacity",
-                                  (json_int_t)c->memory_capacity, "hits",
-                                  (json_int_t)c->memory_hits, "misses",
-                                  (json_int_t)c->memory_misses, "redis", redis));
-}
-
 static http_reply handle_root(void)
 {
     http_reply r = {.status = 200};
@@ -243,7 +193,6 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
     if (!s.index_consistent)
         json_array_append_new(reasons, json_string("vector index out of step with SQLite"));
     int ok = json_array_size(reasons) == 0;
-    int degraded = http_cache_reason_add(&s.cache, reasons);
     http_reply r = {.status = ok ? 200 : 503};
     r.body = json_pack(
         "{s:s, s:s, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:b}, s:{s:s, s:s, s:i}, "
@@ -255,10 +204,6 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
         "provider", s.embed_provider, "model", s.embed_model, "dims", s.embed_dims, "ingest",
         "running", s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok",
         s.last_ingest_ok, "reasons", reasons);
-    if (r.body) {
-        if (ok && degraded) json_object_set_new(r.body, "status", json_string("degraded"));
-        http_embed_cache_health(&s, r.body);
-    }
     return r;
 }
 
@@ -472,11 +417,80 @@ http_reply http_ingest_run(engine *e, const char *path, int reset)
     return r;
 }
 
+/* Appends the query cache's degradation (Redis configured but down) to reasons.
+ * Returns: 1 when it added one. */
+static int http_cache_reason_add(const cache_stats *c, json_t *reasons)
+{
+    if (!c->redis_configured || c->redis_up) return 0;
+    char msg[512];
+    snprintf(msg, sizeof msg, "query cache: Redis at %s is unreachable (%s); answering without it",
+             c->redis_where, c->redis_reason[0] ? c->redis_reason : "not connected");
+    json_array_append_new(reasons, json_string(msg));
+    return 1;
+}
+
+/* Adds the embedder's usage and the cache's state to a /health body. */
+static void http_embed_cache_fields(const engine_stats *s, json_t *body)
+{
+    const embed_counters *k = &s->embed;
+    json_t *embedder = json_object_get(body, "embedder");
+    if (json_is_object(embedder)) {
+        json_object_set_new(embedder, "requests", json_integer((json_int_t)k->requests));
+        json_object_set_new(embedder, "inputs", json_integer((json_int_t)k->inputs));
+        json_object_set_new(embedder, "tokens", json_integer((json_int_t)k->tokens));
+        json_object_set_new(embedder, "estimated_cost_usd", json_real(k->cost_usd));
+        json_object_set_new(embedder, "retries", json_integer((json_int_t)k->retries));
+        json_object_set_new(
+            embedder, "errors",
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rate_limited",
+                      (json_int_t)k->errors_rate_limited, "server", (json_int_t)k->errors_server,
+                      "timeout", (json_int_t)k->errors_timeout, "network",
+                      (json_int_t)k->errors_network, "bad_reply", (json_int_t)k->errors_bad_reply,
+                      "refused", (json_int_t)k->errors_refused));
+    }
+    const cache_stats *c = &s->cache;
+    json_t *redis = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
+                              !c->redis_configured ? "off" : c->redis_up ? "up" : "down", "hits",
+                              (json_int_t)c->redis_hits, "misses", (json_int_t)c->redis_misses,
+                              "errors", (json_int_t)c->redis_errors, "reconnects",
+                              (json_int_t)c->redis_reconnects);
+    if (redis && c->redis_configured) {
+        json_object_set_new(redis, "where", json_string(c->redis_where));
+        json_object_set_new(redis, "reason", json_string(c->redis_reason));
+        json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
+    }
+    json_object_set_new(body, "cache",
+                        json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
+                                  (json_int_t)c->memory_entries, "capacity",
+                                  (json_int_t)c->memory_capacity, "hits",
+                                  (json_int_t)c->memory_hits, "misses",
+                                  (json_int_t)c->memory_misses, "redis", redis));
+}
+
+/* Extends a /health reply with the embedder's usage and the query cache's state; a configured
+ * Redis that is down adds its reason and turns "ok" into "degraded" (still 200). Kept apart from
+ * handle_health so the document's owner and this issue change different lines. Steals r. */
+static http_reply http_health_extend(engine *e, http_reply r)
+{
+    engine_stats s;
+    ragd_err err = {0};
+    if (r.body == NULL || engine_stats_get(e, &s, &err) != RAGD_OK) return r;
+    json_t *reasons = json_object_get(r.body, "reasons");
+    json_t *status = json_object_get(r.body, "status");
+    if (json_is_array(reasons) && http_cache_reason_add(&s.cache, reasons) && json_is_string(status)
+        && strcmp(json_string_value(status), "ok") == 0)
+        json_object_set_new(r.body, "status", json_string("degraded"));
+    http_embed_cache_fields(&s, r.body);
+    return r;
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
                              size_t len)
 {
+    /* /health, extended with the embedder's usage and the query cache's state. */
+    if (route == RAGD_ROUTE_HEALTH) return http_health_extend(e, handle_health(e, cfg));
     switch (route) {
     case RAGD_ROUTE_ROOT: return handle_root();
     case RAGD_ROUTE_HEALTH: return handle_health(e, cfg);

@@ -216,6 +216,27 @@ def test_openai_ingest_retrieve_and_memory_cache(t):
 
 
 @test
+def test_local_provider_usage_in_health(t):
+    """The built-in embedder costs nothing: /health and the report say 0 tokens, $0."""
+    docs = t.path("docs")
+    write_corpus(docs)
+    d = t.serve()
+    rep = d.ingest(docs)
+    eq(rep["embedding"]["tokens"], 0, "report tokens with the local provider")
+    eq(rep["embedding"]["estimated_cost_usd"], 0.0, "report cost with the local provider")
+    check(rep["embedding"]["batches"] >= 1, "report batches: %s" % rep["embedding"])
+    eq(d.retrieve({"query": REFUND_QUESTION})["embedding_cache"], "miss", "first query")
+    eq(d.retrieve({"query": REFUND_QUESTION})["embedding_cache"], "memory", "second query")
+    h = d.health()
+    e = h["embedder"]
+    eq((e["provider"], e["requests"], e["tokens"], e["estimated_cost_usd"]),
+       ("local", 0, 0, 0.0), "local embedder usage")
+    eq(e["inputs"], rep["chunks"]["embedded"] + 1, "inputs: chunks plus the one query embedded")
+    eq(h["cache"]["redis"]["state"], "off", "redis state")
+    eq(h["status"], "ok", "status")
+
+
+@test
 def test_openai_batch_limits_tokens_and_overlong(t):
     """Chunks of ~4,000 tokens under batch_size 2048: the 300,000-token request limit splits the
     batch; chunks whose bound passes 8,191 tokens are refused per file and never sent."""
