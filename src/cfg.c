@@ -58,7 +58,8 @@ typedef struct ragd_cfg_entry {
 
 #define RAGD_CFG_OFF(member) offsetof(ragd_cfg, member)
 
-static const char *const provider_choices[] = {"auto", "local", NULL};
+static const char *const provider_choices[] = {"auto", "local", "openai", NULL};
+static const char *const send_dimensions_choices[] = {"auto", "true", "false", NULL};
 static const char *const backend_choices[] = {"faiss", NULL};
 static const char *const utf8_choices[] = {"skip", "repair", NULL};
 static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
@@ -124,13 +125,54 @@ static const ragd_cfg_entry cfg_table[] = {
      "fraction of target_tokens repeated between neighbouring chunks"},
 
     {"embed", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(embed_provider), 0, "auto", 0, 0, 0,
-     provider_choices, "embedding provider: local (built-in) or auto (local when no api_key)"},
+     provider_choices,
+     "embedding provider: local (built-in), openai (OpenAI-compatible HTTP API) or auto "
+     "(openai when api_key is set, else local)"},
     {"embed", "dims", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_dims), 0, "1024", 0, 64, 4096, NULL,
-     "local provider vector dimensions"},
+     "vector dimensions (openai: checked against every reply, sent as dimensions)"},
     {"embed", "batch_size", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_batch_size), 0, "64", 0, 1, 2048,
      NULL, "texts per provider call"},
     {"embed", "api_key", RAGD_CFG_T_STRING, RAGD_CFG_OFF(embed_api_key), 0, "", RAGD_CFG_F_SECRET,
      0, 0, NULL, "API key for a remote provider; secret, never printed"},
+    {"embed", "base_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(embed_base_url), 0,
+     "https://api.openai.com/v1", 0, 0, 0, NULL,
+     "openai: API root; requests go to {base_url}/embeddings"},
+    {"embed", "model", RAGD_CFG_T_STRING, RAGD_CFG_OFF(embed_model), 0, "text-embedding-3-small",
+     0, 0, 0, NULL, "openai: embedding model name"},
+    {"embed", "send_dimensions", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(embed_send_dimensions), 0, "auto",
+     0, 0, 0, send_dimensions_choices,
+     "openai: send dims as `dimensions`: auto (text-embedding-3 models only), true or false"},
+    {"embed", "headers", RAGD_CFG_T_STRING, RAGD_CFG_OFF(embed_headers), 0, "",
+     RAGD_CFG_F_SECRET, 0, 0, NULL,
+     "openai: extra request headers, \"Name: value\" separated by \";\"; secret"},
+    {"embed", "concurrency", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_concurrency), 0, "4", 0, 1, 64,
+     NULL, "openai: embedding requests in flight at once"},
+    {"embed", "max_retries", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_max_retries), 0, "5", 0, 0, 20,
+     NULL, "openai: retries of one request on 408/409/429/5xx/timeouts"},
+    {"embed", "retry_max_time", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_retry_max_time_s), 0, "60", 0,
+     1, 3600, NULL, "openai: seconds one request may spend in retries before it fails"},
+    {"embed", "connect_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_connect_timeout_s), 0, "10",
+     0, 1, 600, NULL, "openai: TCP+TLS connect timeout in seconds"},
+    {"embed", "timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(embed_timeout_s), 0, "60", 0, 1, 3600,
+     NULL, "openai: total timeout of one request attempt in seconds"},
+    {"embed", "price_per_million", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(embed_price_per_million), 0,
+     "0.02", 0, 0, 1000, NULL,
+     "price in USD per million embedded tokens, for the cost estimates"},
+
+    {"cache", "redis_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(cache_redis_url), 0, "",
+     RAGD_CFG_F_SECRET, 0, 0, NULL,
+     "Redis for query embeddings: redis://[:password@]host:port/db or unix:/path; empty: none"},
+    {"cache", "ttl", RAGD_CFG_T_INT, RAGD_CFG_OFF(cache_ttl_s), 0, "600", 0, 1, 2592000, NULL,
+     "seconds a query embedding stays in Redis"},
+    {"cache", "memory_entries", RAGD_CFG_T_INT, RAGD_CFG_OFF(cache_memory_entries), 0, "1024", 0,
+     0, 1000000, NULL, "query embeddings kept in the in-process LRU; 0 turns it off"},
+    {"cache", "connect_timeout_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(cache_connect_timeout_ms), 0,
+     "200", 0, 1, 10000, NULL, "Redis connect timeout in milliseconds"},
+    {"cache", "command_timeout_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(cache_command_timeout_ms), 0,
+     "100", 0, 1, 10000, NULL, "Redis command timeout in milliseconds"},
+    {"cache", "reconnect_interval_ms", RAGD_CFG_T_INT,
+     RAGD_CFG_OFF(cache_reconnect_interval_ms), 0, "1000", 0, 50, 600000, NULL,
+     "pause between Redis health checks and reconnect attempts, in milliseconds"},
 
     {"retrieve", "default_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_default_k), 0, "5",
      RAGD_CFG_F_LIVE, 1, 1000, NULL, "chunks returned when a request gives no k, <= max_k"},
@@ -198,6 +240,8 @@ static const struct {
     {"RAG_ENABLED", "rag", "enabled"},
     {"VECTOR_BACKEND", "store", "vector_backend"},
     {"OPENAI_API_KEY", "embed", "api_key"},
+    {"OPENAI_BASE_URL", "embed", "base_url"},
+    {"REDIS_URL", "cache", "redis_url"},
 };
 
 /* ---- member access ------------------------------------------------------------------------ */

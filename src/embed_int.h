@@ -2,7 +2,9 @@
 /*
  * embed_int.h - declarations private to the embed module: the parameters of the local
  * feature-hashing embedder (so bench/embed_tune.c can vary them) and its tokenizer/stemmer (so the
- * tuner's BM25 baseline sees exactly the terms the embedder sees). Not a public contract.
+ * tuner's BM25 baseline sees exactly the terms the embedder sees), and the pure pieces of the
+ * openai provider (batch packing, retry decisions, Retry-After parsing) for the unit tests.
+ * Not a public contract.
  */
 #ifndef RAGD_EMBED_INT_H
 #define RAGD_EMBED_INT_H
@@ -73,5 +75,38 @@ void embed_local_terms_each(const char *text, size_t len, const embed_local_para
 struct embed_provider;
 ragd_rc embed_local_new_params(const embed_local_params *p, struct embed_provider **out,
                                ragd_err *err);
+
+/* ---- openai provider (src/embed_openai.c) ------------------------------------------------- */
+
+/* The API's limits: inputs per request, tokens per request, tokens per input. */
+#define RAGD_OPENAI_MAX_INPUTS 2048
+#define RAGD_OPENAI_MAX_REQUEST_TOKENS 300000
+#define RAGD_OPENAI_MAX_INPUT_TOKENS 8191
+
+/* How many of the next n inputs (token bounds tokens[0..n)) go into one request: at least 1, at
+ * most max_inputs, their tokens summing to at most max_tokens (a single input over max_tokens is
+ * the caller's problem and is refused before packing). Returns: 0 only when n is 0. */
+size_t embed_batch_pack(const size_t *tokens, size_t n, size_t max_inputs, size_t max_tokens);
+
+/* What to do with a failed attempt. */
+typedef enum embed_verdict {
+    RAGD_EMBED_RETRY = 0, /* transient: try again after a delay */
+    RAGD_EMBED_REFUSED,   /* the upstream said no for good: fail at once with its message */
+    RAGD_EMBED_FAIL       /* not the upstream's refusal, but retrying cannot help */
+} embed_verdict;
+
+/* The verdict for an HTTP status with the reply's error.code / error.type (either may be NULL).
+ * 408, 409, 429 (except insufficient_quota), 5xx: retry; 400, 401, 403, 404, 429
+ * insufficient_quota and any other 4xx: refused. */
+embed_verdict embed_status_verdict(long status, const char *code, const char *type);
+
+/* The delay a reply asks for, in ms: retry-after-ms (milliseconds, may be fractional) wins over
+ * Retry-After (seconds, or an HTTP date compared with now). Either may be NULL. Returns: -1 when
+ * neither header gives a usable value. */
+double embed_retry_after_ms(const char *retry_after_ms, const char *retry_after, int64_t now);
+
+/* Exponential backoff with jitter for the attempt-th retry (1 = first): a random point in
+ * [d/2, d] where d = min(cap_ms, base_ms * 2^(attempt-1)); random is uniform in [0, 1). */
+double embed_backoff_ms(int attempt, double base_ms, double cap_ms, double random);
 
 #endif

@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "ragd/cache.h"
 #include "ragd/embed.h"
 #include "engine_int.h"
 #include "ragd/engine.h"
@@ -47,6 +48,8 @@ struct engine {
     store_db *db;
     store_index *index;
     embed_provider *embedder;
+    cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
+    struct prefetch *prefetch;  /* the running ingest's prefetched embeddings (ingest_mu) */
     pthread_rwlock_t rw;        /* index + commit point; see the file comment */
     pthread_mutex_t ingest_mu;  /* one ingest at a time */
     pthread_mutex_t write_mu;   /* the store's writer connection: an ingest holds it per
@@ -300,6 +303,9 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     if (rc == RAGD_OK && !readonly) rc = lock_take(e, cfg->data_dir, err);
     if (rc == RAGD_OK) rc = store_db_open(cfg->data_dir, readonly, &e->db, err);
     if (rc == RAGD_OK) rc = embed_provider_new(cfg, &e->embedder, err);
+    if (rc == RAGD_OK)
+        rc = cache_query_new(cfg, e->embedder->ops->name, e->embedder->model, e->embedder->dims,
+                             &e->cache, err);
     if (rc == RAGD_OK) {
         int64_t docs = 0, chunks = 0, embeddings = 0;
         rc = store_db_stats(e->db, &docs, &chunks, &embeddings, err);
@@ -339,6 +345,7 @@ void engine_close(engine *e)
                      "rebuilt from SQLite at the next start", err.msg);
     }
     store_index_free(e->index);
+    cache_query_free(e->cache);
     embed_provider_free(e->embedder);
     store_db_close(e->db);
     if (e->lock_fd >= 0) {
@@ -427,6 +434,10 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
                                                   r->warnings[i].code, "message",
                                                   r->warnings[i].message));
     json_object_set_new(o, "warnings", warnings ? warnings : json_array());
+    json_object_set_new(o, "embedding",
+                        json_pack("{s:I, s:I, s:f}", "batches", (json_int_t)r->embed_batches,
+                                  "tokens", (json_int_t)r->embed_tokens, "estimated_cost_usd",
+                                  r->embed_cost_usd));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -504,8 +515,241 @@ static size_t *dup_map(char (*checksums)[UTIL_SHA256_HEX_LEN + 1], size_t n)
     return map;
 }
 
-/* Chunks the document and finds or computes each chunk's embedding. New embeddings are stored at
- * once (each is paid work, kept even if this document later fails). */
+/* ---- prefetch: embedding requests in flight across documents ------------------------------
+ * Documents are committed one by one, so a provider that keeps several requests in flight
+ * (openai) would idle between small documents. Before a window of documents is ingested, their
+ * missing embeddings are gathered and sent together, each batch stored durably as it returns;
+ * ingesting the documents then finds every embedding in the store. The window is bounded in
+ * inputs (two rounds of requests) and in files. */
+
+#define PREFETCH_FILES 64
+
+typedef struct prefetch {
+    char (*sums)[UTIL_SHA256_HEX_LEN + 1]; /* embedded by the current window, sorted */
+    unsigned char *claimed;                /* counted in the report already */
+    size_t count;
+} prefetch;
+
+static int checksum_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Returns: 1 the first time checksum is asked for after prefetch_window embedded it, else 0. */
+static int prefetch_claim(prefetch *pf, const char *checksum)
+{
+    if (pf == NULL || pf->count == 0) return 0;
+    char(*hit)[UTIL_SHA256_HEX_LEN + 1] = bsearch(checksum, pf->sums, pf->count,
+                                                  sizeof *pf->sums, checksum_cmp);
+    if (hit == NULL || pf->claimed[hit - pf->sums]) return 0;
+    pf->claimed[hit - pf->sums] = 1;
+    return 1;
+}
+
+static void prefetch_clear(prefetch *pf)
+{
+    free(pf->sums);
+    free(pf->claimed);
+    memset(pf, 0, sizeof *pf);
+}
+
+typedef struct prefetch_todo {
+    char **inputs;
+    size_t *lens;
+    char (*sums)[UTIL_SHA256_HEX_LEN + 1];
+    size_t count, cap;
+    engine *e;
+    engine_ingest_report *r;
+} prefetch_todo;
+
+/* Adds the missing embedding inputs of one file to t. Files that cannot be read, are unchanged
+ * or fail to extract are skipped: ingest_one reports them. Returns: RAGD_OK or a store error. */
+static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single, ragd_err *err)
+{
+    engine *e = t->e;
+    store_doc old = {0};
+    int found = 0;
+    char *data = NULL;
+    size_t len = 0;
+    ragd_err ferr = {0};
+    ingest_doc doc = {0};
+    ingest_chunk_list chunks = {0};
+    float *scratch = malloc(sizeof(float) * (size_t)e->embedder->dims);
+    if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    ragd_rc rc = store_db_doc_find(e->db, f->path, &old, &found, err);
+    if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
+        util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
+        char checksum[UTIL_SHA256_HEX_LEN + 1];
+        util_sha256_hex(data, len, checksum);
+        const char *source = single && found ? old.source : f->relative;
+        int unchanged = found && strcmp(old.checksum, checksum) == 0 &&
+                        strcmp(old.source, source) == 0;
+        ingest_chunk_opts opts = {.target_tokens = e->cfg->chunk_target_tokens,
+                                  .max_tokens = e->cfg->chunk_max_tokens,
+                                  .overlap = e->cfg->chunk_overlap};
+        if (!unchanged && ingest_extract_run(f->path, data, len, &doc, &ferr) == RAGD_OK) {
+            opts.markdown = doc.markdown;
+            if (ingest_chunk_split(doc.text, doc.len, &opts, &chunks, &ferr) != RAGD_OK)
+                chunks.count = 0;
+        }
+    }
+    for (size_t i = 0; rc == RAGD_OK && i < chunks.count; i++) {
+        const ingest_chunk *c = &chunks.items[i];
+        char *in = embed_input(c->heading, doc.text + c->start, c->end - c->start);
+        if (in == NULL) {
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        char sum[UTIL_SHA256_HEX_LEN + 1];
+        util_sha256_hex(in, strlen(in), sum);
+        int have = 0;
+        for (size_t k = 0; k < t->count && !have; k++) have = strcmp(t->sums[k], sum) == 0;
+        if (!have)
+            rc = store_db_embedding_get(e->db, sum, e->embedder->model, e->embedder->dims,
+                                        scratch, &have, err);
+        if (rc != RAGD_OK || have) {
+            free(in);
+            continue;
+        }
+        if (t->count == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 64;
+            char **ni = realloc(t->inputs, cap * sizeof *ni);
+            if (ni) t->inputs = ni;
+            size_t *nl = ni ? realloc(t->lens, cap * sizeof *nl) : NULL;
+            if (nl) t->lens = nl;
+            char(*ns)[UTIL_SHA256_HEX_LEN + 1] = nl ? realloc(t->sums, cap * sizeof *ns) : NULL;
+            if (ns == NULL) {
+                free(in);
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+                break;
+            }
+            t->sums = ns;
+            t->cap = cap;
+        }
+        t->inputs[t->count] = in;
+        t->lens[t->count] = strlen(in);
+        memcpy(t->sums[t->count], sum, sizeof sum);
+        t->count++;
+    }
+    ingest_chunk_list_free(&chunks);
+    ingest_doc_free(&doc);
+    store_doc_free(&old);
+    free(data);
+    free(scratch);
+    return rc;
+}
+
+/* embed_done_fn of a prefetch: stores the batch at once, as batch_store does. */
+static ragd_rc prefetch_store(void *ctx, size_t first, size_t count, const float *vectors,
+                              int64_t tokens, ragd_err *err)
+{
+    prefetch_todo *t = ctx;
+    engine *e = t->e;
+    int dims = e->embedder->dims;
+    ragd_rc rc = store_db_begin(e->db, err);
+    for (size_t k = 0; rc == RAGD_OK && k < count; k++)
+        rc = store_db_embedding_put(e->db, t->sums[first + k], e->embedder->model, dims,
+                                    vectors + k * (size_t)dims, err);
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(e->db);
+        return rc;
+    }
+    for (size_t k = 0; k < count; k++) {
+        memcpy(e->prefetch->sums[e->prefetch->count], t->sums[first + k],
+               sizeof *e->prefetch->sums);
+        e->prefetch->count++;
+    }
+    t->r->embed_batches++;
+    t->r->embed_tokens += tokens;
+    t->r->embed_cost_usd += (double)tokens * e->embedder->price_per_million / 1e6;
+    if (atomic_load(&e->cancelled))
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
+    return RAGD_OK;
+}
+
+/* Embeds the missing inputs of files[from..] (a window bounded in inputs and files) with every
+ * request in flight the provider allows. Returns: RAGD_OK and *next, the first file after the
+ * window; or the upstream's error (nothing of the window is lost that returned before it). */
+static ragd_rc prefetch_window(engine *e, const ingest_file_list *files, size_t from, int single,
+                               engine_ingest_report *r, size_t *next, ragd_err *err)
+{
+    prefetch *pf = e->prefetch;
+    prefetch_clear(pf);
+    prefetch_todo t = {.e = e, .r = r};
+    size_t want = (size_t)e->cfg->embed_concurrency * e->embedder->max_batch * 2;
+    size_t j = from;
+    ragd_rc rc = RAGD_OK;
+    while (rc == RAGD_OK && j < files->count && j - from < PREFETCH_FILES && t.count < want &&
+           !atomic_load(&e->cancelled))
+        rc = prefetch_file(&t, &files->items[j++], single, err);
+    *next = j;
+    if (rc == RAGD_OK && t.count > 0) {
+        float *vecs = malloc(sizeof(float) * t.count * (size_t)e->embedder->dims);
+        pf->sums = malloc(t.count * sizeof *pf->sums);
+        pf->claimed = calloc(t.count, 1);
+        if (vecs == NULL || pf->sums == NULL || pf->claimed == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        ragd_err perr = {0};
+        if (rc == RAGD_OK)
+            rc = embed_batch_run_each(e->embedder, (const char *const *)t.inputs, t.lens, t.count,
+                                      vecs, prefetch_store, &t, &perr);
+        /* An input over the provider's limit is refused before anything is sent: leave it to
+         * ingest_one, which reports it against its file. */
+        if (rc == RAGD_ERR_TOO_LARGE) rc = RAGD_OK;
+        else if (rc != RAGD_OK) ragd_err_set(err, rc, "%s", perr.msg);
+        free(vecs);
+        if (pf->sums) qsort(pf->sums, pf->count, sizeof *pf->sums, checksum_cmp);
+    }
+    for (size_t k = 0; k < t.count; k++) free(t.inputs[k]);
+    free(t.inputs);
+    free(t.lens);
+    free(t.sums);
+    return rc;
+}
+
+/* What batch_store needs to keep each returned batch. */
+typedef struct batch_keep {
+    engine *e;
+    doc_work *w;
+    const size_t *todo_idx; /* batch position -> chunk index */
+    engine_ingest_report *r;
+} batch_keep;
+
+/* embed_done_fn: stores one returned batch in its own transaction, durable before the next batch
+ * or the document commit can fail (one fsync per batch, not one per embedding): whatever was paid
+ * for survives a crash, a Ctrl-C or an upstream failure later in the run. */
+static ragd_rc batch_store(void *ctx, size_t first, size_t count, const float *vectors,
+                           int64_t tokens, ragd_err *err)
+{
+    batch_keep *k = ctx;
+    engine *e = k->e;
+    int dims = e->embedder->dims;
+    ragd_rc rc = store_db_begin(e->db, err);
+    for (size_t t = 0; rc == RAGD_OK && t < count; t++) {
+        size_t i = k->todo_idx[first + t];
+        memcpy(k->w->vectors + i * (size_t)dims, vectors + t * (size_t)dims,
+               sizeof(float) * (size_t)dims);
+        rc = store_db_embedding_put(e->db, k->w->checksums[i], e->embedder->model, dims,
+                                    vectors + t * (size_t)dims, err);
+    }
+    if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(e->db);
+        return rc;
+    }
+    k->r->chunks_embedded += (int64_t)count;
+    k->r->embed_batches++;
+    k->r->embed_tokens += tokens;
+    k->r->embed_cost_usd += (double)tokens * e->embedder->price_per_million / 1e6;
+    /* Shutdown: what returned is kept; no further batch is waited for. */
+    if (atomic_load(&e->cancelled))
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
+    return RAGD_OK;
+}
+
+/* Chunks the document and finds or computes each chunk's embedding. New embeddings are stored
+ * batch by batch as they return (each is paid work, kept even if this document later fails). */
 static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd_err *err)
 {
     const ragd_cfg *cfg = e->cfg;
@@ -552,7 +796,10 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
                                     w->vectors + i * (size_t)dims, &found, err);
         if (rc != RAGD_OK) break;
         if (found) {
-            r->chunks_deduplicated++;
+            if (prefetch_claim(e->prefetch, w->checksums[i]))
+                r->chunks_embedded++; /* embedded moments ago by prefetch_window */
+            else
+                r->chunks_deduplicated++;
         } else {
             todo[ntodo] = inputs[i];
             todo_len[ntodo] = strlen(inputs[i]);
@@ -560,25 +807,27 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
             ntodo++;
         }
     }
+    /* A chunk over the provider's input limit is refused here, naming it, before anything of
+     * this document is sent (and paid for). */
+    size_t limit = e->embedder->max_input_tokens;
+    for (size_t t = 0; rc == RAGD_OK && limit > 0 && t < ntodo; t++) {
+        size_t bound = embed_tokens_bound(todo[t], todo_len[t]);
+        if (bound > limit) {
+            const ingest_chunk *c = &w->chunks.items[todo_idx[t]];
+            rc = ragd_err_set(err, RAGD_ERR_TOO_LARGE,
+                              "chunk %zu (%s) is about %zu tokens, over the %zu-token input "
+                              "limit of %s; lower [chunk] max_tokens", todo_idx[t] + 1,
+                              c->heading[0] ? c->heading : "no heading", bound, limit,
+                              e->embedder->model);
+        }
+    }
     if (rc == RAGD_OK && ntodo > 0) {
         fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
         if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-        if (rc == RAGD_OK) rc = embed_batch_run(e->embedder, todo, todo_len, ntodo, fresh, err);
-        /* One transaction for the batch: durable as soon as it returns, one fsync, not one per
-         * embedding. */
-        if (rc == RAGD_OK) rc = store_db_begin(e->db, err);
-        for (size_t t = 0; rc == RAGD_OK && t < ntodo; t++) {
-            size_t i = todo_idx[t];
-            memcpy(w->vectors + i * (size_t)dims, fresh + t * (size_t)dims,
-                   sizeof(float) * (size_t)dims);
-            rc = store_db_embedding_put(e->db, w->checksums[i], e->embedder->model, dims,
-                                        fresh + t * (size_t)dims, err);
-        }
-        if (rc == RAGD_OK) rc = store_db_commit(e->db, err);
+        batch_keep k = {.e = e, .w = w, .todo_idx = todo_idx, .r = r};
         if (rc == RAGD_OK)
-            r->chunks_embedded += (int64_t)ntodo;
-        else
-            store_db_rollback(e->db);
+            rc = embed_batch_run_each(e->embedder, todo, todo_len, ntodo, fresh, batch_store, &k,
+                                      err);
     }
     for (size_t i = 0; rc == RAGD_OK && i < n; i++)
         if (dup_of[i] != i)
@@ -787,7 +1036,12 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
     }
     if (rc != RAGD_OK) {
         /* Store-level failures end the ingest; everything else is this file's problem. */
-        if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM) {
+        /* An embedding upstream that refused (bad key, no quota, unknown model) or still failed
+         * after its retries would fail every later file too: stop at once with its message.
+         * Embeddings already returned are kept; the next ingest sends only what is missing. */
+        if (rc == RAGD_ERR_STORE || rc == RAGD_ERR_INDEX || rc == RAGD_ERR_NOMEM ||
+            rc == RAGD_ERR_UPSTREAM_REFUSED || rc == RAGD_ERR_EMBED || rc == RAGD_ERR_TIMEOUT ||
+            rc == RAGD_ERR_UNAVAILABLE) {
             ragd_err_set(err, rc, "%s: %s", f->relative, ferr.msg);
             goto done;
         }
@@ -865,7 +1119,14 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         engine_ingest_progress p = {0, files.count, 0, 0, ""};
         opts->progress2(progress_ctx, &p);
     }
+    prefetch pf = {0};
+    size_t prefetched = 0; /* files before this index had their embeddings prefetched */
+    int use_prefetch = e->embedder->ops->run != NULL && e->cfg->embed_concurrency > 1;
+    e->prefetch = &pf;
     for (size_t i = 0; rc == RAGD_OK && i < files.count; i++) {
+        if (use_prefetch && i >= prefetched && !atomic_load(&e->cancelled))
+            rc = prefetch_window(e, &files, i, single, &r, &prefetched, err);
+        if (rc != RAGD_OK) break;
         if (atomic_load(&e->cancelled)) {
             rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown after "
                               "%zu of %zu files; run it again to finish", i, files.count);
@@ -885,6 +1146,9 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         }
     }
     pthread_mutex_lock(&e->write_mu);
+
+    prefetch_clear(&pf);
+    e->prefetch = NULL;
 
     /* Documents under the crawled directory that no longer exist are removed; ingesting a single
      * file leaves the rest of its directory alone, and so does a crawl that could not read
@@ -948,10 +1212,11 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     }
     RAGD_LOG(RAGD_LOG_INFO, "ingest",
              "%s: %lld seen, %lld added, %lld updated, %lld unchanged, %lld removed, %lld failed; "
-             "%lld chunks embedded in %.0f ms",
+             "%lld chunks embedded (%lld tokens, about $%.4f) in %.0f ms",
              r.root, (long long)r.docs_seen, (long long)r.docs_added, (long long)r.docs_updated,
              (long long)r.docs_unchanged, (long long)r.docs_removed, (long long)r.docs_failed,
-             (long long)r.chunks_embedded, r.duration_ms);
+             (long long)r.chunks_embedded, (long long)r.embed_tokens, r.embed_cost_usd,
+             r.duration_ms);
     *report = r;
     return RAGD_OK;
 }
@@ -1021,12 +1286,23 @@ static int has_filters(const engine_query *q)
 static ragd_rc query_embed(engine *e, const engine_query *q, float *qv, engine_answer *a,
                            ragd_err *err)
 {
+    /* The cache first (in-process LRU, then Redis): a repeated question costs no embedding
+     * request. Cache time and embedding time are reported apart. */
     double t0 = util_now_ms();
+    cache_layer layer = cache_query_get(e->cache, q->query, q->query_len, qv);
+    double t1 = util_now_ms();
+    a->cache_layer = cache_layer_name(layer);
+    a->cache_ms = t1 - t0;
+    if (layer != RAGD_CACHE_MISS) return RAGD_OK;
     const char *texts[1] = {q->query};
     size_t lens[1] = {q->query_len};
     ragd_rc rc = embed_batch_run(e->embedder, texts, lens, 1, qv, err);
-    a->embed_ms = util_now_ms() - t0;
-    return rc;
+    double t2 = util_now_ms();
+    a->embed_ms = t2 - t1;
+    if (rc != RAGD_OK) return rc;
+    cache_query_put(e->cache, q->query, q->query_len, qv);
+    a->cache_ms += util_now_ms() - t2;
+    return RAGD_OK;
 }
 
 #ifndef RAGD_COVERAGE_TOP
@@ -1438,6 +1714,8 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
     s.embed_model = e->embedder->model;
     s.embed_dims = e->embedder->dims;
     s.ingest_running = atomic_load(&e->ingest_running);
+    embed_counters_get(e->embedder, &s.embed);
+    cache_stats_get(e->cache, &s.cache);
     pthread_mutex_lock(&e->status_mu);
     s.last_ingest_at = e->last_ingest_at;
     s.last_ingest_ok = e->last_ingest_ok;

@@ -397,6 +397,10 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
         json_object_set_new(o, "max_context_tokens", json_integer(a->max_context_tokens));
         if (a->clarify) json_object_set_new(o, "clarifying_question", json_string(a->clarify));
         if (q->intent) json_object_set_new(o, "intent", json_string(q->intent));
+        if (a->cache_layer) {
+            json_object_set_new(o, "embedding_cache", json_string(a->cache_layer));
+            json_object_set_new(json_object_get(o, "timings_ms"), "cache", json_real(a->cache_ms));
+        }
     }
     if (o && !a->rag_enabled)
         json_object_set_new(o, "message",
@@ -576,7 +580,6 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
                              const engine_answer *a, const ragd_err *err)
 {
     int ok = rc == RAGD_OK;
-    /* cache_hit / cache_ms: wire the query-embedding cache's fields here (issue 5). */
     log_retrieval rec = {.query = q->query,
                          .query_len = q->query_len,
                          .intent = json_string_value(json_object_get(root, "intent")),
@@ -585,8 +588,9 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
                          .results = ok ? a->count : 0,
                          .low_confidence = ok && a->low_confidence,
                          .top_score = ok && a->count > 0 ? a->results[0].score : 0.0,
-                         .cache_hit = -1,
-                         .cache_ms = -1.0,
+                         .cache_hit = ok && a->cache_layer ? strcmp(a->cache_layer, "miss") != 0
+                                                           : -1,
+                         .cache_ms = ok && a->cache_layer ? a->cache_ms : -1.0,
                          .embed_ms = ok ? a->embed_ms : 0.0,
                          .search_ms = ok ? a->search_ms : 0.0,
                          .fetch_ms = ok ? a->fetch_ms : 0.0,
@@ -771,11 +775,80 @@ http_reply http_ingest_run(engine *e, const char *path, int reset)
     return r;
 }
 
+/* Appends the query cache's degradation (Redis configured but down) to reasons.
+ * Returns: 1 when it added one. */
+static int http_cache_reason_add(const cache_stats *c, json_t *reasons)
+{
+    if (!c->redis_configured || c->redis_up) return 0;
+    char msg[512];
+    snprintf(msg, sizeof msg, "query cache: Redis at %s is unreachable (%s); answering without it",
+             c->redis_where, c->redis_reason[0] ? c->redis_reason : "not connected");
+    json_array_append_new(reasons, json_string(msg));
+    return 1;
+}
+
+/* Adds the embedder's usage and the cache's state to a /health body. */
+static void http_embed_cache_fields(const engine_stats *s, json_t *body)
+{
+    const embed_counters *k = &s->embed;
+    json_t *embedder = json_object_get(body, "embedder");
+    if (json_is_object(embedder)) {
+        json_object_set_new(embedder, "requests", json_integer((json_int_t)k->requests));
+        json_object_set_new(embedder, "inputs", json_integer((json_int_t)k->inputs));
+        json_object_set_new(embedder, "tokens", json_integer((json_int_t)k->tokens));
+        json_object_set_new(embedder, "estimated_cost_usd", json_real(k->cost_usd));
+        json_object_set_new(embedder, "retries", json_integer((json_int_t)k->retries));
+        json_object_set_new(
+            embedder, "errors",
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rate_limited",
+                      (json_int_t)k->errors_rate_limited, "server", (json_int_t)k->errors_server,
+                      "timeout", (json_int_t)k->errors_timeout, "network",
+                      (json_int_t)k->errors_network, "bad_reply", (json_int_t)k->errors_bad_reply,
+                      "refused", (json_int_t)k->errors_refused));
+    }
+    const cache_stats *c = &s->cache;
+    json_t *redis = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
+                              !c->redis_configured ? "off" : c->redis_up ? "up" : "down", "hits",
+                              (json_int_t)c->redis_hits, "misses", (json_int_t)c->redis_misses,
+                              "errors", (json_int_t)c->redis_errors, "reconnects",
+                              (json_int_t)c->redis_reconnects);
+    if (redis && c->redis_configured) {
+        json_object_set_new(redis, "where", json_string(c->redis_where));
+        json_object_set_new(redis, "reason", json_string(c->redis_reason));
+        json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
+    }
+    json_object_set_new(body, "cache",
+                        json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
+                                  (json_int_t)c->memory_entries, "capacity",
+                                  (json_int_t)c->memory_capacity, "hits",
+                                  (json_int_t)c->memory_hits, "misses",
+                                  (json_int_t)c->memory_misses, "redis", redis));
+}
+
+/* Extends a /health reply with the embedder's usage and the query cache's state; a configured
+ * Redis that is down adds its reason and turns "ok" into "degraded" (still 200). Kept apart from
+ * handle_health so the document's owner and this issue change different lines. Steals r. */
+static http_reply http_health_extend(engine *e, http_reply r)
+{
+    engine_stats s;
+    ragd_err err = {0};
+    if (r.body == NULL || engine_stats_get(e, &s, &err) != RAGD_OK) return r;
+    json_t *reasons = json_object_get(r.body, "reasons");
+    json_t *status = json_object_get(r.body, "status");
+    if (json_is_array(reasons) && http_cache_reason_add(&s.cache, reasons) && json_is_string(status)
+        && strcmp(json_string_value(status), "ok") == 0)
+        json_object_set_new(r.body, "status", json_string("degraded"));
+    http_embed_cache_fields(&s, r.body);
+    return r;
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
                              size_t len)
 {
+    /* /health, extended with the embedder's usage and the query cache's state. */
+    if (route == RAGD_ROUTE_HEALTH) return http_health_extend(e, handle_health(e, cfg));
     switch (route) {
     case RAGD_ROUTE_ROOT: return handle_root();
     case RAGD_ROUTE_HEALTH: return handle_health(e, cfg);

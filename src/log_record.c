@@ -102,11 +102,16 @@ void log_record_retrieval(const log_retrieval *r, int log_queries)
 {
     int hit = r->rc == RAGD_OK && r->rag_enabled && r->results > 0 && !r->low_confidence;
     metrics_counter_add(hit ? RAGD_METRIC_RETRIEVAL_HITS : RAGD_METRIC_RETRIEVAL_MISSES, 1);
+    if (r->cache_hit >= 0)
+        metrics_counter_add(r->cache_hit ? RAGD_METRIC_CACHE_HITS : RAGD_METRIC_CACHE_MISSES, 1);
     if (r->rc == RAGD_OK && r->rag_enabled) {
         metrics_histogram_observe(RAGD_METRIC_RETRIEVAL_SECONDS, r->total_ms);
-        metrics_histogram_observe(RAGD_METRIC_EMBED_SECONDS, r->embed_ms);
         metrics_histogram_observe(RAGD_METRIC_SEARCH_SECONDS, r->search_ms);
-        metrics_embed_note(r->embed_ms, 1, NULL);
+        /* a cached query embedding says nothing about the embedder's latency */
+        if (r->cache_hit != 1) {
+            metrics_histogram_observe(RAGD_METRIC_EMBED_SECONDS, r->embed_ms);
+            metrics_embed_note(r->embed_ms, 1, NULL);
+        }
     } else if (embed_failure(r->rc)) {
         metrics_embed_note(-1.0, 0, r->error_message ? r->error_message : ragd_rc_name(r->rc));
     }

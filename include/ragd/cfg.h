@@ -6,7 +6,8 @@
  *
  * Environment: every key is RAGD_<SECTION>_<KEY> (upper case), e.g. RAGD_SERVER_LISTEN.
  * The roadmap's flags are honoured too: RAG_ENABLED -> rag.enabled, VECTOR_BACKEND ->
- * store.vector_backend, OPENAI_API_KEY -> embed.api_key, RAGD_CONFIG -> the config file path.
+ * store.vector_backend, OPENAI_API_KEY -> embed.api_key, OPENAI_BASE_URL -> embed.base_url,
+ * REDIS_URL -> cache.redis_url, RAGD_CONFIG -> the config file path.
  */
 #ifndef RAGD_CFG_H
 #define RAGD_CFG_H
@@ -58,10 +59,28 @@ typedef struct ragd_cfg {
     double chunk_overlap;    /* overlap = 0.15; fraction of target_tokens repeated, 0..0.5 */
 
     /* [embed] */
-    char *embed_provider; /* provider = auto; auto | local */
+    char *embed_provider; /* provider = auto; auto | local | openai */
     int embed_dims;       /* dims = 1024; local provider dimensions, 64..4096 */
     int embed_batch_size; /* batch_size = 64; texts per provider call, 1..2048 */
     char *embed_api_key;  /* api_key = (empty); secret, redacted everywhere */
+    char *embed_base_url;          /* base_url = https://api.openai.com/v1; env OPENAI_BASE_URL */
+    char *embed_model;             /* model = text-embedding-3-small; openai provider */
+    char *embed_send_dimensions;   /* send_dimensions = auto; auto | true | false */
+    char *embed_headers;           /* headers = (empty); "Name: value; ..."; secret */
+    int embed_concurrency;         /* concurrency = 4; requests in flight, 1..64 */
+    int embed_max_retries;         /* max_retries = 5; 0..20 */
+    int embed_retry_max_time_s;    /* retry_max_time = 60; seconds, 1..3600 */
+    int embed_connect_timeout_s;   /* connect_timeout = 10; seconds, 1..600 */
+    int embed_timeout_s;           /* timeout = 60; seconds per attempt, 1..3600 */
+    double embed_price_per_million; /* price_per_million = 0.02; USD per 1M tokens, 0..1000 */
+
+    /* [cache] */
+    char *cache_redis_url;           /* redis_url = (empty); env REDIS_URL; secret */
+    int cache_ttl_s;                 /* ttl = 600; seconds, 1..2592000 */
+    int cache_memory_entries;        /* memory_entries = 1024; in-process LRU size, 0..1000000 */
+    int cache_connect_timeout_ms;    /* connect_timeout_ms = 200; 1..10000 */
+    int cache_command_timeout_ms;    /* command_timeout_ms = 100; 1..10000 */
+    int cache_reconnect_interval_ms; /* reconnect_interval_ms = 1000; 50..600000 */
 
     /* [retrieve] */
     int retrieve_default_k;    /* default_k = 5 */

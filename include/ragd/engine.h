@@ -14,7 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ragd/cache.h"
 #include "ragd/cfg.h"
+#include "ragd/embed.h"
 #include "ragd/ragd.h"
 #include "ragd/retrieve.h"
 #include "ragd/store.h"
@@ -62,6 +64,9 @@ typedef struct engine_ingest_report {
     size_t error_count;
     double duration_ms;
     int reset;
+    int64_t embed_batches;   /* provider batches that returned (each made durable at once) */
+    int64_t embed_tokens;    /* tokens billed for them (0 for the local provider) */
+    double embed_cost_usd;   /* embed_tokens at embed.price_per_million */
 } engine_ingest_report;
 
 /* Progress callback: called after each file (done of total). May be NULL. */
@@ -156,6 +161,8 @@ typedef struct engine_answer {
     double coverage;    /* lexical coverage of the query by the top results, -1 = no terms */
     char *clarify;      /* owned; the clarifying question when low_confidence, else NULL */
     retrieve_context context; /* owned; the budgeted context block and its sources */
+    double cache_ms;         /* query-embedding cache lookups and stores */
+    const char *cache_layer; /* "memory", "redis" or "miss" (static); NULL when not embedded */
 } engine_answer;
 
 /* Answers a query: resolves the intent, mode and budget; searches the vector index and the
@@ -214,6 +221,8 @@ typedef struct engine_stats {
     int ingest_running;
     int64_t last_ingest_at; /* unix seconds, 0 when none in this process */
     int last_ingest_ok;
+    embed_counters embed; /* the embedder's counters since start */
+    cache_stats cache;    /* the query-embedding cache's counters and Redis state */
 } engine_stats;
 
 ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err);

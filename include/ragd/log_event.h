@@ -80,8 +80,8 @@ typedef struct log_retrieval {
     size_t results;   /* results returned; 0 is a miss */
     int low_confidence; /* the answer was low-confidence: a miss whatever the results */
     double top_score; /* score of the first result (ignored when results is 0) */
-    /* Query-embedding cache (issue 5): -1 / negative = no cache wired, left out of the line.
-     * Wire at merge: .cache_hit = a.cache_hit, .cache_ms = a.cache_ms. */
+    /* Query-embedding cache: 1 hit (memory or Redis), 0 miss, -1 not consulted (RAG off, keyword
+     * mode, failure); cache_ms negative when not consulted. Left out of the line when -1. */
     int cache_hit;
     double cache_ms;
     double embed_ms, search_ms, fetch_ms, total_ms;

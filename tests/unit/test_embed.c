@@ -17,6 +17,7 @@
 
 #include "../../src/embed_int.h"
 #include "ragd/embed.h"
+#include "ragd/ingest.h"
 
 #define DIMS 512
 
@@ -361,6 +362,16 @@ static void cfg_init(ragd_cfg *cfg, char *provider, char *key, int dims, int bat
     cfg->embed_api_key = key;
     cfg->embed_dims = dims;
     cfg->embed_batch_size = batch;
+    cfg->embed_base_url = "http://127.0.0.1:9/v1/";
+    cfg->embed_model = "text-embedding-3-small";
+    cfg->embed_send_dimensions = "auto";
+    cfg->embed_headers = "";
+    cfg->embed_concurrency = 2;
+    cfg->embed_max_retries = 1;
+    cfg->embed_retry_max_time_s = 1;
+    cfg->embed_connect_timeout_s = 1;
+    cfg->embed_timeout_s = 1;
+    cfg->embed_price_per_million = 0.02;
 }
 
 static void test_provider_new(void **state)
@@ -379,12 +390,15 @@ static void test_provider_new(void **state)
     assert_int_equal(p->max_batch, 16);
     embed_provider_free(p);
 
-    /* auto with a key still picks local (no network provider yet). */
+    /* auto with a key picks the OpenAI-compatible provider, with the configured model. */
     p = NULL;
     cfg_init(&cfg, "auto", "sk-test", 256, 64);
     assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_OK);
-    assert_string_equal(p->ops->name, "local");
+    assert_string_equal(p->ops->name, "openai");
+    assert_string_equal(p->model, "text-embedding-3-small");
     assert_int_equal(p->dims, 256);
+    assert_int_equal(p->max_batch, 64);
+    assert_true(p->price_per_million > 0.0);
     embed_provider_free(p);
 
     p = NULL;
@@ -401,10 +415,29 @@ static void test_provider_new(void **state)
     embed_provider_free(p);
 
     p = NULL;
-    cfg_init(&cfg, "openai", NULL, 512, 64);
+    cfg_init(&cfg, "remote", NULL, 512, 64);
     assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_ERR_CONFIG);
     assert_null(p);
-    assert_true(strstr(err.msg, "openai") != NULL);
+    assert_true(strstr(err.msg, "remote") != NULL);
+
+    /* openai: a base_url that is not http(s), and headers without "Name: value", stop start-up. */
+    ragd_err_clear(&err);
+    cfg_init(&cfg, "openai", "sk-x", 512, 64);
+    cfg.embed_base_url = "ftp://example.com";
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "base_url"));
+    ragd_err_clear(&err);
+    cfg_init(&cfg, "openai", "sk-x", 512, 64);
+    cfg.embed_headers = "X-Org: acme; broken";
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "headers"));
+    ragd_err_clear(&err);
+    cfg_init(&cfg, "openai", "", 512, 64);
+    cfg.embed_headers = "X-Org: acme; X-Team:  search ";
+    assert_int_equal(embed_provider_new(&cfg, &p, &err), RAGD_OK);
+    assert_string_equal(p->ops->name, "openai");
+    embed_provider_free(p);
+    p = NULL;
 
     ragd_err_clear(&err);
     cfg_init(&cfg, "local", NULL, 10, 64);
@@ -467,6 +500,145 @@ static void test_batch_splits(void **state)
     wrapped = NULL;
 }
 
+
+/* ---- openai provider pieces ------------------------------------------------------------------ */
+
+static void test_openai_batch_pack(void **state)
+{
+    (void)state;
+    size_t t[6] = {100, 100, 100, 100, 100, 100};
+    assert_int_equal(embed_batch_pack(t, 0, 4, 1000), 0);
+    assert_int_equal(embed_batch_pack(t, 6, 4, 1000), 4);  /* the input cap */
+    assert_int_equal(embed_batch_pack(t, 6, 2048, 250), 2); /* the token cap */
+    assert_int_equal(embed_batch_pack(t, 6, 2048, 300), 3); /* exactly at the cap fits */
+    assert_int_equal(embed_batch_pack(t, 3, 2048, 1000), 3);
+    /* One input over the token cap still goes alone (it was checked against the per-input
+     * limit before packing), and never with another. */
+    size_t big[2] = {5000, 10};
+    assert_int_equal(embed_batch_pack(big, 2, 2048, 300), 1);
+    assert_int_equal(embed_batch_pack(big + 1, 1, 2048, 300), 1);
+    assert_int_equal(embed_batch_pack(t, 6, 0, 1000), 1);
+    /* Under the real limits: 2048 inputs per request at most. */
+    size_t *many = calloc(5000, sizeof *many);
+    assert_non_null(many);
+    for (int i = 0; i < 5000; i++) many[i] = 100;
+    assert_int_equal(embed_batch_pack(many, 5000, RAGD_OPENAI_MAX_INPUTS,
+                                      RAGD_OPENAI_MAX_REQUEST_TOKENS), 2048);
+    for (int i = 0; i < 5000; i++) many[i] = 4000;
+    assert_int_equal(embed_batch_pack(many, 5000, RAGD_OPENAI_MAX_INPUTS,
+                                      RAGD_OPENAI_MAX_REQUEST_TOKENS), 75);
+    free(many);
+}
+
+static void test_openai_tokens_bound(void **state)
+{
+    (void)state;
+    const char *t = "The quick brown fox jumps over the lazy dog.";
+    size_t len = strlen(t);
+    size_t est = ingest_tokens_count(t, len);
+    size_t b = embed_tokens_bound(t, len);
+    assert_true(b >= est);       /* never below the estimate */
+    assert_true(b <= len);       /* a token is at least one byte */
+    assert_int_equal(embed_tokens_bound("", 0), 0);
+    assert_true(embed_tokens_bound("x", 1) == 1);
+}
+
+static void test_openai_status_verdict(void **state)
+{
+    (void)state;
+    assert_int_equal(embed_status_verdict(429, "rate_limit_exceeded", "requests"),
+                     RAGD_EMBED_RETRY);
+    assert_int_equal(embed_status_verdict(429, NULL, NULL), RAGD_EMBED_RETRY);
+    assert_int_equal(embed_status_verdict(429, "insufficient_quota", NULL), RAGD_EMBED_REFUSED);
+    assert_int_equal(embed_status_verdict(429, NULL, "insufficient_quota"), RAGD_EMBED_REFUSED);
+    assert_int_equal(embed_status_verdict(408, NULL, NULL), RAGD_EMBED_RETRY);
+    assert_int_equal(embed_status_verdict(409, NULL, NULL), RAGD_EMBED_RETRY);
+    assert_int_equal(embed_status_verdict(500, NULL, NULL), RAGD_EMBED_RETRY);
+    assert_int_equal(embed_status_verdict(503, NULL, NULL), RAGD_EMBED_RETRY);
+    assert_int_equal(embed_status_verdict(400, NULL, NULL), RAGD_EMBED_REFUSED);
+    assert_int_equal(embed_status_verdict(401, "invalid_api_key", NULL), RAGD_EMBED_REFUSED);
+    assert_int_equal(embed_status_verdict(403, NULL, NULL), RAGD_EMBED_REFUSED);
+    assert_int_equal(embed_status_verdict(404, NULL, NULL), RAGD_EMBED_REFUSED);
+    assert_int_equal(embed_status_verdict(422, NULL, NULL), RAGD_EMBED_REFUSED);
+}
+
+static void test_openai_retry_after(void **state)
+{
+    (void)state;
+    assert_true(embed_retry_after_ms(NULL, NULL, 0) < 0);
+    assert_true(embed_retry_after_ms("", "", 0) < 0);
+    assert_true(fabs(embed_retry_after_ms("250", NULL, 0) - 250.0) < 1e-9);
+    assert_true(fabs(embed_retry_after_ms("12.5", "7", 0) - 12.5) < 1e-9); /* ms header wins */
+    assert_true(fabs(embed_retry_after_ms(NULL, "7", 0) - 7000.0) < 1e-9);
+    assert_true(fabs(embed_retry_after_ms("junk", "2", 0) - 2000.0) < 1e-9);
+    assert_true(embed_retry_after_ms("-5", NULL, 0) < 0);
+    assert_true(embed_retry_after_ms(NULL, "soon", 0) < 0);
+    /* An HTTP date: Wed, 21 Oct 2015 07:28:00 GMT is 1445412480. */
+    double ms = embed_retry_after_ms(NULL, "Wed, 21 Oct 2015 07:28:00 GMT", 1445412470);
+    assert_true(fabs(ms - 10000.0) < 1e-9);
+    assert_true(embed_retry_after_ms(NULL, "Wed, 21 Oct 2015 07:28:00 GMT", 1445412490) == 0.0);
+}
+
+static void test_openai_backoff(void **state)
+{
+    (void)state;
+    /* [d/2, d] with d doubling from base up to cap. */
+    assert_true(fabs(embed_backoff_ms(1, 500, 8000, 0.0) - 250.0) < 1e-9);
+    assert_true(fabs(embed_backoff_ms(1, 500, 8000, 0.999999) - 500.0) < 1e-3);
+    assert_true(fabs(embed_backoff_ms(2, 500, 8000, 0.0) - 500.0) < 1e-9);
+    assert_true(fabs(embed_backoff_ms(3, 500, 8000, 0.5) - 1500.0) < 1e-9);
+    assert_true(fabs(embed_backoff_ms(30, 500, 8000, 0.0) - 4000.0) < 1e-9);
+    assert_true(embed_backoff_ms(30, 500, 8000, 0.999) <= 8000.0);
+    assert_true(fabs(embed_backoff_ms(0, 500, 8000, 0.0) - 250.0) < 1e-9);
+}
+
+/* A done callback that checks the rows it gets and counts them. */
+static size_t done_rows;
+static ragd_rc count_done(void *ctx, size_t first, size_t count, const float *vectors,
+                          int64_t tokens, ragd_err *err)
+{
+    (void)err;
+    const float *out = ctx;
+    assert_ptr_equal(vectors, out + first * 128);
+    assert_int_equal(tokens, 0);
+    done_rows += count;
+    return RAGD_OK;
+}
+
+static ragd_rc stop_done(void *ctx, size_t first, size_t count, const float *vectors,
+                         int64_t tokens, ragd_err *err)
+{
+    (void)ctx, (void)first, (void)count, (void)vectors, (void)tokens;
+    return ragd_err_set(err, RAGD_ERR_STORE, "disk full");
+}
+
+static void test_batch_run_each_callbacks(void **state)
+{
+    (void)state;
+    embed_provider *p = NULL;
+    ragd_err err = {0};
+    assert_int_equal(embed_local_new(128, &p, &err), RAGD_OK);
+    p->max_batch = 3;
+    const char *texts[7] = {"a one", "b two", "c three", "d four", "e five", "f six", "g seven"};
+    float out[7 * 128];
+    done_rows = 0;
+    assert_int_equal(embed_batch_run_each(p, texts, NULL, 7, out, count_done, out, &err),
+                     RAGD_OK);
+    assert_int_equal(done_rows, 7);
+    embed_counters k;
+    embed_counters_get(p, &k);
+    assert_int_equal(k.inputs, 7);
+    assert_int_equal(k.requests, 0);
+    assert_true(k.cost_usd == 0.0);
+    /* A callback error stops the run with that error. */
+    assert_int_equal(embed_batch_run_each(p, texts, NULL, 7, out, stop_done, NULL, &err),
+                     RAGD_ERR_STORE);
+    assert_non_null(strstr(err.msg, "disk full"));
+    embed_provider_free(p);
+    embed_counters_get(NULL, &k);
+    assert_int_equal(k.inputs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +656,12 @@ int main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_provider_new),
         cmocka_unit_test(test_batch_splits),
+        cmocka_unit_test(test_openai_batch_pack),
+        cmocka_unit_test(test_openai_tokens_bound),
+        cmocka_unit_test(test_openai_status_verdict),
+        cmocka_unit_test(test_openai_retry_after),
+        cmocka_unit_test(test_openai_backoff),
+        cmocka_unit_test(test_batch_run_each_callbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
