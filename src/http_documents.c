@@ -45,17 +45,12 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
         *reply = invalid_at(i, many, "a document must be a JSON object");
         return -1;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(d, key, v) {
-        int ok = 0;
-        for (size_t k = 0; fields[k] && !ok; k++) ok = strcmp(key, fields[k]) == 0;
-        if (!ok) {
-            snprintf(msg, sizeof msg, "unknown field '%.64s'; known fields: id, title, text, "
-                     "markdown, source, tags, metadata", key);
-            *reply = invalid_at(i, many, msg);
-            return -1;
-        }
+    const char *key = http_json_unknown_key(d, fields);
+    if (key != NULL) {
+        snprintf(msg, sizeof msg, "unknown field '%.64s'; known fields: id, title, text, "
+                 "markdown, source, tags, metadata", key);
+        *reply = invalid_at(i, many, msg);
+        return -1;
     }
     json_t *id = json_object_get(d, "id");
     if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 256) {

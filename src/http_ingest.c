@@ -197,18 +197,13 @@ int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, htt
         *reply = invalid("request body must be a JSON object");
         goto out;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
-        int ok = 0;
-        for (size_t i = 0; fields[i] && !ok; i++) ok = strcmp(key, fields[i]) == 0;
-        if (!ok) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "unknown field '%.64s' in the request; known fields: path, "
-                     "reset, wait, include, exclude", key);
-            *reply = invalid(msg);
-            goto out;
-        }
+    const char *key = http_json_unknown_key(root, fields);
+    if (key != NULL) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "unknown field '%.64s' in the request; known fields: path, "
+                 "reset, wait, include, exclude", key);
+        *reply = invalid(msg);
+        goto out;
     }
     json_t *p = json_object_get(root, "path");
     if (p == NULL || !json_is_string(p) || json_string_length(p) == 0) {

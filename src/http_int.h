@@ -34,6 +34,10 @@ void http_jobs_finish(http_jobs *j, const char *id, const http_reply *reply);
 /* Returns: the job as JSON (new reference), or NULL when there is no such job. */
 json_t *http_jobs_json(http_jobs *j, const char *id);
 
+/* Returns: the first key of obj that is not in allowed (NULL-terminated), borrowed from obj;
+ * NULL when every key is allowed. */
+const char *http_json_unknown_key(json_t *obj, const char *const *allowed);
+
 /* ---- POST /ingest (src/http_ingest.c) ------------------------------------------------------- */
 typedef struct http_ingest_req {
     char *path; /* the real path (inside an allowed root); owned */

@@ -174,28 +174,32 @@ static json_t *body_object(const char *body, size_t len, http_reply *reply)
     return root;
 }
 
-/* Refuses keys of obj not in allowed (NULL-terminated). Returns: 0, or -1 with *reply set. */
-static int keys_check(json_t *obj, const char *const *allowed, const char *where,
-                      http_reply *reply)
+const char *http_json_unknown_key(json_t *obj, const char *const *allowed)
 {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
         int ok = 0;
         for (size_t i = 0; allowed[i] && !ok; i++) ok = strcmp(key, allowed[i]) == 0;
-        if (!ok) {
-            char msg[300];
-            util_buf names = {0};
-            for (size_t i = 0; allowed[i]; i++)
-                util_buf_printf(&names, "%s%s", i ? ", " : "", allowed[i]);
-            snprintf(msg, sizeof msg, "unknown field '%.64s' in %s; known fields: %s", key, where,
-                     names.data ? names.data : "");
-            util_buf_free(&names);
-            *reply = http_reply_error(RAGD_ERR_INVALID, NULL, msg);
-            return -1;
-        }
+        if (!ok) return key;
     }
-    return 0;
+    return NULL;
+}
+
+/* Refuses keys of obj not in allowed (NULL-terminated). Returns: 0, or -1 with *reply set. */
+static int keys_check(json_t *obj, const char *const *allowed, const char *where,
+                      http_reply *reply)
+{
+    const char *key = http_json_unknown_key(obj, allowed);
+    if (key == NULL) return 0;
+    char msg[300];
+    util_buf names = {0};
+    for (size_t i = 0; allowed[i]; i++) util_buf_printf(&names, "%s%s", i ? ", " : "", allowed[i]);
+    snprintf(msg, sizeof msg, "unknown field '%.64s' in %s; known fields: %s", key, where,
+             names.data ? names.data : "");
+    util_buf_free(&names);
+    *reply = http_reply_error(RAGD_ERR_INVALID, NULL, msg);
+    return -1;
 }
 
 /* ---- GET / and GET /health ---------------------------------------------------------------- */
@@ -600,24 +604,36 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
     log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
 }
 
+/* The part /retrieve and /context share: parse the body into *q (strings borrowed from *root,
+ * which the caller frees even on failure; tags: TAGS_MAX slots the caller keeps while q is used),
+ * retrieve into *a (free with engine_answer_free), record the retrieval. Returns: 0, or -1 with
+ * *reply set and nothing in *a. */
+static int retrieval_run(engine *e, const ragd_cfg *cfg, const char *body, size_t len,
+                         json_t **root, engine_query *q, const char **tags, engine_answer *a,
+                         http_reply *reply)
+{
+    retrieve_filter *filter = NULL;
+    if (retrieve_parse(cfg, body, len, root, q, tags, &filter, reply) != 0) return -1;
+    ragd_err err = {0};
+    ragd_rc rc = engine_retrieve(e, q, a, &err);
+    retrieval_record(cfg, *root, q, rc, a, &err);
+    retrieve_filter_free(filter);
+    q->filter = NULL; /* freed: the answer does not need it */
+    if (rc != RAGD_OK) {
+        *reply = http_reply_error(err.rc, NULL, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
 {
     http_reply reply = {0};
     json_t *root = NULL;
     engine_query q;
     const char *tags[TAGS_MAX];
-    retrieve_filter *filter = NULL;
-    if (retrieve_parse(cfg, body, len, &root, &q, tags, &filter, &reply) != 0) goto out;
     engine_answer a = {0};
-    ragd_err err = {0};
-    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
-    retrieval_record(cfg, root, &q, rc, &a, &err);
-    if (rc != RAGD_OK) {
-        reply = http_reply_error(err.rc, NULL, err.msg);
-        retrieve_filter_free(filter);
-        goto out;
-    }
-    retrieve_filter_free(filter);
+    if (retrieval_run(e, cfg, body, len, &root, &q, tags, &a, &reply) != 0) goto out;
     reply.status = 200;
     reply.body = http_answer_json(&q, &a);
     engine_answer_free(&a);
@@ -691,17 +707,9 @@ static http_reply handle_context(engine *e, const ragd_cfg *cfg, const char *bod
     json_t *root = NULL;
     engine_query q;
     const char *tags[TAGS_MAX];
-    retrieve_filter *filter = NULL;
-    if (retrieve_parse(cfg, body, len, &root, &q, tags, &filter, &reply) != 0) goto out;
     engine_answer a = {0};
+    if (retrieval_run(e, cfg, body, len, &root, &q, tags, &a, &reply) != 0) goto out;
     ragd_err err = {0};
-    ragd_rc rc = engine_retrieve(e, &q, &a, &err);
-    retrieval_record(cfg, root, &q, rc, &a, &err);
-    retrieve_filter_free(filter);
-    if (rc != RAGD_OK) {
-        reply = http_reply_error(err.rc, NULL, err.msg);
-        goto out;
-    }
     char *prompt = http_prompt_build(cfg, &q, &a, &err);
     if (prompt == NULL) {
         engine_answer_free(&a);
