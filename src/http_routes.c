@@ -734,55 +734,6 @@ out:
 
 /* ---- POST /ingest ------------------------------------------------------------------------- */
 
-int http_ingest_parse(const char *body, size_t len, char **path, int *reset, http_reply *reply)
-{
-    static const char *const fields[] = {"path", "reset", NULL};
-    json_t *root = body_object(body, len, reply);
-    if (root == NULL) return -1;
-    int rc = -1;
-    if (keys_check(root, fields, "the request", reply) != 0) goto out;
-    json_t *p = json_object_get(root, "path");
-    if (p == NULL || !json_is_string(p) || json_string_length(p) == 0) {
-        *reply = reply_invalid("field '%s' is required: a non-empty string (a file or directory)",
-                               "path");
-        goto out;
-    }
-    json_t *r = json_object_get(root, "reset");
-    if (r != NULL && !json_is_boolean(r)) {
-        *reply = reply_invalid("field '%s' must be true or false", "reset");
-        goto out;
-    }
-    *path = strdup(json_string_value(p));
-    if (*path == NULL) {
-        *reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
-        goto out;
-    }
-    *reset = r != NULL && json_is_true(r);
-    rc = 0;
-out:
-    json_decref(root);
-    return rc;
-}
-
-http_reply http_ingest_run(engine *e, const char *path, int reset)
-{
-    engine_ingest_report report;
-    ragd_err err = {0};
-    if (engine_ingest(e, path, reset, NULL, NULL, &report, &err) != RAGD_OK) {
-        /* A refused start (another ingest runs) is not an ingest of its own. */
-        if (err.rc != RAGD_ERR_BUSY) log_record_ingest(path, NULL, &err);
-        return http_reply_error(err.rc, NULL, err.msg);
-    }
-    log_record_ingest(path, &report, NULL);
-    char *text = engine_ingest_report_json(&report);
-    engine_ingest_report_free(&report);
-    http_reply r = {.status = 200};
-    r.body = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (r.body == NULL) return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
-    return r;
-}
-
 /* Appends the query cache's degradation (Redis configured but down) to reasons.
  * Returns: 1 when it added one. */
 static int http_cache_reason_add(const cache_stats *c, json_t *reasons)

@@ -65,10 +65,6 @@ const char *http_route_name(http_route route);
 http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
                              size_t len);
 
-/* POST /ingest in two steps: parse (in the request thread) then run (in a worker thread; may take
- * minutes). On parse failure *reply is the 4xx and the return is non-zero. *path is new (free()). */
-int http_ingest_parse(const char *body, size_t len, char **path, int *reset, http_reply *reply);
-http_reply http_ingest_run(engine *e, const char *path, int reset);
 
 /* The /retrieve response body for an answer (also `ragd query --json`). Returns: new reference. */
 json_t *http_answer_json(const engine_query *q, const engine_answer *a);

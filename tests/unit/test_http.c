@@ -5,6 +5,7 @@
  * validation and answers, GET /health and GET / against a real engine opened on a mkdtemp data
  * dir with a small ingested corpus. The directory is removed at the end.
  */
+#include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
 #include "ragd/http.h"
+#include "../../src/http_int.h"
 #include "ragd/log.h"
 #include "ragd/metrics.h"
 #include "ragd/util.h"
@@ -257,49 +259,63 @@ static void test_reply_error_mapping(void **state)
     expect_error(r, 409, "busy", "NULL message");
 }
 
-/* ---- POST /ingest parsing ------------------------------------------------------------------ */
+/* ---- POST /ingest parsing and running (src/http_ingest.c) ----------------------------------- */
 
-static void ingest_parse_ok(const char *body, const char *want_path, int want_reset)
+/* Runs http_ingest_req_parse with the fixture's base dir as the only allowed root. */
+static int ingest_parse(fixture *f, const char *body, size_t len, http_ingest_req *req,
+                        http_reply *r)
 {
-    char *path = NULL;
-    int reset = -1;
+    char *roots[1] = {f->base};
+    ragd_cfg cfg = f->cfg;
+    cfg.ingest_allowed_roots = roots;
+    cfg.ingest_allowed_root_count = 1;
+    return http_ingest_req_parse(&cfg, body, len, req, r);
+}
+
+static void ingest_parse_ok(fixture *f, const char *body, const char *want_path, int want_reset)
+{
+    http_ingest_req req = {0};
     http_reply r = {0};
-    int rc = http_ingest_parse(body, strlen(body), &path, &reset, &r);
-    if (rc != 0) {
+    if (ingest_parse(f, body, strlen(body), &req, &r) != 0) {
         json_decref(r.body);
-        fail_msg("http_ingest_parse(%s) failed", body);
+        fail_msg("http_ingest_req_parse(%s) failed", body);
     }
     assert_null(r.body);
-    assert_non_null(path);
-    assert_string_equal(path, want_path);
-    assert_int_equal(reset, want_reset);
-    free(path);
+    char *real = realpath(want_path, NULL);
+    assert_non_null(real);
+    assert_string_equal(req.path, real);
+    assert_int_equal(req.reset, want_reset);
+    free(real);
+    http_ingest_req_free(&req);
 }
 
-static void ingest_parse_bad(const char *body, size_t len, const char *code)
+static void ingest_parse_bad(fixture *f, const char *body, size_t len, unsigned status,
+                             const char *code)
 {
-    char *path = NULL;
-    int reset = 7;
+    http_ingest_req req = {0};
     http_reply r = {0};
-    int rc = http_ingest_parse(body, len, &path, &reset, &r);
-    if (rc == 0) {
-        free(path);
-        fail_msg("http_ingest_parse(%.*s) accepted", (int)len, body ? body : "");
+    if (ingest_parse(f, body, len, &req, &r) == 0) {
+        http_ingest_req_free(&req);
+        fail_msg("http_ingest_req_parse(%.*s) accepted", (int)len, body ? body : "");
     }
-    assert_null(path);
-    assert_int_equal(reset, 7);
-    expect_error(r, 400, code, body ? body : "(null)");
+    assert_null(req.path);
+    expect_error(r, status, code, body ? body : "(null)");
 }
 
-#define PARSE_BAD(lit, code) ingest_parse_bad(lit, sizeof(lit) - 1, code)
+#define PARSE_BAD(lit, code) ingest_parse_bad(f, lit, sizeof(lit) - 1, 400, code)
 
 static void test_ingest_parse(void **state)
 {
-    (void)state;
-    ingest_parse_ok("{\"path\": \"/srv/docs\"}", "/srv/docs", 0);
-    ingest_parse_ok("{\"path\": \"docs\", \"reset\": true}", "docs", 1);
-    ingest_parse_ok("{\"reset\": false, \"path\": \"a b/c.md\"}", "a b/c.md", 0);
-    ingest_parse_ok("  {\"path\":\"caf\\u00e9\"}  ", "caf\xc3\xa9", 0);
+    fixture *f = *state;
+    char body[800], dir[400];
+    snprintf(body, sizeof body, "{\"path\": \"%s\"}", f->docs);
+    ingest_parse_ok(f, body, f->docs, 0);
+    snprintf(body, sizeof body, "{\"reset\": true, \"path\": \"%s/../docs\"}", f->docs);
+    ingest_parse_ok(f, body, f->docs, 1);
+    snprintf(dir, sizeof dir, "%s/caf\xc3\xa9", f->base);
+    assert_int_equal(mkdir(dir, 0755) == 0 || errno == EEXIST, 1);
+    snprintf(body, sizeof body, "  {\"path\":\"%s/caf\\u00e9\"}  ", f->base);
+    ingest_parse_ok(f, body, dir, 0);
 
     PARSE_BAD("{}", "invalid_request");
     PARSE_BAD("{\"reset\": true}", "invalid_request");
@@ -311,6 +327,7 @@ static void test_ingest_parse(void **state)
     PARSE_BAD("{\"path\": \"docs\", \"reset\": \"yes\"}", "invalid_request");
     PARSE_BAD("{\"path\": \"docs\", \"reset\": 1}", "invalid_request");
     PARSE_BAD("{\"path\": \"docs\", \"reset\": null}", "invalid_request");
+    PARSE_BAD("{\"path\": \"docs\", \"wait\": \"no\"}", "invalid_request");
     PARSE_BAD("{\"path\": \"docs\", \"rest\": true}", "invalid_request");
     PARSE_BAD("[\"docs\"]", "invalid_request");
     PARSE_BAD("\"docs\"", "invalid_request");
@@ -319,38 +336,59 @@ static void test_ingest_parse(void **state)
     PARSE_BAD("{path: docs}", "invalid_json");
     PARSE_BAD("{\"path\": \"a\", \"path\": \"b\"}", "invalid_json");
     PARSE_BAD("", "invalid_json");
-    ingest_parse_bad(NULL, 0, "invalid_json");
+    ingest_parse_bad(f, NULL, 0, 400, "invalid_json");
     /* Only len bytes count: a valid body cut short is malformed. */
-    ingest_parse_bad("{\"path\": \"docs\"}", 10, "invalid_json");
+    ingest_parse_bad(f, "{\"path\": \"docs\"}", 10, 400, "invalid_json");
+    /* Outside the allowed roots (also through ..): 403; missing inside them: 404. */
+    ingest_parse_bad(f, "{\"path\": \"/etc\"}", strlen("{\"path\": \"/etc\"}"), 403, "forbidden");
+    snprintf(body, sizeof body, "{\"path\": \"%s/../..\"}", f->base);
+    ingest_parse_bad(f, body, strlen(body), 403, "forbidden");
+    snprintf(body, sizeof body, "{\"path\": \"%s/none\"}", f->base);
+    ingest_parse_bad(f, body, strlen(body), 404, "not_found");
 
     /* Unknown-field message names the field. */
-    char *path = NULL;
-    int reset = 0;
+    http_ingest_req req = {0};
     http_reply r = {0};
     const char *b = "{\"path\": \"docs\", \"bogus_field\": 1}";
-    assert_int_not_equal(http_ingest_parse(b, strlen(b), &path, &reset, &r), 0);
+    assert_int_not_equal(ingest_parse(f, b, strlen(b), &req, &r), 0);
     const char *msg =
         json_string_value(json_object_get(json_object_get(r.body, "error"), "message"));
     assert_non_null(msg);
     assert_non_null(strstr(msg, "bogus_field"));
     json_decref(r.body);
+    /* the refused paths above count as failed ingests for /health: start the next test clean */
+    metrics_reset();
 }
 
 static void test_ingest_run(void **state)
 {
     fixture *f = *state;
-    http_reply r = http_ingest_run(f->e, f->docs, 0);
+    http_jobs *jobs = http_jobs_new();
+    assert_non_null(jobs);
+    char body[400], id[HTTP_JOB_ID_MAX];
+    snprintf(body, sizeof body, "{\"path\": \"%s\"}", f->docs);
+    http_ingest_req req = {0};
+    http_reply r = {0};
+    assert_int_equal(ingest_parse(f, body, strlen(body), &req, &r), 0);
+    ragd_err err = {0};
+    assert_int_equal(http_jobs_start(jobs, req.path, req.reset, req.wait, id, &err), RAGD_OK);
+    r = http_ingest_req_run(f->e, jobs, id, &req);
+    http_ingest_req_free(&req);
     assert_int_equal(r.status, 200);
     json_t *d = json_object_get(r.body, "documents");
     assert_true(json_is_object(d));
     assert_int_equal(json_integer_value(json_object_get(d, "unchanged")), 3);
     assert_int_equal(json_integer_value(json_object_get(d, "added")), 0);
     assert_true(json_is_array(json_object_get(r.body, "errors")));
+    assert_string_equal(json_string_value(json_object_get(r.body, "job_id")), id);
     json_decref(r.body);
-
-    char missing[400];
-    snprintf(missing, sizeof missing, "%s/none", f->base);
-    expect_error(http_ingest_run(f->e, missing, 0), 404, "not_found", "ingest of missing path");
+    /* the job keeps the final report */
+    json_t *job = http_jobs_json(jobs, id);
+    assert_non_null(job);
+    assert_string_equal(json_string_value(json_object_get(job, "state")), "done");
+    assert_true(json_is_object(json_object_get(job, "report")));
+    json_decref(job);
+    http_jobs_free(jobs);
 }
 
 /* ---- POST /retrieve validation ------------------------------------------------------------- */
