@@ -1,14 +1,65 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# `make bench`: ragd's benchmarks. Never part of the tests; numbers go to bench/results/*.json and
-# are printed. Run on an otherwise idle machine and compare numbers from one run only.
+# `make bench`: ragd's benchmarks. Never part of the tests; numbers go to bench/results/*.json,
+# docs/BENCHMARKS.md and docs/bench_latency.png are generated from them (bench/report.py).
+# Installs what only the benchmarks need: gnuplot (Debian) and the peer, USearch (npm, into
+# bench/peer/node_modules, from package-lock.json). Extra arguments go to bench_scale.py, e.g.
+#   bash bench/run.sh --sizes 10000,100000 --dims 384
+# Run on an otherwise idle machine and compare numbers from one run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
-echo "== core: ingest throughput and /retrieve latency (release build ./ragd)"
-python3 bench/bench_core.py --bin ./ragd --out bench/results/core.json "$@"
-if [ -f bench/Makefile ] && [ -f bench/qa/docs.jsonl ]; then
+
+if ! command -v gnuplot >/dev/null; then
+    echo "== installing gnuplot-nox (plots for docs/BENCHMARKS.md)"
+    apt-get install -y --no-install-recommends gnuplot-nox >/dev/null
+fi
+if command -v npm >/dev/null && [ ! -d bench/peer/node_modules/usearch ]; then
+    echo "== installing the peer (npm ci in bench/peer)"
+    (cd bench/peer && npm ci --no-audit --no-fund >/dev/null)
+fi
+make -s -C bench all
+
+
+python3 - "$@" <<'PY' > bench/results/machine.json
+import json, os, platform, subprocess, sys, time
+def sh(c):
+    try:
+        return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
+print(json.dumps({
+    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    "git_commit": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain -uno") else ""),
+    "cpu": cpu, "cpus": os.cpu_count(),
+    "memory": sh("free -g | awk '/Mem:/{print $2\" GiB\"}'"),
+    "kernel": platform.platform(),
+    "load_before": " ".join("%.2f" % x for x in os.getloadavg()),
+    "compiler": sh("cc --version | head -1"),
+    "faiss": sh("dpkg-query -W -f '${Version}' libfaiss-dev"),
+    "sqlite": sh("pkg-config --modversion sqlite3"),
+    "libmicrohttpd": sh("pkg-config --modversion libmicrohttpd"),
+    "node": sh("node --version"),
+    "usearch": sh("cd bench/peer && node -e \"console.log(require('./package-lock.json').packages['node_modules/usearch'].version)\""),
+    "gnuplot": sh("gnuplot --version"),
+    "commands": ["make bench   # = bash bench/run.sh " + " ".join(sys.argv[1:]),
+                 "python3 bench/bench_core.py --bin ./ragd --out bench/results/core.json",
+                 "python3 bench/bench_scale.py --out bench/results/scale.json " + " ".join(sys.argv[1:]),
+                 "python3 bench/bench_openai.py --bin ./ragd --out bench/results/openai.json",
+                 "python3 bench/report.py"],
+}, indent=1))
+PY
+
+echo "== core: ingest throughput (one core) and /retrieve latency (release build ./ragd)"
+python3 bench/bench_core.py --bin ./ragd --out bench/results/core.json --copies 150
+echo "== scale: retrieve over HTTP vs raw FAISS vs USearch, 10k..1M chunks"
+python3 bench/bench_scale.py --out bench/results/scale.json "$@"
+echo "== ingest with the fake OpenAI server (50 ms per request)"
+python3 bench/bench_openai.py --bin ./ragd --out bench/results/openai.json
+echo "== report"
+python3 bench/report.py
+if [ -f bench/qa/docs.jsonl ]; then
     echo "== embedder quality: local embedder vs BM25 on the project's docs (bench/embed_tune)"
-    make -s -C bench all
     ./build/bench/embed_tune --corpus docs --qa bench/qa/docs.jsonl || true
 fi
