@@ -228,7 +228,9 @@ def one_config(tmp, n, dims, factory, ef, m, args, log):
             during = {}
             for c, filt in ((1, False), (8, False), (8, True)):
                 key = "c%d%s" % (c, "_filter" if filt else "")
-                during[key] = http_run(d.port, qtxt, c, reqs, filt=filt)
+                # A third of the usual requests, so the runs overlap the ingest.
+                during[key] = http_run(d.port, qtxt, c, max(args.min_requests, reqs // 3),
+                                       filt=filt)
                 during[key]["ingest_still_running"] = th.is_alive()
                 log("   ragd during ingest %-9s p50 %.3f p95 %.3f ms (ingest running at end: %s)"
                     % (key, during[key]["p50_ms"], during[key]["p95_ms"], th.is_alive()))
@@ -270,7 +272,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--min-requests", type=int, default=100)
     ap.add_argument("--max-requests", type=int, default=3000)
-    ap.add_argument("--ingest-copies", type=int, default=40)
+    ap.add_argument("--ingest-copies", type=int, default=100)
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args()

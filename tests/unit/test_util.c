@@ -450,8 +450,8 @@ static void test_rc_names(void **state)
     assert_string_equal(ragd_rc_name(RAGD_OK), "ok");
     assert_string_equal(ragd_rc_name(RAGD_ERR_INVALID), "invalid");
     assert_string_equal(ragd_rc_name(RAGD_ERR_NOT_FOUND), "not_found");
-    const char *seen[RAGD_ERR_UNAVAILABLE + 1];
-    for (int rc = RAGD_OK; rc <= RAGD_ERR_UNAVAILABLE; rc++) {
+    const char *seen[RAGD_ERR_CACHE + 1];
+    for (int rc = RAGD_OK; rc <= RAGD_ERR_CACHE; rc++) {
         const char *n = ragd_rc_name((ragd_rc)rc);
         assert_non_null(n);
         if (strcmp(n, "unknown") == 0) fail_msg("ragd_rc %d has no name", rc);
@@ -461,7 +461,7 @@ static void test_rc_names(void **state)
             if (strcmp(seen[j], n) == 0) fail_msg("ragd_rc %d and %d share name %s", j, rc, n);
         seen[rc] = n;
     }
-    assert_string_equal(ragd_rc_name((ragd_rc)(RAGD_ERR_UNAVAILABLE + 1)), "unknown");
+    assert_string_equal(ragd_rc_name((ragd_rc)(RAGD_ERR_CACHE + 1)), "unknown");
 }
 
 static void test_log_level_parse(void **state)
