@@ -95,6 +95,15 @@ def main():
     machine = load("machine.json") or {}
     core = load("core.json")
     scale = load("scale.json")
+    # Parts measured by separate invocations (bench_scale.py --out bench/results/scale-X.json)
+    # join the table; each keeps its own command in "extra_runs".
+    for name in sorted(os.listdir(RES)):
+        if name.startswith("scale-") and name.endswith(".json"):
+            part = load(name)
+            if part and scale is not None:
+                scale["configs"] += part.get("configs", [])
+                scale.setdefault("extra_runs", []).append(
+                    "%s (%s s)" % (part.get("command"), part.get("seconds")))
     openai = load("openai.json")
     L = []
     w = L.append
@@ -286,6 +295,9 @@ def main():
                 f(c.get("peer", {}).get("build_s"), 1)))
         w("")
         w("Run took %s s; command: `%s`." % (scale.get("seconds"), scale.get("command")))
+        for extra in scale.get("extra_runs", []):
+            w("")
+            w("Also: `%s`." % extra)
         w("")
     notes = os.path.join(REPO, "bench", "NOTES.md")
     if os.path.exists(notes):
