@@ -88,7 +88,8 @@ class Daemon:
                     "RAGD_STORE_HNSW_EF_SEARCH": str(ef), "RAGD_EMBED_PROVIDER": "local"})
         self.log = open(log, "wb")
         t = time.perf_counter()
-        self.proc = subprocess.Popen([os.path.join(REPO, "ragd"), "serve", "--listen",
+        ragd = os.path.join(REPO, "build", "release", "ragd")
+        self.proc = subprocess.Popen([ragd, "serve", "--listen",
                                       "127.0.0.1:%d" % self.port, "--data-dir", data,
                                       "--no-ingest", "--log-level", "warn"], env=env,
                                      stdout=self.log, stderr=self.log)

@@ -75,7 +75,10 @@ def plot(cfgs, png):
         mine = [s for s in series if s[0] == dims]
         script.append('set title "%d dims, k=10, one query at a time"' % dims)
         if not mine:
-            script.append("unset key; plot 1/0 notitle; set key top left")
+            script += ['set label 1 "not measured" at graph 0.4, graph 0.5',
+                       'set xrange [1000:10000000]; unset key',
+                       'plot 1 notitle lc rgb "white"', "unset label 1; set key top left",
+                       "set autoscale x"]
             continue
         script.append("plot " + ", ".join(
             '"%s" index %d using 1:2 with linespoints lw 2 title "%s"' % (data, i, label)

@@ -44,19 +44,19 @@ print(json.dumps({
     "usearch": sh("cd bench/peer && node -e \"console.log(require('./package-lock.json').packages['node_modules/usearch'].version)\""),
     "gnuplot": sh("gnuplot --version"),
     "commands": ["make bench   # = bash bench/run.sh " + " ".join(sys.argv[1:]),
-                 "python3 bench/bench_core.py --bin ./ragd --out bench/results/core.json",
+                 "python3 bench/bench_core.py --bin build/release/ragd --out bench/results/core.json",
                  "python3 bench/bench_scale.py --out bench/results/scale.json " + " ".join(sys.argv[1:]),
-                 "python3 bench/bench_openai.py --bin ./ragd --out bench/results/openai.json",
+                 "python3 bench/bench_openai.py --bin build/release/ragd --out bench/results/openai.json",
                  "python3 bench/report.py"],
 }, indent=1))
 PY
 
-echo "== core: ingest throughput (one core) and /retrieve latency (release build ./ragd)"
-python3 bench/bench_core.py --bin ./ragd --out bench/results/core.json --copies 150
+echo "== core: ingest throughput (one core) and /retrieve latency (release build build/release/ragd: a running ./ragd cannot be replaced)"
+python3 bench/bench_core.py --bin build/release/ragd --out bench/results/core.json --copies 150
 echo "== scale: retrieve over HTTP vs raw FAISS vs USearch, 10k..1M chunks"
 python3 bench/bench_scale.py --out bench/results/scale.json "$@"
 echo "== ingest with the fake OpenAI server (50 ms per request)"
-python3 bench/bench_openai.py --bin ./ragd --out bench/results/openai.json
+python3 bench/bench_openai.py --bin build/release/ragd --out bench/results/openai.json
 echo "== report"
 python3 bench/report.py
 if [ -f bench/qa/docs.jsonl ]; then
