@@ -19,37 +19,7 @@ if command -v npm >/dev/null && [ ! -d bench/peer/node_modules/usearch ]; then
     (cd bench/peer && npm ci --no-audit --no-fund >/dev/null)
 fi
 make -s -C bench all
-
-
-python3 - "$@" <<'PY' > bench/results/machine.json
-import json, os, platform, subprocess, sys, time
-def sh(c):
-    try:
-        return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return ""
-cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
-print(json.dumps({
-    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    "git_commit": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain -uno") else ""),
-    "cpu": cpu, "cpus": os.cpu_count(),
-    "memory": sh("free -g | awk '/Mem:/{print $2\" GiB\"}'"),
-    "kernel": platform.platform(),
-    "load_before": " ".join("%.2f" % x for x in os.getloadavg()),
-    "compiler": sh("cc --version | head -1"),
-    "faiss": sh("dpkg-query -W -f '${Version}' libfaiss-dev"),
-    "sqlite": sh("pkg-config --modversion sqlite3"),
-    "libmicrohttpd": sh("pkg-config --modversion libmicrohttpd"),
-    "node": sh("node --version"),
-    "usearch": sh("cd bench/peer && node -e \"console.log(require('./package-lock.json').packages['node_modules/usearch'].version)\""),
-    "gnuplot": sh("gnuplot --version"),
-    "commands": ["make bench   # = bash bench/run.sh " + " ".join(sys.argv[1:]),
-                 "python3 bench/bench_core.py --bin build/release/ragd --out bench/results/core.json",
-                 "python3 bench/bench_scale.py --out bench/results/scale.json " + " ".join(sys.argv[1:]),
-                 "python3 bench/bench_openai.py --bin build/release/ragd --out bench/results/openai.json",
-                 "python3 bench/report.py"],
-}, indent=1))
-PY
+python3 bench/machine.py > bench/results/machine.json
 
 echo "== core: ingest throughput (one core) and /retrieve latency (release build build/release/ragd: a running ./ragd cannot be replaced)"
 python3 bench/bench_core.py --bin build/release/ragd --out bench/results/core.json --copies 150
