@@ -69,7 +69,7 @@ def plot(cfgs, png):
         return False
     script = ['set terminal pngcairo size 1200,520 font ",10"', 'set output "%s"' % png,
               "set multiplot layout 1,2", "set logscale xy", "set grid",
-              'set xlabel "chunks in the store"', 'set ylabel "p50 latency per query (ms)"',
+              'set xlabel "chunks in the store"', 'set ylabel "p50 latency per query (ms)"', "set rmargin 6",
               "set key top left"]
     for dims in (384, 1536):
         mine = [s for s in series if s[0] == dims]
