@@ -117,7 +117,7 @@ def main():
     w("")
     w("## Machine, versions, commands")
     w("")
-    for k in ("date", "git_commit", "cpu", "cpus", "memory", "kernel", "load_before",
+    for k in ("date", "git_commit", "cpu", "cpus", "memory", "kernel", "load_before", "load_note",
               "compiler", "faiss", "sqlite", "libmicrohttpd", "node", "usearch", "gnuplot"):
         if k in machine:
             w("- %s: %s" % (k.replace("_", " "), machine[k]))
