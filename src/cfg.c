@@ -91,6 +91,10 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_REQUIRED, 0, 0, NULL, "directory for the SQLite database and the FAISS index"},
     {"store", "vector_backend", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(vector_backend), 0, "faiss",
      RAGD_CFG_F_BACKEND, 0, 0, backend_choices, "vector index backend; only faiss is built in"},
+    {"store", "index_factory", RAGD_CFG_T_STRING, RAGD_CFG_OFF(index_factory), 0, "Flat", 0, 0, 0,
+     NULL, "FAISS index type as a factory string: Flat (exact) or HNSW<M> (approximate)"},
+    {"store", "hnsw_ef_search", RAGD_CFG_T_INT, RAGD_CFG_OFF(hnsw_ef_search), 0, "64", 0, 1, 65536,
+     NULL, "HNSW search breadth (efSearch): higher is slower with better recall"},
 
     {"ingest", "paths", RAGD_CFG_T_PATHS, RAGD_CFG_OFF(ingest_paths),
      RAGD_CFG_OFF(ingest_path_count), "docs", 0, 0, 0, NULL,

@@ -181,13 +181,21 @@ static int rebuild_cb(void *ctx, int64_t chunk_id, const float *vec, int dims)
     return 0;
 }
 
+/* Returns: the index type from the configuration ([store] index_factory, hnsw_ef_search). */
+static store_index_opts index_opts(const engine *e)
+{
+    store_index_opts o = {.factory = e->cfg->index_factory, .ef_search = e->cfg->hnsw_ef_search};
+    return o;
+}
+
 /* Builds a new index from SQLite's chunks and embeddings. Caller holds the write lock or is the
  * only user. Returns: RAGD_OK and replaces e->index. */
 static ragd_rc index_rebuild(engine *e, ragd_err *err)
 {
     int dims = e->embedder->dims;
     store_index *idx = NULL;
-    ragd_rc rc = store_index_new(dims, &idx, err);
+    store_index_opts iopts = index_opts(e);
+    ragd_rc rc = store_index_new_with(dims, &iopts, &idx, err);
     if (rc != RAGD_OK) return rc;
     rebuild_ctx c = {.index = idx, .dims = dims, .err = err};
     c.vecs = malloc(sizeof(float) * (size_t)dims * REBUILD_BATCH);
@@ -244,7 +252,8 @@ static ragd_rc index_open(engine *e, ragd_err *err)
 
     ragd_err lerr = {0};
     store_index *idx = NULL;
-    rc = store_index_load(e->index_path, e->embedder->dims, &idx, &saved_gen, &lerr);
+    store_index_opts iopts = index_opts(e);
+    rc = store_index_load_with(e->index_path, e->embedder->dims, &iopts, &idx, &saved_gen, &lerr);
     if (rc == RAGD_OK && saved_gen == gen && store_index_count(idx) == (size_t)chunks) {
         e->index = idx;
         e->generation = gen;
@@ -323,8 +332,10 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
             }
         }
     }
-    if (rc == RAGD_OK && e->model_pending)
-        rc = store_index_new(e->embedder->dims, &e->index, err);
+    if (rc == RAGD_OK && e->model_pending) {
+        store_index_opts iopts = index_opts(e);
+        rc = store_index_new_with(e->embedder->dims, &iopts, &e->index, err);
+    }
     else if (rc == RAGD_OK)
         rc = index_open(e, err);
     if (rc != RAGD_OK) {
@@ -854,6 +865,12 @@ static ragd_rc index_apply(engine *e, const int64_t *old_ids, size_t old_n, cons
     ragd_rc rc = RAGD_OK;
     if (old_n > 0) rc = store_index_remove(e->index, old_n, old_ids, NULL, &ierr);
     if (rc == RAGD_OK && new_n > 0) rc = store_index_add(e->index, new_n, new_ids, vectors, &ierr);
+    if (rc == RAGD_OK && store_index_rebuild_due(e->index)) {
+        /* HNSW keeps removed vectors as tombstones; past a tenth of the index, rebuild. */
+        RAGD_LOG(RAGD_LOG_INFO, "engine", "%zu removed vectors in the %s index: rebuilding",
+                 store_index_tombstones(e->index), store_index_factory(e->index));
+        return index_rebuild(e, err);
+    }
     if (rc == RAGD_OK) {
         e->generation = gen;
         e->index_dirty = 1;

@@ -572,6 +572,12 @@ static ragd_rc reader_open(const store_db *s, store_reader **out, ragd_err *err)
     if (r == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "open reader: out of memory");
     ragd_rc rc = db_connect(s->db_path, SQLITE_OPEN_READONLY, &r->db, err);
     if (rc == RAGD_OK) rc = db_exec(r->db, "PRAGMA query_only = ON", "configure reader", err);
+    /* Readers fetch k rows per request and count rows for /health: no mmap (every reader's map
+     * of the same pages counted again in the daemon's RSS, and the counts touch the whole
+     * file), and a small page cache (bench/NOTES.md, "Memory"). */
+    if (rc == RAGD_OK)
+        rc = db_exec(r->db, "PRAGMA mmap_size = 0; PRAGMA cache_size = -2048", "configure reader",
+                     err);
     if (rc == RAGD_OK) rc = reader_prepare(r, chunk_get_sql, &r->chunk_get, err);
     if (rc == RAGD_OK) rc = reader_prepare(r, stats_sql, &r->stats, err);
     if (rc == RAGD_OK) rc = reader_prepare(r, "BEGIN", &r->begin, err);

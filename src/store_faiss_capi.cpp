@@ -7,21 +7,30 @@
  * here, so the compiler checks them; they also supply the extern "C"). Behaviour follows the
  * upstream c_api sources: every call that can throw catches the exception, keeps its message for
  * faiss_get_last_error() in thread-local storage, and returns -2 (FaissException), -4 (other
- * std::exception) or -1 (anything else). Nothing here is ragd-specific.
+ * std::exception) or -1 (anything else). Nothing here is ragd-specific. The few functions that
+ * Debian's 1.7.3 headers lack (search parameters, IDSelectorNot) are declared with upstream's
+ * signatures in src/store_faiss_int.h.
  */
+#include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
+#include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 
+#include "store_faiss_int.h"
+
+#include <faiss/AutoTune.h>
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/impl/HNSW.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
 #include <exception>
@@ -95,6 +104,11 @@ idx_t faiss_Index_ntotal(const FaissIndex *obj)
     return as_index(obj)->ntotal;
 }
 
+int faiss_Index_is_trained(const FaissIndex *obj)
+{
+    return as_index(obj)->is_trained;
+}
+
 FaissMetricType faiss_Index_metric_type(const FaissIndex *obj)
 {
     return static_cast<FaissMetricType>(as_index(obj)->metric_type);
@@ -122,6 +136,69 @@ int faiss_Index_remove_ids(FaissIndex *index, const FaissIDSelector *sel, size_t
         size_t removed =
             as_index(index)->remove_ids(*reinterpret_cast<const faiss::IDSelector *>(sel));
         if (n_removed) *n_removed = removed;
+    });
+}
+
+int faiss_Index_search_with_params(const FaissIndex *index, idx_t n, const float *x, idx_t k,
+                                   const FaissSearchParameters *params, float *distances,
+                                   idx_t *labels)
+{
+    return guarded([&] {
+        as_index(index)->search(n, x, k, distances, labels,
+                                reinterpret_cast<const faiss::SearchParameters *>(params));
+    });
+}
+
+/* ----- SearchParameters -------------------------------------------------------------------- */
+
+void faiss_SearchParameters_free(FaissSearchParameters *obj)
+{
+    delete reinterpret_cast<faiss::SearchParameters *>(obj);
+}
+
+int faiss_SearchParametersHNSW_new_with(FaissSearchParametersHNSW **p_sp, FaissIDSelector *sel,
+                                        int efSearch)
+{
+    return guarded([&] {
+        faiss::SearchParametersHNSW *sp = new faiss::SearchParametersHNSW;
+        sp->sel = reinterpret_cast<faiss::IDSelector *>(sel);
+        sp->efSearch = efSearch;
+        *p_sp = reinterpret_cast<FaissSearchParametersHNSW *>(
+                static_cast<faiss::SearchParameters *>(sp));
+    });
+}
+
+/* ----- index_factory and ParameterSpace ---------------------------------------------------- */
+
+int faiss_index_factory(FaissIndex **p_index, int d, const char *description,
+                        FaissMetricType metric)
+{
+    return guarded([&] {
+        faiss::Index *out =
+                faiss::index_factory(d, description, static_cast<faiss::MetricType>(metric));
+        *p_index = reinterpret_cast<FaissIndex *>(out);
+    });
+}
+
+int faiss_ParameterSpace_new(FaissParameterSpace **space)
+{
+    return guarded([&] {
+        faiss::ParameterSpace *out = new faiss::ParameterSpace();
+        *space = reinterpret_cast<FaissParameterSpace *>(out);
+    });
+}
+
+void faiss_ParameterSpace_free(FaissParameterSpace *obj)
+{
+    delete reinterpret_cast<faiss::ParameterSpace *>(obj);
+}
+
+int faiss_ParameterSpace_set_index_parameter(const FaissParameterSpace *space, FaissIndex *index,
+                                             const char *name, double value)
+{
+    return guarded([&] {
+        reinterpret_cast<const faiss::ParameterSpace *>(space)->set_index_parameter(
+                as_index(index), name, value);
     });
 }
 
@@ -170,6 +247,13 @@ FaissIndexIDMap2 *faiss_IndexIDMap2_cast(FaissIndex *index)
     return reinterpret_cast<FaissIndexIDMap2 *>(static_cast<faiss::Index *>(map));
 }
 
+void faiss_IndexIDMap2_id_map(FaissIndexIDMap2 *index, idx_t **p_id_map, size_t *p_size)
+{
+    faiss::IndexIDMap2 *map = as_idmap2(index);
+    if (p_id_map) *p_id_map = map->id_map.data();
+    if (p_size) *p_size = map->id_map.size();
+}
+
 FaissIndex *faiss_IndexIDMap2_sub_index(FaissIndexIDMap2 *index)
 {
     return reinterpret_cast<FaissIndex *>(as_idmap2(index)->index);
@@ -187,6 +271,15 @@ int faiss_IDSelectorBatch_new(FaissIDSelectorBatch **p_sel, size_t n, const idx_
     return guarded([&] {
         faiss::IDSelectorBatch *sel = new faiss::IDSelectorBatch(n, indices);
         *p_sel = reinterpret_cast<FaissIDSelectorBatch *>(static_cast<faiss::IDSelector *>(sel));
+    });
+}
+
+int faiss_IDSelectorNot_new(FaissIDSelectorNot **p_sel, const FaissIDSelector *sel)
+{
+    return guarded([&] {
+        faiss::IDSelectorNot *out =
+                new faiss::IDSelectorNot(reinterpret_cast<const faiss::IDSelector *>(sel));
+        *p_sel = reinterpret_cast<FaissIDSelectorNot *>(static_cast<faiss::IDSelector *>(out));
     });
 }
 

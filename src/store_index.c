@@ -11,6 +11,15 @@
  * nothing: it checks the meta, the file's size and layout against the meta, the SHA-256, and
  * what FAISS read, so a truncated, flipped or hostile file fails cleanly instead of crashing or
  * making FAISS allocate absurd sizes.
+ *
+ * The index type is a FAISS factory string ([store] index_factory). "Flat" (the default) is the
+ * exact IndexFlatIP above, whose removals are real. "HNSW<M>[,Flat]" builds an IndexHNSWFlat
+ * (approximate, fast at large sizes) inside the same IndexIDMap2; HNSW cannot remove vectors, so
+ * a removal marks the vector's position in the id map as a tombstone and searches pass FAISS an
+ * id selector that skips tombstones while walking the graph (k live results, never fewer than
+ * exact filtering would give). Tombstones are saved in the meta; past RAGD_INDEX_DEAD_RATIO of the
+ * vectors the caller rebuilds the index from SQLite (store_index_rebuild_due). For non-flat types
+ * the load checks the meta (factory, size, SHA-256) instead of the flat byte layout.
  */
 #include "ragd/store.h"
 
@@ -23,19 +32,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
+#include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
 #include "ragd/util.h"
+#include "store_faiss_int.h"
 
 #define RAGD_INDEX_META_FORMAT 1
-#define RAGD_INDEX_META_MAX (64 * 1024)
+#define RAGD_INDEX_META_MAX (32 * 1024 * 1024) /* room for the tombstones of ~3M vectors */
+#define RAGD_INDEX_FLAT "Flat"
+#define RAGD_INDEX_FACTORY_MAX 256
+#define RAGD_INDEX_DEAD_RATIO 10      /* rebuild once more than 1/10 of the vectors are dead */
+#define RAGD_INDEX_HNSW_EF_DEFAULT 16 /* FAISS's own efSearch default */
 #define RAGD_INDEX_MAX_DIMS 65536
 #define RAGD_INDEX_HASH_BLOCK (1024 * 1024)
 
@@ -56,8 +72,17 @@
 #define RAGD_INDEX_FIXED_BYTES 90 /* everything but the vectors and the ids */
 
 struct store_index {
-    FaissIndex *index; /* IndexIDMap2 owning its IndexFlatIP */
+    FaissIndex *index;     /* IndexIDMap2 owning its sub-index */
+    FaissIndexIDMap2 *map; /* the same object, as an IndexIDMap2 */
     int dims;
+    int flat;              /* 1: IndexFlatIP, removals are real; 0: removals are tombstones */
+    char factory[RAGD_INDEX_FACTORY_MAX];
+    int ef_search;         /* HNSW efSearch; 0: FAISS's default */
+    int ids_ascending;     /* 1: the id map is strictly ascending (lookups by binary search) */
+    int64_t *dead;         /* ascending positions in the id map of removed vectors */
+    size_t ndead, dead_cap;
+    FaissIDSelector *dead_sel; /* selects the dead positions (NULL when none) */
+    FaissIDSelector *live_sel; /* selects the others: what searches may return */
 };
 
 /* Records FAISS's last error as RAGD_ERR_INDEX. Returns: RAGD_ERR_INDEX. */
@@ -141,47 +166,188 @@ done:
     return rc;
 }
 
-/* Returns: a new store_index wrapping index (steals index), or NULL on OOM (index untouched). */
-static store_index *index_wrap(FaissIndex *index, int dims)
+/* Returns: 1 when factory means the default exact index (NULL, empty or "Flat"). */
+static int factory_is_flat(const char *factory)
+{
+    return factory == NULL || factory[0] == '\0' || strcmp(factory, RAGD_INDEX_FLAT) == 0;
+}
+
+/* Checks opts->factory is a type ragd can keep in step with SQLite. Returns: RAGD_OK or
+ * RAGD_ERR_CONFIG naming the key. */
+static ragd_rc factory_check(const char *factory, ragd_err *err)
+{
+    if (factory_is_flat(factory)) return RAGD_OK;
+    if (strlen(factory) >= RAGD_INDEX_FACTORY_MAX)
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "store.index_factory is longer than %d bytes",
+                            RAGD_INDEX_FACTORY_MAX - 1);
+    if (strncmp(factory, "HNSW", 4) != 0 || strstr(factory, "IDMap") != NULL)
+        return ragd_err_set(err, RAGD_ERR_CONFIG,
+                            "store.index_factory \"%s\" is not supported: use \"Flat\" or "
+                            "\"HNSW<M>\" (e.g. HNSW32); ragd adds the id map itself",
+                            factory);
+    return RAGD_OK;
+}
+
+/* Recomputes ids_ascending from the id map. */
+static void ids_order_scan(store_index *idx)
+{
+    idx_t *map_ids = NULL;
+    size_t n = 0;
+    faiss_IndexIDMap2_id_map(idx->map, &map_ids, &n);
+    idx->ids_ascending = 1;
+    for (size_t i = 1; i < n && idx->ids_ascending; i++)
+        idx->ids_ascending = map_ids[i] > map_ids[i - 1];
+}
+
+/* Frees the tombstone selectors. */
+static void dead_sel_free(store_index *idx)
+{
+    faiss_IDSelector_free(idx->live_sel); /* frees only the Not, not what it wraps */
+    faiss_IDSelector_free(idx->dead_sel);
+    idx->live_sel = NULL;
+    idx->dead_sel = NULL;
+}
+
+/* Rebuilds the selectors after idx->dead changed. Caller holds the write lock. */
+static ragd_rc dead_sel_build(store_index *idx, ragd_err *err)
+{
+    dead_sel_free(idx);
+    if (idx->ndead == 0) return RAGD_OK;
+    FaissIDSelectorBatch *batch = NULL;
+    if (faiss_IDSelectorBatch_new(&batch, idx->ndead, idx->dead) != 0)
+        return index_error(err, "cannot select the removed vectors");
+    idx->dead_sel = (FaissIDSelector *)batch;
+    FaissIDSelectorNot *live = NULL;
+    if (faiss_IDSelectorNot_new(&live, idx->dead_sel) != 0) {
+        ragd_rc rc = index_error(err, "cannot select the live vectors");
+        dead_sel_free(idx);
+        return rc;
+    }
+    idx->live_sel = live;
+    return RAGD_OK;
+}
+
+/* Applies opts->ef_search to an HNSW index. Returns: RAGD_OK or RAGD_ERR_INDEX. */
+static ragd_rc ef_search_apply(store_index *idx, ragd_err *err)
+{
+    if (idx->flat || idx->ef_search <= 0) return RAGD_OK;
+    FaissParameterSpace *ps = NULL;
+    if (faiss_ParameterSpace_new(&ps) != 0) return index_error(err, "cannot set efSearch");
+    int frc = faiss_ParameterSpace_set_index_parameter(ps, idx->index, "efSearch",
+                                                       (double)idx->ef_search);
+    faiss_ParameterSpace_free(ps);
+    if (frc != 0) return index_error(err, "cannot set efSearch");
+    return RAGD_OK;
+}
+
+/* Returns: a new store_index wrapping index, an IndexIDMap2 (steals index), or NULL on OOM
+ * (index untouched). */
+static store_index *index_wrap(FaissIndex *index, int dims, const store_index_opts *opts)
 {
     store_index *idx = calloc(1, sizeof(*idx));
     if (idx == NULL) return NULL;
     idx->index = index;
+    idx->map = faiss_IndexIDMap2_cast(index);
     idx->dims = dims;
+    const char *factory = opts ? opts->factory : NULL;
+    idx->flat = factory_is_flat(factory);
+    snprintf(idx->factory, sizeof idx->factory, "%s",
+             idx->flat || factory == NULL ? RAGD_INDEX_FLAT : factory);
+    idx->ef_search = opts && opts->ef_search > 0 ? opts->ef_search : 0;
+    idx->ids_ascending = 1;
     return idx;
 }
 
-ragd_rc store_index_new(int dims, store_index **out, ragd_err *err)
+/* Creates the sub-index for a non-flat factory string. Returns: RAGD_OK and *out (new). */
+static ragd_rc factory_build(int dims, const char *factory, FaissIndex **out, ragd_err *err)
+{
+    FaissIndex *sub = NULL;
+    if (faiss_index_factory(&sub, dims, factory, METRIC_INNER_PRODUCT) != 0) {
+        const char *msg = faiss_get_last_error();
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "store.index_factory \"%s\": %s", factory,
+                            msg ? msg : "FAISS cannot build it");
+    }
+    if (!faiss_Index_is_trained(sub)) {
+        faiss_Index_free(sub);
+        return ragd_err_set(err, RAGD_ERR_CONFIG,
+                            "store.index_factory \"%s\" needs training, which ragd does not do",
+                            factory);
+    }
+    *out = sub;
+    return RAGD_OK;
+}
+
+ragd_rc store_index_new_with(int dims, const store_index_opts *opts, store_index **out,
+                             ragd_err *err)
 {
     if (out == NULL || dims <= 0 || dims > RAGD_INDEX_MAX_DIMS)
         return ragd_err_set(err, RAGD_ERR_INVALID, "index dimensions must be 1..%d, not %d",
                             RAGD_INDEX_MAX_DIMS, dims);
+    const char *factory = opts ? opts->factory : NULL;
+    ragd_rc rc = factory_check(factory, err);
+    if (rc != RAGD_OK) return rc;
     index_threads_limit();
-    FaissIndexFlatIP *flat = NULL;
-    if (faiss_IndexFlatIP_new_with(&flat, dims) != 0)
-        return index_error(err, "cannot create the flat index");
+    FaissIndex *sub = NULL;
+    if (factory_is_flat(factory)) {
+        FaissIndexFlatIP *flat = NULL;
+        if (faiss_IndexFlatIP_new_with(&flat, dims) != 0)
+            return index_error(err, "cannot create the flat index");
+        sub = flat;
+    } else {
+        rc = factory_build(dims, factory, &sub, err);
+        if (rc != RAGD_OK) return rc;
+    }
     FaissIndexIDMap2 *map = NULL;
-    if (faiss_IndexIDMap2_new(&map, flat) != 0) {
-        ragd_rc rc = index_error(err, "cannot create the id map");
-        faiss_Index_free(flat);
+    if (faiss_IndexIDMap2_new(&map, sub) != 0) {
+        rc = index_error(err, "cannot create the id map");
+        faiss_Index_free(sub);
         return rc;
     }
-    /* The map frees the flat index with itself. */
+    /* The map frees the sub-index with itself. */
     faiss_IndexIDMap2_set_own_fields(map, 1);
-    store_index *idx = index_wrap(map, dims);
+    store_index *idx = index_wrap(map, dims, opts);
     if (idx == NULL) {
         faiss_Index_free(map);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
+    rc = ef_search_apply(idx, err);
+    if (rc != RAGD_OK) {
+        store_index_free(idx);
+        return rc;
     }
     *out = idx;
     return RAGD_OK;
 }
 
+ragd_rc store_index_new(int dims, store_index **out, ragd_err *err)
+{
+    return store_index_new_with(dims, NULL, out, err);
+}
+
 void store_index_free(store_index *idx)
 {
     if (idx == NULL) return;
+    dead_sel_free(idx);
+    free(idx->dead);
     faiss_Index_free(idx->index);
     free(idx);
+}
+
+const char *store_index_factory(const store_index *idx)
+{
+    return idx ? idx->factory : RAGD_INDEX_FLAT;
+}
+
+size_t store_index_tombstones(const store_index *idx)
+{
+    return idx ? idx->ndead : 0;
+}
+
+int store_index_rebuild_due(const store_index *idx)
+{
+    if (idx == NULL || idx->ndead == 0) return 0;
+    idx_t total = faiss_Index_ntotal(idx->index);
+    return idx->ndead * RAGD_INDEX_DEAD_RATIO > (size_t)total;
 }
 
 ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const float *vecs,
@@ -193,9 +359,83 @@ ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const fl
     if (n > (size_t)INT64_MAX)
         return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_add: too many vectors");
     index_threads_limit();
+    idx_t *map_ids = NULL;
+    size_t before = 0;
+    faiss_IndexIDMap2_id_map(idx->map, &map_ids, &before);
+    int ascending = idx->ids_ascending && (before == 0 || ids[0] > map_ids[before - 1]);
+    for (size_t i = 1; i < n && ascending; i++) ascending = ids[i] > ids[i - 1];
     if (faiss_Index_add_with_ids(idx->index, (idx_t)n, vecs, ids) != 0)
         return index_error(err, "cannot add vectors to the index");
+    idx->ids_ascending = ascending;
     return RAGD_OK;
+}
+
+static int i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Returns: 1 when position pos of the id map is a tombstone. */
+static int dead_has(const store_index *idx, int64_t pos)
+{
+    return idx->ndead > 0 &&
+           bsearch(&pos, idx->dead, idx->ndead, sizeof *idx->dead, i64_cmp) != NULL;
+}
+
+/* Returns: the live position of id in the id map, or -1. */
+static int64_t live_position(const store_index *idx, const idx_t *map_ids, size_t n, int64_t id)
+{
+    if (idx->ids_ascending) {
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (map_ids[mid] < id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < n && map_ids[lo] == id && !dead_has(idx, (int64_t)lo)) return (int64_t)lo;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (map_ids[i] == id && !dead_has(idx, (int64_t)i)) return (int64_t)i;
+    return -1;
+}
+
+/* Tombstones the live vectors of ids (HNSW and other types FAISS cannot remove from). Caller
+ * holds the write lock. Returns: RAGD_OK and *count, the vectors tombstoned. */
+static ragd_rc dead_add(store_index *idx, size_t n, const int64_t *ids, size_t *count,
+                        ragd_err *err)
+{
+    idx_t *map_ids = NULL;
+    size_t total = 0;
+    faiss_IndexIDMap2_id_map(idx->map, &map_ids, &total);
+    if (idx->ndead + n > idx->dead_cap) {
+        size_t cap = idx->dead_cap ? idx->dead_cap : 64;
+        while (cap < idx->ndead + n) cap *= 2;
+        int64_t *d = realloc(idx->dead, cap * sizeof *d);
+        if (d == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        idx->dead = d;
+        idx->dead_cap = cap;
+    }
+    /* Look every id up against the old set, then append and sort once. */
+    size_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t pos = live_position(idx, map_ids, total, ids[i]);
+        if (pos < 0) continue;
+        idx->dead[idx->ndead + added++] = pos;
+    }
+    size_t old = idx->ndead;
+    idx->ndead += added;
+    qsort(idx->dead, idx->ndead, sizeof *idx->dead, i64_cmp);
+    /* The same id given twice in one call finds the same position twice: keep it once. */
+    size_t w = 0;
+    for (size_t i = 0; i < idx->ndead; i++)
+        if (w == 0 || idx->dead[i] != idx->dead[w - 1]) idx->dead[w++] = idx->dead[i];
+    idx->ndead = w;
+    *count = w - old;
+    return dead_sel_build(idx, err);
 }
 
 ragd_rc store_index_remove(store_index *idx, size_t n, const int64_t *ids, size_t *removed,
@@ -208,6 +448,12 @@ ragd_rc store_index_remove(store_index *idx, size_t n, const int64_t *ids, size_
         return RAGD_OK;
     }
     index_threads_limit();
+    if (!idx->flat) {
+        size_t count = 0;
+        ragd_rc rc = dead_add(idx, n, ids, &count, err);
+        if (removed) *removed = count;
+        return rc;
+    }
     FaissIDSelectorBatch *batch = NULL;
     if (faiss_IDSelectorBatch_new(&batch, n, ids) != 0)
         return index_error(err, "cannot select ids to remove");
@@ -223,6 +469,9 @@ ragd_rc store_index_clear(store_index *idx, ragd_err *err)
 {
     if (idx == NULL) return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_clear: no index");
     if (faiss_Index_reset(idx->index) != 0) return index_error(err, "cannot clear the index");
+    idx->ndead = 0;
+    idx->ids_ascending = 1;
+    dead_sel_free(idx);
     return RAGD_OK;
 }
 
@@ -233,14 +482,33 @@ ragd_rc store_index_search(const store_index *idx, const float *query, size_t k,
         return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_search: missing argument");
     index_threads_limit();
     /* Asking FAISS for no more than there is keeps its result heap small when k is large. */
-    idx_t total = faiss_Index_ntotal(idx->index);
-    size_t want = (uint64_t)total < (uint64_t)k ? (size_t)total : k;
+    size_t total = store_index_count(idx);
+    size_t want = total < k ? total : k;
     if (want == 0) {
         *found = 0;
         return RAGD_OK;
     }
-    if (faiss_Index_search(idx->index, 1, query, (idx_t)want, scores, ids) != 0)
-        return index_error(err, "index search failed");
+    if (idx->ndead == 0) {
+        if (faiss_Index_search(idx->index, 1, query, (idx_t)want, scores, ids) != 0)
+            return index_error(err, "index search failed");
+    } else {
+        /* The id map cannot pass a selector down (FAISS 1.7.3), so search its sub-index with
+         * the live positions only and translate positions to ids here. The parameters are per
+         * search: FAISS may modify them while searching. */
+        FaissSearchParametersHNSW *params = NULL;
+        int ef = idx->ef_search > 0 ? idx->ef_search : RAGD_INDEX_HNSW_EF_DEFAULT;
+        if (faiss_SearchParametersHNSW_new_with(&params, idx->live_sel, ef) != 0)
+            return index_error(err, "index search failed");
+        FaissIndex *sub = faiss_IndexIDMap2_sub_index(idx->map);
+        int frc = faiss_Index_search_with_params(sub, 1, query, (idx_t)want, params, scores, ids);
+        faiss_SearchParameters_free(params);
+        if (frc != 0) return index_error(err, "index search failed");
+        idx_t *map_ids = NULL;
+        size_t map_n = 0;
+        faiss_IndexIDMap2_id_map(idx->map, &map_ids, &map_n);
+        for (size_t i = 0; i < want; i++)
+            if (ids[i] >= 0) ids[i] = (size_t)ids[i] < map_n ? map_ids[ids[i]] : -1;
+    }
     /* FAISS pads missing results with id -1; keep only real ones, in order. */
     size_t n = 0;
     for (size_t i = 0; i < want; i++) {
@@ -257,7 +525,7 @@ size_t store_index_count(const store_index *idx)
 {
     if (idx == NULL) return 0;
     idx_t n = faiss_Index_ntotal(idx->index);
-    return n > 0 ? (size_t)n : 0;
+    return n > 0 && (size_t)n > idx->ndead ? (size_t)n - idx->ndead : 0;
 }
 
 int store_index_dims(const store_index *idx)
@@ -268,8 +536,10 @@ int store_index_dims(const store_index *idx)
 size_t store_index_bytes(const store_index *idx)
 {
     if (idx == NULL) return 0;
-    /* The flat index's floats plus the id map; IndexIDMap2's reverse hash map is not counted. */
-    return store_index_count(idx) * ((size_t)idx->dims * sizeof(float) + sizeof(int64_t));
+    /* The vectors (dead ones too) plus the id map; IndexIDMap2's reverse hash map and HNSW's
+     * graph are not counted. */
+    idx_t n = faiss_Index_ntotal(idx->index);
+    return (size_t)(n > 0 ? n : 0) * ((size_t)idx->dims * sizeof(float) + sizeof(int64_t));
 }
 
 /* Returns: the size faiss_write_index gives an IndexIDMap2(IndexFlatIP) of count vectors of
@@ -281,9 +551,10 @@ static uint64_t index_file_size(uint64_t count, uint64_t dims)
     return RAGD_INDEX_FIXED_BYTES + count * per_vector;
 }
 
-/* Writes the index to tmp (already open as f), flushes it to disk and hashes it. */
+/* Writes the index to tmp (already open as f), flushes it to disk and hashes it.
+ * Returns: RAGD_OK, hex and *bytes, the file's size. */
 static ragd_rc index_file_write(const store_index *idx, FILE *f, const char *tmp,
-                                char hex[UTIL_SHA256_HEX_LEN + 1], ragd_err *err)
+                                char hex[UTIL_SHA256_HEX_LEN + 1], uint64_t *bytes, ragd_err *err)
 {
     if (faiss_write_index(idx->index, f) != 0) return index_error(err, "cannot write the index");
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -291,6 +562,8 @@ static ragd_rc index_file_write(const store_index *idx, FILE *f, const char *tmp
     uint64_t size = 0;
     ragd_rc rc = file_sha256(f, tmp, hex, &size, err);
     if (rc != RAGD_OK) return rc;
+    *bytes = size;
+    if (!idx->flat) return RAGD_OK; /* only the flat layout is known byte for byte */
     uint64_t expected = index_file_size(store_index_count(idx), (uint64_t)idx->dims);
     if (size != expected)
         return ragd_err_set(err, RAGD_ERR_INDEX,
@@ -326,7 +599,8 @@ ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t gene
         goto done;
     }
     char hex[UTIL_SHA256_HEX_LEN + 1];
-    rc = index_file_write(idx, f, tmp, hex, err);
+    uint64_t bytes = 0;
+    rc = index_file_write(idx, f, tmp, hex, &bytes, err);
     if (rc != RAGD_OK) goto done;
     int close_rc = fclose(f);
     f = NULL;
@@ -343,9 +617,22 @@ ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t gene
     rc = util_dir_fsync_parent(path, err);
     if (rc != RAGD_OK) goto done;
 
-    root = json_pack("{s:i, s:I, s:I, s:i, s:s}", "format", RAGD_INDEX_META_FORMAT, "generation",
-                     (json_int_t)generation, "count", (json_int_t)store_index_count(idx), "dims",
-                     idx->dims, "sha256", hex);
+    root = json_pack("{s:i, s:I, s:I, s:i, s:s, s:s, s:I}", "format", RAGD_INDEX_META_FORMAT,
+                     "generation", (json_int_t)generation, "count",
+                     (json_int_t)store_index_count(idx), "dims", idx->dims, "sha256", hex,
+                     "factory", idx->factory, "bytes", (json_int_t)bytes);
+    if (root != NULL && idx->ndead > 0) {
+        json_t *dead = json_array();
+        for (size_t i = 0; dead != NULL && i < idx->ndead; i++)
+            if (json_array_append_new(dead, json_integer((json_int_t)idx->dead[i])) != 0) {
+                json_decref(dead);
+                dead = NULL;
+            }
+        if (dead == NULL || json_object_set_new(root, "tombstones", dead) != 0) {
+            json_decref(root);
+            root = NULL;
+        }
+    }
     text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     if (text == NULL) {
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory writing %s", meta);
@@ -364,10 +651,48 @@ done:
 
 typedef struct index_meta {
     json_int_t generation;
-    json_int_t count;
+    json_int_t count; /* live vectors */
     json_int_t dims;
+    json_int_t bytes; /* the index file's size; -1 when absent (flat files before factories) */
     char sha256[UTIL_SHA256_HEX_LEN + 1];
+    char factory[RAGD_INDEX_FACTORY_MAX]; /* "Flat" when absent */
+    int64_t *dead; /* tombstones, ascending (new, free()); NULL when none */
+    size_t ndead;
 } index_meta;
+
+/* Reads the optional fields of a meta (factory, bytes, tombstones) into m. Returns: a static
+ * description of what is wrong, or NULL. */
+static const char *index_meta_optional(json_t *root, index_meta *m)
+{
+    json_t *factory = json_object_get(root, "factory");
+    json_t *bytes = json_object_get(root, "bytes");
+    json_t *dead = json_object_get(root, "tombstones");
+    snprintf(m->factory, sizeof m->factory, "%s", RAGD_INDEX_FLAT);
+    m->bytes = -1;
+    if (factory != NULL) {
+        if (!json_is_string(factory) || json_string_length(factory) == 0 ||
+            json_string_length(factory) >= sizeof m->factory)
+            return "factory is not a valid string";
+        snprintf(m->factory, sizeof m->factory, "%s", json_string_value(factory));
+    }
+    if (bytes != NULL) {
+        if (!json_is_integer(bytes) || json_integer_value(bytes) < 0) return "bytes is invalid";
+        m->bytes = json_integer_value(bytes);
+    }
+    if (dead == NULL) return NULL;
+    if (!json_is_array(dead) || json_array_size(dead) == 0) return "tombstones is invalid";
+    m->ndead = json_array_size(dead);
+    m->dead = malloc(m->ndead * sizeof *m->dead);
+    if (m->dead == NULL) return "out of memory reading tombstones";
+    for (size_t i = 0; i < m->ndead; i++) {
+        json_t *v = json_array_get(dead, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (i > 0 && json_integer_value(v) <= m->dead[i - 1]))
+            return "tombstones are not ascending positions";
+        m->dead[i] = json_integer_value(v);
+    }
+    return NULL;
+}
 
 /* Reads and validates path.meta. Returns: RAGD_OK and *out, RAGD_ERR_NOT_FOUND when the file
  * does not exist, RAGD_ERR_INDEX for anything else. */
@@ -416,6 +741,12 @@ static ragd_rc index_meta_read(const char *meta_path, index_meta *out, ragd_err 
         goto done;
     }
     memcpy(m.sha256, sha, sha_len + 1);
+    const char *bad = index_meta_optional(root, &m);
+    if (bad != NULL) {
+        free(m.dead);
+        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s: %s", meta_path, bad);
+        goto done;
+    }
     *out = m;
 done:
     json_decref(root);
@@ -469,10 +800,12 @@ static ragd_rc index_layout_check(FILE *f, const char *path, const index_meta *m
     return RAGD_OK;
 }
 
-/* Reads the index in f (already checked against m) and verifies what FAISS built.
+/* Reads the index in f (already checked against m) and verifies what FAISS built: an
+ * IndexIDMap2 over an IndexFlatIP when flat, over anything otherwise (the factory string in the
+ * meta names it), holding m->count live vectors and m->ndead tombstones.
  * Returns: RAGD_OK and *out (new, free with faiss_Index_free) or RAGD_ERR_INDEX. */
-static ragd_rc index_file_read(FILE *f, const char *path, const index_meta *m, FaissIndex **out,
-                               ragd_err *err)
+static ragd_rc index_file_read(FILE *f, const char *path, const index_meta *m, int flat,
+                               FaissIndex **out, ragd_err *err)
 {
     FaissIndex *index = NULL;
     rewind(f);
@@ -483,11 +816,12 @@ static ragd_rc index_file_read(FILE *f, const char *path, const index_meta *m, F
     }
     const char *what = NULL;
     FaissIndexIDMap2 *map = faiss_IndexIDMap2_cast(index);
-    if (map == NULL || faiss_IndexFlatIP_cast(faiss_IndexIDMap2_sub_index(map)) == NULL)
-        what = "it is not an IndexIDMap2 over an IndexFlatIP";
+    if (map == NULL || (flat && faiss_IndexFlatIP_cast(faiss_IndexIDMap2_sub_index(map)) == NULL))
+        what = flat ? "it is not an IndexIDMap2 over an IndexFlatIP" : "it is not an IndexIDMap2";
     else if (faiss_Index_d(index) != m->dims)
         what = "its dimensions differ from the meta";
-    else if (faiss_Index_ntotal(index) != m->count)
+    else if (faiss_Index_ntotal(index) != m->count + (json_int_t)m->ndead ||
+             (m->ndead > 0 && m->dead[m->ndead - 1] >= faiss_Index_ntotal(index)))
         what = "its vector count differs from the meta";
     else if (faiss_Index_metric_type(index) != METRIC_INNER_PRODUCT)
         what = "its metric is not inner product";
@@ -502,47 +836,76 @@ static ragd_rc index_file_read(FILE *f, const char *path, const index_meta *m, F
 ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t *generation,
                          ragd_err *err)
 {
+    return store_index_load_with(path, dims, NULL, out, generation, err);
+}
+
+/* Checks the index file's size against the meta before hashing or parsing anything: the flat
+ * layout's exact size, or the size the meta recorded. Returns: RAGD_OK or RAGD_ERR_INDEX. */
+static ragd_rc index_size_check(FILE *f, const char *path, const index_meta *m, int flat,
+                                uint64_t *expected, ragd_err *err)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        return ragd_err_set(err, RAGD_ERR_INDEX, "index %s is not a regular file", path);
+    if (flat && m->ndead > 0)
+        return ragd_err_set(err, RAGD_ERR_INDEX, "flat index %s has tombstones in its meta", path);
+    *expected = flat ? index_file_size((uint64_t)m->count, (uint64_t)m->dims)
+                     : (m->bytes > 0 ? (uint64_t)m->bytes : 0);
+    if (*expected == 0)
+        return ragd_err_set(err, RAGD_ERR_INDEX, "index meta for %s claims an impossible size: "
+                            "%lld vectors of %lld dimensions", path, (long long)m->count,
+                            (long long)m->dims);
+    if (m->bytes >= 0 && (uint64_t)m->bytes != *expected)
+        return ragd_err_set(err, RAGD_ERR_INDEX, "index meta for %s records %lld bytes, expected "
+                            "%llu", path, (long long)m->bytes, (unsigned long long)*expected);
+    if ((uint64_t)st.st_size != *expected)
+        return ragd_err_set(err, RAGD_ERR_INDEX,
+                            "index %s is %llu bytes, expected %llu for %lld vectors of %lld "
+                            "dimensions",
+                            path, (unsigned long long)st.st_size, (unsigned long long)*expected,
+                            (long long)m->count, (long long)m->dims);
+    return RAGD_OK;
+}
+
+ragd_rc store_index_load_with(const char *path, int dims, const store_index_opts *opts,
+                              store_index **out, uint64_t *generation, ragd_err *err)
+{
     if (path == NULL || out == NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_load: missing argument");
+    const char *want_factory = opts && !factory_is_flat(opts->factory) ? opts->factory
+                                                                        : RAGD_INDEX_FLAT;
+    int flat = factory_is_flat(want_factory);
     char *meta_path = path_with_suffix(path, ".meta");
     if (meta_path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    index_meta m;
+    index_meta m = {0};
     ragd_rc rc = index_meta_read(meta_path, &m, err);
     free(meta_path);
     if (rc != RAGD_OK) return rc;
-    if (m.dims != dims)
-        return ragd_err_set(err, RAGD_ERR_INDEX,
-                            "index %s was saved with %lld dimensions, the model has %d", path,
-                            (long long)m.dims, dims);
-
-    FILE *f = fopen(path, "rbe");
+    FILE *f = NULL;
+    FaissIndex *index = NULL;
+    store_index *idx = NULL;
+    if (m.dims != dims) {
+        rc = ragd_err_set(err, RAGD_ERR_INDEX,
+                          "index %s was saved with %lld dimensions, the model has %d", path,
+                          (long long)m.dims, dims);
+        goto done;
+    }
+    if (strcmp(m.factory, want_factory) != 0) {
+        rc = ragd_err_set(err, RAGD_ERR_INDEX,
+                          "index %s was built with index_factory \"%s\", the configuration "
+                          "says \"%s\"", path, m.factory, want_factory);
+        goto done;
+    }
+    f = fopen(path, "rbe");
     if (f == NULL) {
         int e = errno;
-        return ragd_err_set(err, e == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_INDEX,
-                            "cannot open index %s: %s", path, strerror(e));
-    }
-    FaissIndex *index = NULL;
-    struct stat st;
-    uint64_t expected = index_file_size((uint64_t)m.count, (uint64_t)m.dims);
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index %s is not a regular file", path);
+        rc = ragd_err_set(err, e == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_INDEX,
+                          "cannot open index %s: %s", path, strerror(e));
         goto done;
     }
-    /* Before hashing or parsing anything: the size must be what the meta promises. */
-    if (expected == 0) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta for %s claims an impossible size: "
-                          "%lld vectors of %lld dimensions", path, (long long)m.count,
-                          (long long)m.dims);
-        goto done;
-    }
-    if ((uint64_t)st.st_size != expected) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX,
-                          "index %s is %llu bytes, expected %llu for %lld vectors of %lld "
-                          "dimensions",
-                          path, (unsigned long long)st.st_size, (unsigned long long)expected,
-                          (long long)m.count, (long long)m.dims);
-        goto done;
-    }
+    uint64_t expected = 0;
+    rc = index_size_check(f, path, &m, flat, &expected, err);
+    if (rc != RAGD_OK) goto done;
     char hex[UTIL_SHA256_HEX_LEN + 1];
     uint64_t hashed = 0;
     ragd_err local = {0};
@@ -557,20 +920,33 @@ ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t
                           path);
         goto done;
     }
-    rc = index_layout_check(f, path, &m, err);
-    if (rc != RAGD_OK) goto done;
+    if (flat) {
+        rc = index_layout_check(f, path, &m, err);
+        if (rc != RAGD_OK) goto done;
+    }
     index_threads_limit();
-    rc = index_file_read(f, path, &m, &index, err);
+    rc = index_file_read(f, path, &m, flat, &index, err);
     if (rc != RAGD_OK) goto done;
-    store_index *idx = index_wrap(index, dims);
+    idx = index_wrap(index, dims, opts);
     if (idx == NULL) {
         faiss_Index_free(index);
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
         goto done;
     }
+    idx->dead = m.dead;
+    idx->ndead = idx->dead_cap = m.ndead;
+    m.dead = NULL;
+    ids_order_scan(idx);
+    ragd_err local2 = {0};
+    if (ef_search_apply(idx, &local2) != RAGD_OK || dead_sel_build(idx, &local2) != RAGD_OK) {
+        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index %s: %s", path, local2.msg);
+        store_index_free(idx);
+        goto done;
+    }
     *out = idx;
     if (generation) *generation = (uint64_t)m.generation;
 done:
-    fclose(f);
+    if (f != NULL) fclose(f);
+    free(m.dead);
     return rc;
 }

@@ -36,6 +36,8 @@ typedef struct ragd_cfg {
     /* [store] */
     char *data_dir;       /* data_dir = var/vectorstore */
     char *vector_backend; /* vector_backend = faiss; the only backend for now */
+    char *index_factory;  /* index_factory = Flat; FAISS factory string (Flat or HNSW<M>) */
+    int hnsw_ef_search;   /* hnsw_ef_search = 64; efSearch of HNSW indexes */
 
     /* [ingest] */
     char **ingest_paths;    /* paths = docs; colon-separated list, ingested by `serve` at start */

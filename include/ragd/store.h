@@ -3,8 +3,8 @@
  * store.h - persistence under data_dir:
  *   - the SQLite metadata store (src/store_db.c), the source of truth: documents, chunks,
  *     embeddings, and a meta table (schema version, embedding model and dims, generation);
- *   - the vector index (src/store_index.c), FAISS IndexIDMap2 over IndexFlatIP on L2-normalised
- *     vectors, keyed by chunk id, saved atomically and rebuilt from SQLite when it is missing,
+ *   - the vector index (src/store_index.c), FAISS IndexIDMap2 over IndexFlatIP (or, configured by
+ *     a factory string, IndexHNSWFlat) on L2-normalised vectors, keyed by chunk id, saved atomically and rebuilt from SQLite when it is missing,
  *     corrupt or out of step (its saved generation differs from SQLite's).
  *
  * Threads: a store_db has one writer connection (callers serialise writes) and a pool of reader
@@ -198,8 +198,32 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
 
 typedef struct store_index store_index;
 
-/* Creates an empty index for dims-dimensional vectors. Returns: *out new (store_index_free). */
+/* How an index is built: [store] index_factory and hnsw_ef_search. */
+typedef struct store_index_opts {
+    const char *factory; /* FAISS factory string: NULL, "" or "Flat" (exact IndexFlatIP), or
+                          * "HNSW<M>[,Flat]" (approximate; removals are tombstones) */
+    int ef_search;       /* HNSW efSearch; <= 0 keeps FAISS's default (16) */
+} store_index_opts;
+
+/* Creates an empty index for dims-dimensional vectors, the default type (Flat).
+ * Returns: *out new (store_index_free). */
 ragd_rc store_index_new(int dims, store_index **out, ragd_err *err);
+
+/* Creates an empty index of the type opts names (opts may be NULL: Flat). A factory string ragd
+ * cannot use (unknown, needs training, not Flat/HNSW) fails with RAGD_ERR_CONFIG.
+ * Returns: *out new (store_index_free). */
+ragd_rc store_index_new_with(int dims, const store_index_opts *opts, store_index **out,
+                             ragd_err *err);
+
+/* Returns: the index type's factory string ("Flat" for the default), borrowed for idx's life. */
+const char *store_index_factory(const store_index *idx);
+
+/* Returns: the removed vectors still held as tombstones (always 0 for Flat). */
+size_t store_index_tombstones(const store_index *idx);
+
+/* Returns: 1 when tombstones exceed a tenth of the vectors held, so the caller should rebuild
+ * the index from SQLite (searches stay correct either way; they only get slower). */
+int store_index_rebuild_due(const store_index *idx);
 
 /* Frees idx. idx may be NULL. */
 void store_index_free(store_index *idx);
@@ -220,7 +244,8 @@ ragd_rc store_index_clear(store_index *idx, ragd_err *err);
 ragd_rc store_index_search(const store_index *idx, const float *query, size_t k, int64_t *ids,
                            float *scores, size_t *found, ragd_err *err);
 
-/* Returns: the number of vectors, the dimensions, the bytes the vectors take in memory. */
+/* Returns: the number of live vectors (tombstones excluded), the dimensions, the bytes the vectors
+ * take in memory (tombstoned ones included). */
 size_t store_index_count(const store_index *idx);
 int store_index_dims(const store_index *idx);
 size_t store_index_bytes(const store_index *idx);
@@ -235,5 +260,11 @@ ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t gene
  * caller rebuilds. Returns: *out new and *generation, the generation it was saved with. */
 ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t *generation,
                          ragd_err *err);
+
+/* store_index_load for the index type opts names (NULL: Flat). An index saved with another
+ * factory string fails with RAGD_ERR_INDEX, so the caller rebuilds it in the configured type.
+ * Tombstones saved in the meta are restored. */
+ragd_rc store_index_load_with(const char *path, int dims, const store_index_opts *opts,
+                              store_index **out, uint64_t *generation, ragd_err *err);
 
 #endif

@@ -3,7 +3,8 @@
  * test_index.c - unit tests for the FAISS vector index (store_index_*, src/store_index.c) and the
  * C API shim under it: add/search/remove/clear, save and load round trips, and loads that must
  * fail cleanly (missing, truncated, flipped, hostile, wrong dimensions, garbage meta), plus
- * searches from several threads at once.
+ * searches from several threads at once; the factory-string index types: HNSW search, removal by
+ * tombstones, their save/load, and factory strings ragd refuses.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -494,6 +495,211 @@ static void test_concurrent_search(void **state)
     for (int t = 0; t < 4; t++) assert_int_equal(jobs[t].failures, 0);
 }
 
+
+/* ---- index factory: HNSW with tombstones ------------------------------------------------- */
+
+static const store_index_opts hnsw_opts = {.factory = "HNSW16", .ef_search = 64};
+
+/* Returns: a new HNSW index holding the fixture's vectors. */
+static store_index *hnsw_filled(const fixture *fx)
+{
+    store_index *h = NULL;
+    assert_int_equal(store_index_new_with(DIMS, &hnsw_opts, &h, NULL), RAGD_OK);
+    assert_int_equal(store_index_add(h, COUNT, fx->ids, fx->vecs, NULL), RAGD_OK);
+    assert_string_equal(store_index_factory(h), "HNSW16");
+    return h;
+}
+
+/* Asserts that a k = COUNT search for every vector returns only ids for which live[] is set,
+ * each once, exactly live_n of them, and the vector itself first when it is live. */
+static void hnsw_check(const fixture *fx, const store_index *h, const int *live, size_t live_n)
+{
+    int64_t ids[COUNT];
+    float scores[COUNT];
+    for (int q = 0; q < COUNT; q++) {
+        size_t found = 0;
+        assert_int_equal(store_index_search(h, fx->vecs + q * DIMS, COUNT, ids, scores, &found,
+                                            NULL), RAGD_OK);
+        assert_int_equal(found, live_n);
+        int seen[COUNT] = {0};
+        for (size_t i = 0; i < found; i++) {
+            int pos = -1;
+            for (int j = 0; j < COUNT; j++)
+                if (fx->ids[j] == ids[i]) pos = j;
+            assert_true(pos >= 0);
+            assert_true(live[pos]);
+            assert_false(seen[pos]);
+            seen[pos] = 1;
+        }
+        if (live[q]) {
+            assert_int_equal(ids[0], fx->ids[q]);
+            assert_true(fabsf(scores[0] - 1.0f) < 1e-4f);
+        }
+    }
+}
+
+static void test_hnsw_search(void **state)
+{
+    fixture *fx = *state;
+    store_index *h = hnsw_filled(fx);
+    int live[COUNT];
+    for (int i = 0; i < COUNT; i++) live[i] = 1;
+    assert_int_equal(store_index_count(h), COUNT);
+    hnsw_check(fx, h, live, COUNT);
+    store_index_free(h);
+}
+
+static void test_hnsw_remove_tombstones(void **state)
+{
+    fixture *fx = *state;
+    store_index *h = hnsw_filled(fx);
+    int live[COUNT];
+    for (int i = 0; i < COUNT; i++) live[i] = 1;
+    /* Three ids, one of them twice, and one id that was never added. */
+    int64_t gone[] = {fx->ids[3], fx->ids[17], fx->ids[3], fx->ids[40], 99};
+    size_t removed = 0;
+    assert_int_equal(store_index_remove(h, 5, gone, &removed, NULL), RAGD_OK);
+    assert_int_equal(removed, 3);
+    live[3] = live[17] = live[40] = 0;
+    assert_int_equal(store_index_count(h), COUNT - 3);
+    assert_int_equal(store_index_tombstones(h), 3);
+    assert_false(store_index_rebuild_due(h)); /* 3 of 50 is under a tenth */
+    hnsw_check(fx, h, live, COUNT - 3);
+    /* Removing them again removes nothing. */
+    assert_int_equal(store_index_remove(h, 1, &fx->ids[17], &removed, NULL), RAGD_OK);
+    assert_int_equal(removed, 0);
+    /* Past a tenth of the index a rebuild is due; searches stay right until then. */
+    int64_t more[] = {fx->ids[0], fx->ids[1], fx->ids[2]};
+    assert_int_equal(store_index_remove(h, 3, more, &removed, NULL), RAGD_OK);
+    assert_int_equal(removed, 3);
+    live[0] = live[1] = live[2] = 0;
+    assert_true(store_index_rebuild_due(h));
+    hnsw_check(fx, h, live, COUNT - 6);
+    /* An id removed and added again (a new vector under an old id) is live once. */
+    assert_int_equal(store_index_add(h, 1, &fx->ids[0], fx->vecs, NULL), RAGD_OK);
+    live[0] = 1;
+    assert_int_equal(store_index_count(h), COUNT - 5);
+    hnsw_check(fx, h, live, COUNT - 5);
+    assert_int_equal(store_index_remove(h, 1, &fx->ids[0], &removed, NULL), RAGD_OK);
+    assert_int_equal(removed, 1);
+    live[0] = 0;
+    hnsw_check(fx, h, live, COUNT - 6);
+    assert_int_equal(store_index_clear(h, NULL), RAGD_OK);
+    assert_int_equal(store_index_count(h), 0);
+    assert_int_equal(store_index_tombstones(h), 0);
+    store_index_free(h);
+}
+
+static void test_hnsw_ids_in_any_order(void **state)
+{
+    fixture *fx = *state;
+    store_index *h = NULL;
+    assert_int_equal(store_index_new_with(DIMS, &hnsw_opts, &h, NULL), RAGD_OK);
+    /* Descending ids: lookups cannot use binary search and must still find them. */
+    int64_t ids[COUNT];
+    for (int i = 0; i < COUNT; i++) ids[i] = fx->ids[COUNT - 1 - i];
+    float vecs[COUNT * DIMS];
+    for (int i = 0; i < COUNT; i++)
+        memcpy(vecs + i * DIMS, fx->vecs + (COUNT - 1 - i) * DIMS, sizeof(float) * DIMS);
+    assert_int_equal(store_index_add(h, COUNT, ids, vecs, NULL), RAGD_OK);
+    size_t removed = 0;
+    assert_int_equal(store_index_remove(h, 1, &fx->ids[5], &removed, NULL), RAGD_OK);
+    assert_int_equal(removed, 1);
+    int live[COUNT];
+    for (int i = 0; i < COUNT; i++) live[i] = i != 5;
+    hnsw_check(fx, h, live, COUNT - 1);
+    store_index_free(h);
+}
+
+static void test_hnsw_save_load(void **state)
+{
+    fixture *fx = *state;
+    store_index *h = hnsw_filled(fx);
+    int64_t gone[] = {fx->ids[9], fx->ids[21]};
+    assert_int_equal(store_index_remove(h, 2, gone, NULL, NULL), RAGD_OK);
+    assert_int_equal(store_index_save(h, fx->path, 12, NULL), RAGD_OK);
+    store_index_free(h);
+
+    store_index *back = NULL;
+    uint64_t gen = 0;
+    assert_int_equal(store_index_load_with(fx->path, DIMS, &hnsw_opts, &back, &gen, NULL),
+                     RAGD_OK);
+    assert_int_equal(gen, 12);
+    assert_int_equal(store_index_count(back), COUNT - 2);
+    assert_int_equal(store_index_tombstones(back), 2);
+    int live[COUNT];
+    for (int i = 0; i < COUNT; i++) live[i] = i != 9 && i != 21;
+    hnsw_check(fx, back, live, COUNT - 2);
+    store_index_free(back);
+
+    /* Another configured type refuses the file, so the caller rebuilds. */
+    ragd_err err = {0};
+    store_index *flat = NULL;
+    assert_int_equal(store_index_load(fx->path, DIMS, &flat, &gen, &err), RAGD_ERR_INDEX);
+    assert_null(flat);
+    assert_non_null(strstr(err.msg, "HNSW16"));
+    store_index_opts other = {.factory = "HNSW32", .ef_search = 64};
+    assert_int_equal(store_index_load_with(fx->path, DIMS, &other, &flat, &gen, NULL),
+                     RAGD_ERR_INDEX);
+    /* And a flat file is refused by an HNSW configuration. */
+    assert_int_equal(store_index_save(fx->idx, fx->path, 3, NULL), RAGD_OK);
+    assert_int_equal(store_index_load_with(fx->path, DIMS, &hnsw_opts, &flat, &gen, NULL),
+                     RAGD_ERR_INDEX);
+}
+
+static void test_hnsw_load_corrupt(void **state)
+{
+    fixture *fx = *state;
+    store_index *h = hnsw_filled(fx);
+    int64_t gone = fx->ids[4];
+    assert_int_equal(store_index_remove(h, 1, &gone, NULL, NULL), RAGD_OK);
+    assert_int_equal(store_index_save(h, fx->path, 5, NULL), RAGD_OK);
+    store_index_free(h);
+    store_index *back = NULL;
+    uint64_t gen = 0;
+    /* A flipped byte fails the SHA-256. */
+    unsigned char x = 0x5a;
+    file_patch(fx->path, 200, &x, 1);
+    assert_int_equal(store_index_load_with(fx->path, DIMS, &hnsw_opts, &back, &gen, NULL),
+                     RAGD_ERR_INDEX);
+    assert_null(back);
+    /* Tombstones past the end of the index, or not ascending, are refused. */
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(util_file_read(fx->meta, 1 << 20, &text, &len, NULL), RAGD_OK);
+    char *t = strstr(text, "\"tombstones\":[");
+    assert_non_null(t);
+    free(text);
+    meta_write_text(fx, "{\"format\":1,\"generation\":5,\"count\":49,\"dims\":32,\"sha256\":"
+                        "\"0000000000000000000000000000000000000000000000000000000000000000\","
+                        "\"factory\":\"HNSW16\",\"bytes\":10,\"tombstones\":[3,2]}");
+    ragd_err err = {0};
+    assert_int_equal(store_index_load_with(fx->path, DIMS, &hnsw_opts, &back, &gen, &err),
+                     RAGD_ERR_INDEX);
+    assert_non_null(strstr(err.msg, "tombstones"));
+}
+
+static void test_factory_rejected(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"IVF16,Flat", "HNSW32,PQ8", "HNSWx", "IDMap,HNSW32",
+                                      "PQ4"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        store_index_opts o = {.factory = bad[i], .ef_search = 8};
+        store_index *h = NULL;
+        ragd_err err = {0};
+        assert_int_equal(store_index_new_with(DIMS, &o, &h, &err), RAGD_ERR_CONFIG);
+        assert_null(h);
+        assert_non_null(strstr(err.msg, "index_factory"));
+    }
+    /* "Flat" and an empty string are the default exact index. */
+    store_index_opts flat = {.factory = "", .ef_search = 8};
+    store_index *h = NULL;
+    assert_int_equal(store_index_new_with(DIMS, &flat, &h, NULL), RAGD_OK);
+    assert_string_equal(store_index_factory(h), "Flat");
+    store_index_free(h);
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -515,6 +721,12 @@ int main(void)
         FX_TEST(test_load_meta_garbage),
         FX_TEST(test_faiss_errors_are_caught),
         FX_TEST(test_concurrent_search),
+        FX_TEST(test_hnsw_search),
+        FX_TEST(test_hnsw_remove_tombstones),
+        FX_TEST(test_hnsw_ids_in_any_order),
+        FX_TEST(test_hnsw_save_load),
+        FX_TEST(test_hnsw_load_corrupt),
+        cmocka_unit_test(test_factory_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: MIT
+"""
+test_index.py - the index type from a FAISS factory string ([store] index_factory) on the real
+daemon: an HNSW store re-ingested with removals stays exactly in step with SQLite (removed chunks
+never come back, even at a large k), both through tombstones (few removals) and through the
+rebuild from SQLite (past a tenth of the index), across a restart that reloads the saved
+tombstones, and a change of index type at restart rebuilds the index in the new type.
+"""
+import json
+import os
+import shutil
+
+from harness import check, eq, test, write
+
+FILES = 40
+
+
+def topic(i):
+    return "Topic %d: the %s procedure uses valve %d and lever %d." % (i, "abcdefghij"[i % 10],
+                                                                     i * 7, i * 13)
+
+
+def corpus(root):
+    for i in range(FILES):
+        write(os.path.join(root, "f%02d.md" % i), "# Note %d\n\n%s\n" % (i, topic(i)))
+
+
+def store(d):
+    s = d.health()["store"]
+    eq(s["index_vectors"], s["chunks"], "index_vectors vs chunks")
+    eq(s["consistent"], True, "store.consistent")
+    return s
+
+
+def sources(d, query, k=50):
+    ans = d.retrieve({"query": query, "k": k})
+    return [r["source"] for r in ans["results"]], ans
+
+
+def all_live(found, live, what):
+    """HNSW is approximate: a k larger than the store returns most live chunks (a sparse local
+    embedding can leave a node unreachable), each once, and never a removed one."""
+    eq(len(set(found)), len(found), "%s: no chunk twice" % what)
+    check(set(found) <= live, "%s: removed chunks returned: %r" % (what, set(found) - live))
+    check(len(found) >= len(live) * 9 // 10, "%s: %d of %d live chunks" % (what, len(found),
+                                                                          len(live)))
+
+
+def meta(data):
+    with open(os.path.join(data, "index.faiss.meta")) as f:
+        return json.load(f)
+
+
+@test
+def index_hnsw_reingest_with_removals(t):
+    env = {"RAGD_STORE_INDEX_FACTORY": "HNSW16", "RAGD_STORE_HNSW_EF_SEARCH": "200"}
+    docs, data = t.path("docs"), t.path("data")
+    corpus(docs)
+    d = t.serve(data, env=env, args=("--log-level", "info"))
+    rep = d.ingest(docs)
+    eq(rep["documents"]["added"], FILES, "documents added")
+    eq(store(d)["chunks"], FILES, "one chunk per file")
+    found, _ = sources(d, topic(5), k=1)
+    eq(found, ["f05.md"], "the exact topic is the top hit")
+
+    # One file rewritten and one deleted: 2 of 40 vectors leave, under a tenth: tombstones.
+    write(os.path.join(docs, "f05.md"), "# Note 5\n\nCompletely different words about tea.\n")
+    os.remove(os.path.join(docs, "f06.md"))
+    rep = d.ingest(docs)
+    eq(rep["chunks"]["removed"], 2, "chunks removed")
+    eq(store(d)["chunks"], FILES - 1, "chunks after the first removals")
+    check("rebuilding" not in d.stderr_text(), "no rebuild for 2 removals of 40")
+    live = {"f%02d.md" % i for i in range(FILES) if i != 6}
+    found, _ = sources(d, topic(5))
+    all_live(found, live, "after 2 removals")
+    for i in (5, 6):
+        found, ans = sources(d, topic(i), k=5)
+        texts = [r["text"] for r in ans["results"]]
+        check("f06.md" not in found and not any(topic(5) in x for x in texts),
+              "removed chunk returned for topic %d: %r" % (i, found))
+    found, ans = sources(d, "different words about tea", k=1)
+    eq(found, ["f05.md"], "the rewritten file is found by its new text")
+
+    # The saved index carries its tombstones; a restart loads them instead of rebuilding.
+    d.stop()
+    m = meta(data)
+    eq(m["factory"], "HNSW16", "meta factory")
+    eq(len(m.get("tombstones", [])), 2, "tombstones in the meta")
+    d = t.serve(data, env=env, args=("--log-level", "info"))
+    check("loaded vector index" in d.stderr_text(), "index loaded, not rebuilt")
+    store(d)
+    found, _ = sources(d, topic(6))
+    all_live(found, live, "after restart")
+
+    # Ten more files deleted: past a tenth of the index, the index is rebuilt from SQLite.
+    for i in range(20, 30):
+        os.remove(os.path.join(docs, "f%02d.md" % i))
+    d.ingest(docs)
+    check("rebuilding" in d.stderr_text(), "rebuild past a tenth of the index")
+    eq(store(d)["chunks"], FILES - 11, "chunks after the rebuild")
+    live -= {"f%02d.md" % i for i in range(20, 30)}
+    found, _ = sources(d, topic(25))
+    all_live(found, live, "after the rebuild")
+    d.stop()
+    m = meta(data)
+    dead = len(m.get("tombstones", []))
+    check(dead * 10 <= m["count"] + dead, "tombstones stay under a tenth: %d" % dead)
+
+    # Another index type at restart: the HNSW file is refused and Flat is rebuilt from SQLite.
+    d = t.serve(data, env={"RAGD_STORE_INDEX_FACTORY": "Flat"}, args=("--log-level", "info"))
+    check("rebuilding" in d.stderr_text(), "type change rebuilds")
+    store(d)
+    found, _ = sources(d, topic(7), k=1)
+    eq(found, ["f07.md"], "Flat after HNSW finds the same top hit")
+    d.stop()
+    eq(meta(data)["factory"], "Flat", "meta factory after the change")
+
+
+@test
+def index_factory_invalid_stops_startup(t):
+    r = t.cli("serve", "--listen", "127.0.0.1:1", "--data-dir", t.path("data"), "--no-ingest",
+              env={"RAGD_STORE_INDEX_FACTORY": "IVF64,PQ8"})
+    check(r.rc != 0, "serve with an IVF factory exits non-zero (rc %r)" % r.rc)
+    check("index_factory" in r.err, "the error names the key: %r" % r.err[-300:])
+    shutil.rmtree(t.path("data"), ignore_errors=True)
