@@ -192,7 +192,7 @@ static const ragd_cfg_entry cfg_table[] = {
      "hybrid fusion: rrf (reciprocal rank) or relative (normalised scores)"},
     {"retrieve", "rrf_k", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_rrf_k), 0, "60", RAGD_CFG_F_LIVE, 1,
      10000, NULL, "reciprocal rank fusion constant k"},
-    {"retrieve", "vector_weight", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_vector_weight), 0, "0.4",
+    {"retrieve", "vector_weight", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_vector_weight), 0, "0.3",
      RAGD_CFG_F_LIVE, 0, 1, NULL,
      "share of the vector side in fusion; the keyword side gets the rest"},
     {"retrieve", "vector_length_slope", RAGD_CFG_T_DOUBLE,

@@ -91,7 +91,7 @@ typedef struct ragd_cfg {
     char *retrieve_mode;       /* mode = hybrid; vector | keyword | hybrid */
     char *retrieve_fusion;     /* fusion = relative; rrf | relative */
     int retrieve_rrf_k;        /* rrf_k = 60; reciprocal rank fusion constant, 1..10000 */
-    double retrieve_vector_weight;    /* vector_weight = 0.4; vector share in fusion, 0..1 */
+    double retrieve_vector_weight;    /* vector_weight = 0.3; vector share in fusion, 0..1 */
     double retrieve_vector_length_slope; /* vector_length_slope = 0.5; hybrid length pivot, 0..1 */
     int retrieve_candidates;          /* candidates = 50; per side before fusion, 1..1000 */
     int retrieve_diversity;           /* diversity = false; MMR reordering */
