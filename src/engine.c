@@ -49,7 +49,8 @@ struct engine {
     store_index *index;
     embed_provider *embedder;
     cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
-    struct prefetch *prefetch;  /* the running ingest's prefetched embeddings (ingest_mu) */
+    struct prefetch *prefetch;  /* the running ingest's prefetched embeddings; read and written
+                                 * only by the ingest thread, under write_mu */
     pthread_rwlock_t rw;        /* index + commit point; see the file comment */
     pthread_mutex_t ingest_mu;  /* one ingest at a time */
     pthread_mutex_t write_mu;   /* the store's writer connection: an ingest holds it per
@@ -760,8 +761,11 @@ static ragd_rc batch_store(void *ctx, size_t first, size_t count, const float *v
 }
 
 /* Chunks the document and finds or computes each chunk's embedding. New embeddings are stored
- * batch by batch as they return (each is paid work, kept even if this document later fails). */
-static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd_err *err)
+ * batch by batch as they return (each is paid work, kept even if this document later fails).
+ * pf: the running directory ingest's prefetched embeddings when this is one of its files (they
+ * count as embedded by it), NULL for a pushed document. */
+static ragd_rc doc_prepare(engine *e, doc_work *w, prefetch *pf, engine_ingest_report *r,
+                           ragd_err *err)
 {
     const ragd_cfg *cfg = e->cfg;
     ingest_chunk_opts opts = {.target_tokens = cfg->chunk_target_tokens,
@@ -807,7 +811,7 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, engine_ingest_report *r, ragd
                                     w->vectors + i * (size_t)dims, &found, err);
         if (rc != RAGD_OK) break;
         if (found) {
-            if (prefetch_claim(e->prefetch, w->checksums[i]))
+            if (prefetch_claim(pf, w->checksums[i]))
                 r->chunks_embedded++; /* embedded moments ago by prefetch_window */
             else
                 r->chunks_deduplicated++;
@@ -1026,7 +1030,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
     if (rc == RAGD_OK) rc = ingest_extract_file(f->path, data, len, xopts, &w.doc, &ferr);
     if (rc == RAGD_OK && w.doc.warning)
         report_add(r, 1, f->relative, RAGD_ERR_INVALID, w.doc.warning);
-    if (rc == RAGD_OK) rc = doc_prepare(e, &w, r, &ferr);
+    if (rc == RAGD_OK) rc = doc_prepare(e, &w, e->prefetch, r, &ferr);
     if (rc == RAGD_OK && atomic_load(&e->cancelled)) {
         rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown");
         goto done;
@@ -1141,8 +1145,12 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     int use_prefetch = e->embedder->ops->run != NULL && e->cfg->embed_concurrency > 1;
     e->prefetch = &pf;
     for (size_t i = 0; rc == RAGD_OK && i < files.count; i++) {
-        if (use_prefetch && i >= prefetched && !atomic_load(&e->cancelled))
+        if (use_prefetch && i >= prefetched && !atomic_load(&e->cancelled)) {
+            /* the writer connection is shared with pushed documents: one user at a time */
+            pthread_mutex_lock(&e->write_mu);
             rc = prefetch_window(e, &files, i, single, &r, &prefetched, err);
+            pthread_mutex_unlock(&e->write_mu);
+        }
         if (rc != RAGD_OK) break;
         if (atomic_load(&e->cancelled)) {
             rc = ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ingest interrupted by shutdown after "
@@ -1775,7 +1783,7 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     }
     w.doc = *doc;
     memset(doc, 0, sizeof *doc); /* w owns it now */
-    if (rc == RAGD_OK) rc = doc_prepare(e, &w, &r, err);
+    if (rc == RAGD_OK) rc = doc_prepare(e, &w, NULL, &r, err);
     size_t removed = 0;
     if (rc == RAGD_OK) rc = doc_commit(e, row, found ? old.id : 0, &w, &removed, err);
     if (rc == RAGD_OK) rc = store_db_sync(e->db, err);

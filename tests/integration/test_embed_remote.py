@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from corpus import REFUND_QUESTION, write_corpus
@@ -678,3 +679,47 @@ def test_bad_redis_url_and_base_url_stop_startup(t):
                     t.path("docs"))
         check(res.rc != 0, "ragd accepted %s %s: %r" % (cache, embed, res))
         check(words in res.err, "error does not name %s: %r" % (words, res))
+
+
+@test
+def test_pushed_documents_during_a_remote_ingest(t):
+    # A directory ingest with requests in flight prefetches embeddings through the store's writer
+    # connection while the app pushes documents through it too: both must take turns.
+    fake = Fake(t)
+    docs = t.path("docs")
+    for i in range(150):
+        write(os.path.join(docs, "d%03d.md" % i), "# Doc %d\n\n" % i + "\n\n".join(
+            "## Part %d\n\n" % j + " ".join("w%d_%d_%d" % (i, j, w) for w in range(60))
+            for j in range(3)) + "\n")
+    d = t.serve(config=config(t, fake, embed={"batch_size": 2, "concurrency": 4}))
+    fake.call("POST", "/_config", {"latency_ms": 30})
+    failures, pushed = [], [0]
+    stop = threading.Event()
+
+    def pusher():
+        n = 0
+        while not stop.is_set():
+            r = d.call("POST", "/documents", {"id": "faq-%d" % (n % 5),
+                                              "text": "Pushed answer %d about topic %d." % (n, n)})
+            if r.status != 200:
+                failures.append((r.status, short(r.body)))
+            n += 1
+        pushed[0] = n
+
+    th = threading.Thread(target=pusher)
+    th.start()
+    try:
+        r = d.call("POST", "/ingest", {"path": docs}, timeout=300)
+    finally:
+        stop.set()
+        th.join(60)
+    eq(r.status, 200, "ingest beside pushes: %s" % short(r.body))
+    eq(failures, [], "pushes that failed during the ingest")
+    check(pushed[0] > 0, "no push ran during the ingest")
+    eq(r.json["documents"]["failed"], 0, "failed documents")
+    # every chunk of the directory was embedded by the ingest itself, none claimed by a push
+    eq(r.json["chunks"]["embedded"] + r.json["chunks"]["deduplicated"],
+       r.json["chunks"]["added"], "embedded + deduplicated vs added chunks")
+    check(d.running(), "daemon died")
+    lst = d.call("GET", "/documents").json
+    eq((lst["total"], lst["counts"]["files"]), (5, 150), "pushed and file documents afterwards")
