@@ -21,8 +21,7 @@
 #define PUSH_ID_MAX 256
 #define PUSH_PREFIX "push:"
 
-/* Returns: 1 if id is usable: 1..256 bytes, valid UTF-8, no control characters. */
-static int id_valid(const char *id)
+int engine_doc_id_valid(const char *id)
 {
     size_t n = id ? strnlen(id, PUSH_ID_MAX + 1) : 0;
     if (n == 0 || n > PUSH_ID_MAX || !util_utf8_valid(id, n)) return 0;
@@ -55,7 +54,7 @@ static int field_set(char **slot, const char *value)
 ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome *outcome,
                         int64_t *chunks, ragd_err *err)
 {
-    if (d == NULL || !id_valid(d->id))
+    if (d == NULL || !engine_doc_id_valid(d->id))
         return ragd_err_set(err, RAGD_ERR_INVALID, "document id must be 1..%d bytes of UTF-8 "
                             "without control characters", PUSH_ID_MAX);
     if (d->text == NULL || !util_utf8_valid(d->text, d->text_len) ||
@@ -110,7 +109,7 @@ ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome
 
 ragd_rc engine_doc_delete(engine *e, const char *id, int64_t *chunks, ragd_err *err)
 {
-    if (!id_valid(id)) return ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
+    if (!engine_doc_id_valid(id)) return ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
     char *path = push_path(id);
     if (path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     ragd_rc rc = engine_doc_remove_path(e, path, chunks, err);

@@ -53,8 +53,10 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
         return -1;
     }
     json_t *id = json_object_get(d, "id");
-    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 256) {
-        *reply = invalid_at(i, many, "field 'id' is required: a string of 1..256 bytes");
+    if (!json_is_string(id) || !engine_doc_id_valid(json_string_value(id)) ||
+        strlen(json_string_value(id)) != json_string_length(id)) {
+        *reply = invalid_at(i, many, "field 'id' is required: a string of 1..256 bytes without "
+                                     "control characters");
         return -1;
     }
     json_t *text = json_object_get(d, "text"), *md = json_object_get(d, "markdown");
@@ -319,7 +321,8 @@ http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *met
                                  const char *body, size_t len)
 {
     static const char prefix[] = "/documents/";
-    if (strncmp(url, prefix, sizeof prefix - 1) == 0) {
+    /* "/documents/" with nothing after it is the collection (the router does the same) */
+    if (strncmp(url, prefix, sizeof prefix - 1) == 0 && url[sizeof prefix - 1] != '\0') {
         const char *id = url + sizeof prefix - 1;
         if (strcmp(method, "DELETE") == 0) return handle_delete(e, id);
         return handle_get(e, id);

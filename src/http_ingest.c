@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "http_int.h"
@@ -25,7 +26,8 @@
 int http_auth_ok(const ragd_cfg *cfg, const char *header)
 {
     if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') return 1;
-    if (header == NULL || strncmp(header, "Bearer ", 7) != 0) return 0;
+    /* the scheme name is case-insensitive (RFC 9110) */
+    if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0) return 0;
     const char *given = header + 7;
     while (*given == ' ') given++;
     /* Compare digests: constant time whatever the lengths and contents. */
@@ -76,6 +78,36 @@ static char *lexical_abs(const char *path)
     return util_buf_steal(&out);
 }
 
+/* Returns: new path for the roots check of a path that does not exist: its deepest existing
+ * ancestor resolved with realpath (symlinks followed), then the rest as written; so a missing
+ * path behind a symlink that leaves the roots is refused like an existing one. NULL on OOM. */
+static char *missing_resolved(const char *path)
+{
+    char *lex = lexical_abs(path);
+    if (lex == NULL) return NULL;
+    size_t keep = strlen(lex);
+    char *out = NULL;
+    while (out == NULL && keep > 0) {
+        while (keep > 1 && lex[keep - 1] != '/') keep--; /* back to the previous separator */
+        size_t dir_len = keep > 1 ? keep - 1 : 1;       /* "/a/b/" -> "/a/b"; "/" stays */
+        char *dir = util_strndup(lex, dir_len);
+        char *real = dir ? realpath(dir, NULL) : NULL;
+        free(dir);
+        if (real != NULL) {
+            util_buf b = {0};
+            util_buf_printf(&b, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/",
+                            lex + (dir_len == 1 ? 1 : dir_len + 1));
+            free(real);
+            out = util_buf_steal(&b);
+            break;
+        }
+        if (dir_len == 1) break;
+        keep = dir_len;
+    }
+    free(lex);
+    return out;
+}
+
 static int path_inside(const char *p, const char *root)
 {
     size_t n = strlen(root);
@@ -91,7 +123,7 @@ static int path_allowed(const ragd_cfg *cfg, const char *path, char **resolved, 
     size_t nroots = cfg->ingest_allowed_root_count ? cfg->ingest_allowed_root_count
                                                    : cfg->ingest_path_count;
     char *real = realpath(path, NULL);
-    char *lexical = real ? NULL : lexical_abs(path);
+    char *lexical = real ? NULL : missing_resolved(path);
     int inside = 0;
     for (size_t i = 0; i < nroots && !inside; i++) {
         char *root = realpath(roots[i], NULL);

@@ -208,6 +208,10 @@ ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome
 /* Deletes the pushed document id. Returns: RAGD_OK, or RAGD_ERR_NOT_FOUND. *chunks may be NULL. */
 ragd_rc engine_doc_delete(engine *e, const char *id, int64_t *chunks, ragd_err *err);
 
+/* Returns: 1 if id can name a pushed document: 1..256 bytes of valid UTF-8 without control
+ * characters; 0 otherwise. */
+int engine_doc_id_valid(const char *id);
+
 /* Returns: the store, for read-only listings from any thread (borrowed until engine_close). */
 store_db *engine_store_get(engine *e);
 

@@ -97,6 +97,10 @@ def documents_validation_and_limits(t, fx):
         ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], 400, "invalid_request",
          "duplicate"),
         ([{"id": "ok", "text": "fine"}, {"id": "b"}], 400, "invalid_request", "documents[1]"),
+        # a bad id later in a batch refuses the whole batch before anything is stored
+        ([{"id": "ok", "text": "fine"}, {"id": "bad\u0001", "text": "b"}], 400,
+         "invalid_request", "documents[1]"),
+        ({"id": "tab\there", "text": "x"}, 400, "invalid_request", "control"),
         ([], 400, "invalid_request", None),
         ({"id": "big", "text": "x" * 5000}, 413, "payload_too_large", "max_document_bytes"),
     ]
@@ -108,6 +112,11 @@ def documents_validation_and_limits(t, fx):
     expect_error(r, 413, "payload_too_large", what="body over max_body_bytes")
     eq(d.health()["store"], before, "store unchanged by refused pushes")
     expect_error(d.call("PUT", "/documents"), 405, "method_not_allowed", what="PUT")
+    # "/documents/" is the collection, as the router says: a push there is a push
+    r = d.call("POST", "/documents/", {"id": "slash", "text": "Pushed through a trailing slash."})
+    eq(r.status, 200, "POST /documents/: %r" % r)
+    eq(d.call("GET", "/documents/").status, 200, "GET /documents/")
+    eq(d.call("DELETE", "/documents/slash").status, 200, "DELETE the slash document")
 
 
 def filt(d, f, k=50, query=TOPIC):

@@ -46,6 +46,8 @@ def paths_outside_roots_forbidden(t, fx):
         "/",
         "/etc/passwd",
         ctx.path("outside", "missing.md"),              # does not exist, outside: still 403
+        os.path.join(root, "linkdir", "missing.md"),    # missing behind a link leaving the root
+        os.path.join(root, "linkdir", "a", "b", "..", "c"),
     ]
     before = d.health()["store"]
     for p in attempts:
@@ -104,6 +106,12 @@ def bearer_token_required(t):
     r = d.call("POST", "/retrieve", {"query": "alpha bravo"}, headers=good)
     eq(r.status, 200, "retrieve with the token")
     eq(r.json["results"][0]["source"], "a.md", "retrieve result")
+    # the scheme name is case-insensitive (RFC 9110); the token is not
+    eq(d.call("POST", "/retrieve", {"query": "alpha"},
+              headers={"Authorization": "bearer " + token}).status, 200, "lower-case scheme")
+    expect_error(d.call("POST", "/retrieve", {"query": "alpha"},
+                        headers={"Authorization": "Bearer " + token.upper()}), 401,
+                 "unauthorized", what="token in another case")
     out = t.cli("check-config", env={"RAGD_SERVER_AUTH_TOKEN": token})
     check(token not in out.out and "auth_token = <redacted>" in out.out,
           "check-config redacts the token: %s" % out.out)
