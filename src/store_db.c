@@ -9,8 +9,10 @@
  * statements are prepared once and cached; the caller serialises writes. Reads that may come from
  * any thread (store_db_chunks_get, store_db_stats) go through a small mutex-guarded pool of reader
  * connections, each call inside one read transaction so all its rows come from one snapshot.
- * SQLite errors are translated here: SQLITE_FULL/SQLITE_IOERR become RAGD_ERR_IO, SQLITE_NOMEM
- * RAGD_ERR_NOMEM, anything else RAGD_ERR_STORE, always with the operation named in the message.
+ * SQLite errors are translated here: SQLITE_NOMEM becomes RAGD_ERR_NOMEM, anything else
+ * (SQLITE_FULL and SQLITE_IOERR included) RAGD_ERR_STORE, always with the operation named in the
+ * message. A full disk is the store failing, not one file: an ingest stops on it rather than
+ * report every later file as failed (RAGD_ERR_IO stays for reading the files being ingested).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -167,10 +169,8 @@ static ragd_rc db_fail(sqlite3 *db, int code, const char *what, ragd_err *err)
 {
     ragd_rc rc;
     switch (code & 0xff) {
-    case SQLITE_FULL:
-    case SQLITE_IOERR: rc = RAGD_ERR_IO; break;
     case SQLITE_NOMEM: rc = RAGD_ERR_NOMEM; break;
-    default: rc = RAGD_ERR_STORE; break;
+    default: rc = RAGD_ERR_STORE; break; /* SQLITE_FULL, SQLITE_IOERR: see the file comment */
     }
     const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(code);
     return ragd_err_set(err, rc, "%s: %s", what, msg);
