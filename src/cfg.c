@@ -212,6 +212,9 @@ static const ragd_cfg_entry cfg_table[] = {
     {"retrieve", "min_coverage", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_coverage), 0, "0.25",
      RAGD_CFG_F_LIVE, 0, 1, NULL,
      "below this lexical coverage of the query the answer is low_confidence"},
+    {"retrieve", "max_unknown_share", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_max_unknown_share),
+     0, "0.65", RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "share of the query's weight on words found nowhere in the store that makes low_confidence"},
 
     {"prompt", "template", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_template), 0, "", RAGD_CFG_F_LIVE,
      0, 0, NULL, "system prompt template file for POST /context; empty: the built-in one"},

@@ -1599,6 +1599,7 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
                                    ragd_err *err)
 {
     a->coverage = -1.0;
+    a->unknown_share = -1.0;
     int64_t df[RAGD_TERMS_MAX] = {0}, total = 0;
     uint32_t mask[RAGD_TERMS_MAX] = {0};
     int missing[RAGD_TERMS_MAX] = {0};
@@ -1627,12 +1628,18 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
         double v = retrieve_coverage(terms->count, df, in_j, total);
         if (v > a->coverage) a->coverage = v;
     }
+    /* How much of the question's weight lies on words the store never uses: a question about a
+     * topic the documents do not cover keeps a few ordinary words the documents share ("policy",
+     * "days") while its specific words appear nowhere. Words merely absent from the best passage
+     * (found elsewhere) do not count here: that is the ranking's miss, judged by coverage. */
+    if (fts) a->unknown_share = retrieve_coverage(terms->count, df, missing, total);
     if (a->count == 0)
         a->low_confidence = 1;
     else if (!fts) /* a read-only store from before the keyword index: nothing to judge with */
         a->low_confidence = 0;
     else
-        a->low_confidence = a->coverage < e->cfg->retrieve_min_coverage; /* -1: no terms */
+        a->low_confidence = a->coverage < e->cfg->retrieve_min_coverage || /* -1: no terms */
+                            a->unknown_share >= e->cfg->retrieve_max_unknown_share;
     if (!a->low_confidence) return RAGD_OK;
     const char *headings[RAGD_COVERAGE_TOP] = {NULL};
     for (size_t i = 0; i < ntop; i++) {
@@ -1647,7 +1654,8 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
 ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err)
 {
     double t0 = util_now_ms();
-    engine_answer a = {.rag_enabled = e->cfg->rag_enabled, .low_confidence = 1, .coverage = -1};
+    engine_answer a = {.rag_enabled = e->cfg->rag_enabled, .low_confidence = 1, .coverage = -1,
+                       .unknown_share = -1};
     if (q->k < 1) return ragd_err_set(err, RAGD_ERR_INVALID, "k must be at least 1");
     size_t k = 0;
     ragd_rc rc = RAGD_OK;

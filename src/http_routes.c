@@ -397,6 +397,9 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
         json_object_set_new(o, "diversity", json_boolean(a->diversity));
         json_object_set_new(o, "coverage", a->coverage >= 0 ? json_real(a->coverage)
                                                             : json_null());
+        json_object_set_new(o, "unknown_share", a->unknown_share >= 0
+                                                    ? json_real(a->unknown_share)
+                                                    : json_null());
         json_object_set_new(o, "context_tokens", json_integer(a->context.tokens));
         json_object_set_new(o, "max_context_tokens", json_integer(a->max_context_tokens));
         if (a->clarify) json_object_set_new(o, "clarifying_question", json_string(a->clarify));

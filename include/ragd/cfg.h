@@ -99,6 +99,7 @@ typedef struct ragd_cfg {
     int retrieve_merge_adjacent;      /* merge_adjacent = true; one passage per adjacent run */
     int retrieve_max_context_tokens;  /* max_context_tokens = 2000; context budget, 16..1000000 */
     double retrieve_min_coverage;     /* min_coverage = 0.25; low_confidence below, 0..1 */
+    double retrieve_max_unknown_share; /* max_unknown_share = 0.65; low_confidence at or above */
 
     /* [prompt] */
     char *prompt_template; /* template = (empty); file for POST /context; empty: built-in */

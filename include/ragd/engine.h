@@ -159,6 +159,8 @@ typedef struct engine_answer {
     int mode, fusion, diversity, max_context_tokens; /* what was used (diversity 0/1) */
     int low_confidence; /* see docs/RETRIEVAL.md "Confidence" */
     double coverage;    /* lexical coverage of the query by the top results, -1 = no terms */
+    double unknown_share; /* IDF-weighted share of the query's terms found nowhere in the store,
+                           * -1 = not judged (no terms, no keyword index) */
     char *clarify;      /* owned; the clarifying question when low_confidence, else NULL */
     retrieve_context context; /* owned; the budgeted context block and its sources */
     double cache_ms;         /* query-embedding cache lookups and stores */

@@ -118,6 +118,39 @@ def ranking_low_confidence(t, fx):
     eq(ans["low_confidence"], True, "low_confidence for a question of stopwords only")
 
 
+TOPICS = ["espresso machines", "bicycle repair", "garden hoses", "winter tyres", "piano tuning",
+          "roof tiles", "aquarium filters", "ski wax", "tent poles", "kettle descaling",
+          "lawn mowers", "printer toner", "window seals", "chimney sweeping", "boat varnish",
+          "sofa cushions", "drill bits", "paint rollers", "solar lamps"]
+
+
+@test
+def ranking_low_confidence_for_unknown_words(t):
+    # A question about a topic the documents never mention, sharing one rare word with them: the
+    # best passage covers enough of it (coverage >= 0.25), but most of its weight lies on words
+    # found nowhere in the store, so the answer is low-confidence.
+    docs = t.path("docs")
+    for i, topic in enumerate(TOPICS):
+        write(os.path.join(docs, "t%02d.md" % i), "# %s\n\nNotes about %s and their upkeep.\n"
+              % (topic.title(), topic))
+    write(os.path.join(docs, "policy.md"),
+          "# Returns\n\nOur returns policy: items come back within thirty days.\n")
+    q = {"query": "what is the parental leave policy?"}
+    d = t.serve()
+    d.ingest(docs)
+    ans = post(d, "/retrieve", q)
+    check(ans["coverage"] >= 0.25, "coverage %r: the shared word should count" % ans["coverage"])
+    check(ans["unknown_share"] >= 0.65, "unknown_share %r" % ans["unknown_share"])
+    eq(ans["low_confidence"], True, "low_confidence with most of the question unknown")
+    check("parental" in ans["clarifying_question"], "clarifying question names the unknown word: "
+          "%r" % ans.get("clarifying_question"))
+    known = post(d, "/retrieve", {"query": "what is the returns policy?"})
+    eq((known["low_confidence"], known["unknown_share"]), (False, 0.0), "answered question")
+    d.stop()
+    d = t.serve(env={"RAGD_RETRIEVE_MAX_UNKNOWN_SHARE": "1"})
+    eq(post(d, "/retrieve", q)["low_confidence"], False, "max_unknown_share = 1 turns it off")
+
+
 @shared("docs")
 def ranking_context_budget(t, fx):
     d = fx["d"]

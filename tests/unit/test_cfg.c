@@ -88,9 +88,10 @@ static char *trim(char *s)
 }
 
 /* A minimal INI reader for checking output: "section.key" -> value pairs, comments skipped. */
+#define INI_KEYS_MAX 256 /* keys one parsed INI file may hold in these tests */
 typedef struct kv_list {
-    char *name[64];
-    char *value[64];
+    char *name[INI_KEYS_MAX];
+    char *value[INI_KEYS_MAX];
     size_t n;
 } kv_list;
 
@@ -114,7 +115,7 @@ static void kv_parse(const char *text, kv_list *out)
         char *eq = strchr(t, '=');
         assert_non_null(eq);
         *eq = '\0';
-        assert_true(out->n < 64);
+        assert_true(out->n < INI_KEYS_MAX);
         /* Lines before any [section] are already "section.key" (the expected files). */
         assert_true(asprintf(&out->name[out->n], "%s%s%s", section, section[0] ? "." : "",
                              trim(t)) > 0);
