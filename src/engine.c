@@ -1417,6 +1417,20 @@ static void vector_length_pivot(side_list *l, double slope)
         }
 }
 
+
+/* Grows a side's candidate buffers (ids, scores; caller-owned, freed by the caller whatever
+ * happens) to want entries. Returns: RAGD_OK or RAGD_ERR_NOMEM (the buffers keep their old
+ * contents and stay valid). */
+static ragd_rc side_buffers_grow(int64_t **ids, double **scores, size_t want, ragd_err *err)
+{
+    int64_t *nids = realloc(*ids, sizeof **ids * want);
+    if (nids == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    *ids = nids;
+    double *ns = realloc(*scores, sizeof **scores * want);
+    if (ns == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    *scores = ns;
+    return RAGD_OK;
+}
 /* The vector side: up to pool chunks with a cosine above 0 that pass the filters. Without filters
  * pool candidates suffice; with filters the search widens until pool pass or the index is
  * exhausted. Caller holds the read lock. */
@@ -1431,16 +1445,13 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
     ragd_rc rc = RAGD_OK;
     while (rc == RAGD_OK && total > 0) {
         if (want > total) want = total;
-        int64_t *nids = realloc(ids, sizeof *ids * want);
-        if (nids) ids = nids;
+        if ((rc = side_buffers_grow(&ids, &scores, want, err)) != RAGD_OK) break;
         float *nf = realloc(fscores, sizeof *fscores * want);
-        if (nf) fscores = nf;
-        double *ns = nids && nf ? realloc(scores, sizeof *scores * want) : NULL;
-        if (ns == NULL) {
+        if (nf == NULL) {
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
             break;
         }
-        scores = ns;
+        fscores = nf;
         size_t found = 0;
         double ts = util_now_ms();
         rc = store_index_search(e->index, qv, want, ids, fscores, &found, err);
@@ -1475,14 +1486,7 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const char *match,
     double *scores = NULL;
     ragd_rc rc = RAGD_OK;
     for (;;) {
-        int64_t *nids = realloc(ids, sizeof *ids * want);
-        if (nids) ids = nids;
-        double *ns = nids ? realloc(scores, sizeof *scores * want) : NULL;
-        if (ns == NULL) {
-            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-            break;
-        }
-        scores = ns;
+        if ((rc = side_buffers_grow(&ids, &scores, want, err)) != RAGD_OK) break;
         size_t found = 0;
         double ts = util_now_ms();
         rc = store_db_fts_search(e->db, match, want, ids, scores, &found, err);
