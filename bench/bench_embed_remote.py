@@ -26,6 +26,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_core import make_corpus  # noqa: E402 - the docs/ repeated, paragraphs made unique
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = os.path.join(REPO, "tests", "fake_openai.py")
 
@@ -82,21 +85,6 @@ def write_config(path, fake_port, concurrency, batch_size, redis_port=None):
         lines += ["[cache]", "redis_url = redis://127.0.0.1:%d/0" % redis_port]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-
-
-def make_corpus(dst, copies):
-    src = os.path.join(REPO, "docs")
-    for i in range(copies):
-        d = os.path.join(dst, "copy%02d" % i)
-        os.makedirs(d)
-        for name in sorted(os.listdir(src)):
-            if name.endswith(".md"):
-                with open(os.path.join(src, name), encoding="utf-8") as f:
-                    paras = f.read().split("\n\n")
-                with open(os.path.join(d, name), "w", encoding="utf-8") as f:
-                    f.write("\n\n".join(p + (" (rev %d.%d)" % (i, j) if p.strip() and
-                                             not p.startswith(("#", "```")) else "")
-                                        for j, p in enumerate(paras)))
 
 
 class Daemon:

@@ -30,6 +30,9 @@ import threading
 import time
 import http.client
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_core import make_corpus  # noqa: E402 - the docs/ repeated, paragraphs made unique
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
 PEER = os.path.join(REPO, "bench", "peer")
@@ -146,26 +149,6 @@ def http_floor(qtxt, requests):
         p.wait(timeout=30)
 
 
-def make_ingest_corpus(dst, copies):
-    """The project's docs/ repeated, every paragraph made unique (as bench_core.py does)."""
-    src = os.path.join(REPO, "docs")
-    total = 0
-    for i in range(copies):
-        d = os.path.join(dst, "copy%03d" % i)
-        os.makedirs(d)
-        for name in sorted(os.listdir(src)):
-            if not name.endswith(".md"):
-                continue
-            text = open(os.path.join(src, name), encoding="utf-8").read()
-            out = "\n\n".join(p + (" (rev %d.%d)" % (i, j) if p.strip() and not p.startswith("#")
-                                   and not p.startswith("```") else "")
-                              for j, p in enumerate(text.split("\n\n")))
-            with open(os.path.join(d, name), "w", encoding="utf-8") as f:
-                f.write(out)
-            total += len(out.encode())
-    return total
-
-
 def one_config(tmp, n, dims, factory, ef, m, args, log):
     tag = "%s-%d-%d" % (factory, n, dims)
     log("== %s: %d chunks x %d dims" % (factory, n, dims))
@@ -215,7 +198,7 @@ def one_config(tmp, n, dims, factory, ef, m, args, log):
         # While an ingest runs: the docs corpus through POST /ingest, measured concurrently.
         if args.ingest_copies > 0:
             corpus = os.path.join(tmp, "ingest-" + tag)
-            nbytes = make_ingest_corpus(corpus, args.ingest_copies)
+            nbytes = make_corpus(corpus, args.ingest_copies)
             box = {}
 
             def ingest():
