@@ -240,8 +240,59 @@ static void reason_add(json_t *reasons, const char *fmt, ...)
     json_array_append_new(reasons, json_string(msg));
 }
 
+/* Appends the query cache's degradation (Redis configured but down) to reasons.
+ * Returns: 1 when it added one. */
+static int http_cache_reason_add(const cache_stats *c, json_t *reasons)
+{
+    if (!c->redis_configured || c->redis_up) return 0;
+    char msg[512];
+    snprintf(msg, sizeof msg, "query cache: Redis at %s is unreachable (%s); answering without it",
+             c->redis_where, c->redis_reason[0] ? c->redis_reason : "not connected");
+    json_array_append_new(reasons, json_string(msg));
+    return 1;
+}
+
+/* Adds the embedder's usage and the cache's state to a /health body. */
+static void http_embed_cache_fields(const engine_stats *s, json_t *body)
+{
+    const embed_counters *k = &s->embed;
+    json_t *embedder = json_object_get(body, "embedder");
+    if (json_is_object(embedder)) {
+        json_object_set_new(embedder, "requests", json_integer((json_int_t)k->requests));
+        json_object_set_new(embedder, "inputs", json_integer((json_int_t)k->inputs));
+        json_object_set_new(embedder, "tokens", json_integer((json_int_t)k->tokens));
+        json_object_set_new(embedder, "estimated_cost_usd", json_real(k->cost_usd));
+        json_object_set_new(embedder, "retries", json_integer((json_int_t)k->retries));
+        json_object_set_new(
+            embedder, "errors",
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rate_limited",
+                      (json_int_t)k->errors_rate_limited, "server", (json_int_t)k->errors_server,
+                      "timeout", (json_int_t)k->errors_timeout, "network",
+                      (json_int_t)k->errors_network, "bad_reply", (json_int_t)k->errors_bad_reply,
+                      "refused", (json_int_t)k->errors_refused));
+    }
+    const cache_stats *c = &s->cache;
+    json_t *redis = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
+                              !c->redis_configured ? "off" : c->redis_up ? "up" : "down", "hits",
+                              (json_int_t)c->redis_hits, "misses", (json_int_t)c->redis_misses,
+                              "errors", (json_int_t)c->redis_errors, "reconnects",
+                              (json_int_t)c->redis_reconnects);
+    if (redis && c->redis_configured) {
+        json_object_set_new(redis, "where", json_string(c->redis_where));
+        json_object_set_new(redis, "reason", json_string(c->redis_reason));
+        json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
+    }
+    json_object_set_new(body, "cache",
+                        json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
+                                  (json_int_t)c->memory_entries, "capacity",
+                                  (json_int_t)c->memory_capacity, "hits",
+                                  (json_int_t)c->memory_hits, "misses",
+                                  (json_int_t)c->memory_misses, "redis", redis));
+}
+
 /* The /health document: "ok"; "degraded" (200) when ragd answers but something is off (RAG
- * disabled, embedder failing, last ingest failed, index partly out of step); "down" (503) when
+ * disabled, embedder failing, last ingest failed, index partly out of step, a configured Redis
+ * down); with the embedder's usage and the query cache's state; "down" (503) when
  * retrievals cannot be answered (store unreadable, index empty while the store has chunks). */
 static http_reply handle_health(engine *e, const ragd_cfg *cfg)
 {
@@ -282,6 +333,7 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
                          sizeof ingest_message);
     if (strcmp(ingest_result, "failed") == 0)
         reason_add(reasons, "last ingest failed: %s", ingest_message);
+    http_cache_reason_add(&s.cache, reasons);
 
     const char *status = down ? "down" : json_array_size(reasons) > 0 ? "degraded" : "ok";
     http_reply r = {.status = down ? 503 : 200};
@@ -299,6 +351,7 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
         "latency_ms", "p50", p50, "p95", p95, "samples", (json_int_t)samples, "ingest", "running",
         s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok", s.last_ingest_ok,
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
+    if (r.body) http_embed_cache_fields(&s, r.body);
     return r;
 }
 
@@ -735,82 +788,11 @@ out:
     return reply;
 }
 
-/* ---- POST /ingest ------------------------------------------------------------------------- */
-
-/* Appends the query cache's degradation (Redis configured but down) to reasons.
- * Returns: 1 when it added one. */
-static int http_cache_reason_add(const cache_stats *c, json_t *reasons)
-{
-    if (!c->redis_configured || c->redis_up) return 0;
-    char msg[512];
-    snprintf(msg, sizeof msg, "query cache: Redis at %s is unreachable (%s); answering without it",
-             c->redis_where, c->redis_reason[0] ? c->redis_reason : "not connected");
-    json_array_append_new(reasons, json_string(msg));
-    return 1;
-}
-
-/* Adds the embedder's usage and the cache's state to a /health body. */
-static void http_embed_cache_fields(const engine_stats *s, json_t *body)
-{
-    const embed_counters *k = &s->embed;
-    json_t *embedder = json_object_get(body, "embedder");
-    if (json_is_object(embedder)) {
-        json_object_set_new(embedder, "requests", json_integer((json_int_t)k->requests));
-        json_object_set_new(embedder, "inputs", json_integer((json_int_t)k->inputs));
-        json_object_set_new(embedder, "tokens", json_integer((json_int_t)k->tokens));
-        json_object_set_new(embedder, "estimated_cost_usd", json_real(k->cost_usd));
-        json_object_set_new(embedder, "retries", json_integer((json_int_t)k->retries));
-        json_object_set_new(
-            embedder, "errors",
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rate_limited",
-                      (json_int_t)k->errors_rate_limited, "server", (json_int_t)k->errors_server,
-                      "timeout", (json_int_t)k->errors_timeout, "network",
-                      (json_int_t)k->errors_network, "bad_reply", (json_int_t)k->errors_bad_reply,
-                      "refused", (json_int_t)k->errors_refused));
-    }
-    const cache_stats *c = &s->cache;
-    json_t *redis = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
-                              !c->redis_configured ? "off" : c->redis_up ? "up" : "down", "hits",
-                              (json_int_t)c->redis_hits, "misses", (json_int_t)c->redis_misses,
-                              "errors", (json_int_t)c->redis_errors, "reconnects",
-                              (json_int_t)c->redis_reconnects);
-    if (redis && c->redis_configured) {
-        json_object_set_new(redis, "where", json_string(c->redis_where));
-        json_object_set_new(redis, "reason", json_string(c->redis_reason));
-        json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
-    }
-    json_object_set_new(body, "cache",
-                        json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
-                                  (json_int_t)c->memory_entries, "capacity",
-                                  (json_int_t)c->memory_capacity, "hits",
-                                  (json_int_t)c->memory_hits, "misses",
-                                  (json_int_t)c->memory_misses, "redis", redis));
-}
-
-/* Extends a /health reply with the embedder's usage and the query cache's state; a configured
- * Redis that is down adds its reason and turns "ok" into "degraded" (still 200). Kept apart from
- * handle_health so the document's owner and this issue change different lines. Steals r. */
-static http_reply http_health_extend(engine *e, http_reply r)
-{
-    engine_stats s;
-    ragd_err err = {0};
-    if (r.body == NULL || engine_stats_get(e, &s, &err) != RAGD_OK) return r;
-    json_t *reasons = json_object_get(r.body, "reasons");
-    json_t *status = json_object_get(r.body, "status");
-    if (json_is_array(reasons) && http_cache_reason_add(&s.cache, reasons) && json_is_string(status)
-        && strcmp(json_string_value(status), "ok") == 0)
-        json_object_set_new(r.body, "status", json_string("degraded"));
-    http_embed_cache_fields(&s, r.body);
-    return r;
-}
-
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
                              size_t len)
 {
-    /* /health, extended with the embedder's usage and the query cache's state. */
-    if (route == RAGD_ROUTE_HEALTH) return http_health_extend(e, handle_health(e, cfg));
     switch (route) {
     case RAGD_ROUTE_ROOT: return handle_root();
     case RAGD_ROUTE_HEALTH: return handle_health(e, cfg);
