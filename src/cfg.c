@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "ragd/cfg.h"
+#include "ragd/chat.h"
 #include "ragd/log.h"
 #include "ragd/retrieve.h"
 
@@ -64,6 +65,7 @@ static const char *const backend_choices[] = {"faiss", NULL};
 static const char *const utf8_choices[] = {"skip", "repair", NULL};
 static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
 static const char *const fusion_choices[] = {"rrf", "relative", NULL};
+static const char *const low_confidence_choices[] = {"ask", "pass", NULL};
 
 #define RAGD_CFG_SIZE_1K 1024.0
 #define RAGD_CFG_SIZE_1G 1073741824.0
@@ -228,6 +230,71 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_LIVE, 0, 0, NULL,
      "intents that retrieve: name[:k[:max_context_tokens]], comma-separated"},
 
+    /* issue 15: the chat endpoint (docs/CHAT.md) */
+    {"chat", "base_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_base_url), 0,
+     "https://api.openai.com/v1", RAGD_CFG_F_REQUIRED | RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "chat upstream API root; turns go to {base_url}/chat/completions"},
+    {"chat", "api_key", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_api_key), 0, "",
+     RAGD_CFG_F_SECRET | RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "chat upstream API key (env RAGD_CHAT_API_KEY, else OPENAI_API_KEY); secret"},
+    {"chat", "model", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_model), 0, "gpt-4o-mini",
+     RAGD_CFG_F_REQUIRED | RAGD_CFG_F_LIVE, 0, 0, NULL, "the base model every turn goes to"},
+    {"chat", "use_finetuned", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(chat_use_finetuned), 0, "false",
+     RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "send the finetuned_intents to finetuned_model (env USE_FINETUNED_MODEL); false: rollback"},
+    {"chat", "finetuned_model", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_finetuned_model), 0, "",
+     RAGD_CFG_F_LIVE, 0, 0, NULL, "the fine-tuned model's name; required by use_finetuned"},
+    {"chat", "finetuned_base_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_finetuned_base_url), 0,
+     "", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "API root serving the fine-tuned model (a LoRA endpoint); empty: base_url"},
+    {"chat", "finetuned_intents", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_finetuned_intents), 0,
+     "general_chat, intent_parse", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "comma-separated intents the fine-tuned model answers when use_finetuned is on"},
+    {"chat", "allow_caller_model", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(chat_allow_caller_model), 0,
+     "false", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "true: the caller's `model` is sent upstream; false: ragd's configuration decides"},
+    {"chat", "default_intent", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_default_intent), 0,
+     "general_chat", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "intent of a turn that names none (body intent or X-Ragd-Intent)"},
+    {"chat", "on_low_confidence", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(chat_on_low_confidence), 0, "ask",
+     RAGD_CFG_F_LIVE, 0, 0, low_confidence_choices,
+     "ask: answer with the clarifying question, no upstream call; pass: send the turn with no "
+     "context and the instruction to ask"},
+    {"chat", "context_window", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_context_window), 0, "8192",
+     RAGD_CFG_F_LIVE, 256, 10000000, NULL, "the model's context window in tokens"},
+    {"chat", "context_windows", RAGD_CFG_T_STRING, RAGD_CFG_OFF(chat_context_windows), 0, "",
+     RAGD_CFG_F_LIVE, 0, 0, NULL, "per-model windows, \"model:tokens, ...\"; others use "
+     "context_window"},
+    {"chat", "reserve_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_reserve_tokens), 0, "1024",
+     RAGD_CFG_F_LIVE, 0, 1000000, NULL,
+     "tokens kept for the answer (a request's max_tokens, when larger, wins)"},
+    {"chat", "min_context_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_min_context_tokens), 0,
+     "256", RAGD_CFG_F_LIVE, 0, 1000000, NULL,
+     "the context is cut down to this before history is dropped, then further if needed"},
+    {"chat", "followup_terms", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_followup_terms), 0, "4",
+     RAGD_CFG_F_LIVE, 0, 32, NULL,
+     "a user turn with fewer search terms is a follow-up, searched with the earlier turns"},
+    {"chat", "history_query_turns", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_history_query_turns), 0,
+     "2", RAGD_CFG_F_LIVE, 0, 16, NULL, "earlier user turns searched with a follow-up"},
+    {"chat", "append_sources", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(chat_append_sources), 0, "true",
+     RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "append a \"Sources\" section to an answer that cites [n] tags"},
+    {"chat", "connect_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_connect_timeout_s), 0, "10",
+     RAGD_CFG_F_LIVE, 1, 600, NULL, "chat upstream connect timeout in seconds"},
+    {"chat", "timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_timeout_s), 0, "120", RAGD_CFG_F_LIVE,
+     1, 3600, NULL, "seconds one upstream attempt may take (streaming: the whole stream)"},
+    {"chat", "max_retries", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_max_retries), 0, "2",
+     RAGD_CFG_F_LIVE, 0, 20, NULL,
+     "retries on 408/409/429/5xx/network errors, only before any answer byte was sent"},
+    {"chat", "retry_max_time", RAGD_CFG_T_INT, RAGD_CFG_OFF(chat_retry_max_time_s), 0, "30",
+     RAGD_CFG_F_LIVE, 1, 3600, NULL, "seconds one turn may spend in retries"},
+    {"chat", "price_prompt_per_million", RAGD_CFG_T_DOUBLE,
+     RAGD_CFG_OFF(chat_price_prompt_per_million), 0, "0.15", RAGD_CFG_F_LIVE, 0, 10000, NULL,
+     "USD per million prompt tokens, for the cost estimates"},
+    {"chat", "price_completion_per_million", RAGD_CFG_T_DOUBLE,
+     RAGD_CFG_OFF(chat_price_completion_per_million), 0, "0.6", RAGD_CFG_F_LIVE, 0, 10000, NULL,
+     "USD per million completion tokens, for the cost estimates"},
+
     {"log", "level", RAGD_CFG_T_LOG_LEVEL, RAGD_CFG_OFF(log_level), 0, "info", RAGD_CFG_F_LIVE, 0,
      0, NULL, "least severe level written: debug, info, warn or error"},
     {"log", "file", RAGD_CFG_T_STRING, RAGD_CFG_OFF(log_file), 0, "var/logs/rag.log", 0, 0, 0,
@@ -249,6 +316,8 @@ static const struct {
     {"OPENAI_API_KEY", "embed", "api_key"},
     {"OPENAI_BASE_URL", "embed", "base_url"},
     {"REDIS_URL", "cache", "redis_url"},
+    {"OPENAI_API_KEY", "chat", "api_key"},
+    {"USE_FINETUNED_MODEL", "chat", "use_finetuned"},
 };
 
 /* ---- member access ------------------------------------------------------------------------ */
@@ -950,6 +1019,8 @@ ragd_rc cfg_validate(const ragd_cfg *cfg, ragd_err *err)
     ragd_err ierr = {0};
     if (retrieve_intent_find(cfg->intent_retrieve, NULL, NULL, &ierr) != RAGD_OK)
         return ragd_err_set(err, RAGD_ERR_CONFIG, "intent.retrieve: %s", ierr.msg);
+    if (chat_cfg_check(cfg, &ierr) != RAGD_OK)
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "%s", ierr.msg);
     return RAGD_OK;
 }
 

@@ -72,4 +72,30 @@ http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *met
                                  const char *url, const char *offset, const char *limit,
                                  const char *body, size_t len);
 
+/* ---- the chat endpoint (src/http_chat.c) --------------------------------------------------- */
+struct MHD_Connection;
+struct MHD_Response;
+typedef struct http_chat http_chat;
+
+/* Counts a worker thread of s that uses the engine (the shutdown waits for it).
+ * Returns: 0, or -1 when the server is stopping (nothing counted). */
+int http_server_worker_enter(http_server *s);
+void http_server_worker_leave(http_server *s);
+
+/* Begins POST /v1/chat/completions on conn (inside the access handler). Returns: 1 with *out
+ * set (the connection is suspended; the turn's worker resumes it: then call http_chat_poll),
+ * or 0 with *reply set (answer at once: a bad request, or no thread). */
+int http_chat_begin(http_server *s, engine *e, const ragd_cfg *cfg, struct MHD_Connection *conn,
+                    const char *body, size_t len, const char *request_id, http_chat **out,
+                    http_reply *reply);
+
+/* Called when the access handler runs again for a chat request. Returns: 0 when nothing is
+ * ready (return MHD_YES), 1 with *reply set (send it), 2 with *response set (queue it with
+ * status 200, then destroy it: a server-sent events stream). */
+int http_chat_poll(http_chat *c, http_reply *reply, struct MHD_Response **response);
+
+/* The request is over (completed, or the client went away): drops its reference, cancels the
+ * upstream call when the answer was not finished. c may be NULL. */
+void http_chat_release(http_chat *c);
+
 #endif

@@ -102,6 +102,7 @@ http_route http_route_find(const char *method, const char *url, const char **all
         {"/jobs/", "GET", RAGD_ROUTE_JOB, 1},
         {"/metrics", "GET", RAGD_ROUTE_METRICS, 0},
         {"/context", "POST", RAGD_ROUTE_CONTEXT, 0},
+        {"/v1/chat/completions", "POST", RAGD_ROUTE_CHAT, 0},
     };
     *method_ok = 1;
     *allow = NULL;
@@ -143,6 +144,7 @@ const char *http_route_name(http_route route)
     case RAGD_ROUTE_DOCUMENT: return "/documents/{id}";
     case RAGD_ROUTE_JOB: return "/jobs/{id}";
     case RAGD_ROUTE_CONTEXT: return "/context";
+    case RAGD_ROUTE_CHAT: return "/v1/chat/completions";
     case RAGD_ROUTE_NONE: break;
     }
     return "other";
@@ -207,11 +209,11 @@ static int keys_check(json_t *obj, const char *const *allowed, const char *where
 static http_reply handle_root(void)
 {
     http_reply r = {.status = 200};
-    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s,s]}", "name", "ragd", "version",
+    r.body = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s,s,s]}", "name", "ragd", "version",
                        RAGD_VERSION, "endpoints", "GET /health", "POST /retrieve",
                        "POST /context", "POST /ingest", "GET /", "GET /metrics",
                        "POST /documents", "GET /documents", "GET /documents/{id}",
-                       "DELETE /documents/{id}", "GET /jobs/{id}");
+                       "DELETE /documents/{id}", "GET /jobs/{id}", "POST /v1/chat/completions");
     return r;
 }
 
@@ -702,6 +704,32 @@ out:
 
 /* ---- POST /context ------------------------------------------------------------------------ */
 
+/* Returns: a copy of context in which the prompt's fence lines ("<<<CONTEXT", "CONTEXT>>>")
+ * cannot occur, so a document cannot close the fence and speak outside it; new (free()), or NULL
+ * on OOM. */
+static char *context_fence_defang(const char *context)
+{
+    util_buf b = {0};
+    const char *p = context;
+    int bad = 0;
+    while (!bad && *p) {
+        const char *open = strstr(p, "<<<CONTEXT"), *close = strstr(p, "CONTEXT>>>");
+        const char *hit = open && (!close || open < close) ? open : close;
+        if (hit == NULL) {
+            bad |= util_buf_puts(&b, p);
+            break;
+        }
+        bad |= util_buf_append(&b, p, (size_t)(hit - p));
+        bad |= util_buf_puts(&b, hit == open ? "<< <CONTEXT" : "CONTEXT> >>");
+        p = hit + 10;
+    }
+    if (bad) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    return util_buf_steal(&b);
+}
+
 char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine_answer *a,
                         ragd_err *err)
 {
@@ -737,9 +765,11 @@ char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine
         bad |= util_buf_printf(&src, "%s%s)", s->heading[0] ? " > " : "", s->heading);
     }
     char *question = util_strndup(q->query, q->query_len);
+    char *fenced = use ? context_fence_defang(a->context.text) : NULL;
+    bad |= use && fenced == NULL;
     retrieve_prompt_vars v = {.persona = cfg->prompt_persona,
                               .tools = cfg->prompt_tools,
-                              .context = use ? a->context.text : "",
+                              .context = fenced ? fenced : "",
                               .sources = src.data ? src.data : "",
                               .question = question ? question : "",
                               .clarify = a->clarify ? a->clarify
@@ -752,6 +782,7 @@ char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine
              err->rc == RAGD_ERR_INVALID)
         err->rc = RAGD_ERR_INTERNAL; /* a bad template is the deployment's fault, not the caller's */
     free(question);
+    free(fenced);
     util_buf_free(&src);
     free(file_text);
     return out;
@@ -803,6 +834,7 @@ http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, c
     case RAGD_ROUTE_DOCUMENTS: /* need the method and URL: http_documents.c, http_jobs.c */
     case RAGD_ROUTE_DOCUMENT:
     case RAGD_ROUTE_JOB:
+    case RAGD_ROUTE_CHAT: /* asynchronous: src/http_chat.c */
     case RAGD_ROUTE_NONE: break;
     }
     return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such endpoint");

@@ -55,6 +55,7 @@ typedef struct request {
     double t0;
     const char *route_name; /* for metrics; static */
     char request_id[RAGD_REQUEST_ID_MAX];
+    http_chat *chat; /* POST /v1/chat/completions in progress (src/http_chat.c) */
 } request;
 
 /* A background ingest job (POST /ingest with "wait": false): owns its request. */
@@ -184,6 +185,23 @@ static int worker_start(http_server *s, void *(*fn)(void *), void *arg, request 
     return prc == 0 ? 0 : -1;
 }
 
+int http_server_worker_enter(http_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int stopping = s->stopping;
+    if (!stopping) s->workers++;
+    pthread_mutex_unlock(&s->mu);
+    return stopping ? -1 : 0;
+}
+
+void http_server_worker_leave(http_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->workers--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static enum MHD_Result finish(request *req, const char *method, const char *url,
                               http_reply *reply)
 {
@@ -272,6 +290,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    if (req->chat != NULL) { /* resumed by the chat turn's worker */
+        struct MHD_Response *stream = NULL;
+        http_reply r = {0};
+        int ready = http_chat_poll(req->chat, &r, &stream);
+        if (ready == 0) return MHD_YES;
+        if (ready == 1) return finish(req, method, url, &r);
+        metrics_http_request_add(req->route_name, 200);
+        enum MHD_Result qr = MHD_queue_response(conn, 200, stream);
+        MHD_destroy_response(stream);
+        return qr;
+    }
     if (req->done) { /* resumed after the ingest worker finished */
         http_reply r = req->reply;
         req->reply.body = NULL;
@@ -315,6 +344,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = job ? (http_reply){.status = 200, .body = job}
                 : http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such job (jobs are kept in "
                                    "memory: the last 64 of this daemon's run)");
+        return finish(req, method, url, &r);
+    }
+    if (route == RAGD_ROUTE_CHAT) {
+        if (http_chat_begin(s, s->engine, s->cfg, conn, req->body.data, req->body.len,
+                            req->request_id, &req->chat, &r))
+            return MHD_YES; /* suspended until the worker has an answer */
         return finish(req, method, url, &r);
     }
     if (route != RAGD_ROUTE_INGEST) {
@@ -387,6 +422,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_in_flight_add(-1);
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
+    http_chat_release(req->chat);
     util_buf_free(&req->body);
     json_decref(req->reply.body);
     free(req->reply.text);

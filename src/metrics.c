@@ -42,6 +42,7 @@ static const ragd_rc upstream_kinds[] = {RAGD_ERR_TIMEOUT, RAGD_ERR_UPSTREAM_REF
 static atomic_uint_fast64_t upstream_errors[UPSTREAM_KIND_COUNT + 1];
 
 static atomic_int_fast64_t in_flight;
+static atomic_uint_fast64_t chat_cost_nano_usd;
 static http_slot http_slots[HTTP_SLOTS];
 static atomic_size_t http_used;
 static pthread_mutex_t http_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -77,6 +78,25 @@ static const struct {
                                         "Files an ingest could not ingest (per-file errors)."},
     [RAGD_METRIC_LOG_DROPPED] = {"ragd_log_dropped_lines_total",
                                  "Retrieval/ingest log lines dropped (queue full or write error)."},
+    [RAGD_METRIC_CHAT_TURNS] = {"ragd_chat_turns_total", "Chat turns answered, any outcome."},
+    [RAGD_METRIC_CHAT_UPSTREAM_CALLS] = {"ragd_chat_upstream_calls_total",
+                                         "Chat turns sent to the chat upstream."},
+    [RAGD_METRIC_CHAT_CLARIFIED] = {"ragd_chat_clarified_total",
+                                    "Low-confidence chat turns answered with the clarifying "
+                                    "question, without an upstream call."},
+    [RAGD_METRIC_CHAT_FINETUNED_TURNS] = {"ragd_chat_finetuned_turns_total",
+                                          "Chat turns routed to the fine-tuned model."},
+    [RAGD_METRIC_CHAT_UPSTREAM_ERRORS] = {"ragd_chat_upstream_errors_total",
+                                          "Chat turns that ended in an upstream error."},
+    [RAGD_METRIC_CHAT_TOOL_CALLS_BLOCKED] = {"ragd_chat_tool_calls_blocked_total",
+                                             "Tool calls naming a tool outside the whitelist, "
+                                             "removed from answers."},
+    [RAGD_METRIC_CHAT_PROMPT_TOKENS] = {"ragd_chat_prompt_tokens_total",
+                                        "Prompt tokens billed by the chat upstream."},
+    [RAGD_METRIC_CHAT_COMPLETION_TOKENS] = {"ragd_chat_completion_tokens_total",
+                                            "Completion tokens billed by the chat upstream."},
+    [RAGD_METRIC_CHAT_TOKENS_DROPPED] = {"ragd_chat_tokens_dropped_total",
+                                         "History and context tokens dropped by chat budgets."},
 };
 
 static const struct {
@@ -89,7 +109,24 @@ static const struct {
                                    "Time to embed the query of a retrieval, in seconds."},
     [RAGD_METRIC_SEARCH_SECONDS] = {"ragd_retrieval_search_duration_seconds",
                                     "Time spent in the vector search of a retrieval, in seconds."},
+    [RAGD_METRIC_CHAT_UPSTREAM_SECONDS] = {"ragd_chat_upstream_duration_seconds",
+                                           "Time of a chat turn's upstream call, in seconds."},
+    [RAGD_METRIC_CHAT_FIRST_TOKEN_SECONDS] = {"ragd_chat_first_token_seconds",
+                                              "Time to the first token of a streamed chat "
+                                              "turn, in seconds."},
 };
+
+void metrics_chat_cost_add(double usd)
+{
+    if (usd > 0 && isfinite(usd))
+        atomic_fetch_add_explicit(&chat_cost_nano_usd, (uint64_t)llround(usd * 1e9),
+                                  memory_order_relaxed);
+}
+
+double metrics_chat_cost_get(void)
+{
+    return (double)atomic_load_explicit(&chat_cost_nano_usd, memory_order_relaxed) / 1e9;
+}
 
 void metrics_counter_add(metrics_counter_id id, uint64_t n)
 {
@@ -324,6 +361,11 @@ int metrics_render(const metrics_gauges *g, util_buf *out)
     }
     for (size_t i = 0; i < RAGD_METRIC_HISTOGRAM_COUNT && !bad; i++)
         bad |= render_histogram(out, (metrics_histogram_id)i);
+    bad |= family(out, "ragd_chat_estimated_cost_usd_total", "counter",
+                  "Estimated cost of the chat turns' tokens, USD ([chat] price_*).");
+    bad |= util_buf_puts(out, "ragd_chat_estimated_cost_usd_total ");
+    bad |= number(out, metrics_chat_cost_get());
+    bad |= util_buf_puts(out, "\n");
 
     bad |= gauge(out, "ragd_http_requests_in_flight", "HTTP requests being served now.",
                  (int64_t)atomic_load_explicit(&in_flight, memory_order_relaxed));
@@ -362,6 +404,7 @@ void metrics_reset(void)
     }
     for (size_t i = 0; i <= UPSTREAM_KIND_COUNT; i++) atomic_store(&upstream_errors[i], 0);
     atomic_store(&in_flight, 0);
+    atomic_store(&chat_cost_nano_usd, 0);
     pthread_mutex_lock(&http_mu);
     atomic_store(&http_used, 0);
     pthread_mutex_unlock(&http_mu);

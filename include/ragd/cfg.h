@@ -109,6 +109,32 @@ typedef struct ragd_cfg {
     /* [intent] */
     char *intent_retrieve; /* retrieve = general_chat, search_info; name[:k[:max_context_tokens]], ... */
 
+    /* [chat] POST /v1/chat/completions (issue 15; docs/CHAT.md). Every key is live (SIGHUP). */
+    char *chat_base_url;           /* base_url = https://api.openai.com/v1; the upstream API root */
+    char *chat_api_key;            /* api_key = (empty); env RAGD_CHAT_API_KEY, else
+                                    * OPENAI_API_KEY; secret */
+    char *chat_model;              /* model = gpt-4o-mini; the base model */
+    int chat_use_finetuned;        /* use_finetuned = false; env USE_FINETUNED_MODEL */
+    char *chat_finetuned_model;    /* finetuned_model = (empty); required by use_finetuned */
+    char *chat_finetuned_base_url; /* finetuned_base_url = (empty): base_url; a LoRA endpoint */
+    char *chat_finetuned_intents;  /* finetuned_intents = general_chat, intent_parse */
+    int chat_allow_caller_model;   /* allow_caller_model = false: ragd's config names the model */
+    char *chat_default_intent;     /* default_intent = general_chat; a turn without an intent */
+    char *chat_on_low_confidence;  /* on_low_confidence = ask; ask | pass */
+    int chat_context_window;       /* context_window = 8192; tokens of the model's window */
+    char *chat_context_windows;    /* context_windows = (empty); "model:tokens, ..." overrides */
+    int chat_reserve_tokens;       /* reserve_tokens = 1024; kept for the answer */
+    int chat_min_context_tokens;   /* min_context_tokens = 256; context kept before history goes */
+    int chat_followup_terms;       /* followup_terms = 4; fewer search terms: a follow-up */
+    int chat_history_query_turns;  /* history_query_turns = 2; earlier user turns searched with it */
+    int chat_append_sources;       /* append_sources = true; "Sources" section when [n] cited */
+    int chat_connect_timeout_s;    /* connect_timeout = 10; seconds */
+    int chat_timeout_s;            /* timeout = 120; seconds per upstream attempt */
+    int chat_max_retries;          /* max_retries = 2; before the first byte only */
+    int chat_retry_max_time_s;     /* retry_max_time = 30; seconds of retries per turn */
+    double chat_price_prompt_per_million;     /* price_prompt_per_million = 0.15; USD */
+    double chat_price_completion_per_million; /* price_completion_per_million = 0.6; USD */
+
     /* [log] */
     char *log_level; /* level = info; debug | info | warn | error */
     char *log_file;  /* file = var/logs/rag.log; JSONL retrieval/ingest log; empty: none */

@@ -31,6 +31,17 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_INGEST_FAILURES,      /* ingests that failed as a whole */
     RAGD_METRIC_INGEST_DOCS_FAILED,   /* files reported in ingest errors */
     RAGD_METRIC_LOG_DROPPED,          /* JSONL log lines dropped (queue full or write error) */
+    /* issue 15: POST /v1/chat/completions */
+    RAGD_METRIC_CHAT_TURNS,              /* chat turns answered (any outcome) */
+    RAGD_METRIC_CHAT_UPSTREAM_CALLS,     /* turns sent to the chat upstream */
+    RAGD_METRIC_CHAT_CLARIFIED,          /* low-confidence turns answered with the clarifying
+                                          * question, no upstream call */
+    RAGD_METRIC_CHAT_FINETUNED_TURNS,    /* turns routed to the fine-tuned model */
+    RAGD_METRIC_CHAT_UPSTREAM_ERRORS,    /* turns that ended in an upstream error */
+    RAGD_METRIC_CHAT_TOOL_CALLS_BLOCKED, /* tool calls outside the whitelist removed */
+    RAGD_METRIC_CHAT_PROMPT_TOKENS,      /* prompt tokens billed by the upstream */
+    RAGD_METRIC_CHAT_COMPLETION_TOKENS,  /* completion tokens billed by the upstream */
+    RAGD_METRIC_CHAT_TOKENS_DROPPED,     /* history and context tokens the budget dropped */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 
@@ -39,6 +50,8 @@ typedef enum metrics_histogram_id {
     RAGD_METRIC_RETRIEVAL_SECONDS = 0, /* whole retrieval (engine total) */
     RAGD_METRIC_EMBED_SECONDS,         /* embedding the query */
     RAGD_METRIC_SEARCH_SECONDS,        /* vector search */
+    RAGD_METRIC_CHAT_UPSTREAM_SECONDS,    /* a chat turn's upstream call, to its last byte */
+    RAGD_METRIC_CHAT_FIRST_TOKEN_SECONDS, /* a streamed chat turn's time to its first token */
     RAGD_METRIC_HISTOGRAM_COUNT
 } metrics_histogram_id;
 
@@ -69,6 +82,12 @@ void metrics_histogram_observe(metrics_histogram_id id, double ms);
 /* Returns: the number of observations so far, and in *buckets (RAGD_METRIC_BUCKET_COUNT + 1
  * entries, may be NULL) the cumulative count of each bucket, the last being +Inf. */
 uint64_t metrics_histogram_get(metrics_histogram_id id, uint64_t *buckets);
+
+/* Adds usd to the chat turns' estimated cost, ragd_chat_estimated_cost_usd_total. */
+void metrics_chat_cost_add(double usd);
+
+/* Returns: the chat turns' estimated cost so far, USD. */
+double metrics_chat_cost_get(void);
 
 /* Counts one upstream (embedding provider, cache) error of kind ragd_rc_name(rc): timeout,
  * upstream_refused, embed_error, cache_error (those four always render, at 0 until fed); any
