@@ -254,6 +254,9 @@ static void turn_run(http_chat *c)
     ragd_rc rc = RAGD_ERR_NOMEM;
     if (body && url) rc = chat_upstream_call(&ur, &res, &err);
     else ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
+    if (rc == RAGD_OK && p->stream && res.started && !sc.stream.done)
+        rc = ragd_err_set(&err, RAGD_ERR_UPSTREAM_REFUSED, "the chat upstream's stream ended "
+                          "before its [DONE] event");
     const char *outcome = "answered";
     int blocked = 0;
     int64_t prompt_tokens = 0, completion_tokens = 0;
