@@ -23,6 +23,7 @@
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
 #include "ragd/eval.h"
+#include "ragd/finetune.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
@@ -45,6 +46,8 @@ static const char usage_main[] =
     "  check-config   print the effective configuration (secrets redacted)\n"
     "  health         ask a running daemon for /health; exit 1 when down or unreachable\n"
     "  eval           measure retrieval quality on a labeled question set (--qa FILE.jsonl)\n"
+    "  finetune       check or convert the fine-tune dataset (check FILE | convert FILE --to ...)\n"
+    "  redteam        run the red-team prompts through a daemon's chat endpoint (--url URL)\n"
     "\n"
     "options for every command:\n"
     "  --config FILE      INI configuration file (default: $RAGD_CONFIG, else built-in defaults)\n"
@@ -716,6 +719,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(command, "eval") == 0) return eval_main(argc - 2, argv + 2);
+    if (strcmp(command, "finetune") == 0) return finetune_main(argc - 2, argv + 2);
+    if (strcmp(command, "redteam") == 0) return redteam_main(argc - 2, argv + 2);
     if (command_usage(command) == NULL)
         return usage_error("unknown command '%s'", command);
 
