@@ -22,6 +22,12 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# Node.js and npm run the official openai client in the chat tests (tests/node): any install
+# that provides the two commands will do (a NodeSource nodejs bundles npm); else Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -50,6 +50,22 @@ RAGD_INGEST_TIMEOUT = float(os.environ.get("RAGD_INGEST_TIMEOUT", "600"))
 RAG_TOP_K = int(os.environ.get("RAG_TOP_K", "5"))
 # Intents whose LLM calls get the retrieved context prepended.
 RAG_INTENTS = ("general_chat", "search_info")
+# ragd's bearer token ([server] auth_token / RAGD_SERVER_AUTH_TOKEN on the daemon); empty: none.
+RAGD_TOKEN = os.environ.get("RAGD_TOKEN", "")
+# The LLM wrapper: "ragd" sends each turn to ragd's OpenAI-compatible chat endpoint
+# (POST /v1/chat/completions: retrieval, prompt, budget, guardrails and the model call in one);
+# "context" asks ragd's POST /context for the system prompt and calls the LLM client itself.
+LLM_BACKEND = os.environ.get("LLM_BACKEND", "ragd")
+# Seconds a whole chat turn through ragd may take (the model's answer included).
+RAGD_CHAT_TIMEOUT = float(os.environ.get("RAGD_CHAT_TIMEOUT", "60"))
+# Phase 2: the fine-tuned model answers FINETUNED_INTENTS when USE_FINETUNED_MODEL is on; false
+# rolls back to LLM_MODEL. With LLM_BACKEND = "ragd" the daemon's own [chat] use_finetuned decides
+# (set USE_FINETUNED_MODEL in ragd's environment too); the name sent here is only a hint that
+# ragd ignores unless its [chat] allow_caller_model is true.
+USE_FINETUNED_MODEL = _env_bool("USE_FINETUNED_MODEL", False)
+LLM_MODEL = os.environ.get("LLM_MODEL", "gpt-4o-mini")
+LLM_FINETUNED_MODEL = os.environ.get("LLM_FINETUNED_MODEL", "")
+FINETUNED_INTENTS = ("general_chat", "intent_parse")
 
 LOGGING = {
     "version": 1,

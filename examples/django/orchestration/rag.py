@@ -43,6 +43,9 @@ def _call(method, path, body=None, timeout=None, request_id=None):
         headers["Content-Type"] = "application/json"
     if request_id:
         headers["X-Request-Id"] = request_id
+    token = getattr(settings, "RAGD_TOKEN", "")
+    if token:
+        headers["Authorization"] = "Bearer " + token
     req = urllib.request.Request(_url(path), data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -79,9 +82,11 @@ def _truncate_utf8(text, limit):
 def retrieve(query, k=5, filters=None, intent=None, request_id=None):
     """
     Returns the chunks (dicts with "score", "text", "source", "title", "heading", ...; best
-    first) that answer query, at most k. filters: {"source": "billing/", "tags": ["billing"]}.
-    intent and request_id are logged by ragd with the retrieval. Returns [] when RAG is
-    disabled, ragd is down, slow or refuses the request, or nothing is relevant enough.
+    first) that answer query, at most k. filters go to ragd unchanged: {"source": "billing/",
+    "tags": ["billing"]}, or an OpenAI-style filter {"type": "eq", "key": "lang", "value":
+    "en"} / {"type": "and", "filters": [...]}. intent and request_id are logged by ragd with the
+    retrieval. Returns [] when RAG is disabled, ragd is down, slow or refuses the request, or
+    nothing is relevant enough.
     """
     if not settings.RAG_ENABLED:
         return []
@@ -89,7 +94,7 @@ def retrieve(query, k=5, filters=None, intent=None, request_id=None):
         return []
     body = {"query": _truncate_utf8(query, QUERY_MAX_BYTES), "k": max(1, min(int(k), K_MAX))}
     if filters:
-        body["filters"] = {key: v for key, v in filters.items() if key in ("source", "tags")}
+        body["filters"] = filters
     if intent:
         body["intent"] = str(intent)
     try:
@@ -101,6 +106,48 @@ def retrieve(query, k=5, filters=None, intent=None, request_id=None):
     if not answer.get("rag_enabled", True):
         return []
     return list(answer.get("results") or [])
+
+
+def context(query, k=5, filters=None, intent=None, request_id=None):
+    """
+    Asks ragd's POST /context for the system prompt of a turn: a dict with "system_prompt",
+    "sources", "low_confidence", "retrieved" and, when the documents do not answer,
+    "clarifying_question". Returns None when RAG is disabled here, or ragd is down, slow or
+    refuses (logged): the caller then goes on without context.
+    """
+    if not settings.RAG_ENABLED or not isinstance(query, str) or not query.strip():
+        return None
+    body = {"query": _truncate_utf8(query, QUERY_MAX_BYTES), "k": max(1, min(int(k), K_MAX))}
+    if filters:
+        body["filters"] = filters
+    if intent:
+        body["intent"] = str(intent)
+    try:
+        return _call("POST", "/context", body, timeout=settings.RAGD_TIMEOUT,
+                     request_id=request_id or uuid.uuid4().hex[:16])
+    except RagdError as e:
+        log.warning("context skipped, answering without it: %s", e)
+        return None
+
+
+def chat(messages, intent=None, filters=None, model=None, request_id=None, **params):
+    """
+    One chat turn through ragd's OpenAI-compatible POST /v1/chat/completions: ragd retrieves,
+    budgets, prompts, calls the model and guards the answer. params are passed through (tools,
+    temperature, max_tokens, ...). Returns the chat.completion dict, with ragd's "ragd" object
+    (sources, low_confidence, model used). Raises RagdError (with the upstream's status and
+    code) when ragd or its model fails: there is no answer to fall back on.
+    """
+    body = dict(params)
+    body["messages"] = list(messages)
+    if model:
+        body["model"] = model
+    if intent:
+        body["intent"] = str(intent)
+    if filters:
+        body["filters"] = filters
+    return _call("POST", "/v1/chat/completions", body, timeout=settings.RAGD_CHAT_TIMEOUT,
+                 request_id=request_id or uuid.uuid4().hex[:16])
 
 
 def build_context(chunks):

@@ -5,7 +5,11 @@ tests.py - the example's tests, run by Django's test runner against the REAL rag
 started on a free loopback port with a temporary data dir: the management command ingests
 docs/, retrieve() and build_context() answer from it, the LLM hook prepends context for
 general_chat and search_info only, the request id reaches ragd's log, and the fallbacks hold with
-RAG disabled (here or in ragd), with ragd stopped, and with ragd too slow to answer.
+RAG disabled (here or in ragd), with ragd stopped, and with ragd too slow to answer. The LLM
+wrapper both ways: /context first (a low-confidence turn asks the clarifying question without an
+LLM call), and ragd's chat endpoint with tests/fake_chat.py as the model (grounded, cited
+answers, the clarifying question without a model call, the bearer token, OpenAI-style filters
+passed through unchanged, USE_FINETUNED_MODEL).
 """
 import io
 import json
@@ -14,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -59,7 +64,8 @@ class Ragd:
         self.log_file = os.path.join(self.tmp, "rag.log")
         self.stderr_path = os.path.join(self.tmp, "stderr.log")
         child_env = {k: v for k, v in os.environ.items()
-                     if not k.startswith("RAGD_") and k not in ("RAG_ENABLED", "OPENAI_API_KEY")}
+                     if not k.startswith("RAGD_") and
+                     k not in ("RAG_ENABLED", "OPENAI_API_KEY", "USE_FINETUNED_MODEL")}
         child_env["RAGD_LOG_FILE"] = self.log_file
         # POST /ingest reads only inside the allowed roots: the example's own docs.
         child_env["RAGD_INGEST_ALLOWED_ROOTS"] = DOCS
@@ -131,13 +137,16 @@ class RagdTestCase(SimpleTestCase):
     """Starts one ragd for the class and points settings.RAGD_URL at it."""
 
     ragd_env = None
+    extra_settings = None
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.ragd = Ragd(cls.ragd_env)
-        cls._settings = override_settings(RAGD_URL=cls.ragd.url, RAG_ENABLED=True,
-                                          RAGD_TIMEOUT=10.0)
+        values = dict(RAGD_URL=cls.ragd.url, RAG_ENABLED=True, RAGD_TIMEOUT=10.0,
+                      LLM_BACKEND="context", RAGD_TOKEN="", USE_FINETUNED_MODEL=False)
+        values.update(cls.extra_settings or {})
+        cls._settings = override_settings(**values)
         cls._settings.enable()
 
     @classmethod
@@ -248,6 +257,38 @@ class LiveRagdTests(RagdTestCase):
         resp = self.client.post("/chat", "{}", content_type="application/json")
         self.assertEqual(resp.status_code, 400)
 
+    def test_low_confidence_asks_instead_of_calling_the_llm(self):
+        called = []
+
+        @llm.with_rag
+        def fake_llm(messages, model=None):
+            called.append(messages)
+            return "an answer"
+
+        result = fake_llm([{"role": "user", "content": "zorblax reactor warp calibration?"}],
+                          intent="search_info")
+        self.assertEqual(called, [], "the LLM was called for a low-confidence turn")
+        self.assertTrue(result["clarifying"])
+        self.assertTrue(result["reply"].strip().endswith("?"), result["reply"])
+
+    def test_openai_style_filters_pass_through(self):
+        f = {"type": "eq", "key": "source", "value": "billing/"}
+        chunks = rag.retrieve("add a VAT number to my invoices", k=5, filters=f)
+        self.assertTrue(chunks)
+        self.assertTrue(all(c["source"].startswith("billing/") for c in chunks), chunks)
+        none = rag.retrieve(REFUND_QUESTION, filters={"type": "eq", "key": "source",
+                                                      "value": "no-such/"})
+        self.assertEqual(none, [])
+
+    def test_use_finetuned_model_setting(self):
+        with self.settings(USE_FINETUNED_MODEL=True, LLM_FINETUNED_MODEL="mathia-ft"):
+            self.assertEqual(llm.model_for("general_chat"), "mathia-ft")
+            self.assertEqual(llm.model_for("search_info"), "gpt-4o-mini")
+            result = llm.echo_llm([{"role": "user", "content": REFUND_QUESTION}],
+                                  intent="general_chat")
+            self.assertEqual(result["reply"]["model"], "mathia-ft")
+        self.assertEqual(llm.model_for("general_chat"), "gpt-4o-mini")  # rollback by flag
+
     def test_rag_disabled_in_settings_sends_nothing(self):
         before = self.ragd.metrics()
         with self.settings(RAG_ENABLED=False):
@@ -259,6 +300,109 @@ class LiveRagdTests(RagdTestCase):
         self.assertEqual(before["ragd_retrieval_hits_total"], after["ragd_retrieval_hits_total"])
         self.assertEqual(before["ragd_retrieval_misses_total"],
                          after["ragd_retrieval_misses_total"])
+
+
+class FakeChatUpstream:
+    """tests/fake_chat.py: the OpenAI chat API ragd calls, recording what it receives."""
+
+    KEY = "sk-django-fake"
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tests", "fake_chat.py"), "--port", "0",
+             "--api-key", self.KEY], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        line = self.proc.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "READY":
+            self.proc.kill()
+            raise RuntimeError("fake_chat.py did not start: %r" % line)
+        self.url = "http://127.0.0.1:%s" % line[1]
+
+    def requests(self):
+        with urllib.request.urlopen(self.url + "/_requests", timeout=10) as r:
+            return json.load(r)["requests"]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(30)
+
+
+TOKEN = "django-ragd-token"
+
+
+class RagdChatEndpointTests(RagdTestCase):
+    """The LLM wrapper through ragd's POST /v1/chat/completions, ragd behind a bearer token."""
+
+    extra_settings = {"LLM_BACKEND": "ragd", "RAGD_TOKEN": TOKEN}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeChatUpstream()
+        cls.ragd_env = {"RAGD_CHAT_BASE_URL": cls.fake.url + "/v1",
+                        "RAGD_CHAT_API_KEY": FakeChatUpstream.KEY,
+                        "RAGD_CHAT_MODEL": "base-model", "RAGD_SERVER_AUTH_TOKEN": TOKEN}
+        try:
+            super().setUpClass()
+            call_command("ingest_docs", "--path", DOCS, "--reset", stdout=io.StringIO())
+        except Exception:
+            cls.fake.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.fake.stop()
+
+    def test_grounded_cited_answer(self):
+        result = llm.ask_ragd([{"role": "user", "content": REFUND_QUESTION}],
+                              intent="search_info")
+        self.assertFalse(result["clarifying"])
+        self.assertIn("[1]", result["reply"])
+        self.assertIn("Sources:", result["reply"])
+        self.assertEqual(result["sources"][0]["source"], "refunds.md")
+        self.assertEqual(result["model"], "base-model")
+        sent = self.fake.requests()[-1]["body"]["messages"]
+        self.assertIn("<<<CONTEXT", sent[0]["content"])
+        self.assertEqual(sent[-1]["content"], REFUND_QUESTION)
+
+    def test_low_confidence_clarifies_without_a_model_call(self):
+        before = len(self.fake.requests())
+        result = llm.ask_ragd([{"role": "user", "content": "zorblax reactor warp calibration?"}],
+                              intent="search_info")
+        self.assertTrue(result["clarifying"])
+        self.assertTrue(result["reply"].strip().endswith("?"), result["reply"])
+        self.assertEqual(len(self.fake.requests()), before, "the model was called")
+
+    def test_filters_reach_ragd_unchanged(self):
+        f = {"type": "eq", "key": "source", "value": "billing/"}
+        result = llm.ask_ragd([{"role": "user", "content": "add a VAT number to my invoices"}],
+                              intent="search_info", rag_filters=f)
+        self.assertTrue(result["sources"])
+        self.assertTrue(all(s["source"].startswith("billing/") for s in result["sources"]))
+
+    def test_bearer_token(self):
+        with self.settings(RAGD_TOKEN=""):
+            with self.assertRaises(rag.RagdError) as cm:
+                llm.ask_ragd([{"role": "user", "content": REFUND_QUESTION}])
+            self.assertEqual(cm.exception.status, 401)
+            with self.assertLogs("orchestration.rag", level="WARNING"):
+                self.assertEqual(rag.retrieve(REFUND_QUESTION), [])
+        self.assertTrue(rag.retrieve(REFUND_QUESTION))
+
+    def test_chat_view_through_ragd(self):
+        resp = self.client.post("/chat", json.dumps({"message": REFUND_QUESTION,
+                                                     "intent": "general_chat"}),
+                                content_type="application/json")
+        self.assertEqual(resp.status_code, 200)
+        body = resp.json()
+        self.assertIn("Sources:", body["reply"])
+        self.assertEqual(body["sources"][0]["source"], "refunds.md")
+        with self.settings(RAGD_URL="http://127.0.0.1:%d" % free_port()):
+            resp = self.client.post("/chat", json.dumps({"message": REFUND_QUESTION}),
+                                    content_type="application/json")
+        self.assertEqual(resp.status_code, 502)
 
 
 class RagdRagDisabledTests(RagdTestCase):
