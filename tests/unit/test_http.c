@@ -694,7 +694,7 @@ static void test_root_and_unknown(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "name")), "ragd");
     assert_string_equal(json_string_value(json_object_get(r.body, "version")), RAGD_VERSION);
-    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 11);
+    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 12);
     json_decref(r.body);
     expect_error(http_route_handle(f->e, &f->cfg, RAGD_ROUTE_NONE, NULL, 0), 404, "not_found",
                  "unknown route");
