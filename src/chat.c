@@ -719,6 +719,8 @@ ragd_rc chat_plan_build(engine *e, const ragd_cfg *cfg, chat_request *req, chat_
 
     const char *def_intent = __atomic_load_n(&cfg->chat_default_intent, __ATOMIC_ACQUIRE);
     p.intent = strdup(req->intent ? req->intent : def_intent ? def_intent : "general_chat");
+    p.collection = req->collection;
+    req->collection = NULL;
     p.rag_enabled = __atomic_load_n(&cfg->rag_enabled, __ATOMIC_RELAXED);
     p.tools = __atomic_load_n(&cfg->prompt_tools, __ATOMIC_ACQUIRE);
     p.append_sources = __atomic_load_n(&cfg->chat_append_sources, __ATOMIC_RELAXED);
@@ -887,6 +889,7 @@ void chat_plan_free(chat_plan *p)
 {
     if (p == NULL) return;
     free(p->intent);
+    free(p->collection);
     free(p->clarify);
     free(p->query);
     if (p->have_answer) engine_answer_free(&p->answer);
@@ -934,6 +937,7 @@ json_t *chat_plan_json(const chat_plan *p, uint64_t cited, int blocked, int sour
         json_object_set_new(o, "clarifying_question", json_string(p->clarify));
     if (o && p->have_answer)
         json_object_set_new(o, "context_tokens", json_integer(p->answer.context.tokens));
+    if (o && p->collection) json_object_set_new(o, "collection", json_string(p->collection));
     return o;
 }
 

@@ -141,6 +141,7 @@ int chat_has_sources_section(const char *text);
 typedef struct chat_plan {
     chat_route route;
     char *intent;          /* owned; the turn's intent (request's or [chat] default_intent) */
+    char *collection;      /* owned; the request's collection, or NULL */
     int rag_enabled;
     int retrieved;         /* retrieval ran for this turn */
     int low_confidence;
