@@ -329,49 +329,51 @@ static void *chat_worker(void *arg)
 
 /* ---- libmicrohttpd's side (pool threads) ---------------------------------------------------- */
 
-int http_chat_begin(http_server *s, engine *e, const ragd_cfg *cfg, struct MHD_Connection *conn,
-                    const char *body, size_t len, const char *request_id, http_chat **out,
-                    http_reply *reply)
+http_reply http_handle_chat(const http_request *req)
 {
-    *out = NULL;
-    chat_request req;
+    chat_request parsed;
     const char *code = NULL;
     ragd_err err = {0};
-    const char *hi = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Ragd-Intent");
-    const char *hc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Ragd-Collection");
-    if (chat_request_parse(cfg, body, len, hi, hc, &req, &code, &err) != RAGD_OK) {
-        *reply = err.rc == RAGD_ERR_INVALID
-                     ? error_reply(400, code, "invalid_request_error", err.msg)
-                     : http_reply_error(err.rc, NULL, err.msg);
-        return 0;
-    }
+    const char *hi = http_request_header(req, "X-Ragd-Intent");
+    const char *hc = http_request_header(req, "X-Ragd-Collection");
+    if (chat_request_parse(req->cfg, req->body, req->body_len, hi, hc, &parsed, &code, &err) !=
+        RAGD_OK)
+        return err.rc == RAGD_ERR_INVALID
+                   ? error_reply(400, code, "invalid_request_error", err.msg)
+                   : http_reply_error(err.rc, NULL, err.msg);
     http_chat *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        chat_request_free(&req);
-        *reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
-        return 0;
+        chat_request_free(&parsed);
+        return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     }
     pthread_mutex_init(&c->mu, NULL);
-    c->refs = 2; /* the request and the worker */
-    c->server = s;
-    c->engine = e;
-    c->cfg = cfg;
-    c->conn = conn;
-    c->req = req;
-    c->t0 = util_now_ms();
+    c->refs = 1; /* the reply's, then the request's */
+    c->engine = req->engine;
+    c->cfg = req->cfg;
+    c->req = parsed;
     c->fd = -1;
+    snprintf(c->request_id, sizeof c->request_id, "%s", req->request_id ? req->request_id : "");
+    return (http_reply){.status = 202, .chat = c};
+}
+
+int http_chat_start(http_server *s, struct MHD_Connection *conn, http_chat *c,
+                    const char *request_id, http_chat **out, http_reply *reply)
+{
+    *out = NULL;
+    c->server = s;
+    c->conn = conn;
+    c->t0 = util_now_ms();
+    if (request_id) snprintf(c->request_id, sizeof c->request_id, "%s", request_id);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci) c->fd = ci->connect_fd;
-    snprintf(c->request_id, sizeof c->request_id, "%s", request_id ? request_id : "");
-
     if (http_server_worker_enter(s) != 0) {
-        c->refs = 1;
         chat_unref(c);
         *reply = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL, "ragd is shutting down");
         return 0;
     }
     pthread_mutex_lock(&c->mu);
+    c->refs++; /* the worker's */
     MHD_suspend_connection(conn);
     c->suspended = 1;
     pthread_attr_t attr;
@@ -383,7 +385,7 @@ int http_chat_begin(http_server *s, engine *e, const ragd_cfg *cfg, struct MHD_C
     if (prc != 0) {
         c->suspended = 0;
         MHD_resume_connection(conn);
-        c->refs = 1;
+        c->refs--;
     }
     pthread_mutex_unlock(&c->mu);
     if (prc != 0) {
