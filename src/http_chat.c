@@ -75,17 +75,15 @@ static void wake(http_chat *c)
     }
 }
 
-/* An OpenAI-shaped error reply: {"error": {"message", "type", "param", "code"}} (ragd's own
- * error shape is its subset {"code", "message"}). */
-static http_reply error_reply(unsigned status, const char *code, const char *type,
+/* An OpenAI-shaped error reply: ragd's {"error": {"code", "message"}} (status and code from
+ * src/http_error.c's table) plus OpenAI's "type" and "param", so both kinds of client read it. */
+static http_reply error_reply(ragd_rc rc, const char *code, const char *type,
                               const char *message)
 {
-    http_reply r = {.status = status};
-    r.body = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message ? message : "",
-                       "type", type, "param", "code", code);
-    if (status >= 500)
-        RAGD_LOG(RAGD_LOG_ERROR, "chat", "%u %s: %s request_id=%s", status, code,
-                 message ? message : "", log_record_request_id());
+    http_reply r = http_reply_error(rc, code, message);
+    json_t *e = json_object_get(r.body, "error");
+    json_object_set_new(e, "type", json_string(type));
+    json_object_set_new(e, "param", json_null());
     return r;
 }
 
@@ -95,13 +93,16 @@ static http_reply upstream_error_reply(const chat_upstream_result *res, ragd_rc 
                                        const char *msg)
 {
     if (rc == RAGD_ERR_TIMEOUT)
-        return error_reply(504, "upstream_timeout", "upstream_error", msg);
+        return error_reply(rc, "upstream_timeout", "upstream_error", msg);
     if (res->network || res->status == 0)
-        return error_reply(502, "upstream_unavailable", "upstream_error", msg);
-    unsigned status = res->status >= 400 && res->status <= 599 ? (unsigned)res->status : 502;
-    return error_reply(status, res->code[0] ? res->code : "upstream_error",
-                       res->type[0] ? res->type : "upstream_error",
-                       res->message[0] ? res->message : msg);
+        return error_reply(rc, "upstream_unavailable", "upstream_error", msg);
+    /* The upstream's HTTP error goes on as it said it: its status, code, type and message. */
+    http_reply r = error_reply(rc, NULL, res->type[0] ? res->type : "upstream_error",
+                               res->message[0] ? res->message : msg);
+    if (res->status >= 400 && res->status <= 599) r.status = (unsigned)res->status;
+    json_object_set_new(json_object_get(r.body, "error"), "code",
+                        json_string(res->code[0] ? res->code : "upstream_error"));
+    return r;
 }
 
 /* Sets the worker's result and wakes the connection. */
@@ -203,6 +204,7 @@ static void turn_run(http_chat *c)
         return;
     }
     if (p->ask) { /* low confidence: the clarifying question, nothing paid */
+        chat_turn_record(cfg, p, "clarified", 0, 0, 0, 0, -1, -1);
         if (p->stream) {
             util_buf out = {0};
             chat_clarify_stream(p, &out);
@@ -216,7 +218,6 @@ static void turn_run(http_chat *c)
             http_reply r = {.status = 200, .body = chat_clarify_completion(p)};
             reply_ready(c, r);
         }
-        chat_turn_record(cfg, p, "clarified", 0, 0, 0, 0, -1, -1);
         return;
     }
     if (p->stream) {
@@ -257,15 +258,19 @@ static void turn_run(http_chat *c)
     if (rc == RAGD_OK && p->stream && res.started && !sc.stream.done)
         rc = ragd_err_set(&err, RAGD_ERR_UPSTREAM_REFUSED, "the chat upstream's stream ended "
                           "before its [DONE] event");
+    /* The answer is decided first and delivered after the turn is recorded, so a client that
+     * reads /metrics after its answer sees the turn counted. */
     const char *outcome = "answered";
-    int blocked = 0;
+    int blocked = 0, deliver_tail = 0;
     int64_t prompt_tokens = 0, completion_tokens = 0;
+    http_reply reply = {0};
+    util_buf tail = {0};
     if (res.cancelled) {
         outcome = "cancelled";
-        if (p->stream) queue_push(c, NULL, 0, 1);
-        else reply_ready(c, error_reply(499, "client_closed", "client_closed", err.msg));
+        if (p->stream) deliver_tail = 1;
+        else reply = error_reply(RAGD_ERR_UNAVAILABLE, "client_closed", "client_closed", err.msg);
     } else if (p->stream && res.started) {
-        util_buf tail = {0};
+        deliver_tail = 1;
         if (rc == RAGD_OK) {
             chat_stream_end(&sc.stream, &tail);
         } else { /* the stream broke after it began: an error event, no [DONE] */
@@ -279,35 +284,37 @@ static void turn_run(http_chat *c)
             free(t);
             json_decref(e);
         }
-        queue_push(c, tail.data ? tail.data : "", tail.len, 1);
-        util_buf_free(&tail);
         blocked = sc.stream.blocked;
         prompt_tokens = sc.stream.prompt_tokens;
         completion_tokens = sc.stream.completion_tokens;
     } else if (rc != RAGD_OK) {
         outcome = "upstream_error";
-        reply_ready(c, upstream_error_reply(&res, rc, err.msg));
+        reply = upstream_error_reply(&res, rc, err.msg);
     } else if (p->stream) { /* a 2xx with an empty body: nothing was streamed */
         outcome = "upstream_error";
-        reply_ready(c, error_reply(502, "bad_upstream_reply", "upstream_error",
-                                   "the chat upstream answered with an empty stream"));
+        reply = error_reply(RAGD_ERR_UPSTREAM_REFUSED, "bad_upstream_reply", "upstream_error",
+                            "the chat upstream answered with an empty stream");
     } else {
         json_t *o = res.body.data ? json_loadb(res.body.data, res.body.len, 0, NULL) : NULL;
         if (!json_is_object(o) || !json_is_array(json_object_get(o, "choices"))) {
             json_decref(o);
             outcome = "upstream_error";
-            reply_ready(c, error_reply(502, "bad_upstream_reply", "upstream_error",
-                                       "the chat upstream's answer is not a chat.completion"));
+            reply = error_reply(RAGD_ERR_UPSTREAM_REFUSED, "bad_upstream_reply",
+                                "upstream_error",
+                                "the chat upstream's answer is not a chat.completion");
         } else {
             blocked = chat_completion_finish(p, o);
             json_t *usage = json_object_get(o, "usage");
             prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
             completion_tokens = json_integer_value(json_object_get(usage, "completion_tokens"));
-            reply_ready(c, (http_reply){.status = 200, .body = o});
+            reply = (http_reply){.status = 200, .body = o};
         }
     }
     chat_turn_record(cfg, p, outcome, res.status, prompt_tokens, completion_tokens, blocked,
                      res.total_ms, p->stream && c->first_token_seen ? c->first_token_ms : -1);
+    if (deliver_tail) queue_push(c, tail.data ? tail.data : "", tail.len, 1);
+    else reply_ready(c, reply);
+    util_buf_free(&tail);
     chat_stream_free(&sc.stream);
     util_buf_free(&sc.out);
     chat_upstream_result_free(&res);
@@ -338,9 +345,8 @@ http_reply http_handle_chat(const http_request *req)
     const char *hc = http_request_header(req, "X-Ragd-Collection");
     if (chat_request_parse(req->cfg, req->body, req->body_len, hi, hc, &parsed, &code, &err) !=
         RAGD_OK)
-        return err.rc == RAGD_ERR_INVALID
-                   ? error_reply(400, code, "invalid_request_error", err.msg)
-                   : http_reply_error(err.rc, NULL, err.msg);
+        return error_reply(err.rc, err.rc == RAGD_ERR_INVALID ? code : NULL,
+                           "invalid_request_error", err.msg);
     http_chat *c = calloc(1, sizeof *c);
     if (c == NULL) {
         chat_request_free(&parsed);

@@ -49,6 +49,12 @@ static const struct {
     {RAGD_OK, 501, "not_implemented"},      /* a Transfer-Encoding other than chunked */
     {RAGD_OK, 503, "too_many_connections"}, /* [server] max_connections / max_connections_per_ip */
     {RAGD_OK, 505, "http_version_not_supported"},
+    /* POST /v1/chat/completions (src/http_chat.c); the upstream's own errors keep its status */
+    {RAGD_OK, 400, "tool_not_allowed"},     /* a tool outside [prompt] tools offered */
+    {RAGD_OK, 502, "upstream_unavailable"}, /* the chat upstream could not be reached */
+    {RAGD_OK, 502, "bad_upstream_reply"},   /* its answer is not a chat completion */
+    {RAGD_OK, 504, "upstream_timeout"},     /* no answer within [chat] timeout */
+    {RAGD_OK, 499, "client_closed"},        /* the client went away (never seen by it) */
 };
 
 /* Returns: the table row of code, or -1. */

@@ -720,6 +720,30 @@ static void test_root_and_unknown(void **state)
                  "unknown route");
 }
 
+/* POST /v1/chat/completions through the table: a bad body is answered at once in OpenAI's error
+ * shape (code, message, type, param); a good one becomes a chat turn for the server to start. */
+static void test_chat_route(void **state)
+{
+    fixture *f = *state;
+    http_reply r = call(f, "POST", "/v1/chat/completions", "{\"messages\": []}");
+    json_t *e = json_object_get(r.body, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "type")), "invalid_request_error");
+    assert_non_null(json_object_get(e, "param"));
+    expect_error(r, 400, "invalid_request", "empty messages");
+    expect_error(call(f, "POST", "/v1/chat/completions",
+                      "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": "
+                      "[{\"type\": \"function\", \"function\": {\"name\": \"rm\"}}]}"),
+                 400, "tool_not_allowed", "tool outside the whitelist");
+    expect_error(call(f, "GET", "/v1/chat/completions", NULL), 405, "method_not_allowed",
+                 "GET on the chat route");
+    r = call(f, "POST", "/v1/chat/completions",
+             "{\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}");
+    assert_non_null(r.chat);
+    assert_null(r.task_run);
+    http_chat_release(r.chat); /* never started: dropped whole */
+    json_decref(r.body);
+}
+
 /* Returns: 1 when the health reply's reasons include one containing needle. */
 static int reasons_have(json_t *body, const char *needle)
 {
@@ -826,6 +850,7 @@ int main(void)
         cmocka_unit_test(test_retrieve_rag_disabled),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_root_and_unknown),
+        cmocka_unit_test(test_chat_route),
         cmocka_unit_test(test_health_degraded),
         cmocka_unit_test(test_metrics_route),
         cmocka_unit_test(test_ingest_run),
