@@ -47,8 +47,6 @@ struct http_chat {
     size_t queue_off;
     int producer_done;      /* the worker queued its last byte */
     int client_gone;
-    int first_token_seen;
-    double first_token_ms;
     double t0;
 };
 
@@ -166,10 +164,6 @@ static int on_event(void *ctx, const char *data, size_t len)
 {
     stream_ctx *s = ctx;
     http_chat *c = s->chat;
-    if (!c->first_token_seen) {
-        c->first_token_seen = 1;
-        c->first_token_ms = util_now_ms() - c->t0;
-    }
     s->out.len = 0;
     if (s->out.data) s->out.data[0] = '\0';
     int bad = chat_stream_event(&s->stream, data, len, &s->out);
@@ -311,7 +305,7 @@ static void turn_run(http_chat *c)
         }
     }
     chat_turn_record(cfg, p, outcome, res.status, prompt_tokens, completion_tokens, blocked,
-                     res.total_ms, p->stream && c->first_token_seen ? c->first_token_ms : -1);
+                     res.total_ms, p->stream ? res.first_event_ms : -1);
     if (deliver_tail) queue_push(c, tail.data ? tail.data : "", tail.len, 1);
     else reply_ready(c, reply);
     util_buf_free(&tail);

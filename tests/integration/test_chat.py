@@ -538,3 +538,36 @@ def chat_client_disconnect_cancels_upstream(t):
     s.close()
     wait_until(lambda: fake.disconnects() >= 1, 15, "the upstream request to be cancelled")
     check(d.retrieve({"query": REFUND_QUESTION})["results"], "daemon still serves")
+
+
+@test
+def chat_log_line_and_metrics(t):
+    log = t.path("rag.log")
+    fake, d = setup(t, env={"RAGD_LOG_FILE": log})
+    secret = "my parcel number is ZX-99-SECRET can I get my money back after 30 days"
+    r = chat(d, {"stream": True, "messages": [{"role": "user", "content": secret}]},
+             headers={"X-Request-Id": "chat-log-1"})
+    check(r.status == 200, "chat: %r" % r)
+
+    def chat_line():
+        try:
+            with open(log, encoding="utf-8") as f:
+                lines = [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return None
+        return next((l for l in lines if l.get("event") == "chat"), None)
+
+    line = wait_until(chat_line, 30, "the chat line in the JSONL log")
+    eq(line["request_id"], "chat-log-1", "request id")
+    eq((line["intent"], line["model"], line["outcome"]), ("general_chat", "base-model", "answered"),
+       "intent, model, outcome")
+    check(line["retrieved"] is True and line["low_confidence"] is False, "line: %s" % short(line))
+    check(line["prompt_tokens"] > 0 and line["completion_tokens"] > 0, "tokens: %s" % short(line))
+    check(line["estimated_cost_usd"] > 0, "cost: %s" % short(line))
+    check(line["upstream_ms"] >= 0 and line["first_token_ms"] is not None, "latencies")
+    with open(log, encoding="utf-8") as f:
+        text = f.read()
+    check("ZX-99-SECRET" not in text, "message text in the log without log_queries")
+    check(metric(d, "ragd_chat_estimated_cost_usd_total") > 0, "cost metric")
+    check(metric(d, "ragd_chat_first_token_seconds_count") >= 1, "first-token histogram")
+    eq(metric(d, "ragd_chat_turns_total"), 1.0, "turns")
