@@ -393,6 +393,15 @@ def chat_finetuned_flag_sighup_mid_traffic(t):
                  "messages": [{"role": "user", "content": REFUND_QUESTION}]})
     eq(r.json["ragd"]["model"], "caller-model", "allow_caller_model lets the name through")
     eq(fake.requests()[-1]["path"], "/v1/chat/completions", "non-fine-tuned intent endpoint")
+    # the base URL itself is live too
+    write_cfg(cfg, False, fake.base_url.replace("/v1", "/alt/v1"))
+    os.kill(d.pid, signal.SIGHUP)
+
+    def moved():
+        chat(d, {"intent": "intent_parse", "messages": [{"role": "user", "content": "x"}]})
+        return fake.requests()[-1]["path"] == "/alt/v1/chat/completions"
+
+    wait_until(moved, 60, "turns sent to the new base_url after SIGHUP")
 
 
 @test
