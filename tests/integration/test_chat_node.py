@@ -3,7 +3,8 @@
 test_chat_node.py - the official `openai` npm client (pinned in tests/node/package.json, installed
 there with `npm ci` when node_modules is missing) pointed at ragd's /v1 with ragd's bearer token
 as its API key: a completion with extra body fields and a header, a stream, an error it raises as
-its own BadRequestError. The chat upstream is tests/fake_chat.py.
+its own BadRequestError. The chat upstream is tests/fake_chat.py. The pin, openai 6.30.1, is the
+newest release that runs on the Node.js Debian 12 ships (18) and on 20: the 7.x line needs Node 22.
 """
 import json
 import os
