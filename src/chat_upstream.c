@@ -151,6 +151,19 @@ static int pause_ms(const transfer *t, double ms)
     return cancelled(t);
 }
 
+/* Replaces every occurrence of key in msg (size bytes) with "<redacted>": an upstream that echoes
+ * the key it was given never gets it into ragd's replies or logs. */
+static void key_scrub(const char *key, char *msg, size_t size)
+{
+    if (key == NULL || strlen(key) < 4) return;
+    char *hit;
+    while ((hit = strstr(msg, key)) != NULL) {
+        char rest[RAGD_ERR_MSG_MAX];
+        snprintf(rest, sizeof rest, "%s", hit + strlen(key));
+        snprintf(hit, size - (size_t)(hit - msg), "<redacted>%s", rest);
+    }
+}
+
 /* The error message and code of an OpenAI-shaped error body (may be absent). */
 static void error_fields(const util_buf *body, chat_upstream_result *res)
 {
@@ -253,6 +266,7 @@ ragd_rc chat_upstream_call(const chat_upstream_req *req, chat_upstream_result *r
             retryable = !t.started;
         } else if (t.status < 200 || t.status >= 300) {
             error_fields(&res->body, res);
+            key_scrub(req->api_key, res->message, sizeof res->message);
             snprintf(msg, sizeof msg, "chat upstream %s: HTTP %ld%s%s%s%s", req->url, t.status,
                      res->code[0] ? " " : "", res->code, res->message[0] ? ": " : "",
                      res->message);

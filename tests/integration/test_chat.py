@@ -442,8 +442,11 @@ def chat_upstream_errors(t):
     r = chat(d, body)
     e = expect_error(r, 429, "rate_limit_exceeded")
     eq(e["message"], "slow down", "the upstream's message")
-    fake.script({"status": 401, "code": "invalid_api_key", "message": "bad key"})
-    expect_error(chat(d, body), 401, "invalid_api_key")
+    fake.script({"status": 401, "code": "invalid_api_key", "message": "bad key %s given" % KEY})
+    r = chat(d, body)
+    e = expect_error(r, 401, "invalid_api_key")
+    check(KEY not in r.body.decode() and "<redacted>" in e["message"],
+          "the upstream key leaked into the error: %r" % e["message"])
     fake.script({"kind": "bad_json"})
     expect_error(chat(d, body), 502, "bad_upstream_reply")
     fake.script({"kind": "hang"})
