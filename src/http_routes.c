@@ -484,7 +484,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
                           http_reply *replyp)
 {
     static const char *const fields[] = {"query", "k", "min_score", "filters", "intent", "mode",
-                                         "fusion", "diversity", "max_context_tokens", NULL};
+                                         "fusion", "diversity", "max_context_tokens",
+                                         "ef_search", NULL};
     static const char *const filter_fields[] = {"source", "tags", NULL};
     http_reply reply = {0};
     retrieve_filter *filter = NULL;
@@ -566,6 +567,15 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
             goto out;
         }
         q.max_context_tokens = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(root, "ef_search")) != NULL) {
+        /* The same range as [store] hnsw_ef_search; an exact (Flat) index ignores it. */
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65536) {
+            reply = reply_invalid("field '%s' must be an integer between 1 and 65536",
+                                  "ef_search");
+            goto out;
+        }
+        q.ef_search = (int)json_integer_value(v);
     }
     if ((v = json_object_get(root, "min_score")) != NULL) {
         if (!json_is_number(v) || !isfinite(json_number_value(v)) ||

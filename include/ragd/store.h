@@ -244,6 +244,12 @@ ragd_rc store_index_clear(store_index *idx, ragd_err *err);
 ragd_rc store_index_search(const store_index *idx, const float *query, size_t k, int64_t *ids,
                            float *scores, size_t *found, ragd_err *err);
 
+/* store_index_search with this search's own HNSW efSearch (a request's `ef_search`): ef_search
+ * > 0 overrides the index's configured value for this call only; <= 0 keeps it. Flat ignores it.
+ * Safe to call from several threads at once, with different values. */
+ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t k, int ef_search,
+                              int64_t *ids, float *scores, size_t *found, ragd_err *err);
+
 /* Returns: the number of live vectors (tombstones excluded), the dimensions, the bytes the vectors
  * take in memory (tombstoned ones included). */
 size_t store_index_count(const store_index *idx);
