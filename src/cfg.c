@@ -200,6 +200,10 @@ static const ragd_cfg_entry cfg_table[] = {
      "hybrid: pivoted length normalisation of cosines; 0 = off"},
     {"retrieve", "candidates", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_candidates), 0, "50",
      RAGD_CFG_F_LIVE, 1, 1000, NULL, "candidates taken from each side before fusion and diversity"},
+    {"retrieve", "keyword_max_matches", RAGD_CFG_T_INT, RAGD_CFG_OFF(retrieve_keyword_max_matches),
+     0, "4000", RAGD_CFG_F_LIVE, 0, 10000000, NULL,
+     "keyword side: BM25 scores at most about this many matching chunks (rarest terms first); "
+     "0 = unbounded"},
     {"retrieve", "diversity", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_diversity), 0, "false",
      RAGD_CFG_F_LIVE, 0, 0, NULL, "reorder the results by maximal marginal relevance"},
     {"retrieve", "diversity_lambda", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_diversity_lambda), 0,

@@ -1489,7 +1489,9 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const char *match,
         if ((rc = side_buffers_grow(&ids, &scores, want, err)) != RAGD_OK) break;
         size_t found = 0;
         double ts = util_now_ms();
-        rc = store_db_fts_search(e->db, match, want, ids, scores, &found, err);
+        rc = store_db_fts_search_bounded(e->db, match, want,
+                                         (size_t)e->cfg->retrieve_keyword_max_matches, ids,
+                                         scores, &found, err);
         a->search_ms += util_now_ms() - ts;
         if (rc != RAGD_OK) break;
         a->candidates += found;

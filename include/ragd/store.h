@@ -186,6 +186,18 @@ int store_db_fts_available(const store_db *s);
 ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
                             double *scores, size_t *found, ragd_err *err);
 
+/* store_db_fts_search with bounded work ([retrieve] keyword_max_matches): BM25 scores at most
+ * about budget matching chunks, however common the query's words. When match is an OR of quoted
+ * phrases (retrieve_fts_match) whose document frequencies sum past the budget, the phrases are
+ * taken rarest first while their frequencies fit and only those rank (a word found in more
+ * chunks than the budget has a low IDF); when even the rarest does not fit, the chunks holding
+ * every phrase rank, and if those exceed the budget too, the newest budget of them. Frequencies
+ * are counted only up to budget + 1 each. Under the budget the result is exactly
+ * store_db_fts_search's. budget 0: unbounded (store_db_fts_search); a budget under limit is
+ * raised to limit. */
+ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit, size_t budget,
+                                    int64_t *ids, double *scores, size_t *found, ragd_err *err);
+
 /* Statistics for the confidence estimate, from one snapshot: for each of the n phrases (FTS5
  * MATCH expressions, one query term each) the number of chunks containing it (df[i]) and which
  * of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the number of chunks.

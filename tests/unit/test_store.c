@@ -739,6 +739,130 @@ static void test_not_a_database(void **state)
     assert_non_null(strstr(err.msg, "not a database"));
 }
 
+/* ---- bounded keyword search ------------------------------------------------------------- */
+
+#define FTS_CHUNKS 300
+
+/* Fills the store with FTS_CHUNKS one-line chunks: every one says "common", every 3rd "other",
+ * every 5th "zeta", every 60th "rare". ids[i] is chunk i's id. */
+static void fts_fill(store_db *db, int64_t *ids)
+{
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/words.md", "Words");
+    for (int i = 0; i < FTS_CHUNKS; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "common filler n%d%s%s%s", i, i % 3 == 0 ? " other" : "",
+                 i % 5 == 0 ? " zeta" : "", i % 60 == 0 ? " rare" : "");
+        ids[i] = put_chunk(db, doc, i, text);
+    }
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+}
+
+/* Returns: the chunk index of id, or -1. */
+static int fts_index_of(const int64_t *ids, int64_t id)
+{
+    for (int i = 0; i < FTS_CHUNKS; i++)
+        if (ids[i] == id) return i;
+    return -1;
+}
+
+/* The budget bounds BM25's work: a common word that would make every chunk a match is left out
+ * when rarer terms fit; under the budget the answer is the unbounded one, score for score. */
+static void test_fts_bounded_rare_terms(void **state)
+{
+    store_db *db = open_store(*state);
+    int64_t ids[FTS_CHUNKS], got[40];
+    double scores[40];
+    fts_fill(db, ids);
+    ragd_err err = {0};
+    size_t found = 0;
+    const char *q = "\"rare\" OR \"common\"";
+    assert_int_equal(store_db_fts_search_bounded(db, q, 10, 0, got, scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 10); /* unbounded: the 5 rare chunks, then common ones */
+    assert_int_equal(store_db_fts_search_bounded(db, q, 10, 50, got, scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 5); /* bounded: "common" (300 chunks) does not fit 50 */
+    for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 60, 0);
+    /* A budget the whole query fits: exactly the unbounded result. */
+    int64_t ref[40];
+    double ref_scores[40];
+    size_t ref_found = 0;
+    assert_int_equal(store_db_fts_search(db, "\"zeta\" OR \"rare\"", 40, ref, ref_scores,
+                                         &ref_found, &err), RAGD_OK);
+    assert_int_equal(store_db_fts_search_bounded(db, "\"zeta\" OR \"rare\"", 40, 1000, got,
+                                                 scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, ref_found);
+    for (size_t i = 0; i < found; i++) {
+        assert_int_equal(got[i], ref[i]);
+        assert_true(scores[i] == ref_scores[i]);
+    }
+}
+
+/* Every term common: the chunks holding all of them rank when they fit the budget, else the
+ * newest budget of them. Another shape of MATCH expression is searched as it is. */
+static void test_fts_bounded_common_terms(void **state)
+{
+    store_db *db = open_store(*state);
+    int64_t ids[FTS_CHUNKS], got[40];
+    double scores[40];
+    fts_fill(db, ids);
+    ragd_err err = {0};
+    size_t found = 0;
+    /* zeta 60, other 100: neither fits 55; both: every 15th chunk, 20 of them. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"zeta\" OR \"other\"", 40, 55, got,
+                                                 scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, 20);
+    for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 15, 0);
+    /* common and other: 100 chunks hold both; budget 30: the newest 30 of them. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"common\" OR \"other\"", 20, 30, got,
+                                                 scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, 20);
+    for (size_t i = 0; i < found; i++) {
+        int at = fts_index_of(ids, got[i]);
+        assert_int_equal(at % 3, 0);
+        assert_true(at >= FTS_CHUNKS - 90);
+    }
+    /* A budget under the limit is raised to it. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"common\"", 12, 3, got, scores, &found,
+                                                 &err), RAGD_OK);
+    assert_int_equal(found, 12);
+    /* Not an OR of phrases: searched unchanged. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"zeta\" AND \"rare\"", 40, 1, got, scores,
+                                                 &found, &err), RAGD_OK);
+    assert_int_equal(found, 5);
+}
+
+/* Term statistics count a frequency exactly up to 20000 chunks and extrapolate past it, without
+ * walking a common word's doclist to its end. */
+static void test_fts_terms_common_estimate(void **state)
+{
+    store_db *db = open_store(*state);
+    enum { N = 24000 };
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/big.md", "Big");
+    int64_t first = 0;
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "alpha w%d%s", i, i % 2 ? " beta" : "");
+        int64_t id = put_chunk(db, doc, i, text);
+        if (i == 0) first = id;
+    }
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    const char *phrases[] = {"\"alpha\"", "\"beta\"", "\"gamma\""};
+    int64_t df[3], total = 0, top[1] = {first};
+    uint32_t mask[3];
+    assert_int_equal(store_db_fts_terms(db, phrases, 3, top, 1, df, mask, &total, &err), RAGD_OK);
+    assert_int_equal(total, N);
+    assert_int_equal(df[0], N);     /* estimated: ids are dense, so exact here */
+    assert_int_equal(df[1], N / 2); /* under 20000: counted */
+    assert_int_equal(df[2], 0);
+    assert_int_equal(mask[0], 1u);
+    assert_int_equal(mask[1], 0u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +880,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
