@@ -739,6 +739,83 @@ static void test_not_a_database(void **state)
     assert_non_null(strstr(err.msg, "not a database"));
 }
 
+/* Asserts store_db_stats reports these counts. */
+static void stats_expect(store_db *db, int64_t docs, int64_t chunks, int64_t embeddings)
+{
+    int64_t d = -1, c = -1, e = -1;
+    ragd_err err = {0};
+    assert_int_equal(store_db_stats(db, &d, &c, &e, &err), RAGD_OK);
+    assert_int_equal(d, docs);
+    assert_int_equal(c, chunks);
+    assert_int_equal(e, embeddings);
+}
+
+/* The counts /health shows are maintained, not counted: they follow inserts, cascading deletes,
+ * a reset and a prune; a store written without them (an older ragd) is back-filled at the next
+ * writable open; and stats read the maintained rows (a forged row shows through). */
+static void test_counts_maintained(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    stats_expect(db, 0, 0, 0);
+    int64_t a = put_doc(db, "/docs/a.md", "A");
+    put_chunk(db, a, 0, "alpha one");
+    put_chunk(db, a, 1, "alpha two");
+    int64_t b = put_doc(db, "/docs/b.md", "B");
+    put_chunk(db, b, 0, "beta one");
+    put_embedding(db, "alpha one", 0.1f);
+    put_embedding(db, "alpha one", 0.1f); /* INSERT OR IGNORE: no second row */
+    put_embedding(db, "beta one", 0.2f);
+    stats_expect(db, 2, 3, 2);
+    assert_int_equal(store_db_doc_delete(db, a, &err), RAGD_OK); /* cascades to its chunks */
+    stats_expect(db, 1, 1, 2);
+    int64_t removed = 0;
+    assert_int_equal(store_db_embeddings_prune(db, "test-model", RAGD_TEST_DIMS, &removed, &err),
+                     RAGD_OK);
+    stats_expect(db, 1, 1, 2 - removed);
+    assert_int_equal(store_db_reset(db, &err), RAGD_OK);
+    stats_expect(db, 0, 0, 2 - removed);
+    put_chunk(db, put_doc(db, "/docs/c.md", "C"), 0, "gamma");
+    store_db_close(db);
+    f->db = NULL;
+
+    /* An older store: no counts table; the next writable open counts once. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TRIGGER ragd_counts_doc_insert;"
+                                  "DROP TRIGGER ragd_counts_doc_delete;"
+                                  "DROP TRIGGER ragd_counts_chunk_insert;"
+                                  "DROP TRIGGER ragd_counts_chunk_delete;"
+                                  "DROP TRIGGER ragd_counts_embedding_insert;"
+                                  "DROP TRIGGER ragd_counts_embedding_delete;"
+                                  "DROP TABLE ragd_counts;"
+                                  "INSERT INTO documents VALUES (99, '/d/z.md', 'z.md', 'Z', 'c',"
+                                  " 1, 1, '[]', '{}', 1);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    store_db *ro = NULL;
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
+    stats_expect(ro, 2, 1, 2 - removed); /* read-only, no table: counted */
+    store_db_close(ro);
+    db = open_store(f);
+    stats_expect(db, 2, 1, 2 - removed);
+    put_chunk(db, 99, 0, "zeta");
+    stats_expect(db, 2, 2, 2 - removed);
+    store_db_close(db);
+    f->db = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "UPDATE ragd_counts SET n = 12345 WHERE name = 'chunks'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    db = open_store(f);
+    stats_expect(db, 2, 12345, 2 - removed);
+}
+
 /* ---- bounded keyword search ------------------------------------------------------------- */
 
 #define FTS_CHUNKS 300
@@ -880,6 +957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_maintained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup, teardown),
