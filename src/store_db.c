@@ -1463,7 +1463,7 @@ static const char fts_sql[] =
 #define RAGD_FTS_BM25 "bm25(chunks_fts, 2.0, 2.0, 1.0)"
 #define RAGD_FTS_PHRASES_MAX 32 /* RAGD_TERMS_MAX: the terms of one query */
 #ifndef RAGD_FTS_DF_EXACT
-#define RAGD_FTS_DF_EXACT 20000 /* term statistics: frequencies counted exactly up to this */
+#define RAGD_FTS_DF_EXACT 4000 /* term statistics: frequencies counted exactly up to this */
 #endif
 
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err)
@@ -1746,7 +1746,8 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
                             "WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2)",
                             "term statistics", &count, err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT min(id), max(id) FROM chunks", "term statistics", &span,
+        rc = fts_prepare(r, "SELECT (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)",
+                         "term statistics", &span,
                          err);
     if (rc == RAGD_OK)
         rc = fts_prepare(r, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND "

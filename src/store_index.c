@@ -54,6 +54,7 @@
 #define RAGD_INDEX_HNSW_EF_DEFAULT 16 /* FAISS's own efSearch default */
 #define RAGD_INDEX_MAX_DIMS 65536
 #define RAGD_INDEX_HASH_BLOCK (1024 * 1024)
+#define RAGD_INDEX_BULK_ADD 512 /* HNSW adds of this many vectors use every core */
 
 /* The layout faiss_write_index produces for IndexIDMap2(IndexFlatIP), stable across FAISS
  * releases (it is FAISS's on-disk format): "IxM2", header, "IxFI", header, the vectors as a
@@ -364,8 +365,14 @@ ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const fl
     faiss_IndexIDMap2_id_map(idx->map, &map_ids, &before);
     int ascending = idx->ids_ascending && (before == 0 || ids[0] > map_ids[before - 1]);
     for (size_t i = 1; i < n && ascending; i++) ascending = ids[i] > ids[i - 1];
-    if (faiss_Index_add_with_ids(idx->index, (idx_t)n, vecs, ids) != 0)
-        return index_error(err, "cannot add vectors to the index");
+    /* A bulk add to a graph index (a rebuild from SQLite, a large document) is the one place
+     * where FAISS's own threads pay: the caller holds the write lock, so no search competes.
+     * The OpenMP setting is the calling thread's own; it goes back to one thread after. */
+    int bulk = !idx->flat && n >= RAGD_INDEX_BULK_ADD;
+    if (bulk) omp_set_num_threads(omp_get_num_procs());
+    int frc = faiss_Index_add_with_ids(idx->index, (idx_t)n, vecs, ids);
+    if (bulk) omp_set_num_threads(1);
+    if (frc != 0) return index_error(err, "cannot add vectors to the index");
     idx->ids_ascending = ascending;
     return RAGD_OK;
 }

@@ -199,7 +199,9 @@ ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit
                                     int64_t *ids, double *scores, size_t *found, ragd_err *err);
 
 /* Statistics for the confidence estimate, from one snapshot: for each of the n phrases (FTS5
- * MATCH expressions, one query term each) the number of chunks containing it (df[i]) and which
+ * MATCH expressions, one query term each) the number of chunks containing it (df[i]: counted up
+ * to 4000, extrapolated past that from the chunk-id span its newest 4000 matches cover, so a
+ * common word costs a bounded walk of its doclist) and which
  * of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the number of chunks.
  * Without the keyword index everything is 0. */
 ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,

@@ -911,12 +911,12 @@ static void test_fts_bounded_common_terms(void **state)
     assert_int_equal(found, 5);
 }
 
-/* Term statistics count a frequency exactly up to 20000 chunks and extrapolate past it, without
+/* Term statistics count a frequency exactly up to 4000 chunks and extrapolate past it, without
  * walking a common word's doclist to its end. */
 static void test_fts_terms_common_estimate(void **state)
 {
     store_db *db = open_store(*state);
-    enum { N = 24000 };
+    enum { N = 6000 };
     ragd_err err = {0};
     assert_int_equal(store_db_begin(db, &err), RAGD_OK);
     int64_t doc = put_doc(db, "/docs/big.md", "Big");
@@ -934,7 +934,7 @@ static void test_fts_terms_common_estimate(void **state)
     assert_int_equal(store_db_fts_terms(db, phrases, 3, top, 1, df, mask, &total, &err), RAGD_OK);
     assert_int_equal(total, N);
     assert_int_equal(df[0], N);     /* estimated: ids are dense, so exact here */
-    assert_int_equal(df[1], N / 2); /* under 20000: counted */
+    assert_int_equal(df[1], N / 2); /* under 4000: counted */
     assert_int_equal(df[2], 0);
     assert_int_equal(mask[0], 1u);
     assert_int_equal(mask[1], 0u);
