@@ -438,8 +438,9 @@ static http_reply retrieval_defer(const http_request *req, int context)
                           .context = context};
     if (req->request_id)
         snprintf(t->request_id, sizeof t->request_id, "%s", req->request_id);
+    /* A retrieval whose request arrived before a SIGTERM is answered during the drain. */
     return (http_reply){.task_run = retrieval_task_run, .task_drop = retrieval_task_drop,
-                        .task_arg = t};
+                        .task_arg = t, .task_in_drain = 1};
 }
 
 http_reply http_handle_retrieve(const http_request *req)
