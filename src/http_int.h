@@ -83,6 +83,8 @@ typedef struct http_reply {
     http_task_drop task_drop;
     void *task_arg;
     int task_detached;
+    int task_in_drain; /* 1: the task may start while the server drains (a request already in
+                        * flight finishing, e.g. a retrieval); 0: refused with a 503 then */
     /* POST /v1/chat/completions only (src/http_chat.c): a checked chat turn the server starts
      * with http_chat_start once the handler returns (a worker thread, the connection suspended
      * until the answer or its stream begins). Owned by the reply: a reply that is not started
