@@ -3,6 +3,8 @@
  * http_documents.c - the pushed-document routes: POST /documents upserts one document or many
  * (all are validated before any is stored), GET /documents lists them a page at a time with
  * counts, GET /documents/{id} shows one with its chunks, DELETE /documents/{id} removes it.
+ * Each works in one collection: a document's (or the request's) "collection" field for POST,
+ * ?collection= for the others; "default" when none is given.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,17 @@ static http_reply invalid_at(size_t i, int many, const char *msg)
     return http_reply_error(RAGD_ERR_INVALID, NULL, text);
 }
 
+#define COLLECTION_RULE                                                                            \
+    "'collection' must be a collection name: 1..64 ASCII letters, digits, '_', '-' or '.', not "   \
+    "starting with '.'"
+
+/* Returns: 1 when v is a JSON string naming a valid collection (no embedded NUL). */
+static int collection_name_ok(json_t *v)
+{
+    return json_is_string(v) && engine_collection_valid(json_string_value(v)) &&
+           strlen(json_string_value(v)) == json_string_length(v);
+}
+
 static json_t *json_text(const char *text, json_t *fallback)
 {
     json_t *v = text ? json_loads(text, 0, NULL) : NULL;
@@ -39,7 +52,7 @@ static json_t *json_text(const char *text, json_t *fallback)
 static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_reply *reply)
 {
     static const char *const fields[] = {"id", "title", "text", "markdown", "source", "tags",
-                                         "metadata", NULL};
+                                         "metadata", "collection", NULL};
     char msg[300];
     if (!json_is_object(d)) {
         *reply = invalid_at(i, many, "a document must be a JSON object");
@@ -48,7 +61,7 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
     const char *key = http_json_unknown_key(d, fields);
     if (key != NULL) {
         snprintf(msg, sizeof msg, "unknown field '%.64s'; known fields: id, title, text, "
-                 "markdown, source, tags, metadata", key);
+                 "markdown, source, tags, metadata, collection", key);
         *reply = invalid_at(i, many, msg);
         return -1;
     }
@@ -97,10 +110,31 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
         *reply = invalid_at(i, many, "field 'metadata' must be an object");
         return -1;
     }
+    json_t *coll = json_object_get(d, "collection");
+    if (coll && !collection_name_ok(coll)) {
+        *reply = invalid_at(i, many, COLLECTION_RULE);
+        return -1;
+    }
     return 0;
 }
 
+/* Returns: 1 when documents a and b (already checked) name the same collection. */
+static int same_collection(json_t *a, json_t *b)
+{
+    const char *x = json_string_value(json_object_get(a, "collection"));
+    const char *y = json_string_value(json_object_get(b, "collection"));
+    return (x == NULL && y == NULL) || (x && y && strcmp(x, y) == 0);
+}
+
 static const char *const outcome_names[] = {"added", "updated", "unchanged"};
+
+int http_collection_arg(const char *arg, http_reply *reply)
+{
+    if (arg == NULL || engine_collection_valid(arg)) return 0;
+    *reply = http_reply_error(RAGD_ERR_INVALID, NULL, "query argument 'collection': "
+                              COLLECTION_RULE);
+    return -1;
+}
 
 static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
 {
@@ -119,12 +153,20 @@ static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, 
     }
     /* One document, {"documents": [...]}, or a bare array. */
     json_t *list = NULL;
+    json_t *shared = NULL; /* borrowed from root */
     int many = 1;
     if (json_is_array(root)) {
         list = json_incref(root);
     } else if (json_is_object(root) && json_object_get(root, "documents") != NULL &&
-               json_object_size(root) == 1) {
+               (json_object_size(root) == 1 ||
+                (json_object_size(root) == 2 && json_object_get(root, "collection") != NULL))) {
         list = json_incref(json_object_get(root, "documents"));
+        /* {"collection": ..., "documents": [...]}: the default for documents naming none */
+        shared = json_object_get(root, "collection");
+        if (shared != NULL && !collection_name_ok(shared)) {
+            reply = http_reply_error(RAGD_ERR_INVALID, NULL, COLLECTION_RULE);
+            goto out;
+        }
     } else if (json_is_object(root)) {
         list = json_pack("[O]", root);
         many = 0;
@@ -141,7 +183,8 @@ static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, 
     for (size_t i = 0; i < json_array_size(list); i++) /* ids unique within the request */
         for (size_t k = 0; k < i; k++)
             if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "id")),
-                       json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0) {
+                       json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0 &&
+                same_collection(json_array_get(list, i), json_array_get(list, k))) {
                 reply = invalid_at(i, many, "duplicate id in this request");
                 goto out;
             }
@@ -162,7 +205,9 @@ static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, 
                               .markdown = md != NULL,
                               .source = json_string_value(json_object_get(d, "source")),
                               .tags_json = tags_s,
-                              .metadata_json = meta_s};
+                              .metadata_json = meta_s,
+                              .collection = json_string_value(json_object_get(d, "collection"))};
+        if (pd.collection == NULL && shared != NULL) pd.collection = json_string_value(shared);
         engine_push_outcome outcome = RAGD_PUSH_UNCHANGED;
         int64_t chunks = 0;
         ragd_err err = {0};
@@ -195,11 +240,12 @@ out:
 /* Returns: a document row as JSON (new reference). */
 static json_t *doc_json(const store_doc *d, int64_t chunks)
 {
-    return json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:I, s:I, s:I}", "id", d->path + 5,
+    return json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s}", "id", d->path + 5,
                      "document_id", (json_int_t)d->id, "title", d->title, "source", d->source,
                      "tags", json_text(d->tags_json, json_array()), "metadata",
                      json_text(d->metadata_json, json_object()), "chunks", (json_int_t)chunks,
-                     "bytes", (json_int_t)d->size, "updated_at", (json_int_t)d->mtime);
+                     "bytes", (json_int_t)d->size, "updated_at", (json_int_t)d->mtime,
+                     "collection", d->collection ? d->collection : RAGD_COLLECTION_DEFAULT);
 }
 
 /* Parses a non-negative integer query argument. Returns: 0, or -1 when malformed. */
@@ -213,7 +259,8 @@ static int arg_int(const char *s, int64_t *out)
     return 0;
 }
 
-static http_reply handle_list(engine *e, const char *offset_s, const char *limit_s)
+static http_reply handle_list(engine *e, const char *offset_s, const char *limit_s,
+                              const char *collection)
 {
     int64_t offset = 0, limit = PAGE_DEFAULT;
     if (arg_int(offset_s, &offset) != 0 || arg_int(limit_s, &limit) != 0 || limit < 1 ||
@@ -225,10 +272,11 @@ static http_reply handle_list(engine *e, const char *offset_s, const char *limit
     size_t n = 0;
     ragd_err err = {0};
     store *db = engine_store_get(e);
-    store_stats all = {0};
-    if (store_doc_page(db, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
+    store_collection *colls = NULL;
+    size_t ncolls = 0;
+    if (store_doc_page(db, collection, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
             RAGD_OK ||
-        store_stats_get(db, &all, &err) != RAGD_OK) {
+        store_collections_list(db, &colls, &ncolls, &err) != RAGD_OK) {
         store_doc_rows_free(docs, n);
         free(counts);
         return http_reply_error(err.rc, NULL, err.msg);
@@ -237,16 +285,23 @@ static http_reply handle_list(engine *e, const char *offset_s, const char *limit
     for (size_t i = 0; i < n; i++) json_array_append_new(list, doc_json(&docs[i], counts[i]));
     store_doc_rows_free(docs, n);
     free(counts);
+    /* the counts are the collection's */
+    store_collection all = {0};
+    const char *name = collection ? collection : RAGD_COLLECTION_DEFAULT;
+    for (size_t i = 0; i < ncolls; i++)
+        if (strcmp(colls[i].name, name) == 0) all = colls[i];
     http_reply r = {.status = 200};
-    r.body = json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "documents", list, "total",
+    r.body = json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:s}", "documents", list, "total",
                        (json_int_t)total, "offset", (json_int_t)offset, "limit",
                        (json_int_t)limit, "counts", "pushed", (json_int_t)total, "files",
-                       (json_int_t)(all.documents - total), "chunks", (json_int_t)all.chunks);
+                       (json_int_t)(all.documents - total), "chunks", (json_int_t)all.chunks,
+                       "collection", name);
+    store_collections_free(colls, ncolls);
     if (r.body == NULL) r = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     return r;
 }
 
-static http_reply handle_get(engine *e, const char *id)
+static http_reply handle_get(engine *e, const char *id, const char *collection)
 {
     char *path = NULL;
     util_buf b = {0};
@@ -261,7 +316,7 @@ static http_reply handle_get(engine *e, const char *id)
     http_reply r;
     /* the exact path sorts first among those it prefixes */
     if (path == NULL ||
-        store_doc_page(db, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
+        store_doc_page(db, collection, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
         r = http_reply_error(path ? err.rc : RAGD_ERR_NOMEM, NULL, path ? err.msg : "OOM");
         goto out;
     }
@@ -303,11 +358,11 @@ out:
     return r;
 }
 
-static http_reply handle_delete(engine *e, const char *id)
+static http_reply handle_delete(engine *e, const char *id, const char *collection)
 {
     int64_t chunks = 0;
     ragd_err err = {0};
-    if (engine_doc_delete(e, id, &chunks, &err) != RAGD_OK)
+    if (engine_doc_delete_in(e, collection, id, &chunks, &err) != RAGD_OK)
         return http_reply_error(err.rc, NULL, err.rc == RAGD_ERR_NOT_FOUND
                                                   ? "no pushed document with this id"
                                                   : err.msg);
@@ -319,15 +374,17 @@ static http_reply handle_delete(engine *e, const char *id)
 
 http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *method,
                                  const char *url, const char *offset, const char *limit,
-                                 const char *body, size_t len)
+                                 const char *body, size_t len, const char *collection)
 {
+    http_reply bad;
+    if (http_collection_arg(collection, &bad) != 0) return bad;
     static const char prefix[] = "/documents/";
     /* "/documents/" with nothing after it is the collection (the router does the same) */
     if (strncmp(url, prefix, sizeof prefix - 1) == 0 && url[sizeof prefix - 1] != '\0') {
         const char *id = url + sizeof prefix - 1;
-        if (strcmp(method, "DELETE") == 0) return handle_delete(e, id);
-        return handle_get(e, id);
+        if (strcmp(method, "DELETE") == 0) return handle_delete(e, id, collection);
+        return handle_get(e, id, collection);
     }
     if (strcmp(method, "POST") == 0) return handle_post(e, cfg, body, len);
-    return handle_list(e, offset, limit);
+    return handle_list(e, offset, limit, collection);
 }

@@ -161,6 +161,7 @@ void http_ingest_req_free(http_ingest_req *r)
     for (size_t i = 0; i < r->exclude_count; i++) free(r->exclude[i]);
     free(r->include);
     free(r->exclude);
+    free(r->collection);
     memset(r, 0, sizeof *r);
 }
 
@@ -208,7 +209,8 @@ static int globs_get(json_t *root, const char *name, char ***list, size_t *count
 int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, http_ingest_req *out,
                           http_reply *reply)
 {
-    static const char *const fields[] = {"path", "reset", "wait", "include", "exclude", NULL};
+    static const char *const fields[] = {"path", "reset", "wait", "include", "exclude",
+                                         "collection", NULL};
     http_ingest_req r = {.wait = 1};
     if (body == NULL || len == 0) {
         *reply = http_reply_error(RAGD_ERR_INVALID, "invalid_json",
@@ -233,7 +235,7 @@ int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, htt
     if (key != NULL) {
         char msg[300];
         snprintf(msg, sizeof msg, "unknown field '%.64s' in the request; known fields: path, "
-                 "reset, wait, include, exclude", key);
+                 "reset, wait, include, exclude, collection", key);
         *reply = invalid(msg);
         goto out;
     }
@@ -247,6 +249,17 @@ int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, htt
     if ((reset && !json_is_boolean(reset)) || (wait && !json_is_boolean(wait))) {
         *reply = invalid(reset && !json_is_boolean(reset) ? "field 'reset' must be true or false"
                                                           : "field 'wait' must be true or false");
+        goto out;
+    }
+    json_t *coll = json_object_get(root, "collection");
+    if (coll != NULL && (!json_is_string(coll) || !engine_collection_valid(json_string_value(coll)) ||
+                         strlen(json_string_value(coll)) != json_string_length(coll))) {
+        *reply = invalid("field 'collection' must be a collection name: 1..64 ASCII letters, "
+                         "digits, '_', '-' or '.', not starting with '.'");
+        goto out;
+    }
+    if (coll != NULL && (r.collection = strdup(json_string_value(coll))) == NULL) {
+        *reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
         goto out;
     }
     r.reset = reset && json_is_true(reset);
@@ -298,7 +311,8 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
                             .exclude = (const char *const *)r->exclude,
                             .exclude_count = r->exclude_count,
                             .progress2 = on_progress,
-                            .progress_ctx = &pc};
+                            .progress_ctx = &pc,
+                            .collection = r->collection};
     engine_ingest_report report;
     ragd_err err = {0};
     http_reply reply;

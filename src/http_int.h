@@ -47,6 +47,7 @@ typedef struct http_ingest_req {
     size_t include_count;
     char **exclude;
     size_t exclude_count;
+    char *collection; /* owned; NULL: "default" */
 } http_ingest_req;
 
 /* Parses and checks a POST /ingest body: fields, globs, and that the path resolves inside the
@@ -70,6 +71,14 @@ int http_auth_ok(const ragd_cfg *cfg, const char *header);
  * offset and limit are the query arguments (may be NULL). */
 http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *method,
                                  const char *url, const char *offset, const char *limit,
-                                 const char *body, size_t len);
+                                 const char *body, size_t len, const char *collection);
+
+/* The collection a request names in its query string (?collection=; NULL: "default"), checked.
+ * Returns: 0, or -1 with *reply set to the 400. */
+int http_collection_arg(const char *arg, http_reply *reply);
+
+/* GET /collections (counts per collection) and DELETE /collections/{name} (src/http_collections.c).
+ * Returns: the reply. */
+http_reply http_collections_handle(engine *e, const char *method, const char *url);
 
 #endif

@@ -102,6 +102,8 @@ http_route http_route_find(const char *method, const char *url, const char **all
         {"/jobs/", "GET", RAGD_ROUTE_JOB, 1},
         {"/metrics", "GET", RAGD_ROUTE_METRICS, 0},
         {"/context", "POST", RAGD_ROUTE_CONTEXT, 0},
+        {"/collections", "GET", RAGD_ROUTE_COLLECTIONS, 0},
+        {"/collections/", "DELETE", RAGD_ROUTE_COLLECTION, 1},
     };
     *method_ok = 1;
     *allow = NULL;
@@ -143,6 +145,8 @@ const char *http_route_name(http_route route)
     case RAGD_ROUTE_DOCUMENT: return "/documents/{id}";
     case RAGD_ROUTE_JOB: return "/jobs/{id}";
     case RAGD_ROUTE_CONTEXT: return "/context";
+    case RAGD_ROUTE_COLLECTIONS: return "/collections";
+    case RAGD_ROUTE_COLLECTION: return "/collections/{name}";
     case RAGD_ROUTE_NONE: break;
     }
     return "other";
@@ -371,7 +375,16 @@ static http_reply handle_metrics(engine *e)
         g.index_bytes = (int64_t)s.index_bytes;
     }
     util_buf out = {0};
-    if (metrics_render(&g, &out) != 0) {
+    store_collection *colls = NULL;
+    size_t ncolls = 0;
+    ragd_err cerr = {0};
+    if (g.have_store && engine_collections_list(e, &colls, &ncolls, &cerr) == RAGD_OK) {
+        g.collections = colls;
+        g.collection_count = ncolls;
+    }
+    int bad = metrics_render(&g, &out) != 0;
+    store_collections_free(colls, ncolls);
+    if (bad) {
         util_buf_free(&out);
         return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory rendering metrics");
     }
@@ -484,7 +497,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
                           http_reply *replyp)
 {
     static const char *const fields[] = {"query", "k", "min_score", "filters", "intent", "mode",
-                                         "fusion", "diversity", "max_context_tokens", NULL};
+                                         "fusion", "diversity", "max_context_tokens",
+                                         "collection", NULL};
     static const char *const filter_fields[] = {"source", "tags", NULL};
     http_reply reply = {0};
     retrieve_filter *filter = NULL;
@@ -582,6 +596,15 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
         }
         q.intent = json_string_value(v);
     }
+    if ((v = json_object_get(root, "collection")) != NULL) {
+        if (!json_is_string(v) || !engine_collection_valid(json_string_value(v)) ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
+            reply = reply_invalid("field '%s' must be a collection name: 1..64 ASCII letters, "
+                                  "digits, '_', '-' or '.', not starting with '.'", "collection");
+            goto out;
+        }
+        q.collection = json_string_value(v);
+    }
     if ((v = json_object_get(root, "filters")) != NULL && json_is_object(v) &&
         json_object_get(v, "type") != NULL) {
         /* OpenAI vector-store filter shape: {"type": ..., "key"/"filters": ...} */
@@ -656,7 +679,8 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
                          .fetch_ms = ok ? a->fetch_ms : 0.0,
                          .total_ms = ok ? a->total_ms : 0.0,
                          .rc = rc,
-                         .error_message = ok ? NULL : err->msg};
+                         .error_message = ok ? NULL : err->msg,
+                         .collection = q->collection ? q->collection : RAGD_COLLECTION_DEFAULT};
     log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
 }
 
@@ -693,6 +717,9 @@ static http_reply handle_retrieve(engine *e, const ragd_cfg *cfg, const char *bo
     reply.status = 200;
     reply.body = http_answer_json(&q, &a);
     engine_answer_free(&a);
+    if (reply.body)
+        json_object_set_new(reply.body, "collection",
+                            json_string(q.collection ? q.collection : RAGD_COLLECTION_DEFAULT));
     if (reply.body == NULL)
         reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory building the response");
 out:
@@ -777,6 +804,8 @@ static http_reply handle_context(engine *e, const ragd_cfg *cfg, const char *bod
     if (o) {
         json_object_set_new(o, "system_prompt", json_string(prompt));
         json_object_del(o, "results");
+        json_object_set_new(o, "collection",
+                            json_string(q.collection ? q.collection : RAGD_COLLECTION_DEFAULT));
     }
     free(prompt);
     reply.status = 200;
@@ -803,6 +832,8 @@ http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, c
     case RAGD_ROUTE_DOCUMENTS: /* need the method and URL: http_documents.c, http_jobs.c */
     case RAGD_ROUTE_DOCUMENT:
     case RAGD_ROUTE_JOB:
+    case RAGD_ROUTE_COLLECTIONS:
+    case RAGD_ROUTE_COLLECTION:
     case RAGD_ROUTE_NONE: break;
     }
     return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such endpoint");

@@ -307,7 +307,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             s->engine, s->cfg, method, url,
             MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset"),
             MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"), req->body.data,
-            req->body.len);
+            req->body.len, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "collection"));
+        return finish(req, method, url, &r);
+    }
+    if (route == RAGD_ROUTE_COLLECTIONS || route == RAGD_ROUTE_COLLECTION) {
+        r = http_collections_handle(s->engine, method, url);
         return finish(req, method, url, &r);
     }
     if (route == RAGD_ROUTE_JOB) {

@@ -70,24 +70,28 @@ static const char usage_serve[] =
     "  --no-ingest         do not ingest the configured paths at start\n";
 
 static const char usage_ingest[] =
-    "usage: ragd ingest --path PATH [--reset] [--json] [--config FILE] [--data-dir DIR]\n"
+    "usage: ragd ingest --path PATH [--reset] [--collection NAME] [--json] [--config FILE]\n"
+    "                   [--data-dir DIR]\n"
     "\n"
     "Ingests a file or directory (.md, .markdown, .txt) incrementally: unchanged files are\n"
     "skipped, changed ones replaced, files gone from the directory removed. If a daemon serves the\n"
     "data dir, the ingest is sent to it over HTTP.\n"
     "\n"
     "  --path PATH  file or directory to ingest (required)\n"
-    "  --reset      empty the store first\n"
+    "  --reset      empty the collection first\n"
+    "  --collection NAME  the collection to ingest into (default: default)\n"
     "  --json       print the ingest report as JSON on stdout\n";
 
 static const char usage_query[] =
-    "usage: ragd query TEXT [-k N] [--min-score X] [--json] [--config FILE] [--data-dir DIR]\n"
+    "usage: ragd query TEXT [-k N] [--min-score X] [--collection NAME] [--json] [--config FILE]\n"
+    "                  [--data-dir DIR]\n"
     "\n"
     "Retrieves the chunks that best answer TEXT from the store (read-only; safe beside a running\n"
     "daemon).\n"
     "\n"
     "  -k N           number of results (default [retrieve] default_k)\n"
     "  --min-score X  drop results scoring below X (-1..1)\n"
+    "  --collection NAME  search this collection (default: default)\n"
     "  --json         print the same JSON as POST /retrieve\n";
 
 static const char usage_health[] =
@@ -115,6 +119,7 @@ typedef struct cli {
     const char *query;
     const char *min_score;
     const char *url;
+    const char *collection;
     int k;
     int reset, json, no_ingest;
 } cli;
@@ -201,6 +206,13 @@ static int cli_parse(cli *c, int argc, char **argv)
             if (errno || end == val || *end || k < 1 || k > INT_MAX)
                 return usage_error("-k needs a positive integer, got '%s'", val);
             c->k = (int)k;
+        } else if ((strcmp(c->command, "ingest") == 0 || strcmp(c->command, "query") == 0) &&
+                   strcmp(a, "--collection") == 0) {
+            TAKE_VALUE();
+            if (!engine_collection_valid(val))
+                return usage_error("--collection needs a name of 1..64 ASCII letters, digits, "
+                                   "'_', '-' or '.' (not starting with '.'), got '%s'", val);
+            c->collection = val;
         } else if (strcmp(c->command, "query") == 0 && strcmp(a, "--min-score") == 0) {
             TAKE_VALUE();
             c->min_score = val;
@@ -479,6 +491,7 @@ static int ingest_forward(const ragd_cfg *cfg, const cli *c, long pid, const cha
     fprintf(stderr, "ragd: the data dir is served by ragd (pid %ld) at %s; sending the ingest "
             "there\n", pid, listen);
     json_t *req = json_pack("{s:s, s:b, s:b}", "path", abs, "reset", c->reset, "wait", 0);
+    if (req && c->collection) json_object_set_new(req, "collection", json_string(c->collection));
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     free(abs);
@@ -568,7 +581,9 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
     }
     int tty = isatty(STDERR_FILENO);
     engine_ingest_report r;
-    ragd_rc rc = engine_ingest(e, c->path, c->reset, progress_print, &tty, &r, &err);
+    engine_ingest_opts io = {.path = c->path, .reset = c->reset, .progress = progress_print,
+                             .progress_ctx = &tty, .collection = c->collection};
+    ragd_rc rc = engine_ingest_run(e, &io, &r, &err);
     engine_close(e);
     if (rc != RAGD_OK) {
         fprintf(stderr, "ragd: ingest failed: %s\n", err.msg);
@@ -597,7 +612,8 @@ static int cmd_query(const ragd_cfg *cfg, const cli *c)
     engine_query q = {.query = c->query,
                       .query_len = qlen,
                       .k = c->k ? c->k : cfg->retrieve_default_k,
-                      .min_score = cfg->retrieve_min_score};
+                      .min_score = cfg->retrieve_min_score,
+                      .collection = c->collection};
     if (q.k > cfg->retrieve_max_k)
         return usage_error("%s", "-k is over [retrieve] max_k");
     if (c->min_score) {

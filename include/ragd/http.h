@@ -49,7 +49,9 @@ typedef enum http_route {
     RAGD_ROUTE_DOCUMENTS, /* GET, POST /documents */
     RAGD_ROUTE_DOCUMENT,  /* GET, DELETE /documents/{id} */
     RAGD_ROUTE_JOB,       /* GET /jobs/{id} */
-    RAGD_ROUTE_CONTEXT    /* POST /context */
+    RAGD_ROUTE_CONTEXT,   /* POST /context */
+    RAGD_ROUTE_COLLECTIONS, /* GET /collections */
+    RAGD_ROUTE_COLLECTION   /* DELETE /collections/{name} */
 } http_route;
 
 /* Maps a path to a route and checks the method. Returns: the route; *allow is set (static) and
