@@ -719,8 +719,15 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    const char *collection = opts->collection ? opts->collection : RAGD_COLLECTION_DEFAULT;
+    /* other processes sharing the store (pgvector): one ingest per collection */
+    ragd_rc lrc = store_ingest_lock(e->st, collection, err);
+    if (lrc != RAGD_OK) {
+        pthread_mutex_unlock(&e->ingest_mu);
+        return lrc;
+    }
     atomic_store(&e->ingest_running, 1);
-    e->ingest_collection = opts->collection ? opts->collection : RAGD_COLLECTION_DEFAULT;
+    e->ingest_collection = collection;
     double t0 = util_now_ms();
     engine_ingest_report r = {.reset = reset, .collection = strdup(e->ingest_collection)};
     ingest_file_list files = {0};
@@ -833,6 +840,7 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     e->last_ingest_at = util_unix_time();
     e->last_ingest_ok = rc == RAGD_OK && r.docs_failed == 0;
     pthread_mutex_unlock(&e->status_mu);
+    store_ingest_unlock(e->st, e->ingest_collection);
     atomic_store(&e->ingest_running, 0);
     e->ingest_collection = NULL;
     pthread_mutex_unlock(&e->ingest_mu);

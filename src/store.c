@@ -11,7 +11,9 @@
 #define RAGD_STORE_INTERFACE_ONLY
 #include "ragd/store.h"
 
-static const store_ops *const backends[] = {&store_faiss_ops};
+/* The one table of backends: store_backend_names[i] names backends[i]. */
+const char *const store_backend_names[] = {"faiss", "pgvector", NULL};
+static const store_ops *const backends[] = {&store_faiss_ops, &store_pg_ops};
 
 const store_ops *store_backend_find(const char *name)
 {
@@ -99,6 +101,16 @@ ragd_rc store_commit(store *s, ragd_err *err)
 void store_rollback(store *s)
 {
     s->ops->rollback(s);
+}
+
+ragd_rc store_ingest_lock(store *s, const char *collection, ragd_err *err)
+{
+    return s->ops->ingest_lock(s, collection ? collection : RAGD_COLLECTION_DEFAULT, err);
+}
+
+void store_ingest_unlock(store *s, const char *collection)
+{
+    s->ops->ingest_unlock(s, collection ? collection : RAGD_COLLECTION_DEFAULT);
 }
 
 ragd_rc store_sync(store *s, ragd_err *err)

@@ -700,6 +700,22 @@ static ragd_rc faiss_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits,
     return store_db_doc_chunks_read(faiss_of(s)->db, doc_id, hits, n, err);
 }
 
+/* The data-dir lock (src/engine.c) keeps every other process out of this store: an ingest needs
+ * no lock of its own here. */
+static ragd_rc faiss_ingest_lock(store *s, const char *collection, ragd_err *err)
+{
+    (void)s;
+    (void)collection;
+    (void)err;
+    return RAGD_OK;
+}
+
+static void faiss_ingest_unlock(store *s, const char *collection)
+{
+    (void)s;
+    (void)collection;
+}
+
 const store_ops store_faiss_ops = {
     .name = "faiss",
     .open = faiss_open,
@@ -735,4 +751,6 @@ const store_ops store_faiss_ops = {
     .stats = faiss_stats,
     .doc_page = faiss_doc_page,
     .doc_chunks_read = faiss_doc_chunks_read,
+    .ingest_lock = faiss_ingest_lock,
+    .ingest_unlock = faiss_ingest_unlock,
 };

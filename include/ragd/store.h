@@ -175,12 +175,20 @@ typedef struct store_ops {
                         ragd_err *err);
     ragd_rc (*doc_chunks_read)(store *s, int64_t doc_id, store_hit **hits, size_t *n,
                                ragd_err *err);
+
+    /* writer: the cross-process ingest lock of a collection */
+    ragd_rc (*ingest_lock)(store *s, const char *collection, ragd_err *err);
+    void (*ingest_unlock)(store *s, const char *collection);
 } store_ops;
 
 /* Every backend's store begins with this header. */
 struct store {
     const store_ops *ops;
 };
+
+/* The backends' names, NULL-terminated, in the order of the table in src/store.c: the choices of
+ * [store] vector_backend. */
+extern const char *const store_backend_names[];
 
 /* Returns: the backend named name ([store] vector_backend), or NULL when none is built in. */
 const store_ops *store_backend_find(const char *name);
@@ -285,8 +293,17 @@ ragd_rc store_doc_page(store *s, const char *collection, const char *prefix, int
 ragd_rc store_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits, size_t *n,
                               ragd_err *err);
 
+/* Takes the ingest lock of a collection for this process, across every process sharing the
+ * store (faiss: the data-dir lock already excludes other processes, so nothing more; pgvector: a
+ * lease row renewed by a heartbeat, freed when a killed holder stops renewing it).
+ * Returns: RAGD_OK, or RAGD_ERR_BUSY with a message naming the holder. */
+ragd_rc store_ingest_lock(store *s, const char *collection, ragd_err *err);
+/* Releases the lock store_ingest_lock took. */
+void store_ingest_unlock(store *s, const char *collection);
+
 /* The backends' tables (src/store_*.c). */
 extern const store_ops store_faiss_ops;
+extern const store_ops store_pg_ops;
 
 /* Backend declarations, for the backends themselves and their unit tests. The engine defines
  * RAGD_STORE_INTERFACE_ONLY so that no backend detail can creep back into it. */

@@ -41,6 +41,12 @@ int util_utf8_valid(const char *s, size_t len);
  * (same rules as util_utf8_valid), or len when all of it is valid. */
 size_t util_utf8_first_invalid(const char *s, size_t len);
 
+/* Copies src[0..len) into dst (dst_size bytes, > 4) as valid UTF-8 for messages that echo user
+ * input: each byte that does not start a valid sequence (and NUL) becomes '?', and when the copy
+ * does not fit it is cut at a character boundary and ends in "...". Never cuts inside a
+ * multibyte character. Returns: the bytes written (without the NUL); dst is NUL-terminated. */
+size_t util_utf8_clip(char *dst, size_t dst_size, const char *src, size_t len);
+
 /* Returns: monotonic time in milliseconds, as a double with sub-millisecond precision. */
 double util_now_ms(void);
 /* Returns: wall-clock seconds since the epoch. */
@@ -64,5 +70,13 @@ char *util_path_join(const char *dir, const char *name);
 
 /* Returns: a new copy of s[0..n) (free with free()), or NULL on OOM. */
 char *util_strndup(const char *s, size_t n);
+
+/* Returns: a copy of url with the password of its user-info part replaced by "<redacted>"
+ * ("postgresql://app:<redacted>@db/x"), and a "password=" parameter's value too; new (free()),
+ * or NULL on OOM. A URL without a password is copied as it is. */
+char *util_url_redact(const char *url);
+
+/* Returns: 1 when s is a plain lower-case SQL identifier: [a-z_][a-z0-9_]*, 1..63 bytes. */
+int util_sql_identifier_valid(const char *s);
 
 #endif
