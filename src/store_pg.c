@@ -34,6 +34,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ typedef struct pg_store {
     size_t idle_n, open_n, pool_max;
     /* the ingest lease and its heartbeat */
     char holder[200];
+    char host[100];
     char lease_collection[80];
     pthread_t heartbeat;
     int heartbeat_running, heartbeat_stop;
@@ -176,6 +178,48 @@ static int pg_gone(PGconn *c, const PGresult *r)
            strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
 }
 
+/* Returns: sql with each $N replaced by vals[N-1] as an escaped literal (bytea hex for fmts[i]
+ * == 1, NULL for a NULL value), new (free()), or NULL on failure. */
+static char *sql_inline(PGconn *c, const char *sql, int n, const char *const *vals,
+                        const int *lens, const int *fmts)
+{
+    util_buf b = {0};
+    int bad = 0;
+    for (const char *p = sql; *p && !bad;) {
+        if (p[0] != '$' || p[1] < '0' || p[1] > '9') {
+            size_t run = strcspn(p + 1, "$") + 1;
+            bad = util_buf_append(&b, p, run) != 0;
+            p += run;
+            continue;
+        }
+        char *end = NULL;
+        long i = strtol(p + 1, &end, 10);
+        p = end;
+        if (i < 1 || i > n) {
+            bad = 1;
+            break;
+        }
+        const char *v = vals[i - 1];
+        if (v == NULL) {
+            bad = util_buf_puts(&b, "NULL") != 0;
+        } else if (fmts && fmts[i - 1] == 1) {
+            bad = util_buf_puts(&b, "'\\x") != 0;
+            for (int k = 0; k < lens[i - 1] && !bad; k++)
+                bad = util_buf_printf(&b, "%02x", (unsigned char)v[k]) != 0;
+            bad |= util_buf_puts(&b, "'::bytea") != 0;
+        } else {
+            char *lit = PQescapeLiteral(c, v, strlen(v));
+            bad = lit == NULL || util_buf_puts(&b, lit) != 0;
+            PQfreemem(lit);
+        }
+    }
+    if (bad) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    return util_buf_steal(&b);
+}
+
 /* Runs one statement with text parameters (binary where fmts says so) against the deadline.
  * Returns: the result (PQclear) when it succeeded, NULL with err set otherwise; *dead is set
  * when the connection must be dropped. */
@@ -186,7 +230,19 @@ static PGresult *pg_run(pg_store *s, PGconn *c, const char *sql, int n,
     double deadline = now_ms() + s->timeout_ms;
     *dead = 0;
     char msg[400];
-    if (!PQsendQueryParams(c, sql, n, NULL, vals, lens, fmts, binary)) {
+    /* Always the simple protocol, parameters inlined as escaped literals: one 'Q' message per
+     * statement. PGlite's multiplexer interleaves the messages of its clients one by one, so an
+     * extended-protocol Parse/Bind/Execute of one connection could meet another's. */
+    (void)binary;
+    char *text = n > 0 ? sql_inline(c, sql, n, vals, lens, fmts) : NULL;
+    if (n > 0 && text == NULL) {
+        ragd_err_set(err, RAGD_ERR_NOMEM, "postgres: cannot build the statement: %s",
+                     PQerrorMessage(c));
+        return NULL;
+    }
+    int sent = PQsendQuery(c, text ? text : sql);
+    free(text);
+    if (!sent) {
         pq_message(msg, sizeof msg, PQerrorMessage(c));
         *dead = pg_gone(c, NULL);
         ragd_err_set(err, *dead ? RAGD_ERR_UNAVAILABLE : RAGD_ERR_STORE, "postgres%s: %s",
@@ -415,13 +471,25 @@ static void le_to_floats(const unsigned char *b, int dims, float *out)
     }
 }
 
-/* Returns: an int8 column of a binary result. */
-static int64_t bin_i64(const PGresult *r, int row, int col)
+/* Decodes a bytea column in text (hex) output of dims float32 into out. Returns: 0, or -1 when
+ * it is not dims * 4 bytes. */
+static int bytea_floats(const PGresult *r, int row, int col, int dims, float *out)
 {
-    const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++) u = u << 8 | p[i];
-    return (int64_t)u;
+    const char *t = PQgetvalue(r, row, col);
+    if (t[0] != '\\' || t[1] != 'x' || strlen(t + 2) != (size_t)dims * 8) return -1;
+    unsigned char *bytes = malloc((size_t)dims * 4);
+    if (bytes == NULL) return -1;
+    for (size_t i = 0; i < (size_t)dims * 4; i++) {
+        unsigned v = 0;
+        if (sscanf(t + 2 + 2 * i, "%2x", &v) != 1) {
+            free(bytes);
+            return -1;
+        }
+        bytes[i] = (unsigned char)v;
+    }
+    le_to_floats(bytes, dims, out);
+    free(bytes);
+    return 0;
 }
 
 /* Builds "{1,2,3}" for a bigint[] parameter. Returns: new string (free()), or NULL. */
@@ -478,7 +546,8 @@ static ragd_rc schema_apply(pg_store *s, ragd_err *err)
              " collection text NOT NULL, ordinal int NOT NULL, text text NOT NULL,"
              " heading text NOT NULL, tokens bigint NOT NULL, char_start bigint NOT NULL,"
              " char_end bigint NOT NULL, checksum text NOT NULL, page int NOT NULL DEFAULT 0,"
-             " tsv tsvector NOT NULL, UNIQUE (document_id, ordinal));"
+             " tsv tsvector NOT NULL, tsv_len int NOT NULL DEFAULT 0,"
+             " UNIQUE (document_id, ordinal));"
              "CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv);"
              "CREATE INDEX IF NOT EXISTS chunks_collection ON chunks (collection);"
              "CREATE INDEX IF NOT EXISTS chunks_checksum ON chunks (checksum);"
@@ -487,7 +556,8 @@ static ragd_rc schema_apply(pg_store *s, ragd_err *err)
              " dims int NOT NULL, vector bytea NOT NULL, created_at bigint NOT NULL,"
              " PRIMARY KEY (checksum, model, dims));"
              "CREATE TABLE IF NOT EXISTS ingest_leases (collection text PRIMARY KEY,"
-             " holder text NOT NULL, expires_at timestamptz NOT NULL);"
+             " holder text NOT NULL, expires_at timestamptz NOT NULL,"
+             " host text NOT NULL DEFAULT '', pid int NOT NULL DEFAULT 0);"
              "COMMIT",
              s->schema, s->schema, PG_SCHEMA_VERSION);
     ragd_rc rc = writer_exec(s, sql, 0, NULL, err);
@@ -580,10 +650,10 @@ static ragd_rc pg_open(const ragd_cfg *cfg, int readonly, store **out, ragd_err 
     pthread_cond_init(&s->pool_cv, NULL);
     pthread_mutex_init(&s->lease_mu, NULL);
     pthread_cond_init(&s->lease_cv, NULL);
-    char host[100] = "";
-    gethostname(host, sizeof host - 1);
+    gethostname(s->host, sizeof s->host - 1);
+    if (s->host[0] == '\0') snprintf(s->host, sizeof s->host, "?");
     snprintf(s->holder, sizeof s->holder, "ragd pid %ld on %s (started %lld)", (long)getpid(),
-             host[0] ? host : "?", (long long)util_unix_time());
+             s->host, (long long)util_unix_time());
     ragd_rc rc = s->idle ? RAGD_OK : ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     if (rc == RAGD_OK && !readonly) rc = schema_apply(s, err);
     if (rc == RAGD_OK && readonly) {
@@ -866,18 +936,24 @@ static ragd_rc pg_chunk_put(store *st, int64_t doc_id, const store_chunk_in *c, 
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     }
     const char *vals[10] = {doc, ord, text, c->heading, tokens, cs, ce, c->checksum, page, vt};
+    /* title and heading path weigh A, the text D; tsv_len counts every token position (the
+     * document length of BM25) */
     PGresult *r = writer_run(
         s, s->has_vectors
-               ? "INSERT INTO chunks (document_id, collection, ordinal, text, heading, tokens, "
-                 "char_start, char_end, checksum, page, tsv, embedding) SELECT $1, d.collection, "
-                 "$2, $3, $4, $5, $6, $7, $8, $9, setweight(to_tsvector('english', d.title), 'A') "
-                 "|| setweight(to_tsvector('english', $4), 'A') || to_tsvector('english', $3), "
-                 "$10::vector FROM documents d WHERE d.id = $1 RETURNING id"
-               : "INSERT INTO chunks (document_id, collection, ordinal, text, heading, tokens, "
-                 "char_start, char_end, checksum, page, tsv) SELECT $1, d.collection, $2, $3, $4, "
-                 "$5, $6, $7, $8, $9, setweight(to_tsvector('english', d.title), 'A') || "
-                 "setweight(to_tsvector('english', $4), 'A') || to_tsvector('english', $3) FROM "
-                 "documents d WHERE d.id = $1 RETURNING id",
+               ? "WITH v AS (SELECT d.collection, setweight(to_tsvector('english', d.title), 'A') "
+                 "|| setweight(to_tsvector('english', $4), 'A') || to_tsvector('english', $3) AS "
+                 "tsv FROM documents d WHERE d.id = $1) INSERT INTO chunks (document_id, "
+                 "collection, ordinal, text, heading, tokens, char_start, char_end, checksum, "
+                 "page, tsv, tsv_len, embedding) SELECT $1, v.collection, $2, $3, $4, $5, $6, $7, "
+                 "$8, $9, v.tsv, (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM "
+                 "unnest(v.tsv)), $10::vector FROM v RETURNING id"
+               : "WITH v AS (SELECT d.collection, setweight(to_tsvector('english', d.title), 'A') "
+                 "|| setweight(to_tsvector('english', $4), 'A') || to_tsvector('english', $3) AS "
+                 "tsv FROM documents d WHERE d.id = $1) INSERT INTO chunks (document_id, "
+                 "collection, ordinal, text, heading, tokens, char_start, char_end, checksum, "
+                 "page, tsv, tsv_len) SELECT $1, v.collection, $2, $3, $4, $5, $6, $7, $8, $9, "
+                 "v.tsv, (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM "
+                 "unnest(v.tsv)) FROM v RETURNING id",
         s->has_vectors ? 10 : 9, vals, NULL, NULL, 0, err);
     free(text);
     free(vt);
@@ -948,18 +1024,16 @@ static ragd_rc pg_embedding_get(store *st, const char *checksum, const char *mod
     snprintf(d, sizeof d, "%d", dims);
     const char *vals[3] = {checksum, model, d};
     PGresult *r = writer_run(pg_of(st), "SELECT vector FROM embeddings WHERE checksum = $1 AND "
-                             "model = $2 AND dims = $3", 3, vals, NULL, NULL, 1, err);
+                             "model = $2 AND dims = $3", 3, vals, NULL, NULL, 0, err);
     if (r == NULL) return err->rc;
     ragd_rc rc = RAGD_OK;
     *found = 0;
     if (PQntuples(r) > 0) {
-        if (PQgetlength(r, 0, 0) != dims * 4)
-            rc = ragd_err_set(err, RAGD_ERR_STORE, "embedding %s (%s) is %d bytes, expected %d",
-                              checksum, model, PQgetlength(r, 0, 0), dims * 4);
-        else {
-            le_to_floats((const unsigned char *)PQgetvalue(r, 0, 0), dims, out);
+        if (bytea_floats(r, 0, 0, dims, out) != 0)
+            rc = ragd_err_set(err, RAGD_ERR_STORE, "embedding %s (%s) is not %d float32 values",
+                              checksum, model, dims);
+        else
             *found = 1;
-        }
     }
     PQclear(r);
     return rc;
@@ -1015,23 +1089,22 @@ static ragd_rc pg_vectors_each(store *st, const char *model, int dims, store_vec
     for (;;) {
         snprintf(after, sizeof after, "%" PRId64, last);
         const char *vals[4] = {model, d, after, limit};
-        /* binary results: id as int8, the vector's bytes as they are stored */
+
         PGresult *r = writer_run(s, "SELECT c.id, e.vector FROM chunks c LEFT JOIN embeddings e "
                                  "ON e.checksum = c.checksum AND e.model = $1 AND e.dims = $2 "
                                  "WHERE c.id > $3 ORDER BY c.id LIMIT $4",
-                                 4, vals, NULL, NULL, 1, err);
+                                 4, vals, NULL, NULL, 0, err);
         if (r == NULL) {
             rc = err->rc;
             break;
         }
         int rows = PQntuples(r);
         for (int i = 0; i < rows && rc == RAGD_OK; i++) {
-            last = bin_i64(r, i, 0);
-            if (PQgetisnull(r, i, 1) || PQgetlength(r, i, 1) != dims * 4) {
+            last = col_i64(r, i, 0);
+            if (PQgetisnull(r, i, 1) || bytea_floats(r, i, 1, dims, vec) != 0) {
                 absent++;
                 continue;
             }
-            le_to_floats((const unsigned char *)PQgetvalue(r, i, 1), dims, vec);
             if (fn(ctx, last, vec, dims) != 0)
                 rc = ragd_err_set(err, RAGD_ERR_INTERNAL, "vector iteration stopped");
         }
@@ -1143,15 +1216,27 @@ static int pg_keyword_available(store *st)
     return 1;
 }
 
-/* Appends "plainto_tsquery('english', $i) || ..." for terms numbered from first. */
-static int tsquery_expr(util_buf *b, size_t count, int first)
-{
-    int bad = 0;
-    for (size_t i = 0; i < count && !bad; i++)
-        bad = util_buf_printf(b, "%splainto_tsquery('english', $%zu)", i ? " || " : "",
-                              (size_t)first + i) != 0;
-    return bad;
-}
+/* BM25 over the tsvector, as SQLite FTS5's bm25() scores on the faiss side: k1 1.2, b 0.75,
+ * idf ln((N - df + 0.5) / (df + 0.5)) floored at 1e-6, a term's frequency counted twice in the
+ * title and heading path (weight A) and once in the text, document length = every token
+ * position; N, df and the mean length over the whole store (FTS5 has one index for every
+ * collection too). Candidates are the collection's chunks matching any term (GIN index). */
+static const char bm25_sql[] =
+    "WITH terms AS (SELECT DISTINCT u.lexeme FROM unnest($3::text[]) t(term), "
+    "unnest(to_tsvector('english', t.term)) u), "
+    "q AS (SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS q FROM terms), "
+    "stats AS (SELECT count(*)::float8 AS n, greatest(coalesce(avg(tsv_len), 1), 1)::float8 AS "
+    "avgdl FROM chunks), "
+    "df AS (SELECT terms.lexeme, (SELECT count(*) FROM chunks c WHERE c.tsv @@ "
+    "to_tsquery('simple', quote_literal(terms.lexeme)))::float8 AS df FROM terms), "
+    "cand AS (SELECT c.id, c.tsv, c.tsv_len FROM chunks c, q WHERE q.q IS NOT NULL AND "
+    "c.collection = $1 AND c.tsv @@ q.q) "
+    "SELECT cand.id, sum(greatest(ln((stats.n - df.df + 0.5) / (df.df + 0.5)), 1e-6) * w.tf * "
+    "2.2 / (w.tf + 1.2 * (0.25 + 0.75 * cand.tsv_len / stats.avgdl))) AS s "
+    "FROM cand CROSS JOIN stats CROSS JOIN LATERAL (SELECT u.lexeme, (SELECT count(*) + "
+    "count(*) FILTER (WHERE wt = 'A') FROM unnest(u.weights) wt)::float8 AS tf FROM "
+    "unnest(cand.tsv) u WHERE u.lexeme IN (SELECT lexeme FROM terms)) w JOIN df ON df.lexeme = "
+    "w.lexeme GROUP BY cand.id ORDER BY s DESC, cand.id LIMIT $2";
 
 static ragd_rc pg_keyword_search(store *st, const char *collection, const retrieve_terms *terms,
                                  size_t limit, int64_t *ids, double *scores, size_t *found,
@@ -1159,27 +1244,25 @@ static ragd_rc pg_keyword_search(store *st, const char *collection, const retrie
 {
     *found = 0;
     if (terms->count == 0 || limit == 0) return RAGD_OK;
-    util_buf sql = {0};
-    /* title and heading (A) weigh twice the text (D), as bm25(2, 2, 1) on the faiss side;
-     * normalisation 1 divides by 1 + log(length), like BM25's length term */
-    int bad = util_buf_puts(&sql, "WITH q AS (SELECT ") != 0;
-    bad |= tsquery_expr(&sql, terms->count, 3);
-    bad |= util_buf_puts(&sql, " AS q) SELECT c.id, ts_rank('{0.5, 0.2, 0.4, 1.0}', c.tsv, q.q, 1) "
-                               "AS s FROM chunks c, q WHERE c.collection = $1 AND c.tsv @@ q.q "
-                               "ORDER BY s DESC, c.id LIMIT $2") != 0;
+    /* the terms as one text[] literal: {"a","b"} with quotes and backslashes escaped */
+    util_buf arr = {0};
+    int bad = util_buf_puts(&arr, "{") != 0;
+    for (size_t i = 0; i < terms->count && !bad; i++) {
+        bad = util_buf_puts(&arr, i ? ",\"" : "\"") != 0;
+        for (const char *p = terms->items[i]; *p && !bad; p++)
+            bad = util_buf_printf(&arr, "%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p) != 0;
+        bad |= util_buf_puts(&arr, "\"") != 0;
+    }
+    bad |= util_buf_puts(&arr, "}") != 0;
     if (bad) {
-        util_buf_free(&sql);
+        util_buf_free(&arr);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     }
-    const char *vals[2 + RAGD_TERMS_MAX];
     char lim[24];
     snprintf(lim, sizeof lim, "%zu", limit);
-    vals[0] = collection ? collection : RAGD_COLLECTION_DEFAULT;
-    vals[1] = lim;
-    for (size_t i = 0; i < terms->count; i++) vals[2 + i] = terms->items[i];
-    PGresult *r = reader_run(pg_of(st), sql.data, 2 + (int)terms->count, vals, NULL, NULL, 0,
-                             err);
-    util_buf_free(&sql);
+    const char *vals[3] = {collection ? collection : RAGD_COLLECTION_DEFAULT, lim, arr.data};
+    PGresult *r = reader_run(pg_of(st), bm25_sql, 3, vals, NULL, NULL, 0, err);
+    util_buf_free(&arr);
     if (r == NULL) return err->rc;
     size_t rows = (size_t)PQntuples(r);
     size_t kept = 0;
@@ -1263,7 +1346,8 @@ static ragd_rc pg_stats(store *st, store_stats *out, ragd_err *err)
                      .chunks = col_i64(r, 0, 1),
                      .embeddings = col_i64(r, 0, 2),
                      .vectors = (size_t)col_i64(r, 0, 3),
-                     .vector_bytes = 0};
+                     /* what the vectors take as stored (float32 and the id), as on faiss */
+                     .vector_bytes = (size_t)col_i64(r, 0, 3) * ((size_t)s->dims * 4 + 8)};
     PQclear(r);
     *out = x;
     return RAGD_OK;
@@ -1433,33 +1517,70 @@ static void lease_stop(pg_store *s)
     s->heartbeat_running = 0;
 }
 
+/* Tries to take (or renew) the lease. Returns: RAGD_OK with *got. */
+static ragd_rc lease_try(pg_store *s, const char *collection, int *got, ragd_err *err)
+{
+    char ms[16], pid[16];
+    snprintf(ms, sizeof ms, "%d", PG_LEASE_MS);
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    const char *vals[5] = {collection, s->holder, ms, s->host, pid};
+    PGresult *r = writer_run(s, "INSERT INTO ingest_leases VALUES ($1, $2, clock_timestamp() + $3 "
+                             "* interval '1 millisecond', $4, $5) ON CONFLICT (collection) DO "
+                             "UPDATE SET holder = EXCLUDED.holder, expires_at = "
+                             "EXCLUDED.expires_at, host = EXCLUDED.host, pid = EXCLUDED.pid WHERE "
+                             "ingest_leases.expires_at < clock_timestamp() OR "
+                             "ingest_leases.holder = EXCLUDED.holder RETURNING holder",
+                             5, vals, NULL, NULL, 0, err);
+    if (r == NULL) return err->rc;
+    *got = PQntuples(r) > 0;
+    PQclear(r);
+    return RAGD_OK;
+}
+
 static ragd_rc pg_ingest_lock(store *st, const char *collection, ragd_err *err)
 {
     pg_store *s = pg_of(st);
-    char ms[16];
-    snprintf(ms, sizeof ms, "%d", PG_LEASE_MS);
-    const char *vals[3] = {collection, s->holder, ms};
-    PGresult *r = writer_run(s, "INSERT INTO ingest_leases VALUES ($1, $2, clock_timestamp() + $3 "
-                             "* interval '1 millisecond') ON CONFLICT (collection) DO UPDATE SET "
-                             "holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at WHERE "
-                             "ingest_leases.expires_at < clock_timestamp() OR "
-                             "ingest_leases.holder = EXCLUDED.holder RETURNING holder",
-                             3, vals, NULL, NULL, 0, err);
-    if (r == NULL) return err->rc;
-    int got = PQntuples(r) > 0;
-    PQclear(r);
+    int got = 0;
+    ragd_rc rc = lease_try(s, collection, &got, err);
+    if (rc != RAGD_OK) return rc;
     if (!got) {
         const char *v1[1] = {collection};
-        r = writer_run(s, "SELECT holder, ceil(extract(epoch FROM expires_at - clock_timestamp()))"
-                       " FROM ingest_leases WHERE collection = $1", 1, v1, NULL, NULL, 0, err);
+        PGresult *r = writer_run(s, "SELECT holder, ceil(extract(epoch FROM expires_at - "
+                                 "clock_timestamp())), host, pid FROM ingest_leases WHERE "
+                                 "collection = $1", 1, v1, NULL, NULL, 0, err);
         if (r == NULL) return err->rc;
-        ragd_rc rc = ragd_err_set(err, RAGD_ERR_BUSY, "collection '%s' is being ingested by %s "
-                                  "(its lease runs %s more seconds unless renewed); try again "
-                                  "when it has finished", collection,
-                                  PQntuples(r) ? PQgetvalue(r, 0, 0) : "another ragd",
-                                  PQntuples(r) ? PQgetvalue(r, 0, 1) : "?");
-        PQclear(r);
-        return rc;
+        if (PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 2), s->host) == 0) {
+            /* A holder on this host that no longer runs (killed) frees the lease at once;
+             * elsewhere its lease has to expire. */
+            long pid = strtol(PQgetvalue(r, 0, 3), NULL, 10);
+            if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+                const char *v2[2] = {collection, PQgetvalue(r, 0, 0)};
+                PGresult *d = writer_run(s, "DELETE FROM ingest_leases WHERE collection = $1 AND "
+                                         "holder = $2", 2, v2, NULL, NULL, 0, err);
+                if (d == NULL) {
+                    PQclear(r);
+                    return err->rc;
+                }
+                PQclear(d);
+                RAGD_LOG(RAGD_LOG_WARN, "store", "ingest lease on '%s' held by %s, which no "
+                         "longer runs: taken over", collection, PQgetvalue(r, 0, 0));
+                PQclear(r);
+                rc = lease_try(s, collection, &got, err);
+                if (rc != RAGD_OK) return rc;
+                r = NULL;
+                if (!got) return ragd_err_set(err, RAGD_ERR_BUSY, "collection '%s' is being "
+                                              "ingested by another ragd", collection);
+            }
+        }
+        if (!got) {
+            rc = ragd_err_set(err, RAGD_ERR_BUSY, "collection '%s' is being ingested by %s (its "
+                              "lease runs %s more seconds unless renewed); try again when it "
+                              "has finished", collection,
+                              r && PQntuples(r) ? PQgetvalue(r, 0, 0) : "another ragd",
+                              r && PQntuples(r) ? PQgetvalue(r, 0, 1) : "?");
+            PQclear(r);
+            return rc;
+        }
     }
     pthread_mutex_lock(&s->lease_mu);
     snprintf(s->lease_collection, sizeof s->lease_collection, "%s", collection);
