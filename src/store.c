@@ -67,6 +67,7 @@ void store_hit_free(store_hit *h)
     free(h->tags_json);
     free(h->metadata_json);
     free(h->collection);
+    free(h->checksum);
     memset(h, 0, sizeof *h);
 }
 

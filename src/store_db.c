@@ -194,7 +194,7 @@ struct store_db {
 
 static const char chunk_get_sql[] =
     "SELECT c.id, c.document_id, c.ordinal, c.text, c.heading, c.tokens, c.char_start, "
-    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata, c.page, d.collection "
+    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata, c.page, d.collection, c.checksum "
     "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1";
 
 static const char stats_sql[] = "SELECT (SELECT count(*) FROM documents), "
@@ -1163,8 +1163,9 @@ static int hit_fill(sqlite3_stmt *st, store_hit *h)
     h->metadata_json = column_dup(st, 12);
     h->page = sqlite3_column_int(st, 13);
     h->collection = column_dup(st, 14);
+    h->checksum = column_dup(st, 15);
     if (!h->text || !h->heading || !h->source || !h->title || !h->path || !h->tags_json ||
-        !h->metadata_json || !h->collection) {
+        !h->metadata_json || !h->collection || !h->checksum) {
         store_hit_free(h);
         return -1;
     }

@@ -1120,7 +1120,7 @@ static ragd_rc pg_vectors_each(store *st, const char *model, int dims, store_vec
 
 #define HIT_COLUMNS "c.id, c.document_id, c.ordinal, c.text, c.heading, c.tokens, c.char_start, " \
                     "c.char_end, d.source, d.title, d.path, d.tags, d.metadata, c.page, " \
-                    "d.collection"
+                    "d.collection, c.checksum"
 
 static int hit_fill(const PGresult *r, int row, store_hit *h)
 {
@@ -1139,8 +1139,9 @@ static int hit_fill(const PGresult *r, int row, store_hit *h)
     h->metadata_json = col_dup(r, row, 12);
     h->page = (int)col_i64(r, row, 13);
     h->collection = col_dup(r, row, 14);
+    h->checksum = col_dup(r, row, 15);
     if (!h->text || !h->heading || !h->source || !h->title || !h->path || !h->tags_json ||
-        !h->metadata_json || !h->collection) {
+        !h->metadata_json || !h->collection || !h->checksum) {
         store_hit_free(h);
         return -1;
     }

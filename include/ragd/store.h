@@ -81,6 +81,7 @@ typedef struct store_hit {
     char *metadata_json;
     int page; /* 1-based page (PDF), 0 when none */
     char *collection; /* the document's collection */
+    char *checksum;   /* SHA-256 hex of the embedded text: the embeddings key */
 } store_hit;
 
 /* Frees the strings of one hit and zeroes it. h may be NULL. */

@@ -169,3 +169,48 @@ def pg_restart_under_traffic(t):
                                                                                    statuses))))
     finally:
         pglite_stop(pid)
+
+
+@pgvector_only
+def pg_migrate_both_ways_without_embedding(t):
+    src = t.path("src")
+    write_generated(src, 30, paragraphs=2, seed=21)
+    write(os.path.join(t.path("team"), "t.md"), "# Team\n\nThe saffron kettle is descaled monthly.\n")
+    faiss = {"VECTOR_BACKEND": "faiss"}
+    fdata = t.path("fdata")
+    eq(t.cli("ingest", "--path", src, "--data-dir", fdata, env=faiss).rc, 0, "faiss ingest")
+    eq(t.cli("ingest", "--path", t.path("team"), "--collection", "team", "--data-dir", fdata,
+             env=faiss).rc, 0, "faiss ingest into a second collection")
+    schema = "it_mig_%d" % os.getpid()
+    env = {"RAGD_STORE_PG_SCHEMA": schema}
+    r = t.cli("migrate", "--to", "pgvector", "--database-url", harness.DATABASE_URL,
+              "--data-dir", fdata, env=env, timeout=600)
+    eq(r.rc, 0, "migrate --to pgvector: %r" % r)
+    rep = r.json()
+    eq((rep["collections"], rep["documents"], rep["verified"]), (2, 31, True), "migrate report")
+    eq(rep["copied"]["chunks_without_embedding"], 0, "every chunk has its vector")
+    check(rep["copied"]["embeddings"] > 0, "embeddings copied: %r" % rep)
+    # re-run: nothing to do
+    again = t.cli("migrate", "--to", "pgvector", "--database-url", harness.DATABASE_URL,
+                  "--data-dir", fdata, env=env, timeout=600).json()
+    eq((again["copied"]["documents"], again["copied"]["unchanged"]), (0, 31), "second migrate")
+    # the migrated store answers like the original, and an ingest of the same files embeds nothing
+    d = t.serve(data_dir=t.path("pgd"), env=env)
+    q = {"query": unique_word(12) + " " + unique_word(12), "k": 3}
+    eq(d.retrieve(q)["results"][0]["source"], "gen/d02/file0012.md", "pgvector answers")
+    rep = d.ingest(src)
+    eq((rep["documents"]["unchanged"], rep["chunks"]["embedded"]), (30, 0),
+       "ingest after migrate: unchanged, nothing embedded")
+    ans = d.retrieve({"query": "saffron kettle", "collection": "team", "k": 1})
+    eq(ans["results"][0]["source"], "t.md", "the second collection came along")
+    d.stop()
+    # and back to a new faiss data dir
+    back = t.path("back")
+    r = t.cli("migrate", "--to", "faiss", "--database-url", harness.DATABASE_URL,
+              "--data-dir", back, env=env, timeout=600)
+    eq(r.rc, 0, "migrate --to faiss: %r" % r)
+    eq(r.json()["documents"], 31, "documents back in faiss")
+    q2 = t.cli("query", unique_word(12), "--json", "--data-dir", back, env=faiss)
+    eq(q2.json()["results"][0]["source"], "gen/d02/file0012.md", "faiss copy answers")
+    bad = t.cli("migrate", "--to", "mysql", "--data-dir", back, env=faiss)
+    eq(bad.rc, 2, "unknown --to is a usage error")
