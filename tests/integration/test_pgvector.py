@@ -51,7 +51,9 @@ def pg_two_daemons_share_one_database(t):
     ans = b.retrieve({"query": unique_word(7), "k": 3})
     check(any(unique_word(7) in r["text"] for r in ans["results"]),
           "daemon B does not see A's document: %s" % short(ans))
-    eq(b.health()["store"]["documents"], 12, "B counts A's documents")
+    h = b.health()["store"]
+    eq((h["documents"], h["backend"], h["pg_schema"]), (12, "pgvector", env["RAGD_STORE_PG_SCHEMA"]),
+       "B counts A's documents, names its backend")
     # a change through B is seen by A
     r = b.call("POST", "/documents", {"id": "shared-1", "text": "The heliotrope valve is blue."})
     eq(r.status, 200, "push through B")
@@ -129,7 +131,9 @@ def pg_restart_under_traffic(t):
     try:
         cfg = t.path("ragd.ini")
         write(cfg, "[store]\npg_timeout_ms = 1500\n")
-        d = t.serve(config=cfg, env={"DATABASE_URL": url})
+        secret = "Pw-%d-x" % os.getpid()  # PGlite accepts any password: it must never show
+        d = t.serve(config=cfg, env={"DATABASE_URL": url.replace("postgres@",
+                                                                 "postgres:%s@" % secret)})
         src = t.path("src")
         write_generated(src, 10, paragraphs=1, seed=3)
         d.ingest(src)
@@ -161,7 +165,12 @@ def pg_restart_under_traffic(t):
             d.call("POST", "/retrieve", body, timeout=30)), 120, "recovery once Postgres is back")
         check(any(unique_word(4) in x["text"] for x in ans["results"]),
               "the data survived the restart: %s" % short(ans))
-        eq(d.health()["status"], "ok", "/health after recovery")
+        h = d.call("GET", "/health")
+        eq(h.json["status"], "ok", "/health after recovery")
+        check(":<redacted>@" in h.json["store"]["database"], "database URL shown redacted: %s"
+              % short(h.json["store"]))
+        for text in (h.body.decode(), r.body.decode(), d.stderr_text()):
+            check(secret not in text, "the database password leaked: %s" % short(text))
         stop.set()
         th.join(60)
         check(all(s in (200, 503) for s in statuses),
