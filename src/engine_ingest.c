@@ -721,7 +721,10 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
     const char *collection = opts->collection ? opts->collection : RAGD_COLLECTION_DEFAULT;
     /* other processes sharing the store (pgvector): one ingest per collection */
+    /* the store's writer connection is shared with pushed documents: under write_mu */
+    pthread_mutex_lock(&e->write_mu);
     ragd_rc lrc = store_ingest_lock(e->st, collection, err);
+    pthread_mutex_unlock(&e->write_mu);
     if (lrc != RAGD_OK) {
         pthread_mutex_unlock(&e->ingest_mu);
         return lrc;
@@ -840,7 +843,9 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     e->last_ingest_at = util_unix_time();
     e->last_ingest_ok = rc == RAGD_OK && r.docs_failed == 0;
     pthread_mutex_unlock(&e->status_mu);
+    pthread_mutex_lock(&e->write_mu);
     store_ingest_unlock(e->st, e->ingest_collection);
+    pthread_mutex_unlock(&e->write_mu);
     atomic_store(&e->ingest_running, 0);
     e->ingest_collection = NULL;
     pthread_mutex_unlock(&e->ingest_mu);
