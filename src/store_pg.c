@@ -58,7 +58,8 @@ typedef struct pg_store {
     const ragd_cfg *cfg;
     int readonly;
     char schema[64];
-    int timeout_ms;
+    int timeout_ms;           /* connects and reads: [store] pg_timeout_ms */
+    int write_timeout_ms;     /* the writer's statements: at least a minute */
     char model[128];
     int dims;
     int has_vectors;          /* chunks.embedding exists */
@@ -121,7 +122,7 @@ static int wait_socket(int sock, int writable, double deadline)
 
 /* Opens a connection and prepares its session (search path, HNSW settings, statement timeout).
  * Returns: RAGD_OK and *out (new, PQfinish), or RAGD_ERR_UNAVAILABLE naming why. */
-static ragd_rc pg_connect(pg_store *s, PGconn **out, ragd_err *err)
+static ragd_rc pg_connect(pg_store *s, PGconn **out, int writer, ragd_err *err)
 {
     double deadline = now_ms() + s->timeout_ms;
     PGconn *c = PQconnectStart(s->cfg->database_url);
@@ -152,7 +153,7 @@ static ragd_rc pg_connect(pg_store *s, PGconn **out, ragd_err *err)
     snprintf(setup, sizeof setup,
              "SET search_path TO \"%s\", public; SET statement_timeout = %d; "
              "SET hnsw.ef_search = %d; SET hnsw.iterative_scan = strict_order",
-             s->schema, s->timeout_ms, s->cfg->hnsw_ef_search);
+             s->schema, writer ? s->write_timeout_ms : s->timeout_ms, s->cfg->hnsw_ef_search);
     PGresult *r = PQexec(c, setup);
     ragd_rc rc = RAGD_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -227,7 +228,9 @@ static PGresult *pg_run(pg_store *s, PGconn *c, const char *sql, int n,
                         const char *const *vals, const int *lens, const int *fmts, int binary,
                         int *dead, ragd_err *err)
 {
-    double deadline = now_ms() + s->timeout_ms;
+    /* the writer's statements (a big delete, an index build) may take longer than a read */
+    int limit = c == s->writer ? s->write_timeout_ms : s->timeout_ms;
+    double deadline = now_ms() + limit;
     *dead = 0;
     char msg[400];
     /* Always the simple protocol, parameters inlined as escaped literals: one 'Q' message per
@@ -259,7 +262,7 @@ static PGresult *pg_run(pg_store *s, PGconn *c, const char *sql, int n,
             PQclear(failed);
             *dead = 1; /* the connection's state is unknown: drop it */
             ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "postgres unavailable: no answer within %d "
-                         "ms ([store] pg_timeout_ms)", s->timeout_ms);
+                         "ms%s", limit, limit == s->timeout_ms ? " ([store] pg_timeout_ms)" : "");
             return NULL;
         }
         if (PQisBusy(c)) {
@@ -317,7 +320,7 @@ static PGresult *writer_run(pg_store *s, const char *sql, int n, const char *con
                              "was lost inside a transaction");
                 return NULL;
             }
-            if (pg_connect(s, &s->writer, err) != RAGD_OK) return NULL;
+            if (pg_connect(s, &s->writer, 1, err) != RAGD_OK) return NULL;
             fresh = 1;
         }
         int dead = 0;
@@ -377,7 +380,7 @@ static ragd_rc reader_acquire(pg_store *s, PGconn **out, int *fresh, ragd_err *e
     s->open_n++;
     pthread_mutex_unlock(&s->pool_mu);
     *fresh = 1;
-    ragd_rc rc = pg_connect(s, out, err);
+    ragd_rc rc = pg_connect(s, out, 0, err);
     if (rc != RAGD_OK) {
         pthread_mutex_lock(&s->pool_mu);
         s->open_n--;
@@ -643,6 +646,7 @@ static ragd_rc pg_open(const ragd_cfg *cfg, int readonly, store **out, ragd_err 
     s->cfg = cfg;
     s->readonly = readonly;
     s->timeout_ms = cfg->pg_timeout_ms > 0 ? cfg->pg_timeout_ms : 5000;
+    s->write_timeout_ms = s->timeout_ms > 60000 ? s->timeout_ms : 60000;
     snprintf(s->schema, sizeof s->schema, "%s", cfg->pg_schema ? cfg->pg_schema : "ragd");
     s->pool_max = cfg->pg_pool > 0 ? (size_t)cfg->pg_pool : 4;
     s->idle = calloc(s->pool_max, sizeof *s->idle);
@@ -1482,7 +1486,7 @@ static void *heartbeat_main(void *arg)
         snprintf(coll, sizeof coll, "%s", s->lease_collection);
         pthread_mutex_unlock(&s->lease_mu);
         ragd_err err = {0};
-        if (c == NULL && pg_connect(s, &c, &err) != RAGD_OK) c = NULL;
+        if (c == NULL && pg_connect(s, &c, 0, &err) != RAGD_OK) c = NULL;
         if (c != NULL) {
             char ms[16];
             snprintf(ms, sizeof ms, "%d", PG_LEASE_MS);
