@@ -223,6 +223,16 @@ ragd_rc store_collection_delete(store *s, const char *collection, int64_t *docum
     return s->ops->collection_delete(s, collection ? collection : RAGD_COLLECTION_DEFAULT, documents, chunks, err);
 }
 
+ragd_rc store_vector_search_ef(store *s, const char *collection, const float *query, size_t k,
+                               int ef_search, int64_t *ids, float *scores, size_t *found,
+                               ragd_err *err)
+{
+    if (ef_search > 0 && s->ops->vector_search_ef != NULL)
+        return s->ops->vector_search_ef(s, collection, query, k, ef_search, ids, scores, found,
+                                        err);
+    return s->ops->vector_search(s, collection, query, k, ids, scores, found, err);
+}
+
 int store_keyword_available(store *s)
 {
     return s->ops->keyword_available(s);

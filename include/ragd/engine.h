@@ -143,6 +143,7 @@ typedef struct engine_query {
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
     const char *collection; /* borrowed; NULL: "default"; only its documents are searched */
+    int ef_search;          /* HNSW efSearch for this query; 0: [store] hnsw_ef_search */
 } engine_query;
 
 typedef struct engine_result {

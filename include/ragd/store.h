@@ -180,6 +180,11 @@ typedef struct store_ops {
     /* writer: the cross-process ingest lock of a collection */
     ragd_rc (*ingest_lock)(store *s, const char *collection, ragd_err *err);
     void (*ingest_unlock)(store *s, const char *collection);
+    /* Optional: vector_search with this search's own graph breadth (a request's `ef_search`,
+     * > 0); NULL: the backend has no such knob and vector_search runs instead. */
+    ragd_rc (*vector_search_ef)(store *s, const char *collection, const float *query, size_t k,
+                                int ef_search, int64_t *ids, float *scores, size_t *found,
+                                ragd_err *err);
 } store_ops;
 
 /* Every backend's store begins with this header. */
@@ -269,6 +274,11 @@ int store_collection_exclusive(store *s, const char *collection);
 /* Lists the collections that hold documents, by name, with their counts.
  * Returns: *out new (free with store_collections_free), *n. */
 ragd_rc store_collections_list(store *s, store_collection **out, size_t *n, ragd_err *err);
+/* store_vector_search with a per-search HNSW breadth: ef_search > 0 applies to this search only
+ * (backends without vector_search_ef, and exact indexes, ignore it); <= 0 is the configured one. */
+ragd_rc store_vector_search_ef(store *s, const char *collection, const float *query, size_t k,
+                               int ef_search, int64_t *ids, float *scores, size_t *found,
+                               ragd_err *err);
 /* Returns: 1 when keyword search is available (a read-only open of an old faiss store has none). */
 int store_keyword_available(store *s);
 /* BM25-style keyword search (restricted to collection like store_vector_search) for any of the terms: *found entries of ids/scores (limit at most),
