@@ -436,6 +436,12 @@ ragd_rc chat_request_parse(const ragd_cfg *cfg, const char *body, size_t len,
     }
     if (r.collection == NULL && header_collection && header_collection[0])
         r.collection = strndup(header_collection, 256);
+    if (r.collection != NULL && !engine_collection_valid(r.collection)) {
+        rc = ragd_err_set(err, RAGD_ERR_INVALID, "field 'collection' (or X-Ragd-Collection): a "
+                          "collection name is 1..64 ASCII letters, digits, '_', '-' or '.', not "
+                          "starting with '.'");
+        goto fail;
+    }
     r.filters = json_incref(json_object_get(root, "filters"));
     json_object_del(root, "filters");
     if ((rc = filters_parse(&r, err)) != RAGD_OK) goto fail;
@@ -755,7 +761,8 @@ ragd_rc chat_plan_build(engine *e, const ragd_cfg *cfg, chat_request *req, chat_
                               .tags_all = req->tag_count ? req->tags : NULL,
                               .tag_count = req->tag_count,
                               .filter = req->filter,
-                              .intent = p.intent};
+                              .intent = p.intent,
+                              .collection = p.collection};
             double t0 = util_now_ms();
             rc = engine_retrieve(e, &q, &p.answer, err);
             p.retrieve_ms = util_now_ms() - t0;

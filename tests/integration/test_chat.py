@@ -538,6 +538,26 @@ def chat_filters_and_intent_header(t):
 
 
 @test
+def chat_collection(t):
+    fake, d = setup(t)
+    write(t.path("hr", "leave.md"), "# Parental leave\n\nParents get sixteen weeks of paid "
+          "parental leave, taken in up to three blocks.\n")
+    r = d.call("POST", "/ingest", {"path": t.path("hr"), "collection": "hr"}, timeout=300)
+    check(r.status == 200, "ingest into hr: %r" % r)
+    q = "how many weeks of paid parental leave do parents get"
+    r = chat(d, {"messages": [{"role": "user", "content": q}]}, headers={"X-Ragd-Collection": "hr"})
+    g = r.json["ragd"]
+    check(g["retrieved"] and not g["low_confidence"] and g["collection"] == "hr",
+          "hr turn: %s" % short(g))
+    check(all(s["source"].startswith("leave") for s in g["sources"]), "sources: %s" % short(g))
+    r = chat(d, {"messages": [{"role": "user", "content": q}]})  # the default collection
+    check(not any("leave" in s["source"] for s in r.json["ragd"]["sources"]),
+          "another collection's document retrieved: %s" % short(r.json["ragd"]))
+    expect_error(chat(d, {"collection": "../x", "messages": [{"role": "user", "content": q}]}),
+                 400, "invalid_request", "collection")
+
+
+@test
 def chat_client_disconnect_cancels_upstream(t):
     fake, d = setup(t)
     fake.script({"first_token_ms": 20000})
