@@ -37,25 +37,39 @@ def size(n):
 
 
 def plot(cfgs, png):
-    """Two panels (384 and 1536 dims): p50 ms against chunks, log-log."""
+    """Two panels (384 and 1536 dims): p50 ms against chunks, log-log; uniform vectors at the
+    configured ef, clustered ones at each system's ef for the recall target."""
     data = os.path.join(RES, "latency.dat")
     series = []
     with open(data, "w") as out:
         for dims in (384, 1536):
-            for label, fac, get in (
-                    ("ragd HTTP, Flat", "Flat", lambda c: c["http"]["c1"]["p50_ms"]),
-                    ("raw FAISS, Flat", "Flat", lambda c: c["floor"]["p50_ms"]),
-                    ("ragd HTTP, HNSW", "HNSW", lambda c: c["http"]["c1"]["p50_ms"]),
-                    ("raw FAISS, HNSW", "HNSW", lambda c: c["floor"]["p50_ms"]),
-                    ("USearch (peer), HNSW", "HNSW",
-                     lambda c: c["peer"]["p50_ms"] if "p50_ms" in c.get("peer", {}) else None)):
+            def tgt(name):
+                return lambda c: c["at_target"]["systems"][name]["p50_ms"]
+            for label, fac, dist, get in (
+                    ("ragd HTTP, Flat", "Flat", "uniform", lambda c: c["http"]["c1"]["p50_ms"]),
+                    ("raw FAISS, Flat", "Flat", "uniform", lambda c: c["floor"]["p50_ms"]),
+                    ("ragd HTTP, HNSW", "HNSW", "uniform", lambda c: c["http"]["c1"]["p50_ms"]),
+                    ("raw FAISS, HNSW", "HNSW", "uniform", lambda c: c["floor"]["p50_ms"]),
+                    ("USearch (peer), HNSW", "HNSW", "uniform",
+                     lambda c: c["peer"]["p50_ms"] if "p50_ms" in c.get("peer", {}) else None),
+                    ("clustered: ragd HTTP, Flat", "Flat", "clustered",
+                     lambda c: c["http"]["c1"]["p50_ms"]),
+                    ("clustered: LanceDB brute force", "Flat", "clustered",
+                     lambda c: c["peer_lancedb"]["brute"]["p50_ms"]),
+                    ("clustered, recall 0.95: ragd HTTP, HNSW", "HNSW", "clustered", tgt("ragd")),
+                    ("clustered, recall 0.95: raw FAISS, HNSW", "HNSW", "clustered",
+                     tgt("faiss")),
+                    ("clustered, recall 0.95: USearch", "HNSW", "clustered", tgt("usearch")),
+                    ("clustered, recall 0.95: LanceDB HNSW-SQ", "HNSW", "clustered",
+                     tgt("lancedb"))):
                 pts = []
                 for c in cfgs:
-                    if c.get("dims") != dims or not c.get("factory", "").startswith(fac):
+                    if c.get("dims") != dims or not c.get("factory", "").startswith(fac) or \
+                            c.get("dist", "uniform") != dist:
                         continue
                     try:
                         v = get(c)
-                    except KeyError:
+                    except (KeyError, TypeError):
                         v = None
                     if v is not None:
                         pts.append((c["chunks"], v))
@@ -67,7 +81,7 @@ def plot(cfgs, png):
                     series.append((dims, label, len(series)))
     if not series:
         return False
-    script = ['set terminal pngcairo size 1200,520 font ",10"', 'set output "%s"' % png,
+    script = ['set terminal pngcairo size 1400,640 font ",10"', 'set output "%s"' % png,
               "set multiplot layout 1,2", "set logscale xy", "set grid",
               'set xlabel "chunks in the store"', 'set ylabel "p50 latency per query (ms)"', "set rmargin 6",
               "set key top left"]
