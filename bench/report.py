@@ -453,15 +453,15 @@ def main():
         hn = [c for c in cfgs if c["factory"].startswith("HNSW") and c["chunks"] == 100000]
         for c in hn:
             v = c["http"]["c1"]["p95_ms"]
-            w("| cached query, 100k HNSW, p95 < 2 ms on loopback (%d dims) | %s ms | %s |" % (
-                c["dims"], f(v), "met" if v < 2 else "not met"))
+            w("| cached query, 100k HNSW, p95 < 2 ms on loopback (%s, %d dims, ef %s) | %s ms | %s |"
+              % (typ(c), c["dims"], c.get("ef_search"), f(v), "met" if v < 2 else "not met"))
         for c in cfgs:
             peak = c.get("ragd_rss_peak_bytes")
             if not peak:
                 continue
             budget = 1.3 * c["raw_vector_bytes"] + 64 * MIB
             w("| RSS < 1.3 x raw vectors + 64 MiB, %s %s x %d | %.0f MiB vs budget %.0f MiB | %s |"
-              % (c["factory"], size(c["chunks"]), c["dims"], peak / MIB, budget / MIB,
+              % (typ(c), size(c["chunks"]), c["dims"], peak / MIB, budget / MIB,
                  "met" if peak < budget else "not met"))
     if core:
         v = core["ingest"]["mb_per_s"]
