@@ -590,7 +590,7 @@ static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single,
     if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     ragd_rc rc = store_db_doc_find(e->db, f->path, &old, &found, err);
     if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
-        util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
+        ingest_file_read(f, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
         char checksum[UTIL_SHA256_HEX_LEN + 1];
         util_sha256_hex(data, len, checksum);
         const char *source = single && found ? old.source : f->relative;
@@ -1019,7 +1019,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
     /* A file ingested on its own keeps the source its directory ingest gave it. */
     char *source = single && found ? old.source : f->relative;
 
-    rc = util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr);
+    rc = ingest_file_read(f, e->cfg->max_file_bytes, &data, &len, &ferr);
     char checksum[UTIL_SHA256_HEX_LEN + 1];
     if (rc == RAGD_OK) util_sha256_hex(data, len, checksum);
     if (rc == RAGD_OK && found && strcmp(old.checksum, checksum) == 0 &&
