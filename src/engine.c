@@ -63,6 +63,7 @@ struct engine {
     uint64_t generation;        /* store generation the in-memory index matches */
     int64_t last_ingest_at;
     int last_ingest_ok;
+    engine_fault fault;         /* a write to the data dir failed (src/engine_fault.c) */
 };
 
 /* ---- data-dir lock ----------------------------------------------------------------------- */
@@ -236,6 +237,7 @@ static ragd_rc index_rebuild(engine *e, ragd_err *err)
 static ragd_rc index_save(engine *e, ragd_err *err)
 {
     if (e->readonly || !e->index_dirty) return RAGD_OK;
+    if (engine_fault_injected("save the vector index", err)) return RAGD_ERR_IO;
     pthread_rwlock_rdlock(&e->rw);
     ragd_rc rc = store_index_save(e->index, e->index_path, e->generation, err);
     pthread_rwlock_unlock(&e->rw);
@@ -279,7 +281,56 @@ static ragd_rc index_open(engine *e, ragd_err *err)
     rc = index_rebuild(e, err);
     if (rc != RAGD_OK) return rc;
     if (e->readonly) return RAGD_OK;
-    return index_save(e, err);
+    /* SQLite is intact and the index is in memory: a save that fails (a full disk) must not stop
+     * the start. ragd serves retrievals and refuses writes until the save succeeds. */
+    ragd_err serr = {0};
+    if (index_save(e, &serr) != RAGD_OK)
+        engine_fault_note(&e->fault, "saving the rebuilt vector index", serr.msg);
+    return RAGD_OK;
+}
+
+#define WRITE_PROBE_BYTES (256u * 1024u)
+
+/* A write to the data dir failed: recorded (writes refused, /health degraded), and the WAL's space
+ * given back when the store can checkpoint. Caller holds write_mu. */
+static void write_failed(engine *e, const char *what, const char *why)
+{
+    engine_fault_note(&e->fault, what, why);
+    store_db_wal_truncate(e->db, NULL);
+}
+
+/* Runs a due recovery probe after a write fault: the pending index save (or a space probe when
+ * the index is saved), a durable store write, then the WAL truncated. Caller holds write_mu.
+ * Returns: 1 when writes work (no fault, or the probe succeeded and ended it). */
+static int writes_recover(engine *e)
+{
+    if (!engine_fault_probe_claim(&e->fault)) return !engine_fault_get(&e->fault, NULL, 0, NULL);
+    ragd_err perr = {0};
+    ragd_rc rc = e->index_dirty ? index_save(e, &perr)
+                                : engine_fault_space_check(e->cfg->data_dir, WRITE_PROBE_BYTES,
+                                                           &perr);
+    if (rc == RAGD_OK) rc = store_db_sync(e->db, &perr);
+    if (rc != RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_DEBUG, "engine", "data dir still not writable: %s", perr.msg);
+        return 0;
+    }
+    /* best effort: readers in the way only delay it to a later WAL reset */
+    store_db_wal_truncate(e->db, NULL);
+    engine_fault_clear(&e->fault);
+    return 1;
+}
+
+/* Returns: RAGD_OK when writes may proceed, else RAGD_ERR_UNAVAILABLE with the fault's reason.
+ * Caller holds write_mu. */
+static ragd_rc writes_allowed(engine *e, ragd_err *err)
+{
+    if (writes_recover(e)) return RAGD_OK;
+    char reason[sizeof e->fault.reason];
+    engine_fault_get(&e->fault, reason, sizeof reason, NULL);
+    return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "writes are suspended since a write to the "
+                        "data dir failed (%s); retrievals keep answering, and writes resume by "
+                        "themselves once the data dir can be written again (see /health)",
+                        reason);
 }
 
 /* ---- open / close ------------------------------------------------------------------------- */
@@ -293,6 +344,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     e->readonly = readonly;
     e->lock_fd = -1;
     e->last_ingest_ok = 1;
+    engine_fault_init(&e->fault);
     /* Writers first: glibc's default prefers readers, and a steady stream of retrievals would
      * otherwise hold an ingest's commit back indefinitely. */
     pthread_rwlockattr_t rwattr;
@@ -371,6 +423,7 @@ void engine_close(engine *e)
     pthread_mutex_destroy(&e->ingest_mu);
     pthread_mutex_destroy(&e->write_mu);
     pthread_mutex_destroy(&e->status_mu);
+    engine_fault_destroy(&e->fault);
     free(e);
 }
 
@@ -894,6 +947,7 @@ static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, 
     size_t old_n = 0;
     int64_t doc_id = 0;
     uint64_t gen = 0;
+    if (engine_fault_injected("commit", err)) return RAGD_ERR_STORE;
     if (n > 0 && (new_ids = calloc(n, sizeof *new_ids)) == NULL)
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
 
@@ -934,6 +988,7 @@ static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, 
 /* Deletes one document (a file that disappeared) from SQLite and the index. */
 static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, ragd_err *err)
 {
+    if (engine_fault_injected("delete", err)) return RAGD_ERR_STORE;
     int64_t *ids = NULL;
     size_t n = 0;
     uint64_t gen = 0;
@@ -1115,6 +1170,13 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    pthread_mutex_lock(&e->write_mu);
+    ragd_rc wrc = writes_allowed(e, err);
+    pthread_mutex_unlock(&e->write_mu);
+    if (wrc != RAGD_OK) {
+        pthread_mutex_unlock(&e->ingest_mu);
+        return wrc;
+    }
     atomic_store(&e->ingest_running, 1);
     double t0 = util_now_ms();
     engine_ingest_report r = {.reset = reset};
@@ -1211,10 +1273,21 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     ragd_err serr = {0};
     if (rc == RAGD_OK)
         rc = store_db_embeddings_prune(e->db, e->embedder->model, e->embedder->dims, NULL, err);
-    if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
-    if (index_save(e, &serr) != RAGD_OK)
+    if (rc == RAGD_OK && store_db_sync(e->db, &serr) != RAGD_OK) {
+        /* Every document is committed (durable against a crash of ragd): the ingest happened,
+         * only the flush against power loss failed. Said in the report, not as a failure. */
+        char msg[RAGD_ERR_MSG_MAX + 64];
+        snprintf(msg, sizeof msg, "applied, but the flush to disk failed: %s", serr.msg);
+        report_add(&r, 1, r.root, RAGD_ERR_STORE, msg);
+        write_failed(e, "flushing the ingest to disk", serr.msg);
+        ragd_err_clear(&serr);
+    }
+    if (rc == RAGD_ERR_STORE) write_failed(e, "ingest", err ? err->msg : "store write failed");
+    if (index_save(e, &serr) != RAGD_OK) {
         RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
                  "rebuilt from SQLite at the next start", serr.msg);
+        write_failed(e, "saving the vector index", serr.msg);
+    }
     pthread_mutex_unlock(&e->write_mu);
 
     for (size_t i = 0; paths && i < nprev; i++) free(paths[i]);
@@ -1740,6 +1813,15 @@ char *engine_context_format(const engine_answer *a)
 ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
 {
     engine_stats s = {0};
+    /* A write fault ends when a probe succeeds; /health and /metrics run a due one, unless a
+     * writer holds the turn (its own write will tell). */
+    if (!e->readonly && engine_fault_get(&e->fault, NULL, 0, NULL) &&
+        pthread_mutex_trylock(&e->write_mu) == 0) {
+        writes_recover(e);
+        pthread_mutex_unlock(&e->write_mu);
+    }
+    s.write_fault = engine_fault_get(&e->fault, s.write_error, sizeof s.write_error,
+                                     &s.write_fault_since);
     pthread_rwlock_rdlock(&e->rw);
     ragd_rc rc = store_db_stats(e->db, &s.documents, &s.chunks, &s.embeddings, err);
     s.index_vectors = store_index_count(e->index);
@@ -1795,10 +1877,18 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     }
     w.doc = *doc;
     memset(doc, 0, sizeof *doc); /* w owns it now */
+    if (rc == RAGD_OK) rc = writes_allowed(e, err);
     if (rc == RAGD_OK) rc = doc_prepare(e, &w, NULL, &r, err);
     size_t removed = 0;
     if (rc == RAGD_OK) rc = doc_commit(e, row, found ? old.id : 0, &w, &removed, err);
-    if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
+    if (rc == RAGD_ERR_STORE)
+        write_failed(e, "storing a pushed document", err ? err->msg : "store write failed");
+    ragd_err yerr = {0};
+    if (rc == RAGD_OK && store_db_sync(e->db, &yerr) != RAGD_OK) {
+        /* Committed, so applied (durable against a crash of ragd): the answer says so; the
+         * failed flush is the data dir's problem, reported by /health. */
+        write_failed(e, "flushing a pushed document to disk", yerr.msg);
+    }
     if (rc == RAGD_OK) {
         *outcome = found ? RAGD_PUSH_UPDATED : RAGD_PUSH_ADDED;
         *chunks = (int64_t)w.chunks.count;
@@ -1821,8 +1911,13 @@ ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, rag
     size_t removed = 0;
     ragd_rc rc = store_db_doc_find(e->db, path, &old, &found, err);
     if (rc == RAGD_OK && !found) rc = ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
+    if (rc == RAGD_OK) rc = writes_allowed(e, err);
     if (rc == RAGD_OK) rc = doc_remove(e, old.id, &removed, err);
-    if (rc == RAGD_OK) rc = store_db_sync(e->db, err);
+    if (rc == RAGD_ERR_STORE)
+        write_failed(e, "deleting a document", err ? err->msg : "store write failed");
+    ragd_err yerr = {0};
+    if (rc == RAGD_OK && store_db_sync(e->db, &yerr) != RAGD_OK)
+        write_failed(e, "flushing a deletion to disk", yerr.msg); /* committed: applied */
     if (rc == RAGD_OK && chunks) *chunks = (int64_t)removed;
     pthread_mutex_unlock(&e->write_mu);
     store_doc_free(&old);

@@ -334,6 +334,9 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
     if (strcmp(ingest_result, "failed") == 0)
         reason_add(reasons, "last ingest failed: %s", ingest_message);
     http_cache_reason_add(&s.cache, reasons);
+    if (s.write_fault)
+        reason_add(reasons, "writes are failing (%s); retrievals are served from memory and "
+                   "writes refused until the data dir can be written again", s.write_error);
 
     const char *status = down ? "down" : json_array_size(reasons) > 0 ? "degraded" : "ok";
     http_reply r = {.status = down ? 503 : 200};
@@ -352,6 +355,12 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
         s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok", s.last_ingest_ok,
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
     if (r.body) http_embed_cache_fields(&s, r.body);
+    json_t *store = r.body ? json_object_get(r.body, "store") : NULL;
+    if (store) {
+        json_object_set_new(store, "writable", json_boolean(!s.write_fault));
+        json_object_set_new(store, "write_error",
+                            s.write_fault ? json_string(s.write_error) : json_null());
+    }
     return r;
 }
 

@@ -7,10 +7,11 @@ or for FIFOs while ingests run (nothing outside is ever read, nothing blocks), a
 """
 import os
 import signal
+import subprocess
 import threading
 import time
 
-from harness import check, eq, test, write
+from harness import check, eq, test, wait_until, write
 
 SECRET_WORD = "zanzibarquokka"
 SWAP_SECONDS = 12.0   # each swap test runs its ingests for this long (bounded, not a timing check)
@@ -97,3 +98,145 @@ def crawl_symlink_swaps_never_read_outside_root(t):
 @test
 def crawl_fifo_swaps_never_block(t):
     ingests_while_swapping(t, ("file", "fifo", "link"))
+
+
+# ---- full disk -----------------------------------------------------------------------------
+class TmpfsDisk:
+    """A 2 MiB tmpfs as the data dir's file system (needs root and mount rights)."""
+    kind = "tmpfs"
+
+    def __init__(self, t):
+        self.mnt = t.path("disk")
+        os.makedirs(self.mnt, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", self.mnt],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise OSError("cannot mount a tmpfs")
+        self.data = os.path.join(self.mnt, "data")
+        self.filler = os.path.join(self.mnt, "filler")
+        self.env = {}
+
+    def fill(self):
+        """Appends to the filler file until the file system refuses (ENOSPC)."""
+        block = b"\0" * 4096
+        with open(self.filler, "ab", buffering=0) as f:
+            while True:
+                try:
+                    f.write(block)
+                except OSError:
+                    break
+        check(os.statvfs(self.mnt).f_bavail == 0, "tmpfs not full")
+
+    def free(self):
+        os.unlink(self.filler)
+
+    def close(self):
+        subprocess.run(["umount", "-l", self.mnt], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+class InjectedDisk:
+    """Where no tmpfs can be mounted: ragd's test-only RAGD_TEST_WRITE_FAILURE hook fails every
+    write of the engine while a flag file exists (docs/OPERATIONS.md, "Full disk")."""
+    kind = "injected"
+
+    def __init__(self, t):
+        self.data = t.path("data")
+        self.flag = t.path("disk-full.flag")
+        self.env = {"RAGD_TEST_WRITE_FAILURE": self.flag}
+
+    def fill(self):
+        write(self.flag, "full\n")
+
+    def free(self):
+        os.unlink(self.flag)
+
+    def close(self):
+        pass
+
+
+def make_disk(t):
+    """A tmpfs where one can be mounted, else the injected failure; RAGD_IT_FULL_DISK=injected
+    forces the latter (to test the fallback itself)."""
+    try:
+        if os.environ.get("RAGD_IT_FULL_DISK") == "injected":
+            raise OSError("forced")
+        return TmpfsDisk(t)
+    except OSError:
+        print("# full disk: no tmpfs could be mounted; using the injected write failure")
+        return InjectedDisk(t)
+
+
+def health_of(d):
+    r = d.call("GET", "/health")
+    eq(r.status, 200, "GET /health status")
+    return r.json
+
+
+@test
+def full_disk_degrades_serves_and_recovers(t):
+    corpus = t.path("corpus")
+    for i in range(8):
+        write(os.path.join(corpus, "p%d.md" % i),
+              "# Page %d\n\nParcel %d leaves the warehouse on day %d.\n\n## Refunds\n\n"
+              "Refunds for order %d take five days.\n" % (i, i, i, i))
+    disk = make_disk(t)
+    daemons = []
+    try:
+        env = dict(disk.env, RAGD_INGEST_ALLOWED_ROOTS=t.tmp)
+        d = t.serve(data_dir=disk.data, env=env)
+        daemons.append(d)
+        d.ingest(corpus)
+        eq(health_of(d)["status"], "ok", "status before the disk fills")
+
+        disk.fill()
+        docs = health_of(d)["store"]["documents"]
+        r = d.call("POST", "/documents", {"id": "late", "text": "A parcel pushed too late."})
+        check(r.status >= 500 and r.json["error"]["code"], "push on a full disk: %r" % r)
+        h = health_of(d)
+        eq(h["status"], "degraded", "status while writes fail")
+        eq(h["store"]["writable"], False, "store.writable while writes fail")
+        check(h["store"]["write_error"], "store.write_error while writes fail")
+        check(any("writes are failing" in x for x in h["reasons"]), "reasons: %r" % h["reasons"])
+        eq(h["store"]["documents"], docs, "documents after the failed push")
+        r = d.call("POST", "/ingest", {"path": corpus, "reset": True}, timeout=120)
+        check(r.status >= 500, "an ingest with reset on a full disk: %r" % r)
+        eq(health_of(d)["store"]["documents"], docs, "documents after the refused ingest")
+        check(d.retrieve({"query": "refunds order 3", "k": 2})["results"],
+              "no results while the disk is full")
+        eq(d.stop(), 0, "exit status on a full disk")
+
+        # A start on the full disk whose index must be rebuilt (and cannot be saved): it serves.
+        for name in ("index.faiss", "index.faiss.meta"):
+            if os.path.exists(os.path.join(disk.data, name)):
+                os.unlink(os.path.join(disk.data, name))
+        disk.fill()
+        d = t.serve(data_dir=disk.data, env=env)
+        daemons.append(d)
+        h = health_of(d)
+        eq(h["status"], "degraded", "status after a start on a full disk")
+        eq(h["store"]["writable"], False, "writable after a start on a full disk")
+        eq(h["store"]["index_vectors"], h["store"]["chunks"], "index rebuilt in memory")
+        ans = d.retrieve({"query": "refunds order 3", "k": 2})
+        check(ans["results"] and "order 3" in ans["results"][0]["text"],
+              "retrieval from memory: %r" % ans["results"][:1])
+        r = d.call("POST", "/documents", {"id": "late", "text": "A parcel pushed too late."})
+        eq(r.status, 503, "push while writes are suspended: %r" % r)
+        eq(r.json["error"]["code"], "unavailable", "error code while writes are suspended")
+
+        # Space returns: ragd notices by itself (no restart, no request but /health).
+        disk.free()
+        wait_until(lambda: health_of(d)["store"]["writable"], 60, "writes to resume")
+        h = health_of(d)
+        eq(h["status"], "ok", "status after recovery: %r" % h["reasons"])
+        check(os.path.isfile(os.path.join(disk.data, "index.faiss")), "index saved on recovery")
+        wal = os.path.join(disk.data, "ragd.sqlite3-wal")
+        eq(os.path.getsize(wal) if os.path.exists(wal) else 0, 0, "WAL truncated on recovery")
+        r = d.call("POST", "/documents", {"id": "late", "text": "A parcel pushed too late."})
+        eq(r.status, 200, "push after recovery: %r" % r)
+        eq(health_of(d)["store"]["documents"], docs + 1, "documents after recovery")
+        eq(d.stop(), 0, "exit status after recovery")
+    finally:
+        for d in daemons:
+            d.stop()
+        disk.close()
