@@ -281,6 +281,7 @@ static void http_embed_cache_fields(const engine_stats *s, json_t *body)
         json_object_set_new(redis, "where", json_string(c->redis_where));
         json_object_set_new(redis, "reason", json_string(c->redis_reason));
         json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
+        json_object_set_new(redis, "rejected", json_integer((json_int_t)c->redis_rejected));
     }
     json_object_set_new(body, "cache",
                         json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
