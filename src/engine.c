@@ -237,7 +237,7 @@ static ragd_rc index_rebuild(engine *e, ragd_err *err)
 static ragd_rc index_save(engine *e, ragd_err *err)
 {
     if (e->readonly || !e->index_dirty) return RAGD_OK;
-    if (engine_fault_injected("save the vector index", err)) return RAGD_ERR_IO;
+    if (engine_fault_injected("index", err)) return RAGD_ERR_IO;
     pthread_rwlock_rdlock(&e->rw);
     ragd_rc rc = store_index_save(e->index, e->index_path, e->generation, err);
     pthread_rwlock_unlock(&e->rw);
@@ -291,6 +291,13 @@ static ragd_rc index_open(engine *e, ragd_err *err)
 
 #define WRITE_PROBE_BYTES (256u * 1024u)
 
+/* store_db_sync, through the test-only failure injection (engine_fault_injected). */
+static ragd_rc store_flush(engine *e, ragd_err *err)
+{
+    if (engine_fault_injected("flush", err)) return RAGD_ERR_STORE;
+    return store_db_sync(e->db, err);
+}
+
 /* A write to the data dir failed: recorded (writes refused, /health degraded), and the WAL's space
  * given back when the store can checkpoint. Caller holds write_mu. */
 static void write_failed(engine *e, const char *what, const char *why)
@@ -309,7 +316,7 @@ static int writes_recover(engine *e)
     ragd_rc rc = e->index_dirty ? index_save(e, &perr)
                                 : engine_fault_space_check(e->cfg->data_dir, WRITE_PROBE_BYTES,
                                                            &perr);
-    if (rc == RAGD_OK) rc = store_db_sync(e->db, &perr);
+    if (rc == RAGD_OK) rc = store_flush(e, &perr);
     if (rc != RAGD_OK) {
         RAGD_LOG(RAGD_LOG_DEBUG, "engine", "data dir still not writable: %s", perr.msg);
         return 0;
@@ -1273,7 +1280,7 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     ragd_err serr = {0};
     if (rc == RAGD_OK)
         rc = store_db_embeddings_prune(e->db, e->embedder->model, e->embedder->dims, NULL, err);
-    if (rc == RAGD_OK && store_db_sync(e->db, &serr) != RAGD_OK) {
+    if (rc == RAGD_OK && store_flush(e, &serr) != RAGD_OK) {
         /* Every document is committed (durable against a crash of ragd): the ingest happened,
          * only the flush against power loss failed. Said in the report, not as a failure. */
         char msg[RAGD_ERR_MSG_MAX + 64];
@@ -1884,7 +1891,7 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     if (rc == RAGD_ERR_STORE)
         write_failed(e, "storing a pushed document", err ? err->msg : "store write failed");
     ragd_err yerr = {0};
-    if (rc == RAGD_OK && store_db_sync(e->db, &yerr) != RAGD_OK) {
+    if (rc == RAGD_OK && store_flush(e, &yerr) != RAGD_OK) {
         /* Committed, so applied (durable against a crash of ragd): the answer says so; the
          * failed flush is the data dir's problem, reported by /health. */
         write_failed(e, "flushing a pushed document to disk", yerr.msg);
@@ -1916,7 +1923,7 @@ ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, rag
     if (rc == RAGD_ERR_STORE)
         write_failed(e, "deleting a document", err ? err->msg : "store write failed");
     ragd_err yerr = {0};
-    if (rc == RAGD_OK && store_db_sync(e->db, &yerr) != RAGD_OK)
+    if (rc == RAGD_OK && store_flush(e, &yerr) != RAGD_OK)
         write_failed(e, "flushing a deletion to disk", yerr.msg); /* committed: applied */
     if (rc == RAGD_OK && chunks) *chunks = (int64_t)removed;
     pthread_mutex_unlock(&e->write_mu);

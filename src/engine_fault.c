@@ -88,7 +88,19 @@ void engine_fault_clear(engine_fault *f)
 int engine_fault_injected(const char *what, ragd_err *err)
 {
     const char *flag = getenv("RAGD_TEST_WRITE_FAILURE");
-    if (flag == NULL || flag[0] == '\0' || access(flag, F_OK) != 0) return 0;
+    if (flag == NULL || flag[0] == '\0') return 0;
+    FILE *fp = fopen(flag, "r");
+    if (fp == NULL) return 0;
+    char line[256] = "";
+    if (fgets(line, sizeof line, fp) == NULL) line[0] = '\0';
+    fclose(fp);
+    line[strcspn(line, "\r\n")] = '\0';
+    /* empty or "all": every write; else a comma-separated list of the writes that fail */
+    int hit = line[0] == '\0' || strcmp(line, "all") == 0;
+    for (char *save = NULL, *tok = hit ? NULL : strtok_r(line, ", ", &save); tok && !hit;
+         tok = strtok_r(NULL, ", ", &save))
+        hit = strcmp(tok, what) == 0;
+    if (!hit) return 0;
     ragd_err_set(err, RAGD_ERR_STORE, "%s: %s (injected: RAGD_TEST_WRITE_FAILURE)", what,
                  strerror(ENOSPC));
     return 1;
@@ -96,7 +108,7 @@ int engine_fault_injected(const char *what, ragd_err *err)
 
 ragd_rc engine_fault_space_check(const char *dir, size_t bytes, ragd_err *err)
 {
-    if (engine_fault_injected("write probe", err)) return RAGD_ERR_IO;
+    if (engine_fault_injected("probe", err)) return RAGD_ERR_IO;
     char *path = util_path_join(dir, ENGINE_FAULT_PROBE_FILE);
     if (path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -51,10 +51,12 @@ void engine_fault_clear(engine_fault *f);
  * with the system's reason (ENOSPC: "No space left on device"). */
 ragd_rc engine_fault_space_check(const char *dir, size_t bytes, ragd_err *err);
 /* Test-only failure injection, for the full-disk test on machines where it cannot mount a small
- * tmpfs (tests/integration/test_faults.py): while the file named by $RAGD_TEST_WRITE_FAILURE
- * exists, the engine's writes to the data dir (index save, document commit and removal, the
- * write probe) fail as on a full disk. Unset (always, outside that test) it costs one getenv.
- * Returns: 1 and err set (what: "No space left on device") when injected, else 0. */
+ * tmpfs, and for a flush failing after a commit (tests/integration/test_faults.py): while the
+ * file named by $RAGD_TEST_WRITE_FAILURE exists, the engine's writes to the data dir fail as on a
+ * full disk: all of them when the file is empty or says "all", else those named in its first
+ * line, comma-separated, among "index" (save), "commit", "delete", "flush" and "probe". Unset
+ * (always, outside those tests) it costs one getenv.
+ * Returns: 1 and err set ("what: No space left on device") when injected, else 0. */
 int engine_fault_injected(const char *what, ragd_err *err);
 
 #endif

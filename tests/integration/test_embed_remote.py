@@ -781,3 +781,31 @@ def test_query_cache_redis_poisoned_values_change_no_answer(t):
     r = d.call("GET", "/metrics")
     check(("ragd_cache_redis_rejected_total %d" % len(poisons)) in r.body.decode(),
           "ragd_cache_redis_rejected_total in /metrics")
+
+
+@test
+def test_startup_ingest_is_a_job(t):
+    """serve's start-up ingest is an ingest job: a POST /ingest during it gets 409 with its
+    job_id, and GET /jobs/{id} follows it to the end. The upstream holds the first embedding
+    request until released, so the ingest is known to be running (no timing)."""
+    fake = Fake(t)
+    docs = t.path("docs")
+    n = write_corpus(docs)
+    fake.script({"kind": "hang"})
+    d = t.serve(config=config(t, fake), env={"RAGD_INGEST_PATHS": docs}, no_ingest=False)
+    wait_until(lambda: fake.stats()["hanging"] == 1, 60, "the start-up ingest's first request")
+    r = d.call("POST", "/ingest", {"path": docs})
+    eq(r.status, 409, "POST /ingest during the start-up ingest: %r" % r)
+    eq(r.json["error"]["code"], "busy", "error code")
+    job = r.json["error"].get("job_id")
+    check(job, "409 without job_id: %r" % r.json)
+    j = d.call("GET", "/jobs/" + job)
+    eq(j.status, 200, "GET /jobs/{id} of the start-up ingest")
+    eq(j.json["state"], "running", "start-up job state")
+    eq(os.path.realpath(j.json["path"]), os.path.realpath(docs), "start-up job path")
+    fake.reset()  # releases the held request; ragd retries it
+    j = wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(
+        d.call("GET", "/jobs/" + job).json), 60, "the start-up job to end")
+    eq(j["state"], "done", "start-up job: %r" % j)
+    eq(d.health()["store"]["documents"], n, "documents after the start-up ingest")
+    eq(d.call("POST", "/ingest", {"path": docs}).status, 200, "an ingest after it")

@@ -146,7 +146,7 @@ class InjectedDisk:
         self.env = {"RAGD_TEST_WRITE_FAILURE": self.flag}
 
     def fill(self):
-        write(self.flag, "full\n")
+        write(self.flag, "all\n")
 
     def free(self):
         os.unlink(self.flag)
@@ -240,3 +240,32 @@ def full_disk_degrades_serves_and_recovers(t):
         for d in daemons:
             d.stop()
         disk.close()
+
+
+@test
+def push_applied_when_only_the_flush_fails(t):
+    """A push or delete whose commit succeeded is applied even if the flush to disk after it fails:
+    answered as applied (not as an error), the failure reported by /health until a flush works.
+    The flush failure is injected (RAGD_TEST_WRITE_FAILURE=flag, "flush"): no file system fails
+    only fsyncs on demand."""
+    flag = t.path("flush.flag")
+    d = t.serve(env={"RAGD_TEST_WRITE_FAILURE": flag})
+    write(flag, "flush\n")
+    r = d.call("POST", "/documents", {"id": "faq-1", "text": "Gift cards never expire."})
+    eq(r.status, 200, "push whose flush fails: %r" % r)
+    eq(r.json["counts"]["added"], 1, "push counts")
+    eq(d.call("GET", "/documents/faq-1").status, 200, "the pushed document is stored")
+    h = health_of(d)
+    eq(h["status"], "degraded", "status after the failed flush")
+    check("flush" in h["store"]["write_error"], "write_error: %r" % h["store"]["write_error"])
+    ans = d.retrieve({"query": "do gift cards expire", "k": 1})
+    check(ans["results"] and "Gift cards" in ans["results"][0]["text"], "retrieval: %r" % ans)
+    os.unlink(flag)
+    wait_until(lambda: health_of(d)["store"]["writable"], 60, "writes to resume")
+    write(flag, "flush\n")
+    r = d.call("DELETE", "/documents/faq-1")
+    eq(r.status, 200, "delete whose flush fails: %r" % r)
+    eq(d.call("GET", "/documents/faq-1").status, 404, "the deleted document is gone")
+    os.unlink(flag)
+    wait_until(lambda: health_of(d)["status"] == "ok", 60, "status ok after the flush works")
+    eq(d.stop(), 0, "exit status")
