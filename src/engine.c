@@ -1167,7 +1167,8 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         .include_count = opts->include ? opts->include_count : e->cfg->ingest_include_count,
         .exclude = opts->exclude ? opts->exclude : (const char *const *)e->cfg->ingest_exclude,
         .exclude_count = opts->exclude ? opts->exclude_count : e->cfg->ingest_exclude_count};
-    ingest_crawl_opts copts = {.extract = &xopts, .globs = &globs};
+    ingest_crawl_opts copts = {.extract = &xopts, .globs = &globs,
+                               .root_canonical = opts->path_canonical};
     if (e->readonly)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
     if (e->model_pending && !reset)

@@ -133,6 +133,43 @@ static int open_beneath(int dir_fd, const char *rel, int flags)
     }
 }
 
+/* Opens the directory at canonical path dir (from realpath) from "/" without following links,
+ * so the descriptor is the directory that path named when realpath ran, not what a symlink
+ * swapped in since leads to. Returns: a new O_PATH descriptor, or -1 with errno set. */
+static int open_canonical_dir(const char *dir)
+{
+    if (dir[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    int top = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0 || dir[1] == '\0') return top;
+    int fd = open_beneath(top, dir + 1, O_PATH | O_DIRECTORY);
+    int en = errno;
+    close(top);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        close(fd);
+        fd = -1;
+        en = ELOOP;
+    }
+    errno = en;
+    return fd;
+}
+
+/* Records why the root (or a single file's directory) could not be opened; errno from
+ * open_canonical_dir. Returns: the rc recorded. */
+static ragd_rc root_open_failed(const char *root, ragd_err *err)
+{
+    int en = errno;
+    if (en == ELOOP || en == ENOTDIR)
+        return ragd_err_set(err, RAGD_ERR_FORBIDDEN, "%s changed while it was being opened (a "
+                            "symlink appeared on it); nothing read", root);
+    if (en == ENOENT)
+        return ragd_err_set(err, RAGD_ERR_NOT_FOUND, "path not found: %s", root);
+    return ragd_err_set(err, RAGD_ERR_IO, "cannot open directory %s: %s", root, strerror(en));
+}
+
 /* Returns: a new string "a/b" (just b when a is empty), or NULL on OOM. */
 static char *rel_join(const char *a, const char *b)
 {
@@ -308,7 +345,7 @@ ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_ab
 ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, ingest_file_list *out,
                           char **root_abs, ragd_err *err)
 {
-    static const ingest_crawl_opts no_opts = {NULL, NULL};
+    static const ingest_crawl_opts no_opts = {NULL, NULL, 0};
     if (root == NULL || out == NULL || root_abs == NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "crawl: missing argument");
     struct stat st;
@@ -318,8 +355,16 @@ ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, inges
         return ragd_err_set(err, RAGD_ERR_IO, "cannot stat %s: %s", root, strerror(errno));
     }
     char *real = realpath(root, NULL);
+    if (real == NULL && (errno == ENOENT || errno == ENOTDIR)) /* vanished since the stat */
+        return ragd_err_set(err, RAGD_ERR_NOT_FOUND, "path not found: %s", root);
     if (real == NULL)
         return ragd_err_set(err, RAGD_ERR_IO, "cannot resolve %s: %s", root, strerror(errno));
+    if (opts && opts->root_canonical && strcmp(real, root) != 0) {
+        /* checked as root, now elsewhere: a symlink was swapped in on the path since */
+        free(real);
+        return ragd_err_set(err, RAGD_ERR_FORBIDDEN, "%s changed while it was being checked (it "
+                            "now leads elsewhere); nothing read", root);
+    }
     crawl c = {.opts = opts ? opts : &no_opts, .root_fd = -1};
     ragd_rc rc = RAGD_OK;
     if (S_ISREG(st.st_mode)) {
@@ -332,11 +377,10 @@ ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, inges
         char *resolved = strdup(slash + 1);
         char *file = strdup(real);
         slash[slash == real ? 1 : 0] = '\0'; /* the directory; "/" for a file at the top */
-        int fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int fd = open_canonical_dir(real);
         struct stat fst;
         if (fd < 0) {
-            rc = ragd_err_set(err, RAGD_ERR_IO, "cannot open directory %s: %s", real,
-                              strerror(errno));
+            rc = root_open_failed(root, err);
         } else if (name == NULL || file == NULL || resolved == NULL) {
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "crawl: out of memory");
         } else if (fstatat(fd, name, &fst, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(fst.st_mode)) {
@@ -358,11 +402,10 @@ ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, inges
     } else if (S_ISDIR(st.st_mode)) {
         c.root_abs = real;
         c.root_len = strlen(real);
-        int fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int fd = open_canonical_dir(real);
         struct stat rst;
         if (fd < 0 || fstat(fd, &rst) != 0) {
-            rc = ragd_err_set(err, RAGD_ERR_IO, "cannot open directory %s: %s", root,
-                              strerror(errno));
+            rc = root_open_failed(root, err);
             if (fd >= 0) close(fd);
         } else {
             c.root_fd = fd;

@@ -102,6 +102,10 @@ typedef struct engine_ingest_opts {
     engine_progress_fn progress;     /* may be NULL */
     engine_progress2_fn progress2;   /* may be NULL */
     void *progress_ctx;
+    int path_canonical;              /* path was resolved and checked (allowed roots): the
+                                      * ingest fails with RAGD_ERR_FORBIDDEN, reading nothing,
+                                      * if it no longer resolves to itself (a symlink swapped in
+                                      * on it since the check) */
 } engine_ingest_opts;
 
 /* engine_ingest with options: include/exclude globs (documents whose relative path the globs do

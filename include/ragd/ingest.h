@@ -156,6 +156,8 @@ typedef struct ingest_file_list {
 typedef struct ingest_crawl_opts {
     const ingest_extract_opts *extract; /* may be NULL */
     const ingest_globs *globs;          /* may be NULL */
+    int root_canonical; /* root is a canonical path someone checked: it must still resolve to
+                         * itself (else RAGD_ERR_FORBIDDEN, nothing listed) */
 } ingest_crawl_opts;
 
 /* Lists supported files under root (a directory, walked recursively, or a single file), sorted by

@@ -100,6 +100,60 @@ def crawl_fifo_swaps_never_block(t):
     ingests_while_swapping(t, ("file", "fifo", "link"))
 
 
+@test
+def ingest_root_swapped_for_a_link_never_read(t):
+    """The ingest path itself (a directory inside the allowed root) swapped for a symlink to a
+    directory outside between the allowed-roots check and the crawl: refused (403) or ingested
+    from the real directory, never from outside; never a 5xx."""
+    root = t.path("root")
+    sub = os.path.join(root, "sub")
+    hold = os.path.join(root, ".hold")  # where the real directory waits while sub is a link
+    write(os.path.join(sub, "keep.md"), "# Keep\n\nParcels leave the warehouse daily.\n")
+    outside = t.path("outside")
+    write(os.path.join(outside, "secret.md"), "# Secret\n\nThe %s vault.\n" % SECRET_WORD)
+    d = t.serve(env={"RAGD_INGEST_ALLOWED_ROOTS": root})
+    stop = threading.Event()
+    tmp = os.path.join(root, ".sub.tmp")
+
+    def run():
+        while not stop.is_set():
+            try:  # the directory out, a link to outside in; then back
+                os.rename(sub, hold)
+                os.symlink(outside, tmp)
+                os.replace(tmp, sub)
+                time.sleep(0.0005)
+                os.unlink(sub)
+                os.rename(hold, sub)
+            except OSError:
+                pass
+            time.sleep(0.0005)
+        if os.path.islink(sub):
+            os.unlink(sub)
+        if os.path.isdir(hold):
+            os.rename(hold, sub)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    seen = {}
+    deadline = time.monotonic() + SWAP_SECONDS
+    n = 0
+    try:
+        while time.monotonic() < deadline and n < SWAP_MAX_INGESTS:
+            r = d.call("POST", "/ingest", {"path": sub}, timeout=120)
+            seen[r.status] = seen.get(r.status, 0) + 1
+            check(r.status in (200, 403, 404), "ingest %d: %r" % (n, r))
+            n += 1
+    finally:
+        stop.set()
+        th.join(10)
+    for mode in ("keyword", "vector"):
+        for res in d.retrieve({"query": "%s vault" % SECRET_WORD, "k": 10, "mode": mode})[
+                "results"]:
+            check(SECRET_WORD not in res["text"],
+                  "outside read through the swapped ingest root (%s): %r" % (seen, res["source"]))
+    check(seen.get(200, 0) > 0, "no ingest of the real directory went through: %r" % seen)
+
+
 # ---- full disk -----------------------------------------------------------------------------
 class TmpfsDisk:
     """A 2 MiB tmpfs as the data dir's file system (needs root and mount rights)."""

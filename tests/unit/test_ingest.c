@@ -340,6 +340,14 @@ static void test_crawl_read_refuses_swaps(void **state)
     ingest_file_list_free(&l);
     free(root_abs);
 
+    /* a root that was checked as canonical but now resolves elsewhere is refused */
+    char *via_link = util_path_join(root, "sub"); /* now a link to outside/sub */
+    ingest_crawl_opts canon = {.root_canonical = 1};
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_crawl_scan(via_link, &canon, &l, &root_abs, &err), RAGD_ERR_FORBIDDEN);
+    assert_non_null(strstr(err.msg, "changed while it was being checked"));
+    free(via_link);
+
     /* a crawl of the tree as it is now lists no FIFO and follows no link out of the root */
     assert_int_equal(mkfifo(page_path, 0644), 0);
     assert_int_equal(ingest_crawl_run(root, &l, &root_abs, &err), RAGD_OK);
