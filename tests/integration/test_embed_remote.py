@@ -631,10 +631,12 @@ def test_query_cache_redis_slow_is_bounded(t):
     d = t.serve(config=cfg)
     d.ingest(t.path("docs"))
     eq(d.retrieve({"query": "refund delay"})["embedding_cache"], "miss", "first query")
-    s = socket.create_connection(("127.0.0.1", redis.port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", redis.port), timeout=60)
     try:
-        s.sendall(b"DEBUG SLEEP 3\r\n")
-        time.sleep(0.2)  # let Redis start sleeping
+        # Long enough for a loaded machine; that Redis sleeps is seen (a PING goes unanswered),
+        # not assumed after a fixed delay.
+        s.sendall(b"DEBUG SLEEP 8\r\n")
+        wait_until(lambda: not redis_ping(redis.port), 8, "Redis to start sleeping", poll=0.05)
         a = d.retrieve({"query": "when are refunds paid, asked while Redis sleeps"})
         eq(a["embedding_cache"], "miss", "query while Redis is unresponsive")
         check(a["results"], "no results while Redis sleeps")
