@@ -6,9 +6,10 @@
  * dir can be written again. Probes are rate-limited (at most one every ENGINE_FAULT_PROBE_MS) and
  * run from requests that need the answer (/health, /metrics, a write), so recovery needs no
  * restart and no operator action beyond freeing space. This file holds the state and the space
- * probe; what a probe writes (the index, the store) is the engine's (src/engine.c). It also holds
- * the one test-only hook, RAGD_TEST_WRITE_FAILURE, for test machines that cannot mount a small
- * tmpfs to fill (see engine_fault_injected).
+ * probe, and the engine's side: what a failed write does (engine_write_failed), what a probe
+ * writes (a probe file, then a store flush: sync and the index file), and the check writers make
+ * (engine_writes_allowed). It also holds the one test-only hook, RAGD_TEST_WRITE_FAILURE, for test
+ * machines that cannot mount a small tmpfs to fill (see engine_fault_injected).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 
 #define ENGINE_FAULT_PROBE_MS 1000.0
 #define ENGINE_FAULT_PROBE_FILE ".ragd-write-probe"
+#define ENGINE_FAULT_PROBE_BYTES (256u * 1024u)
 
 void engine_fault_init(engine_fault *f)
 {
@@ -139,4 +141,53 @@ ragd_rc engine_fault_space_check(const char *dir, size_t bytes, ragd_err *err)
         return ragd_err_set(err, RAGD_ERR_IO, "cannot write %zu bytes in %s: %s", bytes, dir,
                             strerror(en));
     return RAGD_OK;
+}
+
+/* ---- the engine's side ------------------------------------------------------------------- */
+
+void engine_write_failed(engine *e, const char *what, const char *why)
+{
+    engine_fault_note(&e->fault, what, why);
+    store_reclaim(e->st, NULL);
+}
+
+ragd_rc engine_store_flush(engine *e, ragd_err *err)
+{
+    if (engine_fault_injected("flush", err)) return RAGD_ERR_STORE;
+    return store_flush(e->st, err);
+}
+
+ragd_rc engine_store_sync(engine *e, ragd_err *err)
+{
+    if (engine_fault_injected("flush", err)) return RAGD_ERR_STORE;
+    return store_sync(e->st, err);
+}
+
+int engine_writes_recover(engine *e)
+{
+    if (!engine_fault_probe_claim(&e->fault)) return !engine_fault_get(&e->fault, NULL, 0, NULL);
+    ragd_err perr = {0};
+    /* a file of some size first (the flush alone may need next to no space), then the store's
+     * own durable write and its pending index save */
+    ragd_rc rc = engine_fault_space_check(e->cfg->data_dir, ENGINE_FAULT_PROBE_BYTES, &perr);
+    if (rc == RAGD_OK) rc = engine_store_flush(e, &perr);
+    if (rc != RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_DEBUG, "engine", "data dir still not writable: %s", perr.msg);
+        return 0;
+    }
+    /* best effort: readers in the way only delay it to a later WAL reset */
+    store_reclaim(e->st, NULL);
+    engine_fault_clear(&e->fault);
+    return 1;
+}
+
+ragd_rc engine_writes_allowed(engine *e, ragd_err *err)
+{
+    if (engine_writes_recover(e)) return RAGD_OK;
+    char reason[sizeof e->fault.reason];
+    engine_fault_get(&e->fault, reason, sizeof reason, NULL);
+    return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "writes are suspended since a write to the "
+                        "data dir failed (%s); retrievals keep answering, and writes resume by "
+                        "themselves once the data dir can be written again (see /health)",
+                        reason);
 }

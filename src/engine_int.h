@@ -1,17 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine_int.h - engine internals shared between src/engine.c (which owns the engine's state and
- * its write path) and src/engine_docs.c (pushed documents); not part of the public interface.
+ * engine_int.h - engine internals shared by the engine's files: src/engine.c (open, the data-dir
+ * lock, stats), src/engine_ingest.c (the write path), src/engine_retrieve.c (the read path) and
+ * src/engine_docs.c (pushed documents). Not part of the public interface.
+ *
+ * The engine sees the store only through the store interface (ragd/store.h): every file of the
+ * engine includes this header, which defines RAGD_STORE_INTERFACE_ONLY first, so a call into a
+ * backend's own functions does not compile here.
  */
 #ifndef RAGD_ENGINE_INT_H
 #define RAGD_ENGINE_INT_H
 
+#define RAGD_STORE_INTERFACE_ONLY
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "ragd/cache.h"
+#include "ragd/embed.h"
 #include "ragd/engine.h"
 #include "ragd/ingest.h"
 #include "ragd/store.h"
+
+/* ---- write faults (src/engine_fault.c) -------------------------------------------------------
+ * A write to the data dir failed: retrievals go on from memory, writes are refused until a probe
+ * succeeds. The engine_fault_* functions are thread-safe. */
+typedef struct engine_fault {
+    pthread_mutex_t mu;
+    int active;           /* a write failed and no probe has succeeded since */
+    char reason[384];     /* "what: why" of the latest failure */
+    int64_t since;        /* unix seconds of the first failure of this episode */
+    double next_probe_ms; /* monotonic; no probe before */
+    uint64_t failures;    /* failures noted since start */
+} engine_fault;
+
+/* Consistency model. A write transaction of the store is one document (or one removal); the
+ * engine holds the write side of `rw` across it and retrievals hold the read side across vector
+ * search, keyword search and chunk fetch, so they see a document either wholly before or wholly
+ * after its update, whatever the backend. */
+struct engine {
+    const ragd_cfg *cfg;
+    int readonly;
+    int lock_fd;
+    store *st;                  /* the backend [store] vector_backend names */
+    embed_provider *embedder;
+    cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
+    struct prefetch *prefetch;  /* the running ingest's prefetched embeddings; read and written
+                                 * only by the ingest thread, under write_mu */
+    pthread_rwlock_t rw;        /* the commit point; see above */
+    pthread_mutex_t ingest_mu;  /* one ingest at a time */
+    pthread_mutex_t write_mu;   /* the store's writer: an ingest holds it per document, a pushed
+                                 * document for its upsert */
+    pthread_mutex_t status_mu;  /* the last_* fields below */
+    atomic_int ingest_running;
+    atomic_int cancelled;       /* engine_ingest_cancel was called */
+    int model_pending;          /* store has another model; only an ingest with reset may run */
+    int64_t last_ingest_at;
+    int last_ingest_ok;
+    engine_fault fault;         /* a write to the data dir failed (src/engine_fault.c) */
+};
 
 /* Stores one document given as extracted text under row->path: when the stored row has the
  * same checksum nothing happens (RAGD_PUSH_UNCHANGED); otherwise it is chunked, embedded (stored
@@ -22,18 +69,6 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
 
 /* Deletes the document stored under path. Returns: RAGD_OK or RAGD_ERR_NOT_FOUND. */
 ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, ragd_err *err);
-
-/* ---- write faults (src/engine_fault.c) -------------------------------------------------------
- * A write to the data dir failed: retrievals go on from memory, writes are refused until a probe
- * succeeds. All functions are thread-safe. */
-typedef struct engine_fault {
-    pthread_mutex_t mu;
-    int active;           /* a write failed and no probe has succeeded since */
-    char reason[384];     /* "what: why" of the latest failure */
-    int64_t since;        /* unix seconds of the first failure of this episode */
-    double next_probe_ms; /* monotonic; no probe before */
-    uint64_t failures;    /* failures noted since start */
-} engine_fault;
 
 void engine_fault_init(engine_fault *f);
 void engine_fault_destroy(engine_fault *f);
@@ -54,9 +89,24 @@ ragd_rc engine_fault_space_check(const char *dir, size_t bytes, ragd_err *err);
  * tmpfs, and for a flush failing after a commit (tests/integration/test_faults.py): while the
  * file named by $RAGD_TEST_WRITE_FAILURE exists, the engine's writes to the data dir fail as on a
  * full disk: all of them when the file is empty or says "all", else those named in its first
- * line, comma-separated, among "index" (save), "commit", "delete", "flush" and "probe". Unset
- * (always, outside those tests) it costs one getenv.
+ * line, comma-separated, among "commit", "delete", "flush" and "probe". Unset (always, outside
+ * those tests) it costs one getenv.
  * Returns: 1 and err set ("what: No space left on device") when injected, else 0. */
 int engine_fault_injected(const char *what, ragd_err *err);
+
+/* The engine's side of write faults (src/engine_fault.c); callers hold write_mu. */
+/* A write failed: recorded (writes refused, /health degraded), and the store asked to give back
+ * the space it can (store_reclaim: the WAL truncated). */
+void engine_write_failed(engine *e, const char *what, const char *why);
+/* store_flush (sync + the backend's derived state, e.g. the index file) through the test-only
+ * injection. Returns: as store_flush. */
+ragd_rc engine_store_flush(engine *e, ragd_err *err);
+/* Runs a due recovery probe (a space probe, a flush, the WAL truncated). Returns: 1 when writes
+ * work (no fault, or the probe succeeded and ended it). */
+int engine_writes_recover(engine *e);
+/* store_sync through the test-only injection (its name there is "flush" too). */
+ragd_rc engine_store_sync(engine *e, ragd_err *err);
+/* Returns: RAGD_OK when writes may proceed, else RAGD_ERR_UNAVAILABLE with the fault's reason. */
+ragd_rc engine_writes_allowed(engine *e, ragd_err *err);
 
 #endif
