@@ -26,6 +26,9 @@
 #include "ragd/log.h"
 #include "ragd/util.h"
 
+/* Deepest directory level below the root that is walked. */
+#define RAGD_CRAWL_MAX_DEPTH 64
+
 typedef struct dir_id {
     dev_t dev;
     ino_t ino;
@@ -194,7 +197,7 @@ static int skipped_add(crawl *c, char *relative, const char *reason)
 
 /* Walks the directory at resolved (symlink-free, relative to the root's descriptor; "" for the
  * root), shown to the user as rel. Returns: 0 or -1 on OOM. */
-static int walk(crawl *c, const char *resolved, const char *rel)
+static int walk(crawl *c, const char *resolved, const char *rel, int depth)
 {
     int fd = open_beneath(c->root_fd, resolved, O_RDONLY | O_DIRECTORY);
     DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
@@ -265,8 +268,16 @@ static int walk(crawl *c, const char *resolved, const char *rel)
             int fresh = seen_add(c, &st);
             if (fresh < 0)
                 rc = -1;
-            else if (fresh)
-                rc = walk(c, child_res, child_rel);
+            else if (fresh && depth >= RAGD_CRAWL_MAX_DEPTH) {
+                /* Not a documentation tree: bounded so that no tree stops the crawl (the
+                 * recursion, and opening each level from the root, grow with the depth). */
+                RAGD_LOG(RAGD_LOG_WARN, "ingest", "%s: more than %d directory levels; not read",
+                         child_rel, RAGD_CRAWL_MAX_DEPTH);
+                c->list.unreadable++; /* nothing under it may look deleted */
+                rc = skipped_add(c, child_rel, "directory nested too deep; not read");
+                child_rel = NULL;
+            } else if (fresh)
+                rc = walk(c, child_res, child_rel, depth + 1);
         } else if (S_ISREG(st.st_mode) && ingest_extract_accepted(de->d_name, c->opts->extract) &&
                    ingest_glob_selected(c->opts->globs, child_rel)) {
             char *path = util_path_join(c->root_abs, child_rel);
@@ -417,7 +428,7 @@ ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, inges
                                   strerror(errno));
             } else {
                 close(probe);
-                if (seen_add(&c, &rst) < 0 || walk(&c, "", "") != 0)
+                if (seen_add(&c, &rst) < 0 || walk(&c, "", "", 0) != 0)
                     rc = ragd_err_set(err, RAGD_ERR_NOMEM, "crawl: out of memory");
             }
         }

@@ -367,6 +367,36 @@ static void test_crawl_read_refuses_swaps(void **state)
     free(outside_sub);
 }
 
+/* A tree deeper than the crawl walks is cut (reported, counted unreadable so nothing under it
+ * looks deleted) instead of recursing without bound. */
+static void test_crawl_depth_bounded(void **state)
+{
+    (void)state;
+    char base[4096];
+    assert_int_equal(test_tmpdir_make(base, sizeof base, "deep"), 0);
+    char rel[4096] = "";
+    write_file(base, "top.md", "top\n");
+    for (int i = 0; i < 70; i++) {
+        strcat(rel, i ? "/d" : "d");
+        make_dir(base, rel);
+    }
+    char deep[4200];
+    snprintf(deep, sizeof deep, "%s/deep.md", rel);
+    write_file(base, deep, "deep\n");
+    ingest_file_list l = {0};
+    char *root_abs = NULL;
+    ragd_err err = {0};
+    assert_int_equal(ingest_crawl_run(base, &l, &root_abs, &err), RAGD_OK);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].relative, "top.md");
+    assert_int_equal(l.skipped_count, 1);
+    assert_non_null(strstr(l.skipped[0].path, "nested too deep"));
+    assert_true(l.unreadable > 0);
+    ingest_file_list_free(&l);
+    free(root_abs);
+    assert_int_equal(test_tree_remove(base), 0);
+}
+
 /* ---- HTML and rst table cases ------------------------------------------------------------- */
 
 static const char *data_dir(void)
@@ -546,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_rejects_binary_and_bad_utf8),
         cmocka_unit_test(test_crawl_tree),
         cmocka_unit_test(test_crawl_read_refuses_swaps),
+        cmocka_unit_test(test_crawl_depth_bounded),
         cmocka_unit_test(test_extract_table_cases),
         cmocka_unit_test(test_globs),
         cmocka_unit_test(test_utf8_repair_and_unknown_extensions),
