@@ -407,7 +407,10 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_END);
+    /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: its 1 adds SO_REUSEPORT, with which a second ragd
+     * (or anything) on the same port binds too and the kernel splits connections between them.
+     * libmicrohttpd's default (SO_REUSEADDR only) still allows a restart over TIME_WAIT. */
     int en = errno;
     freeaddrinfo(ai);
     if (s->daemon == NULL) {

@@ -325,3 +325,17 @@ def push_applied_when_only_the_flush_fails(t):
     os.unlink(flag)
     wait_until(lambda: health_of(d)["status"] == "ok", 60, "status ok after the flush works")
     eq(d.stop(), 0, "exit status")
+
+
+@test
+def serve_refuses_a_port_in_use(t):
+    """A second daemon on a port already served must fail to start ("cannot listen"), not bind
+    beside the first (SO_REUSEPORT) and take half of its connections; the first one keeps
+    answering. (Concurrent test suites on one machine hit this: a request reached another
+    suite's daemon.)"""
+    d = t.serve()
+    r = t.cli("serve", "--no-ingest", "--listen", "127.0.0.1:%d" % d.port, "--data-dir",
+              t.path("data2"), timeout=60)
+    check(r.rc != 0, "a second daemon started on port %d: %r" % (d.port, r))
+    check("cannot listen" in r.err, "the reason: %r" % r.err[-400:])
+    eq(health_of(d)["status"], "ok", "the first daemon after the refused second one")
