@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from harness import check, eq, test, wait_until, write
+from harness import check, eq, faiss_only, test, wait_until, write
 
 SECRET_WORD = "zanzibarquokka"
 SWAP_SECONDS = 12.0   # each swap test runs its ingests for this long (bounded, not a timing check)
@@ -230,6 +230,7 @@ def health_of(d):
 
 
 @test
+@faiss_only  # the data dir's file system is the faiss backend's; pgvector writes to Postgres
 def full_disk_degrades_serves_and_recovers(t):
     corpus = t.path("corpus")
     for i in range(8):
