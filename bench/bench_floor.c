@@ -11,7 +11,10 @@
  * ragd's HTTP retrieve is compared against, with its recall@k against the exact top-k.
  *
  * Usage: bench_floor --index FILE --vec PREFIX --dims D --queries Q --k K --ef E --rounds R
- * Prints one JSON object.
+ *        bench_floor --queries-only 1 --vec PREFIX --dims D --queries Q
+ * Prints one JSON object. --queries-only 1 does (1) only (no store needed): bench_load
+ * --centroids PREFIX.qvec then places clusters of chunks around the questions; the query set is
+ * deterministic, so the full run that follows writes the same texts and vectors again.
  */
 #include <cblas.h>
 #include <omp.h>
@@ -61,7 +64,7 @@ static void topk_push(float *sc, int64_t *id, int k, float s, int64_t v)
 int main(int argc, char **argv)
 {
     const char *index_path = NULL, *prefix = NULL;
-    int dims = 0, nq = 200, k = 10, ef = 64, rounds = 3;
+    int dims = 0, nq = 200, k = 10, ef = 64, rounds = 3, queries_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--index") == 0) index_path = argv[i + 1];
         else if (strcmp(argv[i], "--vec") == 0) prefix = argv[i + 1];
@@ -70,8 +73,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--k") == 0) k = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--ef") == 0) ef = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--rounds") == 0) rounds = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--queries-only") == 0) queries_only = atoi(argv[i + 1]);
     }
-    if (index_path == NULL || prefix == NULL || dims <= 0 || nq <= 0 || k <= 0 || rounds <= 0) {
+    if ((index_path == NULL && !queries_only) || prefix == NULL || dims <= 0 || nq <= 0 || k <= 0 || rounds <= 0) {
         fprintf(stderr, "usage: bench_floor --index FILE --vec PREFIX --dims D --queries Q --k K "
                         "--ef E --rounds R\n");
         return 2;
@@ -96,6 +100,11 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "%s.qvec", prefix);
     if (bench_file_write(name, qv, sizeof(float) * (size_t)nq * (size_t)dims) != 0)
         die("cannot write the query vectors");
+    if (queries_only) {
+        printf("{\"queries\": %d, \"dims\": %d}\n", nq, dims);
+        free(qv);
+        return 0;
+    }
 
     /* (2) exact top-k by brute force. */
     size_t vlen = 0, ilen = 0;

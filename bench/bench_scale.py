@@ -7,9 +7,25 @@ the raw-FAISS floor on the very index file ragd serves (bench_floor, which also 
 set: text embedded by ragd's local embedder, and the exact top-k), serves it with the release
 ./ragd and drives POST /retrieve over loopback with bench_http (concurrency 1, 8, 64; without and
 with a tag filter; then again while an ingest runs), records the daemon's peak RSS, and runs the
-peer (USearch from npm) on the same vectors and queries. The HTTP floor (bench_mhd, a bare
-libmicrohttpd reply) is measured once. Recall@k of ragd, raw FAISS and the peer is measured
-against the exact top-k. Nothing here asserts a timing. Writes one JSON file.
+peers (USearch and LanceDB from npm) on the same vectors and queries. The HTTP floor (bench_mhd,
+a bare libmicrohttpd reply) is measured once. Nothing here asserts a timing. Writes one JSON file.
+
+Every request names its `mode`. `vector` is the vector floor: its recall@k is against the exact
+vector top-k (brute force over the same vectors). `hybrid` (the daemon's default) fuses the
+keyword and the vector lists, so its reference is what hybrid returns when the vector side is
+exact: the hybrid answers of the Flat store of the same vectors (same run, same chunk ids); an
+HNSW store's hybrid recall is measured against those, a Flat store's is 1 by construction and
+is not reported as a measurement (its overlap with the exact vector top-k is, for information).
+
+--dists uniform,clustered: `uniform` draws independent random unit vectors (no neighbourhood
+structure: HNSW's worst case); `clustered` a Gaussian mixture (bench_load --dist clustered), with
+the questions' own vectors among the clusters' seeds, as real questions lie among the passages
+that answer them.
+
+At equal recall: for an HNSW store every system (ragd over HTTP with the per-request
+`ef_search`, raw FAISS, USearch, LanceDB) sweeps its own ef over --ef-sweep, and the smallest ef
+reaching --recall-target (recall@k against the exact top-k) is where its latency is compared
+("at_target"). LanceDB's brute force is measured beside the Flat store.
 
 Budget: queries and requests shrink as a search gets slower (they are derived from the floor's
 own latency), so 1M-chunk flat stores are measured with fewer requests rather than skipped; the
@@ -128,14 +144,29 @@ class Daemon:
         self.log.close()
 
 
-def http_run(port, qtxt, conc, requests, filt=False, ids=None, path="/retrieve"):
+def http_run(port, qtxt, conc, requests, filt=False, ids=None, path="/retrieve", mode=None,
+             ef_search=None):
     cmd = [os.path.join(BB, "bench_http"), "--port", str(port), "--queries", qtxt, "--k", str(K),
            "--concurrency", str(conc), "--requests", str(requests), "--path", path]
     if filt:
         cmd.append("--filter")
     if ids:
         cmd += ["--ids", ids]
+    if mode:
+        cmd += ["--mode", mode]
+    if ef_search:
+        cmd += ["--ef-search", str(ef_search)]
     return run_json(cmd)
+
+
+def at_target(sweep, target):
+    """The first (smallest-ef) point of a sweep reaching target recall, else the best one, marked."""
+    ok = [p for p in sweep if p.get("recall_at_k") is not None and p["recall_at_k"] >= target]
+    if ok:
+        return dict(min(ok, key=lambda p: p["ef"]), reached=True)
+    if not sweep:
+        return None
+    return dict(max(sweep, key=lambda p: p.get("recall_at_k") or 0), reached=False)
 
 
 def http_floor(qtxt, requests):
@@ -149,16 +180,23 @@ def http_floor(qtxt, requests):
         p.wait(timeout=30)
 
 
-def one_config(tmp, n, dims, factory, ef, m, args, log):
-    tag = "%s-%d-%d" % (factory, n, dims)
-    log("== %s: %d chunks x %d dims" % (factory, n, dims))
+def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
+    tag = "%s-%d-%d-%s" % (factory, n, dims, dist)
+    log("== %s: %d chunks x %d dims, %s vectors" % (factory, n, dims, dist))
     data = os.path.join(tmp, "data-" + tag)
     pre = os.path.join(tmp, "vec-" + tag)
-    res = {"chunks": n, "dims": dims, "factory": factory, "ef_search": ef,
+    # The Flat store's hybrid answers: the reference for the HNSW store of the same vectors.
+    hybrid_ref = os.path.join(tmp, "hybrid-ref-%d-%d-%s" % (n, dims, dist))
+    res = {"chunks": n, "dims": dims, "factory": factory, "dist": dist, "ef_search": ef,
            "raw_vector_bytes": n * dims * 4}
-    res["load"] = run_json([os.path.join(BB, "bench_load"), "--data-dir", data, "--n", str(n),
-                            "--dims", str(dims), "--factory", factory, "--ef", str(ef),
-                            "--seed", "7", "--out", pre])
+    load = [os.path.join(BB, "bench_load"), "--data-dir", data, "--n", str(n), "--dims",
+            str(dims), "--factory", factory, "--ef", str(ef), "--seed", "7", "--out", pre]
+    if dist == "clustered":
+        run_json([os.path.join(BB, "bench_floor"), "--queries-only", "1", "--vec", pre,
+                  "--dims", str(dims), "--queries", str(args.queries)])
+        load += ["--dist", "clustered", "--clusters", str(args.clusters), "--spread",
+                 str(args.spread), "--centroids", pre + ".qvec"]
+    res["load"] = run_json(load)
     log("   loaded: sqlite %.1f s, index build %.1f s" % (res["load"]["sqlite_s"],
                                                         res["load"]["index_build_s"]))
     # Fewer queries where a search is slow (flat at 1M x 1536 scans 6 GB per query).
@@ -171,6 +209,24 @@ def one_config(tmp, n, dims, factory, ef, m, args, log):
                              "--rounds", str(rounds)])
     log("   raw FAISS: p50 %.3f ms p95 %.3f ms recall %.3f" % (
         res["floor"]["p50_ms"], res["floor"]["p95_ms"], res["floor"]["recall_at_k"]))
+    hnsw = factory.startswith("HNSW")
+    sweep_efs = [int(x) for x in args.ef_sweep.split(",") if x] if hnsw else []
+    targets = {}
+    if sweep_efs:
+        fs = []
+        for e in sweep_efs:
+            r = run_json([os.path.join(BB, "bench_floor"), "--index",
+                          os.path.join(data, "index.faiss"), "--vec", pre, "--dims", str(dims),
+                          "--queries", str(nq), "--k", str(K), "--ef", str(e), "--rounds",
+                          str(rounds)])
+            fs.append({"ef": e, "recall_at_k": r["recall_at_k"], "p50_ms": r["p50_ms"],
+                       "p95_ms": r["p95_ms"], "p99_ms": r["p99_ms"]})
+            log("   raw FAISS ef %4d: recall %.3f p50 %.3f p95 %.3f ms" % (
+                e, r["recall_at_k"], r["p50_ms"], r["p95_ms"]))
+            if r["recall_at_k"] >= args.recall_target:
+                break
+        res["floor_sweep"] = fs
+        targets["faiss"] = at_target(fs, args.recall_target)
     # About args.seconds of work per HTTP run at concurrency 1.
     per = max(res["floor"]["p50_ms"], 0.3) + 0.3
     reqs = int(min(args.max_requests, max(args.min_requests, args.seconds * 1000 / per)))
@@ -180,17 +236,60 @@ def one_config(tmp, n, dims, factory, ef, m, args, log):
     try:
         ids = pre + ".ragd_ids"
         http = {}
-        # Recall first: every query once, in order, one connection.
-        http["recall_pass"] = http_run(d.port, qtxt, 1, nq, ids=ids)
+        # Recall first: every query once, in order, one connection, mode vector.
+        http["recall_pass"] = http_run(d.port, qtxt, 1, nq, ids=ids, mode="vector")
         res["ragd_recall_at_k"] = recall(ids, pre + ".gt", nq)
+        log("   ragd vector recall %.3f (against the exact vector top-k)" % res["ragd_recall_at_k"])
         for filt in (False, True):
             for c in (1, 8, 64):
                 key = "c%d%s" % (c, "_filter" if filt else "")
-                http[key] = http_run(d.port, qtxt, c, reqs, filt=filt)
-                log("   ragd %-12s p50 %.3f p95 %.3f p99 %.3f ms, %.0f req/s" % (
+                http[key] = http_run(d.port, qtxt, c, reqs, filt=filt, mode="vector")
+                log("   ragd vector %-12s p50 %.3f p95 %.3f p99 %.3f ms, %.0f req/s" % (
                     key, http[key]["p50_ms"], http[key]["p95_ms"], http[key]["p99_ms"],
                     http[key]["rps"]))
         res["http"] = http
+        res["http_mode"] = "vector"
+        # The other modes, each with its own recall reference.
+        res["modes"] = {}
+        for mode in [x for x in args.modes.split(",") if x and x != "vector"]:
+            mo = {}
+            mids = pre + "." + mode + "_ids"
+            mo["recall_pass"] = http_run(d.port, qtxt, 1, nq, ids=mids, mode=mode)
+            mo["overlap_with_exact_vector_topk"] = recall(mids, pre + ".gt", nq)
+            if mode == "hybrid":
+                if factory == "Flat":
+                    shutil.copyfile(mids, hybrid_ref)
+                    mo["recall_reference"] = "is the reference (exact vector side)"
+                elif os.path.exists(hybrid_ref):
+                    mo["recall_at_k"] = recall(mids, hybrid_ref, nq)
+                    mo["recall_reference"] = "hybrid over the Flat store of the same vectors"
+                else:
+                    mo["recall_reference"] = "not measured: no Flat store of these vectors in this run"
+            for c in (1, 8):
+                key = "c%d" % c
+                mo[key] = http_run(d.port, qtxt, c, reqs, mode=mode)
+                log("   ragd %s %-6s p50 %.3f p95 %.3f p99 %.3f ms, %.0f req/s (recall %s)" % (
+                    mode, key, mo[key]["p50_ms"], mo[key]["p95_ms"], mo[key]["p99_ms"],
+                    mo[key]["rps"], mo.get("recall_at_k", "-")))
+            res["modes"][mode] = mo
+        # ragd's own ef for the recall target (per-request ef_search), and its latency there.
+        if sweep_efs:
+            rs = []
+            for e in sweep_efs:
+                http_run(d.port, qtxt, 1, nq, ids=ids, mode="vector", ef_search=e)
+                r = {"ef": e, "recall_at_k": recall(ids, pre + ".gt", nq)}
+                rs.append(r)
+                if r["recall_at_k"] is not None and r["recall_at_k"] >= args.recall_target:
+                    break
+            t = at_target(rs, args.recall_target)
+            for c in (1, 8):
+                h = http_run(d.port, qtxt, c, reqs, mode="vector", ef_search=t["ef"])
+                t["c%d" % c] = {x: h[x] for x in ("p50_ms", "p95_ms", "p99_ms", "rps")}
+            t.update({x: t["c1"][x] for x in ("p50_ms", "p95_ms", "p99_ms")})
+            res["ragd_ef_sweep"] = rs
+            targets["ragd"] = t
+            log("   ragd at recall target: ef %d recall %.3f c1 p50 %.3f p95 %.3f ms, c8 %.0f "
+                "req/s" % (t["ef"], t["recall_at_k"], t["p50_ms"], t["p95_ms"], t["c8"]["rps"]))
         res["requests_per_run"] = reqs
         st = proc_status(d.proc.pid)
         res["ragd_rss_peak_bytes"] = st.get("VmHWM")
@@ -214,7 +313,7 @@ def one_config(tmp, n, dims, factory, ef, m, args, log):
                 key = "c%d%s" % (c, "_filter" if filt else "")
                 # A third of the usual requests, so the runs overlap the ingest.
                 during[key] = http_run(d.port, qtxt, c, max(args.min_requests, reqs // 3),
-                                       filt=filt)
+                                       filt=filt, mode="vector")
                 during[key]["ingest_still_running"] = th.is_alive()
                 log("   ragd during ingest %-9s p50 %.3f p95 %.3f ms (ingest running at end: %s)"
                     % (key, during[key]["p50_ms"], during[key]["p95_ms"], th.is_alive()))
@@ -229,17 +328,50 @@ def one_config(tmp, n, dims, factory, ef, m, args, log):
         res["ragd_rss_peak_after_ingest_bytes"] = st.get("VmHWM")
     finally:
         d.stop()
-    if factory.startswith("HNSW") and not args.no_peer:
+    if hnsw and not args.no_peer:
         try:
-            res["peer"] = run_json(["node", os.path.join(PEER, "peer_usearch.js"), "--vec", pre,
-                                    "--dims", str(dims), "--k", str(K), "--m", str(m), "--ef",
-                                    str(ef), "--rounds", str(rounds)], cwd=PEER)
+            cmd = ["node", os.path.join(PEER, "peer_usearch.js"), "--vec", pre, "--dims",
+                   str(dims), "--k", str(K), "--m", str(m), "--ef", str(ef), "--rounds",
+                   str(rounds), "--tmp", tmp]
+            if sweep_efs:
+                cmd += ["--ef-sweep", ",".join(str(e) for e in sweep_efs)]
+            res["peer"] = run_json(cmd, cwd=PEER)
             log("   peer usearch: p50 %.3f ms recall %.3f (build %.1f s)" % (
                 res["peer"]["p50_ms"], res["peer"]["recall_at_k"], res["peer"]["build_s"]))
+            if res["peer"].get("sweep"):
+                targets["usearch"] = at_target(res["peer"]["sweep"], args.recall_target)
         except (RuntimeError, OSError) as e:
             res["peer"] = {"status": "not run", "reason": str(e)[:500]}
+    if not args.no_peer and not args.no_lancedb:
+        # LanceDB: brute force beside Flat, its HNSW (IVF_HNSW_SQ, one partition) beside HNSW.
+        try:
+            cmd = ["node", os.path.join(PEER, "peer_lancedb.js"), "--vec", pre, "--dims",
+                   str(dims), "--k", str(K), "--m", str(m or 32), "--rounds", str(rounds),
+                   "--tmp", tmp]
+            if hnsw:
+                cmd += ["--ef-sweep", ",".join(str(e) for e in sweep_efs), "--brute-queries", "0"]
+            else:
+                cmd += ["--no-index", "--brute-queries", str(args.lancedb_brute_queries)]
+            res["peer_lancedb"] = run_json(cmd, cwd=PEER)
+            lb = res["peer_lancedb"]
+            if lb.get("brute", {}).get("queries"):
+                log("   peer lancedb brute force: p50 %.3f ms recall %.3f (%d queries)" % (
+                    lb["brute"]["p50_ms"], lb["brute"]["recall_at_k"], lb["brute"]["queries"]))
+            if lb.get("sweep"):
+                targets["lancedb"] = at_target(lb["sweep"], args.recall_target)
+                log("   peer lancedb HNSW-SQ (build %.1f s): %s" % (lb["build_s"], ", ".join(
+                    "ef %d recall %.3f p50 %.3f" % (p["ef"], p["recall_at_k"], p["p50_ms"])
+                    for p in lb["sweep"])))
+        except (RuntimeError, OSError) as e:
+            res["peer_lancedb"] = {"status": "not run", "reason": str(e)[:500]}
+    if targets:
+        res["at_target"] = {"recall_target": args.recall_target, "systems": targets}
+        log("   at recall@%d >= %.2f: %s" % (K, args.recall_target, ", ".join(
+            "%s ef %s recall %.3f p50 %.3f p95 %.3f ms%s" % (
+                k, t["ef"], t["recall_at_k"], t["p50_ms"], t["p95_ms"],
+                "" if t["reached"] else " (NOT reached)") for k, t in targets.items())))
     shutil.rmtree(data, ignore_errors=True)
-    for ext in (".vec", ".ids", ".qvec", ".gt", ".ragd_ids"):
+    for ext in (".vec", ".ids", ".qvec", ".gt", ".ragd_ids", ".hybrid_ids", ".keyword_ids"):
         if os.path.exists(pre + ext):
             os.remove(pre + ext)
     return res
@@ -257,7 +389,21 @@ def main():
     ap.add_argument("--min-requests", type=int, default=100)
     ap.add_argument("--max-requests", type=int, default=3000)
     ap.add_argument("--ingest-copies", type=int, default=100)
-    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-peer", action="store_true", help="no peers at all")
+    ap.add_argument("--no-lancedb", action="store_true", help="USearch only")
+    ap.add_argument("--lancedb-brute-queries", type=int, default=30,
+                    help="queries for LanceDB's brute force (a scan takes 100s of ms)")
+    ap.add_argument("--modes", default="vector,hybrid",
+                    help="modes timed; vector always (it is the floor)")
+    ap.add_argument("--dists", default="uniform",
+                    help="vector distributions: uniform, clustered (comma-separated)")
+    ap.add_argument("--clusters", type=int, default=0,
+                    help="clustered: number of clusters (0: chunks / 100)")
+    ap.add_argument("--spread", type=float, default=1.0,
+                    help="clustered: noise norm around a centroid (unit centroids)")
+    ap.add_argument("--ef-sweep", default="16,32,64,128,256,512,1024",
+                    help="HNSW: ef values each system tries, smallest first")
+    ap.add_argument("--recall-target", type=float, default=0.95)
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args()
 
@@ -273,6 +419,12 @@ def main():
         sizes = [int(x) for x in args.sizes.split(",") if x]
         dims_list = [int(x) for x in args.dims.split(",") if x]
         factories = [x for x in args.factories.split(",") if x]
+        # Flat first: its hybrid answers are the HNSW store's hybrid reference.
+        factories.sort(key=lambda f: f != "Flat")
+        dists = [x for x in args.dists.split(",") if x]
+        for dist in dists:
+            if dist not in ("uniform", "clustered"):
+                ap.error("--dists: uniform or clustered, not %r" % dist)
         qfile = os.path.join(tmp, "floor.qtxt")
         with open(qfile, "w") as f:
             for i in range(200):
@@ -283,17 +435,21 @@ def main():
             for c, r in result["http_floor"].items()))
         for n in sizes:
             for dims in dims_list:
-                for factory in factories:
-                    m = int(factory[4:].split(",")[0] or 32) if factory.startswith("HNSW") else 0
-                    try:
-                        result["configs"].append(one_config(tmp, n, dims, factory, args.ef, m,
-                                                            args, log))
-                    except (RuntimeError, OSError, ValueError) as e:
-                        log("   FAILED: %s" % e)
-                        result["configs"].append({"chunks": n, "dims": dims, "factory": factory,
-                                                  "status": "failed", "reason": str(e)[:1000]})
-                    with open(args.out + ".tmp", "w") as f:
-                        json.dump(result, f, indent=1)
+                for dist in dists:
+                    for factory in factories:
+                        m = int(factory[4:].split(",")[0] or 32) if factory.startswith("HNSW") \
+                            else 0
+                        try:
+                            result["configs"].append(one_config(tmp, n, dims, factory, dist,
+                                                                args.ef, m, args, log))
+                        except (RuntimeError, OSError, ValueError, KeyError, TypeError) as e:
+                            log("   FAILED: %s" % e)
+                            result["configs"].append({"chunks": n, "dims": dims,
+                                                      "factory": factory, "dist": dist,
+                                                      "status": "failed",
+                                                      "reason": str(e)[:1000]})
+                        with open(args.out + ".tmp", "w") as f:
+                            json.dump(result, f, indent=1)
     finally:
         result["seconds"] = round(time.time() - started, 1)
         with open(args.out, "w") as f:

@@ -37,25 +37,39 @@ def size(n):
 
 
 def plot(cfgs, png):
-    """Two panels (384 and 1536 dims): p50 ms against chunks, log-log."""
+    """Two panels (384 and 1536 dims): p50 ms against chunks, log-log; uniform vectors at the
+    configured ef, clustered ones at each system's ef for the recall target."""
     data = os.path.join(RES, "latency.dat")
     series = []
     with open(data, "w") as out:
         for dims in (384, 1536):
-            for label, fac, get in (
-                    ("ragd HTTP, Flat", "Flat", lambda c: c["http"]["c1"]["p50_ms"]),
-                    ("raw FAISS, Flat", "Flat", lambda c: c["floor"]["p50_ms"]),
-                    ("ragd HTTP, HNSW", "HNSW", lambda c: c["http"]["c1"]["p50_ms"]),
-                    ("raw FAISS, HNSW", "HNSW", lambda c: c["floor"]["p50_ms"]),
-                    ("USearch (peer), HNSW", "HNSW",
-                     lambda c: c["peer"]["p50_ms"] if "p50_ms" in c.get("peer", {}) else None)):
+            def tgt(name):
+                return lambda c: c["at_target"]["systems"][name]["p50_ms"]
+            for label, fac, dist, get in (
+                    ("ragd HTTP, Flat", "Flat", "uniform", lambda c: c["http"]["c1"]["p50_ms"]),
+                    ("raw FAISS, Flat", "Flat", "uniform", lambda c: c["floor"]["p50_ms"]),
+                    ("ragd HTTP, HNSW", "HNSW", "uniform", lambda c: c["http"]["c1"]["p50_ms"]),
+                    ("raw FAISS, HNSW", "HNSW", "uniform", lambda c: c["floor"]["p50_ms"]),
+                    ("USearch (peer), HNSW", "HNSW", "uniform",
+                     lambda c: c["peer"]["p50_ms"] if "p50_ms" in c.get("peer", {}) else None),
+                    ("clustered: ragd HTTP, Flat", "Flat", "clustered",
+                     lambda c: c["http"]["c1"]["p50_ms"]),
+                    ("clustered: LanceDB brute force", "Flat", "clustered",
+                     lambda c: c["peer_lancedb"]["brute"]["p50_ms"]),
+                    ("clustered, recall 0.95: ragd HTTP, HNSW", "HNSW", "clustered", tgt("ragd")),
+                    ("clustered, recall 0.95: raw FAISS, HNSW", "HNSW", "clustered",
+                     tgt("faiss")),
+                    ("clustered, recall 0.95: USearch", "HNSW", "clustered", tgt("usearch")),
+                    ("clustered, recall 0.95: LanceDB HNSW-SQ", "HNSW", "clustered",
+                     tgt("lancedb"))):
                 pts = []
                 for c in cfgs:
-                    if c.get("dims") != dims or not c.get("factory", "").startswith(fac):
+                    if c.get("dims") != dims or not c.get("factory", "").startswith(fac) or \
+                            c.get("dist", "uniform") != dist:
                         continue
                     try:
                         v = get(c)
-                    except KeyError:
+                    except (KeyError, TypeError):
                         v = None
                     if v is not None:
                         pts.append((c["chunks"], v))
@@ -67,7 +81,7 @@ def plot(cfgs, png):
                     series.append((dims, label, len(series)))
     if not series:
         return False
-    script = ['set terminal pngcairo size 1200,520 font ",10"', 'set output "%s"' % png,
+    script = ['set terminal pngcairo size 1400,640 font ",10"', 'set output "%s"' % png,
               "set multiplot layout 1,2", "set logscale xy", "set grid",
               'set xlabel "chunks in the store"', 'set ylabel "p50 latency per query (ms)"', "set rmargin 6",
               "set key top left"]
@@ -98,7 +112,64 @@ def verdict(ok):
     return "not measured" if ok is None else ("met" if ok else "not met")
 
 
-def real_section(w, real):
+def typ(c):
+    """A synthetic config's type column: the index factory, and the distribution if clustered."""
+    return c["factory"] + (" (clustered)" if c.get("dist") == "clustered" else "")
+
+
+def scale_target_rows(cfgs):
+    """Issue 16's HNSW and concurrency targets from the synthetic runs that measured them (the
+    per-system ef sweeps, bench_scale.py "at_target"), as table rows."""
+    rows = []
+    for c in cfgs:
+        at = c.get("at_target")
+        if not at or c.get("dist") != "clustered":
+            continue
+        sy = at["systems"]
+        r, lb = sy.get("ragd"), sy.get("lancedb")
+        where = "%s %s x %d clustered" % (c["factory"], size(c["chunks"]), c["dims"])
+        if r:
+            ok = r["reached"] and r["p95_ms"] < 2
+            if (c["chunks"], c["dims"]) != (100000, 384):
+                where += " (not the target's 100k x 384)"
+            rows.append("| HNSW at 100k x 384 (clustered): recall@10 >= %.2f with p95 < 2 ms on "
+                        "loopback | %s: ragd over HTTP, ef_search %s, recall %s, p50 %s ms, p95 "
+                        "%s ms (raw FAISS at its own ef %s: p95 %s ms) | %s |" % (
+                            at["recall_target"], where, r["ef"], f(r["recall_at_k"]),
+                            f(r["p50_ms"]), f(r["p95_ms"]), sy.get("faiss", {}).get("ef", "-"),
+                            f(sy.get("faiss", {}).get("p95_ms")), verdict(ok)))
+        if r and lb:
+            ok = r["reached"] and lb["reached"] and lb["p50_ms"] >= 5 * r["p50_ms"]
+            rows.append("| HNSW at least 5x faster than LanceDB at the same recall | %s, recall "
+                        "target %.2f: LanceDB (HNSW-SQ) ef %s recall %s p50 %s / p95 %s ms; ragd "
+                        "ef %s recall %s p50 %s / p95 %s ms: LanceDB/ragd %.1fx at p50, %.1fx "
+                        "at p95%s | %s |" % (
+                            where, at["recall_target"], lb["ef"], f(lb["recall_at_k"]),
+                            f(lb["p50_ms"]), f(lb["p95_ms"]), r["ef"], f(r["recall_at_k"]),
+                            f(r["p50_ms"]), f(r["p95_ms"]), lb["p50_ms"] / r["p50_ms"],
+                            lb["p95_ms"] / r["p95_ms"],
+                            "" if lb["reached"] else " (LanceDB never reached the target)",
+                            verdict(ok)))
+        if r and r.get("c1") and r.get("c8"):
+            ratio = r["c8"]["rps"] / r["c1"]["rps"] if r["c1"]["rps"] else 0
+            rows.append("| concurrency 8 >= 1.7x the requests/s of concurrency 1 (%s, vector, "
+                        "ef_search %s) | %s vs %s req/s: %.2fx | %s |" % (
+                            where, r["ef"], f(r["c8"]["rps"], 1), f(r["c1"]["rps"], 1), ratio,
+                            verdict(ratio >= 1.7)))
+    for c in cfgs:
+        if c.get("dist") != "clustered" or c["factory"] != "Flat":
+            continue
+        h1, h8 = c["http"].get("c1"), c["http"].get("c8")
+        if h1 and h8:
+            ratio = h8["rps"] / h1["rps"] if h1["rps"] else 0
+            rows.append("| concurrency 8 >= 1.7x the requests/s of concurrency 1 (Flat %s x %d "
+                        "clustered, vector) | %s vs %s req/s: %.2fx | %s |" % (
+                            size(c["chunks"]), c["dims"], f(h8["rps"], 1), f(h1["rps"], 1),
+                            ratio, verdict(ratio >= 1.7)))
+    return rows
+
+
+def real_section(w, real, scale_rows=()):
     """Issue 16: real text per mode, concurrency, ef_search sweep, the keyword bound, ingest."""
     w("## Real text: the modes, both cores, HNSW breadth, the keyword bound (issue 16)")
     w("")
@@ -209,8 +280,11 @@ def real_section(w, real):
         else:
             w("| HNSW recall@10 >= 0.95 | %s: no ef_search tried reached it (max %s) | not met |"
               % (fac, f(max((r["recall_at_10"] or 0) for r in sw.values()))))
-    w("| HNSW at least 5x faster than LanceDB at the same recall | LanceDB peer not installed "
-      "in this run | not measured |")
+    for row in scale_rows:
+        w(row)
+    if not any("LanceDB" in row for row in scale_rows):
+        w("| HNSW at least 5x faster than LanceDB at the same recall | LanceDB not run on an "
+          "HNSW store in these results | not measured |")
     w("| ingest >= 10 MB/s of markdown on one core, offline embedder | %.2f MB/s per CPU second "
       "(HTML input, extraction included) | %s |" % (ing["mb_per_s_cpu"],
                                                    verdict(ing["mb_per_s_cpu"] >= 10)))
@@ -228,6 +302,92 @@ def real_section(w, real):
     w("| 1M chunks: start-up, /health, HNSW build time and memory, RSS < 1.3x vectors + 64 MiB "
       "| not run at 1M in this run (see the scale tables for the synthetic 1M) | not measured |")
     w("")
+
+
+def modes_and_peers(w, cfgs):
+    """The synthetic runs' modes (with each mode's recall reference) and the per-system ef sweeps
+    to a recall target (ragd, raw FAISS, USearch, LanceDB side by side in one run)."""
+    mc = [c for c in cfgs if c.get("modes")]
+    if mc:
+        w("### Modes on the synthetic stores")
+        w("")
+        w("Every request names its `mode`. Vector recall is against the exact vector top-k; "
+          "hybrid recall against hybrid over the Flat store of the same vectors (its vector side "
+          "exact), so a Flat store's hybrid is the reference itself. 'overlap' is hybrid's overlap "
+          "with the exact vector top-k, for information (hybrid does not claim it). The synthetic "
+          "chunks' text is boilerplate ('Synthetic benchmark chunk N of document D.'), so the "
+          "keyword side matches little; the real-text section measures the modes on real text.")
+        w("")
+        w("| type | chunks | dims | mode | recall@k (reference) | overlap with exact vector | "
+          "c1 p50 / p95 / p99 ms | c8 req/s | c8 / c1 req/s |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for c in mc:
+            h1, h8 = c["http"]["c1"], c["http"]["c8"]
+            w("| %s | %s | %d | vector | %s (exact vector top-k) | %s | %s / %s / %s | %s | %.2fx |"
+              % (typ(c), size(c["chunks"]), c["dims"], f(c.get("ragd_recall_at_k")),
+                 f(c.get("ragd_recall_at_k")), f(h1["p50_ms"]), f(h1["p95_ms"]), f(h1["p99_ms"]),
+                 f(h8["rps"], 0), h8["rps"] / h1["rps"] if h1["rps"] else 0))
+            for mode, mo in c["modes"].items():
+                h1, h8 = mo["c1"], mo["c8"]
+                w("| %s | %s | %d | %s | %s (%s) | %s | %s / %s / %s | %s | %.2fx |" % (
+                    typ(c), size(c["chunks"]), c["dims"], mode, f(mo.get("recall_at_k")),
+                    mo.get("recall_reference", "-"), f(mo.get("overlap_with_exact_vector_topk")),
+                    f(h1["p50_ms"]), f(h1["p95_ms"]), f(h1["p99_ms"]), f(h8["rps"], 0),
+                    h8["rps"] / h1["rps"] if h1["rps"] else 0))
+        w("")
+    tc = [c for c in cfgs if c.get("at_target") or c.get("peer_lancedb", {}).get("brute")]
+    if not tc:
+        return
+    w("### At equal recall: each system's own ef, side by side in one run")
+    w("")
+    w("For an HNSW store every system sweeps its own ef (ragd: the per-request `ef_search` over "
+      "HTTP, one connection; raw FAISS: efSearch on the index file ragd serves; USearch: "
+      "expansion_search; LanceDB: `ef` on an IVF_HNSW_SQ index with one partition, i.e. one HNSW "
+      "graph over scalar-quantised vectors, m 32, ef_construction 40) from the smallest up, and "
+      "is compared at the first ef whose recall@k against the exact top-k reaches the target. "
+      "Peers are called from Node, one query at a time, in-process (no HTTP); ragd's numbers "
+      "include loopback HTTP and JSON. LanceDB's brute force (no index) is shown beside the Flat "
+      "store.")
+    w("")
+    w("| store | system | ef | recall@k | p50 ms | p95 ms | p99 ms | p50 / ragd p50 | "
+      "reached target |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for c in tc:
+        where = "%s %s x %d" % (typ(c), size(c["chunks"]), c["dims"])
+        at = c.get("at_target")
+        if at:
+            sy = at["systems"]
+            base = sy.get("ragd", {}).get("p50_ms")
+            for name in ("ragd", "faiss", "usearch", "lancedb"):
+                t = sy.get(name)
+                if not t:
+                    continue
+                w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    where, {"faiss": "raw FAISS", "ragd": "ragd (HTTP)", "usearch": "USearch",
+                            "lancedb": "LanceDB HNSW-SQ"}[name], t["ef"], f(t["recall_at_k"]),
+                    f(t["p50_ms"]), f(t["p95_ms"]), f(t.get("p99_ms")),
+                    ("%.2fx" % (t["p50_ms"] / base)) if base else "-",
+                    "yes" if t["reached"] else "no (best shown)"))
+        lb = c.get("peer_lancedb", {}).get("brute")
+        if lb and lb.get("queries"):
+            h = c["http"]["c1"]
+            w("| %s | LanceDB brute force (%d queries) | - | %s | %s | %s | %s | %.2fx |"
+              " (exact scan) |" % (where, lb["queries"], f(lb["recall_at_k"]), f(lb["p50_ms"]),
+                                   f(lb["p95_ms"]), f(lb["p99_ms"]),
+                                   lb["p50_ms"] / h["p50_ms"] if h["p50_ms"] else 0))
+    w("")
+    sweeps = [c for c in tc if c.get("at_target")]
+    for c in sweeps:
+        parts = []
+        for name, sw in (("ragd", c.get("ragd_ef_sweep")), ("raw FAISS", c.get("floor_sweep")),
+                         ("USearch", c.get("peer", {}).get("sweep")),
+                         ("LanceDB", c.get("peer_lancedb", {}).get("sweep"))):
+            if sw:
+                parts.append("%s %s" % (name, ", ".join(
+                    "ef %s: %s" % (p["ef"], f(p["recall_at_k"])) for p in sw)))
+        w("Recall sweeps, %s %s x %d: %s." % (typ(c), size(c["chunks"]), c["dims"],
+                                            "; ".join(parts)))
+        w("")
 
 
 def main():
@@ -293,15 +453,15 @@ def main():
         hn = [c for c in cfgs if c["factory"].startswith("HNSW") and c["chunks"] == 100000]
         for c in hn:
             v = c["http"]["c1"]["p95_ms"]
-            w("| cached query, 100k HNSW, p95 < 2 ms on loopback (%d dims) | %s ms | %s |" % (
-                c["dims"], f(v), "met" if v < 2 else "not met"))
+            w("| cached query, 100k HNSW, p95 < 2 ms on loopback (%s, %d dims, ef %s) | %s ms | %s |"
+              % (typ(c), c["dims"], c.get("ef_search"), f(v), "met" if v < 2 else "not met"))
         for c in cfgs:
             peak = c.get("ragd_rss_peak_bytes")
             if not peak:
                 continue
             budget = 1.3 * c["raw_vector_bytes"] + 64 * MIB
             w("| RSS < 1.3 x raw vectors + 64 MiB, %s %s x %d | %.0f MiB vs budget %.0f MiB | %s |"
-              % (c["factory"], size(c["chunks"]), c["dims"], peak / MIB, budget / MIB,
+              % (typ(c), size(c["chunks"]), c["dims"], peak / MIB, budget / MIB,
                  "met" if peak < budget else "not met"))
     if core:
         v = core["ingest"]["mb_per_s"]
@@ -378,7 +538,7 @@ def main():
             h = c["http"]["c1"]
             p = c.get("peer", {})
             w("| %s | %s | %d | %s / %s | %s / %s / %s | %s | %s / %s | %s | %s | %s | %.0f |" % (
-                c["factory"], size(c["chunks"]), c["dims"], f(c["floor"]["p50_ms"]),
+                typ(c), size(c["chunks"]), c["dims"], f(c["floor"]["p50_ms"]),
                 f(c["floor"]["p95_ms"]), f(h["p50_ms"]), f(h["p95_ms"]), f(h["p99_ms"]),
                 f(h["p95_ms"] - c["floor"]["p95_ms"]), f(c.get("ragd_recall_at_k")),
                 f(c["floor"]["recall_at_k"]),
@@ -413,7 +573,7 @@ def main():
                 h = c["http"].get(key)
                 if h:
                     w("| %s | %s | %d | %s | %s | %s | %s | %s | %d |" % (
-                        c["factory"], size(c["chunks"]), c["dims"], key.replace("_", ", "),
+                        typ(c), size(c["chunks"]), c["dims"], key.replace("_", ", "),
                         f(h["p50_ms"]), f(h["p95_ms"]), f(h["p99_ms"]), f(h["rps"], 0),
                         h["requests"]))
             for key, h in c.get("http_during_ingest", {}).items():
@@ -422,6 +582,7 @@ def main():
                      "yes" if h.get("ingest_still_running") else "no", f(h["p50_ms"]),
                      f(h["p95_ms"]), f(h["p99_ms"]), f(h["rps"], 0), h["requests"]))
         w("")
+        modes_and_peers(w, cfgs)
         w("### Load and build times")
         w("")
         w("| type | chunks | dims | SQLite fill s | index build s (2 threads) | ragd start s "
@@ -429,7 +590,7 @@ def main():
         w("| --- | --- | --- | --- | --- | --- | --- |")
         for c in cfgs:
             w("| %s | %s | %d | %s | %s | %s | %s |" % (
-                c["factory"], size(c["chunks"]), c["dims"], f(c["load"]["sqlite_s"], 1),
+                typ(c), size(c["chunks"]), c["dims"], f(c["load"]["sqlite_s"], 1),
                 f(c["load"]["index_build_s"], 1), f(c.get("ragd_start_s"), 1),
                 f(c.get("peer", {}).get("build_s"), 1)))
         w("")
@@ -438,7 +599,7 @@ def main():
             w("")
             w("Also: `%s`." % extra)
         w("")
-    real_section(w, load("real.json"))
+    real_section(w, load("real.json"), scale_target_rows(cfgs))
     notes = os.path.join(REPO, "bench", "NOTES.md")
     if os.path.exists(notes):
         w(open(notes).read().rstrip())
