@@ -92,6 +92,7 @@ static void http_embed_cache_fields(const engine_stats *s, json_t *body)
         json_object_set_new(redis, "where", json_string(c->redis_where));
         json_object_set_new(redis, "reason", json_string(c->redis_reason));
         json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
+        json_object_set_new(redis, "rejected", json_integer((json_int_t)c->redis_rejected));
     }
     json_object_set_new(body, "cache",
                         json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
@@ -160,6 +161,9 @@ static http_reply health_reply(const http_request *req)
     if (strcmp(ingest_result, "failed") == 0)
         reason_add(reasons, "last ingest failed: %s", ingest_message);
     http_cache_reason_add(&s.cache, reasons);
+    if (s.write_fault)
+        reason_add(reasons, "writes are failing (%s); retrievals are served from memory and "
+                   "writes refused until the data dir can be written again", s.write_error);
 
     const char *status = down ? "down" : json_array_size(reasons) > 0 ? "degraded" : "ok";
     http_reply r = {.status = down ? 503 : 200};
@@ -179,6 +183,12 @@ static http_reply health_reply(const http_request *req)
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
     if (r.body) http_embed_cache_fields(&s, r.body);
     if (r.body) store_backend_fields(cfg, json_object_get(r.body, "store"));
+    json_t *store = r.body ? json_object_get(r.body, "store") : NULL;
+    if (store) {
+        json_object_set_new(store, "writable", json_boolean(!s.write_fault));
+        json_object_set_new(store, "write_error",
+                            s.write_fault ? json_string(s.write_error) : json_null());
+    }
     return r;
 }
 

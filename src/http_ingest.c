@@ -277,7 +277,8 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
                             .exclude_count = r->exclude_count,
                             .progress2 = on_progress,
                             .progress_ctx = &pc,
-                            .collection = r->collection};
+                            .collection = r->collection,
+                            .path_canonical = 1};
     engine_ingest_report report;
     ragd_err err = {0};
     http_reply reply;

@@ -407,7 +407,10 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_END);
+    /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: its 1 adds SO_REUSEPORT, with which a second ragd
+     * (or anything) on the same port binds too and the kernel splits connections between them.
+     * libmicrohttpd's default (SO_REUSEADDR only) still allows a restart over TIME_WAIT. */
     int en = errno;
     freeaddrinfo(ai);
     if (s->daemon == NULL) {
@@ -474,4 +477,47 @@ int http_server_stop(http_server *s)
     pthread_cond_destroy(&s->cond);
     free(s);
     return left > 0 ? 1 : 0;
+}
+
+ragd_rc http_server_ingest_job(http_server *s, const char *path, ragd_err *err)
+{
+    http_ingest_req req = {.path = realpath(path, NULL), .wait = 0};
+    if (req.path == NULL)
+        return ragd_err_set(err, errno == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_IO,
+                            "cannot resolve %s: %s", path, strerror(errno));
+    pthread_mutex_lock(&s->mu);
+    int stopping = s->stopping;
+    if (!stopping) s->workers++; /* drained by http_server_stop like a job's worker */
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) {
+        http_ingest_req_free(&req);
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
+    }
+    char id[HTTP_JOB_ID_MAX];
+    ragd_err jerr = {0};
+    ragd_rc rc = http_jobs_start(s->jobs, req.path, 0, 0, id, &jerr);
+    if (rc != RAGD_OK) {
+        ragd_err_set(err, rc, "%s", jerr.msg);
+    } else {
+        RAGD_LOG(RAGD_LOG_INFO, "ingest", "start-up ingest of %s: job %s", req.path, id);
+        http_reply reply = http_ingest_req_run(s->engine, s->jobs, id, &req);
+        if (reply.status != 200) {
+            json_t *e = json_object_get(reply.body, "error");
+            const char *code = json_string_value(json_object_get(e, "code"));
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            /* the job keeps the full error; the caller needs to know shutdown and busy */
+            rc = code && strcmp(code, "unavailable") == 0 ? RAGD_ERR_UNAVAILABLE
+                 : code && strcmp(code, "busy") == 0      ? RAGD_ERR_BUSY
+                                                          : RAGD_ERR_IO;
+            ragd_err_set(err, rc, "%s", msg ? msg : "ingest failed");
+        }
+        json_decref(reply.body);
+        free(reply.text);
+    }
+    http_ingest_req_free(&req);
+    pthread_mutex_lock(&s->mu);
+    s->workers--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }

@@ -379,10 +379,12 @@ static int cmd_migrate(const ragd_cfg *cfg, const cli *c)
 /* ---- serve -------------------------------------------------------------------------------- */
 
 typedef struct startup_ingest {
-    engine *engine;
+    http_server *server;
     const ragd_cfg *cfg;
 } startup_ingest;
 
+/* The start-up ingest of the configured paths, each as an ingest job of the server (a request
+ * meanwhile gets 409 with its job_id; the job logs and records its report). */
 static void *startup_ingest_run(void *arg)
 {
     startup_ingest *si = arg;
@@ -393,16 +395,11 @@ static void *startup_ingest_run(void *arg)
                      p);
             continue;
         }
-        engine_ingest_report r;
         ragd_err err = {0};
-        if (engine_ingest(si->engine, p, 0, NULL, NULL, &r, &err) != RAGD_OK) {
+        if (http_server_ingest_job(si->server, p, &err) != RAGD_OK) {
             RAGD_LOG(RAGD_LOG_ERROR, "ingest", "ingest of %s failed: %s", p, err.msg);
-            if (err.rc != RAGD_ERR_BUSY) log_record_ingest(p, NULL, &err);
             if (err.rc == RAGD_ERR_UNAVAILABLE) break; /* shutting down */
-            continue;
         }
-        log_record_ingest(p, &r, NULL);
-        engine_ingest_report_free(&r);
     }
     return NULL;
 }
@@ -474,7 +471,7 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
              RAGD_VERSION, cfg->listen_host, cfg->listen_port, cfg->data_dir,
              cfg->rag_enabled ? "enabled" : "disabled");
 
-    startup_ingest si = {.engine = e, .cfg = cfg};
+    startup_ingest si = {.server = server, .cfg = cfg};
     pthread_t ingest_thread;
     int ingesting = 0;
     if (!c->no_ingest && cfg->ingest_on_start && cfg->ingest_path_count > 0)

@@ -66,6 +66,10 @@ static const struct {
                                       "Retrievals that returned no result (nothing above the "
                                       "threshold, RAG disabled, or an error)."},
     [RAGD_METRIC_CACHE_HITS] = {"ragd_cache_hits_total", "Query-embedding cache hits."},
+    [RAGD_METRIC_CACHE_REJECTED] = {"ragd_cache_redis_rejected_total",
+                                    "Query-embedding values read from Redis and refused: written "
+                                    "for another key or by another program, not finite, or not "
+                                    "of unit length."},
     [RAGD_METRIC_CACHE_MISSES] = {"ragd_cache_misses_total", "Query-embedding cache misses."},
     [RAGD_METRIC_EMBED_TOKENS] = {"ragd_embedding_tokens_total",
                                   "Tokens sent to the embedding provider."},

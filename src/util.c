@@ -209,12 +209,19 @@ ragd_rc util_mkdir_p(const char *dir, ragd_err *err)
 
 ragd_rc util_file_read(const char *path, size_t max_bytes, char **out, size_t *len, ragd_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO or device at path must not block the open; util_fd_read refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
         return ragd_err_set(err, e == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_IO,
                             "cannot open %s: %s", path, strerror(e));
     }
+    return util_fd_read(fd, path, max_bytes, out, len, err);
+}
+
+ragd_rc util_fd_read(int fd, const char *path, size_t max_bytes, char **out, size_t *len,
+                     ragd_err *err)
+{
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

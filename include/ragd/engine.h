@@ -105,6 +105,10 @@ typedef struct engine_ingest_opts {
     engine_progress2_fn progress2;   /* may be NULL */
     void *progress_ctx;
     const char *collection;          /* borrowed; NULL: "default" (engine_collection_valid) */
+    int path_canonical;              /* path was resolved and checked (allowed roots): the
+                                      * ingest fails with RAGD_ERR_FORBIDDEN, reading nothing,
+                                      * if it no longer resolves to itself (a symlink swapped in
+                                      * on it since the check) */
 } engine_ingest_opts;
 
 /* engine_ingest with options: include/exclude globs (documents whose relative path the globs do
@@ -258,6 +262,10 @@ typedef struct engine_stats {
     int last_ingest_ok;
     embed_counters embed; /* the embedder's counters since start */
     cache_stats cache;    /* the query-embedding cache's counters and Redis state */
+    int write_fault;          /* a write to the data dir failed: writes are refused, retrievals
+                               * served from memory, until a probe succeeds (engine_fault.c) */
+    char write_error[384];    /* "what: why" of that failure, "" when none */
+    int64_t write_fault_since; /* unix seconds, 0 when none */
 } engine_stats;
 
 ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err);

@@ -31,6 +31,13 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
  * NOT freed (the worker still uses it and the engine) and the caller should exit at once. */
 int http_server_stop(http_server *s);
 
+/* Runs an ingest of path that did not come over HTTP (serve's start-up ingest) as an ingest job
+ * of s, in the calling thread: a POST /ingest meanwhile gets 409 with this job's job_id, GET
+ * /jobs/{id} follows it, and shutdown drains it like any job. Blocks until it is done.
+ * Returns: RAGD_OK; RAGD_ERR_BUSY when another job runs (nothing done); RAGD_ERR_UNAVAILABLE
+ * when s is stopping; else RAGD_ERR_IO with the ingest's message (GET /jobs/{id} has its code). */
+ragd_rc http_server_ingest_job(http_server *s, const char *path, ragd_err *err);
+
 /* ---- renderings shared with the CLI ------------------------------------------------------- */
 
 /* The /retrieve response body for an answer (also `ragd query --json`). Returns: new reference. */

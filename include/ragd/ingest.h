@@ -128,10 +128,15 @@ void ingest_doc_free(ingest_doc *doc);
 
 /* ---- crawler (src/ingest_crawl.c) ---------------------------------------------------------- */
 typedef struct ingest_file {
-    char *path;     /* absolute, canonical path; owned */
+    char *path;     /* the file's path inside the crawl root, root + "/" + relative (a single file
+                     * ingested on its own: its canonical path); the store's key; owned */
     char *relative; /* path relative to the crawl root ("business/refunds.md"); owned */
     int64_t size;
     int64_t mtime;
+    char *resolved; /* where the bytes are, relative to root_fd, with no symlink and no "..":
+                     * relative itself, or the in-root target of a symlink on it; owned */
+    uint64_t dev, ino; /* the file the crawl saw at resolved; ingest_file_read checks them */
+    int root_fd;    /* borrowed from the list: the root directory's descriptor */
 } ingest_file;
 
 typedef struct ingest_file_list {
@@ -140,19 +145,26 @@ typedef struct ingest_file_list {
     size_t unreadable; /* directories or entries below root that could not be read: when
                         * non-zero the listing is incomplete */
     ingest_file *skipped;  /* entries not read, with .path holding the reason (symlinks that
-                            * leave the root); owned */
+                            * leave the root, special files); owned */
     size_t skipped_count;
+    int root_fd;       /* O_PATH descriptor of the root directory (of a single file: its
+                        * directory) the items are opened from; owned when root_fd_open */
+    int root_fd_open;
 } ingest_file_list;
 
 /* What a crawl lists beyond supported extensions. */
 typedef struct ingest_crawl_opts {
     const ingest_extract_opts *extract; /* may be NULL */
     const ingest_globs *globs;          /* may be NULL */
+    int root_canonical; /* root is a canonical path someone checked: it must still resolve to
+                         * itself (else RAGD_ERR_FORBIDDEN, nothing listed) */
 } ingest_crawl_opts;
 
 /* Lists supported files under root (a directory, walked recursively, or a single file), sorted by
  * relative path. Hidden entries (".git", ".cache") are skipped; symlinks are followed only when
- * they stay inside root. *root_abs receives the canonical root directory (new, free()).
+ * they stay inside root; directories are opened from root's descriptor without following links,
+ * so a directory swapped for a link during the walk is not entered (counted unreadable).
+ * *root_abs receives the canonical root directory (new, free()).
  * Returns: RAGD_OK, RAGD_ERR_NOT_FOUND when root does not exist, RAGD_ERR_IO. */
 ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_abs, ragd_err *err);
 
@@ -162,7 +174,16 @@ ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_ab
 ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, ingest_file_list *out,
                           char **root_abs, ragd_err *err);
 
-/* Frees the list. list may be NULL. */
+/* Reads file f of a crawl (at most max_bytes) without ever leaving its root: f->resolved is
+ * opened from the root's descriptor one component at a time, following no symlink and never
+ * blocking (O_NONBLOCK), and what was opened must still be the regular file the crawl saw (device
+ * and inode). A file swapped since the crawl for a symlink, a FIFO, a device or another file fails
+ * with RAGD_ERR_IO and the reason, before a byte is read; a vanished one with RAGD_ERR_NOT_FOUND.
+ * Returns: RAGD_OK and *out (new, NUL-terminated, free with free()) and *len. */
+ragd_rc ingest_file_read(const ingest_file *f, size_t max_bytes, char **out, size_t *len,
+                         ragd_err *err);
+
+/* Frees the list and closes its root descriptor. list may be NULL. */
 void ingest_file_list_free(ingest_file_list *list);
 
 #endif

@@ -31,6 +31,8 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_INGEST_FAILURES,      /* ingests that failed as a whole */
     RAGD_METRIC_INGEST_DOCS_FAILED,   /* files reported in ingest errors */
     RAGD_METRIC_LOG_DROPPED,          /* JSONL log lines dropped (queue full or write error) */
+    RAGD_METRIC_CACHE_REJECTED,       /* Redis values refused (foreign, mismatched, not finite,
+                                       * not unit length): counted as misses too */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 
