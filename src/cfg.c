@@ -83,6 +83,12 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_LIVE, 1, 3600, NULL, "seconds SIGTERM waits for requests in flight"},
     {"server", "auth_token", RAGD_CFG_T_STRING, RAGD_CFG_OFF(auth_token), 0, "", RAGD_CFG_F_SECRET,
      0, 0, NULL, "bearer token required on every endpoint but /health; empty: no auth"},
+    {"server", "max_connections", RAGD_CFG_T_INT, RAGD_CFG_OFF(max_connections), 0, "1024", 0, 8,
+     1000000, NULL, "open client connections in all; idle ones are closed first to make room"},
+    {"server", "max_connections_per_ip", RAGD_CFG_T_INT, RAGD_CFG_OFF(max_connections_per_ip), 0,
+     "256", 0, 1, 1000000, NULL, "open connections from one client address"},
+    {"server", "request_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(request_timeout_s), 0, "30", 0, 1,
+     3600, NULL, "seconds a whole request (head and body) may take to arrive"},
 
     {"rag", "enabled", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(rag_enabled), 0, "true", RAGD_CFG_F_LIVE, 0,
      0, NULL, "false makes /retrieve answer at once with no chunks"},

@@ -31,7 +31,9 @@
 #define WORKER_LOG_EVERY_S 10
 
 struct http_server {
-    struct MHD_Daemon *daemon;
+    http_front *front;            /* listening socket, limits, head checks */
+    struct MHD_Daemon **daemons;  /* one per [server] threads, fed by the front */
+    size_t daemon_count;
     engine *engine;
     const ragd_cfg *cfg;
     pthread_mutex_t mu;
@@ -281,6 +283,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     if (*upload_data_size > 0) {
+        /* the whole request's deadline: a body dripped a byte at a time does not hold a
+         * connection open without end (MHD's own timeout only sees idleness) */
+        if (util_now_ms() - req->t0 > 1000.0 * s->cfg->request_timeout_s) {
+            metrics_counter_add(RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, 1);
+            return MHD_NO;
+        }
         /* A body without Content-Length (chunked) that goes over the limit is read and dropped
          * so the client gets its 413 (MHD cannot answer mid-upload), but only up to a bound:
          * past it the connection is closed rather than tie up a pool thread. */
@@ -342,9 +350,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     http_server *s = cls;
     (void)conn;
-    (void)toe;
     request *req = *con_cls;
     if (req == NULL) return;
+    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR ||
+        toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        metrics_counter_add(RAGD_METRIC_HTTP_CONN_ABORTED, 1);
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
     metrics_in_flight_add(-1);
@@ -357,6 +367,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's messages about clients that went away are normal on a busy server: they are
+ * counted (ragd_http_connections_aborted_total, in on_completed) and logged at debug level only. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -364,57 +376,78 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    RAGD_LOG(RAGD_LOG_WARN, "http", "libmicrohttpd: %s", msg);
+    static const char *const client_side[] = {"closed", "reset", "disconnect", "timed out",
+                                              "timeout", "Broken pipe", "aborted", "shut"};
+    int level = RAGD_LOG_WARN;
+    for (size_t i = 0; i < sizeof client_side / sizeof client_side[0]; i++)
+        if (strstr(msg, client_side[i])) level = RAGD_LOG_DEBUG;
+    RAGD_LOG(level, "http", "libmicrohttpd: %s", msg);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    (void)socket_context;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED) return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    http_front_conn_closed(s->front, ci ? ci->client_addr : NULL);
+}
+
+static void server_free(http_server *s)
+{
+    for (size_t i = 0; i < s->daemon_count; i++)
+        if (s->daemons[i]) MHD_stop_daemon(s->daemons[i]);
+    http_front_free(s->front);
+    free(s->daemons);
+    http_jobs_free(s->jobs);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
 }
 
 ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->listen_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
-    if (gai != 0)
-        return ragd_err_set(err, RAGD_ERR_CONFIG, "cannot resolve listen address %s: %s",
-                            cfg->listen_host, gai_strerror(gai));
-
     http_server *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        freeaddrinfo(ai);
-        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    }
+    if (s == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     s->engine = e;
     s->cfg = cfg;
-    s->jobs = http_jobs_new();
-    if (s->jobs == NULL) {
-        freeaddrinfo(ai);
-        free(s);
-        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
-
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+    s->jobs = http_jobs_new();
+    s->daemon_count = (size_t)cfg->threads;
+    s->daemons = calloc(s->daemon_count, sizeof *s->daemons);
+    if (s->jobs == NULL || s->daemons == NULL) {
+        server_free(s);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
+    ragd_rc rc = http_front_new(cfg, &s->front, err);
+    if (rc != RAGD_OK) {
+        server_free(s);
+        return rc;
+    }
+    /* Daemons without a listening socket, each with its own epoll thread: the front hands them
+     * connections whose first request head passed its checks. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    errno = 0;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
-    int en = errno;
-    freeaddrinfo(ai);
-    if (s->daemon == NULL) {
-        http_jobs_free(s->jobs);
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cond);
-        free(s);
-        return ragd_err_set(err, RAGD_ERR_IO, "cannot listen on %s:%d: %s", cfg->listen_host,
-                            cfg->listen_port, en ? strerror(en) : "libmicrohttpd failed to start");
+    for (size_t i = 0; i < s->daemon_count; i++) {
+        s->daemons[i] = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + 16,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, s, MHD_OPTION_END);
+        if (s->daemons[i] == NULL) {
+            server_free(s);
+            return ragd_err_set(err, RAGD_ERR_IO, "libmicrohttpd failed to start");
+        }
+    }
+    rc = http_front_run(s->front, s->daemons, s->daemon_count, err);
+    if (rc != RAGD_OK) {
+        server_free(s);
+        return rc;
     }
     *out = s;
     return RAGD_OK;
@@ -423,13 +456,9 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
 int http_server_stop(http_server *s)
 {
     if (s == NULL) return 0;
-    /* Stop accepting; connections already open are still served (new requests on them get a
-     * 503 and are closed). */
-    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
-    /* Refuse new connections at once instead of leaving them in the backlog until the drain
-     * ends: shutdown() takes a listening socket out of LISTEN on Linux; the descriptor itself
-     * stays open (MHD's threads may still hold it) until after MHD_stop_daemon. */
-    if (lsock != MHD_INVALID_SOCKET) shutdown(lsock, SHUT_RDWR);
+    /* Stop accepting: new connections are refused at once; connections already open are still
+     * served (new requests on them get a 503 and are closed). */
+    http_front_quiesce(s->front);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     engine_ingest_cancel(s->engine);
@@ -464,12 +493,6 @@ int http_server_stop(http_server *s)
                  "still in flight", timeout_s, left);
     else
         RAGD_LOG(RAGD_LOG_INFO, "http", "drained in %.0f ms", util_now_ms() - t0);
-    MHD_stop_daemon(s->daemon);
-    /* The quiesced listening socket is ours to close, after the daemon's threads are gone. */
-    if (lsock != MHD_INVALID_SOCKET) close(lsock);
-    http_jobs_free(s->jobs);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cond);
-    free(s);
+    server_free(s);
     return left > 0 ? 1 : 0;
 }

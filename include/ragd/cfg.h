@@ -29,6 +29,10 @@ typedef struct ragd_cfg {
                                * flight before closing them; live */
     char *auth_token;         /* auth_token = (empty); bearer token for every endpoint except
                                * /health; secret, redacted everywhere */
+    int max_connections;      /* max_connections = 1024; open client connections in all */
+    int max_connections_per_ip; /* max_connections_per_ip = 256; from one client address */
+    int request_timeout_s;    /* request_timeout = 30; seconds a request may take to arrive
+                               * (head and body) */
 
     /* [rag] */
     int rag_enabled; /* enabled = true; false: /retrieve answers at once with no chunks */

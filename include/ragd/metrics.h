@@ -31,6 +31,11 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_INGEST_FAILURES,      /* ingests that failed as a whole */
     RAGD_METRIC_INGEST_DOCS_FAILED,   /* files reported in ingest errors */
     RAGD_METRIC_LOG_DROPPED,          /* JSONL log lines dropped (queue full or write error) */
+    RAGD_METRIC_HTTP_CONN_ABORTED,    /* client connections closed by the client mid-request */
+    RAGD_METRIC_HTTP_CONN_REFUSED,    /* connections refused over the connection limits (503) */
+    RAGD_METRIC_HTTP_CONN_EVICTED,    /* idle connections closed to make room for new ones */
+    RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, /* requests whose head or body missed request_timeout */
+    RAGD_METRIC_HTTP_HEAD_REFUSED,    /* request heads refused before routing (JSON 4xx) */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 
