@@ -376,8 +376,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    /* also the socket-option notes on the relay's socketpair (no TCP there: nothing is lost) */
     static const char *const client_side[] = {"closed", "reset", "disconnect", "timed out",
-                                              "timeout", "Broken pipe", "aborted", "shut"};
+                                              "timeout", "Broken pipe", "aborted", "shut",
+                                              "TCP_NODELAY", "TCP_CORK", "push the data"};
     int level = RAGD_LOG_WARN;
     for (size_t i = 0; i < sizeof client_side / sizeof client_side[0]; i++)
         if (strstr(msg, client_side[i])) level = RAGD_LOG_DEBUG;

@@ -102,3 +102,252 @@ def health_status_only_without_token(t):
     check(h["ingest"]["last_result"] != "failed", "last_result %r" % h["ingest"])
     check(t.path("missing") not in d.call("GET", "/health").body.decode(),
           "a refused path shows in the unauthenticated /health")
+
+
+# ---- framing: every refusal is JSON, and comes at once -------------------------------------------
+
+FRAMING = [
+    # (name, raw request, status, code)
+    ("bad Content-Length", b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+     400, "bad_request"),
+    ("negative Content-Length", b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+     400, "bad_request"),
+    ("conflicting Content-Length", b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+     b"Content-Length: 30\r\n\r\n{}", 400, "bad_request"),
+    ("Transfer-Encoding gzip", b"POST /retrieve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+     b"\r\n{}", 400, "unsupported"),
+    ("chunked and Content-Length", b"POST /retrieve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+     b"chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400, "bad_request"),
+    ("malformed chunk", b"POST /retrieve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"zz\r\n{}\r\n0\r\n\r\n", 400, "bad_request"),
+    ("HTTP/2.0", b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 400, "http_version_not_supported"),
+    ("HTTP/0.9 line", b"GET /health\r\n\r\n", 400, "bad_request"),
+    ("bare method", b"GET\r\n\r\n", 400, "bad_request"),
+    ("header without colon", b"GET /health HTTP/1.1\r\nHost: x\r\nfoo\r\n\r\n", 400, "bad_request"),
+    ("space before colon", b"GET /health HTTP/1.1\r\nHost : x\r\n\r\n", 400, "bad_request"),
+    ("folded header", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400,
+     "bad_request"),
+    ("NUL in method", b"G\x00T /health HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+    ("URI too long", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+     "uri_too_long"),
+    ("head too large", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: " + b"b" * 70000 + b"\r\n\r\n",
+     431, "headers_too_large"),
+    ("body over the limit announced", b"POST /retrieve HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Length: 99999999999999999999999\r\n\r\n", 413, "payload_too_large"),
+]
+
+
+@test
+def framing_errors_are_json_and_immediate(t):
+    d = t.serve()
+    for name, raw, status, code in FRAMING:
+        # 20 s: libmicrohttpd alone waited 30 s (its connection timeout) for some of these
+        r = http_raw(d.port, raw, b"", timeout=20)
+        eq(json_error(r, name), code, name)
+        eq(r.status, status, "%s: status" % name)
+        eq(r.headers.get("connection", "").lower(), "close", "%s: Connection: close" % name)
+    eq(d.health()["status"], "ok", "daemon healthy after the framing errors")
+    # a well-formed chunked request still works
+    r = http_raw(d.port, b"POST /retrieve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 b"Content-Type: application/json\r\nConnection: close\r\n\r\n"
+                 b"11\r\n{\"query\": \"abc\"}\r\n0\r\n\r\n", b"", timeout=20)
+    eq(r.status, 200, "chunked request: %r" % r)
+
+
+# ---- connections: limits, deadlines, churn, half-close ------------------------------------------
+
+def raise_nofile(n):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, n)) if hard != resource.RLIM_INFINITY else max(soft, n)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def hold(port, n, first=b""):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if first:
+                s.sendall(first)
+            socks.append(s)
+    except OSError:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def scrape_value(d, name):
+    r = d.call("GET", "/metrics")
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@test
+def health_answers_under_1100_idle_and_dripping_connections(t):
+    if raise_nofile(3000) < 2400:
+        raise TestFailure("the test needs 2400 open files (RLIMIT_NOFILE hard limit too low)")
+    d = t.serve()
+    idle = hold(d.port, 1100)
+    try:
+        r = d.call("GET", "/health", timeout=30)
+        eq(r.status, 200, "/health with 1100 idle connections held: %r" % r)
+        dripping = hold(d.port, 1100, b"GET /health HTTP/1.1\r\nHo")
+        try:
+            r = d.call("GET", "/health", timeout=30)
+            eq(r.status, 200, "/health with 1100 dripping connections held: %r" % r)
+            r = d.call("POST", "/retrieve", {"query": "anything"}, timeout=30)
+            eq(r.status, 200, "/retrieve under the same load: %r" % r)
+        finally:
+            for s in dripping:
+                s.close()
+    finally:
+        for s in idle:
+            s.close()
+    check(scrape_value(d, "ragd_http_connections_evicted_total") > 0, "no eviction counted")
+
+
+@test
+def request_timeout_ends_dripping_heads_and_bodies(t):
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nrequest_timeout = 2\nconnection_timeout = 60\n")
+    d = t.serve(config=cfg)
+    # a head dripped a byte every 0.5 s: libmicrohttpd's idle timeout never fires on it
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+    got = b""
+    try:
+        for b in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            s.sendall(bytes([b]))
+            time.sleep(0.5)
+            s.setblocking(False)
+            try:
+                got = s.recv(65536)
+            except BlockingIOError:
+                got = b""
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            finally:
+                s.setblocking(True)
+            if got:
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    check(got.startswith(b"HTTP/1.1 408"), "dripped head: expected 408, got %r" % got[:200])
+    check(b'"request_timeout"' in got, "408 body is not the JSON error: %r" % got[:300])
+    # a body dripped the same way: the connection is closed past the deadline
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+    closed = False
+    try:
+        s.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(120):
+            s.sendall(b" ")
+            time.sleep(0.5)
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    finally:
+        s.close()
+    check(closed, "a body dripped for 60 s kept its connection (request_timeout 2 s)")
+    check(scrape_value(d, "ragd_http_request_timeouts_total") >= 2, "timeouts not counted")
+    eq(d.health()["status"], "ok", "healthy afterwards")
+
+
+@test
+def connection_limit_per_ip_answers_json_503(t):
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nmax_connections_per_ip = 4\n")
+    d = t.serve(config=cfg)
+    # four requests in flight (head sent, body pending): not idle, so not evicted
+    busy = hold(d.port, 4, b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    try:
+        time.sleep(0.5)  # let the front hand them over (no assertion on timing)
+        r = raw_call(d.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
+        eq(r.status, 503, "fifth connection from one address: %r" % r)
+        eq(r.json["error"]["code"], "too_many_connections", "code")
+    finally:
+        for s in busy:
+            s.close()
+    # the four are released when they close
+    from harness import wait_until
+    wait_until(lambda: d.call("GET", "/health").status == 200, 30, "/health after the release")
+    check(scrape_value(d, "ragd_http_connections_refused_total") >= 1, "refusal not counted")
+
+
+def half_closed_call(port, raw):
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        return data
+    finally:
+        s.close()
+
+
+@test
+def half_closed_clients_get_replies_under_churn(t):
+    from corpus import write_corpus
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    d = t.serve()
+    d.ingest(corpus)
+    body = b'{"path": "%s"}' % corpus.encode()
+    ingest = (b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    for i in range(20):
+        data = half_closed_call(d.port, ingest)
+        check(data.startswith(b"HTTP/1.1 200"), "half-closed POST /ingest %d: %r" % (i, data[:200]))
+    health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    import threading
+    bad = []
+
+    def churn(n):
+        for _ in range(n):
+            try:
+                data = half_closed_call(d.port, health)
+            except OSError as e:
+                bad.append(repr(e))
+                continue
+            if not data.startswith(b"HTTP/1.1 200"):
+                bad.append(data[:120])
+
+    threads = [threading.Thread(target=churn, args=(75,)) for _ in range(4)]
+    for th in threads:
+        th.start()
+    r = d.call("GET", "/health", timeout=30)
+    for th in threads:
+        th.join(120)
+    eq(r.status, 200, "/health during the churn")
+    eq(bad, [], "half-closed /health calls without a reply")
+    logs = d.stderr_text()
+    check("level=warn" not in logs.lower() or "libmicrohttpd" not in logs,
+          "aborted connections logged as WARN:\n%s" % logs[-1500:])
+
+
+@test
+def aborted_connections_counted_not_logged(t):
+    d = t.serve()
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.close()
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q")
+        time.sleep(0.05)
+        s.close()
+    from harness import wait_until
+    wait_until(lambda: scrape_value(d, "ragd_http_connections_aborted_total") >= 40, 30,
+               "40 aborted connections counted")
+    warn = [l for l in d.stderr_text().splitlines() if "level=warn" in l]
+    eq(warn, [], "WARN lines for aborted connections")
