@@ -190,9 +190,10 @@ def scrape_value(d, name):
 
 @test
 def health_answers_under_1100_idle_and_dripping_connections(t):
+    # the daemon starts with the usual soft limit (1024 open files): raising it is its job
+    d = t.serve()
     if raise_nofile(3000) < 2400:
         raise TestFailure("the test needs 2400 open files (RLIMIT_NOFILE hard limit too low)")
-    d = t.serve()
     idle = hold(d.port, 1100)
     try:
         r = d.call("GET", "/health", timeout=30)
@@ -351,3 +352,31 @@ def aborted_connections_counted_not_logged(t):
                "40 aborted connections counted")
     warn = [l for l in d.stderr_text().splitlines() if "level=warn" in l]
     eq(warn, [], "WARN lines for aborted connections")
+
+
+# ---- the CLI's HTTP client sends the token -------------------------------------------------------
+
+@test
+def cli_http_clients_send_the_token(t):
+    token = "cli-token-for-tests"
+    write(t.path("docs", "a.md"), "# Alpha\n\nAlpha bravo charlie delta.\n")
+    d = t.serve(env={"RAGD_SERVER_AUTH_TOKEN": token})
+    good = {"Authorization": "Bearer " + token}
+    eq(d.call("POST", "/ingest", {"path": t.path("docs")}, headers=good).status, 200, "ingest")
+    qa = t.path("qa.jsonl")
+    write(qa, '{"question": "alpha bravo", "expected": ["a.md"]}\n')
+    url = "http://127.0.0.1:%d" % d.port
+    env = {"RAGD_SERVER_AUTH_TOKEN": token}
+    r = t.cli("eval", "--qa", qa, "--url", url, "--json", env=env, timeout=120)
+    eq(r.rc, 0, "ragd eval --url with the token: %r" % r)
+    eq(r.json()["recall@1"], 1.0, "eval over HTTP found the document")
+    r = t.cli("eval", "--qa", qa, "--url", url, "--json", timeout=120)
+    eq(r.rc, 1, "ragd eval --url without the token: %r" % r)
+    check("401" in r.err and "bearer token" in r.err, "the refusal is shown: %r" % r.err)
+    # ragd health: the details with the token, the status only without
+    r = t.cli("health", "--url", url, env=env)
+    eq(r.rc, 0, "ragd health with the token: %r" % r)
+    check("store" in r.json(), "health details with the token: %r" % r.out)
+    r = t.cli("health", "--url", url)
+    eq(r.rc, 0, "ragd health without the token: %r" % r)
+    eq(r.json(), {"status": "ok"}, "status only without the token")
