@@ -202,13 +202,14 @@ http_reply http_handle_documents_list(const http_request *req)
         return http_reply_error(RAGD_ERR_INVALID, NULL, "query arguments: offset must be an "
                                 "integer >= 0, limit an integer 1..500");
     store_doc *docs = NULL;
-    int64_t *counts = NULL, total = 0, all_docs = 0, all_chunks = 0;
+    int64_t *counts = NULL, total = 0;
     size_t n = 0;
     ragd_err err = {0};
-    store_db *db = engine_store_get(e);
-    if (store_db_doc_page(db, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
+    store *db = engine_store_get(e);
+    store_stats all = {0};
+    if (store_doc_page(db, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
             RAGD_OK ||
-        store_db_stats(db, &all_docs, &all_chunks, NULL, &err) != RAGD_OK) {
+        store_stats_get(db, &all, &err) != RAGD_OK) {
         store_doc_rows_free(docs, n);
         free(counts);
         return http_reply_error(err.rc, NULL, err.msg);
@@ -221,7 +222,7 @@ http_reply http_handle_documents_list(const http_request *req)
     r.body = json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "documents", list, "total",
                        (json_int_t)total, "offset", (json_int_t)offset, "limit",
                        (json_int_t)limit, "counts", "pushed", (json_int_t)total, "files",
-                       (json_int_t)(all_docs - total), "chunks", (json_int_t)all_chunks);
+                       (json_int_t)(all.documents - total), "chunks", (json_int_t)all.chunks);
     if (r.body == NULL) r = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     return r;
 }
@@ -242,11 +243,11 @@ http_reply http_handle_document_get(const http_request *req)
     int64_t *counts = NULL, total = 0;
     size_t n = 0;
     ragd_err err = {0};
-    store_db *db = engine_store_get(e);
+    store *db = engine_store_get(e);
     http_reply r;
     /* the exact path sorts first among those it prefixes */
     if (path == NULL ||
-        store_db_doc_page(db, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
+        store_doc_page(db, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
         r = http_reply_error(path ? err.rc : RAGD_ERR_NOMEM, NULL, path ? err.msg : "OOM");
         goto out;
     }
@@ -256,7 +257,7 @@ http_reply http_handle_document_get(const http_request *req)
     }
     store_hit *hits = NULL;
     size_t nh = 0;
-    if (store_db_doc_chunks_read(db, docs[0].id, &hits, &nh, &err) != RAGD_OK) {
+    if (store_doc_chunks_read(db, docs[0].id, &hits, &nh, &err) != RAGD_OK) {
         r = http_reply_error(err.rc, NULL, err.msg);
         goto out;
     }
