@@ -235,7 +235,7 @@ static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single,
     if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     ragd_rc rc = store_doc_find(e->st, f->path, &old, &found, err);
     if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
-        util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
+        util_file_read(f->path, e->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
         char checksum[UTIL_SHA256_HEX_LEN + 1];
         util_sha256_hex(data, len, checksum);
         const char *source = single && found ? old.source : f->relative;
@@ -612,7 +612,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
     /* A file ingested on its own keeps the source its directory ingest gave it. */
     char *source = single && found ? old.source : f->relative;
 
-    rc = util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr);
+    rc = util_file_read(f->path, e->max_file_bytes, &data, &len, &ferr);
     char checksum[UTIL_SHA256_HEX_LEN + 1];
     if (rc == RAGD_OK) util_sha256_hex(data, len, checksum);
     if (rc == RAGD_OK && found && strcmp(old.checksum, checksum) == 0 &&
@@ -708,6 +708,7 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    e->max_file_bytes = opts->max_file_bytes ? opts->max_file_bytes : e->cfg->max_file_bytes;
     atomic_store(&e->ingest_running, 1);
     double t0 = util_now_ms();
     engine_ingest_report r = {.reset = reset};

@@ -74,6 +74,74 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
     return 0;
 }
 
+/* Parses and checks a POST /documents body: one document, {"documents": [...]} or a bare array,
+ * every document valid, ids unique. Returns: 0 and *rootp, *listp (new references; *many: 0 for
+ * a single document), or -1 with *reply set and nothing to free. */
+static int docs_parse(const ragd_cfg *cfg, const char *body, size_t len, json_t **rootp,
+                      json_t **listp, int *many, http_reply *reply)
+{
+    if (body == NULL || len == 0) {
+        *reply = http_reply_error(RAGD_ERR_INVALID, "invalid_json",
+                                  "request body is empty; expected a document or "
+                                  "{\"documents\": [...]}");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (root == NULL) {
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, "invalid_json",
+                                   "malformed JSON at line %d column %d: %s", jerr.line,
+                                   jerr.column, jerr.text);
+        return -1;
+    }
+    json_t *list = NULL;
+    *many = 1;
+    if (json_is_array(root)) {
+        list = json_incref(root);
+    } else if (json_is_object(root) && json_object_get(root, "documents") != NULL &&
+               json_object_size(root) == 1) {
+        list = json_incref(json_object_get(root, "documents"));
+    } else if (json_is_object(root)) {
+        list = json_pack("[O]", root);
+        *many = 0;
+    }
+    if (!json_is_array(list) || json_array_size(list) == 0 ||
+        json_array_size(list) > DOCS_PER_REQUEST_MAX) {
+        *reply = http_reply_error(RAGD_ERR_INVALID, NULL,
+                                  "expected a document object, an array of them, or "
+                                  "{\"documents\": [...]} with 1..1000 documents");
+        goto bad;
+    }
+    for (size_t i = 0; i < json_array_size(list); i++)
+        if (doc_check(cfg, json_array_get(list, i), i, *many, reply) != 0) goto bad;
+    for (size_t i = 0; i < json_array_size(list); i++) /* ids unique within the request */
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "id")),
+                       json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0) {
+                *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL,
+                                           "documents[%zu]: duplicate id in this request", i);
+                goto bad;
+            }
+    *rootp = root;
+    *listp = list;
+    return 0;
+bad:
+    json_decref(list);
+    json_decref(root);
+    return -1;
+}
+
+int http_documents_body_check(const ragd_cfg *cfg, const char *body, size_t len,
+                              http_reply *reply)
+{
+    json_t *root = NULL, *list = NULL;
+    int many = 0;
+    if (docs_parse(cfg, body, len, &root, &list, &many, reply) != 0) return -1;
+    json_decref(list);
+    json_decref(root);
+    return 0;
+}
+
 static const char *const outcome_names[] = {"added", "updated", "unchanged"};
 
 http_reply http_handle_documents_post(const http_request *req)
@@ -83,46 +151,9 @@ http_reply http_handle_documents_post(const http_request *req)
     const char *body = req->body;
     size_t len = req->body_len;
     http_reply reply = {0};
-    if (body == NULL || len == 0)
-        return http_reply_error(RAGD_ERR_INVALID, "invalid_json",
-                                "request body is empty; expected a document or "
-                                "{\"documents\": [...]}");
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (root == NULL) {
-        return http_reply_errorf(RAGD_ERR_INVALID, "invalid_json",
-                                 "malformed JSON at line %d column %d: %s", jerr.line,
-                                 jerr.column, jerr.text);
-    }
-    /* One document, {"documents": [...]}, or a bare array. */
-    json_t *list = NULL;
-    int many = 1;
-    if (json_is_array(root)) {
-        list = json_incref(root);
-    } else if (json_is_object(root) && json_object_get(root, "documents") != NULL &&
-               json_object_size(root) == 1) {
-        list = json_incref(json_object_get(root, "documents"));
-    } else if (json_is_object(root)) {
-        list = json_pack("[O]", root);
-        many = 0;
-    }
-    if (!json_is_array(list) || json_array_size(list) == 0 ||
-        json_array_size(list) > DOCS_PER_REQUEST_MAX) {
-        reply = http_reply_error(RAGD_ERR_INVALID, NULL,
-                                 "expected a document object, an array of them, or "
-                                 "{\"documents\": [...]} with 1..1000 documents");
-        goto out;
-    }
-    for (size_t i = 0; i < json_array_size(list); i++)
-        if (doc_check(cfg, json_array_get(list, i), i, many, &reply) != 0) goto out;
-    for (size_t i = 0; i < json_array_size(list); i++) /* ids unique within the request */
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "id")),
-                       json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0) {
-                reply = http_reply_errorf(RAGD_ERR_INVALID, NULL,
-                                          "documents[%zu]: duplicate id in this request", i);
-                goto out;
-            }
+    json_t *root = NULL, *list = NULL;
+    int many = 0;
+    if (docs_parse(cfg, body, len, &root, &list, &many, &reply) != 0) return reply;
     json_t *results = json_array();
     int64_t counts[3] = {0, 0, 0};
     reply.status = 200;

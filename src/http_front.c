@@ -73,7 +73,8 @@ struct http_front {
     int thread_started;
     struct MHD_Daemon **daemons;
     size_t daemon_count, next_daemon;
-    size_t max_body;
+    size_t max_body; /* when live is NULL */
+    cfg_live *live;  /* [server] max_body_bytes is live: read from the current snapshot */
     int max_total, max_per_ip;
     int request_timeout_ms;
     pending_list waiting; /* for a head; acceptor thread only */
@@ -451,8 +452,14 @@ static void pending_read(http_front *f, pending *p)
         pending_close(f, p);
         return;
     }
+    size_t max_body = f->max_body;
+    if (f->live) {
+        const ragd_cfg *now = cfg_live_acquire(f->live);
+        max_body = now->max_body_bytes;
+        cfg_live_release(now);
+    }
     http_head h;
-    int rc = http_head_check(buf, (size_t)n, f->max_body, &h);
+    int rc = http_head_check(buf, (size_t)n, max_body, &h);
     /* has the client shut down its side (all it will send is in the buffer)? */
     struct pollfd pfd = {.fd = p->fd, .events = POLLRDHUP};
     int half_closed = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
@@ -640,7 +647,7 @@ static long nofile_raise(void)
     return rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur;
 }
 
-ragd_rc http_front_new(const ragd_cfg *cfg, http_front **out, ragd_err *err)
+ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ragd_err *err)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", cfg->listen_port);
@@ -665,6 +672,7 @@ ragd_rc http_front_new(const ragd_cfg *cfg, http_front **out, ragd_err *err)
     f->max_total = cfg->max_connections < usable ? cfg->max_connections : (int)usable;
     f->max_per_ip = cfg->max_connections_per_ip;
     f->max_body = cfg->max_body_bytes;
+    f->live = live;
     f->request_timeout_ms = cfg->request_timeout_s * 1000;
     int one = 1, en = 0;
     f->listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

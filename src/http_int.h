@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/http.h"
 
@@ -197,9 +198,10 @@ typedef struct http_front http_front;
 struct MHD_Daemon;
 struct sockaddr;
 
-/* Raises the open-file limit and binds cfg's listen address. Returns: *out new (free with
- * http_front_free), not accepting until http_front_run. */
-ragd_rc http_front_new(const ragd_cfg *cfg, http_front **out, ragd_err *err);
+/* Raises the open-file limit and binds cfg's listen address; max_body_bytes is read from live's
+ * current snapshot (live may be NULL: cfg's). Returns: *out new (free with http_front_free), not
+ * accepting until http_front_run. */
+ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ragd_err *err);
 
 /* Starts accepting; connections whose first head passes go to daemons[0..n) in turn (borrowed
  * until http_front_free). Returns: RAGD_OK, or an error (nothing started). */
@@ -224,6 +226,11 @@ http_reply http_handle_metrics(const http_request *req);
 /* src/http_retrieve.c */
 http_reply http_handle_retrieve(const http_request *req);
 http_reply http_handle_context(const http_request *req);
+/* Check a body as POST /retrieve (and /context) and POST /documents do, without running it (for
+ * the fuzz targets). Returns: 0 when accepted; -1 with *reply set to the 4xx. */
+int http_retrieve_body_check(const ragd_cfg *cfg, const char *body, size_t len, http_reply *reply);
+int http_documents_body_check(const ragd_cfg *cfg, const char *body, size_t len,
+                              http_reply *reply);
 /* src/http_ingest.c */
 http_reply http_handle_ingest(const http_request *req);
 /* src/http_jobs.c */
@@ -262,6 +269,7 @@ typedef struct http_ingest_req {
     size_t include_count;
     char **exclude;
     size_t exclude_count;
+    size_t max_file_bytes; /* [ingest] max_file_bytes of the request's snapshot (live) */
 } http_ingest_req;
 
 /* Parses and checks a POST /ingest body: fields, globs, and that the path resolves inside the

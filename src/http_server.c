@@ -35,7 +35,8 @@ struct http_server {
     struct MHD_Daemon **daemons;  /* one per [server] threads, fed by the front */
     size_t daemon_count;
     engine *engine;
-    const ragd_cfg *cfg;
+    const ragd_cfg *cfg; /* the boot configuration: listen address, threads */
+    cfg_live *live;      /* snapshots for requests; may be NULL (then cfg) */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int workers;  /* ingest worker threads alive (waited-for and background jobs) */
@@ -54,6 +55,7 @@ typedef struct request {
     http_reply reply;
     double t0;
     int authorized; /* the bearer token matched (or none is configured) */
+    const ragd_cfg *cfg; /* the snapshot this request runs under (a reference when s->live) */
     const char *route_name; /* for metrics; static */
     char request_id[RAGD_REQUEST_ID_MAX];
     char allow[HTTP_ALLOW_MAX];
@@ -185,10 +187,10 @@ static enum MHD_Result finish(request *req, const char *method, const char *url,
     return send_reply(req->conn, reply, req->request_id, closing);
 }
 
-static http_reply reply_too_large(const http_server *s)
+static http_reply reply_too_large(const ragd_cfg *cfg)
 {
     char msg[128];
-    snprintf(msg, sizeof msg, "request body over the limit of %zu bytes", s->cfg->max_body_bytes);
+    snprintf(msg, sizeof msg, "request body over the limit of %zu bytes", cfg->max_body_bytes);
     return http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
 }
 
@@ -243,6 +245,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->server = s;
         req->conn = conn;
         req->t0 = util_now_ms();
+        req->cfg = s->live ? cfg_live_acquire(s->live) : s->cfg;
         req->route_name = http_route_name_of(url);
         *con_cls = req;
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -260,7 +263,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                             "ragd is shutting down; retry on another instance");
             return finish(req, method, url, &r);
         }
-        req->authorized = http_auth_ok(s->cfg, MHD_lookup_connection_value(
+        req->authorized = http_auth_ok(req->cfg, MHD_lookup_connection_value(
                                                    conn, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_AUTHORIZATION));
         /* Routes that need the token are refused before any of the body is read. */
@@ -275,8 +278,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* Refuse an announced oversized body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body_bytes) {
-            http_reply r = reply_too_large(s);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)req->cfg->max_body_bytes) {
+            http_reply r = reply_too_large(req->cfg);
             return finish(req, method, url, &r);
         }
         return MHD_YES;
@@ -285,7 +288,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         /* the whole request's deadline: a body dripped a byte at a time does not hold a
          * connection open without end (MHD's own timeout only sees idleness) */
-        if (util_now_ms() - req->t0 > 1000.0 * s->cfg->request_timeout_s) {
+        if (util_now_ms() - req->t0 > 1000.0 * req->cfg->request_timeout_s) {
             metrics_counter_add(RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, 1);
             return MHD_NO;
         }
@@ -293,9 +296,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * so the client gets its 413 (MHD cannot answer mid-upload), but only up to a bound:
          * past it the connection is closed rather than tie up a pool thread. */
         req->received += *upload_data_size;
-        if (req->received > s->cfg->max_body_bytes) {
+        if (req->received > req->cfg->max_body_bytes) {
             util_buf_free(&req->body);
-            if (req->received / 4 > s->cfg->max_body_bytes) return MHD_NO;
+            if (req->received / 4 > req->cfg->max_body_bytes) return MHD_NO;
         } else if (util_buf_append(&req->body, upload_data, *upload_data_size) != 0) {
             return MHD_NO;
         }
@@ -310,8 +313,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->started) return MHD_YES; /* spurious call while suspended */
 
-    if (req->received > s->cfg->max_body_bytes) {
-        http_reply r = reply_too_large(s);
+    if (req->received > req->cfg->max_body_bytes) {
+        http_reply r = reply_too_large(req->cfg);
         return finish(req, method, url, &r);
     }
 
@@ -327,7 +330,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                        .body_len = req->body.len,
                        .authorized = req->authorized,
                        .engine = s->engine,
-                       .cfg = s->cfg,
+                       .cfg = req->cfg,
                        .jobs = s->jobs,
                        .request_id = req->request_id};
     log_record_request_id_set(req->request_id);
@@ -363,12 +366,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     util_buf_free(&req->body);
     json_decref(req->reply.body);
     free(req->reply.text);
+    if (s->live) cfg_live_release(req->cfg);
     free(req);
     *con_cls = NULL;
 }
 
 /* libmicrohttpd's messages about clients that went away are normal on a busy server: they are
  * counted (ragd_http_connections_aborted_total, in on_completed) and logged at debug level only. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -409,12 +415,14 @@ static void server_free(http_server *s)
     free(s);
 }
 
-ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err)
+ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, cfg_live *live, http_server **out,
+                          ragd_err *err)
 {
     http_server *s = calloc(1, sizeof *s);
     if (s == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     s->engine = e;
     s->cfg = cfg;
+    s->live = live;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->jobs = http_jobs_new();
@@ -424,7 +432,7 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
         server_free(s);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     }
-    ragd_rc rc = http_front_new(cfg, &s->front, err);
+    ragd_rc rc = http_front_new(cfg, live, &s->front, err);
     if (rc != RAGD_OK) {
         server_free(s);
         return rc;
@@ -464,7 +472,9 @@ int http_server_stop(http_server *s)
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     engine_ingest_cancel(s->engine);
-    int timeout_s = __atomic_load_n(&s->cfg->shutdown_timeout_s, __ATOMIC_RELAXED);
+    const ragd_cfg *now = s->live ? cfg_live_acquire(s->live) : s->cfg;
+    int timeout_s = now->shutdown_timeout_s;
+    if (s->live) cfg_live_release(now);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_s;

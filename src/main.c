@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/eval.h"
 #include "ragd/http.h"
@@ -290,11 +291,12 @@ static void *startup_ingest_run(void *arg)
 }
 
 /* SIGHUP: reopens the event log, then re-reads the configuration (file, environment, flags)
- * and applies the keys that can change live; names the changed keys that need a restart. */
-static void serve_reload(ragd_cfg *cfg, const cli *c, log_event *events)
+ * and publishes a new snapshot with the keys that can change live (requests in flight keep the
+ * one they started with); names the changed keys that need a restart. */
+static void serve_reload(cfg_live *live, const cli *c, log_event *events)
 {
     log_event_reopen(events);
-    ragd_cfg fresh;
+    ragd_cfg fresh, next;
     ragd_err err = {0};
     if (config_build(c, &fresh, &err) != RAGD_OK) {
         RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: configuration not reloaded, keeping the running "
@@ -302,19 +304,28 @@ static void serve_reload(ragd_cfg *cfg, const cli *c, log_event *events)
         return;
     }
     util_buf applied = {0}, restart = {0};
-    ragd_rc rc = cfg_reload_apply(cfg, &fresh, &applied, &restart, &err);
+    const ragd_cfg *cur = cfg_live_acquire(live);
+    ragd_rc rc = cfg_reload_build(cur, &fresh, &next, &applied, &restart, &err);
+    cfg_live_release(cur);
     cfg_free(&fresh);
-    ragd_log_level level;
-    if (log_level_parse(cfg->log_level, &level) == 0) log_level_set(level);
-    if (rc != RAGD_OK)
-        RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: reload stopped part-way: %s", err.msg);
-    if (applied.len == 0 && restart.len == 0)
-        RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: log file reopened; configuration unchanged");
-    if (applied.len > 0)
-        RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: applied live: %s", applied.data);
-    if (restart.len > 0)
-        RAGD_LOG(RAGD_LOG_WARN, "main", "SIGHUP: changed but not live, restart to apply: %s",
-                 restart.data);
+    if (rc == RAGD_OK) {
+        ragd_log_level level;
+        if (log_level_parse(next.log_level, &level) == 0) log_level_set(level);
+        rc = cfg_live_publish(live, &next, &err);
+        cfg_free(&next); /* zeroed by a publish; freed when it failed */
+    }
+    if (rc != RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: configuration not reloaded, keeping the running "
+                 "one: %s", err.msg);
+    } else {
+        if (applied.len == 0 && restart.len == 0)
+            RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: log file reopened; configuration unchanged");
+        if (applied.len > 0)
+            RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: applied live: %s", applied.data);
+        if (restart.len > 0)
+            RAGD_LOG(RAGD_LOG_WARN, "main", "SIGHUP: changed but not live, restart to apply: %s",
+                     restart.data);
+    }
     util_buf_free(&applied);
     util_buf_free(&restart);
 }
@@ -345,8 +356,11 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
     }
     log_event_global_set(events);
     http_server *server = NULL;
-    if (http_server_start(e, cfg, &server, &err) != RAGD_OK) {
+    cfg_live *live = cfg_live_new(cfg);
+    if (live == NULL) ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
+    if (live == NULL || http_server_start(e, cfg, live, &server, &err) != RAGD_OK) {
         fprintf(stderr, "ragd: %s\n", err.msg);
+        cfg_live_free(live);
         log_event_close(events);
         engine_close(e);
         return exit_for(err.rc);
@@ -366,7 +380,7 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            serve_reload(cfg, c, events);
+            serve_reload(live, c, events);
             continue;
         }
         RAGD_LOG(RAGD_LOG_INFO, "main", "%s received: shutting down",
@@ -383,6 +397,7 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
     }
     if (ingesting) pthread_join(ingest_thread, NULL);
     engine_close(e);
+    cfg_live_free(live);
     log_event_global_set(NULL);
     log_event_close(events);
     RAGD_LOG(RAGD_LOG_INFO, "main", "stopped");

@@ -103,6 +103,8 @@ typedef struct engine_ingest_opts {
     engine_progress_fn progress;     /* may be NULL */
     engine_progress2_fn progress2;   /* may be NULL */
     void *progress_ctx;
+    size_t max_file_bytes;           /* 0: [ingest] max_file_bytes of the engine's configuration
+                                      * (the daemon passes its current snapshot's: it is live) */
 } engine_ingest_opts;
 
 /* engine_ingest with options: include/exclude globs (documents whose relative path the globs do
@@ -140,6 +142,8 @@ typedef struct engine_query {
     int max_context_tokens; /* 0: the intent's, else [retrieve] max_context_tokens */
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
+    const ragd_cfg *cfg;    /* borrowed: the settings snapshot the query runs under (the HTTP
+                             * request's, see cfg_snapshot.h); NULL: the engine's own */
 } engine_query;
 
 typedef struct engine_result {
