@@ -184,6 +184,8 @@ static enum MHD_Result finish(request *req, const char *method, const char *url,
     pthread_mutex_lock(&req->server->mu);
     int closing = req->server->stopping;
     pthread_mutex_unlock(&req->server->mu);
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)req->cfg->connection_timeout_s);
     return send_reply(req->conn, reply, req->request_id, closing);
 }
 
@@ -247,6 +249,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->t0 = util_now_ms();
         req->cfg = s->live ? cfg_live_acquire(s->live) : s->cfg;
         req->route_name = http_route_name_of(url);
+        /* the whole request (its body) within request_timeout, even when nothing more comes;
+         * finish() gives the connection its idle timeout back for keep-alive */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)req->cfg->request_timeout_s);
         *con_cls = req;
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (log_record_request_id_valid(rid))

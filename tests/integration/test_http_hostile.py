@@ -5,6 +5,7 @@ bytes echoed into error messages (cut multibyte characters, non-UTF-8 in the URL
 without the token when one is set, refused requests that must not look like failed ingests.
 Every answer checked here must be JSON with error.code and never a 5xx.
 """
+import json
 import socket
 import time
 
@@ -264,20 +265,50 @@ def connection_limit_per_ip_answers_json_503(t):
     cfg = t.path("ragd.ini")
     write(cfg, "[server]\nmax_connections_per_ip = 4\n")
     d = t.serve(config=cfg)
-    # four requests in flight (head sent, body pending): not idle, so not evicted
-    busy = hold(d.port, 4, b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    # four requests in flight (head sent, body pending: not idle, so never closed for room) from
+    # one address, 127.0.0.2; the checks come from another, 127.0.0.1
+    other = ("127.0.0.2", 0)
+    busy = []
     try:
-        time.sleep(0.5)  # let the front hand them over (no assertion on timing)
-        r = raw_call(d.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
-        eq(r.status, 503, "fifth connection from one address: %r" % r)
-        eq(r.json["error"]["code"], "too_many_connections", "code")
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=30,
+                                         source_address=other)
+            s.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            busy.append(s)
+        from harness import wait_until
+        wait_until(lambda: scrape_value(d, "ragd_http_requests_in_flight") >= 5, 30,
+                   "four requests in flight (and the scrape)")
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=30, source_address=other)
+        try:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        finally:
+            s.close()
+        check(data.startswith(b"HTTP/1.1 503"), "fifth connection from 127.0.0.2: %r" % data[:300])
+        check(b'"too_many_connections"' in data, "503 body: %r" % data[:300])
+        eq(d.call("GET", "/health").status, 200, "another address is still served")
     finally:
         for s in busy:
             s.close()
     # the four are released when they close
     from harness import wait_until
-    wait_until(lambda: d.call("GET", "/health").status == 200, 30, "/health after the release")
+    wait_until(lambda: raw_status(d.port, other) == 200, 30, "/health from 127.0.0.2 again")
     check(scrape_value(d, "ragd_http_connections_refused_total") >= 1, "refusal not counted")
+
+
+def raw_status(port, source):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=source)
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = s.recv(64)
+    finally:
+        s.close()
+    return int(data[9:12]) if data.startswith(b"HTTP/1.1 ") else 0
 
 
 def half_closed_call(port, raw):
@@ -380,3 +411,169 @@ def cli_http_clients_send_the_token(t):
     r = t.cli("health", "--url", url)
     eq(r.rc, 0, "ragd health without the token: %r" % r)
     eq(r.json(), {"status": "ok"}, "status only without the token")
+
+
+# ---- mutation: many hostile requests against the real binary -------------------------------------
+
+SEEDS = [
+    b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 44\r\n\r\n{\"query\": \"refund policy\", \"k\": 3, \"mode\": 1}",
+    b"POST /context HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\n"
+    b"{\"query\": \"x\", \"filters\": {\"type\": 1}}",
+    b"POST /documents HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n"
+    b"{\"id\": \"new-doc\", \"title\": \"none\"}",
+    b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n{\"path\": \"/etc\"}",
+    b"GET /documents?limit=2&offset=0 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"DELETE /documents/nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /jobs/nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /retrieve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"b\r\n{\"query\": 1\r\n1\r\n}\r\n0\r\n\r\n",
+    b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc\r\n\r\n",
+]
+
+NASTY = [b"\x00", b"\xff", b"\xc3", b"\xe7", b"\r", b"\n", b" ", b":", b"\t", b"%", b"\"", b"{",
+         b"}", b"\\u0000", b"\xf0\x9f\x98", b"\r\n\r\n", b"Content-Length: 5\r\n",
+         b"Transfer-Encoding: gzip\r\n", b"Content-Length: -3\r\n", b"HTTP/9.9",
+         b"Expect: 100-continue\r\n", b"a" * 300]
+
+
+def mutate(rng, req):
+    data = bytearray(req)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(7)
+        pos = rng.randrange(len(data) + 1)
+        if op == 0 and data:  # flip a byte
+            data[min(pos, len(data) - 1)] ^= 1 << rng.randrange(8)
+        elif op == 1:  # insert hostile bytes
+            data[pos:pos] = rng.choice(NASTY)
+        elif op == 2 and data:  # delete a run
+            del data[pos:pos + rng.randint(1, 12)]
+        elif op == 3:  # duplicate a line
+            lines = bytes(data).split(b"\r\n")
+            i = rng.randrange(len(lines))
+            lines.insert(i, lines[i])
+            data = bytearray(b"\r\n".join(lines))
+        elif op == 4:  # truncate
+            del data[pos:]
+        elif op == 5:  # a random byte anywhere
+            data[pos:pos] = bytes([rng.randrange(256)])
+        else:  # the method
+            sp = data.find(b" ")
+            if sp > 0:
+                data[:sp] = rng.choice([b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"G T",
+                                        b"\xe9", b"", b"OPTIONS", b"PATCH", b"x" * 40])
+    return bytes(data)
+
+
+def first_response(data):
+    """Parses the first HTTP response in data: (status, headers, body) or None."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        return None
+    hdrs = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "0") or 0)
+    return int(parts[1]), hdrs, rest[:n]
+
+
+def send_mutated(port, raw, half_close, deadline_s=30):
+    """Returns (reply bytes, 1 when the server closed the connection)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=deadline_s)
+    data = b""
+    closed = 0
+    try:
+        try:
+            s.sendall(raw)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                closed = 1
+                break
+            except socket.timeout:
+                break
+            if not b:
+                closed = 1
+                break
+            data += b
+            r = first_response(data)
+            if r is not None and len(r[2]) >= int(r[1].get("content-length", "0") or 0):
+                break
+    finally:
+        s.close()
+    return data, closed
+
+
+@test
+def http_mutation_no_5xx_json_errors_store_unchanged(t):
+    import random
+    import threading
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nrequest_timeout = 3\n")
+    write(t.path("docs", "keep.md"), "# Keep\n\nThe refund policy lasts thirty days.\n")
+    d = t.serve(config=cfg)
+    d.ingest(t.path("docs"))
+    r = d.call("POST", "/documents", {"id": "keep-1", "text": "pushed and kept"})
+    eq(r.status, 200, "push a document")
+    before = d.health()["store"]
+    rng = random.Random(20261204)
+    cases = []
+    for i in range(360):
+        raw = mutate(rng, rng.choice(SEEDS))
+        cases.append((i, raw, i % 4 != 0))  # most half-close; every 4th waits for the server
+    problems = []
+    lock = threading.Lock()
+
+    def worker(chunk):
+        for i, raw, half in chunk:
+            data, closed = send_mutated(d.port, raw, half)
+            resp = first_response(data)
+            why = None
+            if not raw.strip():
+                continue  # no request, nothing to answer
+            if not data and not half and closed:
+                continue  # incomplete and left open: closed at request_timeout, not held
+            if not data:
+                why = "no reply at all"
+            elif resp is None:
+                why = "unparseable reply %r" % data[:120]
+            else:
+                status, hdrs, body = resp
+                if status >= 500:
+                    why = "status %d" % status
+                elif status >= 400 and raw.startswith(b"HEAD "):
+                    if not hdrs.get("content-type", "").startswith("application/json"):
+                        why = "HEAD error %d not typed JSON" % status
+                elif status >= 400:
+                    try:
+                        j = json.loads(body.decode("utf-8"))
+                        if not isinstance(j.get("error", {}).get("code"), str):
+                            why = "error without code: %r" % body[:120]
+                    except (ValueError, UnicodeDecodeError, AttributeError):
+                        why = "non-JSON error %d: %r" % (status, body[:120])
+            if why:
+                with lock:
+                    problems.append("case %d (%s): %s; request %r" % (i, "half-closed" if half
+                                                                      else "open", why, raw[:160]))
+
+    threads = [threading.Thread(target=worker, args=(cases[k::6],)) for k in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(600)
+    check(not problems, "%d of %d mutated requests misanswered:\n%s"
+          % (len(problems), len(cases), "\n".join(problems[:15])))
+    eq(d.health()["store"], before, "store after the mutated requests")
+    eq(d.call("GET", "/documents/keep-1").status, 200, "pushed document still there")
