@@ -42,6 +42,7 @@
 #define LINGER_MS 2000                   /* reading a refused client's rest before closing */
 #define IP_BUCKETS 1024
 #define RELAYS_MAX 64
+#define LINGER_REFUSED_MAX 256 /* refused connections closing at a time (else closed at once) */
 
 typedef struct ip_count {
     unsigned char key[16];
@@ -79,6 +80,7 @@ struct http_front {
     int request_timeout_ms;
     pending_list waiting; /* for a head; acceptor thread only */
     pending_list closing; /* refused, lingering; acceptor thread only */
+    int closing_uncounted; /* of those, the ones refused over the limits (not counted there) */
     pthread_mutex_t mu;   /* guards what follows */
     pthread_cond_t cond;
     int total;
@@ -197,6 +199,7 @@ static void pending_close(http_front *f, pending *p)
     epoll_ctl(f->epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
     if (p->counted) count_release(f, p->key);
+    else if (p->closing) f->closing_uncounted--;
     free(p);
 }
 
@@ -551,10 +554,26 @@ static void accept_all(http_front *f)
         addr_key((struct sockaddr *)&addr, key);
         if (!room_make(f, key)) {
             metrics_counter_add(RAGD_METRIC_HTTP_CONN_REFUSED, 1);
-            front_reply(fd, RAGD_OK, "too_many_connections",
-                        "too many open connections ([server] max_connections / "
-                        "max_connections_per_ip); retry shortly");
-            close(fd);
+            /* answered, then closed lingering (not counted in the limits, at most
+             * LINGER_REFUSED_MAX at a time) so that the client reads the 503 */
+            pending *q = f->closing_uncounted < LINGER_REFUSED_MAX ? calloc(1, sizeof *q)
+                                                                     : NULL;
+            struct epoll_event qev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = q};
+            if (q == NULL || epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, fd, &qev) != 0) {
+                front_reply(fd, RAGD_OK, "too_many_connections",
+                            "too many open connections ([server] max_connections / "
+                            "max_connections_per_ip); retry shortly");
+                free(q);
+                close(fd);
+                continue;
+            }
+            q->fd = fd;
+            q->deadline = util_now_ms() + f->request_timeout_ms;
+            list_append(f, q); /* on the waiting list only until pending_refuse moves it */
+            f->closing_uncounted++;
+            pending_refuse(f, q, RAGD_OK, "too_many_connections",
+                           "too many open connections ([server] max_connections / "
+                           "max_connections_per_ip); retry shortly");
             continue;
         }
         pending *p = calloc(1, sizeof *p);

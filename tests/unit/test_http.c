@@ -961,11 +961,43 @@ static void test_error_message_utf8(void **state)
     }
 }
 
+
+/* The table's auth rule: without the token every route but /health (and any unknown path) is
+ * 401; /health answers the status only. */
+static void test_dispatch_auth(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *method, *path;
+        unsigned status;
+    } cases[] = {
+        {"POST", "/retrieve", 401}, {"GET", "/", 401},          {"GET", "/metrics", 401},
+        {"GET", "/nope", 401},      {"GET", "/jobs/1", 401},    {"DELETE", "/documents/x", 401},
+        {"PUT", "/retrieve", 401},  {"GET", "/health", 200},    {"HEAD", "/health", 200},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char allow[HTTP_ALLOW_MAX];
+        http_request req = {.method = cases[i].method, .path = cases[i].path, .authorized = 0,
+                            .engine = f->e, .cfg = &f->cfg, .request_id = "t"};
+        http_reply r = http_dispatch(&req, allow);
+        if (r.status != cases[i].status)
+            fail_msg("%s %s unauthorized: %u, want %u", cases[i].method, cases[i].path, r.status,
+                     cases[i].status);
+        if (r.status == 200) { /* the status only */
+            assert_int_equal(json_object_size(r.body), 1);
+            assert_string_equal(json_string_value(json_object_get(r.body, "status")), "ok");
+        }
+        json_decref(r.body);
+        free(r.text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_find),
         cmocka_unit_test(test_head_cases),
+        cmocka_unit_test(test_dispatch_auth),
         cmocka_unit_test(test_chunked_check),
         cmocka_unit_test(test_error_message_utf8),
         cmocka_unit_test(test_reply_error_mapping),
