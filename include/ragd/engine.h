@@ -142,6 +142,7 @@ typedef struct engine_query {
     int max_context_tokens; /* 0: the intent's, else [retrieve] max_context_tokens */
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
+    int ef_search;          /* HNSW efSearch for this query; 0: [store] hnsw_ef_search */
     const ragd_cfg *cfg;    /* borrowed: the settings snapshot the query runs under (the HTTP
                              * request's, see cfg_snapshot.h); NULL: the engine's own */
 } engine_query;
