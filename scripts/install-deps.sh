@@ -14,6 +14,7 @@ PACKAGES=(
   libpoppler-glib-dev qpdf
   redis-server curl python3
   python3-django
+  libpq-dev postgresql-client-15 nodejs npm
 )
 
 missing=()

@@ -60,6 +60,8 @@ typedef struct metrics_gauges {
     int64_t documents, chunks, embeddings;
     int64_t index_vectors, index_bytes;
     int have_store; /* 0: the store could not be read; store gauges are left out */
+    const struct store_collection *collections; /* borrowed; per-collection gauges; may be NULL */
+    size_t collection_count;
 } metrics_gauges;
 
 /* Adds n to a counter. */
