@@ -10,6 +10,7 @@ PACKAGES=(
   libfaiss-dev libopenblas-dev liblapack-dev
   libinih-dev libssl-dev
   libcmocka-dev
+  clang libclang-rt-14-dev libomp-14-dev
   libpoppler-glib-dev qpdf
   redis-server curl python3
   python3-django

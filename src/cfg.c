@@ -41,7 +41,7 @@ typedef enum ragd_cfg_type {
 #define RAGD_CFG_F_SECRET 1u   /* never printed: "<redacted>" when set */
 #define RAGD_CFG_F_REQUIRED 2u /* must not be empty after all sources are applied */
 #define RAGD_CFG_F_BACKEND 4u  /* enum of build-time backends: unknown values are "not available" */
-#define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_apply) */
+#define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_build) */
 #define RAGD_CFG_F_URL_SECRET 16u /* a URL whose password is never printed (user:<redacted>@) */
 
 typedef struct ragd_cfg_entry {
@@ -83,6 +83,12 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_LIVE, 1, 3600, NULL, "seconds SIGTERM waits for requests in flight"},
     {"server", "auth_token", RAGD_CFG_T_STRING, RAGD_CFG_OFF(auth_token), 0, "", RAGD_CFG_F_SECRET,
      0, 0, NULL, "bearer token required on every endpoint but /health; empty: no auth"},
+    {"server", "max_connections", RAGD_CFG_T_INT, RAGD_CFG_OFF(max_connections), 0, "1024", 0, 8,
+     1000000, NULL, "open client connections in all; idle ones are closed first to make room"},
+    {"server", "max_connections_per_ip", RAGD_CFG_T_INT, RAGD_CFG_OFF(max_connections_per_ip), 0,
+     "256", 0, 1, 1000000, NULL, "open connections from one client address"},
+    {"server", "request_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(request_timeout_s), 0, "30", 0, 1,
+     3600, NULL, "seconds a whole request (head and body) may take to arrive"},
 
     {"rag", "enabled", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(rag_enabled), 0, "true", RAGD_CFG_F_LIVE, 0,
      0, NULL, "false makes /retrieve answer at once with no chunks"},
@@ -628,8 +634,6 @@ void cfg_free(ragd_cfg *cfg)
         if (cfg_entry_owns_string(e)) free(*cfg_str_slot(cfg, e));
         else if (e->type == RAGD_CFG_T_PATHS) cfg_paths_free(*(char ***)cfg_member(cfg, e->offset));
     }
-    for (size_t i = 0; i < cfg->retired_count; i++) free(cfg->retired[i]);
-    free(cfg->retired);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -638,8 +642,6 @@ void cfg_free(ragd_cfg *cfg)
 static ragd_rc cfg_copy(ragd_cfg *dst, const ragd_cfg *src)
 {
     *dst = *src;
-    dst->retired = NULL;
-    dst->retired_count = 0;
     /* Detach every owned pointer first so a failure part-way frees only what was copied. */
     for (size_t i = 0; i < RAGD_CFG_COUNT; i++) {
         const ragd_cfg_entry *e = &cfg_table[i];
@@ -1112,38 +1114,25 @@ static char *cfg_value_text(const ragd_cfg *cfg, const ragd_cfg_entry *e)
     return text;
 }
 
-/* Stores the live value of e from fresh into cfg; strings are swapped, the old one retired. */
-static ragd_rc cfg_live_store(ragd_cfg *cfg, const ragd_cfg *fresh, const ragd_cfg_entry *e)
+/* Copies the value of live entry e from fresh into next (a private copy no reader sees yet).
+ * Returns: RAGD_OK or RAGD_ERR_NOMEM. */
+static ragd_rc cfg_live_copy(ragd_cfg *next, const ragd_cfg *fresh, const ragd_cfg_entry *e)
 {
-    void *slot = cfg_member(cfg, e->offset);
+    void *slot = cfg_member(next, e->offset);
     const void *from = cfg_member(fresh, e->offset);
     switch (e->type) {
     case RAGD_CFG_T_BOOL:
-    case RAGD_CFG_T_INT:
-        __atomic_store_n((int *)slot, *(const int *)from, __ATOMIC_RELAXED);
-        return RAGD_OK;
-    case RAGD_CFG_T_SIZE:
-        __atomic_store_n((size_t *)slot, *(const size_t *)from, __ATOMIC_RELAXED);
-        return RAGD_OK;
-    case RAGD_CFG_T_DOUBLE: {
-        double v = *(const double *)from;
-        __atomic_store((double *)slot, &v, __ATOMIC_RELAXED);
-        return RAGD_OK;
-    }
+    case RAGD_CFG_T_INT: *(int *)slot = *(const int *)from; return RAGD_OK;
+    case RAGD_CFG_T_SIZE: *(size_t *)slot = *(const size_t *)from; return RAGD_OK;
+    case RAGD_CFG_T_DOUBLE: *(double *)slot = *(const double *)from; return RAGD_OK;
     case RAGD_CFG_T_STRING:
     case RAGD_CFG_T_LOG_LEVEL:
     case RAGD_CFG_T_ENUM: {
         const char *v = *(char *const *)from;
         char *copy = strdup(v ? v : "");
-        char **grown = realloc(cfg->retired, sizeof *grown * (cfg->retired_count + 1));
-        if (copy == NULL || grown == NULL) {
-            free(copy);
-            if (grown) cfg->retired = grown;
-            return RAGD_ERR_NOMEM;
-        }
-        cfg->retired = grown;
-        char *old = __atomic_exchange_n((char **)slot, copy, __ATOMIC_ACQ_REL);
-        cfg->retired[cfg->retired_count++] = old;
+        if (copy == NULL) return RAGD_ERR_NOMEM;
+        free(*(char **)slot);
+        *(char **)slot = copy;
         return RAGD_OK;
     }
     case RAGD_CFG_T_LISTEN:
@@ -1152,28 +1141,38 @@ static ragd_rc cfg_live_store(ragd_cfg *cfg, const ragd_cfg *fresh, const ragd_c
     return RAGD_ERR_INTERNAL; /* never marked live: see the table */
 }
 
-ragd_rc cfg_reload_apply(ragd_cfg *cfg, const ragd_cfg *fresh, util_buf *applied,
-                         util_buf *restart, ragd_err *err)
+ragd_rc cfg_reload_build(const ragd_cfg *cur, const ragd_cfg *fresh, ragd_cfg *next,
+                         util_buf *applied, util_buf *restart, ragd_err *err)
 {
+    ragd_cfg n;
+    if (cfg_copy(&n, cur) != RAGD_OK)
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
     for (size_t i = 0; i < RAGD_CFG_COUNT; i++) {
         const ragd_cfg_entry *e = &cfg_table[i];
-        char *now = cfg_value_text(cfg, e);
-        char *next = cfg_value_text(fresh, e);
-        int changed = now && next && strcmp(now, next) != 0;
-        int nomem = now == NULL || next == NULL;
+        char *now = cfg_value_text(cur, e);
+        char *then = cfg_value_text(fresh, e);
+        int changed = now && then && strcmp(now, then) != 0;
+        int nomem = now == NULL || then == NULL;
         free(now);
-        free(next);
-        if (nomem) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
-        if (!changed) continue;
+        free(then);
+        ragd_rc rc = nomem ? RAGD_ERR_NOMEM : RAGD_OK;
+        if (rc == RAGD_OK && changed && (e->flags & RAGD_CFG_F_LIVE))
+            rc = cfg_live_copy(&n, fresh, e);
         util_buf *names = (e->flags & RAGD_CFG_F_LIVE) ? applied : restart;
-        if (e->flags & RAGD_CFG_F_LIVE) {
-            ragd_rc rc = cfg_live_store(cfg, fresh, e);
-            if (rc != RAGD_OK)
-                return ragd_err_set(err, rc, "cannot apply [%s] %s", e->section, e->key);
-        }
-        if (names != NULL &&
+        if (rc == RAGD_OK && changed && names != NULL &&
             util_buf_printf(names, "%s%s.%s", names->len ? ", " : "", e->section, e->key) != 0)
-            return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
+            rc = RAGD_ERR_NOMEM;
+        if (rc != RAGD_OK) {
+            cfg_free(&n);
+            return ragd_err_set(err, rc, "cannot reload [%s] %s", e->section, e->key);
+        }
     }
+    /* the pair default_k <= max_k was validated in fresh; the mix of live keys from fresh and
+     * the rest from cur is validated again as a whole */
+    if (cfg_validate(&n, err) != RAGD_OK) {
+        cfg_free(&n);
+        return err ? err->rc : RAGD_ERR_CONFIG;
+    }
+    *next = n;
     return RAGD_OK;
 }

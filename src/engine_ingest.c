@@ -238,7 +238,7 @@ static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single,
     if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     ragd_rc rc = store_doc_find(e->st, e->ingest_collection, f->path, &old, &found, err);
     if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
-        ingest_file_read(f, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
+        ingest_file_read(f, e->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
         char checksum[UTIL_SHA256_HEX_LEN + 1];
         util_sha256_hex(data, len, checksum);
         const char *source = single && found ? old.source : f->relative;
@@ -624,7 +624,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
     /* A file ingested on its own keeps the source its directory ingest gave it. */
     char *source = single && found ? old.source : f->relative;
 
-    rc = ingest_file_read(f, e->cfg->max_file_bytes, &data, &len, &ferr);
+    rc = ingest_file_read(f, e->max_file_bytes, &data, &len, &ferr);
     char checksum[UTIL_SHA256_HEX_LEN + 1];
     if (rc == RAGD_OK) util_sha256_hex(data, len, checksum);
     if (rc == RAGD_OK && found && strcmp(old.checksum, checksum) == 0 &&
@@ -722,6 +722,7 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    e->max_file_bytes = opts->max_file_bytes ? opts->max_file_bytes : e->cfg->max_file_bytes;
     const char *collection = opts->collection ? opts->collection : RAGD_COLLECTION_DEFAULT;
     /* other processes sharing the store (pgvector): one ingest per collection */
     /* the store's writer connection is shared with pushed documents: under write_mu */

@@ -40,6 +40,8 @@ typedef struct engine_fault {
  * after its update, whatever the backend. */
 struct engine {
     const ragd_cfg *cfg;
+    size_t max_file_bytes;      /* the running ingest's file limit (engine_ingest_opts); read and
+                                 * written only by the ingest thread, under ingest_mu */
     int readonly;
     int lock_fd;
     store *st;                  /* the backend [store] vector_backend names */

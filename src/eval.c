@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/http_client.h"
 #include "ragd/engine.h"
 #include "ragd/eval.h"
 #include "ragd/log.h"
@@ -75,11 +76,6 @@ static void eval_run_free(eval_run *r)
     memset(r, 0, sizeof *r);
 }
 
-static size_t curl_sink(char *data, size_t size, size_t n, void *ctx)
-{
-    return util_buf_append(ctx, data, size * n) == 0 ? size * n : 0;
-}
-
 /* Fills r from a /retrieve response object. Returns: 0, or -1 when it lacks the fields. */
 static int run_from_json(json_t *o, eval_run *r)
 {
@@ -102,8 +98,10 @@ static int run_from_json(json_t *o, eval_run *r)
     return 0;
 }
 
-static ragd_rc run_http(CURL *curl, const eval_opts *o, const char *question, eval_run *r,
-                        ragd_err *err)
+/* One question over HTTP: POST /retrieve through the CLI's client (the bearer token from the
+ * configuration, the connection kept between questions). */
+static ragd_rc run_http(http_client *client, const eval_opts *o, const char *question,
+                        eval_run *r, ragd_err *err)
 {
     json_t *body = json_pack("{s:s, s:i}", "query", question, "k", EVAL_K);
     if (o->mode) json_object_set_new(body, "mode", json_string(o->mode));
@@ -112,35 +110,17 @@ static ragd_rc run_http(CURL *curl, const eval_opts *o, const char *question, ev
     if (o->collection) json_object_set_new(body, "collection", json_string(o->collection));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char url[1024];
-    snprintf(url, sizeof url, "%s/retrieve", o->url);
-    util_buf resp = {0};
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_sink);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-    double t0 = util_now_ms();
-    CURLcode cc = curl_easy_perform(curl);
-    r->ms = util_now_ms() - t0;
+    if (text == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdr);
+    json_t *reply = NULL;
+    double t0 = util_now_ms();
+    ragd_rc rc = http_client_call(client, "POST", "/retrieve", text, &status, &reply, NULL, err);
+    r->ms = util_now_ms() - t0;
     free(text);
-    ragd_rc rc = RAGD_OK;
-    if (cc != CURLE_OK) {
-        rc = ragd_err_set(err, RAGD_ERR_IO, "POST %s: %s", url, curl_easy_strerror(cc));
-    } else {
-        json_t *o2 = resp.data ? json_loads(resp.data, 0, NULL) : NULL;
-        if (status != 200 || o2 == NULL || run_from_json(o2, r) != 0)
-            rc = ragd_err_set(err, RAGD_ERR_IO, "POST %s: status %ld: %.200s", url, status,
-                              resp.data ? resp.data : "");
-        json_decref(o2);
-    }
-    util_buf_free(&resp);
+    if (rc == RAGD_OK && (status != 200 || reply == NULL || run_from_json(reply, r) != 0))
+        rc = ragd_err_set(err, RAGD_ERR_IO, "POST %s/retrieve: status %ld: %s", o->url, status,
+                          http_client_error_message(reply, "unexpected answer"));
+    json_decref(reply);
     return rc;
 }
 
@@ -320,11 +300,11 @@ int eval_main(int argc, char **argv)
         return 1;
     }
     engine *e = NULL;
-    CURL *curl = NULL;
+    http_client *client = NULL;
     if (o.url) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl = curl_easy_init();
-        if (curl == NULL) rc = ragd_err_set(&err, RAGD_ERR_NOMEM, "curl_easy_init failed");
+        client = http_client_new(o.url, cfg.auth_token, 30);
+        if (client == NULL) rc = ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
     } else {
         rc = engine_open(&cfg, RAGD_ENGINE_READONLY, &e, &err);
     }
@@ -347,7 +327,7 @@ int eval_main(int argc, char **argv)
             break;
         }
         eval_run r = {0};
-        rc = o.url ? run_http(curl, &o, question, &r, &err)
+        rc = o.url ? run_http(client, &o, question, &r, &err)
                    : run_store(e, &cfg, &o, question, &r, &err);
         if (rc == RAGD_OK) {
             json_array_append_new(per, score_question(question, expected, &r, &t));
@@ -362,8 +342,8 @@ int eval_main(int argc, char **argv)
     }
     fclose(f);
     engine_close(e);
-    if (curl) {
-        curl_easy_cleanup(curl);
+    if (o.url) {
+        http_client_free(client);
         curl_global_cleanup();
     }
     if (rc != RAGD_OK) {

@@ -125,7 +125,7 @@ static http_reply health_reply(const http_request *req)
     const ragd_cfg *cfg = req->cfg;
     engine_stats s;
     ragd_err err = {0};
-    int rag_enabled = __atomic_load_n(&cfg->rag_enabled, __ATOMIC_RELAXED);
+    int rag_enabled = cfg->rag_enabled;
     if (engine_stats_get(e, &s, &err) != RAGD_OK) {
         http_reply r = {.status = 503};
         r.body = json_pack("{s:s, s:s, s:b, s:{s:b, s:b}, s:[s]}", "status", "down", "version",

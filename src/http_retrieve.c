@@ -158,7 +158,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
     if (root == NULL) return -1;
     if (http_fields_check(root, retrieve_fields, COUNT(retrieve_fields), "", cfg, replyp) != 0)
         return -1;
-    engine_query q = {.k = cfg->retrieve_default_k, .min_score = cfg->retrieve_min_score};
+    engine_query q = {.k = cfg->retrieve_default_k, .min_score = cfg->retrieve_min_score,
+                      .cfg = cfg};
     json_t *v = json_object_get(root, "query");
     q.query = json_string_value(v);
     q.query_len = json_string_length(v);
@@ -218,6 +219,18 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
     return 0;
 }
 
+int http_retrieve_body_check(const ragd_cfg *cfg, const char *body, size_t len, http_reply *reply)
+{
+    json_t *root = NULL;
+    engine_query q;
+    const char *tags[TAGS_MAX];
+    retrieve_filter *filter = NULL;
+    int rc = retrieve_parse(cfg, body, len, &root, &q, tags, &filter, reply);
+    retrieve_filter_free(filter);
+    json_decref(root);
+    return rc;
+}
+
 /* Records one retrieval (served by /retrieve or /context) in the metrics and the JSONL log. */
 static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_query *q, ragd_rc rc,
                              const engine_answer *a, const ragd_err *err)
@@ -241,7 +254,7 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
                          .rc = rc,
                          .error_message = ok ? NULL : err->msg,
                          .collection = q->collection ? q->collection : RAGD_COLLECTION_DEFAULT};
-    log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
+    log_record_retrieval(&rec, cfg->log_queries);
 }
 
 /* The part /retrieve and /context share: parse the body into *q (strings borrowed from *root,

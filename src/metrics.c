@@ -82,6 +82,21 @@ static const struct {
                                         "Files an ingest could not ingest (per-file errors)."},
     [RAGD_METRIC_LOG_DROPPED] = {"ragd_log_dropped_lines_total",
                                  "Retrieval/ingest log lines dropped (queue full or write error)."},
+    [RAGD_METRIC_HTTP_CONN_ABORTED] = {"ragd_http_connections_aborted_total",
+                                       "Client connections closed by the client before their "
+                                       "reply (counted, not logged)."},
+    [RAGD_METRIC_HTTP_CONN_REFUSED] = {"ragd_http_connections_refused_total",
+                                       "Connections refused with 503 over [server] "
+                                       "max_connections / max_connections_per_ip."},
+    [RAGD_METRIC_HTTP_CONN_EVICTED] = {"ragd_http_connections_evicted_total",
+                                       "Idle connections (no complete request head) closed to "
+                                       "make room for new ones."},
+    [RAGD_METRIC_HTTP_REQUEST_TIMEOUTS] = {"ragd_http_request_timeouts_total",
+                                           "Requests whose head or body did not arrive within "
+                                           "[server] request_timeout."},
+    [RAGD_METRIC_HTTP_HEAD_REFUSED] = {"ragd_http_heads_refused_total",
+                                       "Malformed request heads answered with a JSON 4xx before "
+                                       "routing."},
 };
 
 static const struct {

@@ -29,6 +29,10 @@ typedef struct ragd_cfg {
                                * flight before closing them; live */
     char *auth_token;         /* auth_token = (empty); bearer token for every endpoint except
                                * /health; secret, redacted everywhere */
+    int max_connections;      /* max_connections = 1024; open client connections in all */
+    int max_connections_per_ip; /* max_connections_per_ip = 256; from one client address */
+    int request_timeout_s;    /* request_timeout = 30; seconds a request may take to arrive
+                               * (head and body) */
 
     /* [rag] */
     int rag_enabled; /* enabled = true; false: /retrieve answers at once with no chunks */
@@ -121,10 +125,6 @@ typedef struct ragd_cfg {
     char *log_file;  /* file = var/logs/rag.log; JSONL retrieval/ingest log; empty: none */
     int log_queries; /* log_queries = false; true also writes raw queries (not only hashes) */
 
-    /* Old values of live string keys replaced by cfg_reload_apply: kept (not freed) until
-     * cfg_free, so a thread still reading the old pointer stays safe. */
-    char **retired;
-    size_t retired_count;
 } ragd_cfg;
 
 /* Fills cfg with the embedded defaults. Returns: RAGD_OK or RAGD_ERR_NOMEM.
@@ -158,13 +158,14 @@ void cfg_print(const ragd_cfg *cfg, FILE *out);
  * not or when there is no such key. */
 int cfg_key_live(const char *section, const char *key);
 
-/* SIGHUP reload: compares fresh (a complete, validated configuration) with cfg key by key,
- * copies the changed live keys into cfg in place (each value stored atomically: a reader sees
- * the old or the new value), and appends "section.key" names, comma-separated, to applied (live
- * keys changed) and to restart (changed keys that need a restart; cfg keeps their old value).
- * Returns: RAGD_OK, or RAGD_ERR_NOMEM (cfg may hold some of the new values). */
-ragd_rc cfg_reload_apply(ragd_cfg *cfg, const ragd_cfg *fresh, util_buf *applied,
-                         util_buf *restart, ragd_err *err);
+/* SIGHUP reload, without touching cur (readers may hold it): builds *next, a new configuration
+ * with cur's values and the changed live keys taken from fresh (a complete, validated
+ * configuration), validated as a whole, and appends "section.key" names, comma-separated, to
+ * applied (live keys changed) and to restart (changed keys that need a restart; next keeps
+ * cur's value). Publish next as a new snapshot (cfg_snapshot.h). Returns: RAGD_OK and *next
+ * (free with cfg_free), or an error (nothing built). */
+ragd_rc cfg_reload_build(const ragd_cfg *cur, const ragd_cfg *fresh, ragd_cfg *next,
+                         util_buf *applied, util_buf *restart, ragd_err *err);
 
 /* Frees the strings owned by cfg and zeroes it. cfg may be NULL. */
 void cfg_free(ragd_cfg *cfg);

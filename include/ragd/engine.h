@@ -104,6 +104,8 @@ typedef struct engine_ingest_opts {
     engine_progress_fn progress;     /* may be NULL */
     engine_progress2_fn progress2;   /* may be NULL */
     void *progress_ctx;
+    size_t max_file_bytes;           /* 0: [ingest] max_file_bytes of the engine's configuration
+                                      * (the daemon passes its current snapshot's: it is live) */
     const char *collection;          /* borrowed; NULL: "default" (engine_collection_valid) */
     int path_canonical;              /* path was resolved and checked (allowed roots): the
                                       * ingest fails with RAGD_ERR_FORBIDDEN, reading nothing,
@@ -148,6 +150,8 @@ typedef struct engine_query {
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
     const char *collection; /* borrowed; NULL: "default"; only its documents are searched */
     int ef_search;          /* HNSW efSearch for this query; 0: [store] hnsw_ef_search */
+    const ragd_cfg *cfg;    /* borrowed: the settings snapshot the query runs under (the HTTP
+                             * request's, see cfg_snapshot.h); NULL: the engine's own */
 } engine_query;
 
 typedef struct engine_result {

@@ -13,15 +13,19 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/ragd.h"
 
 /* ---- server ------------------------------------------------------------------------------- */
 typedef struct http_server http_server;
 
-/* Binds cfg->listen_host:cfg->listen_port and starts serving e (both borrowed until stop).
- * Returns: *out new (stop and free with http_server_stop). */
-ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err);
+/* Binds cfg->listen_host:cfg->listen_port and starts serving e (e, cfg and live borrowed until
+ * stop). Each request runs under the snapshot of live current when it began (cfg_snapshot.h);
+ * live may be NULL: then every request uses cfg. Returns: *out new (stop and free with
+ * http_server_stop). */
+ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, cfg_live *live, http_server **out,
+                          ragd_err *err);
 
 /* Stops accepting (new connections are refused, new requests on open connections get 503),
  * interrupts a running ingest between documents, waits for requests in flight up to

@@ -33,6 +33,11 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_LOG_DROPPED,          /* JSONL log lines dropped (queue full or write error) */
     RAGD_METRIC_CACHE_REJECTED,       /* Redis values refused (foreign, mismatched, not finite,
                                        * not unit length): counted as misses too */
+    RAGD_METRIC_HTTP_CONN_ABORTED,    /* client connections closed by the client mid-request */
+    RAGD_METRIC_HTTP_CONN_REFUSED,    /* connections refused over the connection limits (503) */
+    RAGD_METRIC_HTTP_CONN_EVICTED,    /* idle connections closed to make room for new ones */
+    RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, /* requests whose head or body missed request_timeout */
+    RAGD_METRIC_HTTP_HEAD_REFUSED,    /* request heads refused before routing (JSON 4xx) */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 
