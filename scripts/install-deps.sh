@@ -11,6 +11,8 @@ PACKAGES=(
   libinih-dev libssl-dev
   libcmocka-dev
   libpoppler-glib-dev qpdf
+  libtesseract-dev tesseract-ocr-eng libzip-dev libxml2-dev libcairo2-dev
+  fonts-dejavu-core
   redis-server curl python3
   python3-django
 )

@@ -96,6 +96,21 @@ ragd_rc ingest_html_extract(const char *path, const char *data, size_t len, inge
 ragd_rc ingest_rst_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                            ragd_err *err);
 
+/* ---- Office and spreadsheet extractors (src/ingest_office.c, src/ingest_sheet.c) -----------
+ * .docx/.odt become markdown (headings, lists, tables); .xlsx/.ods/.csv/.tsv one "# Sheet"
+ * section per sheet with rows as "Column: value; ..." paragraphs. Zip bombs, DOCTYPEs (entity
+ * expansion), encrypted and corrupt files fail with RAGD_ERR_INVALID or RAGD_ERR_TOO_LARGE. */
+ragd_rc ingest_docx_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_odt_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_xlsx_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_ods_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_csv_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+
 /* ---- include / exclude globs (src/ingest_glob.c) -------------------------------------------
  * A pattern with a '/' is matched (fnmatch, '*' crossing '/') against the whole relative path; a
  * pattern without one against the file name and, for excludes, against every directory name on
