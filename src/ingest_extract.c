@@ -356,6 +356,9 @@ ragd_rc ingest_extract_file(const char *path, const char *data, size_t len,
     if (ex == NULL && opts && opts->unknown_as_text) ex = &text_extractor;
     if (ex == NULL)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "unsupported file type: %s", path);
+    if (ex->run == ingest_pdf_extract) /* the one extractor with options of its own: OCR */
+        return ingest_pdf_extract_ocr(path, data ? data : "", len, opts ? opts->ocr : NULL, out,
+                                      err);
     if (ex->binary) return ex->run(path, data ? data : "", len, out, err);
     if (len > 0 && memchr(data, '\0', len) != NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "binary file (NUL bytes): %s", path);
@@ -404,6 +407,7 @@ void ingest_doc_free(ingest_doc *doc)
     free(doc->metadata_json);
     free(doc->page_starts);
     free(doc->warning);
+    free(doc->ocr_pages);
     memset(doc, 0, sizeof *doc);
 }
 

@@ -19,6 +19,21 @@ char *ingest_path_title(const char *path);
 ragd_rc ingest_doc_fill(ingest_doc *out, const char *text, size_t len, char *title,
                         const char *metadata_json, int markdown, ragd_err *err);
 
+/* ---- OCR of PDF pages (src/ingest_ocr.c) --------------------------------------------------- */
+typedef struct _PopplerPage PopplerPage;
+typedef struct ingest_ocr ingest_ocr;
+
+/* Returns: new OCR state for one file (free with ingest_ocr_free), NULL on OOM. The engine is
+ * loaded on the first page. Not thread-safe: one file, one thread. */
+ingest_ocr *ingest_ocr_new(const ingest_ocr_opts *opts);
+/* Frees x. x may be NULL. */
+void ingest_ocr_free(ingest_ocr *x);
+/* Renders page and reads its text. *timed_out = 1 (and *text NULL) when the page took longer
+ * than the page timeout. RAGD_ERR_UNSUPPORTED when the language data is missing.
+ * Returns: RAGD_OK, *text (new, free()) and *confidence (0..100). */
+ragd_rc ingest_ocr_page(ingest_ocr *x, PopplerPage *page, const char *path, char **text,
+                        int *confidence, int *timed_out, ragd_err *err);
+
 /* ---- zip archives of XML parts (src/ingest_zip.c): .docx .odt .xlsx .ods ------------------ */
 #include <libxml/tree.h>
 

@@ -17,6 +17,7 @@
 #include "ragd/cache.h"
 #include "ragd/cfg.h"
 #include "ragd/embed.h"
+#include "ragd/ingest.h"
 #include "ragd/ragd.h"
 #include "ragd/retrieve.h"
 #include "ragd/store.h"
@@ -67,7 +68,25 @@ typedef struct engine_ingest_report {
     int64_t embed_batches;   /* provider batches that returned (each made durable at once) */
     int64_t embed_tokens;    /* tokens billed for them (0 for the local provider) */
     double embed_cost_usd;   /* embed_tokens at embed.price_per_million */
+    struct engine_ocr_note *ocr; /* files with OCRed pages (src/engine_report.c); owned */
+    size_t ocr_count;
 } engine_ingest_report;
+
+/* One file whose text came partly from OCR, for the ingest report's "ocr" list. */
+typedef struct engine_ocr_note {
+    char *source;           /* owned */
+    int *pages;             /* 1-based, ascending; owned */
+    size_t page_count;
+    double mean_confidence; /* Tesseract's, 0..100 */
+} engine_ocr_note;
+
+/* Appends the OCR facts of doc (nothing when it has no OCRed page) to r->ocr. Out of memory
+ * loses the note, not the ingest. (src/engine_report.c) */
+void engine_report_ocr_add(engine_ingest_report *r, const char *source, const ingest_doc *doc);
+/* Frees r->ocr and zeroes it. */
+void engine_report_ocr_free(engine_ingest_report *r);
+/* Returns: new JSON text (free()) of r->ocr as an array, "[]" when empty; NULL on OOM. */
+char *engine_report_ocr_json(const engine_ingest_report *r);
 
 /* Progress callback: called after each file (done of total). May be NULL. */
 typedef void (*engine_progress_fn)(void *ctx, size_t done, size_t total, const char *relative);
