@@ -163,8 +163,8 @@ ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
                           "ocr = off: %s", pages, path);
     } else if (!any) {
         rc = ragd_err_set(err, RAGD_ERR_INVALID,
-                          "PDF has no text, with OCR either (%d pages: %zu blank, %zu over "
-                          "ocr_max_pages, %zu over ocr_page_timeout): %s", pages, nblank,
+                          "PDF has no text layer and OCR found no text (%d pages: %zu blank, "
+                          "%zu over ocr_max_pages, %zu over ocr_page_timeout): %s", pages, nblank,
                           ncapped, nslow, path);
     }
     /* pages left out: said in the report as a warning, the rest of the file is kept */
