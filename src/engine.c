@@ -49,6 +49,7 @@ struct engine {
     store_index *index;
     embed_provider *embedder;
     cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
+    retrieve_reranker *reranker; /* [rerank]; NULL when provider = none */
     struct prefetch *prefetch;  /* the running ingest's prefetched embeddings; read and written
                                  * only by the ingest thread, under write_mu */
     pthread_rwlock_t rw;        /* index + commit point; see the file comment */
@@ -316,6 +317,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     if (rc == RAGD_OK)
         rc = cache_query_new(cfg, e->embedder->ops->name, e->embedder->model, e->embedder->dims,
                              &e->cache, err);
+    if (rc == RAGD_OK) rc = retrieve_reranker_new(cfg, &e->reranker, err);
     if (rc == RAGD_OK) {
         int64_t docs = 0, chunks = 0, embeddings = 0;
         rc = store_db_stats(e->db, &docs, &chunks, &embeddings, err);
@@ -358,6 +360,7 @@ void engine_close(engine *e)
     }
     store_index_free(e->index);
     cache_query_free(e->cache);
+    retrieve_reranker_free(e->reranker);
     embed_provider_free(e->embedder);
     store_db_close(e->db);
     if (e->lock_fd >= 0) {
@@ -1655,6 +1658,10 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     else
         a->low_confidence = a->coverage < e->cfg->retrieve_min_coverage || /* -1: no terms */
                             a->unknown_share >= e->cfg->retrieve_max_unknown_share;
+    /* A cross-encoder's score judges relevance better than shared words: with a floor set for
+     * the model ([rerank] min_score, docs/RETRIEVAL.md) it decides alone. */
+    if (a->rerank.applied && a->count > 0 && e->cfg->rerank_min_score != 0.0)
+        a->low_confidence = a->rerank.best < e->cfg->rerank_min_score;
     if (!a->low_confidence) return RAGD_OK;
     const char *headings[RAGD_COVERAGE_TOP] = {NULL};
     for (size_t i = 0; i < ntop; i++) {
@@ -1699,13 +1706,18 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         if (rc == RAGD_OK) rc = query_embed(e, q, qv, &a, err);
         for (int i = 0; rc == RAGD_OK && i < dims && zero; i++) zero = qv[i] == 0.0f;
     }
-    if (rc == RAGD_OK && (a.results = calloc(k, sizeof *a.results)) == NULL)
+    /* A reranker sees [rerank] candidates fused results and keeps the best k of them. */
+    int rerank = retrieve_rerank_wanted(e->reranker, q->rerank);
+    size_t fuse_k = rerank && (size_t)e->cfg->rerank_candidates > k
+                        ? (size_t)e->cfg->rerank_candidates : k;
+    if (rc == RAGD_OK && (a.results = calloc(fuse_k, sizeof *a.results)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     /* Fusion and diversity need a wider pool than k; a single list without diversity does not. */
     size_t pool = k;
     if ((a.mode == RAGD_MODE_HYBRID || a.diversity) &&
         (size_t)e->cfg->retrieve_candidates > pool)
         pool = (size_t)e->cfg->retrieve_candidates;
+    if (pool < fuse_k) pool = fuse_k;
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
@@ -1714,8 +1726,15 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
             vector_length_pivot(&vs, e->cfg->retrieve_vector_length_slope);
         if (rc == RAGD_OK && a.mode != RAGD_MODE_VECTOR)
             rc = keyword_side(e, q, match, pool, &ks, &a, err);
-        if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, k, &a, err);
-        if (rc == RAGD_OK) rc = confidence_estimate(e, &terms, &a, err);
+        if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
+        if (rc == RAGD_OK && !rerank) rc = confidence_estimate(e, &terms, &a, err);
+        pthread_rwlock_unlock(&e->rw);
+    }
+    /* The reranker is an HTTP call: made outside the lock, then confidence on its order. */
+    if (rc == RAGD_OK && rerank) rc = engine_rerank_apply(e->reranker, q, &a, k, err);
+    if (rc == RAGD_OK && rerank) {
+        pthread_rwlock_rdlock(&e->rw);
+        rc = confidence_estimate(e, &terms, &a, err);
         pthread_rwlock_unlock(&e->rw);
     }
     const store_hit **hits = NULL;
@@ -1764,6 +1783,7 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
     s.ingest_running = atomic_load(&e->ingest_running);
     embed_counters_get(e->embedder, &s.embed);
     cache_stats_get(e->cache, &s.cache);
+    retrieve_reranker_stats(e->reranker, &s.rerank);
     pthread_mutex_lock(&e->status_mu);
     s.last_ingest_at = e->last_ingest_at;
     s.last_ingest_ok = e->last_ingest_ok;

@@ -20,4 +20,11 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
 /* Deletes the document stored under path. Returns: RAGD_OK or RAGD_ERR_NOT_FOUND. */
 ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, ragd_err *err);
 
+/* The reranking stage of a retrieval (src/engine_rerank.c): scores a's results with r and keeps
+ * the best k in the reranker's order; when the reranker fails or times out, keeps the first k
+ * in the fused order and records why in a->rerank. No engine lock is held by the caller.
+ * Returns: RAGD_OK, or RAGD_ERR_NOMEM. */
+ragd_rc engine_rerank_apply(retrieve_reranker *r, const engine_query *q, engine_answer *a,
+                            size_t k, ragd_err *err);
+
 #endif

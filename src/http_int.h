@@ -72,4 +72,12 @@ http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *met
                                  const char *url, const char *offset, const char *limit,
                                  const char *body, size_t len);
 
+/* ---- reranking in answers and /health (src/http_rerank.c) --------------------------------- */
+/* Adds "rerank" (requested, applied, provider..., fallback, error, ms, candidates, cache_hits) to
+ * the answer object o, and "rerank_score" (null when not reranked) to each of results' items. */
+void http_rerank_answer(const engine_answer *a, json_t *results, json_t *o);
+/* Adds "reranker" (provider, model, calls, failures, timeouts, cache, tokens, spend, last call)
+ * to a /health body. */
+void http_rerank_health(const engine_stats *s, json_t *body);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "http_int.h"
 #include "ragd/engine.h"
 #include "ragd/filter.h"
 #include "ragd/http.h"
@@ -352,6 +353,7 @@ static http_reply handle_health(engine *e, const ragd_cfg *cfg)
         s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok", s.last_ingest_ok,
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
     if (r.body) http_embed_cache_fields(&s, r.body);
+    if (r.body) http_rerank_health(&s, r.body);
     return r;
 }
 
@@ -369,6 +371,7 @@ static http_reply handle_metrics(engine *e)
         g.embeddings = s.embeddings;
         g.index_vectors = (int64_t)s.index_vectors;
         g.index_bytes = (int64_t)s.index_bytes;
+        g.rerank_cost_usd = s.rerank.cost_usd;
     }
     util_buf out = {0};
     if (metrics_render(&g, &out) != 0) {
@@ -462,6 +465,7 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
             json_object_set_new(json_object_get(o, "timings_ms"), "cache", json_real(a->cache_ms));
         }
     }
+    if (o) http_rerank_answer(a, results, o);
     if (o && !a->rag_enabled)
         json_object_set_new(o, "message",
                             json_string("RAG is disabled (RAG_ENABLED=false or [rag] "
@@ -484,7 +488,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
                           http_reply *replyp)
 {
     static const char *const fields[] = {"query", "k", "min_score", "filters", "intent", "mode",
-                                         "fusion", "diversity", "max_context_tokens", NULL};
+                                         "fusion", "diversity", "max_context_tokens", "rerank",
+                                         NULL};
     static const char *const filter_fields[] = {"source", "tags", NULL};
     http_reply reply = {0};
     retrieve_filter *filter = NULL;
@@ -550,6 +555,13 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
             reply = reply_invalid("field '%s' must be \"rrf\" or \"relative\"", "fusion");
             goto out;
         }
+    }
+    if ((v = json_object_get(root, "rerank")) != NULL) {
+        if (!json_is_boolean(v)) {
+            reply = reply_invalid("field '%s' must be true or false", "rerank");
+            goto out;
+        }
+        q.rerank = json_is_true(v) ? RAGD_RERANK_ON : RAGD_RERANK_OFF;
     }
     if ((v = json_object_get(root, "diversity")) != NULL) {
         if (!json_is_boolean(v)) {

@@ -19,6 +19,7 @@
 #include "ragd/embed.h"
 #include "ragd/ingest.h"
 #include "ragd/ragd.h"
+#include "ragd/rerank.h"
 #include "ragd/retrieve.h"
 #include "ragd/store.h"
 
@@ -158,6 +159,7 @@ typedef struct engine_query {
     int max_context_tokens; /* 0: the intent's, else [retrieve] max_context_tokens */
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
+    int rerank;             /* RAGD_RERANK_*; DEFAULT: rerank when [rerank] provider is set */
 } engine_query;
 
 typedef struct engine_result {
@@ -165,6 +167,8 @@ typedef struct engine_result {
     store_hit hit; /* owned */
     double vector_score, keyword_score; /* cosine, BM25; valid when the rank is > 0 */
     int vector_rank, keyword_rank;      /* 1-based rank on each side; 0 = not found there */
+    int reranked;        /* 1 when rerank_score is the reranker's score of this result */
+    double rerank_score;
 } engine_result;
 
 typedef struct engine_answer {
@@ -184,6 +188,7 @@ typedef struct engine_answer {
     retrieve_context context; /* owned; the budgeted context block and its sources */
     double cache_ms;         /* query-embedding cache lookups and stores */
     const char *cache_layer; /* "memory", "redis" or "miss" (static); NULL when not embedded */
+    rerank_run rerank;       /* the reranking stage: requested, applied or why not */
 } engine_answer;
 
 /* Answers a query: resolves the intent, mode and budget; searches the vector index and the
@@ -248,6 +253,7 @@ typedef struct engine_stats {
     int last_ingest_ok;
     embed_counters embed; /* the embedder's counters since start */
     cache_stats cache;    /* the query-embedding cache's counters and Redis state */
+    rerank_stats rerank;  /* the reranker's counters (provider "none" when there is none) */
 } engine_stats;
 
 ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err);

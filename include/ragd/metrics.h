@@ -31,6 +31,11 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_INGEST_FAILURES,      /* ingests that failed as a whole */
     RAGD_METRIC_INGEST_DOCS_FAILED,   /* files reported in ingest errors */
     RAGD_METRIC_LOG_DROPPED,          /* JSONL log lines dropped (queue full or write error) */
+    RAGD_METRIC_RERANK_REQUESTS,      /* calls made to the reranker (issue 17) */
+    RAGD_METRIC_RERANK_FAILURES,      /* reranker calls that failed or timed out (fused order kept) */
+    RAGD_METRIC_RERANK_TOKENS,        /* estimated tokens sent to the reranker */
+    RAGD_METRIC_RERANK_CACHE_HITS,    /* (query, chunk) rerank scores found in the cache */
+    RAGD_METRIC_RERANK_CACHE_MISSES,  /* pairs that had to be sent */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 
@@ -39,6 +44,7 @@ typedef enum metrics_histogram_id {
     RAGD_METRIC_RETRIEVAL_SECONDS = 0, /* whole retrieval (engine total) */
     RAGD_METRIC_EMBED_SECONDS,         /* embedding the query */
     RAGD_METRIC_SEARCH_SECONDS,        /* vector search */
+    RAGD_METRIC_RERANK_SECONDS,        /* one reranker call (issue 17) */
     RAGD_METRIC_HISTOGRAM_COUNT
 } metrics_histogram_id;
 
@@ -55,6 +61,7 @@ typedef struct metrics_gauges {
     int64_t documents, chunks, embeddings;
     int64_t index_vectors, index_bytes;
     int have_store; /* 0: the store could not be read; store gauges are left out */
+    double rerank_cost_usd; /* estimated reranker spend since start (issue 17) */
 } metrics_gauges;
 
 /* Adds n to a counter. */
