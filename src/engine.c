@@ -1627,7 +1627,7 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     for (size_t i = 0; i < ntop; i++) top[i] = a->results[i].hit.chunk_id;
     ragd_rc rc = RAGD_OK;
     for (size_t i = 0; i < terms->count && rc == RAGD_OK; i++)
-        if ((phrases[i] = retrieve_fts_phrase(terms->items[i])) == NULL)
+        if ((phrases[i] = retrieve_fts_term(terms, i)) == NULL)
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     int fts = store_db_fts_available(e->db);
     if (rc == RAGD_OK && fts)
@@ -1696,6 +1696,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     float *qv = NULL;
     side_list vs = {0}, ks = {0};
     rc = retrieve_terms_split(q->query, q->query_len, &terms, err);
+    if (rc == RAGD_OK && e->cfg->retrieve_lexical_variants)
+        rc = retrieve_terms_expand(q->query, q->query_len, &terms, err);
     if (rc == RAGD_OK && (match = retrieve_fts_match(&terms)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     int zero = 1;

@@ -82,6 +82,58 @@ static void test_fts_table_cases(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* tests/data/lexical/<case>/{input,expected}: the MATCH expression with lexical variants. */
+static void test_lexical_table_cases(void **state)
+{
+    (void)state;
+    char *dir = data_path("lexical");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int cases = 0, failed = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        util_buf in = {0}, ex = {0};
+        util_buf_printf(&in, "%s/%s/input", dir, de->d_name);
+        util_buf_printf(&ex, "%s/%s/expected", dir, de->d_name);
+        char *input = slurp(in.data), *expected = slurp(ex.data);
+        assert_non_null(input);
+        assert_non_null(expected);
+        size_t n = strlen(expected);
+        while (n > 0 && expected[n - 1] == '\n') expected[--n] = '\0';
+        n = strlen(input);
+        while (n > 0 && input[n - 1] == '\n') input[--n] = '\0';
+        retrieve_terms t;
+        ragd_err err = {0};
+        assert_int_equal(retrieve_terms_split(input, strlen(input), &t, &err), RAGD_OK);
+        assert_int_equal(retrieve_terms_expand(input, strlen(input), &t, &err), RAGD_OK);
+        char *m = retrieve_fts_match(&t);
+        assert_non_null(m);
+        if (strcmp(m, expected) != 0) {
+            printf("case %s:\n  want: %s\n  got:  %s\n", de->d_name, expected, m);
+            failed++;
+        }
+        /* the per-term expression (confidence) is the same group */
+        for (size_t i = 0; i < t.count; i++) {
+            char *e = retrieve_fts_term(&t, i);
+            assert_non_null(e);
+            assert_non_null(strstr(m, e));
+            free(e);
+        }
+        cases++;
+        free(m);
+        retrieve_terms_free(&t);
+        free(input);
+        free(expected);
+        util_buf_free(&in);
+        util_buf_free(&ex);
+    }
+    closedir(d);
+    free(dir);
+    assert_true(cases >= 8);
+    assert_int_equal(failed, 0);
+}
+
 static void test_fts_phrase_quotes(void **state)
 {
     (void)state;
@@ -476,6 +528,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fts_table_cases),
         cmocka_unit_test(test_fts_phrase_quotes),
+        cmocka_unit_test(test_lexical_table_cases),
         cmocka_unit_test(test_terms_limits),
         cmocka_unit_test(test_rrf),
         cmocka_unit_test(test_relative),
