@@ -228,6 +228,10 @@ static const ragd_cfg_entry cfg_table[] = {
     {"retrieve", "max_unknown_share", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_max_unknown_share),
      0, "0.65", RAGD_CFG_F_LIVE, 0, 1, NULL,
      "share of the query's weight on words found nowhere in the store that makes low_confidence"},
+    {"retrieve", "min_vector_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_vector_score),
+     0, "0.0", RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "with a model embedder: a best cosine at or above this is confident even when the lexical "
+     "coverage is low; 0: not used"},
     {"retrieve", "lexical_variants", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_lexical_variants), 0,
      "true", RAGD_CFG_F_LIVE, 0, 0, NULL,
      "keyword side also matches compound/split forms, numbers with units, British/American "

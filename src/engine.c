@@ -1658,6 +1658,16 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     else
         a->low_confidence = a->coverage < e->cfg->retrieve_min_coverage || /* -1: no terms */
                             a->unknown_share >= e->cfg->retrieve_max_unknown_share;
+    /* A model embedder recognises a paraphrase the words miss: with its cosine floor set
+     * ([retrieve] min_vector_score, docs/RETRIEVAL.md), a close enough passage is confident. */
+    if (a->low_confidence && a->count > 0 && e->cfg->retrieve_min_vector_score > 0.0 &&
+        a->unknown_share < e->cfg->retrieve_max_unknown_share) {
+        double best = 0.0;
+        for (size_t i = 0; i < a->count; i++)
+            if (a->results[i].vector_rank > 0 && a->results[i].vector_score > best)
+                best = a->results[i].vector_score;
+        if (best >= e->cfg->retrieve_min_vector_score) a->low_confidence = 0;
+    }
     /* A cross-encoder's score judges relevance better than shared words: with a floor set for
      * the model ([rerank] min_score, docs/RETRIEVAL.md) it decides alone. */
     if (a->rerank.applied && a->count > 0 && e->cfg->rerank_min_score != 0.0)

@@ -105,6 +105,8 @@ typedef struct ragd_cfg {
     int retrieve_max_context_tokens;  /* max_context_tokens = 2000; context budget, 16..1000000 */
     double retrieve_min_coverage;     /* min_coverage = 0.25; low_confidence below, 0..1 */
     double retrieve_max_unknown_share; /* max_unknown_share = 0.65; low_confidence at or above */
+    double retrieve_min_vector_score; /* min_vector_score = 0.0; with a model embedder: a best
+                                       * cosine at or above is confident whatever the coverage */
     int retrieve_lexical_variants;    /* lexical_variants = true; compound/number/spelling
                                        * variants of query terms on the keyword side */
 
