@@ -17,15 +17,15 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
 
-static http_reply invalid_at(size_t i, int many, const char *msg)
-{
-    char text[400];
-    if (many)
-        snprintf(text, sizeof text, "documents[%zu]: %s", i, msg);
-    else
-        snprintf(text, sizeof text, "%s", msg);
-    return http_reply_error(RAGD_ERR_INVALID, NULL, text);
-}
+static const http_field doc_fields[] = {
+    {"id", HTTP_FIELD_STRING, HTTP_FIELD_REQUIRED, 1, 256, NULL, NULL},
+    {"title", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
+    {"text", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
+    {"markdown", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
+    {"source", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
+    {"tags", HTTP_FIELD_STRINGS, 0, 0, TAGS_MAX, NULL, NULL},
+    {"metadata", HTTP_FIELD_OBJECT, 0, 0, 0, NULL, NULL},
+};
 
 static json_t *json_text(const char *text, json_t *fallback)
 {
@@ -35,66 +35,40 @@ static json_t *json_text(const char *text, json_t *fallback)
     return v;
 }
 
-/* Checks one document object. Returns: 0, or -1 with *reply set. */
+/* Checks one document object (documents[i] of a list when many). Returns: 0, or -1 with
+ * *reply set. */
 static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_reply *reply)
 {
-    static const char *const fields[] = {"id", "title", "text", "markdown", "source", "tags",
-                                         "metadata", NULL};
-    char msg[300];
+    char prefix[48] = "";
+    if (many) snprintf(prefix, sizeof prefix, "documents[%zu].", i);
     if (!json_is_object(d)) {
-        *reply = invalid_at(i, many, "a document must be a JSON object");
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "%sa document must be a JSON object",
+                                   many ? prefix : "");
         return -1;
     }
-    const char *key = http_json_unknown_key(d, fields);
-    if (key != NULL) {
-        snprintf(msg, sizeof msg, "unknown field '%.64s'; known fields: id, title, text, "
-                 "markdown, source, tags, metadata", key);
-        *reply = invalid_at(i, many, msg);
+    if (http_fields_check(d, doc_fields, sizeof doc_fields / sizeof doc_fields[0], prefix, cfg,
+                          reply) != 0)
         return -1;
-    }
     json_t *id = json_object_get(d, "id");
-    if (!json_is_string(id) || !engine_doc_id_valid(json_string_value(id)) ||
+    if (!engine_doc_id_valid(json_string_value(id)) ||
         strlen(json_string_value(id)) != json_string_length(id)) {
-        *reply = invalid_at(i, many, "field 'id' is required: a string of 1..256 bytes without "
-                                     "control characters");
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field '%sid' must be a string of "
+                                   "1..256 bytes without control characters", prefix);
         return -1;
     }
     json_t *text = json_object_get(d, "text"), *md = json_object_get(d, "markdown");
     if ((text == NULL) == (md == NULL)) {
-        *reply = invalid_at(i, many, "give exactly one of 'text' or 'markdown' (a string)");
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "%sgive exactly one of 'text' or "
+                                   "'markdown' (a string)", prefix);
         return -1;
     }
     json_t *body = text ? text : md;
-    if (!json_is_string(body)) {
-        *reply = invalid_at(i, many, text ? "field 'text' must be a string"
-                                          : "field 'markdown' must be a string");
-        return -1;
-    }
     if (json_string_length(body) > cfg->max_document_bytes) {
-        snprintf(msg, sizeof msg, "document '%.100s' is %zu bytes, over the limit of %zu "
-                 "([ingest] max_document_bytes)", json_string_value(id), json_string_length(body),
-                 cfg->max_document_bytes);
-        *reply = http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
-        return -1;
-    }
-    json_t *title = json_object_get(d, "title"), *source = json_object_get(d, "source");
-    if ((title && !json_is_string(title)) || (source && !json_is_string(source))) {
-        *reply = invalid_at(i, many, "fields 'title' and 'source' must be strings");
-        return -1;
-    }
-    json_t *tags = json_object_get(d, "tags");
-    if (tags) {
-        int ok = json_is_array(tags) && json_array_size(tags) <= TAGS_MAX;
-        for (size_t k = 0; ok && k < json_array_size(tags); k++)
-            ok = json_is_string(json_array_get(tags, k));
-        if (!ok) {
-            *reply = invalid_at(i, many, "field 'tags' must be an array of at most 32 strings");
-            return -1;
-        }
-    }
-    json_t *meta = json_object_get(d, "metadata");
-    if (meta && !json_is_object(meta)) {
-        *reply = invalid_at(i, many, "field 'metadata' must be an object");
+        char shown[120];
+        util_utf8_clip(shown, sizeof shown, json_string_value(id), json_string_length(id));
+        *reply = http_reply_errorf(RAGD_ERR_TOO_LARGE, NULL, "document '%s' is %zu bytes, over "
+                                   "the limit of %zu ([ingest] max_document_bytes)", shown,
+                                   json_string_length(body), cfg->max_document_bytes);
         return -1;
     }
     return 0;
@@ -102,8 +76,12 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
 
 static const char *const outcome_names[] = {"added", "updated", "unchanged"};
 
-static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
+http_reply http_handle_documents_post(const http_request *req)
 {
+    engine *e = req->engine;
+    const ragd_cfg *cfg = req->cfg;
+    const char *body = req->body;
+    size_t len = req->body_len;
     http_reply reply = {0};
     if (body == NULL || len == 0)
         return http_reply_error(RAGD_ERR_INVALID, "invalid_json",
@@ -112,10 +90,9 @@ static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, 
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "malformed JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        return http_reply_error(RAGD_ERR_INVALID, "invalid_json", msg);
+        return http_reply_errorf(RAGD_ERR_INVALID, "invalid_json",
+                                 "malformed JSON at line %d column %d: %s", jerr.line,
+                                 jerr.column, jerr.text);
     }
     /* One document, {"documents": [...]}, or a bare array. */
     json_t *list = NULL;
@@ -142,7 +119,8 @@ static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, 
         for (size_t k = 0; k < i; k++)
             if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "id")),
                        json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0) {
-                reply = invalid_at(i, many, "duplicate id in this request");
+                reply = http_reply_errorf(RAGD_ERR_INVALID, NULL,
+                                          "documents[%zu]: duplicate id in this request", i);
                 goto out;
             }
     json_t *results = json_array();
@@ -171,10 +149,10 @@ static http_reply handle_post(engine *e, const ragd_cfg *cfg, const char *body, 
         free(meta_s);
         if (rc != RAGD_OK) {
             json_decref(results);
-            char msg[RAGD_ERR_MSG_MAX + 200];
-            snprintf(msg, sizeof msg, "document '%.100s': %s (%zu earlier documents of this "
-                     "request were stored)", pd.id, err.msg, i);
-            reply = http_reply_error(err.rc, NULL, msg);
+            char shown[120];
+            util_utf8_clip(shown, sizeof shown, pd.id, strlen(pd.id));
+            reply = http_reply_errorf(err.rc, NULL, "document '%s': %s (%zu earlier documents "
+                                      "of this request were stored)", shown, err.msg, i);
             goto out;
         }
         counts[outcome]++;
@@ -213,21 +191,25 @@ static int arg_int(const char *s, int64_t *out)
     return 0;
 }
 
-static http_reply handle_list(engine *e, const char *offset_s, const char *limit_s)
+http_reply http_handle_documents_list(const http_request *req)
 {
+    engine *e = req->engine;
+    const char *offset_s = http_request_arg(req, "offset");
+    const char *limit_s = http_request_arg(req, "limit");
     int64_t offset = 0, limit = PAGE_DEFAULT;
     if (arg_int(offset_s, &offset) != 0 || arg_int(limit_s, &limit) != 0 || limit < 1 ||
         limit > PAGE_MAX)
         return http_reply_error(RAGD_ERR_INVALID, NULL, "query arguments: offset must be an "
                                 "integer >= 0, limit an integer 1..500");
     store_doc *docs = NULL;
-    int64_t *counts = NULL, total = 0, all_docs = 0, all_chunks = 0;
+    int64_t *counts = NULL, total = 0;
     size_t n = 0;
     ragd_err err = {0};
-    store_db *db = engine_store_get(e);
-    if (store_db_doc_page(db, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
+    store *db = engine_store_get(e);
+    store_stats all = {0};
+    if (store_doc_page(db, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
             RAGD_OK ||
-        store_db_stats(db, &all_docs, &all_chunks, NULL, &err) != RAGD_OK) {
+        store_stats_get(db, &all, &err) != RAGD_OK) {
         store_doc_rows_free(docs, n);
         free(counts);
         return http_reply_error(err.rc, NULL, err.msg);
@@ -240,13 +222,18 @@ static http_reply handle_list(engine *e, const char *offset_s, const char *limit
     r.body = json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "documents", list, "total",
                        (json_int_t)total, "offset", (json_int_t)offset, "limit",
                        (json_int_t)limit, "counts", "pushed", (json_int_t)total, "files",
-                       (json_int_t)(all_docs - total), "chunks", (json_int_t)all_chunks);
+                       (json_int_t)(all.documents - total), "chunks", (json_int_t)all.chunks);
     if (r.body == NULL) r = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     return r;
 }
 
-static http_reply handle_get(engine *e, const char *id)
+http_reply http_handle_document_get(const http_request *req)
 {
+    engine *e = req->engine;
+    const char *id = req->id;
+    /* ids are UTF-8 without control characters: anything else names no document */
+    if (!engine_doc_id_valid(id) || !util_utf8_valid(id, strlen(id)))
+        return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no pushed document with this id");
     char *path = NULL;
     util_buf b = {0};
     if (util_buf_printf(&b, "push:%s", id) != 0)
@@ -256,11 +243,11 @@ static http_reply handle_get(engine *e, const char *id)
     int64_t *counts = NULL, total = 0;
     size_t n = 0;
     ragd_err err = {0};
-    store_db *db = engine_store_get(e);
+    store *db = engine_store_get(e);
     http_reply r;
     /* the exact path sorts first among those it prefixes */
     if (path == NULL ||
-        store_db_doc_page(db, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
+        store_doc_page(db, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
         r = http_reply_error(path ? err.rc : RAGD_ERR_NOMEM, NULL, path ? err.msg : "OOM");
         goto out;
     }
@@ -270,7 +257,7 @@ static http_reply handle_get(engine *e, const char *id)
     }
     store_hit *hits = NULL;
     size_t nh = 0;
-    if (store_db_doc_chunks_read(db, docs[0].id, &hits, &nh, &err) != RAGD_OK) {
+    if (store_doc_chunks_read(db, docs[0].id, &hits, &nh, &err) != RAGD_OK) {
         r = http_reply_error(err.rc, NULL, err.msg);
         goto out;
     }
@@ -302,8 +289,13 @@ out:
     return r;
 }
 
-static http_reply handle_delete(engine *e, const char *id)
+http_reply http_handle_document_delete(const http_request *req)
 {
+    engine *e = req->engine;
+    const char *id = req->id;
+    /* ids are UTF-8 without control characters: anything else names no document */
+    if (!engine_doc_id_valid(id) || !util_utf8_valid(id, strlen(id)))
+        return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no pushed document with this id");
     int64_t chunks = 0;
     ragd_err err = {0};
     if (engine_doc_delete(e, id, &chunks, &err) != RAGD_OK)
@@ -314,19 +306,4 @@ static http_reply handle_delete(engine *e, const char *id)
     r.body = json_pack("{s:s, s:b, s:I}", "id", id, "deleted", 1, "chunks_removed",
                        (json_int_t)chunks);
     return r;
-}
-
-http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *method,
-                                 const char *url, const char *offset, const char *limit,
-                                 const char *body, size_t len)
-{
-    static const char prefix[] = "/documents/";
-    /* "/documents/" with nothing after it is the collection (the router does the same) */
-    if (strncmp(url, prefix, sizeof prefix - 1) == 0 && url[sizeof prefix - 1] != '\0') {
-        const char *id = url + sizeof prefix - 1;
-        if (strcmp(method, "DELETE") == 0) return handle_delete(e, id);
-        return handle_get(e, id);
-    }
-    if (strcmp(method, "POST") == 0) return handle_post(e, cfg, body, len);
-    return handle_list(e, offset, limit);
 }

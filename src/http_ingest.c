@@ -16,6 +16,7 @@
 
 #include "http_int.h"
 #include "ragd/ingest.h"
+#include "ragd/log.h"
 #include "ragd/log_event.h"
 #include "ragd/util.h"
 
@@ -131,20 +132,19 @@ static int path_allowed(const ragd_cfg *cfg, const char *path, char **resolved, 
         inside = path_inside(real ? real : lexical ? lexical : "", root);
         free(root);
     }
+    char shown[320];
+    util_utf8_clip(shown, sizeof shown, path, strlen(path));
     if (!inside) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "path %.300s is outside the allowed ingest roots "
-                 "([ingest] allowed_roots / RAGD_INGEST_ALLOWED_ROOTS)", path);
-        *reply = http_reply_error(RAGD_ERR_FORBIDDEN, NULL, msg);
+        *reply = http_reply_errorf(RAGD_ERR_FORBIDDEN, NULL, "path %s is outside the allowed "
+                                   "ingest roots ([ingest] allowed_roots / "
+                                   "RAGD_INGEST_ALLOWED_ROOTS)", shown);
         free(real);
         free(lexical);
         return -1;
     }
     free(lexical);
     if (real == NULL) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "path not found: %.300s", path);
-        *reply = http_reply_error(RAGD_ERR_NOT_FOUND, NULL, msg);
+        *reply = http_reply_errorf(RAGD_ERR_NOT_FOUND, NULL, "path not found: %s", shown);
         return -1;
     }
     *resolved = real;
@@ -164,24 +164,21 @@ void http_ingest_req_free(http_ingest_req *r)
     memset(r, 0, sizeof *r);
 }
 
-static http_reply invalid(const char *msg)
-{
-    return http_reply_error(RAGD_ERR_INVALID, NULL, msg);
-}
+static const http_field ingest_fields[] = {
+    {"path", HTTP_FIELD_STRING, HTTP_FIELD_REQUIRED, 1, 4096, NULL, NULL},
+    {"reset", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
+    {"wait", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
+    {"include", HTTP_FIELD_STRINGS, 0, 0, GLOBS_MAX, NULL, NULL},
+    {"exclude", HTTP_FIELD_STRINGS, 0, 0, GLOBS_MAX, NULL, NULL},
+};
 
-/* Reads a glob list field. Returns: 0 (absent fields leave *list NULL), or -1 with *reply. */
+/* Copies a glob list field (already checked as an array of strings). Returns: 0 (absent fields
+ * leave *list NULL), or -1 with *reply. */
 static int globs_get(json_t *root, const char *name, char ***list, size_t *count,
                      http_reply *reply)
 {
     json_t *v = json_object_get(root, name);
     if (v == NULL) return 0;
-    char msg[200];
-    if (!json_is_array(v) || json_array_size(v) > GLOBS_MAX) {
-        snprintf(msg, sizeof msg, "field '%s' must be an array of at most %d glob strings", name,
-                 GLOBS_MAX);
-        *reply = invalid(msg);
-        return -1;
-    }
     *list = calloc(json_array_size(v) + 1, sizeof **list);
     if (*list == NULL) {
         *reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
@@ -190,10 +187,9 @@ static int globs_get(json_t *root, const char *name, char ***list, size_t *count
     size_t i;
     json_t *g;
     json_array_foreach(v, i, g) {
-        if (!json_is_string(g) || !ingest_glob_valid(json_string_value(g))) {
-            snprintf(msg, sizeof msg, "field '%s[%zu]' must be a non-empty glob of at most 256 "
-                     "bytes", name, i);
-            *reply = invalid(msg);
+        if (!ingest_glob_valid(json_string_value(g))) {
+            *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field '%s[%zu]' must be a "
+                                       "non-empty glob of at most 256 bytes", name, i);
             return -1;
         }
         if (((*list)[i] = strdup(json_string_value(g))) == NULL) {
@@ -208,60 +204,30 @@ static int globs_get(json_t *root, const char *name, char ***list, size_t *count
 int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, http_ingest_req *out,
                           http_reply *reply)
 {
-    static const char *const fields[] = {"path", "reset", "wait", "include", "exclude", NULL};
     http_ingest_req r = {.wait = 1};
-    if (body == NULL || len == 0) {
-        *reply = http_reply_error(RAGD_ERR_INVALID, "invalid_json",
-                                  "request body is empty; expected a JSON object");
-        return -1;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (root == NULL) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "malformed JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        *reply = http_reply_error(RAGD_ERR_INVALID, "invalid_json", msg);
-        return -1;
-    }
+    json_t *root = http_body_object(body, len, reply);
+    if (root == NULL) return -1;
     int rc = -1;
-    if (!json_is_object(root)) {
-        *reply = invalid("request body must be a JSON object");
+    if (http_fields_check(root, ingest_fields, sizeof ingest_fields / sizeof ingest_fields[0],
+                          "", cfg, reply) != 0)
         goto out;
-    }
-    const char *key = http_json_unknown_key(root, fields);
-    if (key != NULL) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "unknown field '%.64s' in the request; known fields: path, "
-                 "reset, wait, include, exclude", key);
-        *reply = invalid(msg);
-        goto out;
-    }
     json_t *p = json_object_get(root, "path");
-    if (p == NULL || !json_is_string(p) || json_string_length(p) == 0) {
-        *reply = invalid("field 'path' is required: a non-empty string (a file or directory)");
+    if (strlen(json_string_value(p)) != json_string_length(p)) {
+        *reply = http_reply_error(RAGD_ERR_INVALID, NULL, "field 'path' must not contain NUL");
         goto out;
     }
-    json_t *reset = json_object_get(root, "reset");
     json_t *wait = json_object_get(root, "wait");
-    if ((reset && !json_is_boolean(reset)) || (wait && !json_is_boolean(wait))) {
-        *reply = invalid(reset && !json_is_boolean(reset) ? "field 'reset' must be true or false"
-                                                          : "field 'wait' must be true or false");
-        goto out;
-    }
-    r.reset = reset && json_is_true(reset);
+    r.reset = json_is_true(json_object_get(root, "reset"));
     r.wait = wait == NULL || json_is_true(wait);
     if (globs_get(root, "include", &r.include, &r.include_count, reply) != 0 ||
         globs_get(root, "exclude", &r.exclude, &r.exclude_count, reply) != 0)
         goto out;
     if (path_allowed(cfg, json_string_value(p), &r.path, reply) != 0) {
-        /* A path that vanished or is refused is a failed ingest for the operator (a cron line
-         * gone stale shows in /health and the log), though nothing was opened. */
-        ragd_err perr = {0};
-        json_t *e = json_object_get(reply->body, "error");
-        ragd_err_set(&perr, reply->status == 404 ? RAGD_ERR_NOT_FOUND : RAGD_ERR_FORBIDDEN, "%s",
-                     json_string_value(json_object_get(e, "message")));
-        log_record_ingest(json_string_value(p), NULL, &perr);
+        /* A refused request is not an ingest: nothing was opened, the last ingest's state (and
+         * /health) stays as it was. The operator still sees it in the log. */
+        RAGD_LOG(RAGD_LOG_INFO, "http", "ingest refused (%u): %s", reply->status,
+                 json_string_value(json_object_get(json_object_get(reply->body, "error"),
+                                                   "message")));
         goto out;
     }
     rc = 0;
@@ -318,4 +284,72 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
     }
     http_jobs_finish(jobs, job_id, &reply);
     return reply;
+}
+
+/* ---- the route: POST /ingest -------------------------------------------------------------- */
+
+/* An ingest handed to a worker thread: owns its request. */
+typedef struct ingest_task {
+    engine *engine;
+    http_jobs *jobs;
+    http_ingest_req ingest;
+    char job_id[HTTP_JOB_ID_MAX];
+    char request_id[RAGD_REQUEST_ID_MAX];
+} ingest_task;
+
+static http_reply ingest_task_run(void *arg)
+{
+    ingest_task *t = arg;
+    log_record_request_id_set(t->request_id);
+    http_reply reply = http_ingest_req_run(t->engine, t->jobs, t->job_id, &t->ingest);
+    log_record_request_id_set(NULL);
+    http_ingest_req_free(&t->ingest);
+    free(t);
+    return reply;
+}
+
+static void ingest_task_drop(void *arg, const http_reply *why)
+{
+    ingest_task *t = arg;
+    http_jobs_finish(t->jobs, t->job_id, why);
+    http_ingest_req_free(&t->ingest);
+    free(t);
+}
+
+http_reply http_handle_ingest(const http_request *req)
+{
+    http_reply r = {0};
+    if (req->jobs == NULL)
+        return http_reply_error(RAGD_ERR_UNAVAILABLE, NULL, "ingest jobs are not available here");
+    ingest_task *t = calloc(1, sizeof *t);
+    if (t == NULL) return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
+    if (http_ingest_req_parse(req->cfg, req->body, req->body_len, &t->ingest, &r) != 0) {
+        free(t);
+        return r;
+    }
+    ragd_err jerr = {0};
+    if (http_jobs_start(req->jobs, t->ingest.path, t->ingest.reset, t->ingest.wait, t->job_id,
+                        &jerr) != RAGD_OK) {
+        r = http_reply_error(jerr.rc, NULL, jerr.msg);
+        if (jerr.rc == RAGD_ERR_BUSY)
+            json_object_set_new(json_object_get(r.body, "error"), "job_id",
+                                json_string(t->job_id));
+        http_ingest_req_free(&t->ingest);
+        free(t);
+        return r;
+    }
+    t->engine = req->engine;
+    t->jobs = req->jobs;
+    snprintf(t->request_id, sizeof t->request_id, "%s", req->request_id ? req->request_id : "");
+    if (!t->ingest.wait) { /* answered at once; GET /jobs/{id} follows it */
+        char status_url[HTTP_JOB_ID_MAX + 8];
+        snprintf(status_url, sizeof status_url, "/jobs/%s", t->job_id);
+        r = (http_reply){.status = 202, .task_detached = 1};
+        r.body = json_pack("{s:s, s:s, s:s}", "job_id", t->job_id, "state", "running",
+                           "status_url", status_url);
+    }
+    r.task_run = ingest_task_run;
+    r.task_drop = ingest_task_drop;
+    r.task_arg = t;
+    return r;
 }

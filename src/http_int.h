@@ -1,22 +1,187 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http_int.h - declarations shared by the HTTP module's files: the ingest job table
- * (http_jobs.c), POST /ingest parsing with the allowed-roots check and its run (http_ingest.c),
- * the pushed-document routes (http_documents.c), and the bearer-token check. Not public.
+ * http_int.h - the HTTP module's internals, shared by its files and its unit tests, not by the
+ * rest of ragd: the request and reply types, the handler type, the route table (src/http_router.c,
+ * the one place a route exists), the field specs that validate request bodies
+ * (src/http_fields.c), the one ragd_rc -> HTTP status/code mapping (src/http_error.c), the ingest
+ * job table (src/http_jobs.c), and the handlers, one file per concern (http_health.c,
+ * http_retrieve.c, http_ingest.c, http_documents.c, http_jobs.c).
+ *
+ * Adding a route: write `http_reply handle_x(const http_request *req)` in its own file, declare it
+ * below under "handlers", and add one row to the table in src/http_router.c. Auth (every route
+ * but the HTTP_ROUTE_PUBLIC ones needs the bearer token when one is set), 404/405 with Allow,
+ * HEAD for GET, the metrics label, the GET / endpoint list and the JSON error shape all follow
+ * from the row.
  */
 #ifndef RAGD_HTTP_INT_H
 #define RAGD_HTTP_INT_H
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
 #include "ragd/http.h"
 
+typedef struct http_jobs http_jobs;
+
+/* ---- request and reply -------------------------------------------------------------------- */
+
+#define HTTP_ARGS_MAX 16   /* query arguments kept per request; more are ignored */
+#define HTTP_ALLOW_MAX 64  /* bytes of an Allow header value */
+
+typedef struct http_arg {
+    const char *name, *value; /* borrowed for the request's life */
+} http_arg;
+
+/* One request as a handler sees it. Everything is borrowed for the handler's call. */
+typedef struct http_request {
+    const char *method;
+    const char *path;   /* without the query string */
+    const char *id;     /* prefix routes: the non-empty rest of the path ("/jobs/<id>"); else "" */
+    const http_arg *args;
+    size_t arg_count;
+    const char *body;   /* may be NULL */
+    size_t body_len;
+    int authorized;     /* the bearer token matched, or none is configured */
+    engine *engine;
+    const ragd_cfg *cfg; /* the configuration snapshot this request runs under */
+    http_jobs *jobs;    /* may be NULL (unit tests): /ingest and /jobs then answer 503 */
+    const char *request_id;
+} http_request;
+
+/* Returns: the value of query argument name (borrowed), or NULL when absent. */
+const char *http_request_arg(const http_request *req, const char *name);
+
+struct http_reply;
+/* Work a handler hands to a worker thread (see http_reply.task_run). */
+typedef struct http_reply (*http_task_run)(void *arg);
+/* Frees a task's arg when its run never happens; why is the reply the client gets instead. */
+typedef void (*http_task_drop)(void *arg, const struct http_reply *why);
+
+typedef struct http_reply {
+    unsigned status;
+    json_t *body;      /* new reference, owned by the reply */
+    const char *allow; /* set for 405; borrowed (the router's buffer) until the reply is sent */
+    char *text;               /* instead of body: a text body, owned (free()); e.g. /metrics */
+    const char *content_type; /* static; the text body's type */
+    /* Asynchronous routes only (HTTP_ROUTE_ASYNC): when task_run is set, the server runs
+     * task_run(task_arg) in a worker thread. With task_detached 0 the connection waits (suspended,
+     * the pool keeps serving) and the task's reply is sent; with 1 this reply is sent at once and
+     * the task's reply is dropped. When no worker can start (shutting down), task_drop(task_arg,
+     * &the 503) runs instead. The task owns task_arg. */
+    http_task_run task_run;
+    http_task_drop task_drop;
+    void *task_arg;
+    int task_detached;
+} http_reply;
+
+/* ---- route table (src/http_router.c) ------------------------------------------------------ */
+
+typedef http_reply (*http_handler)(const http_request *req);
+
+#define HTTP_ROUTE_PUBLIC 1u /* answered without the bearer token (the handler sees authorized) */
+#define HTTP_ROUTE_PREFIX 2u /* path is a prefix followed by a non-empty id: "/jobs/" + id */
+#define HTTP_ROUTE_ASYNC 4u  /* the handler may hand its work to a worker thread (task_run) */
+
+typedef struct http_route {
+    const char *method; /* one method; GET rows also answer HEAD */
+    const char *path;   /* exact path (one trailing slash tolerated), or a prefix */
+    const char *name;   /* for logs, metrics and GET /: "/documents/{id}" */
+    unsigned flags;
+    http_handler handler;
+} http_route;
+
+/* Finds the route of method + path (a query string is ignored). Returns: the row (static), with
+ * *id pointing into path for prefix routes ("" otherwise); NULL when no row matches: then *allow
+ * holds the path's methods ("GET, POST", for 405) or "" for an unknown path (404). */
+const http_route *http_route_find(const char *method, const char *path, const char **id,
+                                  char allow[HTTP_ALLOW_MAX]);
+
+/* Returns: the metrics/log name of path's route ("/retrieve"), "other" when none; static. */
+const char *http_route_name_of(const char *path);
+
+/* Routes and answers req (req->id is set here): 401 when the route (or an unknown path) needs
+ * the token and req->authorized is 0, 404 for an unknown path, 405 with Allow for a known path
+ * and another method, else the row's handler. allow: the buffer a 405's Allow points into; it
+ * must live until the reply is sent. Returns: the reply (free its body/text, or send it). */
+http_reply http_dispatch(http_request *req, char allow[HTTP_ALLOW_MAX]);
+
+/* Returns: GET /'s endpoint list ["GET /health", ...] built from the table; new reference. */
+json_t *http_route_list_json(void);
+
+/* ---- errors (src/http_error.c) ------------------------------------------------------------ */
+
+/* Builds an error reply {"error": {"code", "message"}} for rc: the one place where ragd_rc
+ * becomes an HTTP status and an API error code. code_override (one of the HTTP-only codes in the
+ * table: "invalid_json", "method_not_allowed", ...) may be NULL. message may hold any bytes: it
+ * is cut to fit and made valid UTF-8. */
+http_reply http_reply_error(ragd_rc rc, const char *code_override, const char *message);
+
+/* http_reply_error with a printf-style message. */
+http_reply http_reply_errorf(ragd_rc rc, const char *code_override, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Returns: the HTTP status an error code is sent with (400 for an unknown code). */
+unsigned http_error_status(const char *code);
+
+/* ---- request bodies: field specs (src/http_fields.c) -------------------------------------- */
+
+typedef enum http_field_type {
+    HTTP_FIELD_STRING = 1, /* bounds: byte length */
+    HTTP_FIELD_INT,        /* bounds: value */
+    HTTP_FIELD_NUMBER,     /* bounds: value; finite */
+    HTTP_FIELD_BOOL,
+    HTTP_FIELD_OBJECT,
+    HTTP_FIELD_STRINGS,    /* an array of strings; bounds: element count */
+    HTTP_FIELD_ANY         /* any JSON value: the handler checks it */
+} http_field_type;
+
+#define HTTP_FIELD_REQUIRED 1u
+#define HTTP_FIELD_NONBLANK 2u /* a string with a character other than white space */
+
+typedef struct http_field {
+    const char *name;
+    http_field_type type;
+    unsigned flags;
+    double min, max;            /* min == max == 0: unbounded */
+    const char *const *choices; /* STRING: the allowed values, NULL-terminated; may be NULL */
+    int (*max_of)(const ragd_cfg *cfg); /* INT: the upper bound, read from the config */
+} http_field;
+
+/* Parses a request body that must be a JSON object. Returns: new reference, or NULL with *reply
+ * set (400 invalid_json / invalid_request). */
+json_t *http_body_object(const char *body, size_t len, http_reply *reply);
+
+/* Checks obj against the n fields of spec: unknown keys refused (the message lists the known
+ * ones), required ones present, each present one of its type, within its bounds and choices.
+ * prefix is put before field names in messages ("filters.", "documents[2]."; may be ""). cfg may
+ * be NULL when no field uses max_of. Returns: 0, or -1 with *reply set to the 400. */
+int http_fields_check(json_t *obj, const http_field *spec, size_t n, const char *prefix,
+                      const ragd_cfg *cfg, http_reply *reply);
+
+/* ---- handlers (one file per concern) ------------------------------------------------------ */
+
+/* src/http_health.c */
+http_reply http_handle_root(const http_request *req);
+http_reply http_handle_health(const http_request *req);
+http_reply http_handle_metrics(const http_request *req);
+/* src/http_retrieve.c */
+http_reply http_handle_retrieve(const http_request *req);
+http_reply http_handle_context(const http_request *req);
+/* src/http_ingest.c */
+http_reply http_handle_ingest(const http_request *req);
+/* src/http_jobs.c */
+http_reply http_handle_job(const http_request *req);
+/* src/http_documents.c */
+http_reply http_handle_documents_post(const http_request *req);
+http_reply http_handle_documents_list(const http_request *req);
+http_reply http_handle_document_get(const http_request *req);
+http_reply http_handle_document_delete(const http_request *req);
+
 /* ---- jobs (src/http_jobs.c) ---------------------------------------------------------------- */
 #define HTTP_JOB_ID_MAX 40
-
-typedef struct http_jobs http_jobs;
 
 /* Returns: a new empty table (free with http_jobs_free), or NULL on OOM. */
 http_jobs *http_jobs_new(void);
@@ -33,10 +198,6 @@ void http_jobs_finish(http_jobs *j, const char *id, const http_reply *reply);
 
 /* Returns: the job as JSON (new reference), or NULL when there is no such job. */
 json_t *http_jobs_json(http_jobs *j, const char *id);
-
-/* Returns: the first key of obj that is not in allowed (NULL-terminated), borrowed from obj;
- * NULL when every key is allowed. */
-const char *http_json_unknown_key(json_t *obj, const char *const *allowed);
 
 /* ---- POST /ingest (src/http_ingest.c) ------------------------------------------------------- */
 typedef struct http_ingest_req {
@@ -63,14 +224,6 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
 /* Returns: 1 if the Authorization header value carries cfg's bearer token (constant-time
  * compare), or no token is configured; 0 otherwise. header may be NULL. */
 int http_auth_ok(const ragd_cfg *cfg, const char *header);
-
-/* ---- pushed documents (src/http_documents.c) ------------------------------------------------ */
-
-/* Handles POST/GET /documents and GET/DELETE /documents/{id}. url is the path (no query);
- * offset and limit are the query arguments (may be NULL). */
-http_reply http_documents_handle(engine *e, const ragd_cfg *cfg, const char *method,
-                                 const char *url, const char *offset, const char *limit,
-                                 const char *body, size_t len);
 
 /* ---- reranking in answers and /health (src/http_rerank.c) --------------------------------- */
 /* Adds "rerank" (requested, applied, provider..., fallback, error, ms, candidates, cache_hits) to

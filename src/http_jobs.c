@@ -174,3 +174,11 @@ json_t *http_jobs_json(http_jobs *j, const char *id)
     pthread_mutex_unlock(&j->mu);
     return o;
 }
+
+http_reply http_handle_job(const http_request *req)
+{
+    json_t *job = req->jobs ? http_jobs_json(req->jobs, req->id) : NULL;
+    if (job) return (http_reply){.status = 200, .body = job};
+    return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such job (jobs are kept in memory: the "
+                            "last 64 of this daemon's run)");
+}

@@ -47,23 +47,23 @@ typedef struct request {
     struct MHD_Connection *conn;
     util_buf body;
     size_t received; /* body bytes received, kept or not */
-    int started; /* the ingest worker was started */
+    int started; /* a worker runs the route's task; the connection is suspended */
     int done;    /* the worker finished; reply is ready */
     http_reply reply;
-    http_ingest_req ingest;
-    char job_id[HTTP_JOB_ID_MAX];
     double t0;
+    int authorized; /* the bearer token matched (or none is configured) */
     const char *route_name; /* for metrics; static */
     char request_id[RAGD_REQUEST_ID_MAX];
+    char allow[HTTP_ALLOW_MAX];
 } request;
 
-/* A background ingest job (POST /ingest with "wait": false): owns its request. */
-typedef struct job_task {
+/* A route's task in a worker thread: waited for by its suspended request (req set), or detached. */
+typedef struct task {
     http_server *server;
-    http_ingest_req ingest;
-    char job_id[HTTP_JOB_ID_MAX];
-    char request_id[RAGD_REQUEST_ID_MAX];
-} job_task;
+    request *req; /* NULL when detached */
+    http_task_run run;
+    void *arg;
+} task;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply,
                                   const char *request_id, int closing)
@@ -118,37 +118,24 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *reply
     return r;
 }
 
-static void *ingest_worker(void *arg)
+static void *task_worker(void *arg)
 {
-    request *req = arg;
-    http_server *s = req->server;
-    log_record_request_id_set(req->request_id);
-    http_reply reply = http_ingest_req_run(s->engine, s->jobs, req->job_id, &req->ingest);
-    log_record_request_id_set(NULL);
-    pthread_mutex_lock(&s->mu);
-    req->reply = reply;
-    req->done = 1;
-    MHD_resume_connection(req->conn);
-    s->workers--;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
-static void *job_worker(void *arg)
-{
-    job_task *t = arg;
+    task *t = arg;
     http_server *s = t->server;
-    log_record_request_id_set(t->request_id);
-    http_reply reply = http_ingest_req_run(s->engine, s->jobs, t->job_id, &t->ingest);
-    log_record_request_id_set(NULL);
-    json_decref(reply.body);
-    http_ingest_req_free(&t->ingest);
-    free(t);
+    http_reply reply = t->run(t->arg);
     pthread_mutex_lock(&s->mu);
+    if (t->req) {
+        t->req->reply = reply;
+        t->req->done = 1;
+        MHD_resume_connection(t->req->conn);
+    } else {
+        json_decref(reply.body);
+        free(reply.text);
+    }
     s->workers--;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
+    free(t);
     return NULL;
 }
 
@@ -203,6 +190,43 @@ static http_reply reply_too_large(const http_server *s)
     return http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
 }
 
+typedef struct args_ctx {
+    http_arg *args;
+    size_t count;
+} args_ctx;
+
+static enum MHD_Result arg_collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    args_ctx *c = cls;
+    if (c->count < HTTP_ARGS_MAX) c->args[c->count++] = (http_arg){key, value ? value : ""};
+    return MHD_YES;
+}
+
+/* Hands a reply's task to a worker thread: with req, the connection is suspended until the task's
+ * reply is ready; without, the task runs detached. Returns: 0, or -1 with the task dropped and
+ * *reply replaced by the 503. */
+static int task_start(http_server *s, request *req, http_reply *reply)
+{
+    task *t = calloc(1, sizeof *t);
+    int stopping = 0;
+    if (t != NULL) {
+        *t = (task){.server = s, .req = reply->task_detached ? NULL : req, .run = reply->task_run,
+                    .arg = reply->task_arg};
+        if (worker_start(s, task_worker, t, t->req, &stopping) == 0) return 0;
+        free(t);
+    }
+    http_reply why = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
+                                      stopping ? "ragd is shutting down; no ingest starts"
+                                               : "cannot start a worker thread");
+    if (reply->task_drop) reply->task_drop(reply->task_arg, &why);
+    json_decref(reply->body);
+    free(reply->text);
+    *reply = why;
+    return -1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -217,10 +241,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->server = s;
         req->conn = conn;
         req->t0 = util_now_ms();
-        const char *allow_unused = NULL;
-        int method_unused = 1;
-        http_route route = http_route_find(method, url, &allow_unused, &method_unused);
-        req->route_name = route == RAGD_ROUTE_NONE ? "other" : http_route_name(route);
+        req->route_name = http_route_name_of(url);
         *con_cls = req;
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (log_record_request_id_valid(rid))
@@ -237,11 +258,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                             "ragd is shutting down; retry on another instance");
             return finish(req, method, url, &r);
         }
-        /* Every endpoint but /health needs the bearer token when one is configured; checked
-         * before routing and before any of the body is read. */
-        if (strcmp(url, "/health") != 0 && strcmp(url, "/health/") != 0 &&
-            !http_auth_ok(s->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                               MHD_HTTP_HEADER_AUTHORIZATION))) {
+        req->authorized = http_auth_ok(s->cfg, MHD_lookup_connection_value(
+                                                   conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION));
+        /* Routes that need the token are refused before any of the body is read. */
+        const char *id = NULL;
+        const http_route *route = http_route_find(method, url, &id, req->allow);
+        if (!req->authorized && (route == NULL || !(route->flags & HTTP_ROUTE_PUBLIC))) {
             http_reply r = http_reply_error(RAGD_ERR_UNAUTHORIZED, NULL,
                                             "missing or wrong bearer token (Authorization: "
                                             "Bearer <token>)");
@@ -272,9 +295,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    if (req->done) { /* resumed after the ingest worker finished */
+    if (req->done) { /* resumed after the worker finished */
         http_reply r = req->reply;
-        req->reply.body = NULL;
+        req->reply = (http_reply){0};
         return finish(req, method, url, &r);
     }
     if (req->started) return MHD_YES; /* spurious call while suspended */
@@ -284,94 +307,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return finish(req, method, url, &r);
     }
 
-    const char *allow = NULL;
-    int method_ok = 1;
-    http_route route = http_route_find(method, url, &allow, &method_ok);
-    http_reply r;
-    if (route == RAGD_ROUTE_NONE) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "no such endpoint: %.100s %.60s; see GET / for the list",
-                 method, url);
-        r = http_reply_error(RAGD_ERR_NOT_FOUND, NULL, msg);
-        return finish(req, method, url, &r);
-    }
-    if (!method_ok) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%.60s is not allowed on %.60s; use %.10s", method, url, allow);
-        r = http_reply_error(RAGD_ERR_INVALID, "method_not_allowed", msg);
-        r.allow = allow;
-        return finish(req, method, url, &r);
-    }
-    if (route == RAGD_ROUTE_DOCUMENTS || route == RAGD_ROUTE_DOCUMENT) {
-        r = http_documents_handle(
-            s->engine, s->cfg, method, url,
-            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset"),
-            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"), req->body.data,
-            req->body.len);
-        return finish(req, method, url, &r);
-    }
-    if (route == RAGD_ROUTE_JOB) {
-        json_t *job = http_jobs_json(s->jobs, url + strlen("/jobs/"));
-        r = job ? (http_reply){.status = 200, .body = job}
-                : http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no such job (jobs are kept in "
-                                   "memory: the last 64 of this daemon's run)");
-        return finish(req, method, url, &r);
-    }
-    if (route != RAGD_ROUTE_INGEST) {
-        log_record_request_id_set(req->request_id);
-        r = http_route_handle(s->engine, s->cfg, route, req->body.data, req->body.len);
-        log_record_request_id_set(NULL);
-        return finish(req, method, url, &r);
-    }
-
-    if (http_ingest_req_parse(s->cfg, req->body.data, req->body.len, &req->ingest, &r) != 0)
-        return finish(req, method, url, &r);
-    ragd_err jerr = {0};
-    if (http_jobs_start(s->jobs, req->ingest.path, req->ingest.reset, req->ingest.wait,
-                        req->job_id, &jerr) != RAGD_OK) {
-        r = http_reply_error(jerr.rc, NULL, jerr.msg);
-        if (jerr.rc == RAGD_ERR_BUSY)
-            json_object_set_new(json_object_get(r.body, "error"), "job_id",
-                                json_string(req->job_id));
-        return finish(req, method, url, &r);
-    }
-    int stopping = 0;
-    if (!req->ingest.wait) {
-        job_task *t = calloc(1, sizeof *t);
-        if (t != NULL) {
-            t->server = s;
-            t->ingest = req->ingest;
-            memcpy(t->job_id, req->job_id, sizeof t->job_id);
-            memcpy(t->request_id, req->request_id, sizeof t->request_id);
-            memset(&req->ingest, 0, sizeof req->ingest);
+    http_arg args[HTTP_ARGS_MAX];
+    args_ctx ac = {args, 0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, arg_collect, &ac);
+    http_request hr = {.method = method,
+                       .path = url,
+                       .id = "",
+                       .args = args,
+                       .arg_count = ac.count,
+                       .body = req->body.data,
+                       .body_len = req->body.len,
+                       .authorized = req->authorized,
+                       .engine = s->engine,
+                       .cfg = s->cfg,
+                       .jobs = s->jobs,
+                       .request_id = req->request_id};
+    log_record_request_id_set(req->request_id);
+    http_reply r = http_dispatch(&hr, req->allow);
+    log_record_request_id_set(NULL);
+    if (r.task_run) {
+        int detached = r.task_detached;
+        if (task_start(s, req, &r) == 0 && !detached) {
+            /* the connection is suspended; the worker's reply is sent when it resumes */
+            json_decref(r.body);
+            free(r.text);
+            return MHD_YES;
         }
-        if (t != NULL && worker_start(s, job_worker, t, NULL, &stopping) == 0) {
-            r = (http_reply){.status = 202};
-            r.body = json_pack("{s:s, s:s, s:s}", "job_id", req->job_id, "state", "running",
-                               "status_url", "/jobs/");
-            if (r.body) {
-                char status_url[HTTP_JOB_ID_MAX + 8];
-                snprintf(status_url, sizeof status_url, "/jobs/%s", req->job_id);
-                json_object_set_new(r.body, "status_url", json_string(status_url));
-            }
-            return finish(req, method, url, &r);
-        }
-        if (t != NULL) http_ingest_req_free(&t->ingest);
-        free(t);
-        r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
-                             stopping ? "ragd is shutting down; no ingest starts"
-                                      : "cannot start the ingest thread");
-        http_jobs_finish(s->jobs, req->job_id, &r);
-        return finish(req, method, url, &r);
     }
-    if (worker_start(s, ingest_worker, req, req, &stopping) != 0) {
-        r = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
-                             stopping ? "ragd is shutting down; no ingest starts"
-                                      : "cannot start the ingest thread");
-        http_jobs_finish(s->jobs, req->job_id, &r);
-        return finish(req, method, url, &r);
-    }
-    return MHD_YES;
+    return finish(req, method, url, &r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -390,7 +353,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     util_buf_free(&req->body);
     json_decref(req->reply.body);
     free(req->reply.text);
-    http_ingest_req_free(&req->ingest);
     free(req);
     *con_cls = NULL;
 }

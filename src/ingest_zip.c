@@ -34,7 +34,7 @@ ragd_rc ingest_zip_open(const char *path, const char *data, size_t len, ingest_z
     static const unsigned char ole[8] = {0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1};
     if (len >= 8 && memcmp(data, ole, 8) == 0)
         return ragd_err_set(err, RAGD_ERR_INVALID,
-                            "encrypted (password-protected) or legacy binary Office file: an OLE "
+                            "encrypted (password-protected) or legacy binary file: an OLE "
                             "container, not a zip of XML parts: %s", path);
     if (len < 4 || memcmp(data, "PK", 2) != 0)
         return ragd_err_set(err, RAGD_ERR_INVALID, "not a zip archive (corrupt or truncated): %s",

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ragd/filter.h"
+#include "ragd/util.h"
 
 #define IN_VALUES_MAX 256
 
@@ -56,8 +57,10 @@ static int fields_check(const json_t *o, const char *const *allowed, const char 
         int ok = 0;
         for (size_t i = 0; allowed[i] && !ok; i++) ok = strcmp(k, allowed[i]) == 0;
         if (!ok) {
-            ragd_err_set(err, RAGD_ERR_INVALID, "%s.%.64s: unknown field in a '%s' filter",
-                         where, k, json_string_value(json_object_get(o, "type")));
+            char name[72];
+            util_utf8_clip(name, sizeof name, k, strlen(k));
+            ragd_err_set(err, RAGD_ERR_INVALID, "%s.%s: unknown field in a '%s' filter",
+                         where, name, json_string_value(json_object_get(o, "type")));
             return -1;
         }
     }
@@ -85,10 +88,13 @@ static ragd_rc parse_node(const json_t *j, const char *where, int depth, size_t 
     int type = -1;
     for (int i = 0; i < (int)(sizeof op_names / sizeof op_names[0]); i++)
         if (strcmp(json_string_value(t), op_names[i]) == 0) type = i;
-    if (type < 0)
-        return ragd_err_set(err, RAGD_ERR_INVALID, "%s.type: unknown filter type '%.40s' "
+    if (type < 0) {
+        char name[48];
+        util_utf8_clip(name, sizeof name, json_string_value(t), json_string_length(t));
+        return ragd_err_set(err, RAGD_ERR_INVALID, "%s.type: unknown filter type '%s' "
                             "(expected eq, ne, gt, gte, lt, lte, in, nin, and, or)", where,
-                            json_string_value(t));
+                            name);
+    }
     retrieve_filter *f = calloc(1, sizeof *f);
     if (f == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "filter: out of memory");
     f->type = (op)type;

@@ -750,18 +750,6 @@ ragd_rc store_db_model_check(store_db *s, const char *model, int dims, ragd_err 
 
 /* ----- documents ------------------------------------------------------------------------------ */
 
-void store_doc_free(store_doc *doc)
-{
-    if (doc == NULL) return;
-    free(doc->path);
-    free(doc->source);
-    free(doc->title);
-    free(doc->checksum);
-    free(doc->tags_json);
-    free(doc->metadata_json);
-    memset(doc, 0, sizeof *doc);
-}
-
 /* Returns: a new copy of a text column ("" for NULL), or NULL on OOM. */
 static char *column_dup(sqlite3_stmt *st, int col)
 {
@@ -1084,19 +1072,6 @@ ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_ve
 
 /* ----- reads from any thread ------------------------------------------------------------------ */
 
-void store_hit_free(store_hit *h)
-{
-    if (h == NULL) return;
-    free(h->text);
-    free(h->heading);
-    free(h->source);
-    free(h->title);
-    free(h->path);
-    free(h->tags_json);
-    free(h->metadata_json);
-    memset(h, 0, sizeof *h);
-}
-
 /* Fills h from the current row of the chunk_get statement. Returns: 0, or -1 on OOM (h freed). */
 static int hit_fill(sqlite3_stmt *st, store_hit *h)
 {
@@ -1228,12 +1203,6 @@ ragd_rc store_db_embeddings_prune(store_db *s, const char *model, int dims, int6
 }
 
 /* ----- document listings (pushed documents) ----------------------------------------------------- */
-
-void store_doc_rows_free(store_doc *docs, size_t n)
-{
-    for (size_t i = 0; docs && i < n; i++) store_doc_free(&docs[i]);
-    free(docs);
-}
 
 ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64_t limit,
                           store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,

@@ -138,6 +138,37 @@ size_t util_utf8_first_invalid(const char *s, size_t len)
 
 int util_utf8_valid(const char *s, size_t len) { return util_utf8_first_invalid(s, len) == len; }
 
+size_t util_utf8_clip(char *dst, size_t dst_size, const char *src, size_t len)
+{
+    if (dst_size == 0) return 0;
+    size_t room = dst_size - 1, out = 0, i = 0;
+    if (src == NULL) len = 0;
+    while (i < len) {
+        size_t valid = util_utf8_first_invalid(src + i, len - i);
+        /* the next unit: one whole character, or one bad byte that becomes '?' */
+        size_t unit = 1;
+        if (valid > 0) {
+            unsigned char c = (unsigned char)src[i];
+            unit = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        }
+        /* keep 3 bytes for "..." unless this unit is the input's last */
+        size_t need = unit + (i + unit < len ? 3 : 0);
+        if (out + need > room) {
+            size_t dots = room - out < 3 ? room - out : 3;
+            memcpy(dst + out, "...", dots);
+            out += dots;
+            break;
+        }
+        if (valid == 0 || src[i] == '\0')
+            dst[out++] = '?';
+        else
+            memcpy(dst + out, src + i, unit), out += unit;
+        i += unit;
+    }
+    dst[out] = '\0';
+    return out;
+}
+
 double util_now_ms(void)
 {
     struct timespec ts;

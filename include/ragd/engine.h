@@ -5,8 +5,8 @@
  * the CLI are thin layers over it.
  *
  * Concurrency: retrievals run from any number of threads while one ingest runs. An ingest commits
- * document by document; each commit updates SQLite and the in-memory index under a write lock that
- * retrievals take for reading, so a retrieval never sees a half-applied document.
+ * document by document; each commit is one store transaction (ragd/store.h) under a write lock
+ * that retrievals take for reading, so a retrieval never sees a half-applied document.
  */
 #ifndef RAGD_ENGINE_H
 #define RAGD_ENGINE_H
@@ -31,8 +31,9 @@ typedef struct engine engine;
                                   * embedding model opens (empty index) instead of failing */
 
 /* Opens data_dir (cfg->data_dir): creates it, takes the data-dir lock (daemon and CLI ingest take
- * it exclusively; read-only opens do not), opens SQLite, checks the embedding model, loads the
- * vector index or rebuilds it from SQLite. flags: RAGD_ENGINE_* or 0.
+ * it exclusively; read-only opens do not), opens the store [store] vector_backend names (faiss:
+ * SQLite, then the vector index loaded or rebuilt from SQLite), checks the embedding model.
+ * flags: RAGD_ENGINE_* or 0.
  * cfg is borrowed until engine_close. Returns: *out new (free with engine_close). When another
  * process holds the lock: RAGD_ERR_LOCKED, message naming the pid and listen address. */
 ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err *err);
@@ -239,7 +240,7 @@ ragd_rc engine_doc_delete(engine *e, const char *id, int64_t *chunks, ragd_err *
 int engine_doc_id_valid(const char *id);
 
 /* Returns: the store, for read-only listings from any thread (borrowed until engine_close). */
-store_db *engine_store_get(engine *e);
+store *engine_store_get(engine *e);
 
 /* ---- status ------------------------------------------------------------------------------- */
 typedef struct engine_stats {

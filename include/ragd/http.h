@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.h - the HTTP API over libmicrohttpd: the server (src/http_server.c: thread pool, bodies,
- * limits, suspended connections for long ingests, shutdown) and the routes (src/http_routes.c:
- * request validation, JSON responses, the one ragd_rc -> HTTP status mapping).
+ * http.h - the HTTP API over libmicrohttpd, as the rest of ragd sees it: start and stop the server
+ * (src/http_server.c), and the two renderings the CLI shares with the routes (the /retrieve
+ * answer and the /context system prompt). The router, its table, the request and reply types and
+ * the field specs are internal to the module: src/http_int.h.
  */
 #ifndef RAGD_HTTP_H
 #define RAGD_HTTP_H
@@ -30,41 +31,7 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
  * NOT freed (the worker still uses it and the engine) and the caller should exit at once. */
 int http_server_stop(http_server *s);
 
-/* ---- routes ------------------------------------------------------------------------------- */
-typedef struct http_reply {
-    unsigned status;
-    json_t *body;      /* new reference, owned by the reply */
-    const char *allow; /* static; set for 405 */
-    char *text;               /* instead of body: a text body, owned (free()); e.g. /metrics */
-    const char *content_type; /* static; the text body's type */
-} http_reply;
-
-typedef enum http_route {
-    RAGD_ROUTE_NONE = 0, /* unknown path: 404 */
-    RAGD_ROUTE_ROOT,
-    RAGD_ROUTE_HEALTH,
-    RAGD_ROUTE_RETRIEVE,
-    RAGD_ROUTE_INGEST,
-    RAGD_ROUTE_METRICS,
-    RAGD_ROUTE_DOCUMENTS, /* GET, POST /documents */
-    RAGD_ROUTE_DOCUMENT,  /* GET, DELETE /documents/{id} */
-    RAGD_ROUTE_JOB,       /* GET /jobs/{id} */
-    RAGD_ROUTE_CONTEXT    /* POST /context */
-} http_route;
-
-/* Maps a path to a route and checks the method. Returns: the route; *allow is set (static) and
- * *method_ok 0 when the path exists but not for this method. */
-http_route http_route_find(const char *method, const char *url, const char **allow,
-                           int *method_ok);
-
-/* Returns: the route's name for logs and metrics ("/retrieve"); static. */
-const char *http_route_name(http_route route);
-
-/* Handles GET /, GET /health, POST /retrieve and POST /context synchronously. body may be
- * NULL. */
-http_reply http_route_handle(engine *e, const ragd_cfg *cfg, http_route route, const char *body,
-                             size_t len);
-
+/* ---- renderings shared with the CLI ------------------------------------------------------- */
 
 /* The /retrieve response body for an answer (also `ragd query --json`). Returns: new reference. */
 json_t *http_answer_json(const engine_query *q, const engine_answer *a);
@@ -75,9 +42,5 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a);
  * NULL with err set (RAGD_ERR_INTERNAL for an unreadable or malformed template). */
 char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine_answer *a,
                         ragd_err *err);
-
-/* Builds an error reply {"error": {"code", "message"}} for rc: the one place where ragd_rc
- * becomes an HTTP status. code_override may be NULL. */
-http_reply http_reply_error(ragd_rc rc, const char *code_override, const char *message);
 
 #endif

@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.h - persistence under data_dir:
- *   - the SQLite metadata store (src/store_db.c), the source of truth: documents, chunks,
- *     embeddings, and a meta table (schema version, embedding model and dims, generation);
- *   - the vector index (src/store_index.c), FAISS IndexIDMap2 over IndexFlatIP (or, configured by
- *     a factory string, IndexHNSWFlat) on L2-normalised vectors, keyed by chunk id, saved atomically and rebuilt from SQLite when it is missing,
- *     corrupt or out of step (its saved generation differs from SQLite's).
+ * store.h - the store interface: everything ragd keeps (documents, chunks, embeddings keyed by
+ * content hash, the vector index and the keyword index) behind one function table, store_ops,
+ * like embed_ops for embedding providers. The engine (src/engine*.c) talks to this interface
+ * only; fusion, filters, confidence and context stay above it, one code path for every backend.
  *
- * Threads: a store_db has one writer connection (callers serialise writes) and a pool of reader
- * connections, so store_db_chunks_get and store_db_stats may run from any thread at any time.
- * A store_index is not locked internally: the caller holds a read lock around searches and a
- * write lock around add/remove (see src/engine.c).
+ * Backends (the table in src/store.c is the one place they are named):
+ *   - faiss    (src/store_faiss.c): SQLite metadata + FTS5 (src/store_db.c) and a FAISS index
+ *              (src/store_index.c) under data_dir; declarations in ragd/store_faiss.h.
+ *
+ * Transactions. A write transaction (begin ... commit) is one unit for readers: a backend makes
+ * the documents, chunks and vectors it changed visible together at commit. The engine serialises
+ * writers; retrievals may run from any thread at any time.
+ *
+ * Ownership follows the house rules: functions filling store_doc / store_hit give new strings
+ * (free with store_doc_free / store_hit_free).
  */
 #ifndef RAGD_STORE_H
 #define RAGD_STORE_H
@@ -20,35 +24,8 @@
 
 #include "ragd/ragd.h"
 
-/* ===== SQLite metadata store ================================================================ */
-
-typedef struct store_db store_db;
-
-/* Opens (creating when missing, unless readonly) data_dir/ragd.sqlite3 in WAL mode and applies the
- * schema. Returns: RAGD_OK and *out (new, free with store_db_close). */
-ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_err *err);
-
-/* Closes all connections. s may be NULL. */
-void store_db_close(store_db *s);
-
-/* Checks the store's recorded embedding model and dims against the configured ones. An empty store
- * (no chunks) records them; a store with chunks and a different model or dims fails with
- * RAGD_ERR_MODEL_MISMATCH and a message naming both and how to re-index. */
-ragd_rc store_db_model_check(store_db *s, const char *model, int dims, ragd_err *err);
-
-/* Transactions on the writer connection. begin is BEGIN IMMEDIATE. */
-ragd_rc store_db_begin(store_db *s, ragd_err *err);
-ragd_rc store_db_commit(store_db *s, ragd_err *err);
-void store_db_rollback(store_db *s); /* no-op when no transaction is open */
-
-/* Makes every commit so far durable against power loss (commits are always durable against a
- * crash of the process). Called at the end of each ingest. */
-ragd_rc store_db_sync(store_db *s, ragd_err *err);
-
-/* Returns: the store's generation, bumped by store_db_generation_bump() in every transaction that
- * changes chunks; the vector index saves the generation it matches. */
-ragd_rc store_db_generation_get(store_db *s, uint64_t *out, ragd_err *err);
-ragd_rc store_db_generation_bump(store_db *s, uint64_t *out_new, ragd_err *err);
+struct ragd_cfg;
+struct retrieve_terms;
 
 typedef struct store_doc {
     int64_t id;          /* 0 when not yet stored */
@@ -65,27 +42,8 @@ typedef struct store_doc {
 /* Frees the strings of doc and zeroes it. doc may be NULL. */
 void store_doc_free(store_doc *doc);
 
-/* Finds a document by path. Returns: RAGD_OK with *found 1 and *out filled (strings new, free with
- * store_doc_free), or RAGD_OK with *found 0. */
-ragd_rc store_db_doc_find(store_db *s, const char *path, store_doc *out, int *found, ragd_err *err);
-
-/* Inserts or updates (by path) the document row; sets *id. Does not touch chunks. */
-ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_err *err);
-
-/* Lists the chunk ids of a document. Returns: *ids new (free()), *n. */
-ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_t *n,
-                               ragd_err *err);
-
-/* Deletes the chunks of a document (not the document). */
-ragd_rc store_db_doc_chunks_delete(store_db *s, int64_t doc_id, ragd_err *err);
-
-/* Deletes a document and its chunks. */
-ragd_rc store_db_doc_delete(store_db *s, int64_t doc_id, ragd_err *err);
-
-/* Lists (id, path) of documents whose path starts with prefix (pass "dir/" to scope a directory).
- * Returns: *ids and *paths new (free each path, then both arrays with free()), *n. */
-ragd_rc store_db_doc_list_prefix(store_db *s, const char *prefix, int64_t **ids, char ***paths,
-                                 size_t *n, ragd_err *err);
+/* Frees n rows (from store_doc_page) and the array. docs may be NULL. */
+void store_doc_rows_free(store_doc *docs, size_t n);
 
 typedef struct store_chunk_in {
     int ordinal;
@@ -99,25 +57,9 @@ typedef struct store_chunk_in {
     int page;             /* 1-based page (PDF), 0 when the format has no pages */
 } store_chunk_in;
 
-/* Inserts one chunk of doc_id. Returns: *id, the new chunk id (also its vector index id). */
-ragd_rc store_db_chunk_put(store_db *s, int64_t doc_id, const store_chunk_in *c, int64_t *id,
-                           ragd_err *err);
-
-/* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1; out holds dims floats. */
-ragd_rc store_db_embedding_get(store_db *s, const char *checksum, const char *model, int dims,
-                               float *out, int *found, ragd_err *err);
-
-/* Stores an embedding (INSERT OR IGNORE). Durable at once when no transaction is open. */
-ragd_rc store_db_embedding_put(store_db *s, const char *checksum, const char *model, int dims,
-                               const float *vec, ragd_err *err);
-
-/* Calls fn for every chunk with its stored embedding for model/dims, in chunk id order, on the
- * writer connection; used to rebuild the vector index. fn returns 0 to go on, non-zero to stop
- * (the call then fails with RAGD_ERR_INTERNAL). Chunks without an embedding are counted in
- * *missing (may be NULL). */
+/* Called for each chunk with its vector (borrowed for the call). Returns 0 to go on, non-zero to
+ * stop (the iterating call then fails with RAGD_ERR_INTERNAL). */
 typedef int (*store_vector_fn)(void *ctx, int64_t chunk_id, const float *vec, int dims);
-ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_vector_fn fn,
-                              void *ctx, size_t *missing, ragd_err *err);
 
 typedef struct store_hit {
     int64_t chunk_id;
@@ -136,135 +78,183 @@ typedef struct store_hit {
     int page; /* 1-based page (PDF), 0 when none */
 } store_hit;
 
-/* Fetches chunks by id through a reader connection (any thread). out[i] matches ids[i]; an id
- * not found leaves out[i].chunk_id == 0. Strings in out are new: free with store_hit_free. */
-ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,
-                            ragd_err *err);
-
 /* Frees the strings of one hit and zeroes it. h may be NULL. */
 void store_hit_free(store_hit *h);
 
-/* Lists documents whose path starts with prefix ("push:" for pushed documents), ordered by path,
- * limit rows from offset, through a reader connection (any thread), with each one's chunk count
- * and the total number matching. Returns: *docs and *chunk_counts new (free with
- * store_doc_rows_free and free()), *n rows, *total. */
-ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64_t limit,
-                          store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
-                          ragd_err *err);
+typedef struct store_stats {
+    int64_t documents, chunks, embeddings;
+    size_t vectors;      /* vectors the vector search can return */
+    size_t vector_bytes; /* memory those vectors take in this process; 0 when held elsewhere */
+} store_stats;
 
-/* Frees n rows from store_db_doc_page and the array. docs may be NULL. */
-void store_doc_rows_free(store_doc *docs, size_t n);
+typedef struct store store;
 
-/* Reads every chunk of a document in order through a reader connection (any thread).
- * Returns: *hits new (free each with store_hit_free, then the array with free()), *n. */
-ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, size_t *n,
-                                 ragd_err *err);
+/* The backend contract. Every function gets the store it was opened as. Unless said otherwise a
+ * function may run from any thread at any time; "writer" functions run one at a time (the engine
+ * serialises them) and, where they change data, inside begin ... commit. */
+typedef struct store_ops {
+    const char *name; /* "faiss", ... : [store] vector_backend */
+    /* Opens the store the configuration names (cfg borrowed until close). readonly: no writes,
+     * no schema changes. Returns: RAGD_OK and *out (new, free with close). */
+    ragd_rc (*open)(const struct ragd_cfg *cfg, int readonly, store **out, ragd_err *err);
+    /* Saves what must survive (the faiss index), closes. */
+    void (*close)(store *s);
+    /* Checks the recorded embedding model and dims; an empty store records them. A store with
+     * chunks and another model fails with RAGD_ERR_MODEL_MISMATCH naming both. */
+    ragd_rc (*model_check)(store *s, const char *model, int dims, ragd_err *err);
+    /* Makes the vectors of model/dims searchable (faiss: loads its index or rebuilds it).
+     * empty: the store is about to be reset (another model); start with no vectors. */
+    ragd_rc (*vectors_open)(store *s, const char *model, int dims, int empty, ragd_err *err);
 
-/* Counts through a reader connection (any thread). */
-ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t *embeddings,
-                       ragd_err *err);
+    /* writer: transactions */
+    ragd_rc (*begin)(store *s, ragd_err *err);
+    ragd_rc (*commit)(store *s, ragd_err *err);
+    void (*rollback)(store *s); /* no-op when no transaction is open */
+    /* writer: makes every commit durable against power loss. */
+    ragd_rc (*sync)(store *s, ragd_err *err);
+    /* writer: sync, and save derived state (the faiss index file); at the end of an ingest. */
+    ragd_rc (*flush)(store *s, ragd_err *err);
 
-/* Deletes every document and chunk and the recorded model (for --reset). Embeddings stay, so a
- * re-ingest of the same text embeds nothing; see store_db_embeddings_prune. */
-ragd_rc store_db_reset(store_db *s, ragd_err *err);
+    /* writer: documents and chunks */
+    ragd_rc (*doc_find)(store *s, const char *path, store_doc *out, int *found, ragd_err *err);
+    ragd_rc (*doc_put)(store *s, const store_doc *doc, int64_t *id, ragd_err *err);
+    ragd_rc (*doc_chunk_count)(store *s, int64_t doc_id, size_t *n, ragd_err *err);
+    ragd_rc (*doc_chunks_delete)(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
+    ragd_rc (*doc_delete)(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
+    ragd_rc (*doc_list_prefix)(store *s, const char *prefix, int64_t **ids, char ***paths,
+                               size_t *n, ragd_err *err);
+    ragd_rc (*chunk_put)(store *s, int64_t doc_id, const store_chunk_in *c, const float *vec,
+                         int dims, int64_t *id, ragd_err *err);
+    ragd_rc (*reset)(store *s, const char *model, int dims, ragd_err *err);
 
-/* Deletes embeddings of another model or dims, and those no chunk uses. *removed may be NULL. */
-ragd_rc store_db_embeddings_prune(store_db *s, const char *model, int dims, int64_t *removed,
-                                  ragd_err *err);
+    /* writer: embeddings by content hash */
+    ragd_rc (*embedding_get)(store *s, const char *checksum, const char *model, int dims,
+                             float *out, int *found, ragd_err *err);
+    ragd_rc (*embedding_put)(store *s, const char *checksum, const char *model, int dims,
+                             const float *vec, ragd_err *err);
+    ragd_rc (*embeddings_prune)(store *s, const char *model, int dims, int64_t *removed,
+                                ragd_err *err);
+    ragd_rc (*vectors_each)(store *s, const char *model, int dims, store_vector_fn fn, void *ctx,
+                            size_t *missing, ragd_err *err);
 
-/* ---- keyword index (SQLite FTS5 over title, heading path and chunk text) ------------------ */
-
-/* Returns: 1 when the store has the keyword index (always after a writable open on SQLite with
- * FTS5; a read-only open of a store written by an older ragd has none until the next writable
- * open creates and back-fills it). */
-int store_db_fts_available(const store_db *s);
-
-/* BM25 search through a reader connection (any thread). match is an FTS5 MATCH expression, built
- * with retrieve_fts_match() so user text is never FTS syntax. ids/scores hold limit entries;
- * *found is the number filled, best first; scores are -bm25() (higher is better, > 0), weighted
- * title 2, heading 2, text 1. Without the keyword index: RAGD_OK and *found 0. */
-ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
-                            double *scores, size_t *found, ragd_err *err);
-
-/* Statistics for the confidence estimate, from one snapshot: for each of the n phrases (FTS5
- * MATCH expressions, one query term each) the number of chunks containing it (df[i]) and which
- * of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the number of chunks.
- * Without the keyword index everything is 0. */
-ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
-                           const int64_t *top_ids, size_t top_n, int64_t *df, uint32_t *top_mask,
-                           int64_t *total, ragd_err *err);
-
-/* ===== FAISS vector index =================================================================== */
-
-typedef struct store_index store_index;
-
-/* How an index is built: [store] index_factory and hnsw_ef_search. */
-typedef struct store_index_opts {
-    const char *factory; /* FAISS factory string: NULL, "" or "Flat" (exact IndexFlatIP), or
-                          * "HNSW<M>[,Flat]" (approximate; removals are tombstones) */
-    int ef_search;       /* HNSW efSearch; <= 0 keeps FAISS's default (16) */
-} store_index_opts;
-
-/* Creates an empty index for dims-dimensional vectors, the default type (Flat).
- * Returns: *out new (store_index_free). */
-ragd_rc store_index_new(int dims, store_index **out, ragd_err *err);
-
-/* Creates an empty index of the type opts names (opts may be NULL: Flat). A factory string ragd
- * cannot use (unknown, needs training, not Flat/HNSW) fails with RAGD_ERR_CONFIG.
- * Returns: *out new (store_index_free). */
-ragd_rc store_index_new_with(int dims, const store_index_opts *opts, store_index **out,
+    /* readers */
+    ragd_rc (*chunks_get)(store *s, const int64_t *ids, size_t n, store_hit *out, ragd_err *err);
+    size_t (*vector_count)(store *s);
+    ragd_rc (*vector_search)(store *s, const float *query, size_t k, int64_t *ids, float *scores,
+                             size_t *found, ragd_err *err);
+    int (*keyword_available)(store *s);
+    ragd_rc (*keyword_search)(store *s, const struct retrieve_terms *terms, size_t limit,
+                              int64_t *ids, double *scores, size_t *found, ragd_err *err);
+    ragd_rc (*keyword_terms)(store *s, const struct retrieve_terms *terms, const int64_t *top_ids,
+                             size_t top_n, int64_t *df, uint32_t *top_mask, int64_t *total,
                              ragd_err *err);
-
-/* Returns: the index type's factory string ("Flat" for the default), borrowed for idx's life. */
-const char *store_index_factory(const store_index *idx);
-
-/* Returns: the removed vectors still held as tombstones (always 0 for Flat). */
-size_t store_index_tombstones(const store_index *idx);
-
-/* Returns: 1 when tombstones exceed a tenth of the vectors held, so the caller should rebuild
- * the index from SQLite (searches stay correct either way; they only get slower). */
-int store_index_rebuild_due(const store_index *idx);
-
-/* Frees idx. idx may be NULL. */
-void store_index_free(store_index *idx);
-
-/* Adds n vectors (n * dims floats, already L2-normalised) under ids. */
-ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const float *vecs,
+    ragd_rc (*stats)(store *s, store_stats *out, ragd_err *err);
+    ragd_rc (*doc_page)(store *s, const char *prefix, int64_t offset, int64_t limit,
+                        store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
                         ragd_err *err);
+    ragd_rc (*doc_chunks_read)(store *s, int64_t doc_id, store_hit **hits, size_t *n,
+                               ragd_err *err);
+} store_ops;
 
-/* Removes the given ids (absent ids are ignored). *removed may be NULL. */
-ragd_rc store_index_remove(store_index *idx, size_t n, const int64_t *ids, size_t *removed,
-                           ragd_err *err);
+/* Every backend's store begins with this header. */
+struct store {
+    const store_ops *ops;
+};
 
-/* Removes everything. */
-ragd_rc store_index_clear(store_index *idx, ragd_err *err);
+/* Returns: the backend named name ([store] vector_backend), or NULL when none is built in. */
+const store_ops *store_backend_find(const char *name);
 
-/* Top-k by inner product (cosine on normalised vectors). ids/scores hold k entries; *found is the
- * number filled (min(k, count)), best first. Safe to call from several threads at once. */
-ragd_rc store_index_search(const store_index *idx, const float *query, size_t k, int64_t *ids,
-                           float *scores, size_t *found, ragd_err *err);
+/* Opens the backend cfg->vector_backend names. Returns: RAGD_OK and *out (new, store_close). */
+ragd_rc store_open(const struct ragd_cfg *cfg, int readonly, store **out, ragd_err *err);
 
-/* Returns: the number of live vectors (tombstones excluded), the dimensions, the bytes the vectors
- * take in memory (tombstoned ones included). */
-size_t store_index_count(const store_index *idx);
-int store_index_dims(const store_index *idx);
-size_t store_index_bytes(const store_index *idx);
+/* Closes s (saving what the backend keeps). s may be NULL. */
+void store_close(store *s);
 
-/* Saves atomically to path (temp file, fsync, rename, fsync dir), then writes path.meta
- * (generation, count, dims, SHA-256 of the index file) the same way. */
-ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t generation,
-                         ragd_err *err);
+/* ---- the calls, one per store_ops entry (see there) -------------------------------------- */
+ragd_rc store_model_check(store *s, const char *model, int dims, ragd_err *err);
+ragd_rc store_vectors_open(store *s, const char *model, int dims, int empty, ragd_err *err);
+ragd_rc store_begin(store *s, ragd_err *err);
+/* Commits; the documents, chunks and vectors changed since begin become visible together. */
+ragd_rc store_commit(store *s, ragd_err *err);
+void store_rollback(store *s);
+ragd_rc store_sync(store *s, ragd_err *err);
+ragd_rc store_flush(store *s, ragd_err *err);
 
-/* Loads path after checking path.meta: the file's SHA-256, dims, count. Any mismatch, a missing
- * or corrupt file fails (RAGD_ERR_NOT_FOUND when missing, RAGD_ERR_INDEX otherwise) so the
- * caller rebuilds. Returns: *out new and *generation, the generation it was saved with. */
-ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t *generation,
-                         ragd_err *err);
+/* Finds a document by path. Returns: RAGD_OK with *found 1 and *out filled (strings new, free with
+ * store_doc_free), or RAGD_OK with *found 0. */
+ragd_rc store_doc_find(store *s, const char *path, store_doc *out, int *found, ragd_err *err);
+/* Inserts or updates (by path) the document row; sets *id. Does not touch chunks. */
+ragd_rc store_doc_put(store *s, const store_doc *doc, int64_t *id, ragd_err *err);
+/* Returns: *n, the number of chunks of a document. */
+ragd_rc store_doc_chunk_count(store *s, int64_t doc_id, size_t *n, ragd_err *err);
+/* Deletes the chunks (and their vectors) of a document, not the document; *removed may be NULL. */
+ragd_rc store_doc_chunks_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
+/* Deletes a document, its chunks and their vectors; *removed (chunks) may be NULL. */
+ragd_rc store_doc_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
+/* Lists (id, path) of documents whose path starts with prefix.
+ * Returns: *ids and *paths new (free each path, then both arrays with free()), *n. */
+ragd_rc store_doc_list_prefix(store *s, const char *prefix, int64_t **ids, char ***paths,
+                              size_t *n, ragd_err *err);
+/* Inserts one chunk of doc_id with its vector (dims floats, L2-normalised; NULL: not
+ * searchable by vector). Returns: *id, the new chunk id. */
+ragd_rc store_chunk_put(store *s, int64_t doc_id, const store_chunk_in *c, const float *vec,
+                        int dims, int64_t *id, ragd_err *err);
+/* Deletes every document and chunk and records model/dims (for --reset); embeddings stay. */
+ragd_rc store_reset(store *s, const char *model, int dims, ragd_err *err);
 
-/* store_index_load for the index type opts names (NULL: Flat). An index saved with another
- * factory string fails with RAGD_ERR_INDEX, so the caller rebuilds it in the configured type.
- * Tombstones saved in the meta are restored. */
-ragd_rc store_index_load_with(const char *path, int dims, const store_index_opts *opts,
-                              store_index **out, uint64_t *generation, ragd_err *err);
+/* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1; out holds dims floats. */
+ragd_rc store_embedding_get(store *s, const char *checksum, const char *model, int dims,
+                            float *out, int *found, ragd_err *err);
+/* Stores an embedding (kept when one exists). Durable at once when no transaction is open. */
+ragd_rc store_embedding_put(store *s, const char *checksum, const char *model, int dims,
+                            const float *vec, ragd_err *err);
+/* Deletes embeddings of another model or dims, and those no chunk uses. *removed may be NULL. */
+ragd_rc store_embeddings_prune(store *s, const char *model, int dims, int64_t *removed,
+                               ragd_err *err);
+/* Calls fn for every chunk with its stored embedding for model/dims, in chunk id order. Chunks
+ * without one are counted in *missing (may be NULL). */
+ragd_rc store_vectors_each(store *s, const char *model, int dims, store_vector_fn fn, void *ctx,
+                           size_t *missing, ragd_err *err);
+
+/* Fetches chunks by id. out[i] matches ids[i]; an id not found leaves out[i].chunk_id == 0.
+ * Strings in out are new: free with store_hit_free. */
+ragd_rc store_chunks_get(store *s, const int64_t *ids, size_t n, store_hit *out, ragd_err *err);
+/* Returns: the number of vectors a search can return (an upper bound for widening). */
+size_t store_vector_count(store *s);
+/* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. */
+ragd_rc store_vector_search(store *s, const float *query, size_t k, int64_t *ids, float *scores,
+                            size_t *found, ragd_err *err);
+/* Returns: 1 when keyword search is available (a read-only open of an old faiss store has none). */
+int store_keyword_available(store *s);
+/* BM25-style keyword search for any of the terms: *found entries of ids/scores (limit at most),
+ * best first, scores > 0, higher is better. Without a keyword index: RAGD_OK, *found 0. */
+ragd_rc store_keyword_search(store *s, const struct retrieve_terms *terms, size_t limit,
+                             int64_t *ids, double *scores, size_t *found, ragd_err *err);
+/* For the confidence estimate, from one snapshot: for each term the number of chunks containing
+ * it (df[i]) and which of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the
+ * number of chunks. Without a keyword index everything is 0. */
+ragd_rc store_keyword_terms(store *s, const struct retrieve_terms *terms, const int64_t *top_ids,
+                            size_t top_n, int64_t *df, uint32_t *top_mask, int64_t *total,
+                            ragd_err *err);
+ragd_rc store_stats_get(store *s, store_stats *out, ragd_err *err);
+/* Lists documents whose path starts with prefix, ordered by path, limit rows from offset, with
+ * each one's chunk count and the total matching. Returns: *docs and *chunk_counts new (free with
+ * store_doc_rows_free and free()), *n rows, *total. */
+ragd_rc store_doc_page(store *s, const char *prefix, int64_t offset, int64_t limit,
+                       store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
+                       ragd_err *err);
+/* Reads every chunk of a document in order.
+ * Returns: *hits new (free each with store_hit_free, then the array with free()), *n. */
+ragd_rc store_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits, size_t *n,
+                              ragd_err *err);
+
+/* The backends' tables (src/store_*.c). */
+extern const store_ops store_faiss_ops;
+
+/* Backend declarations, for the backends themselves and their unit tests. The engine defines
+ * RAGD_STORE_INTERFACE_ONLY so that no backend detail can creep back into it. */
+#ifndef RAGD_STORE_INTERFACE_ONLY
+#include "ragd/store_faiss.h"
+#endif
 
 #endif

@@ -41,6 +41,12 @@ int util_utf8_valid(const char *s, size_t len);
  * (same rules as util_utf8_valid), or len when all of it is valid. */
 size_t util_utf8_first_invalid(const char *s, size_t len);
 
+/* Copies src[0..len) into dst (dst_size bytes, > 4) as valid UTF-8 for messages that echo user
+ * input: each byte that does not start a valid sequence (and NUL) becomes '?', and when the copy
+ * does not fit it is cut at a character boundary and ends in "...". Never cuts inside a
+ * multibyte character. Returns: the bytes written (without the NUL); dst is NUL-terminated. */
+size_t util_utf8_clip(char *dst, size_t dst_size, const char *src, size_t len);
+
 /* Returns: monotonic time in milliseconds, as a double with sub-millisecond precision. */
 double util_now_ms(void);
 /* Returns: wall-clock seconds since the epoch. */

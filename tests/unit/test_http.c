@@ -22,7 +22,6 @@
 
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
-#include "ragd/http.h"
 #include "../../src/http_int.h"
 #include "ragd/log.h"
 #include "ragd/metrics.h"
@@ -118,9 +117,25 @@ static void expect_error(http_reply r, unsigned status, const char *code, const 
                  m ? msg : "(no message)", status, code);
 }
 
+/* Routes method + path through the table as an authorized client. The Allow buffer is static:
+ * a 405's allow points into it until the next call. */
+static http_reply call(fixture *f, const char *method, const char *path, const char *body)
+{
+    static char allow[HTTP_ALLOW_MAX];
+    http_request req = {.method = method,
+                        .path = path,
+                        .body = body,
+                        .body_len = body ? strlen(body) : 0,
+                        .authorized = 1,
+                        .engine = f->e,
+                        .cfg = &f->cfg,
+                        .request_id = "test"};
+    return http_dispatch(&req, allow);
+}
+
 static http_reply retrieve(fixture *f, const char *body)
 {
-    return http_route_handle(f->e, &f->cfg, RAGD_ROUTE_RETRIEVE, body, body ? strlen(body) : 0);
+    return call(f, "POST", "/retrieve", body);
 }
 
 static void retrieve_bad(fixture *f, const char *body, const char *code)
@@ -135,75 +150,80 @@ static void test_route_find(void **state)
     (void)state;
     static const struct {
         const char *method, *url;
-        http_route route;
+        const char *route; /* the row's name; NULL: none */
         int ok;
         const char *allow;
     } cases[] = {
-        {"GET", "/", RAGD_ROUTE_ROOT, 1, NULL},
-        {"GET", "/health", RAGD_ROUTE_HEALTH, 1, NULL},
-        {"POST", "/retrieve", RAGD_ROUTE_RETRIEVE, 1, NULL},
-        {"POST", "/ingest", RAGD_ROUTE_INGEST, 1, NULL},
-        {"GET", "/metrics", RAGD_ROUTE_METRICS, 1, NULL},
-        {"POST", "/metrics", RAGD_ROUTE_METRICS, 0, "GET"},
+        {"GET", "/", "/", 1, NULL},
+        {"GET", "/health", "/health", 1, NULL},
+        {"POST", "/retrieve", "/retrieve", 1, NULL},
+        {"POST", "/ingest", "/ingest", 1, NULL},
+        {"GET", "/metrics", "/metrics", 1, NULL},
+        {"POST", "/metrics", "/metrics", 0, "GET"},
         /* one trailing slash, query strings */
-        {"GET", "/health/", RAGD_ROUTE_HEALTH, 1, NULL},
-        {"POST", "/retrieve/", RAGD_ROUTE_RETRIEVE, 1, NULL},
-        {"GET", "/health?verbose=1", RAGD_ROUTE_HEALTH, 1, NULL},
-        {"GET", "/health/?x=/y", RAGD_ROUTE_HEALTH, 1, NULL},
-        {"POST", "/retrieve?k=3", RAGD_ROUTE_RETRIEVE, 1, NULL},
-        {"GET", "/?", RAGD_ROUTE_ROOT, 1, NULL},
+        {"GET", "/health/", "/health", 1, NULL},
+        {"POST", "/retrieve/", "/retrieve", 1, NULL},
+        {"GET", "/health?verbose=1", "/health", 1, NULL},
+        {"GET", "/health/?x=/y", "/health", 1, NULL},
+        {"POST", "/retrieve?k=3", "/retrieve", 1, NULL},
+        {"GET", "/?", "/", 1, NULL},
         /* wrong method: the route, method_ok 0 and Allow */
-        {"GET", "/retrieve", RAGD_ROUTE_RETRIEVE, 0, "POST"},
-        {"PUT", "/ingest", RAGD_ROUTE_INGEST, 0, "POST"},
-        {"POST", "/health", RAGD_ROUTE_HEALTH, 0, "GET"},
-        {"DELETE", "/", RAGD_ROUTE_ROOT, 0, "GET"},
-        {"get", "/health", RAGD_ROUTE_HEALTH, 0, "GET"}, /* methods are case-sensitive */
+        {"GET", "/retrieve", "/retrieve", 0, "POST"},
+        {"PUT", "/ingest", "/ingest", 0, "POST"},
+        {"POST", "/health", "/health", 0, "GET"},
+        {"DELETE", "/", "/", 0, "GET"},
+        {"get", "/health", "/health", 0, "GET"}, /* methods are case-sensitive */
         /* HEAD is allowed where GET is, not elsewhere */
-        {"HEAD", "/health", RAGD_ROUTE_HEALTH, 1, NULL},
-        {"HEAD", "/", RAGD_ROUTE_ROOT, 1, NULL},
-        {"HEAD", "/retrieve", RAGD_ROUTE_RETRIEVE, 0, "POST"},
+        {"HEAD", "/health", "/health", 1, NULL},
+        {"HEAD", "/", "/", 1, NULL},
+        {"HEAD", "/retrieve", "/retrieve", 0, "POST"},
         /* several methods on one path; ids after a prefix */
-        {"GET", "/documents", RAGD_ROUTE_DOCUMENTS, 1, NULL},
-        {"POST", "/documents/", RAGD_ROUTE_DOCUMENTS, 1, NULL},
-        {"HEAD", "/documents?limit=3", RAGD_ROUTE_DOCUMENTS, 1, NULL},
-        {"PUT", "/documents", RAGD_ROUTE_DOCUMENTS, 0, "GET, POST"},
-        {"GET", "/documents/faq-1", RAGD_ROUTE_DOCUMENT, 1, NULL},
-        {"DELETE", "/documents/faq-1?x=1", RAGD_ROUTE_DOCUMENT, 1, NULL},
-        {"POST", "/documents/faq-1", RAGD_ROUTE_DOCUMENT, 0, "GET, DELETE"},
-        {"GET", "/jobs/6926b1c4-3", RAGD_ROUTE_JOB, 1, NULL},
-        {"DELETE", "/jobs/1", RAGD_ROUTE_JOB, 0, "GET"},
-        {"GET", "/jobs/", RAGD_ROUTE_NONE, 1, NULL},
-        {"GET", "/jobs", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/documents", "/documents", 1, NULL},
+        {"POST", "/documents/", "/documents", 1, NULL},
+        {"HEAD", "/documents?limit=3", "/documents", 1, NULL},
+        {"PUT", "/documents", "/documents", 0, "GET, POST"},
+        {"GET", "/documents/faq-1", "/documents/{id}", 1, NULL},
+        {"DELETE", "/documents/faq-1?x=1", "/documents/{id}", 1, NULL},
+        {"POST", "/documents/faq-1", "/documents/{id}", 0, "GET, DELETE"},
+        {"GET", "/jobs/6926b1c4-3", "/jobs/{id}", 1, NULL},
+        {"DELETE", "/jobs/1", "/jobs/{id}", 0, "GET"},
+        {"GET", "/jobs/", NULL, 1, NULL},
+        {"GET", "/jobs", NULL, 1, NULL},
         /* unknown paths */
-        {"GET", "/nope", RAGD_ROUTE_NONE, 1, NULL},
-        {"GET", "/healthz", RAGD_ROUTE_NONE, 1, NULL},
-        {"GET", "/health//", RAGD_ROUTE_NONE, 1, NULL},
-        {"GET", "/Health", RAGD_ROUTE_NONE, 1, NULL},
-        {"POST", "/retrieve/x", RAGD_ROUTE_NONE, 1, NULL},
-        {"POST", "retrieve", RAGD_ROUTE_NONE, 1, NULL},
-        {"GET", "", RAGD_ROUTE_NONE, 1, NULL},
-        {"GET", "/hea", RAGD_ROUTE_NONE, 1, NULL},
+        {"GET", "/nope", NULL, 1, NULL},
+        {"GET", "/healthz", NULL, 1, NULL},
+        {"GET", "/health//", NULL, 1, NULL},
+        {"GET", "/Health", NULL, 1, NULL},
+        {"POST", "/retrieve/x", NULL, 1, NULL},
+        {"POST", "retrieve", NULL, 1, NULL},
+        {"GET", "", NULL, 1, NULL},
+        {"GET", "/hea", NULL, 1, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *allow = "sentinel";
-        int ok = -1;
-        http_route r = http_route_find(cases[i].method, cases[i].url, &allow, &ok);
-        if (r != cases[i].route || ok != cases[i].ok ||
-            (cases[i].allow == NULL ? allow != NULL
-                                    : allow == NULL || strcmp(allow, cases[i].allow) != 0))
-            fail_msg("%s %s: route %d ok %d allow %s; want route %d ok %d allow %s",
-                     cases[i].method, cases[i].url, (int)r, ok, allow ? allow : "NULL",
-                     (int)cases[i].route, cases[i].ok, cases[i].allow ? cases[i].allow : "NULL");
+        char allow[HTTP_ALLOW_MAX] = "sentinel";
+        const char *id = NULL;
+        const http_route *r = http_route_find(cases[i].method, cases[i].url, &id, allow);
+        /* a wrong method finds no row and lists the path's methods; an unknown path lists none */
+        const char *want_name = cases[i].ok ? cases[i].route : NULL;
+        const char *want_allow = cases[i].allow ? cases[i].allow : "";
+        const char *got_name = r ? r->name : NULL;
+        if ((want_name == NULL) != (got_name == NULL) ||
+            (want_name && strcmp(want_name, got_name) != 0) || strcmp(allow, want_allow) != 0 ||
+            id == NULL)
+            fail_msg("%s %s: route %s allow '%s'; want route %s allow '%s'", cases[i].method,
+                     cases[i].url, got_name ? got_name : "NULL", allow,
+                     want_name ? want_name : "NULL", want_allow);
     }
-    assert_string_equal(http_route_name(RAGD_ROUTE_ROOT), "/");
-    assert_string_equal(http_route_name(RAGD_ROUTE_HEALTH), "/health");
-    assert_string_equal(http_route_name(RAGD_ROUTE_RETRIEVE), "/retrieve");
-    assert_string_equal(http_route_name(RAGD_ROUTE_INGEST), "/ingest");
-    assert_string_equal(http_route_name(RAGD_ROUTE_METRICS), "/metrics");
-    assert_string_equal(http_route_name(RAGD_ROUTE_DOCUMENTS), "/documents");
-    assert_string_equal(http_route_name(RAGD_ROUTE_DOCUMENT), "/documents/{id}");
-    assert_string_equal(http_route_name(RAGD_ROUTE_JOB), "/jobs/{id}");
-    assert_string_equal(http_route_name(RAGD_ROUTE_NONE), "other");
+    /* prefix routes hand the rest of the path to the handler as the id */
+    char allow[HTTP_ALLOW_MAX];
+    const char *id = NULL;
+    const http_route *r = http_route_find("GET", "/documents/faq-1", &id, allow);
+    assert_non_null(r);
+    assert_string_equal(id, "faq-1");
+    assert_string_equal(http_route_name_of("/retrieve"), "/retrieve");
+    assert_string_equal(http_route_name_of("/documents/x"), "/documents/{id}");
+    assert_string_equal(http_route_name_of("/jobs/"), "other");
+    assert_string_equal(http_route_name_of("/nope"), "other");
 }
 
 static void test_reply_error_mapping(void **state)
@@ -641,7 +661,7 @@ static void test_retrieve_rag_disabled(void **state)
     fixture *f = *state;
     f->cfg.rag_enabled = 0;
     http_reply r = retrieve(f, "{\"query\": \"refund\"}");
-    http_reply h = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    http_reply h = call(f, "GET", "/health", NULL);
     /* validation still applies */
     http_reply bad = retrieve(f, "{\"query\": \"\"}");
     f->cfg.rag_enabled = 1;
@@ -661,7 +681,7 @@ static void test_retrieve_rag_disabled(void **state)
 static void test_health(void **state)
 {
     fixture *f = *state;
-    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    http_reply r = call(f, "GET", "/health", NULL);
     assert_int_equal(r.status, 200);
     json_t *b = r.body;
     assert_string_equal(json_string_value(json_object_get(b, "status")), "ok");
@@ -690,13 +710,13 @@ static void test_health(void **state)
 static void test_root_and_unknown(void **state)
 {
     fixture *f = *state;
-    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_ROOT, NULL, 0);
+    http_reply r = call(f, "GET", "/", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "name")), "ragd");
     assert_string_equal(json_string_value(json_object_get(r.body, "version")), RAGD_VERSION);
     assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 11);
     json_decref(r.body);
-    expect_error(http_route_handle(f->e, &f->cfg, RAGD_ROUTE_NONE, NULL, 0), 404, "not_found",
+    expect_error(call(f, "GET", "/nope", NULL), 404, "not_found",
                  "unknown route");
 }
 
@@ -716,7 +736,7 @@ static void test_health_degraded(void **state)
     metrics_reset();
     /* RAG switched off: still 200, "degraded", a reason, rag.available false. */
     f->cfg.rag_enabled = 0;
-    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    http_reply r = call(f, "GET", "/health", NULL);
     f->cfg.rag_enabled = 1;
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "status")), "degraded");
@@ -726,7 +746,7 @@ static void test_health_degraded(void **state)
 
     /* The embedder's last call failed: degraded, reachable false, the error shown. */
     metrics_embed_note(-1, 0, "connection refused");
-    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    r = call(f, "GET", "/health", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "status")), "degraded");
     assert_true(reasons_have(r.body, "connection refused"));
@@ -738,7 +758,7 @@ static void test_health_degraded(void **state)
     metrics_embed_note(2.0, 1, NULL);
     metrics_embed_note(4.0, 1, NULL);
     metrics_ingest_note(1700000000, "failed", "path not found: /nope");
-    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    r = call(f, "GET", "/health", NULL);
     assert_string_equal(json_string_value(json_object_get(r.body, "status")), "degraded");
     assert_true(reasons_have(r.body, "last ingest failed: path not found"));
     json_t *in = json_object_get(r.body, "ingest");
@@ -752,7 +772,7 @@ static void test_health_degraded(void **state)
     json_decref(r.body);
 
     metrics_reset();
-    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_HEALTH, NULL, 0);
+    r = call(f, "GET", "/health", NULL);
     assert_string_equal(json_string_value(json_object_get(r.body, "status")), "ok");
     json_decref(r.body);
 }
@@ -763,20 +783,20 @@ static void test_metrics_route(void **state)
     fixture *f = *state;
     metrics_reset();
     const char *hit = "{\"query\": \"refund within thirty days\"}";
-    http_reply r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_RETRIEVE, hit, strlen(hit));
+    http_reply r = retrieve(f, hit);
     assert_int_equal(r.status, 200);
     json_decref(r.body);
     assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_HITS), 1);
     assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_MISSES), 0);
     const char *miss = "{\"query\": \"refund within thirty days\", \"min_score\": 1.0, "
                        "\"mode\": \"vector\"}";
-    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_RETRIEVE, miss, strlen(miss));
+    r = retrieve(f, miss);
     assert_int_equal(r.status, 200);
     json_decref(r.body);
     assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_HITS), 1);
     assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_MISSES), 1);
 
-    r = http_route_handle(f->e, &f->cfg, RAGD_ROUTE_METRICS, NULL, 0);
+    r = call(f, "GET", "/metrics", NULL);
     assert_int_equal(r.status, 200);
     assert_null(r.body);
     assert_non_null(r.text);

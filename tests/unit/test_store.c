@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "ragd/cfg.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
 
@@ -739,6 +740,87 @@ static void test_not_a_database(void **state)
     assert_non_null(strstr(err.msg, "not a database"));
 }
 
+/* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
+
+/* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
+static void test_backend_table(void **state)
+{
+    (void)state;
+    const char *names[] = {"faiss"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const store_ops *ops = store_backend_find(names[i]);
+        assert_non_null(ops);
+        assert_string_equal(ops->name, names[i]);
+        /* store_ops is a struct of one name then function pointers only */
+        const void *const *fn = (const void *const *)((const char *)ops + sizeof(const char *));
+        size_t count = (sizeof *ops - sizeof(const char *)) / sizeof(void *);
+        for (size_t k = 0; k < count; k++) assert_non_null(fn[k]);
+    }
+    assert_null(store_backend_find("nosuch"));
+    assert_null(store_backend_find(NULL));
+}
+
+/* Through the interface on the faiss backend: a committed transaction's chunk vectors become
+ * searchable at commit; a rolled-back one leaves neither rows nor vectors; a reopen finds the
+ * saved index. */
+static void test_interface_faiss_commit(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    ragd_cfg cfg;
+    assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&cfg, "store", "data_dir", f->dir, "test", &err), RAGD_OK);
+    store *st = NULL;
+    assert_int_equal(store_open(&cfg, 0, &st, &err), RAGD_OK);
+    assert_int_equal(store_model_check(st, "m", RAGD_TEST_DIMS, &err), RAGD_OK);
+    assert_int_equal(store_vectors_open(st, "m", RAGD_TEST_DIMS, 0, &err), RAGD_OK);
+    float v[RAGD_TEST_DIMS] = {1, 0, 0, 0};
+    store_doc doc = {.path = "/a.md", .source = "a.md", .title = "A", .checksum = "c1"};
+    store_chunk_in in = {.text = "alpha", .text_len = 5, .heading = "", .checksum = "k1"};
+    int64_t doc_id = 0, chunk_id = 0;
+    assert_int_equal(store_begin(st, &err), RAGD_OK);
+    assert_int_equal(store_doc_put(st, &doc, &doc_id, &err), RAGD_OK);
+    assert_int_equal(store_chunk_put(st, doc_id, &in, v, RAGD_TEST_DIMS, &chunk_id, &err),
+                     RAGD_OK);
+    assert_int_equal(store_vector_count(st), 0); /* not before the commit */
+    assert_int_equal(store_commit(st, &err), RAGD_OK);
+    assert_int_equal(store_vector_count(st), 1);
+    int64_t ids[4];
+    float scores[4];
+    size_t found = 0;
+    assert_int_equal(store_vector_search(st, v, 4, ids, scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(ids[0], chunk_id);
+
+    store_doc doc2 = {.path = "/b.md", .source = "b.md", .title = "B", .checksum = "c2"};
+    int64_t doc2_id = 0, chunk2_id = 0;
+    assert_int_equal(store_begin(st, &err), RAGD_OK);
+    assert_int_equal(store_doc_put(st, &doc2, &doc2_id, &err), RAGD_OK);
+    assert_int_equal(store_chunk_put(st, doc2_id, &in, v, RAGD_TEST_DIMS, &chunk2_id, &err),
+                     RAGD_OK);
+    size_t removed = 0;
+    assert_int_equal(store_doc_delete(st, doc_id, &removed, &err), RAGD_OK);
+    assert_int_equal(removed, 1);
+    store_rollback(st);
+    store_stats stats = {0};
+    assert_int_equal(store_stats_get(st, &stats, &err), RAGD_OK);
+    assert_int_equal(stats.documents, 1);
+    assert_int_equal(stats.chunks, 1);
+    assert_int_equal(stats.vectors, 1);
+    assert_int_equal(store_vector_search(st, v, 4, ids, scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(ids[0], chunk_id);
+
+    /* a delete that commits takes the vector with it */
+    assert_int_equal(store_begin(st, &err), RAGD_OK);
+    assert_int_equal(store_doc_delete(st, doc_id, &removed, &err), RAGD_OK);
+    assert_int_equal(store_commit(st, &err), RAGD_OK);
+    assert_int_equal(store_vector_count(st), 0);
+    assert_int_equal(store_flush(st, &err), RAGD_OK);
+    store_close(st);
+    cfg_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +838,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test(test_backend_table),
+        cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

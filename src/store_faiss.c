@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_faiss.c - the faiss backend of the store interface: the SQLite metadata store
+ * (src/store_db.c, documents, chunks, embeddings, FTS5 keyword index) joined with a FAISS vector
+ * index (src/store_index.c) in data_dir, exactly the files ragd has always written
+ * (ragd.sqlite3, index.faiss, index.faiss.meta).
+ *
+ * Consistency model. SQLite is the source of truth. A write transaction that changes chunks also
+ * bumps the store's generation; right after SQLite commits, the in-memory index gets the same
+ * change (the ids removed and the vectors added, collected during the transaction). The index
+ * file on disk records the generation it matches; at open, a file whose generation, count, dims
+ * or checksum disagree is not used: the index is rebuilt from SQLite. If updating the in-memory
+ * index fails, it is rebuilt from SQLite, so the two never disagree for long.
+ *
+ * Threads: the index has its own read-write lock (searches read, commits and rebuilds write);
+ * writer calls come one at a time (the engine serialises them).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ragd/cfg.h"
+#include "ragd/log.h"
+#include "ragd/retrieve.h"
+#include "ragd/store.h"
+#include "ragd/util.h"
+
+#define INDEX_FILE "index.faiss"
+#define REBUILD_BATCH 1024
+
+typedef struct faiss_store {
+    store base;
+    const ragd_cfg *cfg;
+    int readonly;
+    store_db *db;
+    store_index *index;      /* NULL until vectors_open */
+    pthread_rwlock_t index_rw;
+    char *index_path;
+    char model[128];         /* the model/dims the index holds (vectors_open, reset) */
+    int dims;
+    int index_dirty;         /* in-memory index changed since it was saved */
+    uint64_t generation;     /* store generation the in-memory index matches */
+    /* the open write transaction's changes, applied to the index at commit */
+    int in_tx;
+    int tx_changed;          /* documents or chunks changed: bump the generation */
+    int64_t *tx_removed;
+    size_t tx_removed_n, tx_removed_cap;
+    int64_t *tx_added;
+    float *tx_vectors;
+    size_t tx_added_n, tx_added_cap;
+} faiss_store;
+
+static faiss_store *faiss_of(store *s)
+{
+    return (faiss_store *)s;
+}
+
+/* ---- index load / rebuild / save ---------------------------------------------------------- */
+
+typedef struct rebuild_ctx {
+    store_index *index;
+    int dims;
+    int64_t ids[REBUILD_BATCH];
+    float *vecs;
+    size_t n;
+    ragd_err *err;
+    ragd_rc rc;
+} rebuild_ctx;
+
+static int rebuild_flush(rebuild_ctx *c)
+{
+    if (c->n == 0) return 0;
+    c->rc = store_index_add(c->index, c->n, c->ids, c->vecs, c->err);
+    c->n = 0;
+    return c->rc != RAGD_OK;
+}
+
+static int rebuild_cb(void *ctx, int64_t chunk_id, const float *vec, int dims)
+{
+    rebuild_ctx *c = ctx;
+    if (dims != c->dims) return 1;
+    c->ids[c->n] = chunk_id;
+    memcpy(c->vecs + c->n * (size_t)dims, vec, sizeof(float) * (size_t)dims);
+    if (++c->n == REBUILD_BATCH) return rebuild_flush(c);
+    return 0;
+}
+
+/* Returns: the index type from the configuration ([store] index_factory, hnsw_ef_search). */
+static store_index_opts index_opts(const faiss_store *f)
+{
+    store_index_opts o = {.factory = f->cfg->index_factory, .ef_search = f->cfg->hnsw_ef_search};
+    return o;
+}
+
+/* Builds a new index from SQLite's chunks and embeddings and swaps it in. Caller is the writer. */
+static ragd_rc index_rebuild(faiss_store *f, ragd_err *err)
+{
+    int dims = f->dims;
+    store_index *idx = NULL;
+    store_index_opts iopts = index_opts(f);
+    ragd_rc rc = store_index_new_with(dims, &iopts, &idx, err);
+    if (rc != RAGD_OK) return rc;
+    rebuild_ctx c = {.index = idx, .dims = dims, .err = err};
+    c.vecs = malloc(sizeof(float) * (size_t)dims * REBUILD_BATCH);
+    if (c.vecs == NULL) {
+        store_index_free(idx);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory rebuilding the index");
+    }
+    uint64_t gen = 0;
+    size_t missing = 0;
+    double t0 = util_now_ms();
+    rc = store_db_generation_get(f->db, &gen, err);
+    if (rc == RAGD_OK)
+        rc = store_db_vectors_each(f->db, f->model, dims, rebuild_cb, &c, &missing, err);
+    if (rc == RAGD_OK && c.rc == RAGD_OK) rebuild_flush(&c);
+    if (rc == RAGD_OK) rc = c.rc;
+    free(c.vecs);
+    if (rc != RAGD_OK) {
+        store_index_free(idx);
+        return rc;
+    }
+    if (missing > 0)
+        RAGD_LOG(RAGD_LOG_WARN, "engine",
+                 "%zu chunks have no stored embedding for %s and are not searchable; "
+                 "re-ingest with --reset to repair", missing, f->model);
+    pthread_rwlock_wrlock(&f->index_rw);
+    store_index *old = f->index;
+    f->index = idx;
+    f->generation = gen;
+    f->index_dirty = 1;
+    pthread_rwlock_unlock(&f->index_rw);
+    store_index_free(old);
+    RAGD_LOG(RAGD_LOG_INFO, "engine", "rebuilt vector index from SQLite: %zu vectors in %.0f ms",
+             store_index_count(idx), util_now_ms() - t0);
+    return RAGD_OK;
+}
+
+/* Saves the index with the generation it matches, when it changed. Caller is the writer (only
+ * writers modify the index), so a read lock suffices against concurrent searches. */
+static ragd_rc index_save(faiss_store *f, ragd_err *err)
+{
+    if (f->readonly || !f->index_dirty || f->index == NULL) return RAGD_OK;
+    pthread_rwlock_rdlock(&f->index_rw);
+    ragd_rc rc = store_index_save(f->index, f->index_path, f->generation, err);
+    pthread_rwlock_unlock(&f->index_rw);
+    if (rc == RAGD_OK) f->index_dirty = 0;
+    return rc;
+}
+
+static ragd_rc index_open(faiss_store *f, ragd_err *err)
+{
+    int64_t docs = 0, chunks = 0, embeddings = 0;
+    uint64_t gen = 0, saved_gen = 0;
+    ragd_rc rc = store_db_stats(f->db, &docs, &chunks, &embeddings, err);
+    if (rc == RAGD_OK) rc = store_db_generation_get(f->db, &gen, err);
+    if (rc != RAGD_OK) return rc;
+
+    ragd_err lerr = {0};
+    store_index *idx = NULL;
+    store_index_opts iopts = index_opts(f);
+    rc = store_index_load_with(f->index_path, f->dims, &iopts, &idx, &saved_gen, &lerr);
+    if (rc == RAGD_OK && saved_gen == gen && store_index_count(idx) == (size_t)chunks) {
+        f->index = idx;
+        f->generation = gen;
+        f->index_dirty = 0;
+        RAGD_LOG(RAGD_LOG_INFO, "engine", "loaded vector index: %zu vectors, generation %llu",
+                 store_index_count(idx), (unsigned long long)gen);
+        return RAGD_OK;
+    }
+    if (rc == RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_WARN, "engine",
+                 "vector index is out of step with SQLite (index generation %llu, %zu vectors; "
+                 "store generation %llu, %lld chunks): rebuilding",
+                 (unsigned long long)saved_gen, store_index_count(idx), (unsigned long long)gen,
+                 (long long)chunks);
+        store_index_free(idx);
+    } else if (rc == RAGD_ERR_NOT_FOUND) {
+        if (chunks > 0)
+            RAGD_LOG(RAGD_LOG_WARN, "engine", "vector index missing (%s): rebuilding", lerr.msg);
+    } else {
+        RAGD_LOG(RAGD_LOG_WARN, "engine", "vector index not usable (%s): rebuilding", lerr.msg);
+    }
+    rc = index_rebuild(f, err);
+    if (rc != RAGD_OK) return rc;
+    if (f->readonly) return RAGD_OK;
+    return index_save(f, err);
+}
+
+/* Brings the in-memory index in step with a transaction SQLite has just committed (generation
+ * gen). If that fails, the index is rebuilt from SQLite so the two never disagree. */
+static ragd_rc index_apply(faiss_store *f, uint64_t gen, ragd_err *err)
+{
+    ragd_err ierr = {0};
+    ragd_rc rc = RAGD_OK;
+    pthread_rwlock_wrlock(&f->index_rw);
+    if (f->tx_removed_n > 0)
+        rc = store_index_remove(f->index, f->tx_removed_n, f->tx_removed, NULL, &ierr);
+    if (rc == RAGD_OK && f->tx_added_n > 0)
+        rc = store_index_add(f->index, f->tx_added_n, f->tx_added, f->tx_vectors, &ierr);
+    int due = rc == RAGD_OK && store_index_rebuild_due(f->index);
+    if (rc == RAGD_OK && !due) {
+        f->generation = gen;
+        f->index_dirty = 1;
+    }
+    pthread_rwlock_unlock(&f->index_rw);
+    if (due) {
+        /* HNSW keeps removed vectors as tombstones; past a tenth of the index, rebuild. */
+        RAGD_LOG(RAGD_LOG_INFO, "engine", "%zu removed vectors in the %s index: rebuilding",
+                 store_index_tombstones(f->index), store_index_factory(f->index));
+        return index_rebuild(f, err);
+    }
+    if (rc == RAGD_OK) return RAGD_OK;
+    RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
+    return index_rebuild(f, err);
+}
+
+static void tx_clear(faiss_store *f)
+{
+    f->in_tx = 0;
+    f->tx_changed = 0;
+    f->tx_removed_n = 0;
+    f->tx_added_n = 0;
+}
+
+/* Records chunk ids the open transaction removes. */
+static ragd_rc tx_note_removed(faiss_store *f, const int64_t *ids, size_t n, ragd_err *err)
+{
+    if (f->tx_removed_n + n > f->tx_removed_cap) {
+        size_t cap = f->tx_removed_cap ? f->tx_removed_cap : 64;
+        while (cap < f->tx_removed_n + n) cap *= 2;
+        int64_t *p = realloc(f->tx_removed, cap * sizeof *p);
+        if (p == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        f->tx_removed = p;
+        f->tx_removed_cap = cap;
+    }
+    memcpy(f->tx_removed + f->tx_removed_n, ids, n * sizeof *ids);
+    f->tx_removed_n += n;
+    return RAGD_OK;
+}
+
+/* Records a chunk the open transaction adds, with its vector. */
+static ragd_rc tx_note_added(faiss_store *f, int64_t id, const float *vec, ragd_err *err)
+{
+    size_t dims = (size_t)f->dims;
+    if (f->tx_added_n == f->tx_added_cap) {
+        size_t cap = f->tx_added_cap ? f->tx_added_cap * 2 : 64;
+        int64_t *p = realloc(f->tx_added, cap * sizeof *p);
+        if (p == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        f->tx_added = p;
+        float *v = realloc(f->tx_vectors, cap * dims * sizeof *v);
+        if (v == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        f->tx_vectors = v;
+        f->tx_added_cap = cap;
+    }
+    f->tx_added[f->tx_added_n] = id;
+    memcpy(f->tx_vectors + f->tx_added_n * dims, vec, dims * sizeof *vec);
+    f->tx_added_n++;
+    return RAGD_OK;
+}
+
+/* ---- open / close ------------------------------------------------------------------------- */
+
+static void faiss_close(store *s)
+{
+    faiss_store *f = faiss_of(s);
+    if (f == NULL) return;
+    if (f->index != NULL && f->db != NULL) {
+        ragd_err err = {0};
+        if (index_save(f, &err) != RAGD_OK)
+            RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
+                     "rebuilt from SQLite at the next start", err.msg);
+    }
+    store_index_free(f->index);
+    store_db_close(f->db);
+    pthread_rwlock_destroy(&f->index_rw);
+    free(f->index_path);
+    free(f->tx_removed);
+    free(f->tx_added);
+    free(f->tx_vectors);
+    free(f);
+}
+
+static ragd_rc faiss_open(const ragd_cfg *cfg, int readonly, store **out, ragd_err *err)
+{
+    faiss_store *f = calloc(1, sizeof *f);
+    if (f == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    f->base.ops = &store_faiss_ops;
+    f->cfg = cfg;
+    f->readonly = readonly;
+    pthread_rwlock_init(&f->index_rw, NULL);
+    ragd_rc rc = RAGD_OK;
+    f->index_path = util_path_join(cfg->data_dir, INDEX_FILE);
+    if (f->index_path == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    if (rc == RAGD_OK) rc = store_db_open(cfg->data_dir, readonly, &f->db, err);
+    if (rc != RAGD_OK) {
+        faiss_close(&f->base);
+        return rc;
+    }
+    *out = &f->base;
+    return RAGD_OK;
+}
+
+static ragd_rc faiss_model_check(store *s, const char *model, int dims, ragd_err *err)
+{
+    return store_db_model_check(faiss_of(s)->db, model, dims, err);
+}
+
+static ragd_rc faiss_vectors_open(store *s, const char *model, int dims, int empty,
+                                  ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    snprintf(f->model, sizeof f->model, "%s", model);
+    f->dims = dims;
+    if (empty) {
+        store_index_opts iopts = index_opts(f);
+        return store_index_new_with(dims, &iopts, &f->index, err);
+    }
+    return index_open(f, err);
+}
+
+/* ---- transactions -------------------------------------------------------------------------- */
+
+static ragd_rc faiss_begin(store *s, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    ragd_rc rc = store_db_begin(f->db, err);
+    if (rc == RAGD_OK) {
+        tx_clear(f);
+        f->in_tx = 1;
+    }
+    return rc;
+}
+
+static ragd_rc faiss_commit(store *s, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    uint64_t gen = 0;
+    ragd_rc rc = RAGD_OK;
+    int changed = f->tx_changed;
+    if (changed) rc = store_db_generation_bump(f->db, &gen, err);
+    if (rc == RAGD_OK) rc = store_db_commit(f->db, err);
+    if (rc != RAGD_OK) {
+        store_db_rollback(f->db);
+        tx_clear(f);
+        return rc;
+    }
+    if (changed && f->index != NULL) rc = index_apply(f, gen, err);
+    tx_clear(f);
+    return rc;
+}
+
+static void faiss_rollback(store *s)
+{
+    faiss_store *f = faiss_of(s);
+    store_db_rollback(f->db);
+    tx_clear(f);
+}
+
+static ragd_rc faiss_sync(store *s, ragd_err *err)
+{
+    return store_db_sync(faiss_of(s)->db, err);
+}
+
+static ragd_rc faiss_flush(store *s, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    ragd_rc rc = store_db_sync(f->db, err);
+    ragd_err serr = {0};
+    if (index_save(f, &serr) != RAGD_OK)
+        RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
+                 "rebuilt from SQLite at the next start", serr.msg);
+    return rc;
+}
+
+/* ---- documents and chunks ------------------------------------------------------------------ */
+
+static ragd_rc faiss_doc_find(store *s, const char *path, store_doc *out, int *found,
+                              ragd_err *err)
+{
+    return store_db_doc_find(faiss_of(s)->db, path, out, found, err);
+}
+
+static ragd_rc faiss_doc_put(store *s, const store_doc *doc, int64_t *id, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    f->tx_changed = 1;
+    return store_db_doc_put(f->db, doc, id, err);
+}
+
+static ragd_rc faiss_doc_chunk_count(store *s, int64_t doc_id, size_t *n, ragd_err *err)
+{
+    int64_t *ids = NULL;
+    ragd_rc rc = store_db_doc_chunk_ids(faiss_of(s)->db, doc_id, &ids, n, err);
+    free(ids);
+    return rc;
+}
+
+/* Deletes a document's chunks (and the document too when whole), noting the ids for the index. */
+static ragd_rc doc_delete_common(faiss_store *f, int64_t doc_id, int whole, size_t *removed,
+                                 ragd_err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    f->tx_changed = 1;
+    ragd_rc rc = store_db_doc_chunk_ids(f->db, doc_id, &ids, &n, err);
+    if (rc == RAGD_OK)
+        rc = whole ? store_db_doc_delete(f->db, doc_id, err)
+                   : store_db_doc_chunks_delete(f->db, doc_id, err);
+    if (rc == RAGD_OK) rc = tx_note_removed(f, ids, n, err);
+    free(ids);
+    if (rc == RAGD_OK && removed) *removed = n;
+    return rc;
+}
+
+static ragd_rc faiss_doc_chunks_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *err)
+{
+    return doc_delete_common(faiss_of(s), doc_id, 0, removed, err);
+}
+
+static ragd_rc faiss_doc_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *err)
+{
+    return doc_delete_common(faiss_of(s), doc_id, 1, removed, err);
+}
+
+static ragd_rc faiss_doc_list_prefix(store *s, const char *prefix, int64_t **ids, char ***paths,
+                                     size_t *n, ragd_err *err)
+{
+    return store_db_doc_list_prefix(faiss_of(s)->db, prefix, ids, paths, n, err);
+}
+
+static ragd_rc faiss_chunk_put(store *s, int64_t doc_id, const store_chunk_in *c,
+                               const float *vec, int dims, int64_t *id, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    f->tx_changed = 1;
+    if (vec != NULL && dims != f->dims)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "chunk vector has %d dims, the index %d",
+                            dims, f->dims);
+    ragd_rc rc = store_db_chunk_put(f->db, doc_id, c, id, err);
+    if (rc == RAGD_OK && vec != NULL) rc = tx_note_added(f, *id, vec, err);
+    return rc;
+}
+
+static ragd_rc faiss_reset(store *s, const char *model, int dims, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    uint64_t gen = 0;
+    ragd_rc rc = store_db_begin(f->db, err);
+    if (rc == RAGD_OK) rc = store_db_reset(f->db, err);
+    if (rc == RAGD_OK) rc = store_db_commit(f->db, err);
+    if (rc != RAGD_OK) store_db_rollback(f->db);
+    if (rc == RAGD_OK) rc = store_db_generation_get(f->db, &gen, err);
+    if (rc == RAGD_OK) {
+        pthread_rwlock_wrlock(&f->index_rw);
+        rc = store_index_clear(f->index, err);
+        if (rc == RAGD_OK) {
+            f->generation = gen;
+            f->index_dirty = 1;
+        }
+        pthread_rwlock_unlock(&f->index_rw);
+    }
+    if (rc == RAGD_OK) rc = store_db_model_check(f->db, model, dims, err);
+    return rc;
+}
+
+/* ---- embeddings ---------------------------------------------------------------------------- */
+
+static ragd_rc faiss_embedding_get(store *s, const char *checksum, const char *model, int dims,
+                                   float *out, int *found, ragd_err *err)
+{
+    return store_db_embedding_get(faiss_of(s)->db, checksum, model, dims, out, found, err);
+}
+
+static ragd_rc faiss_embedding_put(store *s, const char *checksum, const char *model, int dims,
+                                   const float *vec, ragd_err *err)
+{
+    return store_db_embedding_put(faiss_of(s)->db, checksum, model, dims, vec, err);
+}
+
+static ragd_rc faiss_embeddings_prune(store *s, const char *model, int dims, int64_t *removed,
+                                      ragd_err *err)
+{
+    return store_db_embeddings_prune(faiss_of(s)->db, model, dims, removed, err);
+}
+
+static ragd_rc faiss_vectors_each(store *s, const char *model, int dims, store_vector_fn fn,
+                                  void *ctx, size_t *missing, ragd_err *err)
+{
+    return store_db_vectors_each(faiss_of(s)->db, model, dims, fn, ctx, missing, err);
+}
+
+/* ---- reads --------------------------------------------------------------------------------- */
+
+static ragd_rc faiss_chunks_get(store *s, const int64_t *ids, size_t n, store_hit *out,
+                                ragd_err *err)
+{
+    return store_db_chunks_get(faiss_of(s)->db, ids, n, out, err);
+}
+
+static size_t faiss_vector_count(store *s)
+{
+    faiss_store *f = faiss_of(s);
+    pthread_rwlock_rdlock(&f->index_rw);
+    size_t n = f->index ? store_index_count(f->index) : 0;
+    pthread_rwlock_unlock(&f->index_rw);
+    return n;
+}
+
+static ragd_rc faiss_vector_search(store *s, const float *query, size_t k, int64_t *ids,
+                                   float *scores, size_t *found, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    pthread_rwlock_rdlock(&f->index_rw);
+    ragd_rc rc = RAGD_OK;
+    if (f->index == NULL)
+        *found = 0;
+    else
+        rc = store_index_search(f->index, query, k, ids, scores, found, err);
+    pthread_rwlock_unlock(&f->index_rw);
+    return rc;
+}
+
+static int faiss_keyword_available(store *s)
+{
+    return store_db_fts_available(faiss_of(s)->db);
+}
+
+static ragd_rc faiss_keyword_search(store *s, const retrieve_terms *terms, size_t limit,
+                                    int64_t *ids, double *scores, size_t *found, ragd_err *err)
+{
+    *found = 0;
+    char *match = retrieve_fts_match(terms);
+    if (match == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    ragd_rc rc = RAGD_OK;
+    if (match[0] != '\0')
+        rc = store_db_fts_search(faiss_of(s)->db, match, limit, ids, scores, found, err);
+    free(match);
+    return rc;
+}
+
+static ragd_rc faiss_keyword_terms(store *s, const retrieve_terms *terms, const int64_t *top_ids,
+                                   size_t top_n, int64_t *df, uint32_t *top_mask, int64_t *total,
+                                   ragd_err *err)
+{
+    char *phrases[RAGD_TERMS_MAX] = {0};
+    ragd_rc rc = RAGD_OK;
+    for (size_t i = 0; i < terms->count && rc == RAGD_OK; i++)
+        if ((phrases[i] = retrieve_fts_term(terms, i)) == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    if (rc == RAGD_OK)
+        rc = store_db_fts_terms(faiss_of(s)->db, (const char *const *)phrases, terms->count,
+                                top_ids, top_n, df, top_mask, total, err);
+    for (size_t i = 0; i < terms->count; i++) free(phrases[i]);
+    return rc;
+}
+
+static ragd_rc faiss_stats(store *s, store_stats *out, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    store_stats st = {0};
+    ragd_rc rc = store_db_stats(f->db, &st.documents, &st.chunks, &st.embeddings, err);
+    if (rc != RAGD_OK) return rc;
+    pthread_rwlock_rdlock(&f->index_rw);
+    if (f->index != NULL) {
+        st.vectors = store_index_count(f->index);
+        st.vector_bytes = store_index_bytes(f->index);
+    }
+    pthread_rwlock_unlock(&f->index_rw);
+    *out = st;
+    return RAGD_OK;
+}
+
+static ragd_rc faiss_doc_page(store *s, const char *prefix, int64_t offset, int64_t limit,
+                              store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
+                              ragd_err *err)
+{
+    return store_db_doc_page(faiss_of(s)->db, prefix, offset, limit, docs, chunk_counts, n, total,
+                             err);
+}
+
+static ragd_rc faiss_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits, size_t *n,
+                                     ragd_err *err)
+{
+    return store_db_doc_chunks_read(faiss_of(s)->db, doc_id, hits, n, err);
+}
+
+const store_ops store_faiss_ops = {
+    .name = "faiss",
+    .open = faiss_open,
+    .close = faiss_close,
+    .model_check = faiss_model_check,
+    .vectors_open = faiss_vectors_open,
+    .begin = faiss_begin,
+    .commit = faiss_commit,
+    .rollback = faiss_rollback,
+    .sync = faiss_sync,
+    .flush = faiss_flush,
+    .doc_find = faiss_doc_find,
+    .doc_put = faiss_doc_put,
+    .doc_chunk_count = faiss_doc_chunk_count,
+    .doc_chunks_delete = faiss_doc_chunks_delete,
+    .doc_delete = faiss_doc_delete,
+    .doc_list_prefix = faiss_doc_list_prefix,
+    .chunk_put = faiss_chunk_put,
+    .reset = faiss_reset,
+    .embedding_get = faiss_embedding_get,
+    .embedding_put = faiss_embedding_put,
+    .embeddings_prune = faiss_embeddings_prune,
+    .vectors_each = faiss_vectors_each,
+    .chunks_get = faiss_chunks_get,
+    .vector_count = faiss_vector_count,
+    .vector_search = faiss_vector_search,
+    .keyword_available = faiss_keyword_available,
+    .keyword_search = faiss_keyword_search,
+    .keyword_terms = faiss_keyword_terms,
+    .stats = faiss_stats,
+    .doc_page = faiss_doc_page,
+    .doc_chunks_read = faiss_doc_chunks_read,
+};
