@@ -19,6 +19,7 @@
 #include <dirent.h>
 
 #include "ragd/ingest.h"
+#include "ragd/rerank.h"
 #include "ragd/retrieve.h"
 #include "ragd/util.h"
 
@@ -132,6 +133,47 @@ static void test_lexical_table_cases(void **state)
     free(dir);
     assert_true(cases >= 8);
     assert_int_equal(failed, 0);
+}
+
+/* The reranker's order, per-request switch and configuration checks (the HTTP side is tested
+ * against tests/fake_rerank.py in tests/integration/test_rerank.py). */
+static void test_rerank_order_and_config(void **state)
+{
+    (void)state;
+    const double scores[] = {0.1, 0.9, 0.5, 0.9, -2.0};
+    size_t order[5];
+    retrieve_rerank_order(scores, 5, order);
+    const size_t want[] = {1, 3, 2, 0, 4}; /* best first, ties keep their order */
+    for (size_t i = 0; i < 5; i++) assert_int_equal(order[i], want[i]);
+
+    ragd_cfg cfg;
+    ragd_err err = {0};
+    assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
+    retrieve_reranker *r = (retrieve_reranker *)&cfg; /* any non-NULL value must be replaced */
+    assert_int_equal(retrieve_reranker_new(&cfg, &r, &err), RAGD_OK);
+    assert_null(r); /* provider none */
+    assert_int_equal(retrieve_rerank_wanted(NULL, RAGD_RERANK_ON), 0);
+    rerank_stats st;
+    retrieve_reranker_stats(NULL, &st);
+    assert_string_equal(st.provider, "none");
+
+    assert_int_equal(cfg_key_set(&cfg, "rerank", "provider", "tei", "test", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&cfg, "rerank", "base_url", "ftp://x", "test", &err), RAGD_OK);
+    assert_int_equal(retrieve_reranker_new(&cfg, &r, &err), RAGD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "base_url"));
+    memset(&err, 0, sizeof err);
+    assert_int_equal(cfg_key_set(&cfg, "rerank", "base_url", "http://127.0.0.1:9/", "test", &err),
+                     RAGD_OK);
+    assert_int_equal(retrieve_reranker_new(&cfg, &r, &err), RAGD_OK);
+    assert_non_null(r);
+    assert_int_equal(retrieve_rerank_wanted(r, RAGD_RERANK_DEFAULT), 1);
+    assert_int_equal(retrieve_rerank_wanted(r, RAGD_RERANK_OFF), 0);
+    retrieve_reranker_stats(r, &st);
+    assert_string_equal(st.provider, "tei");
+    assert_int_equal(st.calls, 0);
+    retrieve_reranker_free(r);
+    retrieve_reranker_free(NULL);
+    cfg_free(&cfg);
 }
 
 static void test_fts_phrase_quotes(void **state)
@@ -529,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_fts_table_cases),
         cmocka_unit_test(test_fts_phrase_quotes),
         cmocka_unit_test(test_lexical_table_cases),
+        cmocka_unit_test(test_rerank_order_and_config),
         cmocka_unit_test(test_terms_limits),
         cmocka_unit_test(test_rrf),
         cmocka_unit_test(test_relative),
