@@ -144,15 +144,15 @@ ragd_rc ingest_zip_read(ingest_zip *z, const char *name, char **out, size_t *len
     return RAGD_OK;
 }
 
-/* Returns: 1 when the XML text declares a document type (anywhere before the root element is
- * enough to look at, but a DOCTYPE cannot legally come later, so the whole prolog is scanned). */
+/* Returns: 1 when "<!DOCTYPE" occurs anywhere in the XML text. The whole text is scanned, not
+ * only the prolog: a scanner of the prolog can be fooled by comments, and outside comments and
+ * CDATA the sequence cannot occur in well-formed content (text escapes "<"), so the only cost is
+ * refusing a part that quotes a DOCTYPE inside a comment. */
 static int has_doctype(const char *data, size_t len)
 {
-    for (size_t i = 0; i + 9 <= len; i++) {
-        if (data[i] != '<') continue;
-        if (data[i + 1] == '!' && strncasecmp(data + i + 2, "DOCTYPE", 7) == 0) return 1;
-        if (data[i + 1] != '?' && data[i + 1] != '!') return 0; /* the root element: prolog over */
-    }
+    for (size_t i = 0; i + 9 <= len; i++)
+        if (data[i] == '<' && data[i + 1] == '!' && strncasecmp(data + i + 2, "DOCTYPE", 7) == 0)
+            return 1;
     return 0;
 }
 
@@ -179,6 +179,11 @@ ragd_rc ingest_xml_parse(const char *path, const char *name, const char *data, s
     xmlDoc *doc = xmlReadMemory(data, (int)len, name, NULL,
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
                                     XML_PARSE_NOCDATA | XML_PARSE_NOBLANKS);
+    if (doc != NULL && (doc->intSubset != NULL || doc->extSubset != NULL)) {
+        xmlFreeDoc(doc); /* cannot happen after the scan above; kept as the invariant */
+        return ragd_err_set(err, RAGD_ERR_INVALID, "XML part %s declares a DOCTYPE: %s", name,
+                            path);
+    }
     if (doc == NULL || xmlDocGetRootElement(doc) == NULL) {
         xmlFreeDoc(doc);
         return ragd_err_set(err, RAGD_ERR_INVALID, "XML part %s is not well-formed: %s", name,

@@ -275,6 +275,15 @@ def billion_laughs_docx():
     return _zip({"word/document.xml": doc})
 
 
+def hidden_doctype_docx():
+    """A .docx whose DOCTYPE (an external entity reading /etc/passwd) follows a comment holding
+    "<a", which would end a scanner that only looks at the prolog."""
+    doc = ('<?xml version="1.0"?><!-- <a --><!DOCTYPE w:document [<!ENTITY x SYSTEM '
+           '"file:///etc/passwd">]><w:document xmlns:w="%s"><w:body><w:p><w:r><w:t>&x;</w:t>'
+           '</w:r></w:p></w:body></w:document>' % W)
+    return _zip({"word/document.xml": doc})
+
+
 def ole_encrypted():
     """The first bytes of an OLE compound file, which is what a password-protected .docx/.xlsx
     is (an EncryptedPackage inside a CFB container), padded to a plausible size."""

@@ -14,8 +14,8 @@ import struct
 import zipfile
 
 from harness import check, eq, fixture, shared, short, test, write
-from officegen import (billion_laughs_docx, docx_bytes, ods_bytes, odt_bytes, ole_encrypted,
-                       xlsx_bytes, zip_bomb_docx)
+from officegen import (billion_laughs_docx, docx_bytes, hidden_doctype_docx, ods_bytes, odt_bytes,
+                       ole_encrypted, xlsx_bytes, zip_bomb_docx)
 from scangen import scanned_pdf_bytes
 
 POLICY = [
@@ -80,6 +80,7 @@ def office_fixture(ctx):
     write(os.path.join(docs, "bomb.docx"), zip_bomb_docx())
     write(os.path.join(docs, "liar.docx"), lying_bomb())
     write(os.path.join(docs, "laughs.docx"), billion_laughs_docx())
+    write(os.path.join(docs, "hidden.docx"), hidden_doctype_docx())
     write(os.path.join(docs, "locked.xlsx"), ole_encrypted())
     whole = xlsx_bytes(PLANS)
     write(os.path.join(docs, "truncated.xlsx"), whole[: len(whole) // 2])
@@ -90,7 +91,7 @@ def office_fixture(ctx):
 
 GOOD = ["facilities.pdf", "onboarding.odt", "plans.xlsx", "policy.docx", "staff.csv",
         "stock.ods"]
-BAD = ["bomb.docx", "laughs.docx", "liar.docx", "locked.xlsx", "notaword.docx",
+BAD = ["bomb.docx", "hidden.docx", "laughs.docx", "liar.docx", "locked.xlsx", "notaword.docx",
        "truncated.xlsx"]
 
 
@@ -109,6 +110,7 @@ def office_folder_ingest_and_errors(t, fx):
           "not well-formed" in errors["liar.docx"]["message"],
           "lying bomb: %s" % errors["liar.docx"])
     check("DOCTYPE" in errors["laughs.docx"]["message"], "laughs: %s" % errors["laughs.docx"])
+    check("DOCTYPE" in errors["hidden.docx"]["message"], "hidden: %s" % errors["hidden.docx"])
     check("encrypted" in errors["locked.xlsx"]["message"], "locked: %s" % errors["locked.xlsx"])
     check("truncated" in errors["truncated.xlsx"]["message"],
           "truncated: %s" % errors["truncated.xlsx"])
@@ -213,3 +215,13 @@ def office_ocr_off_and_page_cap(t):
     top = q.json()["results"][0]
     eq(top["page"], 1, "page kept")
     check("October" in top["text"], "OCR text: %r" % top["text"])
+    # force: a page with a text layer is OCRed too (its text read from the picture of it)
+    forced = t.path("forced")
+    write(os.path.join(forced, "mixed.pdf"), scanned_pdf_bytes(
+        [("text", ["The loading dock opens at seven."]), ("scan", ["Visitors sign in at reception."])]))
+    r = t.cli("ingest", "--path", forced, "--data-dir", t.path("force"), "--json",
+              env={"RAGD_INGEST_OCR": "force"}, timeout=300)
+    eq(r.rc, 0, "forced ingest: %r" % r)
+    eq(r.json()["ocr"][0]["pages"], [1, 2], "every page OCRed with ocr = force")
+    r = t.cli("ingest", "--path", forced, "--data-dir", t.path("auto"), "--json", timeout=300)
+    eq(r.json()["ocr"][0]["pages"], [2], "auto: only the page without a text layer")
