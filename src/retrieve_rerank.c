@@ -8,7 +8,9 @@
  *   cohere  POST {base_url}/v1/rerank {"model", "query", "documents", "top_n"}
  *           -> {"results": [{"index", "relevance_score"}, ...]} (Cohere, Jina; Voyage's "data")
  * Scores of (provider, model, query, text) are kept in a bounded in-process cache (4-way set
- * associative, least recently used way replaced) keyed by SHA-256, so only unseen pairs are sent.
+ * associative, least recently used way replaced) keyed by SHA-256, and, with [cache] redis_url,
+ * in Redis too (through the query cache's module, src/cache_query.c, as a two-float "vector"
+ * under its own provider name), so only unseen pairs are sent, across restarts and replicas.
  * One HTTP call per retrieval, bounded by [rerank] timeout_ms, no retries: a reranker is a
  * latency budget, and the fused order is a good answer when it is late. The API key goes only
  * into the Authorization header and never into a message.
@@ -22,6 +24,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "ragd/cache.h"
 #include "ragd/ingest.h"
 #include "ragd/log.h"
 #include "ragd/metrics.h"
@@ -53,6 +56,7 @@ struct retrieve_reranker {
     rerank_stats stats;
     CURL *pool[HANDLE_POOL];    /* idle easy handles: warm keep-alive connections */
     size_t pool_n;
+    cache_query *redis;         /* the shared layer when [cache] redis_url is set, else NULL */
 };
 
 /* ---- providers --------------------------------------------------------------------------------- */
@@ -167,6 +171,19 @@ ragd_rc retrieve_reranker_new(const ragd_cfg *cfg, retrieve_reranker **out, ragd
     r->stats.provider = p->name;
     r->stats.model = r->model;
     pthread_mutex_init(&r->mu, NULL);
+    if (r->url && r->model && r->cache && r->headers && cfg->cache_redis_url &&
+        cfg->cache_redis_url[0]) {
+        /* Redis only: the in-process layer above is this module's own (doubles, not floats) */
+        ragd_cfg redis_only = *cfg;
+        redis_only.cache_memory_entries = 0;
+        char name[32];
+        snprintf(name, sizeof name, "rerank-%s", p->name);
+        ragd_rc rc = cache_query_new(&redis_only, name, r->model, 2, &r->redis, err);
+        if (rc != RAGD_OK) {
+            retrieve_reranker_free(r);
+            return rc;
+        }
+    }
     if (r->url == NULL || r->model == NULL || r->cache == NULL || r->headers == NULL) {
         retrieve_reranker_free(r);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
@@ -179,6 +196,7 @@ void retrieve_reranker_free(retrieve_reranker *r)
 {
     if (r == NULL) return;
     for (size_t i = 0; i < r->pool_n; i++) curl_easy_cleanup(r->pool[i]);
+    cache_query_free(r->redis);
     curl_slist_free_all(r->headers);
     pthread_mutex_destroy(&r->mu);
     free(r->cache);
@@ -442,6 +460,32 @@ ragd_rc retrieve_rerank_score(retrieve_reranker *r, const char *query, size_t qu
             miss_texts[m++] = texts[i];
         }
     }
+    pthread_mutex_unlock(&r->mu);
+    /* the shared layer for what this process has not seen: keyed by query and text */
+    util_buf key = {0};
+    size_t still = 0;
+    for (size_t j = 0; j < m; j++) {
+        float v[2];
+        int hit = 0;
+        if (r->redis != NULL) {
+            key.len = 0;
+            if (util_buf_append(&key, query, query_len) == 0 && util_buf_append(&key, "", 1) == 0 &&
+                util_buf_puts(&key, miss_texts[j]) == 0)
+                hit = cache_query_get(r->redis, key.data, key.len, v) == RAGD_CACHE_REDIS;
+        }
+        if (hit) {
+            scores[miss[j]] = (double)v[0] + (double)v[1]; /* high and low parts of the double */
+            run->cache_hits++;
+            pthread_mutex_lock(&r->mu);
+            cache_put(r, keys[miss[j]], scores[miss[j]]);
+            pthread_mutex_unlock(&r->mu);
+        } else {
+            miss[still] = miss[j];
+            miss_texts[still++] = miss_texts[j];
+        }
+    }
+    m = still;
+    pthread_mutex_lock(&r->mu);
     r->stats.cache_hits += run->cache_hits;
     r->stats.cache_misses += m;
     pthread_mutex_unlock(&r->mu);
@@ -455,11 +499,22 @@ ragd_rc retrieve_rerank_score(retrieve_reranker *r, const char *query, size_t qu
             cache_put(r, keys[miss[j]], miss_scores[j]);
         }
         pthread_mutex_unlock(&r->mu);
+        for (size_t j = 0; r->redis != NULL && j < m; j++) {
+            key.len = 0;
+            if (util_buf_append(&key, query, query_len) != 0 || util_buf_append(&key, "", 1) != 0 ||
+                util_buf_puts(&key, miss_texts[j]) != 0)
+                break;
+            float v[2];
+            v[0] = (float)miss_scores[j];
+            v[1] = (float)(miss_scores[j] - (double)v[0]);
+            cache_query_put(r->redis, key.data, key.len, v);
+        }
         run->applied = 1;
         run->best = scores[0];
         for (size_t i = 1; i < n; i++)
             if (scores[i] > run->best) run->best = scores[i];
     }
+    util_buf_free(&key);
     free(keys);
     free(miss);
     free(miss_texts);

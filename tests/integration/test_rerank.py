@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from harness import check, eq, expect_error, http_call, short, test, write
+from test_embed_remote import Redis  # a real redis-server on loopback (same module run.py loads)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(os.path.dirname(HERE), "fake_rerank.py")
@@ -188,3 +189,27 @@ def rerank_floor_decides_confidence(t):
     check(ans["rerank"]["best_score"] < 0.5, "weak scores: %s" % ans["rerank"])
     eq(ans["low_confidence"], True, "below the floor is low_confidence (%s)" % ans["rerank"])
     check(ans.get("clarifying_question"), "a clarifying question comes with it")
+
+
+@test
+def rerank_scores_shared_through_redis(t):
+    redis = Redis(t)
+    fake, d = setup(t, extra={"RAGD_CACHE_REDIS_URL": redis.url})
+    ans = d.retrieve({"query": QUERY, "k": 3})
+    eq((ans["rerank"]["applied"], ans["rerank"]["cache_hits"]), (True, 0), "cold: %s"
+       % ans["rerank"])
+    n = ans["rerank"]["candidates"]
+    eq(fake.stats()["requests"], 1, "one upstream call")
+    # a second process (a restart, a replica) finds the scores in Redis: no upstream call
+    eq(d.stop(), 0, "first daemon's exit status")
+    d2 = t.serve(data_dir=t.path("data"), env={"RAGD_RERANK_PROVIDER": "tei",
+                                               "RAGD_RERANK_BASE_URL": fake.base_url,
+                                               "RAGD_RERANK_CANDIDATES": "10",
+                                               "RAGD_CACHE_REDIS_URL": redis.url})
+    again = d2.retrieve({"query": QUERY, "k": 3})
+    eq((again["rerank"]["applied"], again["rerank"]["cache_hits"]), (True, n),
+       "warm from Redis: %s" % again["rerank"])
+    eq(fake.stats()["requests"], 1, "no second upstream call")
+    got = [r["rerank_score"] for r in again["results"]]
+    check(len(got) == 3 and all(abs(a - b) < 1e-12 for a, b in zip(got, [0.97, 0.61, 0.12])),
+          "scores read back (two floats carry a double to ~1e-15): %s" % got)
