@@ -315,6 +315,22 @@ static void excerpt(const char *s, size_t n, char *out, size_t out_size)
     out[k] = '\0';
 }
 
+/* Replaces every occurrence of the API key in msg by <redacted>: an upstream that echoes the
+ * request's headers in its error body must not put the key into answers, /health or the log. */
+static void key_scrub(const char *key, char *msg, size_t size)
+{
+    size_t kl = key ? strlen(key) : 0;
+    if (kl < 4) return;
+    char *from = msg, *p;
+    while ((p = strstr(from, key)) != NULL) {
+        char rest[256];
+        snprintf(rest, sizeof rest, "%s", p + kl);
+        snprintf(p, size - (size_t)(p - msg), "<redacted>%s", rest);
+        from = p + strlen("<redacted>") < msg + size ? p + strlen("<redacted>") : msg + size - 1;
+        if (from > msg + strlen(msg)) break;
+    }
+}
+
 /* One upstream call for texts[0..n). Returns: 0 and scores, or -1 with run->fallback/error set;
  * -2 on OOM. */
 static int rerank_call(retrieve_reranker *r, const char *query, size_t query_len,
@@ -363,6 +379,7 @@ static int rerank_call(retrieve_reranker *r, const char *query, size_t query_len
         excerpt(reply.data ? reply.data : "", reply.len, ex, sizeof ex);
         run->fallback = "error";
         snprintf(run->error, sizeof run->error, "HTTP %ld: %s", status, ex);
+        key_scrub(r->cfg->rerank_api_key, run->error, sizeof run->error);
         rc = -1;
     }
     json_t *doc = NULL;

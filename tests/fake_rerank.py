@@ -26,7 +26,8 @@ Prints exactly one line `READY <port>` on stdout once listening, then serves (th
                     words they contain, times 0.5. {"api_key": "..."|null}.
   POST /_script     {"replies": [...]}, one per coming rerank request, in order: {"kind": "ok"},
                     {"kind": "slow", "ms": N} (a good reply after N ms), {"kind": "error",
-                    "status": 500}, {"kind": "bad_json"}, {"kind": "short"} (a reply with one
+                    "status": 500, "echo_auth": false} (true: the message quotes the
+                    Authorization header, as some proxies do), {"kind": "bad_json"}, {"kind": "short"} (a reply with one
                     index missing).
 """
 import argparse
@@ -131,8 +132,10 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(step.get("ms", 1000) / 1000.0)
         if kind == "error":
-            return self.send_json(step.get("status", 500), {"error": "scripted failure",
-                                                            "message": "scripted failure"})
+            msg = "scripted failure"
+            if step.get("echo_auth"):  # some proxies echo the request's headers in errors
+                msg += " (got Authorization: %s)" % self.headers.get("Authorization", "")
+            return self.send_json(step.get("status", 500), {"error": msg, "message": msg})
         if kind == "bad_json":
             return self.send_json(200, None, raw=b"{not json")
         if self.path == "/rerank":

@@ -172,6 +172,12 @@ def rerank_cohere_shape_and_key(t):
     eq(ans["rerank"]["fallback"], "error", "wrong key: %s" % ans["rerank"])
     check("401" in ans["rerank"]["error"] and KEY not in ans["rerank"]["error"],
           "401 reason without the key: %r" % ans["rerank"]["error"])
+    fake.call("POST", "/_config", {"api_key": KEY})
+    fake.script({"kind": "error", "status": 502, "echo_auth": True})
+    ans = d.retrieve({"query": "restore a backup ticket", "k": 2})
+    check("<redacted>" in ans["rerank"]["error"] and KEY not in ans["rerank"]["error"],
+          "an echoed key is scrubbed: %r" % ans["rerank"]["error"])
+    check(KEY not in d.call("GET", "/health").body.decode(), "key in /health last_error")
     check(KEY not in open(d.stderr_path, encoding="utf-8", errors="replace").read(),
           "key in the daemon's log")
 
