@@ -423,6 +423,12 @@ static void report_print(const engine_ingest_report *r, FILE *out)
                 r->errors[i].code);
     for (size_t i = 0; i < r->warning_count; i++)
         fprintf(out, "  warning: %s: %s\n", r->warnings[i].source, r->warnings[i].message);
+    for (size_t i = 0; i < r->ocr_count; i++) {
+        fprintf(out, "  ocr: %s: page%s", r->ocr[i].source, r->ocr[i].page_count > 1 ? "s" : "");
+        for (size_t k = 0; k < r->ocr[i].page_count; k++)
+            fprintf(out, "%s%d", k ? ", " : " ", r->ocr[i].pages[k]);
+        fprintf(out, " (mean confidence %.0f)\n", r->ocr[i].mean_confidence);
+    }
 }
 
 static size_t curl_collect(char *data, size_t size, size_t n, void *ctx)
