@@ -284,6 +284,20 @@ def hidden_doctype_docx():
     return _zip({"word/document.xml": doc})
 
 
+def zipcrypto_flagged(data):
+    """data with every entry marked encrypted (general purpose flag bit 0, local and central
+    headers), as a zip made with a password looks to a reader."""
+    import struct
+    b = bytearray(data)
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = b.find(sig)
+        while i >= 0:
+            flags = struct.unpack_from("<H", b, i + off)[0]
+            struct.pack_into("<H", b, i + off, flags | 1)
+            i = b.find(sig, i + 4)
+    return bytes(b)
+
+
 def ole_encrypted():
     """The first bytes of an OLE compound file, which is what a password-protected .docx/.xlsx
     is (an EncryptedPackage inside a CFB container), padded to a plausible size."""

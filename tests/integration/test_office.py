@@ -15,7 +15,7 @@ import zipfile
 
 from harness import check, eq, fixture, shared, short, test, write
 from officegen import (billion_laughs_docx, docx_bytes, hidden_doctype_docx, ods_bytes, odt_bytes,
-                       ole_encrypted, xlsx_bytes, zip_bomb_docx)
+                       ole_encrypted, xlsx_bytes, zip_bomb_docx, zipcrypto_flagged)
 from scangen import scanned_pdf_bytes
 
 POLICY = [
@@ -82,6 +82,7 @@ def office_fixture(ctx):
     write(os.path.join(docs, "laughs.docx"), billion_laughs_docx())
     write(os.path.join(docs, "hidden.docx"), hidden_doctype_docx())
     write(os.path.join(docs, "locked.xlsx"), ole_encrypted())
+    write(os.path.join(docs, "zipcrypto.xlsx"), zipcrypto_flagged(xlsx_bytes(PLANS)))
     whole = xlsx_bytes(PLANS)
     write(os.path.join(docs, "truncated.xlsx"), whole[: len(whole) // 2])
     write(os.path.join(docs, "notaword.docx"), b"plain text pretending to be a Word file\n")
@@ -92,7 +93,7 @@ def office_fixture(ctx):
 GOOD = ["facilities.pdf", "onboarding.odt", "plans.xlsx", "policy.docx", "staff.csv",
         "stock.ods"]
 BAD = ["bomb.docx", "hidden.docx", "laughs.docx", "liar.docx", "locked.xlsx", "notaword.docx",
-       "truncated.xlsx"]
+       "truncated.xlsx", "zipcrypto.xlsx"]
 
 
 @shared("office")
@@ -112,6 +113,8 @@ def office_folder_ingest_and_errors(t, fx):
     check("DOCTYPE" in errors["laughs.docx"]["message"], "laughs: %s" % errors["laughs.docx"])
     check("DOCTYPE" in errors["hidden.docx"]["message"], "hidden: %s" % errors["hidden.docx"])
     check("encrypted" in errors["locked.xlsx"]["message"], "locked: %s" % errors["locked.xlsx"])
+    check("encrypted zip entry" in errors["zipcrypto.xlsx"]["message"],
+          "zipcrypto: %s" % errors["zipcrypto.xlsx"])
     check("truncated" in errors["truncated.xlsx"]["message"],
           "truncated: %s" % errors["truncated.xlsx"])
     check("not a zip" in errors["notaword.docx"]["message"], "notaword: %s"
