@@ -9,9 +9,13 @@
  * padded) to measure recall. Used
  * against ragd and against bench_mhd (the HTTP floor) alike.
  *
+ * --mode M adds "mode": M (vector, keyword, hybrid) and --ef-search N adds "ef_search": N to every
+ * request: without --mode the daemon's default mode (hybrid) is what is timed.
+ *
  * Usage: bench_http --port P --queries FILE --k K --concurrency C --requests N [--filter]
- *                   [--path /retrieve] [--ids FILE]
- * Prints one JSON object: latency percentiles (ms), requests/s, errors.
+ *                   [--path /retrieve] [--ids FILE] [--mode M] [--ef-search N]
+ * Prints one JSON object: latency percentiles (ms), requests/s, errors, and the means of the
+ * server's own timings_ms (embed, search, fetch, total) over the answers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,9 +32,13 @@
 
 #define BUF_MAX (4 * 1024 * 1024)
 
+#define TIMING_FIELDS 4
+static const char *const timing_names[TIMING_FIELDS] = {"embed", "search", "fetch", "total"};
+
 typedef struct client {
-    int port, k, filter, nq, thread, threads;
-    const char *path;
+    int port, k, filter, nq, thread, threads, ef_search;
+    const char *path, *mode;
+    double timing_sum[TIMING_FIELDS]; /* server timings_ms summed over the answers */
     char **queries;
     long requests;   /* this thread's share */
     double *lat;     /* requests entries */
@@ -118,6 +126,19 @@ static void ids_parse(const char *body, int64_t *out, int k)
     }
 }
 
+/* Adds the answer's timings_ms fields to sum. */
+static void timings_parse(const char *body, double *sum)
+{
+    const char *t = strstr(body, "\"timings_ms\"");
+    if (t == NULL) return;
+    for (int i = 0; i < TIMING_FIELDS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "\"%s\":", timing_names[i]);
+        const char *p = strstr(t, key);
+        if (p != NULL) sum[i] += strtod(p + strlen(key), NULL);
+    }
+}
+
 static void *client_run(void *arg)
 {
     client *c = arg;
@@ -135,8 +156,14 @@ static void *client_run(void *arg)
         char payload[2048];
         size_t p = (size_t)snprintf(payload, sizeof payload, "{\"query\":\"");
         p += json_escape(payload + p, c->queries[q]);
-        p += (size_t)snprintf(payload + p, sizeof payload - p, "\",\"k\":%d%s}", c->k,
+        p += (size_t)snprintf(payload + p, sizeof payload - p, "\",\"k\":%d%s", c->k,
                               c->filter ? ",\"filters\":{\"tags\":[\"even\"]}" : "");
+        if (c->mode)
+            p += (size_t)snprintf(payload + p, sizeof payload - p, ",\"mode\":\"%s\"", c->mode);
+        if (c->ef_search > 0)
+            p += (size_t)snprintf(payload + p, sizeof payload - p, ",\"ef_search\":%d",
+                                  c->ef_search);
+        p += (size_t)snprintf(payload + p, sizeof payload - p, "}");
         int hl = snprintf(req, 8192,
                           "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
                           "\r\nContent-Length: %zu\r\n\r\n%s", c->path, p, payload);
@@ -159,6 +186,7 @@ static void *client_run(void *arg)
             continue;
         }
         c->lat[c->done++] = ms;
+        timings_parse(body, c->timing_sum);
         if (c->ids && i < c->nq && c->threads == 1) ids_parse(body, c->ids + (size_t)q * c->k, c->k);
     }
     if (fd >= 0) close(fd);
@@ -169,9 +197,9 @@ static void *client_run(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = 0, k = 10, conc = 1, filter = 0;
+    int port = 0, k = 10, conc = 1, filter = 0, ef_search = 0;
     long requests = 1000;
-    const char *qfile = NULL, *path = "/retrieve", *ids_out = NULL;
+    const char *qfile = NULL, *path = "/retrieve", *ids_out = NULL, *mode = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--filter") == 0) { filter = 1; continue; }
         if (i + 1 >= argc) break;
@@ -182,10 +210,12 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--requests") == 0) requests = atol(argv[++i]);
         else if (strcmp(argv[i], "--path") == 0) path = argv[++i];
         else if (strcmp(argv[i], "--ids") == 0) ids_out = argv[++i];
+        else if (strcmp(argv[i], "--mode") == 0) mode = argv[++i];
+        else if (strcmp(argv[i], "--ef-search") == 0) ef_search = atoi(argv[++i]);
     }
     if (port <= 0 || qfile == NULL || conc <= 0 || requests <= 0 || k <= 0) {
         fprintf(stderr, "usage: bench_http --port P --queries FILE --k K --concurrency C "
-                        "--requests N [--filter] [--path P] [--ids FILE]\n");
+                        "--requests N [--filter] [--path P] [--ids FILE] [--mode M] [--ef-search N]\n");
         return 2;
     }
     size_t qlen = 0;
@@ -207,7 +237,8 @@ int main(int argc, char **argv)
     pthread_t *th = calloc((size_t)conc, sizeof *th);
     for (int t = 0; t < conc; t++) {
         cs[t] = (client){.port = port, .k = k, .filter = filter, .nq = nq, .thread = t,
-                         .threads = conc, .path = path, .queries = queries,
+                         .threads = conc, .path = path, .queries = queries, .mode = mode,
+                         .ef_search = ef_search,
                          .requests = requests / conc + (t < requests % conc),
                          .ids = t == 0 ? ids : NULL};
         cs[t].lat = malloc(sizeof(double) * (size_t)(cs[t].requests + 1));
@@ -218,7 +249,9 @@ int main(int argc, char **argv)
     double wall = bench_now_ms() - t0;
     double *all = malloc(sizeof(double) * (size_t)(requests + 1));
     long n = 0, errors = 0;
+    double timing[TIMING_FIELDS] = {0};
     for (int t = 0; t < conc; t++) {
+        for (int i = 0; i < TIMING_FIELDS; i++) timing[i] += cs[t].timing_sum[i];
         memcpy(all + n, cs[t].lat, sizeof(double) * (size_t)cs[t].done);
         n += cs[t].done;
         errors += cs[t].errors;
@@ -233,8 +266,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_http: cannot write %s\n", ids_out);
     printf("{\"concurrency\": %d, \"filter\": %s, \"requests\": %ld, \"errors\": %ld, "
            "\"p50_ms\": %.4f, \"p95_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
-           "\"rps\": %.1f}\n", conc, filter ? "true" : "false", n, errors, p50, p95, p99, mean,
-           (double)n / (wall / 1e3));
+           "\"rps\": %.1f, \"mode\": \"%s\", \"ef_search\": %d, \"server_ms\": {", conc,
+           filter ? "true" : "false", n, errors, p50, p95, p99, mean, (double)n / (wall / 1e3),
+           mode ? mode : "default", ef_search);
+    for (int i = 0; i < TIMING_FIELDS; i++)
+        printf("%s\"%s\": %.4f", i ? ", " : "", timing_names[i], n ? timing[i] / (double)n : 0.0);
+    printf("}}\n");
     free(all);
     free(cs);
     free(th);

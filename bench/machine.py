@@ -29,6 +29,8 @@ def main():
                 "python3 bench/bench_scale.py --out bench/results/scale.json",
                 "python3 bench/bench_openai.py --bin build/release/ragd --out "
                 "bench/results/openai.json",
+                "bash bench/corpus.sh && python3 bench/bench_real.py --bin build/release/ragd "
+                "--out bench/results/real.json",
                 "python3 bench/report.py"]
     dirty = sh("git status --porcelain -uno")
     lock = "bench/peer/package-lock.json"

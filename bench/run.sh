@@ -29,6 +29,9 @@ echo "== ingest with the fake OpenAI server (50 ms per request)"
 python3 bench/bench_openai.py --bin build/release/ragd --out bench/results/openai.json
 echo "== remote embeddings: cache hit vs miss, N requests in flight vs 1 (fake upstream, 100 ms)"
 python3 bench/bench_embed_remote.py --bin build/release/ragd --out bench/results/embed_remote.json
+echo "== real text: the modes, concurrency, ef_search, the keyword bound (Debian doc packages)"
+bash bench/corpus.sh
+python3 bench/bench_real.py --bin build/release/ragd --out bench/results/real.json
 echo "== report"
 python3 bench/report.py
 if [ -f bench/qa/docs.jsonl ]; then

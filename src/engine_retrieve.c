@@ -225,7 +225,7 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
         fscores = nf;
         size_t found = 0;
         double ts = util_now_ms();
-        rc = store_vector_search(e->st, qv, want, ids, fscores, &found, err);
+        rc = store_vector_search_ef(e->st, qv, want, q->ef_search, ids, fscores, &found, err);
         a->search_ms += util_now_ms() - ts;
         if (rc != RAGD_OK) break;
         size_t kept = 0; /* sorted: the rest score 0 or less, nothing in common with the query */

@@ -75,6 +75,8 @@ typedef struct http_reply {
     http_task_drop task_drop;
     void *task_arg;
     int task_detached;
+    int task_in_drain; /* 1: the task may start while the server drains (a request already in
+                        * flight finishing, e.g. a retrieval); 0: refused with a 503 then */
 } http_reply;
 
 /* ---- route table (src/http_router.c) ------------------------------------------------------ */

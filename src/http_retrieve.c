@@ -5,6 +5,7 @@
  * JSONL log, and the two renderings the CLI shares: the answer as JSON and the system prompt.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,7 @@ static const http_field retrieve_fields[] = {
     {"diversity", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"max_context_tokens", HTTP_FIELD_INT, 0, 16, 1000000, NULL, NULL},
     {"rerank", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
+    {"ef_search", HTTP_FIELD_INT, 0, 1, 65536, NULL, NULL}, /* as [store] hnsw_ef_search */
 };
 
 /* The short form of "filters": {"source": prefix, "tags": [all of these]}. */
@@ -176,6 +178,7 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
         q.max_context_tokens = (int)json_integer_value(v);
     if ((v = json_object_get(root, "rerank")) != NULL)
         q.rerank = json_is_true(v) ? RAGD_RERANK_ON : RAGD_RERANK_OFF;
+    if ((v = json_object_get(root, "ef_search")) != NULL) q.ef_search = (int)json_integer_value(v);
     if ((v = json_object_get(root, "min_score")) != NULL) q.min_score = json_number_value(v);
     if ((v = json_object_get(root, "intent")) != NULL) q.intent = json_string_value(v);
     if ((v = json_object_get(root, "filters")) != NULL && json_is_object(v) &&
@@ -257,12 +260,9 @@ static int retrieval_run(engine *e, const ragd_cfg *cfg, const char *body, size_
     return 0;
 }
 
-http_reply http_handle_retrieve(const http_request *req)
+/* The answer of POST /retrieve for body (runs in a retrieval task's thread). */
+static http_reply retrieve_answer(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
 {
-    engine *e = req->engine;
-    const ragd_cfg *cfg = req->cfg;
-    const char *body = req->body;
-    size_t len = req->body_len;
     http_reply reply = {0};
     json_t *root = NULL;
     engine_query q;
@@ -336,12 +336,9 @@ char *http_prompt_build(const ragd_cfg *cfg, const engine_query *q, const engine
     return out;
 }
 
-http_reply http_handle_context(const http_request *req)
+/* The answer of POST /context for body (runs in a retrieval task's thread). */
+static http_reply context_answer(engine *e, const ragd_cfg *cfg, const char *body, size_t len)
 {
-    engine *e = req->engine;
-    const ragd_cfg *cfg = req->cfg;
-    const char *body = req->body;
-    size_t len = req->body_len;
     http_reply reply = {0};
     json_t *root = NULL;
     engine_query q;
@@ -371,3 +368,91 @@ out:
     return reply;
 }
 
+/* ---- one request, one thread -------------------------------------------------------------- */
+
+/* A retrieval runs in its own worker thread while its connection waits (HTTP_ROUTE_ASYNC, not
+ * detached). libmicrohttpd's pool hands every connection to one of its threads for good, and one
+ * thread accepts a burst of connections together (measured: 8 keep-alive clients all served by
+ * one pool thread, so concurrency 8 gave 1.25x the requests/s of concurrency 1 on 2 cores). Off
+ * the pool, each request is one thread of its own (FAISS and SQLite single-threaded inside it),
+ * and the kernel spreads them over the cores. */
+typedef struct retrieval_task {
+    engine *e;
+    const ragd_cfg *cfg;
+    char *body; /* owned copy of the request body */
+    size_t len;
+    int context; /* 1: POST /context */
+    char request_id[RAGD_REQUEST_ID_MAX]; /* for the log records written by this thread */
+} retrieval_task;
+
+static void retrieval_task_free(retrieval_task *t)
+{
+    free(t->body);
+    free(t);
+}
+
+/* At most [server] threads retrievals run at once; the others wait their turn in their threads
+ * (their connections stay suspended), so a burst of clients does not make every search share
+ * the cores and the memory bandwidth with every other. */
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_cond = PTHREAD_COND_INITIALIZER;
+static int slots_busy;
+
+static http_reply retrieval_task_run(void *arg)
+{
+    retrieval_task *t = arg;
+    int slots = t->cfg->threads > 0 ? t->cfg->threads : 1;
+    pthread_mutex_lock(&slots_mu);
+    while (slots_busy >= slots) pthread_cond_wait(&slots_cond, &slots_mu);
+    slots_busy++;
+    pthread_mutex_unlock(&slots_mu);
+    log_record_request_id_set(t->request_id[0] ? t->request_id : NULL);
+    http_reply r = t->context ? context_answer(t->e, t->cfg, t->body, t->len)
+                              : retrieve_answer(t->e, t->cfg, t->body, t->len);
+    log_record_request_id_set(NULL);
+    pthread_mutex_lock(&slots_mu);
+    slots_busy--;
+    pthread_cond_signal(&slots_cond);
+    pthread_mutex_unlock(&slots_mu);
+    retrieval_task_free(t);
+    return r;
+}
+
+static void retrieval_task_drop(void *arg, const http_reply *why)
+{
+    (void)why;
+    retrieval_task_free(arg);
+}
+
+/* Returns: a reply handing the retrieval to a worker thread, or, when the task cannot be
+ * allocated, the answer computed here. */
+static http_reply retrieval_defer(const http_request *req, int context)
+{
+    retrieval_task *t = calloc(1, sizeof *t);
+    char *body = t ? malloc(req->body_len + 1) : NULL;
+    if (t == NULL || body == NULL) {
+        free(t);
+        free(body);
+        return context ? context_answer(req->engine, req->cfg, req->body, req->body_len)
+                       : retrieve_answer(req->engine, req->cfg, req->body, req->body_len);
+    }
+    if (req->body_len) memcpy(body, req->body, req->body_len);
+    body[req->body_len] = '\0';
+    *t = (retrieval_task){.e = req->engine, .cfg = req->cfg, .body = body, .len = req->body_len,
+                          .context = context};
+    if (req->request_id)
+        snprintf(t->request_id, sizeof t->request_id, "%s", req->request_id);
+    /* A retrieval whose request arrived before a SIGTERM is answered during the drain. */
+    return (http_reply){.task_run = retrieval_task_run, .task_drop = retrieval_task_drop,
+                        .task_arg = t, .task_in_drain = 1};
+}
+
+http_reply http_handle_retrieve(const http_request *req)
+{
+    return retrieval_defer(req, 0);
+}
+
+http_reply http_handle_context(const http_request *req)
+{
+    return retrieval_defer(req, 1);
+}

@@ -17,8 +17,8 @@
  * lists the routes in this order. */
 static const http_route routes[] = {
     {"GET", "/health", "/health", HTTP_ROUTE_PUBLIC, http_handle_health},
-    {"POST", "/retrieve", "/retrieve", 0, http_handle_retrieve},
-    {"POST", "/context", "/context", 0, http_handle_context},
+    {"POST", "/retrieve", "/retrieve", HTTP_ROUTE_ASYNC, http_handle_retrieve},
+    {"POST", "/context", "/context", HTTP_ROUTE_ASYNC, http_handle_context},
     {"POST", "/ingest", "/ingest", HTTP_ROUTE_ASYNC, http_handle_ingest},
     {"GET", "/", "/", 0, http_handle_root},
     {"GET", "/metrics", "/metrics", 0, http_handle_metrics},

@@ -142,7 +142,7 @@ static void *task_worker(void *arg)
 /* Starts fn(arg) in a detached thread counted in s->workers, unless the server is stopping.
  * Returns: 0, or -1 (*stopping says why). */
 static int worker_start(http_server *s, void *(*fn)(void *), void *arg, request *suspend,
-                        int *stopping)
+                        int in_drain, int *stopping)
 {
     pthread_t tid;
     pthread_attr_t attr;
@@ -150,7 +150,7 @@ static int worker_start(http_server *s, void *(*fn)(void *), void *arg, request 
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&s->mu);
     int prc = -1;
-    if (!s->stopping) {
+    if (!s->stopping || in_drain) {
         if (suspend) {
             MHD_suspend_connection(suspend->conn);
             suspend->started = 1;
@@ -214,7 +214,9 @@ static int task_start(http_server *s, request *req, http_reply *reply)
     if (t != NULL) {
         *t = (task){.server = s, .req = reply->task_detached ? NULL : req, .run = reply->task_run,
                     .arg = reply->task_arg};
-        if (worker_start(s, task_worker, t, t->req, &stopping) == 0) return 0;
+        if (worker_start(s, task_worker, t, t->req, reply->task_in_drain && t->req != NULL,
+                         &stopping) == 0)
+            return 0;
         free(t);
     }
     http_reply why = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,

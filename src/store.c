@@ -185,6 +185,14 @@ ragd_rc store_vector_search(store *s, const float *query, size_t k, int64_t *ids
     return s->ops->vector_search(s, query, k, ids, scores, found, err);
 }
 
+ragd_rc store_vector_search_ef(store *s, const float *query, size_t k, int ef_search,
+                               int64_t *ids, float *scores, size_t *found, ragd_err *err)
+{
+    if (ef_search > 0 && s->ops->vector_search_ef != NULL)
+        return s->ops->vector_search_ef(s, query, k, ef_search, ids, scores, found, err);
+    return s->ops->vector_search(s, query, k, ids, scores, found, err);
+}
+
 int store_keyword_available(store *s)
 {
     return s->ops->keyword_available(s);

@@ -151,6 +151,7 @@ struct store_db {
     store_reader *idle[RAGD_STORE_READERS_MAX];
     size_t idle_count;
     int fts; /* the chunks_fts keyword index exists (see fts_apply) */
+    int counts; /* the ragd_counts table exists (see counts_apply) */
 };
 
 static const char chunk_get_sql[] =
@@ -160,6 +161,33 @@ static const char chunk_get_sql[] =
 
 static const char stats_sql[] = "SELECT (SELECT count(*) FROM documents), "
                                 "(SELECT count(*) FROM chunks), (SELECT count(*) FROM embeddings)";
+
+/* The row counts, maintained: triggers keep ragd_counts in step with documents, chunks and
+ * embeddings inside the very transaction that changes them (ON DELETE CASCADE and reset
+ * included), so /health and the confidence's total read three rows instead of counting a
+ * million. A store without the table (written by an older ragd) gets it, back-filled, at the
+ * next writable open; until then (read-only) the counts are counted. */
+static const char counts_sql[] =
+    "CREATE TABLE ragd_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO ragd_counts(name, n) VALUES ('documents', (SELECT count(*) FROM documents)),"
+    " ('chunks', (SELECT count(*) FROM chunks)), ('embeddings', (SELECT count(*) FROM embeddings));"
+    "CREATE TRIGGER ragd_counts_doc_insert AFTER INSERT ON documents BEGIN"
+    " UPDATE ragd_counts SET n = n + 1 WHERE name = 'documents'; END;"
+    "CREATE TRIGGER ragd_counts_doc_delete AFTER DELETE ON documents BEGIN"
+    " UPDATE ragd_counts SET n = n - 1 WHERE name = 'documents'; END;"
+    "CREATE TRIGGER ragd_counts_chunk_insert AFTER INSERT ON chunks BEGIN"
+    " UPDATE ragd_counts SET n = n + 1 WHERE name = 'chunks'; END;"
+    "CREATE TRIGGER ragd_counts_chunk_delete AFTER DELETE ON chunks BEGIN"
+    " UPDATE ragd_counts SET n = n - 1 WHERE name = 'chunks'; END;"
+    "CREATE TRIGGER ragd_counts_embedding_insert AFTER INSERT ON embeddings BEGIN"
+    " UPDATE ragd_counts SET n = n + 1 WHERE name = 'embeddings'; END;"
+    "CREATE TRIGGER ragd_counts_embedding_delete AFTER DELETE ON embeddings BEGIN"
+    " UPDATE ragd_counts SET n = n - 1 WHERE name = 'embeddings'; END;";
+
+static const char counts_read_sql[] =
+    "SELECT (SELECT n FROM ragd_counts WHERE name = 'documents'), "
+    "(SELECT n FROM ragd_counts WHERE name = 'chunks'), "
+    "(SELECT n FROM ragd_counts WHERE name = 'embeddings')";
 
 /* ----- error translation ---------------------------------------------------------------------- */
 
@@ -459,6 +487,39 @@ static ragd_rc wal_enable(sqlite3 *db, const char *what, ragd_err *err)
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err);
 static ragd_rc fts_apply(store_db *s, const char *what, ragd_err *err);
 
+/* Sets *exists to 1 when the store has the ragd_counts table. */
+static ragd_rc counts_exist(store_db *s, const char *what, int *exists, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int code = sqlite3_prepare_v2(s->writer,
+                                  "SELECT count(*) FROM sqlite_master WHERE name = 'ragd_counts'",
+                                  -1, &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, what, err);
+    code = sqlite3_step(st);
+    ragd_rc rc = code == SQLITE_ROW ? RAGD_OK : db_fail(s->writer, code, what, err);
+    if (rc == RAGD_OK) *exists = sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Creates the maintained counts (counts_sql) in one transaction when the store lacks them: the
+ * only time the rows are counted. */
+static ragd_rc counts_apply(store_db *s, const char *what, ragd_err *err)
+{
+    int exists = 0;
+    ragd_rc rc = counts_exist(s, what, &exists, err);
+    if (rc != RAGD_OK || exists) {
+        s->counts = exists;
+        return rc;
+    }
+    rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
+    if (rc != RAGD_OK) return rc;
+    rc = db_exec(s->writer, counts_sql, "create the row counts", err);
+    rc = tx_close(s, 1, rc, err);
+    if (rc == RAGD_OK) s->counts = 1;
+    return rc;
+}
+
 ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_err *err)
 {
     if (data_dir == NULL || out == NULL)
@@ -514,8 +575,10 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
                          err);
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
         if (rc == RAGD_OK) rc = fts_apply(s, what, err);
+        if (rc == RAGD_OK) rc = counts_apply(s, what, err);
     }
     if (rc == RAGD_OK && s->readonly) rc = fts_exists(s, what, &s->fts, err);
+    if (rc == RAGD_OK && s->readonly) rc = counts_exist(s, what, &s->counts, err);
     if (rc != RAGD_OK) {
         store_db_close(s);
         return rc;
@@ -579,7 +642,8 @@ static ragd_rc reader_open(const store_db *s, store_reader **out, ragd_err *err)
         rc = db_exec(r->db, "PRAGMA mmap_size = 0; PRAGMA cache_size = -2048", "configure reader",
                      err);
     if (rc == RAGD_OK) rc = reader_prepare(r, chunk_get_sql, &r->chunk_get, err);
-    if (rc == RAGD_OK) rc = reader_prepare(r, stats_sql, &r->stats, err);
+    if (rc == RAGD_OK)
+        rc = reader_prepare(r, s->counts ? counts_read_sql : stats_sql, &r->stats, err);
     if (rc == RAGD_OK) rc = reader_prepare(r, "BEGIN", &r->begin, err);
     if (rc == RAGD_OK) rc = reader_prepare(r, "COMMIT", &r->commit, err);
     if (rc != RAGD_OK) {
@@ -1366,6 +1430,10 @@ static const char fts_sql[] =
 /* Column weights for bm25(): a query term in the heading path or the title says more about what
  * a chunk is about than one in its body. */
 #define RAGD_FTS_BM25 "bm25(chunks_fts, 2.0, 2.0, 1.0)"
+#define RAGD_FTS_PHRASES_MAX 32 /* RAGD_TERMS_MAX: the terms of one query */
+#ifndef RAGD_FTS_DF_EXACT
+#define RAGD_FTS_DF_EXACT 4000 /* term statistics: frequencies counted exactly up to this */
+#endif
 
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err)
 {
@@ -1424,23 +1492,21 @@ static ragd_rc fts_prepare(store_reader *r, const char *sql, const char *what,
     return RAGD_OK;
 }
 
-ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
-                            double *scores, size_t *found, ragd_err *err)
+/* Runs one BM25 query (match, optionally only rowids >= min_rowid) on r's connection into
+ * ids/scores (limit entries). Returns: RAGD_OK and *found. */
+static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, size_t limit,
+                        int64_t *ids, double *scores, size_t *found, ragd_err *err)
 {
-    *found = 0;
-    if (!s->fts || match == NULL || match[0] == '\0' || limit == 0) return RAGD_OK;
-    store_reader *r = NULL;
-    ragd_rc rc = reader_acquire(s, &r, err);
-    if (rc != RAGD_OK) return rc;
     sqlite3_stmt *st = NULL;
-    rc = fts_prepare(r,
-                        "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE chunks_fts "
-                        "MATCH ?1 ORDER BY " RAGD_FTS_BM25 ", rowid LIMIT ?2",
-                        "keyword search", &st, err);
+    ragd_rc rc = fts_prepare(r,
+                             "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE chunks_fts "
+                             "MATCH ?1 AND rowid >= ?3 ORDER BY " RAGD_FTS_BM25 ", rowid LIMIT ?2",
+                             "keyword search", &st, err);
     size_t n = 0;
     if (rc == RAGD_OK) {
         sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
         int code;
         while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
             ids[n] = sqlite3_column_int64(st, 0);
@@ -1450,9 +1516,199 @@ ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_
         if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
     }
     sqlite3_finalize(st);
+    if (rc == RAGD_OK) *found = n;
+    return rc;
+}
+
+/* Returns: the closing quote of the quoted phrase starting at p ('"'), or NULL. */
+static const char *fts_phrase_end(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) {
+        if (*q == '\0') return NULL;
+        if (*q == '"' && q[1] == '"') {
+            q += 2;
+            continue;
+        }
+        if (*q == '"') return q;
+        q++;
+    }
+}
+
+/* Returns: the closing parenthesis of a group of variants ("a" OR "a b" ...) starting at p
+ * ('('), as retrieve_fts_term() writes it for a term with lexical variants, or NULL. */
+static const char *fts_group_end(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) {
+        if (*q != '"' || (q = fts_phrase_end(q)) == NULL) return NULL;
+        q++;
+        if (*q == ')') return q;
+        if (strncmp(q, " OR ", 4) != 0) return NULL;
+        q += 4;
+    }
+}
+
+/* Splits match, an OR of quoted phrases as retrieve_fts_match() writes it ("a" OR "b"), into its
+ * phrases: start[i] and len[i] (quotes included) point into match. A term with lexical variants
+ * is one unit, its parenthesised group. Returns: the number of units, or 0 when match has any
+ * other shape (then it is searched as it is). */
+static size_t fts_phrases_split(const char *match, const char **start, size_t *len)
+{
+    size_t n = 0;
+    const char *p = match;
+    while (*p == '"' || *p == '(') {
+        const char *q = *p == '"' ? fts_phrase_end(p) : fts_group_end(p);
+        if (q == NULL) return 0;
+        if (n == RAGD_FTS_PHRASES_MAX) return 0;
+        start[n] = p;
+        len[n] = (size_t)(q + 1 - p);
+        n++;
+        p = q + 1;
+        if (*p == '\0') return n;
+        if (strncmp(p, " OR ", 4) != 0) return 0;
+        p += 4;
+    }
+    return 0;
+}
+
+/* Returns: a new string (free()) joining the phrases order[0..n) of start/len with op, or NULL on
+ * OOM. */
+static char *fts_phrases_join(const char *const *start, const size_t *len, const size_t *order,
+                              size_t n, const char *op)
+{
+    util_buf b = {0};
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = util_buf_printf(&b, "%s%.*s", i ? op : "", (int)len[order[i]], start[order[i]]);
+    if (bad) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    return util_buf_steal(&b);
+}
+
+/* Counts the chunks matching phrase (len bytes), stopping at cap. Returns: RAGD_OK and *count
+ * (at most cap). */
+static ragd_rc fts_count_capped(store_reader *r, sqlite3_stmt *st, const char *phrase, size_t len,
+                                size_t cap, size_t *count, ragd_err *err)
+{
+    sqlite3_bind_text(st, 1, phrase, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
+    int code = sqlite3_step(st);
+    ragd_rc rc = RAGD_OK;
+    if (code == SQLITE_ROW) *count = (size_t)sqlite3_column_int64(st, 0);
+    else rc = db_fail(r->db, code, "keyword search: term counts", err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The bounded plan (see store_db_fts_search_bounded in ragd/store.h), on r's connection inside
+ * one read transaction. Returns: RAGD_OK and *found. */
+static ragd_rc fts_search_plan(store_reader *r, const char *match, size_t limit, size_t budget,
+                               int64_t *ids, double *scores, size_t *found, ragd_err *err)
+{
+    const char *start[RAGD_FTS_PHRASES_MAX];
+    size_t len[RAGD_FTS_PHRASES_MAX], df[RAGD_FTS_PHRASES_MAX], order[RAGD_FTS_PHRASES_MAX];
+    size_t n = fts_phrases_split(match, start, len);
+    if (n == 0) return fts_rank(r, match, INT64_MIN, limit, ids, scores, found, err);
+    sqlite3_stmt *count = NULL;
+    ragd_rc rc = fts_prepare(r,
+                             "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts "
+                             "MATCH ?1 LIMIT ?2)",
+                             "keyword search: term counts", &count, err);
+    /* Each term's document frequency, counted only up to the budget: a common word costs no
+     * more than budget steps of its doclist. */
+    size_t total = 0;
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        rc = fts_count_capped(r, count, start[i], len[i], budget + 1, &df[i], err);
+        total += df[i];
+        order[i] = i;
+    }
+    char *expr = NULL;
+    int64_t min_rowid = INT64_MIN;
+    if (rc == RAGD_OK && total <= budget) {
+        /* Everything fits: the full query, exactly as an unbounded search ranks it. */
+        sqlite3_finalize(count);
+        return fts_rank(r, match, INT64_MIN, limit, ids, scores, found, err);
+    }
+    /* Rarest first (IDF order); ties keep the query's order. */
+    for (size_t i = 1; rc == RAGD_OK && i < n; i++)
+        for (size_t j = i; j > 0 && df[order[j]] < df[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    size_t rare = 0, sum = 0;
+    while (rc == RAGD_OK && rare < n && sum + df[order[rare]] <= budget) sum += df[order[rare++]];
+    if (rc == RAGD_OK && rare > 0) {
+        /* The rare terms rank on their own: the common ones, each in more chunks than the
+         * budget, carry little weight in BM25 (their IDF is low) and would cost a score for
+         * every chunk they appear in. */
+        if ((expr = fts_phrases_join(start, len, order, rare, " OR ")) == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    } else if (rc == RAGD_OK) {
+        /* Every term is common: the chunks holding all of them, when they fit the budget; else
+         * the newest budget chunks holding all of them (FTS5 walks rowids in order, so the
+         * boundary costs budget steps). */
+        if ((expr = fts_phrases_join(start, len, order, n, " AND ")) == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        size_t both = 0;
+        if (rc == RAGD_OK)
+            rc = fts_count_capped(r, count, expr, strlen(expr), budget + 1, &both, err);
+        if (rc == RAGD_OK && both > budget) {
+            sqlite3_stmt *edge = NULL;
+            rc = fts_prepare(r,
+                             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 "
+                             "ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
+                             "keyword search: newest matches", &edge, err);
+            if (rc == RAGD_OK) {
+                sqlite3_bind_text(edge, 1, expr, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(edge, 2, (sqlite3_int64)budget - 1);
+                int code = sqlite3_step(edge);
+                if (code == SQLITE_ROW) min_rowid = sqlite3_column_int64(edge, 0);
+                else if (code != SQLITE_DONE)
+                    rc = db_fail(r->db, code, "keyword search: newest matches", err);
+            }
+            sqlite3_finalize(edge);
+        }
+    }
+    sqlite3_finalize(count);
+    if (rc == RAGD_OK) rc = fts_rank(r, expr, min_rowid, limit, ids, scores, found, err);
+    free(expr);
+    return rc;
+}
+
+ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit, size_t budget,
+                                    int64_t *ids, double *scores, size_t *found, ragd_err *err)
+{
+    *found = 0;
+    if (!s->fts || match == NULL || match[0] == '\0' || limit == 0) return RAGD_OK;
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    size_t n = 0;
+    if (budget == 0) {
+        rc = fts_rank(r, match, INT64_MIN, limit, ids, scores, &n, err);
+    } else {
+        if (budget < limit) budget = limit;
+        /* One snapshot for the counts and the ranking. */
+        rc = reader_step_simple(r, r->begin, "keyword search: begin", err);
+        if (rc == RAGD_OK) {
+            rc = fts_search_plan(r, match, limit, budget, ids, scores, &n, err);
+            ragd_rc crc = reader_step_simple(r, r->commit, "keyword search: commit", err);
+            if (rc == RAGD_OK) rc = crc;
+        }
+    }
     reader_release(s, r);
     if (rc == RAGD_OK) *found = n;
     return rc;
+}
+
+ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
+                            double *scores, size_t *found, ragd_err *err)
+{
+    return store_db_fts_search_bounded(s, match, limit, 0, ids, scores, found, err);
 }
 
 ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
@@ -1469,13 +1725,21 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     store_reader *r = NULL;
     ragd_rc rc = reader_acquire(s, &r, err);
     if (rc != RAGD_OK) return rc;
-    sqlite3_stmt *count = NULL, *in_top = NULL, *all = NULL;
+    sqlite3_stmt *count = NULL, *in_top = NULL, *all = NULL, *span = NULL;
+    int64_t id_min = 0, id_max = 0;
     rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT count(*) FROM chunks", "term statistics", &all, err);
+        rc = fts_prepare(r, s->counts ? "SELECT n FROM ragd_counts WHERE name = 'chunks'"
+                                      : "SELECT count(*) FROM chunks",
+                         "term statistics", &all, err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1",
+        rc = fts_prepare(r, "SELECT count(*), min(rowid) FROM (SELECT rowid FROM chunks_fts "
+                            "WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2)",
                             "term statistics", &count, err);
+    if (rc == RAGD_OK)
+        rc = fts_prepare(r, "SELECT (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)",
+                         "term statistics", &span,
+                         err);
     if (rc == RAGD_OK)
         rc = fts_prepare(r, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND "
                             "rowid = ?2", "term statistics", &in_top, err);
@@ -1484,11 +1748,35 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
         if (code == SQLITE_ROW) *total = sqlite3_column_int64(all, 0);
         else rc = db_fail(r->db, code, "term statistics", err);
     }
+    if (rc == RAGD_OK) {
+        int code = sqlite3_step(span);
+        if (code == SQLITE_ROW) {
+            id_min = sqlite3_column_int64(span, 0);
+            id_max = sqlite3_column_int64(span, 1);
+        } else {
+            rc = db_fail(r->db, code, "term statistics", err);
+        }
+    }
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        /* Exact up to RAGD_FTS_DF_EXACT chunks; past that, a common word is not walked to its
+         * end: its frequency is extrapolated from the rowid span its newest matches cover
+         * (chunk ids grow with ingest, so matches spread over them; a common word's IDF is
+         * small and the estimate's error with it). */
         sqlite3_bind_text(count, 1, phrases[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(count, 2, RAGD_FTS_DF_EXACT);
         int code = sqlite3_step(count);
-        if (code == SQLITE_ROW) df[i] = sqlite3_column_int64(count, 0);
-        else rc = db_fail(r->db, code, "term statistics", err);
+        if (code == SQLITE_ROW) {
+            df[i] = sqlite3_column_int64(count, 0);
+            int64_t low = sqlite3_column_int64(count, 1);
+            if (df[i] >= RAGD_FTS_DF_EXACT && id_max >= low && id_max > id_min) {
+                double est = (double)df[i] * (double)(id_max - id_min + 1) /
+                             (double)(id_max - low + 1);
+                df[i] = est > (double)*total ? *total : (int64_t)est;
+                if (df[i] < RAGD_FTS_DF_EXACT) df[i] = RAGD_FTS_DF_EXACT;
+            }
+        } else {
+            rc = db_fail(r->db, code, "term statistics", err);
+        }
         sqlite3_reset(count);
         for (size_t j = 0; rc == RAGD_OK && df[i] > 0 && j < top_n; j++) {
             sqlite3_bind_text(in_top, 1, phrases[i], -1, SQLITE_STATIC);
@@ -1501,6 +1789,7 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     }
     if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "term statistics: commit", err);
     sqlite3_finalize(all);
+    sqlite3_finalize(span);
     sqlite3_finalize(count);
     sqlite3_finalize(in_top);
     reader_release(s, r);

@@ -506,8 +506,8 @@ static size_t faiss_vector_count(store *s)
     return n;
 }
 
-static ragd_rc faiss_vector_search(store *s, const float *query, size_t k, int64_t *ids,
-                                   float *scores, size_t *found, ragd_err *err)
+static ragd_rc faiss_vector_search_ef(store *s, const float *query, size_t k, int ef_search,
+                                      int64_t *ids, float *scores, size_t *found, ragd_err *err)
 {
     faiss_store *f = faiss_of(s);
     pthread_rwlock_rdlock(&f->index_rw);
@@ -515,9 +515,15 @@ static ragd_rc faiss_vector_search(store *s, const float *query, size_t k, int64
     if (f->index == NULL)
         *found = 0;
     else
-        rc = store_index_search(f->index, query, k, ids, scores, found, err);
+        rc = store_index_search_ef(f->index, query, k, ef_search, ids, scores, found, err);
     pthread_rwlock_unlock(&f->index_rw);
     return rc;
+}
+
+static ragd_rc faiss_vector_search(store *s, const float *query, size_t k, int64_t *ids,
+                                   float *scores, size_t *found, ragd_err *err)
+{
+    return faiss_vector_search_ef(s, query, k, 0, ids, scores, found, err);
 }
 
 static int faiss_keyword_available(store *s)
@@ -533,7 +539,9 @@ static ragd_rc faiss_keyword_search(store *s, const retrieve_terms *terms, size_
     if (match == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     ragd_rc rc = RAGD_OK;
     if (match[0] != '\0')
-        rc = store_db_fts_search(faiss_of(s)->db, match, limit, ids, scores, found, err);
+        rc = store_db_fts_search_bounded(faiss_of(s)->db, match, limit,
+                                         (size_t)faiss_of(s)->cfg->retrieve_keyword_max_matches,
+                                         ids, scores, found, err);
     free(match);
     return rc;
 }
@@ -616,4 +624,5 @@ const store_ops store_faiss_ops = {
     .stats = faiss_stats,
     .doc_page = faiss_doc_page,
     .doc_chunks_read = faiss_doc_chunks_read,
+    .vector_search_ef = faiss_vector_search_ef,
 };

@@ -54,6 +54,7 @@
 #define RAGD_INDEX_HNSW_EF_DEFAULT 16 /* FAISS's own efSearch default */
 #define RAGD_INDEX_MAX_DIMS 65536
 #define RAGD_INDEX_HASH_BLOCK (1024 * 1024)
+#define RAGD_INDEX_BULK_ADD 512 /* HNSW adds of this many vectors use every core */
 
 /* The layout faiss_write_index produces for IndexIDMap2(IndexFlatIP), stable across FAISS
  * releases (it is FAISS's on-disk format): "IxM2", header, "IxFI", header, the vectors as a
@@ -364,8 +365,14 @@ ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const fl
     faiss_IndexIDMap2_id_map(idx->map, &map_ids, &before);
     int ascending = idx->ids_ascending && (before == 0 || ids[0] > map_ids[before - 1]);
     for (size_t i = 1; i < n && ascending; i++) ascending = ids[i] > ids[i - 1];
-    if (faiss_Index_add_with_ids(idx->index, (idx_t)n, vecs, ids) != 0)
-        return index_error(err, "cannot add vectors to the index");
+    /* A bulk add to a graph index (a rebuild from SQLite, a large document) is the one place
+     * where FAISS's own threads pay: the caller holds the write lock, so no search competes.
+     * The OpenMP setting is the calling thread's own; it goes back to one thread after. */
+    int bulk = !idx->flat && n >= RAGD_INDEX_BULK_ADD;
+    if (bulk) omp_set_num_threads(omp_get_num_procs());
+    int frc = faiss_Index_add_with_ids(idx->index, (idx_t)n, vecs, ids);
+    if (bulk) omp_set_num_threads(1);
+    if (frc != 0) return index_error(err, "cannot add vectors to the index");
     idx->ids_ascending = ascending;
     return RAGD_OK;
 }
@@ -478,6 +485,12 @@ ragd_rc store_index_clear(store_index *idx, ragd_err *err)
 ragd_rc store_index_search(const store_index *idx, const float *query, size_t k, int64_t *ids,
                            float *scores, size_t *found, ragd_err *err)
 {
+    return store_index_search_ef(idx, query, k, 0, ids, scores, found, err);
+}
+
+ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t k, int ef_search,
+                              int64_t *ids, float *scores, size_t *found, ragd_err *err)
+{
     if (idx == NULL || query == NULL || found == NULL || (k > 0 && (ids == NULL || scores == NULL)))
         return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_search: missing argument");
     index_threads_limit();
@@ -488,7 +501,10 @@ ragd_rc store_index_search(const store_index *idx, const float *query, size_t k,
         *found = 0;
         return RAGD_OK;
     }
-    if (idx->ndead == 0) {
+    /* A per-search efSearch goes down as search parameters, like the tombstone selector: the
+     * index's own efSearch is shared by every thread and is never changed by a search. */
+    int per_search = !idx->flat && ef_search > 0 && ef_search != idx->ef_search;
+    if (idx->ndead == 0 && !per_search) {
         if (faiss_Index_search(idx->index, 1, query, (idx_t)want, scores, ids) != 0)
             return index_error(err, "index search failed");
     } else {
@@ -496,12 +512,43 @@ ragd_rc store_index_search(const store_index *idx, const float *query, size_t k,
          * the live positions only and translate positions to ids here. The parameters are per
          * search: FAISS may modify them while searching. */
         FaissSearchParametersHNSW *params = NULL;
-        int ef = idx->ef_search > 0 ? idx->ef_search : RAGD_INDEX_HNSW_EF_DEFAULT;
-        if (faiss_SearchParametersHNSW_new_with(&params, idx->live_sel, ef) != 0)
-            return index_error(err, "index search failed");
+        int ef = per_search ? ef_search
+                 : idx->ef_search > 0 ? idx->ef_search : RAGD_INDEX_HNSW_EF_DEFAULT;
+        /* FAISS 1.7.3 sizes the search's candidate queue by max(the index's efSearch, k) and
+         * takes only the stopping rule from the parameters, so a per-search efSearch above the
+         * index's would barely widen anything. Asking for max(k, ef) results sizes the queue
+         * at ef (the usual meaning of efSearch: the beam is the result list); the best `want`
+         * of them are kept. Measured in tests/unit/test_index.c (test_hnsw_ef_search_per_call). */
+        idx_t ntotal = faiss_Index_ntotal(idx->index);
+        size_t fetch = want;
+        if (per_search && (size_t)ef > fetch) fetch = (size_t)ef;
+        if (ntotal > 0 && fetch > (size_t)ntotal) fetch = (size_t)ntotal;
+        if (fetch < want) fetch = want;
+        int64_t *fids = ids;
+        float *fscores = scores;
+        if (fetch > want) {
+            fids = malloc(fetch * sizeof *fids);
+            fscores = malloc(fetch * sizeof *fscores);
+            if (fids == NULL || fscores == NULL) {
+                free(fids);
+                free(fscores);
+                return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+            }
+        }
+        int frc = faiss_SearchParametersHNSW_new_with(&params, idx->live_sel, ef);
         FaissIndex *sub = faiss_IndexIDMap2_sub_index(idx->map);
-        int frc = faiss_Index_search_with_params(sub, 1, query, (idx_t)want, params, scores, ids);
+        if (frc == 0)
+            frc = faiss_Index_search_with_params(sub, 1, query, (idx_t)fetch, params, fscores,
+                                                 fids);
         faiss_SearchParameters_free(params);
+        if (frc == 0 && fids != ids) {
+            memcpy(ids, fids, want * sizeof *ids);
+            memcpy(scores, fscores, want * sizeof *scores);
+        }
+        if (fids != ids) {
+            free(fids);
+            free(fscores);
+        }
         if (frc != 0) return index_error(err, "index search failed");
         idx_t *map_ids = NULL;
         size_t map_n = 0;

@@ -99,6 +99,7 @@ typedef struct ragd_cfg {
     double retrieve_vector_weight;    /* vector_weight = 0.3; vector share in fusion, 0..1 */
     double retrieve_vector_length_slope; /* vector_length_slope = 0.5; hybrid length pivot, 0..1 */
     int retrieve_candidates;          /* candidates = 50; per side before fusion, 1..1000 */
+    int retrieve_keyword_max_matches; /* keyword_max_matches = 4000; BM25 work bound, 0 = none */
     int retrieve_diversity;           /* diversity = false; MMR reordering */
     double retrieve_diversity_lambda; /* diversity_lambda = 0.7; MMR relevance weight, 0..1 */
     int retrieve_merge_adjacent;      /* merge_adjacent = true; one passage per adjacent run */

@@ -161,6 +161,7 @@ typedef struct engine_query {
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
     int rerank;             /* RAGD_RERANK_*; DEFAULT: rerank when [rerank] provider is set */
+    int ef_search;          /* HNSW efSearch for this query; 0: [store] hnsw_ef_search */
 } engine_query;
 
 typedef struct engine_result {

@@ -154,6 +154,10 @@ typedef struct store_ops {
                         ragd_err *err);
     ragd_rc (*doc_chunks_read)(store *s, int64_t doc_id, store_hit **hits, size_t *n,
                                ragd_err *err);
+    /* Optional: vector_search with this search's own graph breadth (a request's `ef_search`,
+     * > 0); NULL: the backend has no such knob and vector_search runs instead. */
+    ragd_rc (*vector_search_ef)(store *s, const float *query, size_t k, int ef_search,
+                                int64_t *ids, float *scores, size_t *found, ragd_err *err);
 } store_ops;
 
 /* Every backend's store begins with this header. */
@@ -224,6 +228,10 @@ size_t store_vector_count(store *s);
 /* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. */
 ragd_rc store_vector_search(store *s, const float *query, size_t k, int64_t *ids, float *scores,
                             size_t *found, ragd_err *err);
+/* store_vector_search with a per-search HNSW breadth: ef_search > 0 applies to this search only
+ * (backends without vector_search_ef, and exact indexes, ignore it); <= 0 is the configured one. */
+ragd_rc store_vector_search_ef(store *s, const float *query, size_t k, int ef_search,
+                               int64_t *ids, float *scores, size_t *found, ragd_err *err);
 /* Returns: 1 when keyword search is available (a read-only open of an old faiss store has none). */
 int store_keyword_available(store *s);
 /* BM25-style keyword search for any of the terms: *found entries of ids/scores (limit at most),

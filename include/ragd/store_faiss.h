@@ -144,8 +144,22 @@ int store_db_fts_available(const store_db *s);
 ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
                             double *scores, size_t *found, ragd_err *err);
 
+/* store_db_fts_search with bounded work ([retrieve] keyword_max_matches): BM25 scores at most
+ * about budget matching chunks, however common the query's words. When match is an OR of quoted
+ * phrases (retrieve_fts_match) whose document frequencies sum past the budget, the phrases are
+ * taken rarest first while their frequencies fit and only those rank (a word found in more
+ * chunks than the budget has a low IDF); when even the rarest does not fit, the chunks holding
+ * every phrase rank, and if those exceed the budget too, the newest budget of them. Frequencies
+ * are counted only up to budget + 1 each. Under the budget the result is exactly
+ * store_db_fts_search's. budget 0: unbounded (store_db_fts_search); a budget under limit is
+ * raised to limit. */
+ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit, size_t budget,
+                                    int64_t *ids, double *scores, size_t *found, ragd_err *err);
+
 /* Statistics for the confidence estimate, from one snapshot: for each of the n phrases (FTS5
- * MATCH expressions, one query term each) the number of chunks containing it (df[i]) and which
+ * MATCH expressions, one query term each) the number of chunks containing it (df[i]: counted up
+ * to 4000, extrapolated past that from the chunk-id span its newest 4000 matches cover, so a
+ * common word costs a bounded walk of its doclist) and which
  * of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the number of chunks.
  * Without the keyword index everything is 0. */
 ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
@@ -201,6 +215,12 @@ ragd_rc store_index_clear(store_index *idx, ragd_err *err);
  * number filled (min(k, count)), best first. Safe to call from several threads at once. */
 ragd_rc store_index_search(const store_index *idx, const float *query, size_t k, int64_t *ids,
                            float *scores, size_t *found, ragd_err *err);
+
+/* store_index_search with this search's own HNSW efSearch (a request's `ef_search`): ef_search
+ * > 0 overrides the index's configured value for this call only; <= 0 keeps it. Flat ignores it.
+ * Safe to call from several threads at once, with different values. */
+ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t k, int ef_search,
+                              int64_t *ids, float *scores, size_t *found, ragd_err *err);
 
 /* Returns: the number of live vectors (tombstones excluded), the dimensions, the bytes the vectors
  * take in memory (tombstoned ones included). */

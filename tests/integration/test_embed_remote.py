@@ -723,3 +723,40 @@ def test_pushed_documents_during_a_remote_ingest(t):
     check(d.running(), "daemon died")
     lst = d.call("GET", "/documents").json
     eq((lst["total"], lst["counts"]["files"]), (5, 150), "pushed and file documents afterwards")
+
+
+@test
+def test_retrieve_runs_off_the_http_threads(t):
+    """One request, one thread: a retrieval runs in a worker thread of its own, not in the
+    libmicrohttpd pool thread that owns its connection. With a single pool thread ([server]
+    threads = 1) and a retrieval stuck on its upstream embedding, /health on another connection
+    is still answered; the stuck retrieval completes when the upstream lets go, and the next
+    retrieval runs (threads also bounds the retrievals running at once)."""
+    fake = Fake(t)
+    cfg = config(t, fake, embed={"timeout": 120, "max_retries": 0})
+    with open(cfg, "a") as f:
+        f.write("[server]\nthreads = 1\n")
+    d = t.serve(config=cfg)
+    write(t.path("docs", "a.md"), "# Valves\n\nThe red valve opens the water supply.\n")
+    d.ingest(t.path("docs"))
+    fake.reset()
+    fake.script({"kind": "hang"})
+    done = {}
+
+    def stuck():
+        done["r"] = d.call("POST", "/retrieve", {"query": "which valve opens the water"},
+                           timeout=180)
+
+    th = threading.Thread(target=stuck)
+    th.start()
+    wait_until(lambda: fake.stats()["hanging"] == 1, 60, "the query embedding to hang")
+    r = d.call("GET", "/health", timeout=60)
+    eq(r.status, 200, "/health while a retrieval waits on its upstream")
+    check(th.is_alive(), "the stuck retrieval is still waiting")
+    fake.reset()  # releases the hanging request
+    th.join(180)
+    check(not th.is_alive(), "the retrieval finished once the upstream answered")
+    check(done["r"].status in (200, 502, 503, 504), "stuck retrieval: %r" % done["r"])
+    r = d.call("POST", "/retrieve", {"query": "red valve water", "mode": "keyword"}, timeout=60)
+    eq(r.status, 200, "a retrieval after the stuck one")
+    check(any("a.md" == x["source"] for x in r.json["results"]), "keyword result after release")

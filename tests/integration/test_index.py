@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 
-from harness import check, eq, test, write
+from harness import check, eq, expect_error, test, write
 
 FILES = 40
 
@@ -123,3 +123,34 @@ def index_factory_invalid_stops_startup(t):
     check(r.rc != 0, "serve with an IVF factory exits non-zero (rc %r)" % r.rc)
     check("index_factory" in r.err, "the error names the key: %r" % r.err[-300:])
     shutil.rmtree(t.path("data"), ignore_errors=True)
+
+
+@test
+def index_hnsw_ef_search_per_request(t):
+    """`ef_search` in a /retrieve or /context body widens that request's HNSW search: with
+    [store] hnsw_ef_search at its minimum the beam is k wide, a request asking for more finds
+    every live chunk; bad values are a 400 naming the field, and a Flat store accepts and ignores
+    the field."""
+    env = {"RAGD_STORE_INDEX_FACTORY": "HNSW16", "RAGD_STORE_HNSW_EF_SEARCH": "1"}
+    docs, data = t.path("docs"), t.path("data")
+    corpus(docs)
+    d = t.serve(data, env=env)
+    d.ingest(docs)
+    wide = d.retrieve({"query": topic(3), "k": FILES, "mode": "vector", "ef_search": 4096})
+    found = [r["source"] for r in wide["results"]]
+    eq(found[0], "f03.md", "the exact topic first with a wide beam")
+    eq(len(set(found)), len(found), "no chunk twice")
+    r = d.call("POST", "/context", {"query": topic(3), "ef_search": 64})
+    eq(r.status, 200, "/context takes ef_search")
+    for bad in (0, -1, 65537, "64", 1.5, None, True):
+        resp = d.call("POST", "/retrieve", {"query": "valve", "ef_search": bad})
+        expect_error(resp, 400, "invalid_request", "ef_search", "ef_search %r" % (bad,))
+    eq(store(d)["chunks"], FILES, "store unchanged by the refused requests")
+    d.stop()
+    flat = t.serve(t.path("flat"), env={"RAGD_STORE_INDEX_FACTORY": "Flat"})
+    flat.ingest(docs)
+    a = flat.retrieve({"query": topic(4), "k": 3, "mode": "vector", "ef_search": 1})
+    b = flat.retrieve({"query": topic(4), "k": 3, "mode": "vector"})
+    eq([r["source"] for r in a["results"]], [r["source"] for r in b["results"]],
+       "Flat ignores ef_search")
+    flat.stop()

@@ -700,6 +700,71 @@ static void test_factory_rejected(void **state)
     store_index_free(h);
 }
 
+/* Recall@10 of h against the exact top 10 of flat over nq queries, each search with ef (0: the
+ * index's configured efSearch, through store_index_search). */
+static double hnsw_recall(const store_index *h, const store_index *flat, const float *queries,
+                          int nq, int ef)
+{
+    int hits = 0;
+    for (int q = 0; q < nq; q++) {
+        int64_t got[10], want[10];
+        float s1[10], s2[10];
+        size_t n1 = 0, n2 = 0;
+        const float *qv = queries + (size_t)q * DIMS;
+        if (ef > 0)
+            assert_int_equal(store_index_search_ef(h, qv, 10, ef, got, s1, &n1, NULL), RAGD_OK);
+        else
+            assert_int_equal(store_index_search(h, qv, 10, got, s1, &n1, NULL), RAGD_OK);
+        assert_int_equal(store_index_search(flat, qv, 10, want, s2, &n2, NULL), RAGD_OK);
+        assert_int_equal(n1, 10);
+        for (size_t i = 0; i < n1; i++)
+            for (size_t j = 0; j < n2; j++) hits += got[i] == want[j];
+    }
+    return (double)hits / (10.0 * nq);
+}
+
+/* A per-search efSearch (a request's ef_search) widens that search only: with the configured
+ * efSearch at its minimum, random vectors (HNSW's worst case) lose neighbours; the same index
+ * searched with ef_search = the whole store finds the exact top 10, and the next plain search is
+ * back to the configured breadth. With tombstones the per-search value still skips them. */
+static void test_hnsw_ef_search_per_call(void **state)
+{
+    (void)state;
+    enum { N = 3000, NQ = 60 };
+    float *vecs = malloc(sizeof(float) * N * DIMS), *queries = malloc(sizeof(float) * NQ * DIMS);
+    int64_t *ids = malloc(sizeof(int64_t) * N);
+    assert_non_null(vecs);
+    assert_non_null(queries);
+    assert_non_null(ids);
+    vectors_make(vecs, N, DIMS, 11);
+    vectors_make(queries, NQ, DIMS, 12);
+    for (int i = 0; i < N; i++) ids[i] = i + 1;
+    store_index_opts narrow = {.factory = "HNSW16", .ef_search = 1};
+    store_index *h = NULL, *flat = NULL;
+    assert_int_equal(store_index_new_with(DIMS, &narrow, &h, NULL), RAGD_OK);
+    assert_int_equal(store_index_new(DIMS, &flat, NULL), RAGD_OK);
+    assert_int_equal(store_index_add(h, N, ids, vecs, NULL), RAGD_OK);
+    assert_int_equal(store_index_add(flat, N, ids, vecs, NULL), RAGD_OK);
+    double low = hnsw_recall(h, flat, queries, NQ, 0);
+    double high = hnsw_recall(h, flat, queries, NQ, N);
+    assert_true(high >= 0.99);
+    assert_true(low < high);
+    assert_true(hnsw_recall(h, flat, queries, NQ, 0) == low); /* nothing stuck */
+    /* The flat index ignores it: still exact. */
+    assert_true(hnsw_recall(flat, flat, queries, NQ, 5) == 1.0);
+    /* Tombstones: remove every third id from both; the wide search stays exact. */
+    int64_t gone[N / 3];
+    for (int i = 0; i < N / 3; i++) gone[i] = ids[3 * i];
+    assert_int_equal(store_index_remove(h, N / 3, gone, NULL, NULL), RAGD_OK);
+    assert_int_equal(store_index_remove(flat, N / 3, gone, NULL, NULL), RAGD_OK);
+    assert_true(hnsw_recall(h, flat, queries, NQ, N) >= 0.99);
+    store_index_free(h);
+    store_index_free(flat);
+    free(vecs);
+    free(queries);
+    free(ids);
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -727,6 +792,7 @@ int main(void)
         FX_TEST(test_hnsw_save_load),
         FX_TEST(test_hnsw_load_corrupt),
         cmocka_unit_test(test_factory_rejected),
+        cmocka_unit_test(test_hnsw_ef_search_per_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

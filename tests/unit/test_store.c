@@ -740,6 +740,213 @@ static void test_not_a_database(void **state)
     assert_non_null(strstr(err.msg, "not a database"));
 }
 
+/* Asserts store_db_stats reports these counts. */
+static void stats_expect(store_db *db, int64_t docs, int64_t chunks, int64_t embeddings)
+{
+    int64_t d = -1, c = -1, e = -1;
+    ragd_err err = {0};
+    assert_int_equal(store_db_stats(db, &d, &c, &e, &err), RAGD_OK);
+    assert_int_equal(d, docs);
+    assert_int_equal(c, chunks);
+    assert_int_equal(e, embeddings);
+}
+
+/* The counts /health shows are maintained, not counted: they follow inserts, cascading deletes,
+ * a reset and a prune; a store written without them (an older ragd) is back-filled at the next
+ * writable open; and stats read the maintained rows (a forged row shows through). */
+static void test_counts_maintained(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    stats_expect(db, 0, 0, 0);
+    int64_t a = put_doc(db, "/docs/a.md", "A");
+    put_chunk(db, a, 0, "alpha one");
+    put_chunk(db, a, 1, "alpha two");
+    int64_t b = put_doc(db, "/docs/b.md", "B");
+    put_chunk(db, b, 0, "beta one");
+    put_embedding(db, "alpha one", 0.1f);
+    put_embedding(db, "alpha one", 0.1f); /* INSERT OR IGNORE: no second row */
+    put_embedding(db, "beta one", 0.2f);
+    stats_expect(db, 2, 3, 2);
+    assert_int_equal(store_db_doc_delete(db, a, &err), RAGD_OK); /* cascades to its chunks */
+    stats_expect(db, 1, 1, 2);
+    int64_t removed = 0;
+    assert_int_equal(store_db_embeddings_prune(db, "test-model", RAGD_TEST_DIMS, &removed, &err),
+                     RAGD_OK);
+    stats_expect(db, 1, 1, 2 - removed);
+    assert_int_equal(store_db_reset(db, &err), RAGD_OK);
+    stats_expect(db, 0, 0, 2 - removed);
+    put_chunk(db, put_doc(db, "/docs/c.md", "C"), 0, "gamma");
+    store_db_close(db);
+    f->db = NULL;
+
+    /* An older store: no counts table; the next writable open counts once. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TRIGGER ragd_counts_doc_insert;"
+                                  "DROP TRIGGER ragd_counts_doc_delete;"
+                                  "DROP TRIGGER ragd_counts_chunk_insert;"
+                                  "DROP TRIGGER ragd_counts_chunk_delete;"
+                                  "DROP TRIGGER ragd_counts_embedding_insert;"
+                                  "DROP TRIGGER ragd_counts_embedding_delete;"
+                                  "DROP TABLE ragd_counts;"
+                                  "INSERT INTO documents VALUES (99, '/d/z.md', 'z.md', 'Z', 'c',"
+                                  " 1, 1, '[]', '{}', 1);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    store_db *ro = NULL;
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
+    stats_expect(ro, 2, 1, 2 - removed); /* read-only, no table: counted */
+    store_db_close(ro);
+    db = open_store(f);
+    stats_expect(db, 2, 1, 2 - removed);
+    put_chunk(db, 99, 0, "zeta");
+    stats_expect(db, 2, 2, 2 - removed);
+    store_db_close(db);
+    f->db = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "UPDATE ragd_counts SET n = 12345 WHERE name = 'chunks'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    db = open_store(f);
+    stats_expect(db, 2, 12345, 2 - removed);
+}
+
+/* ---- bounded keyword search ------------------------------------------------------------- */
+
+#define FTS_CHUNKS 300
+
+/* Fills the store with FTS_CHUNKS one-line chunks: every one says "common", every 3rd "other",
+ * every 5th "zeta", every 60th "rare". ids[i] is chunk i's id. */
+static void fts_fill(store_db *db, int64_t *ids)
+{
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/words.md", "Words");
+    for (int i = 0; i < FTS_CHUNKS; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "common filler n%d%s%s%s", i, i % 3 == 0 ? " other" : "",
+                 i % 5 == 0 ? " zeta" : "", i % 60 == 0 ? " rare" : "");
+        ids[i] = put_chunk(db, doc, i, text);
+    }
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+}
+
+/* Returns: the chunk index of id, or -1. */
+static int fts_index_of(const int64_t *ids, int64_t id)
+{
+    for (int i = 0; i < FTS_CHUNKS; i++)
+        if (ids[i] == id) return i;
+    return -1;
+}
+
+/* The budget bounds BM25's work: a common word that would make every chunk a match is left out
+ * when rarer terms fit; under the budget the answer is the unbounded one, score for score. */
+static void test_fts_bounded_rare_terms(void **state)
+{
+    store_db *db = open_store(*state);
+    int64_t ids[FTS_CHUNKS], got[40];
+    double scores[40];
+    fts_fill(db, ids);
+    ragd_err err = {0};
+    size_t found = 0;
+    const char *q = "\"rare\" OR \"common\"";
+    assert_int_equal(store_db_fts_search_bounded(db, q, 10, 0, got, scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 10); /* unbounded: the 5 rare chunks, then common ones */
+    assert_int_equal(store_db_fts_search_bounded(db, q, 10, 50, got, scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 5); /* bounded: "common" (300 chunks) does not fit 50 */
+    for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 60, 0);
+    /* A term with lexical variants is one parenthesised unit of the plan (retrieve_lexical.c). */
+    const char *grouped = "(\"rare\" OR \"ra re\") OR (\"common\" OR \"com mon\")";
+    assert_int_equal(store_db_fts_search_bounded(db, grouped, 10, 50, got, scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 5);
+    for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 60, 0);
+    /* A budget the whole query fits: exactly the unbounded result. */
+    int64_t ref[40];
+    double ref_scores[40];
+    size_t ref_found = 0;
+    assert_int_equal(store_db_fts_search(db, "\"zeta\" OR \"rare\"", 40, ref, ref_scores,
+                                         &ref_found, &err), RAGD_OK);
+    assert_int_equal(store_db_fts_search_bounded(db, "\"zeta\" OR \"rare\"", 40, 1000, got,
+                                                 scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, ref_found);
+    for (size_t i = 0; i < found; i++) {
+        assert_int_equal(got[i], ref[i]);
+        assert_true(scores[i] == ref_scores[i]);
+    }
+}
+
+/* Every term common: the chunks holding all of them rank when they fit the budget, else the
+ * newest budget of them. Another shape of MATCH expression is searched as it is. */
+static void test_fts_bounded_common_terms(void **state)
+{
+    store_db *db = open_store(*state);
+    int64_t ids[FTS_CHUNKS], got[40];
+    double scores[40];
+    fts_fill(db, ids);
+    ragd_err err = {0};
+    size_t found = 0;
+    /* zeta 60, other 100: neither fits 55; both: every 15th chunk, 20 of them. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"zeta\" OR \"other\"", 40, 55, got,
+                                                 scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, 20);
+    for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 15, 0);
+    /* common and other: 100 chunks hold both; budget 30: the newest 30 of them. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"common\" OR \"other\"", 20, 30, got,
+                                                 scores, &found, &err), RAGD_OK);
+    assert_int_equal(found, 20);
+    for (size_t i = 0; i < found; i++) {
+        int at = fts_index_of(ids, got[i]);
+        assert_int_equal(at % 3, 0);
+        assert_true(at >= FTS_CHUNKS - 90);
+    }
+    /* A budget under the limit is raised to it. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"common\"", 12, 3, got, scores, &found,
+                                                 &err), RAGD_OK);
+    assert_int_equal(found, 12);
+    /* Not an OR of phrases: searched unchanged. */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"zeta\" AND \"rare\"", 40, 1, got, scores,
+                                                 &found, &err), RAGD_OK);
+    assert_int_equal(found, 5);
+}
+
+/* Term statistics count a frequency exactly up to 4000 chunks and extrapolate past it, without
+ * walking a common word's doclist to its end. */
+static void test_fts_terms_common_estimate(void **state)
+{
+    store_db *db = open_store(*state);
+    enum { N = 6000 };
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/big.md", "Big");
+    int64_t first = 0;
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "alpha w%d%s", i, i % 2 ? " beta" : "");
+        int64_t id = put_chunk(db, doc, i, text);
+        if (i == 0) first = id;
+    }
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    const char *phrases[] = {"\"alpha\"", "\"beta\"", "\"gamma\""};
+    int64_t df[3], total = 0, top[1] = {first};
+    uint32_t mask[3];
+    assert_int_equal(store_db_fts_terms(db, phrases, 3, top, 1, df, mask, &total, &err), RAGD_OK);
+    assert_int_equal(total, N);
+    assert_int_equal(df[0], N);     /* estimated: ids are dense, so exact here */
+    assert_int_equal(df[1], N / 2); /* under 4000: counted */
+    assert_int_equal(df[2], 0);
+    assert_int_equal(mask[0], 1u);
+    assert_int_equal(mask[1], 0u);
+}
+
 /* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
 
 /* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
@@ -838,6 +1045,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_maintained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };
