@@ -15,6 +15,7 @@ PACKAGES=(
   fonts-dejavu-core
   redis-server curl python3
   python3-django
+  libpq-dev postgresql-client-15 nodejs npm
 )
 
 missing=()

@@ -42,6 +42,7 @@ typedef enum ragd_cfg_type {
 #define RAGD_CFG_F_REQUIRED 2u /* must not be empty after all sources are applied */
 #define RAGD_CFG_F_BACKEND 4u  /* enum of build-time backends: unknown values are "not available" */
 #define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_apply) */
+#define RAGD_CFG_F_URL_SECRET 16u /* a URL whose password is never printed (user:<redacted>@) */
 
 typedef struct ragd_cfg_entry {
     const char *section;
@@ -60,7 +61,6 @@ typedef struct ragd_cfg_entry {
 
 static const char *const provider_choices[] = {"auto", "local", "openai", NULL};
 static const char *const send_dimensions_choices[] = {"auto", "true", "false", NULL};
-static const char *const backend_choices[] = {"faiss", NULL};
 static const char *const utf8_choices[] = {"skip", "repair", NULL};
 static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
 static const char *const fusion_choices[] = {"rrf", "relative", NULL};
@@ -92,11 +92,27 @@ static const ragd_cfg_entry cfg_table[] = {
     {"store", "data_dir", RAGD_CFG_T_STRING, RAGD_CFG_OFF(data_dir), 0, "var/vectorstore",
      RAGD_CFG_F_REQUIRED, 0, 0, NULL, "directory for the SQLite database and the FAISS index"},
     {"store", "vector_backend", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(vector_backend), 0, "faiss",
-     RAGD_CFG_F_BACKEND, 0, 0, backend_choices, "vector index backend; only faiss is built in"},
+     RAGD_CFG_F_BACKEND, 0, 0, store_backend_names,
+     "where documents, chunks and vectors live: faiss (SQLite + FAISS in data_dir) or pgvector "
+     "(Postgres at database_url)"},
     {"store", "index_factory", RAGD_CFG_T_STRING, RAGD_CFG_OFF(index_factory), 0, "Flat", 0, 0, 0,
      NULL, "FAISS index type as a factory string: Flat (exact) or HNSW<M> (approximate)"},
     {"store", "hnsw_ef_search", RAGD_CFG_T_INT, RAGD_CFG_OFF(hnsw_ef_search), 0, "64", 0, 1, 65536,
      NULL, "HNSW search breadth (efSearch): higher is slower with better recall"},
+    {"store", "database_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(database_url), 0, "",
+     RAGD_CFG_F_URL_SECRET, 0, 0, NULL,
+     "pgvector: libpq URI of the Postgres database (password redacted everywhere)"},
+    {"store", "pg_schema", RAGD_CFG_T_STRING, RAGD_CFG_OFF(pg_schema), 0, "ragd", 0, 0, 0, NULL,
+     "pgvector: the schema ragd's tables live in, created and migrated by ragd"},
+    {"store", "pg_pool", RAGD_CFG_T_INT, RAGD_CFG_OFF(pg_pool), 0, "4", 0, 1, 64, NULL,
+     "pgvector: connections kept open for retrievals (one more is used for writes)"},
+    {"store", "pg_timeout_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(pg_timeout_ms), 0, "5000", 0, 100,
+     600000, NULL,
+     "pgvector: longest wait for Postgres (connect or statement) before a 503 answer"},
+    {"store", "hnsw_m", RAGD_CFG_T_INT, RAGD_CFG_OFF(hnsw_m), 0, "16", 0, 2, 100, NULL,
+     "pgvector: HNSW index m (links per node), at index creation"},
+    {"store", "hnsw_ef_construction", RAGD_CFG_T_INT, RAGD_CFG_OFF(hnsw_ef_construction), 0, "64",
+     0, 4, 1000, NULL, "pgvector: HNSW index ef_construction, at index creation"},
 
     {"ingest", "paths", RAGD_CFG_T_PATHS, RAGD_CFG_OFF(ingest_paths),
      RAGD_CFG_OFF(ingest_path_count), "docs", 0, 0, 0, NULL,
@@ -292,6 +308,7 @@ static const struct {
 } cfg_aliases[] = {
     {"RAG_ENABLED", "rag", "enabled"},
     {"VECTOR_BACKEND", "store", "vector_backend"},
+    {"DATABASE_URL", "store", "database_url"},
     {"OPENAI_API_KEY", "embed", "api_key"},
     {"OPENAI_BASE_URL", "embed", "base_url"},
     {"REDIS_URL", "cache", "redis_url"},
@@ -989,6 +1006,15 @@ ragd_rc cfg_validate(const ragd_cfg *cfg, ragd_err *err)
         return ragd_err_set(err, RAGD_ERR_CONFIG,
                             "chunk.max_tokens (%d) must be >= chunk.target_tokens (%d)",
                             cfg->chunk_max_tokens, cfg->chunk_target_tokens);
+    if (strcmp(cfg->vector_backend, "pgvector") == 0 &&
+        (cfg->database_url == NULL || cfg->database_url[0] == '\0'))
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "store.vector_backend = pgvector needs "
+                            "store.database_url (or DATABASE_URL), a libpq URI such as "
+                            "postgresql://user:password@host:5432/dbname");
+    if (!util_sql_identifier_valid(cfg->pg_schema))
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "store.pg_schema = '%s' must be a plain SQL "
+                            "identifier: a lower-case letter or '_', then lower-case letters, "
+                            "digits or '_', at most 63 bytes", cfg->pg_schema);
     if (cfg->retrieve_default_k > cfg->retrieve_max_k)
         return ragd_err_set(err, RAGD_ERR_CONFIG,
                             "retrieve.default_k (%d) must be <= retrieve.max_k (%d)",
@@ -1049,6 +1075,12 @@ static void cfg_value_print(const ragd_cfg *cfg, const ragd_cfg_entry *e, FILE *
         const char *s = *(char *const *)slot;
         if (s == NULL) s = "";
         if ((e->flags & RAGD_CFG_F_SECRET) && s[0] != '\0') s = "<redacted>";
+        if (e->flags & RAGD_CFG_F_URL_SECRET) {
+            char *shown = util_url_redact(s);
+            fputs(shown ? shown : "<redacted>", out);
+            free(shown);
+            break;
+        }
         fputs(s, out);
         break;
     }

@@ -92,7 +92,8 @@ ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome
         util_buf_free(&b);
     }
     if (rc == RAGD_OK) {
-        store_doc row = {.path = path,
+        store_doc row = {.collection = (char *)d->collection,
+                         .path = path,
                          .source = (char *)(d->source && d->source[0] ? d->source : path),
                          .title = doc.title,
                          .checksum = checksum,
@@ -109,10 +110,16 @@ ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome
 
 ragd_rc engine_doc_delete(engine *e, const char *id, int64_t *chunks, ragd_err *err)
 {
+    return engine_doc_delete_in(e, NULL, id, chunks, err);
+}
+
+ragd_rc engine_doc_delete_in(engine *e, const char *collection, const char *id, int64_t *chunks,
+                             ragd_err *err)
+{
     if (!engine_doc_id_valid(id)) return ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
     char *path = push_path(id);
     if (path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    ragd_rc rc = engine_doc_remove_path(e, path, chunks, err);
+    ragd_rc rc = engine_doc_remove_path(e, collection, path, chunks, err);
     free(path);
     return rc;
 }

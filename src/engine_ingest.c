@@ -38,6 +38,7 @@ void engine_ingest_report_free(engine_ingest_report *r)
     free(r->warnings);
     engine_report_ocr_free(r);
     free(r->root);
+    free(r->collection);
     memset(r, 0, sizeof *r);
 }
 
@@ -95,6 +96,8 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
     char *ocr = engine_report_ocr_json(r);
     json_object_set_new(o, "ocr", ocr ? json_loads(ocr, 0, NULL) : json_array());
     free(ocr);
+    json_object_set_new(o, "collection",
+                        json_string(r->collection ? r->collection : RAGD_COLLECTION_DEFAULT));
     json_object_set_new(o, "embedding",
                         json_pack("{s:I, s:I, s:f}", "batches", (json_int_t)r->embed_batches,
                                   "tokens", (json_int_t)r->embed_tokens, "estimated_cost_usd",
@@ -237,7 +240,7 @@ static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single,
     ingest_chunk_list chunks = {0};
     float *scratch = malloc(sizeof(float) * (size_t)e->embedder->dims);
     if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    ragd_rc rc = store_doc_find(e->st, f->path, &old, &found, err);
+    ragd_rc rc = store_doc_find(e->st, e->ingest_collection, f->path, &old, &found, err);
     if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
         util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
         char checksum[UTIL_SHA256_HEX_LEN + 1];
@@ -562,11 +565,18 @@ static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, rag
     return rc;
 }
 
+/* Empties the ingest's collection. The whole store is reset (and the model recorded again) when
+ * it was built with another model, or when this collection is all it holds. */
 static ragd_rc engine_store_reset(engine *e, ragd_err *err)
 {
     pthread_rwlock_wrlock(&e->rw);
-    ragd_rc rc = store_reset(e->st, e->embedder->model, e->embedder->dims, err);
-    if (rc == RAGD_OK) e->model_pending = 0;
+    ragd_rc rc;
+    if (e->model_pending || store_collection_exclusive(e->st, e->ingest_collection)) {
+        rc = store_reset(e->st, e->embedder->model, e->embedder->dims, err);
+        if (rc == RAGD_OK) e->model_pending = 0;
+    } else {
+        rc = store_collection_delete(e->st, e->ingest_collection, NULL, NULL, err);
+    }
     pthread_rwlock_unlock(&e->rw);
     return rc;
 }
@@ -611,7 +621,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
         free(shown);
         return RAGD_OK;
     }
-    ragd_rc rc = store_doc_find(e->st, f->path, &old, &found, err);
+    ragd_rc rc = store_doc_find(e->st, e->ingest_collection, f->path, &old, &found, err);
     if (rc != RAGD_OK) return rc;
     /* A file ingested on its own keeps the source its directory ingest gave it. */
     char *source = single && found ? old.source : f->relative;
@@ -633,7 +643,8 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
         goto done;
     }
     if (rc == RAGD_OK) {
-        store_doc row = {.path = f->path,
+        store_doc row = {.collection = (char *)e->ingest_collection,
+                         .path = f->path,
                          .source = source,
                          .title = w.doc.title,
                          .checksum = checksum,
@@ -719,9 +730,20 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    const char *collection = opts->collection ? opts->collection : RAGD_COLLECTION_DEFAULT;
+    /* other processes sharing the store (pgvector): one ingest per collection */
+    /* the store's writer connection is shared with pushed documents: under write_mu */
+    pthread_mutex_lock(&e->write_mu);
+    ragd_rc lrc = store_ingest_lock(e->st, collection, err);
+    pthread_mutex_unlock(&e->write_mu);
+    if (lrc != RAGD_OK) {
+        pthread_mutex_unlock(&e->ingest_mu);
+        return lrc;
+    }
     atomic_store(&e->ingest_running, 1);
+    e->ingest_collection = collection;
     double t0 = util_now_ms();
-    engine_ingest_report r = {.reset = reset};
+    engine_ingest_report r = {.reset = reset, .collection = strdup(e->ingest_collection)};
     ingest_file_list files = {0};
     char *root = NULL;
     char **seen = NULL;
@@ -795,7 +817,8 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         if (rc == RAGD_OK) {
             for (size_t i = 0; i < files.count; i++) seen[i] = files.items[i].path;
             qsort(seen, files.count, sizeof *seen, path_cmp);
-            rc = store_doc_list_prefix(e->st, prefix, &ids, &paths, &nprev, err);
+            rc = store_doc_list_prefix(e->st, e->ingest_collection, prefix, &ids, &paths,
+                                       &nprev, err);
         }
         for (size_t i = 0; rc == RAGD_OK && i < nprev; i++) {
             const char *key = paths[i];
@@ -831,7 +854,11 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     e->last_ingest_at = util_unix_time();
     e->last_ingest_ok = rc == RAGD_OK && r.docs_failed == 0;
     pthread_mutex_unlock(&e->status_mu);
+    pthread_mutex_lock(&e->write_mu);
+    store_ingest_unlock(e->st, e->ingest_collection);
+    pthread_mutex_unlock(&e->write_mu);
     atomic_store(&e->ingest_running, 0);
+    e->ingest_collection = NULL;
     pthread_mutex_unlock(&e->ingest_mu);
 
     if (rc != RAGD_OK) {
@@ -866,7 +893,7 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     int found = 0;
     doc_work w = {0};
     engine_ingest_report r = {0};
-    ragd_rc rc = store_doc_find(e->st, row->path, &old, &found, err);
+    ragd_rc rc = store_doc_find(e->st, row->collection, row->path, &old, &found, err);
     if (rc == RAGD_OK && found && strcmp(old.checksum, row->checksum) == 0) {
         size_t n = 0;
         rc = store_doc_chunk_count(e->st, old.id, &n, err);
@@ -892,7 +919,8 @@ out:
     return rc;
 }
 
-ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, ragd_err *err)
+ragd_rc engine_doc_remove_path(engine *e, const char *collection, const char *path,
+                               int64_t *chunks, ragd_err *err)
 {
     if (e->readonly)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
@@ -900,7 +928,7 @@ ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, rag
     store_doc old = {0};
     int found = 0;
     size_t removed = 0;
-    ragd_rc rc = store_doc_find(e->st, path, &old, &found, err);
+    ragd_rc rc = store_doc_find(e->st, collection, path, &old, &found, err);
     if (rc == RAGD_OK && !found) rc = ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
     if (rc == RAGD_OK) rc = doc_remove(e, old.id, &removed, err);
     if (rc == RAGD_OK) rc = store_sync(e->st, err);

@@ -43,6 +43,7 @@ struct engine {
     atomic_int ingest_running;
     atomic_int cancelled;       /* engine_ingest_cancel was called */
     int model_pending;          /* store has another model; only an ingest with reset may run */
+    const char *ingest_collection; /* the running ingest's collection (under ingest_mu) */
     int64_t last_ingest_at;
     int last_ingest_ok;
 };
@@ -54,8 +55,10 @@ struct engine {
 ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
                           engine_push_outcome *outcome, int64_t *chunks, ragd_err *err);
 
-/* Deletes the document stored under path. Returns: RAGD_OK or RAGD_ERR_NOT_FOUND. */
-ragd_rc engine_doc_remove_path(engine *e, const char *path, int64_t *chunks, ragd_err *err);
+/* Deletes the document stored under path in collection (NULL: "default").
+ * Returns: RAGD_OK or RAGD_ERR_NOT_FOUND. */
+ragd_rc engine_doc_remove_path(engine *e, const char *collection, const char *path,
+                               int64_t *chunks, ragd_err *err);
 
 /* The reranking stage of a retrieval (src/engine_rerank.c): scores a's results with r and keeps
  * the best k in the reranker's order; when the reranker fails or times out, keeps the first k

@@ -29,8 +29,15 @@ void engine_answer_free(engine_answer *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Returns: the collection a query reads (static or borrowed from q). */
+static const char *query_collection(const engine_query *q)
+{
+    return q->collection ? q->collection : RAGD_COLLECTION_DEFAULT;
+}
+
 static int hit_matches(const engine_query *q, const store_hit *h)
 {
+    if (h->collection && strcmp(h->collection, query_collection(q)) != 0) return 0;
     if (q->source_prefix && strncmp(h->source, q->source_prefix, strlen(q->source_prefix)) != 0)
         return 0;
     if (q->tag_count == 0 && q->filter == NULL) return 1;
@@ -72,9 +79,12 @@ static int score_kept(const engine_query *q, float score)
     return score > 0.0f && (double)score >= q->min_score;
 }
 
-static int has_filters(const engine_query *q)
+/* Returns: 1 when hits must be filtered (so the searches widen): the query has filters, or the
+ * store may return chunks of other collections. */
+static int has_filters(engine *e, const engine_query *q)
 {
-    return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0 || q->filter != NULL;
+    return (q->source_prefix && q->source_prefix[0]) || q->tag_count > 0 || q->filter != NULL ||
+           !store_collection_exclusive(e->st, query_collection(q));
 }
 
 /* Embeds the query into qv (e->embedder->dims floats, caller-owned) and records the time spent in
@@ -209,7 +219,7 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
                            side_list *out, engine_answer *a, ragd_err *err)
 {
     size_t total = store_vector_count(e->st);
-    size_t want = has_filters(q) ? pool * 4 : pool;
+    size_t want = has_filters(e, q) ? pool * 4 : pool;
     int64_t *ids = NULL;
     float *fscores = NULL;
     double *scores = NULL;
@@ -225,7 +235,8 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
         fscores = nf;
         size_t found = 0;
         double ts = util_now_ms();
-        rc = store_vector_search_ef(e->st, qv, want, q->ef_search, ids, fscores, &found, err);
+        rc = store_vector_search_ef(e->st, query_collection(q), qv, want, q->ef_search, ids,
+                                    fscores, &found, err);
         a->search_ms += util_now_ms() - ts;
         if (rc != RAGD_OK) break;
         size_t kept = 0; /* sorted: the rest score 0 or less, nothing in common with the query */
@@ -236,7 +247,7 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
         a->candidates += found;
         rc = side_collect(e, q, ids, scores, kept, pool, out, a, err);
         if (rc != RAGD_OK || out->count >= pool || want >= total || kept < found ||
-            !has_filters(q))
+            found < want || !has_filters(e, q))
             break;
         want *= 4;
     }
@@ -252,7 +263,7 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const retrieve_ter
                             size_t pool, side_list *out, engine_answer *a, ragd_err *err)
 {
     if (terms->count == 0 || !store_keyword_available(e->st)) return RAGD_OK;
-    size_t want = has_filters(q) ? pool * 4 : pool;
+    size_t want = has_filters(e, q) ? pool * 4 : pool;
     int64_t *ids = NULL;
     double *scores = NULL;
     ragd_rc rc = RAGD_OK;
@@ -260,12 +271,13 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const retrieve_ter
         if ((rc = side_buffers_grow(&ids, &scores, want, err)) != RAGD_OK) break;
         size_t found = 0;
         double ts = util_now_ms();
-        rc = store_keyword_search(e->st, terms, want, ids, scores, &found, err);
+        rc = store_keyword_search(e->st, query_collection(q), terms, want, ids, scores, &found,
+                                  err);
         a->search_ms += util_now_ms() - ts;
         if (rc != RAGD_OK) break;
         a->candidates += found;
         rc = side_collect(e, q, ids, scores, found, pool, out, a, err);
-        if (rc != RAGD_OK || out->count >= pool || found < want || !has_filters(q)) break;
+        if (rc != RAGD_OK || out->count >= pool || found < want || !has_filters(e, q)) break;
         want *= 4;
     }
     free(ids);

@@ -26,7 +26,8 @@
 
 static const char usage_eval[] =
     "usage: ragd eval --qa FILE.jsonl [--url URL] [--mode vector|keyword|hybrid]\n"
-    "                 [--fusion rrf|relative] [--diversity on|off] [--json] [--out FILE]\n"
+    "                 [--fusion rrf|relative] [--diversity on|off] [--collection NAME]\n"
+    "                 [--json] [--out FILE]\n"
     "                 [--config FILE] [--data-dir DIR] [--log-level LEVEL]\n"
     "\n"
     "Runs every question of FILE.jsonl (one {\"question\": ..., \"expected\": [...]} per line;\n"
@@ -35,6 +36,7 @@ static const char usage_eval[] =
     "percentiles. Without --url it reads the data dir's store (read-only, safe beside a daemon);\n"
     "with --url (e.g. http://127.0.0.1:8088) it asks that daemon's POST /retrieve.\n"
     "\n"
+    "  --collection NAME  ask in this collection (default: default)\n"
     "  --json       print the JSON report instead of the table\n"
     "  --out FILE   also write the JSON report to FILE\n";
 
@@ -49,7 +51,7 @@ int eval_expected_match(const char *expected, const char *source, const char *he
 }
 
 typedef struct eval_opts {
-    const char *qa, *url, *mode, *fusion, *diversity, *out;
+    const char *qa, *url, *mode, *fusion, *diversity, *out, *collection;
     const char *config, *data_dir, *log_level;
     int json;
 } eval_opts;
@@ -117,6 +119,7 @@ static ragd_rc run_http(CURL *curl, const eval_opts *o, const char *question, ev
     if (o->mode) json_object_set_new(body, "mode", json_string(o->mode));
     if (o->fusion) json_object_set_new(body, "fusion", json_string(o->fusion));
     if (o->diversity) json_object_set_new(body, "diversity", json_boolean(o->diversity[1] == 'n'));
+    if (o->collection) json_object_set_new(body, "collection", json_string(o->collection));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     char url[1024];
@@ -155,7 +158,8 @@ static ragd_rc run_store(engine *e, const ragd_cfg *cfg, const eval_opts *o, con
                          eval_run *r, ragd_err *err)
 {
     engine_query q = {.query = question, .query_len = strlen(question), .k = EVAL_K,
-                      .k_given = 1, .min_score = cfg->retrieve_min_score};
+                      .k_given = 1, .min_score = cfg->retrieve_min_score,
+                      .collection = o->collection};
     if (o->mode) q.mode = retrieve_mode_parse(o->mode);
     if (o->fusion) q.fusion = retrieve_fusion_parse(o->fusion);
     if (o->diversity) q.diversity = o->diversity[1] == 'n' ? RAGD_DIVERSITY_ON : RAGD_DIVERSITY_OFF;
@@ -214,6 +218,7 @@ static int opts_parse(int argc, char **argv, eval_opts *o)
         else if (strcmp(a, "--mode") == 0) slot = &o->mode;
         else if (strcmp(a, "--fusion") == 0) slot = &o->fusion;
         else if (strcmp(a, "--diversity") == 0) slot = &o->diversity;
+        else if (strcmp(a, "--collection") == 0) slot = &o->collection;
         else if (strcmp(a, "--out") == 0) slot = &o->out;
         else if (strcmp(a, "--config") == 0) slot = &o->config;
         else if (strcmp(a, "--data-dir") == 0) slot = &o->data_dir;
@@ -239,6 +244,11 @@ static int opts_parse(int argc, char **argv, eval_opts *o)
     }
     if (o->fusion && retrieve_fusion_parse(o->fusion) == RAGD_FUSION_DEFAULT) {
         fprintf(stderr, "ragd: --fusion must be rrf or relative, got '%s'\n", o->fusion);
+        return 2;
+    }
+    if (o->collection && !engine_collection_valid(o->collection)) {
+        fprintf(stderr, "ragd: --collection needs a name of 1..64 ASCII letters, digits, '_', "
+                "'-' or '.', got '%s'\n", o->collection);
         return 2;
     }
     if (o->diversity && strcmp(o->diversity, "on") != 0 && strcmp(o->diversity, "off") != 0) {

@@ -3,6 +3,8 @@
  * http_documents.c - the pushed-document routes: POST /documents upserts one document or many
  * (all are validated before any is stored), GET /documents lists them a page at a time with
  * counts, GET /documents/{id} shows one with its chunks, DELETE /documents/{id} removes it.
+ * Each works in one collection: a document's (or the request's) "collection" field for POST,
+ * ?collection= for the others; "default" when none is given.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@ static const http_field doc_fields[] = {
     {"source", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
     {"tags", HTTP_FIELD_STRINGS, 0, 0, TAGS_MAX, NULL, NULL},
     {"metadata", HTTP_FIELD_OBJECT, 0, 0, 0, NULL, NULL},
+    {"collection", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
 };
 
 static json_t *json_text(const char *text, json_t *fallback)
@@ -62,6 +65,12 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
                                    "'markdown' (a string)", prefix);
         return -1;
     }
+    json_t *coll = json_object_get(d, "collection");
+    if (coll != NULL && !http_collection_json_ok(coll)) {
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field '%scollection': %s", prefix,
+                                   HTTP_COLLECTION_RULE);
+        return -1;
+    }
     json_t *body = text ? text : md;
     if (json_string_length(body) > cfg->max_document_bytes) {
         char shown[120];
@@ -75,6 +84,14 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
 }
 
 static const char *const outcome_names[] = {"added", "updated", "unchanged"};
+
+/* Returns: 1 when documents a and b (already checked) name the same collection. */
+static int same_collection(json_t *a, json_t *b)
+{
+    const char *x = json_string_value(json_object_get(a, "collection"));
+    const char *y = json_string_value(json_object_get(b, "collection"));
+    return (x == NULL && y == NULL) || (x && y && strcmp(x, y) == 0);
+}
 
 http_reply http_handle_documents_post(const http_request *req)
 {
@@ -96,12 +113,20 @@ http_reply http_handle_documents_post(const http_request *req)
     }
     /* One document, {"documents": [...]}, or a bare array. */
     json_t *list = NULL;
+    json_t *shared = NULL; /* {"collection": ..., "documents": [...]}; borrowed from root */
     int many = 1;
     if (json_is_array(root)) {
         list = json_incref(root);
     } else if (json_is_object(root) && json_object_get(root, "documents") != NULL &&
-               json_object_size(root) == 1) {
+               (json_object_size(root) == 1 ||
+                (json_object_size(root) == 2 && json_object_get(root, "collection") != NULL))) {
         list = json_incref(json_object_get(root, "documents"));
+        shared = json_object_get(root, "collection");
+        if (shared != NULL && !http_collection_json_ok(shared)) {
+            reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field 'collection': %s",
+                                      HTTP_COLLECTION_RULE);
+            goto out;
+        }
     } else if (json_is_object(root)) {
         list = json_pack("[O]", root);
         many = 0;
@@ -118,7 +143,8 @@ http_reply http_handle_documents_post(const http_request *req)
     for (size_t i = 0; i < json_array_size(list); i++) /* ids unique within the request */
         for (size_t k = 0; k < i; k++)
             if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "id")),
-                       json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0) {
+                       json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0 &&
+                same_collection(json_array_get(list, i), json_array_get(list, k))) {
                 reply = http_reply_errorf(RAGD_ERR_INVALID, NULL,
                                           "documents[%zu]: duplicate id in this request", i);
                 goto out;
@@ -140,7 +166,9 @@ http_reply http_handle_documents_post(const http_request *req)
                               .markdown = md != NULL,
                               .source = json_string_value(json_object_get(d, "source")),
                               .tags_json = tags_s,
-                              .metadata_json = meta_s};
+                              .metadata_json = meta_s,
+                              .collection = json_string_value(json_object_get(d, "collection"))};
+        if (pd.collection == NULL && shared != NULL) pd.collection = json_string_value(shared);
         engine_push_outcome outcome = RAGD_PUSH_UNCHANGED;
         int64_t chunks = 0;
         ragd_err err = {0};
@@ -173,11 +201,12 @@ out:
 /* Returns: a document row as JSON (new reference). */
 static json_t *doc_json(const store_doc *d, int64_t chunks)
 {
-    return json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:I, s:I, s:I}", "id", d->path + 5,
+    return json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s}", "id", d->path + 5,
                      "document_id", (json_int_t)d->id, "title", d->title, "source", d->source,
                      "tags", json_text(d->tags_json, json_array()), "metadata",
                      json_text(d->metadata_json, json_object()), "chunks", (json_int_t)chunks,
-                     "bytes", (json_int_t)d->size, "updated_at", (json_int_t)d->mtime);
+                     "bytes", (json_int_t)d->size, "updated_at", (json_int_t)d->mtime,
+                     "collection", d->collection ? d->collection : RAGD_COLLECTION_DEFAULT);
 }
 
 /* Parses a non-negative integer query argument. Returns: 0, or -1 when malformed. */
@@ -196,6 +225,9 @@ http_reply http_handle_documents_list(const http_request *req)
     engine *e = req->engine;
     const char *offset_s = http_request_arg(req, "offset");
     const char *limit_s = http_request_arg(req, "limit");
+    const char *collection = http_request_arg(req, "collection");
+    http_reply bad;
+    if (http_collection_arg(collection, &bad) != 0) return bad;
     int64_t offset = 0, limit = PAGE_DEFAULT;
     if (arg_int(offset_s, &offset) != 0 || arg_int(limit_s, &limit) != 0 || limit < 1 ||
         limit > PAGE_MAX)
@@ -206,10 +238,11 @@ http_reply http_handle_documents_list(const http_request *req)
     size_t n = 0;
     ragd_err err = {0};
     store *db = engine_store_get(e);
-    store_stats all = {0};
-    if (store_doc_page(db, "push:", offset, limit, &docs, &counts, &n, &total, &err) !=
-            RAGD_OK ||
-        store_stats_get(db, &all, &err) != RAGD_OK) {
+    store_collection *colls = NULL;
+    size_t ncolls = 0;
+    if (store_doc_page(db, collection, "push:", offset, limit, &docs, &counts, &n, &total,
+                       &err) != RAGD_OK ||
+        store_collections_list(db, &colls, &ncolls, &err) != RAGD_OK) {
         store_doc_rows_free(docs, n);
         free(counts);
         return http_reply_error(err.rc, NULL, err.msg);
@@ -218,11 +251,18 @@ http_reply http_handle_documents_list(const http_request *req)
     for (size_t i = 0; i < n; i++) json_array_append_new(list, doc_json(&docs[i], counts[i]));
     store_doc_rows_free(docs, n);
     free(counts);
+    /* the counts are the collection's */
+    store_collection all = {0};
+    const char *name = collection ? collection : RAGD_COLLECTION_DEFAULT;
+    for (size_t i = 0; i < ncolls; i++)
+        if (strcmp(colls[i].name, name) == 0) all = colls[i];
     http_reply r = {.status = 200};
-    r.body = json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "documents", list, "total",
+    r.body = json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:s}", "documents", list, "total",
                        (json_int_t)total, "offset", (json_int_t)offset, "limit",
                        (json_int_t)limit, "counts", "pushed", (json_int_t)total, "files",
-                       (json_int_t)(all.documents - total), "chunks", (json_int_t)all.chunks);
+                       (json_int_t)(all.documents - total), "chunks", (json_int_t)all.chunks,
+                       "collection", name);
+    store_collections_free(colls, ncolls);
     if (r.body == NULL) r = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     return r;
 }
@@ -231,6 +271,9 @@ http_reply http_handle_document_get(const http_request *req)
 {
     engine *e = req->engine;
     const char *id = req->id;
+    const char *collection = http_request_arg(req, "collection");
+    http_reply bad;
+    if (http_collection_arg(collection, &bad) != 0) return bad;
     /* ids are UTF-8 without control characters: anything else names no document */
     if (!engine_doc_id_valid(id) || !util_utf8_valid(id, strlen(id)))
         return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no pushed document with this id");
@@ -247,7 +290,8 @@ http_reply http_handle_document_get(const http_request *req)
     http_reply r;
     /* the exact path sorts first among those it prefixes */
     if (path == NULL ||
-        store_doc_page(db, path, 0, 1, &docs, &counts, &n, &total, &err) != RAGD_OK) {
+        store_doc_page(db, collection, path, 0, 1, &docs, &counts, &n, &total, &err) !=
+            RAGD_OK) {
         r = http_reply_error(path ? err.rc : RAGD_ERR_NOMEM, NULL, path ? err.msg : "OOM");
         goto out;
     }
@@ -296,9 +340,12 @@ http_reply http_handle_document_delete(const http_request *req)
     /* ids are UTF-8 without control characters: anything else names no document */
     if (!engine_doc_id_valid(id) || !util_utf8_valid(id, strlen(id)))
         return http_reply_error(RAGD_ERR_NOT_FOUND, NULL, "no pushed document with this id");
+    const char *collection = http_request_arg(req, "collection");
+    http_reply bad;
+    if (http_collection_arg(collection, &bad) != 0) return bad;
     int64_t chunks = 0;
     ragd_err err = {0};
-    if (engine_doc_delete(e, id, &chunks, &err) != RAGD_OK)
+    if (engine_doc_delete_in(e, collection, id, &chunks, &err) != RAGD_OK)
         return http_reply_error(err.rc, NULL, err.rc == RAGD_ERR_NOT_FOUND
                                                   ? "no pushed document with this id"
                                                   : err.msg);

@@ -105,6 +105,19 @@ static void http_embed_cache_fields(const engine_stats *s, json_t *body)
  * disabled, embedder failing, last ingest failed, index partly out of step, a configured Redis
  * down); with the embedder's usage and the query cache's state; "down" (503) when
  * retrievals cannot be answered (store unreadable, index empty while the store has chunks). */
+/* Adds the store backend to /health's "store" object: its name and, for pgvector, the database
+ * (password redacted) and schema. */
+static void store_backend_fields(const ragd_cfg *cfg, json_t *store)
+{
+    if (store == NULL) return;
+    json_object_set_new(store, "backend", json_string(cfg->vector_backend));
+    if (strcmp(cfg->vector_backend, "pgvector") != 0) return;
+    char *url = util_url_redact(cfg->database_url);
+    json_object_set_new(store, "database", url ? json_string(url) : json_null());
+    json_object_set_new(store, "pg_schema", json_string(cfg->pg_schema));
+    free(url);
+}
+
 static http_reply health_reply(const http_request *req)
 {
     engine *e = req->engine;
@@ -166,6 +179,7 @@ static http_reply health_reply(const http_request *req)
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
     if (r.body) http_embed_cache_fields(&s, r.body);
     if (r.body) http_rerank_health(&s, r.body);
+    if (r.body) store_backend_fields(cfg, json_object_get(r.body, "store"));
     return r;
 }
 
@@ -201,7 +215,16 @@ http_reply http_handle_metrics(const http_request *req)
         g.rerank_cost_usd = s.rerank.cost_usd;
     }
     util_buf out = {0};
-    if (metrics_render(&g, &out) != 0) {
+    store_collection *colls = NULL;
+    size_t ncolls = 0;
+    ragd_err cerr = {0};
+    if (g.have_store && engine_collections_list(e, &colls, &ncolls, &cerr) == RAGD_OK) {
+        g.collections = colls;
+        g.collection_count = ncolls;
+    }
+    int bad = metrics_render(&g, &out) != 0;
+    store_collections_free(colls, ncolls);
+    if (bad) {
         util_buf_free(&out);
         return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory rendering metrics");
     }

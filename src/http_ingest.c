@@ -161,6 +161,7 @@ void http_ingest_req_free(http_ingest_req *r)
     for (size_t i = 0; i < r->exclude_count; i++) free(r->exclude[i]);
     free(r->include);
     free(r->exclude);
+    free(r->collection);
     memset(r, 0, sizeof *r);
 }
 
@@ -170,6 +171,7 @@ static const http_field ingest_fields[] = {
     {"wait", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"include", HTTP_FIELD_STRINGS, 0, 0, GLOBS_MAX, NULL, NULL},
     {"exclude", HTTP_FIELD_STRINGS, 0, 0, GLOBS_MAX, NULL, NULL},
+    {"collection", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
 };
 
 /* Copies a glob list field (already checked as an array of strings). Returns: 0 (absent fields
@@ -214,6 +216,16 @@ int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, htt
     json_t *p = json_object_get(root, "path");
     if (strlen(json_string_value(p)) != json_string_length(p)) {
         *reply = http_reply_error(RAGD_ERR_INVALID, NULL, "field 'path' must not contain NUL");
+        goto out;
+    }
+    json_t *coll = json_object_get(root, "collection");
+    if (coll != NULL && !http_collection_json_ok(coll)) {
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field 'collection': %s",
+                                   HTTP_COLLECTION_RULE);
+        goto out;
+    }
+    if (coll != NULL && (r.collection = strdup(json_string_value(coll))) == NULL) {
+        *reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
         goto out;
     }
     json_t *wait = json_object_get(root, "wait");
@@ -264,7 +276,8 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
                             .exclude = (const char *const *)r->exclude,
                             .exclude_count = r->exclude_count,
                             .progress2 = on_progress,
-                            .progress_ctx = &pc};
+                            .progress_ctx = &pc,
+                            .collection = r->collection};
     engine_ingest_report report;
     ragd_err err = {0};
     http_reply reply;

@@ -181,6 +181,21 @@ http_reply http_handle_documents_post(const http_request *req);
 http_reply http_handle_documents_list(const http_request *req);
 http_reply http_handle_document_get(const http_request *req);
 http_reply http_handle_document_delete(const http_request *req);
+/* src/http_collections.c */
+http_reply http_handle_collections_list(const http_request *req);
+http_reply http_handle_collection_delete(const http_request *req);
+
+/* Checks a collection name given in a query string (?collection=; NULL: "default").
+ * Returns: 0, or -1 with *reply set to the 400. (src/http_collections.c) */
+int http_collection_arg(const char *arg, http_reply *reply);
+
+/* Returns: 1 when v is a JSON string naming a valid collection (engine_collection_valid, no
+ * embedded NUL). (src/http_collections.c) */
+int http_collection_json_ok(json_t *v);
+
+/* The rule a collection name follows, for error messages. */
+#define HTTP_COLLECTION_RULE                                                                       \
+    "a collection name is 1..64 ASCII letters, digits, '_', '-' or '.', not starting with '.'"
 
 /* ---- jobs (src/http_jobs.c) ---------------------------------------------------------------- */
 #define HTTP_JOB_ID_MAX 40
@@ -210,6 +225,7 @@ typedef struct http_ingest_req {
     size_t include_count;
     char **exclude;
     size_t exclude_count;
+    char *collection; /* owned; NULL: "default" */
 } http_ingest_req;
 
 /* Parses and checks a POST /ingest body: fields, globs, and that the path resolves inside the

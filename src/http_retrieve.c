@@ -134,6 +134,7 @@ static const http_field retrieve_fields[] = {
     {"diversity", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"max_context_tokens", HTTP_FIELD_INT, 0, 16, 1000000, NULL, NULL},
     {"rerank", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
+    {"collection", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
     {"ef_search", HTTP_FIELD_INT, 0, 1, 65536, NULL, NULL}, /* as [store] hnsw_ef_search */
 };
 
@@ -181,6 +182,14 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
     if ((v = json_object_get(root, "ef_search")) != NULL) q.ef_search = (int)json_integer_value(v);
     if ((v = json_object_get(root, "min_score")) != NULL) q.min_score = json_number_value(v);
     if ((v = json_object_get(root, "intent")) != NULL) q.intent = json_string_value(v);
+    if ((v = json_object_get(root, "collection")) != NULL) {
+        if (!http_collection_json_ok(v)) {
+            *replyp = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field 'collection': %s",
+                                        HTTP_COLLECTION_RULE);
+            return -1;
+        }
+        q.collection = json_string_value(v);
+    }
     if ((v = json_object_get(root, "filters")) != NULL && json_is_object(v) &&
         json_object_get(v, "type") != NULL) {
         /* OpenAI vector-store filter shape: {"type": ..., "key"/"filters": ...} */
@@ -234,7 +243,8 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
                          .fetch_ms = ok ? a->fetch_ms : 0.0,
                          .total_ms = ok ? a->total_ms : 0.0,
                          .rc = rc,
-                         .error_message = ok ? NULL : err->msg};
+                         .error_message = ok ? NULL : err->msg,
+                         .collection = q->collection ? q->collection : RAGD_COLLECTION_DEFAULT};
     log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
 }
 
@@ -271,6 +281,9 @@ static http_reply retrieve_answer(engine *e, const ragd_cfg *cfg, const char *bo
     if (retrieval_run(e, cfg, body, len, &root, &q, tags, &a, &reply) != 0) goto out;
     reply.status = 200;
     reply.body = http_answer_json(&q, &a);
+    if (reply.body)
+        json_object_set_new(reply.body, "collection",
+                            json_string(q.collection ? q.collection : RAGD_COLLECTION_DEFAULT));
     engine_answer_free(&a);
     if (reply.body == NULL)
         reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory building the response");
@@ -357,6 +370,8 @@ static http_reply context_answer(engine *e, const ragd_cfg *cfg, const char *bod
     if (o) {
         json_object_set_new(o, "system_prompt", json_string(prompt));
         json_object_del(o, "results");
+        json_object_set_new(o, "collection",
+                            json_string(q.collection ? q.collection : RAGD_COLLECTION_DEFAULT));
     }
     free(prompt);
     reply.status = 200;

@@ -27,6 +27,9 @@ static const http_route routes[] = {
     {"GET", "/documents/", "/documents/{id}", HTTP_ROUTE_PREFIX, http_handle_document_get},
     {"DELETE", "/documents/", "/documents/{id}", HTTP_ROUTE_PREFIX, http_handle_document_delete},
     {"GET", "/jobs/", "/jobs/{id}", HTTP_ROUTE_PREFIX, http_handle_job},
+    {"GET", "/collections", "/collections", 0, http_handle_collections_list},
+    {"DELETE", "/collections/", "/collections/{name}", HTTP_ROUTE_PREFIX,
+     http_handle_collection_delete},
 };
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
 

@@ -125,6 +125,7 @@ void log_record_retrieval(const log_retrieval *r, int log_queries)
     if (log_queries && r->query) json_object_set_new(o, "query", json_stringn(r->query,
                                                                               r->query_len));
     if (r->intent) json_object_set_new(o, "intent", json_string(r->intent));
+    if (r->collection) json_object_set_new(o, "collection", json_string(r->collection));
     json_object_set_new(o, "k", json_integer(r->k));
     json_object_set_new(o, "rag_enabled", json_boolean(r->rag_enabled));
     json_object_set_new(o, "hit", json_boolean(hit));

@@ -23,6 +23,7 @@
 #include "ragd/cfg.h"
 #include "ragd/engine.h"
 #include "ragd/eval.h"
+#include "ragd/store_migrate.h"
 #include "ragd/http.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
@@ -45,6 +46,7 @@ static const char usage_main[] =
     "  check-config   print the effective configuration (secrets redacted)\n"
     "  health         ask a running daemon for /health; exit 1 when down or unreachable\n"
     "  eval           measure retrieval quality on a labeled question set (--qa FILE.jsonl)\n"
+    "  migrate        copy the store to the other backend (--to pgvector|faiss), no re-embedding\n"
     "\n"
     "options for every command:\n"
     "  --config FILE      INI configuration file (default: $RAGD_CONFIG, else built-in defaults)\n"
@@ -70,24 +72,28 @@ static const char usage_serve[] =
     "  --no-ingest         do not ingest the configured paths at start\n";
 
 static const char usage_ingest[] =
-    "usage: ragd ingest --path PATH [--reset] [--json] [--config FILE] [--data-dir DIR]\n"
+    "usage: ragd ingest --path PATH [--reset] [--collection NAME] [--json] [--config FILE]\n"
+    "                   [--data-dir DIR]\n"
     "\n"
     "Ingests a file or directory (.md, .markdown, .txt) incrementally: unchanged files are\n"
     "skipped, changed ones replaced, files gone from the directory removed. If a daemon serves the\n"
     "data dir, the ingest is sent to it over HTTP.\n"
     "\n"
     "  --path PATH  file or directory to ingest (required)\n"
-    "  --reset      empty the store first\n"
+    "  --reset      empty the collection first\n"
+    "  --collection NAME  the collection to ingest into (default: default)\n"
     "  --json       print the ingest report as JSON on stdout\n";
 
 static const char usage_query[] =
-    "usage: ragd query TEXT [-k N] [--min-score X] [--json] [--config FILE] [--data-dir DIR]\n"
+    "usage: ragd query TEXT [-k N] [--min-score X] [--collection NAME] [--json] [--config FILE]\n"
+    "                  [--data-dir DIR]\n"
     "\n"
     "Retrieves the chunks that best answer TEXT from the store (read-only; safe beside a running\n"
     "daemon).\n"
     "\n"
     "  -k N           number of results (default [retrieve] default_k)\n"
     "  --min-score X  drop results scoring below X (-1..1)\n"
+    "  --collection NAME  search this collection (default: default)\n"
     "  --json         print the same JSON as POST /retrieve\n";
 
 static const char usage_health[] =
@@ -97,6 +103,20 @@ static const char usage_health[] =
     "ok or degraded, 1 when it is down or the daemon does not answer (for scripts and probes).\n"
     "\n"
     "  --url URL  the daemon's base URL (default http://<[server] listen>)\n";
+
+static const char usage_migrate[] =
+    "usage: ragd migrate --to pgvector|faiss [--database-url URL] [--config FILE] [--data-dir DIR]\n"
+    "\n"
+    "Copies the store to the other backend: every collection's documents and chunks, and the\n"
+    "embeddings they use, by content hash. Nothing is embedded again. --to pgvector copies the\n"
+    "faiss store in the data dir into Postgres ([store] database_url, or --database-url; schema\n"
+    "[store] pg_schema); --to faiss copies Postgres into the data dir. Safe to re-run: unchanged\n"
+    "documents are skipped, documents gone from the source are removed from the target. Ends by\n"
+    "comparing the document and chunk counts of every collection (exit 1 when they differ).\n"
+    "Stop a daemon writing either side first.\n"
+    "\n"
+    "  --to BACKEND        pgvector or faiss: the backend to copy into\n"
+    "  --database-url URL  the Postgres database (libpq URI; default [store] database_url)\n";
 
 static const char usage_check[] =
     "usage: ragd check-config [--config FILE] [--data-dir DIR]\n"
@@ -115,6 +135,8 @@ typedef struct cli {
     const char *query;
     const char *min_score;
     const char *url;
+    const char *collection;
+    const char *to, *database_url; /* migrate */
     int k;
     int reset, json, no_ingest;
 } cli;
@@ -137,6 +159,7 @@ static const char *command_usage(const char *command)
     if (strcmp(command, "ingest") == 0) return usage_ingest;
     if (strcmp(command, "query") == 0) return usage_query;
     if (strcmp(command, "check-config") == 0) return usage_check;
+    if (strcmp(command, "migrate") == 0) return usage_migrate;
     if (strcmp(command, "health") == 0) return usage_health;
     return NULL;
 }
@@ -201,6 +224,21 @@ static int cli_parse(cli *c, int argc, char **argv)
             if (errno || end == val || *end || k < 1 || k > INT_MAX)
                 return usage_error("-k needs a positive integer, got '%s'", val);
             c->k = (int)k;
+        } else if ((strcmp(c->command, "ingest") == 0 || strcmp(c->command, "query") == 0) &&
+                   strcmp(a, "--collection") == 0) {
+            TAKE_VALUE();
+            if (!engine_collection_valid(val))
+                return usage_error("--collection needs a name of 1..64 ASCII letters, digits, "
+                                   "'_', '-' or '.' (not starting with '.'), got '%s'", val);
+            c->collection = val;
+        } else if (strcmp(c->command, "migrate") == 0 && strcmp(a, "--to") == 0) {
+            TAKE_VALUE();
+            if (strcmp(val, "pgvector") != 0 && strcmp(val, "faiss") != 0)
+                return usage_error("--to needs pgvector or faiss, got '%s'", val);
+            c->to = val;
+        } else if (strcmp(c->command, "migrate") == 0 && strcmp(a, "--database-url") == 0) {
+            TAKE_VALUE();
+            c->database_url = val;
         } else if (strcmp(c->command, "query") == 0 && strcmp(a, "--min-score") == 0) {
             TAKE_VALUE();
             c->min_score = val;
@@ -255,6 +293,87 @@ static int config_load(const cli *c, ragd_cfg *cfg)
 static int exit_for(ragd_rc rc)
 {
     return rc == RAGD_ERR_CONFIG || rc == RAGD_ERR_INVALID ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+/* ---- migrate ------------------------------------------------------------------------------ */
+
+/* Builds the configuration of one side of a migration: the loaded one with backend set.
+ * Returns: RAGD_OK and *out (cfg_free), or an error. */
+static ragd_rc migrate_side(const cli *c, const char *backend, ragd_cfg *out, ragd_err *err)
+{
+    ragd_rc rc = config_build(c, out, err);
+    if (rc != RAGD_OK) return rc;
+    rc = cfg_key_set(out, "store", "vector_backend", backend, "ragd migrate", err);
+    if (rc == RAGD_OK && c->database_url)
+        rc = cfg_key_set(out, "store", "database_url", c->database_url, "--database-url", err);
+    if (rc == RAGD_OK && strcmp(backend, "pgvector") == 0 && out->database_url[0] == '\0')
+        rc = ragd_err_set(err, RAGD_ERR_CONFIG, "migrate needs the Postgres database: "
+                          "--database-url URL or [store] database_url");
+    if (rc != RAGD_OK) cfg_free(out);
+    return rc;
+}
+
+static int cmd_migrate(const ragd_cfg *cfg, const cli *c)
+{
+    if (c->to == NULL) return usage_error("%s", "migrate needs --to pgvector or --to faiss");
+    long pid = 0;
+    char listen[128];
+    if (engine_lock_owner(cfg->data_dir, &pid, listen, sizeof listen)) {
+        fprintf(stderr, "ragd: data dir %s is in use by ragd pid %ld; stop it before migrating\n",
+                cfg->data_dir, pid);
+        return EXIT_RUNTIME;
+    }
+    const char *from = strcmp(c->to, "pgvector") == 0 ? "faiss" : "pgvector";
+    ragd_cfg src_cfg, dst_cfg;
+    ragd_err err = {0};
+    if (migrate_side(c, from, &src_cfg, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (migrate_side(c, c->to, &dst_cfg, &err) != RAGD_OK) {
+        cfg_free(&src_cfg);
+        fprintf(stderr, "ragd: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    embed_provider *embedder = NULL;
+    store *src = NULL, *dst = NULL;
+    store_stats st = {0};
+    store_migrate_report rep;
+    ragd_rc rc = embed_provider_new(cfg, &embedder, &err);
+    if (rc == RAGD_OK) rc = store_open(&src_cfg, 1, &src, &err);
+    if (rc == RAGD_OK) rc = store_stats_get(src, &st, &err);
+    /* the source must hold the configured model: its embeddings are the vectors */
+    if (rc == RAGD_OK && st.chunks > 0)
+        rc = store_model_check(src, embedder->model, embedder->dims, &err);
+    if (rc == RAGD_OK) rc = store_open(&dst_cfg, 0, &dst, &err);
+    if (rc == RAGD_OK) rc = store_model_check(dst, embedder->model, embedder->dims, &err);
+    if (rc == RAGD_OK) rc = store_vectors_open(dst, embedder->model, embedder->dims, 0, &err);
+    if (rc == RAGD_OK)
+        rc = store_migrate_run(src, dst, embedder->model, embedder->dims, &rep, &err);
+    store_close(dst);
+    store_close(src);
+    embed_provider_free(embedder);
+    cfg_free(&src_cfg);
+    cfg_free(&dst_cfg);
+    if (rc != RAGD_OK) {
+        fprintf(stderr, "ragd: migrate to %s failed: %s\n", c->to, err.msg);
+        return exit_for(rc);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:b}",
+                          "from", from, "to", c->to, "collections", (json_int_t)rep.collections,
+                          "documents", (json_int_t)rep.documents, "chunks",
+                          (json_int_t)rep.chunks, "copied", "documents",
+                          (json_int_t)rep.documents_copied, "chunks",
+                          (json_int_t)rep.chunks_copied, "embeddings",
+                          (json_int_t)rep.embeddings_copied, "unchanged",
+                          (json_int_t)rep.documents_unchanged, "removed",
+                          (json_int_t)rep.documents_removed, "chunks_without_embedding",
+                          (json_int_t)rep.chunks_without_embedding, "verified", 1);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    json_decref(o);
+    return EXIT_OK;
 }
 
 /* ---- serve -------------------------------------------------------------------------------- */
@@ -505,6 +624,7 @@ static int ingest_forward(const ragd_cfg *cfg, const cli *c, long pid, const cha
     fprintf(stderr, "ragd: the data dir is served by ragd (pid %ld) at %s; sending the ingest "
             "there\n", pid, listen);
     json_t *req = json_pack("{s:s, s:b, s:b}", "path", abs, "reset", c->reset, "wait", 0);
+    if (req && c->collection) json_object_set_new(req, "collection", json_string(c->collection));
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     free(abs);
@@ -594,7 +714,9 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
     }
     int tty = isatty(STDERR_FILENO);
     engine_ingest_report r;
-    ragd_rc rc = engine_ingest(e, c->path, c->reset, progress_print, &tty, &r, &err);
+    engine_ingest_opts io = {.path = c->path, .reset = c->reset, .progress = progress_print,
+                             .progress_ctx = &tty, .collection = c->collection};
+    ragd_rc rc = engine_ingest_run(e, &io, &r, &err);
     engine_close(e);
     if (rc != RAGD_OK) {
         fprintf(stderr, "ragd: ingest failed: %s\n", err.msg);
@@ -623,7 +745,8 @@ static int cmd_query(const ragd_cfg *cfg, const cli *c)
     engine_query q = {.query = c->query,
                       .query_len = qlen,
                       .k = c->k ? c->k : cfg->retrieve_default_k,
-                      .min_score = cfg->retrieve_min_score};
+                      .min_score = cfg->retrieve_min_score,
+                      .collection = c->collection};
     if (q.k > cfg->retrieve_max_k)
         return usage_error("%s", "-k is over [retrieve] max_k");
     if (c->min_score) {
@@ -761,6 +884,8 @@ int main(int argc, char **argv)
         code = cmd_query(&cfg, &c);
     else if (strcmp(command, "health") == 0)
         code = cmd_health(&cfg, &c);
+    else if (strcmp(command, "migrate") == 0)
+        code = cmd_migrate(&cfg, &c);
     else {
         cfg_print(&cfg, stdout);
         code = EXIT_OK;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ragd/metrics.h"
+#include "ragd/store.h"
 
 #define HTTP_SLOTS 128
 #define ROUTE_MAX 48
@@ -362,6 +363,23 @@ int metrics_render(const metrics_gauges *g, util_buf *out)
                          g->index_vectors);
             bad |= gauge(out, "ragd_index_bytes", "Memory taken by the index vectors, in bytes.",
                          g->index_bytes);
+        }
+        if (g->have_store && g->collection_count > 0 && !bad) {
+            bad |= family(out, "ragd_collection_documents", "gauge",
+                          "Documents in the store, by collection.");
+            for (size_t i = 0; i < g->collection_count && !bad; i++) {
+                bad |= util_buf_puts(out, "ragd_collection_documents{collection=\"");
+                bad |= metrics_label_escape(out, g->collections[i].name);
+                bad |= util_buf_printf(out, "\"} %lld\n",
+                                       (long long)g->collections[i].documents);
+            }
+            bad |= family(out, "ragd_collection_chunks", "gauge",
+                          "Chunks in the store, by collection.");
+            for (size_t i = 0; i < g->collection_count && !bad; i++) {
+                bad |= util_buf_puts(out, "ragd_collection_chunks{collection=\"");
+                bad |= metrics_label_escape(out, g->collections[i].name);
+                bad |= util_buf_printf(out, "\"} %lld\n", (long long)g->collections[i].chunks);
+            }
         }
     }
     return bad ? -1 : 0;

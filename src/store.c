@@ -11,7 +11,9 @@
 #define RAGD_STORE_INTERFACE_ONLY
 #include "ragd/store.h"
 
-static const store_ops *const backends[] = {&store_faiss_ops};
+/* The one table of backends: store_backend_names[i] names backends[i]. */
+const char *const store_backend_names[] = {"faiss", "pgvector", NULL};
+static const store_ops *const backends[] = {&store_faiss_ops, &store_pg_ops};
 
 const store_ops *store_backend_find(const char *name)
 {
@@ -44,6 +46,7 @@ void store_doc_free(store_doc *doc)
     free(doc->checksum);
     free(doc->tags_json);
     free(doc->metadata_json);
+    free(doc->collection);
     memset(doc, 0, sizeof *doc);
 }
 
@@ -63,7 +66,15 @@ void store_hit_free(store_hit *h)
     free(h->path);
     free(h->tags_json);
     free(h->metadata_json);
+    free(h->collection);
+    free(h->checksum);
     memset(h, 0, sizeof *h);
+}
+
+void store_collections_free(store_collection *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++) free(list[i].name);
+    free(list);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
@@ -93,6 +104,16 @@ void store_rollback(store *s)
     s->ops->rollback(s);
 }
 
+ragd_rc store_ingest_lock(store *s, const char *collection, ragd_err *err)
+{
+    return s->ops->ingest_lock(s, collection ? collection : RAGD_COLLECTION_DEFAULT, err);
+}
+
+void store_ingest_unlock(store *s, const char *collection)
+{
+    s->ops->ingest_unlock(s, collection ? collection : RAGD_COLLECTION_DEFAULT);
+}
+
 ragd_rc store_sync(store *s, ragd_err *err)
 {
     return s->ops->sync(s, err);
@@ -103,9 +124,10 @@ ragd_rc store_flush(store *s, ragd_err *err)
     return s->ops->flush(s, err);
 }
 
-ragd_rc store_doc_find(store *s, const char *path, store_doc *out, int *found, ragd_err *err)
+ragd_rc store_doc_find(store *s, const char *collection, const char *path, store_doc *out,
+                       int *found, ragd_err *err)
 {
-    return s->ops->doc_find(s, path, out, found, err);
+    return s->ops->doc_find(s, collection ? collection : RAGD_COLLECTION_DEFAULT, path, out, found, err);
 }
 
 ragd_rc store_doc_put(store *s, const store_doc *doc, int64_t *id, ragd_err *err)
@@ -128,10 +150,10 @@ ragd_rc store_doc_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *er
     return s->ops->doc_delete(s, doc_id, removed, err);
 }
 
-ragd_rc store_doc_list_prefix(store *s, const char *prefix, int64_t **ids, char ***paths,
-                              size_t *n, ragd_err *err)
+ragd_rc store_doc_list_prefix(store *s, const char *collection, const char *prefix, int64_t **ids,
+                              char ***paths, size_t *n, ragd_err *err)
 {
-    return s->ops->doc_list_prefix(s, prefix, ids, paths, n, err);
+    return s->ops->doc_list_prefix(s, collection ? collection : RAGD_COLLECTION_DEFAULT, prefix, ids, paths, n, err);
 }
 
 ragd_rc store_chunk_put(store *s, int64_t doc_id, const store_chunk_in *c, const float *vec,
@@ -179,18 +201,36 @@ size_t store_vector_count(store *s)
     return s->ops->vector_count(s);
 }
 
-ragd_rc store_vector_search(store *s, const float *query, size_t k, int64_t *ids, float *scores,
-                            size_t *found, ragd_err *err)
+ragd_rc store_vector_search(store *s, const char *collection, const float *query, size_t k,
+                            int64_t *ids, float *scores, size_t *found, ragd_err *err)
 {
-    return s->ops->vector_search(s, query, k, ids, scores, found, err);
+    return s->ops->vector_search(s, collection, query, k, ids, scores, found, err);
 }
 
-ragd_rc store_vector_search_ef(store *s, const float *query, size_t k, int ef_search,
-                               int64_t *ids, float *scores, size_t *found, ragd_err *err)
+int store_collection_exclusive(store *s, const char *collection)
+{
+    return s->ops->collection_exclusive(s, collection);
+}
+
+ragd_rc store_collections_list(store *s, store_collection **out, size_t *n, ragd_err *err)
+{
+    return s->ops->collections_list(s, out, n, err);
+}
+
+ragd_rc store_collection_delete(store *s, const char *collection, int64_t *documents,
+                                int64_t *chunks, ragd_err *err)
+{
+    return s->ops->collection_delete(s, collection ? collection : RAGD_COLLECTION_DEFAULT, documents, chunks, err);
+}
+
+ragd_rc store_vector_search_ef(store *s, const char *collection, const float *query, size_t k,
+                               int ef_search, int64_t *ids, float *scores, size_t *found,
+                               ragd_err *err)
 {
     if (ef_search > 0 && s->ops->vector_search_ef != NULL)
-        return s->ops->vector_search_ef(s, query, k, ef_search, ids, scores, found, err);
-    return s->ops->vector_search(s, query, k, ids, scores, found, err);
+        return s->ops->vector_search_ef(s, collection, query, k, ef_search, ids, scores, found,
+                                        err);
+    return s->ops->vector_search(s, collection, query, k, ids, scores, found, err);
 }
 
 int store_keyword_available(store *s)
@@ -198,10 +238,11 @@ int store_keyword_available(store *s)
     return s->ops->keyword_available(s);
 }
 
-ragd_rc store_keyword_search(store *s, const struct retrieve_terms *terms, size_t limit,
-                             int64_t *ids, double *scores, size_t *found, ragd_err *err)
+ragd_rc store_keyword_search(store *s, const char *collection, const struct retrieve_terms *terms,
+                             size_t limit, int64_t *ids, double *scores, size_t *found,
+                             ragd_err *err)
 {
-    return s->ops->keyword_search(s, terms, limit, ids, scores, found, err);
+    return s->ops->keyword_search(s, collection, terms, limit, ids, scores, found, err);
 }
 
 ragd_rc store_keyword_terms(store *s, const struct retrieve_terms *terms, const int64_t *top_ids,
@@ -216,11 +257,12 @@ ragd_rc store_stats_get(store *s, store_stats *out, ragd_err *err)
     return s->ops->stats(s, out, err);
 }
 
-ragd_rc store_doc_page(store *s, const char *prefix, int64_t offset, int64_t limit,
-                       store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
-                       ragd_err *err)
+ragd_rc store_doc_page(store *s, const char *collection, const char *prefix, int64_t offset,
+                       int64_t limit, store_doc **docs, int64_t **chunk_counts, size_t *n,
+                       int64_t *total, ragd_err *err)
 {
-    return s->ops->doc_page(s, prefix, offset, limit, docs, chunk_counts, n, total, err);
+    return s->ops->doc_page(s, collection ? collection : RAGD_COLLECTION_DEFAULT, prefix, offset, limit, docs, chunk_counts, n, total,
+                            err);
 }
 
 ragd_rc store_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits, size_t *n, ragd_err *err)

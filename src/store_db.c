@@ -28,7 +28,7 @@
 #include "ragd/util.h"
 
 #define RAGD_STORE_DB_FILE "ragd.sqlite3"
-#define RAGD_STORE_SCHEMA_VERSION 2
+#define RAGD_STORE_SCHEMA_VERSION 3
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
 
@@ -64,11 +64,12 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
     [RAGD_STMT_GENERATION_BUMP] =
         "INSERT INTO meta(key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE "
         "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)",
-    [RAGD_STMT_DOC_FIND] = "SELECT id, path, source, title, checksum, size, mtime, tags, metadata "
-                           "FROM documents WHERE path = ?1",
+    [RAGD_STMT_DOC_FIND] = "SELECT id, path, source, title, checksum, size, mtime, tags, metadata, "
+                           "collection FROM documents WHERE collection = ?2 AND path = ?1",
     [RAGD_STMT_DOC_PUT] =
         "INSERT INTO documents(path, source, title, checksum, size, mtime, tags, metadata, "
-        "ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(path) DO UPDATE SET "
+        "ingested_at, collection) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+        "ON CONFLICT(collection, path) DO UPDATE SET "
         "source = excluded.source, title = excluded.title, checksum = excluded.checksum, "
         "size = excluded.size, mtime = excluded.mtime, tags = excluded.tags, "
         "metadata = excluded.metadata, ingested_at = excluded.ingested_at RETURNING id",
@@ -77,8 +78,8 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
     [RAGD_STMT_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1",
     /* instr() = 1 is an exact starts-with test (LIKE would treat % and _ in paths as patterns);
      * path >= ?1 lets the unique index skip everything before the prefix. */
-    [RAGD_STMT_DOC_LIST_PREFIX] = "SELECT id, path FROM documents WHERE path >= ?1 "
-                                  "AND instr(path, ?1) = 1 ORDER BY path",
+    [RAGD_STMT_DOC_LIST_PREFIX] = "SELECT id, path FROM documents WHERE collection = ?2 "
+                                  "AND path >= ?1 AND instr(path, ?1) = 1 ORDER BY path",
     [RAGD_STMT_CHUNK_PUT] =
         "INSERT INTO chunks(document_id, ordinal, text, heading, tokens, char_start, char_end, "
         "checksum, page) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -94,7 +95,7 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS documents ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " path TEXT NOT NULL UNIQUE,"
+    " path TEXT NOT NULL,"
     " source TEXT NOT NULL,"
     " title TEXT NOT NULL,"
     " checksum TEXT NOT NULL,"
@@ -102,7 +103,9 @@ static const char schema_sql[] =
     " mtime INTEGER NOT NULL,"
     " tags TEXT NOT NULL DEFAULT '[]',"
     " metadata TEXT NOT NULL DEFAULT '{}',"
-    " ingested_at INTEGER NOT NULL);"
+    " ingested_at INTEGER NOT NULL,"
+    " collection TEXT NOT NULL DEFAULT 'default'," /* schema 3: the document's collection */
+    " UNIQUE (collection, path));"
     /* AUTOINCREMENT: chunk ids are vector index ids and must never be reused. */
     "CREATE TABLE IF NOT EXISTS chunks ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -125,12 +128,48 @@ static const char schema_sql[] =
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2');";
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '3');";
 
 /* Migrations from each older schema version to the current one, applied in order. */
 static const char migrate_1_to_2_sql[] =
     "ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2');";
+
+/* The keyword index follows a document's title (see fts_sql). */
+#define RAGD_FTS_TITLE_TRIGGER                                                                     \
+    "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents BEGIN"                     \
+    " UPDATE chunks_fts SET title = new.title WHERE rowid IN"                                      \
+    " (SELECT id FROM chunks WHERE document_id = new.id); END;"
+
+/* Schema 3: documents get a collection ('default' for every existing one) and are unique per
+ * (collection, path), so one file may live in several collections. SQLite cannot change a UNIQUE
+ * constraint in place: the table is rebuilt (SQLite's documented twelve-step procedure, run with
+ * foreign keys off so chunks keep their rows) with the same ids, so chunk ids, the FAISS index
+ * and the keyword index stay valid. The keyword index's title trigger, dropped with the old
+ * table, is created again by fts_apply_triggers. */
+static const char migrate_2_to_3_sql[] =
+    "CREATE TABLE documents_v3 ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " path TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " title TEXT NOT NULL,"
+    " checksum TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " mtime INTEGER NOT NULL,"
+    " tags TEXT NOT NULL DEFAULT '[]',"
+    " metadata TEXT NOT NULL DEFAULT '{}',"
+    " ingested_at INTEGER NOT NULL,"
+    " collection TEXT NOT NULL DEFAULT 'default',"
+    " UNIQUE (collection, path));"
+    "INSERT INTO documents_v3(id, path, source, title, checksum, size, mtime, tags, metadata,"
+    " ingested_at, collection) SELECT id, path, source, title, checksum, size, mtime, tags,"
+    " metadata, ingested_at, 'default' FROM documents;"
+    "DROP TABLE documents;"
+    /* legacy: the keyword index's insert trigger names `documents`, absent for this moment */
+    "PRAGMA legacy_alter_table = ON;"
+    "ALTER TABLE documents_v3 RENAME TO documents;"
+    "PRAGMA legacy_alter_table = OFF;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '3');";
 
 /* A pooled reader connection with its own cached statements. */
 typedef struct store_reader {
@@ -156,7 +195,7 @@ struct store_db {
 
 static const char chunk_get_sql[] =
     "SELECT c.id, c.document_id, c.ordinal, c.text, c.heading, c.tokens, c.char_start, "
-    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata, c.page "
+    "c.char_end, d.source, d.title, d.path, d.tags, d.metadata, c.page, d.collection, c.checksum "
     "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1";
 
 static const char stats_sql[] = "SELECT (SELECT count(*) FROM documents), "
@@ -167,14 +206,18 @@ static const char stats_sql[] = "SELECT (SELECT count(*) FROM documents), "
  * included), so /health and the confidence's total read three rows instead of counting a
  * million. A store without the table (written by an older ragd) gets it, back-filled, at the
  * next writable open; until then (read-only) the counts are counted. */
+/* The triggers on `documents` (created again when schema 3 rebuilds that table). */
+#define RAGD_COUNTS_DOC_TRIGGERS                                                                   \
+    "CREATE TRIGGER ragd_counts_doc_insert AFTER INSERT ON documents BEGIN"                        \
+    " UPDATE ragd_counts SET n = n + 1 WHERE name = 'documents'; END;"                             \
+    "CREATE TRIGGER ragd_counts_doc_delete AFTER DELETE ON documents BEGIN"                        \
+    " UPDATE ragd_counts SET n = n - 1 WHERE name = 'documents'; END;"
+
 static const char counts_sql[] =
     "CREATE TABLE ragd_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO ragd_counts(name, n) VALUES ('documents', (SELECT count(*) FROM documents)),"
     " ('chunks', (SELECT count(*) FROM chunks)), ('embeddings', (SELECT count(*) FROM embeddings));"
-    "CREATE TRIGGER ragd_counts_doc_insert AFTER INSERT ON documents BEGIN"
-    " UPDATE ragd_counts SET n = n + 1 WHERE name = 'documents'; END;"
-    "CREATE TRIGGER ragd_counts_doc_delete AFTER DELETE ON documents BEGIN"
-    " UPDATE ragd_counts SET n = n - 1 WHERE name = 'documents'; END;"
+    RAGD_COUNTS_DOC_TRIGGERS
     "CREATE TRIGGER ragd_counts_chunk_insert AFTER INSERT ON chunks BEGIN"
     " UPDATE ragd_counts SET n = n + 1 WHERE name = 'chunks'; END;"
     "CREATE TRIGGER ragd_counts_chunk_delete AFTER DELETE ON chunks BEGIN"
@@ -424,9 +467,15 @@ static ragd_rc schema_version_refuse(const store_db *s, int64_t version, ragd_er
 }
 
 /* Creates the schema in one transaction unless it is there; refuses newer schema versions. */
+static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err);
+static ragd_rc counts_exist(store_db *s, const char *what, int *exists, ragd_err *err);
+
 static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
 {
-    ragd_rc rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
+    /* Off while the schema changes (schema 3 rebuilds `documents`, which must not cascade into
+     * `chunks`); a no-op inside a transaction, so set here. */
+    ragd_rc rc = db_exec(s->writer, "PRAGMA foreign_keys = OFF", what, err);
+    if (rc == RAGD_OK) rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
     if (rc != RAGD_OK) return rc;
     rc = db_exec(s->writer,
                  "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -439,10 +488,24 @@ static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
         RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 1 -> 2 (chunk page numbers)",
                  s->db_path);
         rc = db_exec(s->writer, migrate_1_to_2_sql, what, err);
+        if (rc == RAGD_OK) version = 2;
+    }
+    if (rc == RAGD_OK && version == 2) {
+        RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 2 -> 3 (collections)", s->db_path);
+        int fts = 0;
+        rc = db_exec(s->writer, migrate_2_to_3_sql, what, err);
+        if (rc == RAGD_OK) rc = fts_exists(s, what, &fts, err);
+        if (rc == RAGD_OK && fts) rc = db_exec(s->writer, RAGD_FTS_TITLE_TRIGGER, what, err);
+        /* the maintained counts' triggers on documents went with the old table */
+        int counts = 0;
+        if (rc == RAGD_OK) rc = counts_exist(s, what, &counts, err);
+        if (rc == RAGD_OK && counts) rc = db_exec(s->writer, RAGD_COUNTS_DOC_TRIGGERS, what, err);
     } else if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION) {
         rc = db_exec(s->writer, schema_sql, what, err);
     }
-    return tx_close(s, 1, rc, err);
+    rc = tx_close(s, 1, rc, err);
+    ragd_rc fk = db_exec(s->writer, "PRAGMA foreign_keys = ON", what, err);
+    return rc != RAGD_OK ? rc : fk;
 }
 
 static ragd_rc schema_check_readonly(store_db *s, const char *what, ragd_err *err)
@@ -824,11 +887,19 @@ static char *column_dup(sqlite3_stmt *st, int col)
 
 ragd_rc store_db_doc_find(store_db *s, const char *path, store_doc *out, int *found, ragd_err *err)
 {
+    return store_db_doc_find_in(s, NULL, path, out, found, err);
+}
+
+ragd_rc store_db_doc_find_in(store_db *s, const char *collection, const char *path,
+                             store_doc *out, int *found, ragd_err *err)
+{
     if (path == NULL) return ragd_err_set(err, RAGD_ERR_INVALID, "find document: no path");
     sqlite3_stmt *st = NULL;
     ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_FIND, &st, err);
     if (prep != RAGD_OK) return prep;
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, collection ? collection : RAGD_COLLECTION_DEFAULT, -1,
+                      SQLITE_STATIC);
     ragd_rc rc = RAGD_OK;
     store_doc doc = {0};
     int code = sqlite3_step(st);
@@ -842,8 +913,9 @@ ragd_rc store_db_doc_find(store_db *s, const char *path, store_doc *out, int *fo
         doc.mtime = sqlite3_column_int64(st, 6);
         doc.tags_json = column_dup(st, 7);
         doc.metadata_json = column_dup(st, 8);
+        doc.collection = column_dup(st, 9);
         if (!doc.path || !doc.source || !doc.title || !doc.checksum || !doc.tags_json ||
-            !doc.metadata_json)
+            !doc.metadata_json || !doc.collection)
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "find document: out of memory");
     } else if (code != SQLITE_DONE) {
         rc = db_fail(s->writer, code, "find document", err);
@@ -881,6 +953,8 @@ ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_er
     sqlite3_bind_text(st, 7, or_default(doc->tags_json, "[]"), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, or_default(doc->metadata_json, "{}"), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, util_unix_time());
+    sqlite3_bind_text(st, 10, or_default(doc->collection, RAGD_COLLECTION_DEFAULT), -1,
+                      SQLITE_STATIC);
     int64_t new_id = 0;
     int code = sqlite3_step(st);
     if (code == SQLITE_ROW) {
@@ -954,10 +1028,18 @@ ragd_rc store_db_doc_delete(store_db *s, int64_t doc_id, ragd_err *err)
 ragd_rc store_db_doc_list_prefix(store_db *s, const char *prefix, int64_t **ids, char ***paths,
                                  size_t *n, ragd_err *err)
 {
+    return store_db_doc_list_prefix_in(s, NULL, prefix, ids, paths, n, err);
+}
+
+ragd_rc store_db_doc_list_prefix_in(store_db *s, const char *collection, const char *prefix,
+                                    int64_t **ids, char ***paths, size_t *n, ragd_err *err)
+{
     sqlite3_stmt *st = NULL;
     ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_LIST_PREFIX, &st, err);
     if (prep != RAGD_OK) return prep;
     sqlite3_bind_text(st, 1, prefix != NULL ? prefix : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, collection ? collection : RAGD_COLLECTION_DEFAULT, -1,
+                      SQLITE_STATIC);
     int64_t *id_list = NULL;
     char **path_list = NULL;
     size_t count = 0, cap = 0;
@@ -1153,8 +1235,10 @@ static int hit_fill(sqlite3_stmt *st, store_hit *h)
     h->tags_json = column_dup(st, 11);
     h->metadata_json = column_dup(st, 12);
     h->page = sqlite3_column_int(st, 13);
+    h->collection = column_dup(st, 14);
+    h->checksum = column_dup(st, 15);
     if (!h->text || !h->heading || !h->source || !h->title || !h->path || !h->tags_json ||
-        !h->metadata_json) {
+        !h->metadata_json || !h->collection || !h->checksum) {
         store_hit_free(h);
         return -1;
     }
@@ -1272,6 +1356,15 @@ ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64
                           store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
                           ragd_err *err)
 {
+    return store_db_doc_page_in(s, NULL, prefix, offset, limit, docs, chunk_counts, n, total,
+                                err);
+}
+
+ragd_rc store_db_doc_page_in(store_db *s, const char *collection, const char *prefix,
+                             int64_t offset, int64_t limit, store_doc **docs,
+                             int64_t **chunk_counts, size_t *n, int64_t *total, ragd_err *err)
+{
+    if (collection == NULL) collection = RAGD_COLLECTION_DEFAULT;
     store_reader *r = NULL;
     ragd_rc rc = reader_acquire(s, &r, err);
     if (rc != RAGD_OK) return rc;
@@ -1283,19 +1376,20 @@ ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64
     rc = reader_step_simple(r, r->begin, "list documents: begin", err);
     int code = SQLITE_OK;
     if (rc == RAGD_OK) {
-        code = sqlite3_prepare_v2(r->db, "SELECT count(*) FROM documents WHERE path >= ?1 AND "
-                                  "instr(path, ?1) = 1", -1, &count, NULL);
+        code = sqlite3_prepare_v2(r->db, "SELECT count(*) FROM documents WHERE collection = ?2 "
+                                  "AND path >= ?1 AND instr(path, ?1) = 1", -1, &count, NULL);
         if (code == SQLITE_OK)
             code = sqlite3_prepare_v2(
                 r->db,
                 "SELECT d.id, d.path, d.source, d.title, d.checksum, d.size, d.mtime, d.tags, "
-                "d.metadata, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) "
-                "FROM documents d WHERE d.path >= ?1 AND instr(d.path, ?1) = 1 "
-                "ORDER BY d.path LIMIT ?2 OFFSET ?3", -1, &page, NULL);
+                "d.metadata, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id), "
+                "d.collection FROM documents d WHERE d.collection = ?4 AND d.path >= ?1 "
+                "AND instr(d.path, ?1) = 1 ORDER BY d.path LIMIT ?2 OFFSET ?3", -1, &page, NULL);
         if (code != SQLITE_OK) rc = db_fail(r->db, code, "list documents", err);
     }
     if (rc == RAGD_OK) {
         sqlite3_bind_text(count, 1, prefix, -1, SQLITE_STATIC);
+        sqlite3_bind_text(count, 2, collection, -1, SQLITE_STATIC);
         if ((code = sqlite3_step(count)) == SQLITE_ROW)
             all = sqlite3_column_int64(count, 0);
         else
@@ -1311,6 +1405,7 @@ ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64
         sqlite3_bind_text(page, 1, prefix, -1, SQLITE_STATIC);
         sqlite3_bind_int64(page, 2, limit);
         sqlite3_bind_int64(page, 3, offset);
+        sqlite3_bind_text(page, 4, collection, -1, SQLITE_STATIC);
         while (rc == RAGD_OK && (code = sqlite3_step(page)) == SQLITE_ROW && got < (size_t)limit) {
             store_doc *d = &list[got];
             d->id = sqlite3_column_int64(page, 0);
@@ -1323,9 +1418,10 @@ ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64
             d->tags_json = column_dup(page, 7);
             d->metadata_json = column_dup(page, 8);
             counts[got] = sqlite3_column_int64(page, 9);
+            d->collection = column_dup(page, 10);
             got++;
             if (!d->path || !d->source || !d->title || !d->checksum || !d->tags_json ||
-                !d->metadata_json)
+                !d->metadata_json || !d->collection)
                 rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list documents: out of memory");
         }
         if (rc == RAGD_OK && code != SQLITE_DONE && code != SQLITE_ROW)
@@ -1420,9 +1516,7 @@ static const char fts_sql[] =
     " new.text); END;"
     "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
     " DELETE FROM chunks_fts WHERE rowid = old.id; END;"
-    "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents BEGIN"
-    " UPDATE chunks_fts SET title = new.title WHERE rowid IN"
-    " (SELECT id FROM chunks WHERE document_id = new.id); END;"
+    RAGD_FTS_TITLE_TRIGGER
     /* back-fill: a store written before the keyword index existed */
     "INSERT INTO chunks_fts(rowid, title, heading, text) SELECT c.id, d.title, c.heading, c.text"
     " FROM chunks c JOIN documents d ON d.id = c.document_id;";
@@ -1794,4 +1888,114 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     sqlite3_finalize(in_top);
     reader_release(s, r);
     return rc;
+}
+
+/* ----- collections ---------------------------------------------------------------------------- */
+
+ragd_rc store_db_collections(store_db *s, store_collection **out, size_t *n, ragd_err *err)
+{
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    store_collection *list = NULL;
+    size_t count = 0, cap = 0;
+    rc = reader_step_simple(r, r->begin, "list collections: begin", err);
+    int code = SQLITE_OK;
+    if (rc == RAGD_OK) {
+        code = sqlite3_prepare_v2(r->db,
+                                  "SELECT d.collection, count(*), coalesce(sum((SELECT count(*) "
+                                  "FROM chunks c WHERE c.document_id = d.id)), 0) FROM documents d "
+                                  "GROUP BY d.collection ORDER BY d.collection",
+                                  -1, &st, NULL);
+        if (code != SQLITE_OK) rc = db_fail(r->db, code, "list collections", err);
+    }
+    while (rc == RAGD_OK && (code = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t next = cap ? cap * 2 : 8;
+            store_collection *grown = realloc(list, next * sizeof *grown);
+            if (grown == NULL) {
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list collections: out of memory");
+                break;
+            }
+            list = grown;
+            cap = next;
+        }
+        store_collection *c = &list[count];
+        c->name = column_dup(st, 0);
+        c->documents = sqlite3_column_int64(st, 1);
+        c->chunks = sqlite3_column_int64(st, 2);
+        if (c->name == NULL) {
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list collections: out of memory");
+            break;
+        }
+        count++;
+    }
+    if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(r->db, code, "list collections", err);
+    sqlite3_finalize(st);
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "list collections: commit", err);
+    reader_release(s, r);
+    if (rc != RAGD_OK) {
+        store_collections_free(list, count);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return RAGD_OK;
+}
+
+ragd_rc store_db_collection_chunk_ids(store_db *s, const char *collection, int64_t **ids,
+                                      size_t *n, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int code = sqlite3_prepare_v2(s->writer,
+                                  "SELECT c.id FROM chunks c JOIN documents d ON d.id = "
+                                  "c.document_id WHERE d.collection = ?1 ORDER BY c.id",
+                                  -1, &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, "list collection chunks", err);
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    int64_t *list = NULL;
+    size_t count = 0, cap = 0;
+    ragd_rc rc = RAGD_OK;
+    while ((code = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t next = cap ? cap * 2 : 64;
+            int64_t *grown = realloc(list, next * sizeof *grown);
+            if (grown == NULL) {
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list collection chunks: out of memory");
+                break;
+            }
+            list = grown;
+            cap = next;
+        }
+        list[count++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc == RAGD_OK && code != SQLITE_DONE)
+        rc = db_fail(s->writer, code, "list collection chunks", err);
+    sqlite3_finalize(st);
+    if (rc != RAGD_OK) {
+        free(list);
+        return rc;
+    }
+    *ids = list;
+    *n = count;
+    return RAGD_OK;
+}
+
+ragd_rc store_db_collection_delete(store_db *s, const char *collection, int64_t *documents,
+                                   ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "delete collection", err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_stmt *st = NULL;
+    /* chunks go with their documents: ON DELETE CASCADE with foreign_keys = ON */
+    int code = sqlite3_prepare_v2(s->writer, "DELETE FROM documents WHERE collection = ?1", -1,
+                                  &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, "delete collection", err);
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    code = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (code != SQLITE_DONE) return db_fail(s->writer, code, "delete collection", err);
+    if (documents) *documents = sqlite3_changes64(s->writer);
+    return RAGD_OK;
 }

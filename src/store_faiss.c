@@ -12,6 +12,12 @@
  * or checksum disagree is not used: the index is rebuilt from SQLite. If updating the in-memory
  * index fails, it is rebuilt from SQLite, so the two never disagree for long.
  *
+ * Collections. One index holds the vectors of every collection; SQLite knows each chunk's
+ * collection. Searches are not restricted here: the engine keeps the hits of its collection and
+ * widens its search while the store holds other collections (collection_exclusive). The names of
+ * the collections present are cached (loaded at open, grown by doc_put, reloaded after a
+ * collection delete or reset); a stale extra name only makes the engine filter when it need not.
+ *
  * Threads: the index has its own read-write lock (searches read, commits and rebuilds write);
  * writer calls come one at a time (the engine serialises them).
  */
@@ -48,6 +54,9 @@ typedef struct faiss_store {
     int64_t *tx_added;
     float *tx_vectors;
     size_t tx_added_n, tx_added_cap;
+    pthread_mutex_t names_mu;  /* the cached collection names below */
+    char **names;
+    size_t names_n;
 } faiss_store;
 
 static faiss_store *faiss_of(store *s)
@@ -225,6 +234,7 @@ static void tx_clear(faiss_store *f)
 /* Records chunk ids the open transaction removes. */
 static ragd_rc tx_note_removed(faiss_store *f, const int64_t *ids, size_t n, ragd_err *err)
 {
+    if (n == 0) return RAGD_OK;
     if (f->tx_removed_n + n > f->tx_removed_cap) {
         size_t cap = f->tx_removed_cap ? f->tx_removed_cap : 64;
         while (cap < f->tx_removed_n + n) cap *= 2;
@@ -258,6 +268,63 @@ static ragd_rc tx_note_added(faiss_store *f, int64_t id, const float *vec, ragd_
     return RAGD_OK;
 }
 
+/* ---- collection names ------------------------------------------------------------------- */
+
+static void names_clear(faiss_store *f)
+{
+    for (size_t i = 0; i < f->names_n; i++) free(f->names[i]);
+    free(f->names);
+    f->names = NULL;
+    f->names_n = 0;
+}
+
+/* Reloads the cached collection names from SQLite. */
+static ragd_rc names_load(faiss_store *f, ragd_err *err)
+{
+    store_collection *list = NULL;
+    size_t n = 0;
+    ragd_rc rc = store_db_collections(f->db, &list, &n, err);
+    if (rc != RAGD_OK) return rc;
+    char **names = calloc(n ? n : 1, sizeof *names);
+    if (names == NULL) {
+        store_collections_free(list, n);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        names[i] = list[i].name; /* steal */
+        list[i].name = NULL;
+    }
+    store_collections_free(list, n);
+    pthread_mutex_lock(&f->names_mu);
+    names_clear(f);
+    f->names = names;
+    f->names_n = n;
+    pthread_mutex_unlock(&f->names_mu);
+    return RAGD_OK;
+}
+
+/* Adds name to the cached names when missing. */
+static ragd_rc names_note(faiss_store *f, const char *name, ragd_err *err)
+{
+    ragd_rc rc = RAGD_OK;
+    pthread_mutex_lock(&f->names_mu);
+    size_t i = 0;
+    while (i < f->names_n && strcmp(f->names[i], name) != 0) i++;
+    if (i == f->names_n) {
+        char **grown = realloc(f->names, (f->names_n + 1) * sizeof *grown);
+        char *copy = strdup(name);
+        if (grown != NULL) f->names = grown;
+        if (grown == NULL || copy == NULL) {
+            free(copy);
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        } else {
+            f->names[f->names_n++] = copy;
+        }
+    }
+    pthread_mutex_unlock(&f->names_mu);
+    return rc;
+}
+
 /* ---- open / close ------------------------------------------------------------------------- */
 
 static void faiss_close(store *s)
@@ -273,6 +340,8 @@ static void faiss_close(store *s)
     store_index_free(f->index);
     store_db_close(f->db);
     pthread_rwlock_destroy(&f->index_rw);
+    names_clear(f);
+    pthread_mutex_destroy(&f->names_mu);
     free(f->index_path);
     free(f->tx_removed);
     free(f->tx_added);
@@ -288,10 +357,12 @@ static ragd_rc faiss_open(const ragd_cfg *cfg, int readonly, store **out, ragd_e
     f->cfg = cfg;
     f->readonly = readonly;
     pthread_rwlock_init(&f->index_rw, NULL);
+    pthread_mutex_init(&f->names_mu, NULL);
     ragd_rc rc = RAGD_OK;
     f->index_path = util_path_join(cfg->data_dir, INDEX_FILE);
     if (f->index_path == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     if (rc == RAGD_OK) rc = store_db_open(cfg->data_dir, readonly, &f->db, err);
+    if (rc == RAGD_OK) rc = names_load(f, err);
     if (rc != RAGD_OK) {
         faiss_close(&f->base);
         return rc;
@@ -374,17 +445,19 @@ static ragd_rc faiss_flush(store *s, ragd_err *err)
 
 /* ---- documents and chunks ------------------------------------------------------------------ */
 
-static ragd_rc faiss_doc_find(store *s, const char *path, store_doc *out, int *found,
-                              ragd_err *err)
+static ragd_rc faiss_doc_find(store *s, const char *collection, const char *path,
+                              store_doc *out, int *found, ragd_err *err)
 {
-    return store_db_doc_find(faiss_of(s)->db, path, out, found, err);
+    return store_db_doc_find_in(faiss_of(s)->db, collection, path, out, found, err);
 }
 
 static ragd_rc faiss_doc_put(store *s, const store_doc *doc, int64_t *id, ragd_err *err)
 {
     faiss_store *f = faiss_of(s);
     f->tx_changed = 1;
-    return store_db_doc_put(f->db, doc, id, err);
+    ragd_rc rc = names_note(f, doc->collection ? doc->collection : RAGD_COLLECTION_DEFAULT, err);
+    if (rc == RAGD_OK) rc = store_db_doc_put(f->db, doc, id, err);
+    return rc;
 }
 
 static ragd_rc faiss_doc_chunk_count(store *s, int64_t doc_id, size_t *n, ragd_err *err)
@@ -422,10 +495,10 @@ static ragd_rc faiss_doc_delete(store *s, int64_t doc_id, size_t *removed, ragd_
     return doc_delete_common(faiss_of(s), doc_id, 1, removed, err);
 }
 
-static ragd_rc faiss_doc_list_prefix(store *s, const char *prefix, int64_t **ids, char ***paths,
-                                     size_t *n, ragd_err *err)
+static ragd_rc faiss_doc_list_prefix(store *s, const char *collection, const char *prefix,
+                                     int64_t **ids, char ***paths, size_t *n, ragd_err *err)
 {
-    return store_db_doc_list_prefix(faiss_of(s)->db, prefix, ids, paths, n, err);
+    return store_db_doc_list_prefix_in(faiss_of(s)->db, collection, prefix, ids, paths, n, err);
 }
 
 static ragd_rc faiss_chunk_put(store *s, int64_t doc_id, const store_chunk_in *c,
@@ -460,6 +533,31 @@ static ragd_rc faiss_reset(store *s, const char *model, int dims, ragd_err *err)
         pthread_rwlock_unlock(&f->index_rw);
     }
     if (rc == RAGD_OK) rc = store_db_model_check(f->db, model, dims, err);
+    if (rc == RAGD_OK) rc = names_load(f, err);
+    return rc;
+}
+
+static ragd_rc faiss_collection_delete(store *s, const char *collection, int64_t *documents,
+                                       int64_t *chunks, ragd_err *err)
+{
+    faiss_store *f = faiss_of(s);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int64_t docs = 0;
+    ragd_rc rc = faiss_begin(s, err);
+    if (rc != RAGD_OK) return rc;
+    f->tx_changed = 1;
+    rc = store_db_collection_chunk_ids(f->db, collection, &ids, &n, err);
+    if (rc == RAGD_OK) rc = store_db_collection_delete(f->db, collection, &docs, err);
+    if (rc == RAGD_OK) rc = tx_note_removed(f, ids, n, err);
+    free(ids);
+    if (rc == RAGD_OK) rc = faiss_commit(s, err);
+    else faiss_rollback(s);
+    if (rc == RAGD_OK) rc = names_load(f, err);
+    if (rc == RAGD_OK) {
+        if (documents) *documents = docs;
+        if (chunks) *chunks = (int64_t)n;
+    }
     return rc;
 }
 
@@ -506,9 +604,11 @@ static size_t faiss_vector_count(store *s)
     return n;
 }
 
-static ragd_rc faiss_vector_search_ef(store *s, const float *query, size_t k, int ef_search,
-                                      int64_t *ids, float *scores, size_t *found, ragd_err *err)
+static ragd_rc faiss_vector_search_ef(store *s, const char *collection, const float *query,
+                                      size_t k, int ef_search, int64_t *ids, float *scores,
+                                      size_t *found, ragd_err *err)
 {
+    (void)collection; /* one index for all: the engine keeps its collection's hits */
     faiss_store *f = faiss_of(s);
     pthread_rwlock_rdlock(&f->index_rw);
     ragd_rc rc = RAGD_OK;
@@ -520,10 +620,10 @@ static ragd_rc faiss_vector_search_ef(store *s, const float *query, size_t k, in
     return rc;
 }
 
-static ragd_rc faiss_vector_search(store *s, const float *query, size_t k, int64_t *ids,
-                                   float *scores, size_t *found, ragd_err *err)
+static ragd_rc faiss_vector_search(store *s, const char *collection, const float *query, size_t k,
+                                   int64_t *ids, float *scores, size_t *found, ragd_err *err)
 {
-    return faiss_vector_search_ef(s, query, k, 0, ids, scores, found, err);
+    return faiss_vector_search_ef(s, collection, query, k, 0, ids, scores, found, err);
 }
 
 static int faiss_keyword_available(store *s)
@@ -531,9 +631,11 @@ static int faiss_keyword_available(store *s)
     return store_db_fts_available(faiss_of(s)->db);
 }
 
-static ragd_rc faiss_keyword_search(store *s, const retrieve_terms *terms, size_t limit,
-                                    int64_t *ids, double *scores, size_t *found, ragd_err *err)
+static ragd_rc faiss_keyword_search(store *s, const char *collection, const retrieve_terms *terms,
+                                    size_t limit, int64_t *ids, double *scores, size_t *found,
+                                    ragd_err *err)
 {
+    (void)collection; /* as faiss_vector_search */
     *found = 0;
     char *match = retrieve_fts_match(terms);
     if (match == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
@@ -578,18 +680,49 @@ static ragd_rc faiss_stats(store *s, store_stats *out, ragd_err *err)
     return RAGD_OK;
 }
 
-static ragd_rc faiss_doc_page(store *s, const char *prefix, int64_t offset, int64_t limit,
-                              store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
-                              ragd_err *err)
+static ragd_rc faiss_doc_page(store *s, const char *collection, const char *prefix,
+                              int64_t offset, int64_t limit, store_doc **docs,
+                              int64_t **chunk_counts, size_t *n, int64_t *total, ragd_err *err)
 {
-    return store_db_doc_page(faiss_of(s)->db, prefix, offset, limit, docs, chunk_counts, n, total,
-                             err);
+    return store_db_doc_page_in(faiss_of(s)->db, collection, prefix, offset, limit, docs,
+                                chunk_counts, n, total, err);
+}
+
+static int faiss_collection_exclusive(store *s, const char *collection)
+{
+    faiss_store *f = faiss_of(s);
+    if (collection == NULL) return 1;
+    pthread_mutex_lock(&f->names_mu);
+    int only = f->names_n == 0 || (f->names_n == 1 && strcmp(f->names[0], collection) == 0);
+    pthread_mutex_unlock(&f->names_mu);
+    return only;
+}
+
+static ragd_rc faiss_collections_list(store *s, store_collection **out, size_t *n, ragd_err *err)
+{
+    return store_db_collections(faiss_of(s)->db, out, n, err);
 }
 
 static ragd_rc faiss_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits, size_t *n,
                                      ragd_err *err)
 {
     return store_db_doc_chunks_read(faiss_of(s)->db, doc_id, hits, n, err);
+}
+
+/* The data-dir lock (src/engine.c) keeps every other process out of this store: an ingest needs
+ * no lock of its own here. */
+static ragd_rc faiss_ingest_lock(store *s, const char *collection, ragd_err *err)
+{
+    (void)s;
+    (void)collection;
+    (void)err;
+    return RAGD_OK;
+}
+
+static void faiss_ingest_unlock(store *s, const char *collection)
+{
+    (void)s;
+    (void)collection;
 }
 
 const store_ops store_faiss_ops = {
@@ -611,6 +744,7 @@ const store_ops store_faiss_ops = {
     .doc_list_prefix = faiss_doc_list_prefix,
     .chunk_put = faiss_chunk_put,
     .reset = faiss_reset,
+    .collection_delete = faiss_collection_delete,
     .embedding_get = faiss_embedding_get,
     .embedding_put = faiss_embedding_put,
     .embeddings_prune = faiss_embeddings_prune,
@@ -620,9 +754,13 @@ const store_ops store_faiss_ops = {
     .vector_search = faiss_vector_search,
     .keyword_available = faiss_keyword_available,
     .keyword_search = faiss_keyword_search,
+    .collection_exclusive = faiss_collection_exclusive,
+    .collections_list = faiss_collections_list,
     .keyword_terms = faiss_keyword_terms,
     .stats = faiss_stats,
     .doc_page = faiss_doc_page,
     .doc_chunks_read = faiss_doc_chunks_read,
+    .ingest_lock = faiss_ingest_lock,
+    .ingest_unlock = faiss_ingest_unlock,
     .vector_search_ef = faiss_vector_search_ef,
 };

@@ -377,3 +377,56 @@ char *util_strndup(const char *s, size_t n)
     p[n] = '\0';
     return p;
 }
+
+/* ---- URLs and identifiers ------------------------------------------------------------------ */
+
+char *util_url_redact(const char *url)
+{
+    if (url == NULL) return NULL;
+    util_buf b = {0};
+    const char *scheme = strstr(url, "://");
+    const char *p = url;
+    int bad = 0;
+    if (scheme != NULL) {
+        const char *auth = scheme + 3;
+        size_t host_start = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', host_start);
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) {
+            bad |= util_buf_append(&b, url, (size_t)(colon - url) + 1) != 0;
+            bad |= util_buf_puts(&b, "<redacted>") != 0;
+            p = at;
+        }
+    }
+    /* key=value parameters (query string or a conninfo string): password=... */
+    while (!bad && *p) {
+        const char *pw = strstr(p, "password=");
+        if (pw == NULL) {
+            bad |= util_buf_puts(&b, p) != 0;
+            break;
+        }
+        int key = pw == url || strchr("?&; \t", pw[-1]) != NULL;
+        bad |= util_buf_append(&b, p, (size_t)(pw - p) + 9) != 0;
+        p = pw + 9;
+        if (key) {
+            bad |= util_buf_puts(&b, "<redacted>") != 0;
+            p += strcspn(p, "&; \t");
+        }
+    }
+    if (bad) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    if (b.data == NULL) return strdup("");
+    return util_buf_steal(&b);
+}
+
+int util_sql_identifier_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 63 || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}

@@ -39,19 +39,40 @@ for t in "$BUILD"/tests/test_*; do
     failed=$((failed + f))
 done
 
-echo "== integration"
-python3 tests/integration/run.py --bin "$BUILD/ragd" 2>&1 | tee "$log"
-irc=${PIPESTATUS[0]}
-ip=$(sed -n 's/^integration: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' "$log" | tail -n 1)
-if_=$(sed -n 's/^integration: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' "$log" | tail -n 1)
-ip=${ip:-0}
-if_=${if_:-0}
-if [ "$irc" -ne 0 ] && [ "$if_" -eq 0 ]; then
-    echo "!! integration suite exited with status $irc without reporting failures"
-    if_=1
+# Runs the integration suite (extra environment in "$@") and adds its counts.
+integration_run() {
+    env "$@" python3 tests/integration/run.py --bin "$BUILD/ragd" 2>&1 | tee "$log"
+    local irc=${PIPESTATUS[0]}
+    local ip if_
+    ip=$(sed -n 's/^integration: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' "$log" | tail -n 1)
+    if_=$(sed -n 's/^integration: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' "$log" | tail -n 1)
+    ip=${ip:-0}
+    if_=${if_:-0}
+    if [ "$irc" -ne 0 ] && [ "$if_" -eq 0 ]; then
+        echo "!! integration suite exited with status $irc without reporting failures"
+        if_=1
+    fi
+    passed=$((passed + ip))
+    failed=$((failed + if_))
+}
+
+echo "== integration (faiss)"
+integration_run RAGD_IT_BACKEND=faiss
+
+# The same suites against Postgres + pgvector: PGlite (Postgres in WASM, pinned npm packages in
+# tests/pg/) on a free loopback port with its database in a temp dir, stopped on exit.
+echo "== integration (pgvector, PGlite)"
+pg_tmp=$(mktemp -d)
+pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap 'rm -f "$log"; [ -f "$pg_tmp/pid" ] && kill -9 -- -"$(cat "$pg_tmp/pid")" 2>/dev/null; rm -rf "$pg_tmp"' EXIT
+pg_t0=$(date +%s)
+if pg_url=$(tests/pg/start.sh "$pg_port" "$pg_tmp/db" "$pg_tmp/pid" "$pg_tmp/log"); then
+    integration_run RAGD_IT_BACKEND=pgvector RAGD_IT_DATABASE_URL="$pg_url"
+    echo "(the pgvector pass took $(( $(date +%s) - pg_t0 )) s)"
+else
+    echo "!! PGlite did not start; see above"
+    failed=$((failed + 1))
 fi
-passed=$((passed + ip))
-failed=$((failed + if_))
 
 # The Django example's tests (Django's own runner) against the same binary. Debian's
 # python3-django belongs to the system python3, which may not be the first python3 on PATH.

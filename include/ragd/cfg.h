@@ -37,7 +37,13 @@ typedef struct ragd_cfg {
     char *data_dir;       /* data_dir = var/vectorstore */
     char *vector_backend; /* vector_backend = faiss; the only backend for now */
     char *index_factory;  /* index_factory = Flat; FAISS factory string (Flat or HNSW<M>) */
-    int hnsw_ef_search;   /* hnsw_ef_search = 64; efSearch of HNSW indexes */
+    int hnsw_ef_search;   /* hnsw_ef_search = 64; efSearch of HNSW indexes (FAISS and pgvector) */
+    char *database_url;   /* database_url = (empty); pgvector: libpq URI; password redacted */
+    char *pg_schema;      /* pg_schema = ragd; pgvector: schema of ragd's tables */
+    int pg_pool;          /* pg_pool = 4; pgvector: reader connections */
+    int pg_timeout_ms;    /* pg_timeout_ms = 5000; pgvector: longest wait on Postgres */
+    int hnsw_m;           /* hnsw_m = 16; pgvector HNSW index m */
+    int hnsw_ef_construction; /* hnsw_ef_construction = 64; pgvector HNSW ef_construction */
 
     /* [ingest] */
     char **ingest_paths;    /* paths = docs; colon-separated list, ingested by `serve` at start */

@@ -72,6 +72,7 @@ typedef struct engine_ingest_report {
     double embed_cost_usd;   /* embed_tokens at embed.price_per_million */
     struct engine_ocr_note *ocr; /* files with OCRed pages (src/engine_report.c); owned */
     size_t ocr_count;
+    char *collection;        /* the collection ingested into; owned */
 } engine_ingest_report;
 
 /* One file whose text came partly from OCR, for the ingest report's "ocr" list. */
@@ -123,6 +124,7 @@ typedef struct engine_ingest_opts {
     engine_progress_fn progress;     /* may be NULL */
     engine_progress2_fn progress2;   /* may be NULL */
     void *progress_ctx;
+    const char *collection;          /* borrowed; NULL: "default" (engine_collection_valid) */
 } engine_ingest_opts;
 
 /* engine_ingest with options: include/exclude globs (documents whose relative path the globs do
@@ -161,6 +163,7 @@ typedef struct engine_query {
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
     int rerank;             /* RAGD_RERANK_*; DEFAULT: rerank when [rerank] provider is set */
+    const char *collection; /* borrowed; NULL: "default"; only its documents are searched */
     int ef_search;          /* HNSW efSearch for this query; 0: [store] hnsw_ef_search */
 } engine_query;
 
@@ -219,6 +222,7 @@ typedef struct engine_push_doc {
     const char *source;    /* shown as the source (a URL); NULL: "push:<id>" */
     const char *tags_json;     /* JSON array of strings; NULL: [] */
     const char *metadata_json; /* JSON object; NULL: {} */
+    const char *collection;    /* NULL: "default" */
 } engine_push_doc;
 
 typedef enum engine_push_outcome {
@@ -236,12 +240,35 @@ ragd_rc engine_doc_push(engine *e, const engine_push_doc *d, engine_push_outcome
 /* Deletes the pushed document id. Returns: RAGD_OK, or RAGD_ERR_NOT_FOUND. *chunks may be NULL. */
 ragd_rc engine_doc_delete(engine *e, const char *id, int64_t *chunks, ragd_err *err);
 
+/* engine_doc_delete in a collection (NULL: "default"). */
+ragd_rc engine_doc_delete_in(engine *e, const char *collection, const char *id, int64_t *chunks,
+                             ragd_err *err);
+
 /* Returns: 1 if id can name a pushed document: 1..256 bytes of valid UTF-8 without control
  * characters; 0 otherwise. */
 int engine_doc_id_valid(const char *id);
 
 /* Returns: the store, for read-only listings from any thread (borrowed until engine_close). */
 store *engine_store_get(engine *e);
+
+/* ---- collections ---------------------------------------------------------------------------
+ * Every document lives in one collection ("default" unless a request names another); a
+ * retrieval sees only its collection. Embeddings are shared: the same text in two collections is
+ * embedded once. */
+
+/* Returns: 1 if name can name a collection: 1..64 bytes of ASCII letters, digits, '_', '-' and
+ * '.', not starting with '.'; 0 otherwise. */
+int engine_collection_valid(const char *name);
+
+/* Lists the collections holding documents with their counts (any thread).
+ * Returns: *out new (free with store_collections_free), *n. */
+ragd_rc engine_collections_list(engine *e, store_collection **out, size_t *n, ragd_err *err);
+
+/* Deletes a collection's documents, chunks and vectors (embeddings stay for re-use). Refused
+ * with RAGD_ERR_BUSY while an ingest runs. Returns: RAGD_OK and the counts deleted (may be NULL;
+ * 0 and 0 for a collection that holds nothing). */
+ragd_rc engine_collection_delete(engine *e, const char *name, int64_t *documents,
+                                 int64_t *chunks, ragd_err *err);
 
 /* ---- status ------------------------------------------------------------------------------- */
 typedef struct engine_stats {

@@ -87,6 +87,7 @@ typedef struct log_retrieval {
     double embed_ms, search_ms, fetch_ms, total_ms;
     ragd_rc rc;               /* RAGD_OK, or why the retrieval failed */
     const char *error_message; /* borrowed; NULL when rc is RAGD_OK */
+    const char *collection;    /* borrowed; the collection searched; NULL: left out */
 } log_retrieval;
 
 /* Records one retrieval: hit or miss counter, latency histograms, the embedder's outcome (for

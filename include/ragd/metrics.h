@@ -62,6 +62,8 @@ typedef struct metrics_gauges {
     int64_t index_vectors, index_bytes;
     int have_store; /* 0: the store could not be read; store gauges are left out */
     double rerank_cost_usd; /* estimated reranker spend since start (issue 17) */
+    const struct store_collection *collections; /* borrowed; per-collection gauges; may be NULL */
+    size_t collection_count;
 } metrics_gauges;
 
 /* Adds n to a counter. */

@@ -27,6 +27,9 @@
 struct ragd_cfg;
 struct retrieve_terms;
 
+/* The collection of documents given none (requests, CLI, documents from before collections). */
+#define RAGD_COLLECTION_DEFAULT "default"
+
 typedef struct store_doc {
     int64_t id;          /* 0 when not yet stored */
     char *path;          /* unique key: absolute path, or "push:<id>" for pushed documents */
@@ -37,6 +40,7 @@ typedef struct store_doc {
     int64_t mtime;
     char *tags_json;     /* JSON array of strings */
     char *metadata_json; /* JSON object */
+    char *collection;    /* the document's collection; NULL in store_doc_put: "default" */
 } store_doc;
 
 /* Frees the strings of doc and zeroes it. doc may be NULL. */
@@ -76,10 +80,21 @@ typedef struct store_hit {
     char *tags_json;
     char *metadata_json;
     int page; /* 1-based page (PDF), 0 when none */
+    char *collection; /* the document's collection */
+    char *checksum;   /* SHA-256 hex of the embedded text: the embeddings key */
 } store_hit;
 
 /* Frees the strings of one hit and zeroes it. h may be NULL. */
 void store_hit_free(store_hit *h);
+
+/* One collection and its counts (store_collections_list). */
+typedef struct store_collection {
+    char *name;
+    int64_t documents, chunks;
+} store_collection;
+
+/* Frees n rows and the array. list may be NULL. */
+void store_collections_free(store_collection *list, size_t n);
 
 typedef struct store_stats {
     int64_t documents, chunks, embeddings;
@@ -116,16 +131,19 @@ typedef struct store_ops {
     ragd_rc (*flush)(store *s, ragd_err *err);
 
     /* writer: documents and chunks */
-    ragd_rc (*doc_find)(store *s, const char *path, store_doc *out, int *found, ragd_err *err);
+    ragd_rc (*doc_find)(store *s, const char *collection, const char *path, store_doc *out,
+                        int *found, ragd_err *err);
     ragd_rc (*doc_put)(store *s, const store_doc *doc, int64_t *id, ragd_err *err);
     ragd_rc (*doc_chunk_count)(store *s, int64_t doc_id, size_t *n, ragd_err *err);
     ragd_rc (*doc_chunks_delete)(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
     ragd_rc (*doc_delete)(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
-    ragd_rc (*doc_list_prefix)(store *s, const char *prefix, int64_t **ids, char ***paths,
-                               size_t *n, ragd_err *err);
+    ragd_rc (*doc_list_prefix)(store *s, const char *collection, const char *prefix,
+                               int64_t **ids, char ***paths, size_t *n, ragd_err *err);
     ragd_rc (*chunk_put)(store *s, int64_t doc_id, const store_chunk_in *c, const float *vec,
                          int dims, int64_t *id, ragd_err *err);
     ragd_rc (*reset)(store *s, const char *model, int dims, ragd_err *err);
+    ragd_rc (*collection_delete)(store *s, const char *collection, int64_t *documents,
+                                 int64_t *chunks, ragd_err *err);
 
     /* writer: embeddings by content hash */
     ragd_rc (*embedding_get)(store *s, const char *checksum, const char *model, int dims,
@@ -140,30 +158,43 @@ typedef struct store_ops {
     /* readers */
     ragd_rc (*chunks_get)(store *s, const int64_t *ids, size_t n, store_hit *out, ragd_err *err);
     size_t (*vector_count)(store *s);
-    ragd_rc (*vector_search)(store *s, const float *query, size_t k, int64_t *ids, float *scores,
-                             size_t *found, ragd_err *err);
+    ragd_rc (*vector_search)(store *s, const char *collection, const float *query, size_t k,
+                             int64_t *ids, float *scores, size_t *found, ragd_err *err);
     int (*keyword_available)(store *s);
-    ragd_rc (*keyword_search)(store *s, const struct retrieve_terms *terms, size_t limit,
-                              int64_t *ids, double *scores, size_t *found, ragd_err *err);
+    ragd_rc (*keyword_search)(store *s, const char *collection, const struct retrieve_terms *terms,
+                              size_t limit, int64_t *ids, double *scores, size_t *found,
+                              ragd_err *err);
+    int (*collection_exclusive)(store *s, const char *collection);
+    ragd_rc (*collections_list)(store *s, store_collection **out, size_t *n, ragd_err *err);
     ragd_rc (*keyword_terms)(store *s, const struct retrieve_terms *terms, const int64_t *top_ids,
                              size_t top_n, int64_t *df, uint32_t *top_mask, int64_t *total,
                              ragd_err *err);
     ragd_rc (*stats)(store *s, store_stats *out, ragd_err *err);
-    ragd_rc (*doc_page)(store *s, const char *prefix, int64_t offset, int64_t limit,
+    ragd_rc (*doc_page)(store *s, const char *collection, const char *prefix, int64_t offset,
+                        int64_t limit,
                         store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
                         ragd_err *err);
     ragd_rc (*doc_chunks_read)(store *s, int64_t doc_id, store_hit **hits, size_t *n,
                                ragd_err *err);
+
+    /* writer: the cross-process ingest lock of a collection */
+    ragd_rc (*ingest_lock)(store *s, const char *collection, ragd_err *err);
+    void (*ingest_unlock)(store *s, const char *collection);
     /* Optional: vector_search with this search's own graph breadth (a request's `ef_search`,
      * > 0); NULL: the backend has no such knob and vector_search runs instead. */
-    ragd_rc (*vector_search_ef)(store *s, const float *query, size_t k, int ef_search,
-                                int64_t *ids, float *scores, size_t *found, ragd_err *err);
+    ragd_rc (*vector_search_ef)(store *s, const char *collection, const float *query, size_t k,
+                                int ef_search, int64_t *ids, float *scores, size_t *found,
+                                ragd_err *err);
 } store_ops;
 
 /* Every backend's store begins with this header. */
 struct store {
     const store_ops *ops;
 };
+
+/* The backends' names, NULL-terminated, in the order of the table in src/store.c: the choices of
+ * [store] vector_backend. */
+extern const char *const store_backend_names[];
 
 /* Returns: the backend named name ([store] vector_backend), or NULL when none is built in. */
 const store_ops *store_backend_find(const char *name);
@@ -186,7 +217,8 @@ ragd_rc store_flush(store *s, ragd_err *err);
 
 /* Finds a document by path. Returns: RAGD_OK with *found 1 and *out filled (strings new, free with
  * store_doc_free), or RAGD_OK with *found 0. */
-ragd_rc store_doc_find(store *s, const char *path, store_doc *out, int *found, ragd_err *err);
+ragd_rc store_doc_find(store *s, const char *collection, const char *path, store_doc *out,
+                       int *found, ragd_err *err);
 /* Inserts or updates (by path) the document row; sets *id. Does not touch chunks. */
 ragd_rc store_doc_put(store *s, const store_doc *doc, int64_t *id, ragd_err *err);
 /* Returns: *n, the number of chunks of a document. */
@@ -195,16 +227,20 @@ ragd_rc store_doc_chunk_count(store *s, int64_t doc_id, size_t *n, ragd_err *err
 ragd_rc store_doc_chunks_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
 /* Deletes a document, its chunks and their vectors; *removed (chunks) may be NULL. */
 ragd_rc store_doc_delete(store *s, int64_t doc_id, size_t *removed, ragd_err *err);
-/* Lists (id, path) of documents whose path starts with prefix.
+/* Lists (id, path) of the collection's documents whose path starts with prefix.
  * Returns: *ids and *paths new (free each path, then both arrays with free()), *n. */
-ragd_rc store_doc_list_prefix(store *s, const char *prefix, int64_t **ids, char ***paths,
-                              size_t *n, ragd_err *err);
+ragd_rc store_doc_list_prefix(store *s, const char *collection, const char *prefix, int64_t **ids,
+                              char ***paths, size_t *n, ragd_err *err);
 /* Inserts one chunk of doc_id with its vector (dims floats, L2-normalised; NULL: not
  * searchable by vector). Returns: *id, the new chunk id. */
 ragd_rc store_chunk_put(store *s, int64_t doc_id, const store_chunk_in *c, const float *vec,
                         int dims, int64_t *id, ragd_err *err);
 /* Deletes every document and chunk and records model/dims (for --reset); embeddings stay. */
 ragd_rc store_reset(store *s, const char *model, int dims, ragd_err *err);
+/* Deletes every document of a collection with its chunks and vectors, in one transaction of its
+ * own; embeddings stay. *documents and *chunks (may be NULL): what was deleted. */
+ragd_rc store_collection_delete(store *s, const char *collection, int64_t *documents,
+                                int64_t *chunks, ragd_err *err);
 
 /* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1; out holds dims floats. */
 ragd_rc store_embedding_get(store *s, const char *checksum, const char *model, int dims,
@@ -225,19 +261,31 @@ ragd_rc store_vectors_each(store *s, const char *model, int dims, store_vector_f
 ragd_rc store_chunks_get(store *s, const int64_t *ids, size_t n, store_hit *out, ragd_err *err);
 /* Returns: the number of vectors a search can return (an upper bound for widening). */
 size_t store_vector_count(store *s);
-/* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. */
-ragd_rc store_vector_search(store *s, const float *query, size_t k, int64_t *ids, float *scores,
-                            size_t *found, ragd_err *err);
+/* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. A
+ * backend may restrict the search to collection (NULL: all); one that cannot returns chunks of
+ * every collection, and the caller keeps those of its own (store_hit.collection): see
+ * store_collection_exclusive. */
+ragd_rc store_vector_search(store *s, const char *collection, const float *query, size_t k,
+                            int64_t *ids, float *scores, size_t *found, ragd_err *err);
+/* Returns: 1 when vector and keyword searches for collection return only its chunks (the backend
+ * restricts them, or the store holds no other collection), so the caller needs no widening for
+ * it; 0 otherwise. */
+int store_collection_exclusive(store *s, const char *collection);
+/* Lists the collections that hold documents, by name, with their counts.
+ * Returns: *out new (free with store_collections_free), *n. */
+ragd_rc store_collections_list(store *s, store_collection **out, size_t *n, ragd_err *err);
 /* store_vector_search with a per-search HNSW breadth: ef_search > 0 applies to this search only
  * (backends without vector_search_ef, and exact indexes, ignore it); <= 0 is the configured one. */
-ragd_rc store_vector_search_ef(store *s, const float *query, size_t k, int ef_search,
-                               int64_t *ids, float *scores, size_t *found, ragd_err *err);
+ragd_rc store_vector_search_ef(store *s, const char *collection, const float *query, size_t k,
+                               int ef_search, int64_t *ids, float *scores, size_t *found,
+                               ragd_err *err);
 /* Returns: 1 when keyword search is available (a read-only open of an old faiss store has none). */
 int store_keyword_available(store *s);
-/* BM25-style keyword search for any of the terms: *found entries of ids/scores (limit at most),
+/* BM25-style keyword search (restricted to collection like store_vector_search) for any of the terms: *found entries of ids/scores (limit at most),
  * best first, scores > 0, higher is better. Without a keyword index: RAGD_OK, *found 0. */
-ragd_rc store_keyword_search(store *s, const struct retrieve_terms *terms, size_t limit,
-                             int64_t *ids, double *scores, size_t *found, ragd_err *err);
+ragd_rc store_keyword_search(store *s, const char *collection, const struct retrieve_terms *terms,
+                             size_t limit, int64_t *ids, double *scores, size_t *found,
+                             ragd_err *err);
 /* For the confidence estimate, from one snapshot: for each term the number of chunks containing
  * it (df[i]) and which of top_ids (at most 32) contain it (bit j of top_mask[i]); *total is the
  * number of chunks. Without a keyword index everything is 0. */
@@ -245,19 +293,28 @@ ragd_rc store_keyword_terms(store *s, const struct retrieve_terms *terms, const 
                             size_t top_n, int64_t *df, uint32_t *top_mask, int64_t *total,
                             ragd_err *err);
 ragd_rc store_stats_get(store *s, store_stats *out, ragd_err *err);
-/* Lists documents whose path starts with prefix, ordered by path, limit rows from offset, with
- * each one's chunk count and the total matching. Returns: *docs and *chunk_counts new (free with
- * store_doc_rows_free and free()), *n rows, *total. */
-ragd_rc store_doc_page(store *s, const char *prefix, int64_t offset, int64_t limit,
-                       store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
-                       ragd_err *err);
+/* Lists the collection's documents whose path starts with prefix, ordered by path, limit rows
+ * from offset, with each one's chunk count and the total matching. Returns: *docs and
+ * *chunk_counts new (free with store_doc_rows_free and free()), *n rows, *total. */
+ragd_rc store_doc_page(store *s, const char *collection, const char *prefix, int64_t offset,
+                       int64_t limit, store_doc **docs, int64_t **chunk_counts, size_t *n,
+                       int64_t *total, ragd_err *err);
 /* Reads every chunk of a document in order.
  * Returns: *hits new (free each with store_hit_free, then the array with free()), *n. */
 ragd_rc store_doc_chunks_read(store *s, int64_t doc_id, store_hit **hits, size_t *n,
                               ragd_err *err);
 
+/* Takes the ingest lock of a collection for this process, across every process sharing the
+ * store (faiss: the data-dir lock already excludes other processes, so nothing more; pgvector: a
+ * lease row renewed by a heartbeat, freed when a killed holder stops renewing it).
+ * Returns: RAGD_OK, or RAGD_ERR_BUSY with a message naming the holder. */
+ragd_rc store_ingest_lock(store *s, const char *collection, ragd_err *err);
+/* Releases the lock store_ingest_lock took. */
+void store_ingest_unlock(store *s, const char *collection);
+
 /* The backends' tables (src/store_*.c). */
 extern const store_ops store_faiss_ops;
+extern const store_ops store_pg_ops;
 
 /* Backend declarations, for the backends themselves and their unit tests. The engine defines
  * RAGD_STORE_INTERFACE_ONLY so that no backend detail can creep back into it. */

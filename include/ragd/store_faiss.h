@@ -61,7 +61,12 @@ ragd_rc store_db_generation_bump(store_db *s, uint64_t *out_new, ragd_err *err);
  * store_doc_free), or RAGD_OK with *found 0. */
 ragd_rc store_db_doc_find(store_db *s, const char *path, store_doc *out, int *found, ragd_err *err);
 
-/* Inserts or updates (by path) the document row; sets *id. Does not touch chunks. */
+/* store_db_doc_find in a collection (NULL: "default"); store_db_doc_find looks in "default". */
+ragd_rc store_db_doc_find_in(store_db *s, const char *collection, const char *path,
+                             store_doc *out, int *found, ragd_err *err);
+
+/* Inserts or updates (by collection and path; doc->collection NULL: "default") the document row;
+ * sets *id. Does not touch chunks. */
 ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_err *err);
 
 /* Lists the chunk ids of a document. Returns: *ids new (free()), *n. */
@@ -78,6 +83,9 @@ ragd_rc store_db_doc_delete(store_db *s, int64_t doc_id, ragd_err *err);
  * Returns: *ids and *paths new (free each path, then both arrays with free()), *n. */
 ragd_rc store_db_doc_list_prefix(store_db *s, const char *prefix, int64_t **ids, char ***paths,
                                  size_t *n, ragd_err *err);
+/* store_db_doc_list_prefix in a collection (NULL: "default"). */
+ragd_rc store_db_doc_list_prefix_in(store_db *s, const char *collection, const char *prefix,
+                                    int64_t **ids, char ***paths, size_t *n, ragd_err *err);
 
 
 /* Inserts one chunk of doc_id. Returns: *id, the new chunk id (also its vector index id). */
@@ -112,6 +120,23 @@ ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit
 ragd_rc store_db_doc_page(store_db *s, const char *prefix, int64_t offset, int64_t limit,
                           store_doc **docs, int64_t **chunk_counts, size_t *n, int64_t *total,
                           ragd_err *err);
+
+/* store_db_doc_page in a collection (NULL: "default"). */
+ragd_rc store_db_doc_page_in(store_db *s, const char *collection, const char *prefix,
+                             int64_t offset, int64_t limit, store_doc **docs,
+                             int64_t **chunk_counts, size_t *n, int64_t *total, ragd_err *err);
+
+/* Lists the collections holding documents, by name, with their counts, through a reader
+ * connection. Returns: *out new (store_collections_free), *n. */
+ragd_rc store_db_collections(store_db *s, store_collection **out, size_t *n, ragd_err *err);
+
+/* Lists the chunk ids of a collection (writer connection). Returns: *ids new (free()), *n. */
+ragd_rc store_db_collection_chunk_ids(store_db *s, const char *collection, int64_t **ids,
+                                      size_t *n, ragd_err *err);
+
+/* Deletes a collection's documents and their chunks; *documents (may be NULL) counts them. */
+ragd_rc store_db_collection_delete(store_db *s, const char *collection, int64_t *documents,
+                                   ragd_err *err);
 
 /* Reads every chunk of a document in order through a reader connection (any thread).
  * Returns: *hits new (free each with store_hit_free, then the array with free()), *n. */

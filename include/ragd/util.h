@@ -71,4 +71,12 @@ char *util_path_join(const char *dir, const char *name);
 /* Returns: a new copy of s[0..n) (free with free()), or NULL on OOM. */
 char *util_strndup(const char *s, size_t n);
 
+/* Returns: a copy of url with the password of its user-info part replaced by "<redacted>"
+ * ("postgresql://app:<redacted>@db/x"), and a "password=" parameter's value too; new (free()),
+ * or NULL on OOM. A URL without a password is copied as it is. */
+char *util_url_redact(const char *url);
+
+/* Returns: 1 when s is a plain lower-case SQL identifier: [a-z_][a-z0-9_]*, 1..63 bytes. */
+int util_sql_identifier_valid(const char *s);
+
 #endif

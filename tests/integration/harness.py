@@ -29,7 +29,36 @@ CLI_TIMEOUT_S = 120.0
 HTTP_TIMEOUT_S = 60.0
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-DROPPED_ENV = ("RAG_ENABLED", "VECTOR_BACKEND", "OPENAI_API_KEY", "OPENAI_BASE_URL", "REDIS_URL")
+DROPPED_ENV = ("RAG_ENABLED", "VECTOR_BACKEND", "OPENAI_API_KEY", "OPENAI_BASE_URL", "REDIS_URL",
+               "DATABASE_URL")
+
+# The store backend every daemon and CLI of the run uses (run.py: RAGD_IT_BACKEND). With
+# pgvector, each data dir of a test maps to a Postgres schema of its own (pg_schema_for), so tests
+# stay isolated on one database; a test may name a schema itself to share one store.
+BACKEND = os.environ.get("RAGD_IT_BACKEND", "faiss")
+DATABASE_URL = os.environ.get("RAGD_IT_DATABASE_URL", "")
+
+
+def pg_schema_for(data_dir):
+    """The Postgres schema standing for data_dir in a pgvector run."""
+    import hashlib
+    return "it_" + hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:16]
+
+
+def backend_env(data_dir, env=None):
+    """The environment a ragd process gets for data_dir: the run's backend, then env on top."""
+    out = {}
+    if BACKEND == "pgvector":
+        out = {"VECTOR_BACKEND": "pgvector", "DATABASE_URL": DATABASE_URL,
+               "RAGD_STORE_PG_SCHEMA": pg_schema_for(data_dir)}
+    out.update(env or {})
+    return out
+
+
+def faiss_only(fn):
+    """Marks a test that checks the faiss backend's own files: a pgvector run skips it."""
+    fn.faiss_only = True
+    return fn
 
 
 class TestFailure(Exception):
@@ -266,7 +295,7 @@ class Daemon:
         ctx.daemon_count += 1
         self.stderr_path = os.path.join(ctx.tmp, "daemon%d.stderr" % ctx.daemon_count)
         # POST /ingest reads only inside allowed roots: the test's temp dir unless a test says
-        env = dict(env or {})
+        env = backend_env(data_dir, env)
         env.setdefault("RAGD_INGEST_ALLOWED_ROOTS", ctx.tmp)
         cmd = [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir]
         if config:
@@ -375,6 +404,7 @@ class Ctx:
     def cli(self, *args, env=None, timeout=CLI_TIMEOUT_S, cwd=None):
         """Runs `ragd args...` to completion. A sanitizer report on its stderr fails the test."""
         args = [str(a) for a in args]
+        env = backend_env(self.data_dir_of(args, cwd), env)
         try:
             p = subprocess.run([BIN] + args, stdin=subprocess.DEVNULL, capture_output=True,
                                env=child_env(env), cwd=cwd or self.tmp, timeout=timeout)
@@ -390,8 +420,19 @@ class Ctx:
                               % (" ".join(args), found, tail(res.err, 60)))
         return res
 
+    def data_dir_of(self, args, cwd=None):
+        """The data dir a CLI run uses: --data-dir, else var/vectorstore under its cwd."""
+        for i, a in enumerate(args):
+            if a == "--data-dir" and i + 1 < len(args):
+                return os.path.join(cwd or self.tmp, args[i + 1])
+            if a.startswith("--data-dir="):
+                return os.path.join(cwd or self.tmp, a.split("=", 1)[1])
+        return os.path.join(cwd or self.tmp, "var", "vectorstore")
+
     def popen(self, args, env=None, **kw):
-        p = subprocess.Popen([BIN] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+        args = [str(a) for a in args]
+        env = backend_env(self.data_dir_of(args), env)
+        p = subprocess.Popen([BIN] + args, stdin=subprocess.DEVNULL,
                              env=child_env(env), cwd=self.tmp, start_new_session=True, **kw)
         self.children.append(p)
         return p

@@ -28,6 +28,11 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 
 
+# The modules a pgvector run (RAGD_IT_BACKEND=pgvector) covers; see main().
+PG_MODULES = {"test_ingest", "test_retrieve", "test_documents", "test_collections",
+              "test_daemon", "test_ranking", "test_pgvector"}
+
+
 def load_modules():
     for fname in sorted(os.listdir(HERE)):
         if fname.startswith("test_") and fname.endswith(".py"):
@@ -93,6 +98,17 @@ def main():
 
     load_modules()
     selected = [t for t in harness.TESTS if not opts.k or any(k in t[0] for k in opts.k)]
+    if harness.BACKEND == "pgvector":
+        # The suites that run on both backends (one parametrised suite, not a copy): ingest,
+        # retrieval, documents and filters, jobs, collections, crash recovery, the eval
+        # baseline, and the pgvector-only tests; less any test marked @faiss_only.
+        selected = [t for t in selected if t[3] in PG_MODULES and
+                    not getattr(t[1], "faiss_only", False)]
+    elif harness.BACKEND != "faiss":
+        print("integration: unknown RAGD_IT_BACKEND %r" % harness.BACKEND)
+        return 1
+    else:
+        selected = [t for t in selected if not getattr(t[1], "pgvector_only", False)]
     if opts.list:
         for name, _, fx, mod in selected:
             print("%s.%s%s" % (mod, name, " [%s]" % fx if fx else ""))

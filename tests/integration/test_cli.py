@@ -102,12 +102,25 @@ def cli_config_error_names_file_line(t):
 
 @test
 def cli_pgvector_refused(t):
+    # an unknown backend names the built-in ones; pgvector without a database URL says so
     for args in (("serve", "--data-dir", t.path("data"), "--no-ingest"), ("check-config",)):
-        r = t.cli(*args, env={"VECTOR_BACKEND": "pgvector"}, timeout=30)
-        eq(r.rc, 2, "exit status of %s with VECTOR_BACKEND=pgvector" % args[0])
-        check("faiss" in r.err.lower(), "%s: message does not mention faiss: %r" % (args[0], r))
+        r = t.cli(*args, env={"VECTOR_BACKEND": "milvus"}, timeout=30)
+        eq(r.rc, 2, "exit status of %s with VECTOR_BACKEND=milvus" % args[0])
+        check("faiss" in r.err.lower() and "pgvector" in r.err.lower(),
+              "%s: message does not list faiss and pgvector: %r" % (args[0], r))
+        r = t.cli(*args, env={"VECTOR_BACKEND": "pgvector", "DATABASE_URL": ""}, timeout=30)
+        eq(r.rc, 2, "exit status of %s with VECTOR_BACKEND=pgvector, no URL" % args[0])
+        check("database_url" in r.err.lower(), "%s: message does not name database_url: %r"
+              % (args[0], r))
     r = t.cli("check-config", env={"VECTOR_BACKEND": "faiss"}, timeout=30)
     eq(r.rc, 0, "exit status of check-config with VECTOR_BACKEND=faiss")
+    # the password of DATABASE_URL is never printed
+    r = t.cli("check-config", env={"VECTOR_BACKEND": "pgvector",
+                                   "DATABASE_URL": "postgresql://app:Pw-9d2f@db:5432/x"},
+              timeout=30)
+    eq(r.rc, 0, "check-config with a pgvector URL")
+    check("Pw-9d2f" not in r.out + r.err, "the database password is printed: %r" % r)
+    check("postgresql://app:<redacted>@db:5432/x" in r.out, "URL not shown redacted: %r" % r)
 
 
 @test

@@ -16,7 +16,8 @@ import threading
 import time
 
 from corpus import REFUND_QUESTION, unique_word, write_corpus, write_generated
-from harness import (check, eq, expect_error, fixture, free_port, http_call, shared, short, test,
+from harness import (check, eq, expect_error, faiss_only, fixture, free_port, http_call, shared,
+                     short, test,
                      wait_until, write)
 
 
@@ -85,6 +86,7 @@ def serve_start_with_missing_ingest_path_warns(t):
 
 
 @test
+@faiss_only
 def serve_sigterm_exits_zero_and_saves_index(t):
     corpus = t.path("corpus")
     write_corpus(corpus)
@@ -224,6 +226,7 @@ def restart_and_check(t, what, chunks):
 
 
 @test
+@faiss_only
 def index_rebuilt_when_missing_or_corrupt(t):
     corpus = t.path("corpus")
     write_corpus(corpus)
@@ -255,6 +258,7 @@ def index_rebuilt_when_missing_or_corrupt(t):
 
 
 @test
+@faiss_only
 def index_stale_generation_rebuilt(t):
     corpus = t.path("corpus")
     write_corpus(corpus)

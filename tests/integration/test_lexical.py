@@ -8,7 +8,7 @@ min_vector_score turning a low-coverage answer confident.
 """
 import os
 
-from harness import check, eq, short, test, write
+from harness import check, eq, faiss_only, short, test, write
 
 DOCS = {
     "backup.md": "# Nightly jobs\n\nThe share gets a backup every night at two.\n",
@@ -37,6 +37,7 @@ def query(t, q, env):
 
 
 @test
+@faiss_only  # the variants are FTS5 groups; the pgvector backend's keyword side takes plain terms
 def lexical_variants_meet_on_keyword_side(t):
     corpus(t)
     for q, want in CASES:
@@ -52,6 +53,7 @@ def lexical_variants_meet_on_keyword_side(t):
 
 
 @test
+@faiss_only  # its coverage numbers are those of the FTS5 term statistics
 def lexical_min_vector_score_floor(t):
     corpus(t)
     # nine words, each passage holding at most two: lexical coverage below 0.25

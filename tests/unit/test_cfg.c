@@ -56,6 +56,7 @@ static void env_clear(void)
     }
     unsetenv("RAG_ENABLED");
     unsetenv("VECTOR_BACKEND");
+    unsetenv("DATABASE_URL");
     unsetenv("OPENAI_API_KEY");
 }
 
@@ -529,11 +530,24 @@ static void test_env_vector_backend_refused(void **state)
     (void)state;
     ragd_cfg cfg;
     ragd_err err = {0};
+    setenv("VECTOR_BACKEND", "milvus", 1);
+    assert_int_equal(cfg_load(&cfg, NULL, &err), RAGD_ERR_CONFIG);
+    assert_string_equal(err.msg, "environment VECTOR_BACKEND: vector_backend 'milvus' is not "
+                                 "available in this build; supported: faiss, pgvector");
+    assert_null(cfg.vector_backend);
+    /* pgvector is built in, but needs a database URL */
+    ragd_err_clear(&err);
     setenv("VECTOR_BACKEND", "pgvector", 1);
     assert_int_equal(cfg_load(&cfg, NULL, &err), RAGD_ERR_CONFIG);
-    assert_string_equal(err.msg, "environment VECTOR_BACKEND: vector_backend 'pgvector' is not "
-                                 "available in this build; supported: faiss");
+    assert_non_null(strstr(err.msg, "database_url"));
     assert_null(cfg.vector_backend);
+    ragd_err_clear(&err);
+    setenv("DATABASE_URL", "postgresql://app:s3cret@db.example:5432/app", 1);
+    assert_int_equal(cfg_load(&cfg, NULL, &err), RAGD_OK);
+    assert_string_equal(cfg.vector_backend, "pgvector");
+    assert_string_equal(cfg.database_url, "postgresql://app:s3cret@db.example:5432/app");
+    cfg_free(&cfg);
+    unsetenv("DATABASE_URL");
 }
 
 /* A bad variable fails with its name, and cfg_env_apply changes nothing when it fails. */

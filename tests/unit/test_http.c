@@ -721,7 +721,15 @@ static void test_root_and_unknown(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.body, "name")), "ragd");
     assert_string_equal(json_string_value(json_object_get(r.body, "version")), RAGD_VERSION);
-    assert_int_equal(json_array_size(json_object_get(r.body, "endpoints")), 11);
+    json_t *endpoints = json_object_get(r.body, "endpoints");
+    assert_int_equal(json_array_size(endpoints), 13);
+    int collections = 0;
+    for (size_t i = 0; i < json_array_size(endpoints); i++) {
+        const char *line = json_string_value(json_array_get(endpoints, i));
+        collections += strcmp(line, "GET /collections") == 0 ||
+                       strcmp(line, "DELETE /collections/{name}") == 0;
+    }
+    assert_int_equal(collections, 2);
     json_decref(r.body);
     expect_error(call(f, "GET", "/nope", NULL), 404, "not_found",
                  "unknown route");

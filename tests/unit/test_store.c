@@ -794,8 +794,9 @@ static void test_counts_maintained(void **state)
                                   "DROP TRIGGER ragd_counts_embedding_insert;"
                                   "DROP TRIGGER ragd_counts_embedding_delete;"
                                   "DROP TABLE ragd_counts;"
-                                  "INSERT INTO documents VALUES (99, '/d/z.md', 'z.md', 'Z', 'c',"
-                                  " 1, 1, '[]', '{}', 1);",
+                                  "INSERT INTO documents (id, path, source, title, checksum, size,"
+                                  " mtime, tags, metadata, ingested_at) VALUES (99, '/d/z.md',"
+                                  " 'z.md', 'Z', 'c', 1, 1, '[]', '{}', 1);",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(raw);
@@ -947,6 +948,125 @@ static void test_fts_terms_common_estimate(void **state)
     assert_int_equal(mask[1], 0u);
 }
 
+/* A schema-2 store (documents unique by path, keyword index with its title trigger) is migrated
+ * in place to schema 3: ids, chunks and the keyword index survive, every document lands in the
+ * "default" collection, the title trigger still follows renames, and one path may then live in
+ * two collections. */
+static void test_schema_2_migrated(void **state)
+{
+    fixture *f = *state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    static const char v2[] =
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE documents (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE,"
+        " source TEXT NOT NULL, title TEXT NOT NULL, checksum TEXT NOT NULL, size INTEGER NOT NULL,"
+        " mtime INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]', metadata TEXT NOT NULL DEFAULT"
+        " '{}', ingested_at INTEGER NOT NULL);"
+        "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, document_id INTEGER NOT NULL"
+        " REFERENCES documents(id) ON DELETE CASCADE, ordinal INTEGER NOT NULL, text TEXT NOT NULL,"
+        " heading TEXT NOT NULL, tokens INTEGER NOT NULL, char_start INTEGER NOT NULL,"
+        " char_end INTEGER NOT NULL, checksum TEXT NOT NULL, page INTEGER NOT NULL DEFAULT 0,"
+        " UNIQUE (document_id, ordinal));"
+        "CREATE TABLE embeddings (checksum TEXT NOT NULL, model TEXT NOT NULL, dims INTEGER NOT"
+        " NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (checksum, model,"
+        " dims)) WITHOUT ROWID;"
+        "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, heading, text,"
+        " tokenize = 'porter unicode61 remove_diacritics 2');"
+        "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+        " INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id,"
+        " coalesce((SELECT title FROM documents WHERE id = new.document_id), ''), new.heading,"
+        " new.text); END;"
+        "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
+        " DELETE FROM chunks_fts WHERE rowid = old.id; END;"
+        "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents BEGIN"
+        " UPDATE chunks_fts SET title = new.title WHERE rowid IN"
+        " (SELECT id FROM chunks WHERE document_id = new.id); END;"
+        "INSERT INTO meta VALUES ('schema_version', '2');"
+        "INSERT INTO documents VALUES (7, '/d/a.md', 'a.md', 'Alpha', 'c', 1, 1, '[]', '{}', 1);"
+        "INSERT INTO chunks VALUES (12, 7, 0, 'old text', '', 2, 0, 8, 'k', 3);"
+        /* the maintained counts of a schema-2 store written by a recent ragd */
+        "CREATE TABLE ragd_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO ragd_counts VALUES ('documents', 1), ('chunks', 1), ('embeddings', 0);"
+        "CREATE TRIGGER ragd_counts_doc_insert AFTER INSERT ON documents BEGIN"
+        " UPDATE ragd_counts SET n = n + 1 WHERE name = 'documents'; END;"
+        "CREATE TRIGGER ragd_counts_doc_delete AFTER DELETE ON documents BEGIN"
+        " UPDATE ragd_counts SET n = n - 1 WHERE name = 'documents'; END;"
+        "CREATE TRIGGER ragd_counts_chunk_insert AFTER INSERT ON chunks BEGIN"
+        " UPDATE ragd_counts SET n = n + 1 WHERE name = 'chunks'; END;"
+        "CREATE TRIGGER ragd_counts_chunk_delete AFTER DELETE ON chunks BEGIN"
+        " UPDATE ragd_counts SET n = n - 1 WHERE name = 'chunks'; END;";
+    assert_int_equal(sqlite3_exec(raw, v2, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+
+    ragd_err err = {0};
+    ragd_rc orc = store_db_open(f->dir, 0, &f->db, &err);
+    if (orc != RAGD_OK) fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(orc, RAGD_OK);
+    store_doc doc = {0};
+    int found = 0;
+    assert_int_equal(store_db_doc_find(f->db, "/d/a.md", &doc, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(doc.id, 7);
+    assert_string_equal(doc.collection, "default");
+    store_doc_free(&doc);
+    int64_t id = 12;
+    store_hit h = {0};
+    assert_int_equal(store_db_chunks_get(f->db, &id, 1, &h, &err), RAGD_OK);
+    assert_string_equal(h.text, "old text");
+    assert_int_equal(h.page, 3);
+    assert_string_equal(h.collection, "default");
+    store_hit_free(&h);
+    /* the title trigger was created again: a rename reaches the keyword index */
+    store_doc renamed = {.path = "/d/a.md", .source = "a.md", .title = "Zanzibar",
+                         .checksum = "c"};
+    int64_t same = 0;
+    assert_int_equal(store_db_doc_put(f->db, &renamed, &same, &err), RAGD_OK);
+    assert_int_equal(same, 7);
+    int64_t ids[4];
+    double scores[4];
+    size_t n = 0;
+    assert_int_equal(store_db_fts_search(f->db, "\"zanzibar\"", 4, ids, scores, &n, &err),
+                     RAGD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 12);
+    /* one path, two collections; deletes stay per collection */
+    store_doc other = {.path = "/d/a.md", .source = "a.md", .title = "Other", .checksum = "d",
+                       .collection = "team"};
+    int64_t other_id = 0;
+    assert_int_equal(store_db_doc_put(f->db, &other, &other_id, &err), RAGD_OK);
+    assert_true(other_id != 7);
+    stats_expect(f->db, 2, 1, 0); /* the counts' document triggers survived the rebuild */
+    assert_int_equal(store_db_doc_find_in(f->db, "team", "/d/a.md", &doc, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(doc.id, other_id);
+    store_doc_free(&doc);
+    store_collection *list = NULL;
+    size_t nc = 0;
+    assert_int_equal(store_db_collections(f->db, &list, &nc, &err), RAGD_OK);
+    assert_int_equal(nc, 2);
+    assert_string_equal(list[0].name, "default");
+    assert_int_equal(list[0].chunks, 1);
+    assert_string_equal(list[1].name, "team");
+    assert_int_equal(list[1].chunks, 0);
+    store_collections_free(list, nc);
+    int64_t removed = 0;
+    assert_int_equal(store_db_collection_delete(f->db, "team", &removed, &err), RAGD_OK);
+    assert_int_equal(removed, 1);
+    stats_expect(f->db, 1, 1, 0);
+    assert_int_equal(store_db_doc_find(f->db, "/d/a.md", &doc, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    store_doc_free(&doc);
+    store_db_close(f->db);
+    f->db = NULL;
+    /* migrated once: opens again, read-only too */
+    store_db *ro = NULL;
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
+    store_db_close(ro);
+}
+
 /* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
 
 /* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
@@ -995,7 +1115,7 @@ static void test_interface_faiss_commit(void **state)
     int64_t ids[4];
     float scores[4];
     size_t found = 0;
-    assert_int_equal(store_vector_search(st, v, 4, ids, scores, &found, &err), RAGD_OK);
+    assert_int_equal(store_vector_search(st, NULL, v, 4, ids, scores, &found, &err), RAGD_OK);
     assert_int_equal(found, 1);
     assert_int_equal(ids[0], chunk_id);
 
@@ -1014,7 +1134,7 @@ static void test_interface_faiss_commit(void **state)
     assert_int_equal(stats.documents, 1);
     assert_int_equal(stats.chunks, 1);
     assert_int_equal(stats.vectors, 1);
-    assert_int_equal(store_vector_search(st, v, 4, ids, scores, &found, &err), RAGD_OK);
+    assert_int_equal(store_vector_search(st, NULL, v, 4, ids, scores, &found, &err), RAGD_OK);
     assert_int_equal(found, 1);
     assert_int_equal(ids[0], chunk_id);
 
@@ -1049,6 +1169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };

@@ -496,6 +496,42 @@ static void test_log_level_parse(void **state)
     }
 }
 
+/* util_url_redact hides the password of a URL's user info and of password= parameters, and
+ * nothing else; util_sql_identifier_valid takes plain lower-case identifiers only. */
+static void test_url_redact(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"postgresql://app:s3cret@db:5432/x", "postgresql://app:<redacted>@db:5432/x"},
+        {"postgresql://app@db/x?sslmode=disable", "postgresql://app@db/x?sslmode=disable"},
+        {"postgresql://db/x?user=a&password=pw&sslmode=require",
+         "postgresql://db/x?user=a&password=<redacted>&sslmode=require"},
+        {"host=db password=pw dbname=x", "host=db password=<redacted> dbname=x"},
+        {"postgresql://u:p%40ss@h/d", "postgresql://u:<redacted>@h/d"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = util_url_redact(cases[i][0]);
+        assert_non_null(r);
+        assert_string_equal(r, cases[i][1]);
+        free(r);
+    }
+    assert_null(util_url_redact(NULL));
+    assert_true(util_sql_identifier_valid("ragd"));
+    assert_true(util_sql_identifier_valid("_x9"));
+    assert_false(util_sql_identifier_valid("Ragd"));
+    assert_false(util_sql_identifier_valid("9x"));
+    assert_false(util_sql_identifier_valid("a-b"));
+    assert_false(util_sql_identifier_valid("x\"; DROP TABLE y; --"));
+    assert_false(util_sql_identifier_valid(""));
+    char long_name[70];
+    memset(long_name, 'a', 64);
+    long_name[64] = '\0';
+    assert_false(util_sql_identifier_valid(long_name));
+    long_name[63] = '\0';
+    assert_true(util_sql_identifier_valid(long_name));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_err_first_wins),
         cmocka_unit_test(test_rc_names),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_url_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
