@@ -253,7 +253,7 @@ static const ragd_cfg_entry cfg_table[] = {
      "with a model embedder: a best cosine at or above this is confident even when the lexical "
      "coverage is low; 0: not used"},
     {"retrieve", "lexical_variants", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_lexical_variants), 0,
-     "true", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "false", RAGD_CFG_F_LIVE, 0, 0, NULL,
      "keyword side also matches compound/split forms, numbers with units, British/American "
      "spellings"},
 

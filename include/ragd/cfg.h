@@ -114,7 +114,7 @@ typedef struct ragd_cfg {
     double retrieve_max_unknown_share; /* max_unknown_share = 0.65; low_confidence at or above */
     double retrieve_min_vector_score; /* min_vector_score = 0.0; with a model embedder: a best
                                        * cosine at or above is confident whatever the coverage */
-    int retrieve_lexical_variants;    /* lexical_variants = true; compound/number/spelling
+    int retrieve_lexical_variants;    /* lexical_variants = false; compound/number/spelling
                                        * variants of query terms on the keyword side */
 
     /* [rerank] (issue 17, docs/RETRIEVAL.md "Reranking") */

@@ -41,7 +41,7 @@ def query(t, q, env):
 def lexical_variants_meet_on_keyword_side(t):
     corpus(t)
     for q, want in CASES:
-        on = query(t, q, {"RAGD_RETRIEVE_MODE": "keyword"})
+        on = query(t, q, {"RAGD_RETRIEVE_MODE": "keyword", "RAGD_RETRIEVE_LEXICAL_VARIANTS": "true"})
         got = [r["source"] for r in on["results"]]
         check(got and got[0] == want, "%r with variants: %s" % (q, short(on["results"])))
         check(not on["low_confidence"], "%r with variants is confident (coverage %s)"
