@@ -64,6 +64,8 @@ static const char *const send_dimensions_choices[] = {"auto", "true", "false", N
 static const char *const utf8_choices[] = {"skip", "repair", NULL};
 static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
 static const char *const fusion_choices[] = {"rrf", "relative", NULL};
+static const char *const ocr_choices[] = {"auto", "off", "force", NULL};
+static const char *const rerank_choices[] = {"none", "tei", "cohere", NULL};
 
 #define RAGD_CFG_SIZE_1K 1024.0
 #define RAGD_CFG_SIZE_1G 1073741824.0
@@ -142,6 +144,17 @@ static const ragd_cfg_entry cfg_table[] = {
     {"ingest", "max_document_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_document_bytes), 0,
      "1048576", 0, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,
      "largest pushed document text (POST /documents); larger gets 413"},
+    {"ingest", "ocr", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(ingest_ocr), 0, "auto", 0, 0, 0, ocr_choices,
+     "PDF pages without a text layer: auto (OCR them), off (skip them), force (OCR every page)"},
+    {"ingest", "ocr_languages", RAGD_CFG_T_STRING, RAGD_CFG_OFF(ingest_ocr_languages), 0, "eng",
+     RAGD_CFG_F_REQUIRED, 0, 0, NULL,
+     "Tesseract languages joined by +, e.g. eng+deu (Debian package tesseract-ocr-<lang>)"},
+    {"ingest", "ocr_page_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_page_timeout_s), 0,
+     "60", 0, 1, 3600, NULL, "seconds OCR may spend on one page; a slower page is left out"},
+    {"ingest", "ocr_max_pages", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_max_pages), 0, "100", 0, 0,
+     100000, NULL, "pages OCRed per file at most; later pages without text are left out"},
+    {"ingest", "ocr_dpi", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_dpi), 0, "300", 0, 72, 600,
+     NULL, "resolution pages are rendered at for OCR"},
 
     {"chunk", "target_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chunk_target_tokens), 0, "650", 0, 32,
      8192, NULL, "chunk size the chunker aims for, in tokens"},
@@ -241,6 +254,35 @@ static const ragd_cfg_entry cfg_table[] = {
     {"retrieve", "max_unknown_share", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_max_unknown_share),
      0, "0.65", RAGD_CFG_F_LIVE, 0, 1, NULL,
      "share of the query's weight on words found nowhere in the store that makes low_confidence"},
+    {"retrieve", "min_vector_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_vector_score),
+     0, "0.0", RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "with a model embedder: a best cosine at or above this is confident even when the lexical "
+     "coverage is low; 0: not used"},
+    {"retrieve", "lexical_variants", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_lexical_variants), 0,
+     "false", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "keyword side also matches compound/split forms, numbers with units, British/American "
+     "spellings"},
+
+    {"rerank", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(rerank_provider), 0, "none", 0, 0, 0,
+     rerank_choices,
+     "second ranking stage: none, tei (Text Embeddings Inference /rerank) or cohere "
+     "(/v1/rerank, also Jina and Voyage)"},
+    {"rerank", "base_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(rerank_base_url), 0, "", 0, 0, 0, NULL,
+     "reranker API root: tei posts to {base_url}/rerank, cohere to {base_url}/v1/rerank"},
+    {"rerank", "model", RAGD_CFG_T_STRING, RAGD_CFG_OFF(rerank_model), 0, "", 0, 0, 0, NULL,
+     "reranker model name (sent by cohere; part of the score cache key)"},
+    {"rerank", "api_key", RAGD_CFG_T_STRING, RAGD_CFG_OFF(rerank_api_key), 0, "",
+     RAGD_CFG_F_SECRET, 0, 0, NULL, "bearer token for the reranker; secret, never printed"},
+    {"rerank", "candidates", RAGD_CFG_T_INT, RAGD_CFG_OFF(rerank_candidates), 0, "30",
+     RAGD_CFG_F_LIVE, 1, 1000, NULL, "fused results sent to the reranker; the top k come back"},
+    {"rerank", "timeout_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(rerank_timeout_ms), 0, "2000",
+     RAGD_CFG_F_LIVE, 10, 600000, NULL,
+     "milliseconds a rerank call may take; slower or failed calls keep the fused order"},
+    {"rerank", "min_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(rerank_min_score), 0, "0.0",
+     RAGD_CFG_F_LIVE, -1000, 1000, NULL,
+     "reranked answers whose best rerank score is below are low_confidence; 0: not used"},
+    {"rerank", "price_per_million", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(rerank_price_per_million), 0,
+     "0.0", 0, 0, 1000, NULL, "price in USD per million tokens sent to the reranker"},
 
     {"prompt", "template", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_template), 0, "", RAGD_CFG_F_LIVE,
      0, 0, NULL, "system prompt template file for POST /context; empty: the built-in one"},
@@ -979,6 +1021,10 @@ ragd_rc cfg_validate(const ragd_cfg *cfg, ragd_err *err)
         return ragd_err_set(err, RAGD_ERR_CONFIG,
                             "retrieve.default_k (%d) must be <= retrieve.max_k (%d)",
                             cfg->retrieve_default_k, cfg->retrieve_max_k);
+    if (strcmp(cfg->rerank_provider, "none") != 0 &&
+        (cfg->rerank_base_url == NULL || cfg->rerank_base_url[0] == '\0'))
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "rerank.provider = %s needs rerank.base_url",
+                            cfg->rerank_provider);
     ragd_err ierr = {0};
     if (retrieve_intent_find(cfg->intent_retrieve, NULL, NULL, &ierr) != RAGD_OK)
         return ragd_err_set(err, RAGD_ERR_CONFIG, "intent.retrieve: %s", ierr.msg);

@@ -141,6 +141,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     if (rc == RAGD_OK)
         rc = cache_query_new(cfg, e->embedder->ops->name, e->embedder->model, e->embedder->dims,
                              &e->cache, err);
+    if (rc == RAGD_OK) rc = retrieve_reranker_new(cfg, &e->reranker, err);
     if (rc == RAGD_OK) {
         store_stats st = {0};
         rc = store_stats_get(e->st, &st, err);
@@ -183,6 +184,7 @@ void engine_close(engine *e)
     if (e == NULL) return;
     store_close(e->st); /* saves what the backend keeps (the faiss index file) */
     cache_query_free(e->cache);
+    retrieve_reranker_free(e->reranker);
     embed_provider_free(e->embedder);
     if (e->lock_fd >= 0) {
         /* The file stays (unlinking would race with another process locking it); emptying it
@@ -229,6 +231,7 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
     s.ingest_running = atomic_load(&e->ingest_running);
     embed_counters_get(e->embedder, &s.embed);
     cache_stats_get(e->cache, &s.cache);
+    retrieve_reranker_stats(e->reranker, &s.rerank);
     pthread_mutex_lock(&e->status_mu);
     s.last_ingest_at = e->last_ingest_at;
     s.last_ingest_ok = e->last_ingest_ok;

@@ -36,6 +36,7 @@ void engine_ingest_report_free(engine_ingest_report *r)
         free(r->warnings[i].message);
     }
     free(r->warnings);
+    engine_report_ocr_free(r);
     free(r->root);
     free(r->collection);
     memset(r, 0, sizeof *r);
@@ -92,6 +93,9 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
                                                   r->warnings[i].code, "message",
                                                   r->warnings[i].message));
     json_object_set_new(o, "warnings", warnings ? warnings : json_array());
+    char *ocr = engine_report_ocr_json(r);
+    json_object_set_new(o, "ocr", ocr ? json_loads(ocr, 0, NULL) : json_array());
+    free(ocr);
     json_object_set_new(o, "collection",
                         json_string(r->collection ? r->collection : RAGD_COLLECTION_DEFAULT));
     json_object_set_new(o, "embedding",
@@ -659,6 +663,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
                 r->docs_added++;
             r->chunks_added += (int64_t)w.chunks.count;
             r->chunks_removed += (int64_t)removed;
+            engine_report_ocr_add(r, f->relative, &w.doc);
         }
     }
     if (rc != RAGD_OK) {
@@ -704,8 +709,14 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     int reset = opts->reset;
     engine_progress_fn progress = opts->progress;
     void *progress_ctx = opts->progress_ctx;
+    ingest_ocr_opts ocr = {.mode = ingest_ocr_mode_parse(e->cfg->ingest_ocr),
+                           .languages = e->cfg->ingest_ocr_languages,
+                           .page_timeout_ms = e->cfg->ingest_ocr_page_timeout_s * 1000,
+                           .max_pages = e->cfg->ingest_ocr_max_pages,
+                           .dpi = e->cfg->ingest_ocr_dpi};
     ingest_extract_opts xopts = {.unknown_as_text = e->cfg->ingest_unknown_as_text,
-                                 .repair_utf8 = strcmp(e->cfg->ingest_invalid_utf8, "repair") == 0};
+                                 .repair_utf8 = strcmp(e->cfg->ingest_invalid_utf8, "repair") == 0,
+                                 .ocr = &ocr};
     ingest_globs globs = {
         .include = opts->include ? opts->include : (const char *const *)e->cfg->ingest_include,
         .include_count = opts->include ? opts->include_count : e->cfg->ingest_include_count,

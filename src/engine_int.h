@@ -47,6 +47,7 @@ struct engine {
     store *st;                  /* the backend [store] vector_backend names */
     embed_provider *embedder;
     cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
+    retrieve_reranker *reranker; /* [rerank]; NULL when provider = none */
     struct prefetch *prefetch;  /* the running ingest's prefetched embeddings; read and written
                                  * only by the ingest thread, under write_mu */
     pthread_rwlock_t rw;        /* the commit point; see above */
@@ -113,5 +114,11 @@ int engine_writes_recover(engine *e);
 ragd_rc engine_store_sync(engine *e, ragd_err *err);
 /* Returns: RAGD_OK when writes may proceed, else RAGD_ERR_UNAVAILABLE with the fault's reason. */
 ragd_rc engine_writes_allowed(engine *e, ragd_err *err);
+/* The reranking stage of a retrieval (src/engine_rerank.c): scores a's results with r and keeps
+ * the best k in the reranker's order; when the reranker fails or times out, keeps the first k
+ * in the fused order and records why in a->rerank. No engine lock is held by the caller.
+ * Returns: RAGD_OK, or RAGD_ERR_NOMEM. */
+ragd_rc engine_rerank_apply(retrieve_reranker *r, const engine_query *q, engine_answer *a,
+                            size_t k, ragd_err *err);
 
 #endif

@@ -427,6 +427,20 @@ static ragd_rc confidence_estimate(engine *e, const engine_query *q,
     else
         a->low_confidence = a->coverage < query_cfg(e, q)->retrieve_min_coverage || /* -1: no terms */
                             a->unknown_share >= query_cfg(e, q)->retrieve_max_unknown_share;
+    /* A model embedder recognises a paraphrase the words miss: with its cosine floor set
+     * ([retrieve] min_vector_score, docs/RETRIEVAL.md), a close enough passage is confident. */
+    if (a->low_confidence && a->count > 0 && query_cfg(e, q)->retrieve_min_vector_score > 0.0 &&
+        a->unknown_share < query_cfg(e, q)->retrieve_max_unknown_share) {
+        double best = 0.0;
+        for (size_t i = 0; i < a->count; i++)
+            if (a->results[i].vector_rank > 0 && a->results[i].vector_score > best)
+                best = a->results[i].vector_score;
+        if (best >= query_cfg(e, q)->retrieve_min_vector_score) a->low_confidence = 0;
+    }
+    /* A cross-encoder's score judges relevance better than shared words: with a floor set for
+     * the model ([rerank] min_score, docs/RETRIEVAL.md) it decides alone. */
+    if (a->rerank.applied && a->count > 0 && query_cfg(e, q)->rerank_min_score != 0.0)
+        a->low_confidence = a->rerank.best < query_cfg(e, q)->rerank_min_score;
     if (!a->low_confidence) return RAGD_OK;
     const char *headings[RAGD_COVERAGE_TOP] = {NULL};
     for (size_t i = 0; i < ntop; i++) {
@@ -460,6 +474,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     float *qv = NULL;
     side_list vs = {0}, ks = {0};
     rc = retrieve_terms_split(q->query, q->query_len, &terms, err);
+    if (rc == RAGD_OK && query_cfg(e, q)->retrieve_lexical_variants)
+        rc = retrieve_terms_expand(q->query, q->query_len, &terms, err);
     int zero = 1;
     if (rc == RAGD_OK && a.mode != RAGD_MODE_KEYWORD) {
         int dims = e->embedder->dims;
@@ -468,13 +484,18 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         if (rc == RAGD_OK) rc = query_embed(e, q, qv, &a, err);
         for (int i = 0; rc == RAGD_OK && i < dims && zero; i++) zero = qv[i] == 0.0f;
     }
-    if (rc == RAGD_OK && (a.results = calloc(k, sizeof *a.results)) == NULL)
+    /* A reranker sees [rerank] candidates fused results and keeps the best k of them. */
+    int rerank = retrieve_rerank_wanted(e->reranker, q->rerank);
+    size_t fuse_k = rerank && (size_t)query_cfg(e, q)->rerank_candidates > k
+                        ? (size_t)query_cfg(e, q)->rerank_candidates : k;
+    if (rc == RAGD_OK && (a.results = calloc(fuse_k, sizeof *a.results)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     /* Fusion and diversity need a wider pool than k; a single list without diversity does not. */
     size_t pool = k;
     if ((a.mode == RAGD_MODE_HYBRID || a.diversity) &&
         (size_t)query_cfg(e, q)->retrieve_candidates > pool)
         pool = (size_t)query_cfg(e, q)->retrieve_candidates;
+    if (pool < fuse_k) pool = fuse_k;
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
@@ -483,8 +504,15 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
             vector_length_pivot(&vs, query_cfg(e, q)->retrieve_vector_length_slope);
         if (rc == RAGD_OK && a.mode != RAGD_MODE_VECTOR)
             rc = keyword_side(e, q, &terms, pool, &ks, &a, err);
-        if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, k, &a, err);
-        if (rc == RAGD_OK) rc = confidence_estimate(e, q, &terms, &a, err);
+        if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
+        if (rc == RAGD_OK && !rerank) rc = confidence_estimate(e, q, &terms, &a, err);
+        pthread_rwlock_unlock(&e->rw);
+    }
+    /* The reranker is an HTTP call: made outside the lock, then confidence on its order. */
+    if (rc == RAGD_OK && rerank) rc = engine_rerank_apply(e->reranker, q, &a, k, err);
+    if (rc == RAGD_OK && rerank) {
+        pthread_rwlock_rdlock(&e->rw);
+        rc = confidence_estimate(e, q, &terms, &a, err);
         pthread_rwlock_unlock(&e->rw);
     }
     const store_hit **hits = NULL;

@@ -65,6 +65,9 @@ typedef struct eval_run {
     int low_confidence;
     double coverage; /* -1 when unknown */
     double ms;
+    double best_vector; /* best cosine among the results, -1 when none came from the vectors */
+    double best_rerank; /* best rerank score, when reranked */
+    int reranked;
 } eval_run;
 
 static void eval_run_free(eval_run *r)
@@ -85,9 +88,16 @@ static int run_from_json(json_t *o, eval_run *r)
     r->low_confidence = json_is_true(low);
     json_t *cov = json_object_get(o, "coverage");
     r->coverage = json_is_number(cov) ? json_number_value(cov) : -1.0;
+    json_t *best = json_object_get(json_object_get(o, "rerank"), "best_score");
+    r->reranked = json_is_number(best);
+    r->best_rerank = r->reranked ? json_number_value(best) : 0.0;
+    r->best_vector = -1.0;
     size_t i;
     json_t *v;
     json_array_foreach(res, i, v) {
+        json_t *vs = json_object_get(v, "vector_score");
+        if (json_is_number(vs) && json_number_value(vs) > r->best_vector)
+            r->best_vector = json_number_value(vs);
         if (r->count == EVAL_K) break;
         const char *s = json_string_value(json_object_get(v, "source"));
         const char *h = json_string_value(json_object_get(v, "heading"));
@@ -140,6 +150,12 @@ static ragd_rc run_store(engine *e, const ragd_cfg *cfg, const eval_opts *o, con
     if (rc != RAGD_OK) return rc;
     r->low_confidence = a.low_confidence;
     r->coverage = a.coverage;
+    r->reranked = a.rerank.applied && a.count > 0;
+    r->best_rerank = r->reranked ? a.rerank.best : 0.0;
+    r->best_vector = -1.0;
+    for (size_t i = 0; i < a.count; i++)
+        if (a.results[i].vector_rank > 0 && a.results[i].vector_score > r->best_vector)
+            r->best_vector = a.results[i].vector_score;
     for (size_t i = 0; i < a.count && r->count < EVAL_K; i++) {
         r->sources[r->count] = strdup(a.results[i].hit.source);
         r->headings[r->count] = strdup(a.results[i].hit.heading);
@@ -236,6 +252,11 @@ static json_t *score_question(const char *question, json_t *expected, const eval
     json_t *q = json_pack("{s:s, s:b, s:f, s:o}", "question", question, "low_confidence",
                           r->low_confidence, "ms", r->ms, "coverage",
                           r->coverage >= 0 ? json_real(r->coverage) : json_null());
+    /* the scores a confidence floor is calibrated on (docs/RETRIEVAL.md) */
+    json_object_set_new(q, "best_vector_score", r->best_vector >= 0 ? json_real(r->best_vector)
+                                                                    : json_null());
+    json_object_set_new(q, "best_rerank_score", r->reranked ? json_real(r->best_rerank)
+                                                            : json_null());
     if (ne == 0) {
         t->unanswerable++;
         t->low_unanswerable += r->low_confidence != 0;

@@ -182,6 +182,7 @@ static http_reply health_reply(const http_request *req)
         s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok", s.last_ingest_ok,
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
     if (r.body) http_embed_cache_fields(&s, r.body);
+    if (r.body) http_rerank_health(&s, r.body);
     if (r.body) store_backend_fields(cfg, json_object_get(r.body, "store"));
     json_t *store = r.body ? json_object_get(r.body, "store") : NULL;
     if (store) {
@@ -221,6 +222,7 @@ http_reply http_handle_metrics(const http_request *req)
         g.embeddings = s.embeddings;
         g.index_vectors = (int64_t)s.index_vectors;
         g.index_bytes = (int64_t)s.index_bytes;
+        g.rerank_cost_usd = s.rerank.cost_usd;
     }
     util_buf out = {0};
     store_collection *colls = NULL;

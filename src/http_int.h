@@ -305,4 +305,12 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
  * compare), or no token is configured; 0 otherwise. header may be NULL. */
 int http_auth_ok(const ragd_cfg *cfg, const char *header);
 
+/* ---- reranking in answers and /health (src/http_rerank.c) --------------------------------- */
+/* Adds "rerank" (requested, applied, provider..., fallback, error, ms, candidates, cache_hits) to
+ * the answer object o, and "rerank_score" (null when not reranked) to each of results' items. */
+void http_rerank_answer(const engine_answer *a, json_t *results, json_t *o);
+/* Adds "reranker" (provider, model, calls, failures, timeouts, cache, tokens, spend, last call)
+ * to a /health body. */
+void http_rerank_health(const engine_stats *s, json_t *body);
+
 #endif

@@ -104,6 +104,7 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
             json_object_set_new(json_object_get(o, "timings_ms"), "cache", json_real(a->cache_ms));
         }
     }
+    if (o) http_rerank_answer(a, results, o);
     if (o && !a->rag_enabled)
         json_object_set_new(o, "message",
                             json_string("RAG is disabled (RAG_ENABLED=false or [rag] "
@@ -132,6 +133,7 @@ static const http_field retrieve_fields[] = {
     {"fusion", HTTP_FIELD_STRING, 0, 0, 0, fusion_choices, NULL},
     {"diversity", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"max_context_tokens", HTTP_FIELD_INT, 0, 16, 1000000, NULL, NULL},
+    {"rerank", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"collection", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
     {"ef_search", HTTP_FIELD_INT, 0, 1, 65536, NULL, NULL}, /* as [store] hnsw_ef_search */
 };
@@ -176,6 +178,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
         q.diversity = json_is_true(v) ? RAGD_DIVERSITY_ON : RAGD_DIVERSITY_OFF;
     if ((v = json_object_get(root, "max_context_tokens")) != NULL)
         q.max_context_tokens = (int)json_integer_value(v);
+    if ((v = json_object_get(root, "rerank")) != NULL)
+        q.rerank = json_is_true(v) ? RAGD_RERANK_ON : RAGD_RERANK_OFF;
     if ((v = json_object_get(root, "ef_search")) != NULL) q.ef_search = (int)json_integer_value(v);
     if ((v = json_object_get(root, "min_score")) != NULL) q.min_score = json_number_value(v);
     if ((v = json_object_get(root, "intent")) != NULL) q.intent = json_string_value(v);

@@ -446,6 +446,18 @@ static void serve_reload(cfg_live *live, const cli *c, log_event *events)
     util_buf_free(&restart);
 }
 
+/* The thread that takes signals with sigwait (cmd_serve). */
+static pthread_t signal_thread;
+
+/* Runs only in a thread that does not block the signal: one a library started before cmd_serve
+ * set the mask (OpenBLAS starts its pool when it is loaded). Without a handler the default action
+ * would end the process there, skipping the drain; instead the signal goes to the waiting thread.
+ * pthread_kill is async-signal-safe. */
+static void signal_forward(int sig)
+{
+    pthread_kill(signal_thread, sig);
+}
+
 static int cmd_serve(ragd_cfg *cfg, const cli *c)
 {
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
@@ -456,6 +468,14 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal_thread = pthread_self();
+    struct sigaction forward;
+    memset(&forward, 0, sizeof forward);
+    forward.sa_handler = signal_forward;
+    sigfillset(&forward.sa_mask);
+    sigaction(SIGINT, &forward, NULL);
+    sigaction(SIGTERM, &forward, NULL);
+    sigaction(SIGHUP, &forward, NULL);
 
     engine *e = NULL;
     ragd_err err = {0};
@@ -555,6 +575,12 @@ static void report_print(const engine_ingest_report *r, FILE *out)
                 r->errors[i].code);
     for (size_t i = 0; i < r->warning_count; i++)
         fprintf(out, "  warning: %s: %s\n", r->warnings[i].source, r->warnings[i].message);
+    for (size_t i = 0; i < r->ocr_count; i++) {
+        fprintf(out, "  ocr: %s: page%s", r->ocr[i].source, r->ocr[i].page_count > 1 ? "s" : "");
+        for (size_t k = 0; k < r->ocr[i].page_count; k++)
+            fprintf(out, "%s%d", k ? ", " : " ", r->ocr[i].pages[k]);
+        fprintf(out, " (mean confidence %.0f)\n", r->ocr[i].mean_confidence);
+    }
 }
 
 /* Sends the ingest to the daemon that holds the data dir as a background job and follows it

@@ -97,6 +97,16 @@ static const struct {
     [RAGD_METRIC_HTTP_HEAD_REFUSED] = {"ragd_http_heads_refused_total",
                                        "Malformed request heads answered with a JSON 4xx before "
                                        "routing."},
+    [RAGD_METRIC_RERANK_REQUESTS] = {"ragd_rerank_requests_total", "Calls made to the reranker."},
+    [RAGD_METRIC_RERANK_FAILURES] = {"ragd_rerank_failures_total",
+                                     "Reranker calls that failed or timed out (the fused order "
+                                     "was kept)."},
+    [RAGD_METRIC_RERANK_TOKENS] = {"ragd_rerank_tokens_total",
+                                   "Estimated tokens sent to the reranker."},
+    [RAGD_METRIC_RERANK_CACHE_HITS] = {"ragd_rerank_cache_hits_total",
+                                       "Rerank scores of (query, chunk) found in the cache."},
+    [RAGD_METRIC_RERANK_CACHE_MISSES] = {"ragd_rerank_cache_misses_total",
+                                         "Rerank scores of (query, chunk) that had to be asked."},
 };
 
 static const struct {
@@ -109,6 +119,8 @@ static const struct {
                                    "Time to embed the query of a retrieval, in seconds."},
     [RAGD_METRIC_SEARCH_SECONDS] = {"ragd_retrieval_search_duration_seconds",
                                     "Time spent in the vector search of a retrieval, in seconds."},
+    [RAGD_METRIC_RERANK_SECONDS] = {"ragd_rerank_duration_seconds",
+                                    "Time of one reranker call, in seconds."},
 };
 
 void metrics_counter_add(metrics_counter_id id, uint64_t n)
@@ -345,6 +357,10 @@ int metrics_render(const metrics_gauges *g, util_buf *out)
     for (size_t i = 0; i < RAGD_METRIC_HISTOGRAM_COUNT && !bad; i++)
         bad |= render_histogram(out, (metrics_histogram_id)i);
 
+    bad |= family(out, "ragd_rerank_cost_usd_total", "counter",
+                  "Estimated reranker spend since start, in USD ([rerank] price_per_million).");
+    bad |= util_buf_printf(out, "ragd_rerank_cost_usd_total %.9g\n",
+                           g != NULL ? g->rerank_cost_usd : 0.0);
     bad |= gauge(out, "ragd_http_requests_in_flight", "HTTP requests being served now.",
                  (int64_t)atomic_load_explicit(&in_flight, memory_order_relaxed));
     bad |= family(out, "ragd_http_requests_total", "counter",

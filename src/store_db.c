@@ -1637,24 +1637,46 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
     return rc;
 }
 
+/* Returns: the closing quote of the quoted phrase starting at p ('"'), or NULL. */
+static const char *fts_phrase_end(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) {
+        if (*q == '\0') return NULL;
+        if (*q == '"' && q[1] == '"') {
+            q += 2;
+            continue;
+        }
+        if (*q == '"') return q;
+        q++;
+    }
+}
+
+/* Returns: the closing parenthesis of a group of variants ("a" OR "a b" ...) starting at p
+ * ('('), as retrieve_fts_term() writes it for a term with lexical variants, or NULL. */
+static const char *fts_group_end(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) {
+        if (*q != '"' || (q = fts_phrase_end(q)) == NULL) return NULL;
+        q++;
+        if (*q == ')') return q;
+        if (strncmp(q, " OR ", 4) != 0) return NULL;
+        q += 4;
+    }
+}
+
 /* Splits match, an OR of quoted phrases as retrieve_fts_match() writes it ("a" OR "b"), into its
- * phrases: start[i] and len[i] (quotes included) point into match. Returns: the number of
- * phrases, or 0 when match has any other shape (then it is searched as it is). */
+ * phrases: start[i] and len[i] (quotes included) point into match. A term with lexical variants
+ * is one unit, its parenthesised group. Returns: the number of units, or 0 when match has any
+ * other shape (then it is searched as it is). */
 static size_t fts_phrases_split(const char *match, const char **start, size_t *len)
 {
     size_t n = 0;
     const char *p = match;
-    while (*p == '"') {
-        const char *q = p + 1;
-        for (;;) {
-            if (*q == '\0') return 0;
-            if (*q == '"' && q[1] == '"') {
-                q += 2;
-                continue;
-            }
-            if (*q == '"') break;
-            q++;
-        }
+    while (*p == '"' || *p == '(') {
+        const char *q = *p == '"' ? fts_phrase_end(p) : fts_group_end(p);
+        if (q == NULL) return 0;
         if (n == RAGD_FTS_PHRASES_MAX) return 0;
         start[n] = p;
         len[n] = (size_t)(q + 1 - p);

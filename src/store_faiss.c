@@ -672,7 +672,7 @@ static ragd_rc faiss_keyword_terms(store *s, const retrieve_terms *terms, const 
     char *phrases[RAGD_TERMS_MAX] = {0};
     ragd_rc rc = RAGD_OK;
     for (size_t i = 0; i < terms->count && rc == RAGD_OK; i++)
-        if ((phrases[i] = retrieve_fts_phrase(terms->items[i])) == NULL)
+        if ((phrases[i] = retrieve_fts_term(terms, i)) == NULL)
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     if (rc == RAGD_OK)
         rc = store_db_fts_terms(faiss_of(s)->db, (const char *const *)phrases, terms->count,

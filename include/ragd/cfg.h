@@ -64,6 +64,11 @@ typedef struct ragd_cfg {
     int ingest_unknown_as_text;  /* unknown_as_text = false */
     char *ingest_invalid_utf8;   /* invalid_utf8 = skip; skip | repair */
     size_t max_document_bytes;   /* max_document_bytes = 1048576; pushed document text limit */
+    char *ingest_ocr;            /* ocr = auto; auto | off | force: OCR of PDF pages (issue 17) */
+    char *ingest_ocr_languages;  /* ocr_languages = eng; Tesseract languages, "eng+deu" */
+    int ingest_ocr_page_timeout_s; /* ocr_page_timeout = 60; seconds per page, 1..3600 */
+    int ingest_ocr_max_pages;    /* ocr_max_pages = 100; pages OCRed per file, 0..100000 */
+    int ingest_ocr_dpi;          /* ocr_dpi = 300; render resolution for OCR, 72..600 */
 
     /* [chunk] */
     int chunk_target_tokens; /* target_tokens = 650 */
@@ -111,6 +116,21 @@ typedef struct ragd_cfg {
     int retrieve_max_context_tokens;  /* max_context_tokens = 2000; context budget, 16..1000000 */
     double retrieve_min_coverage;     /* min_coverage = 0.25; low_confidence below, 0..1 */
     double retrieve_max_unknown_share; /* max_unknown_share = 0.65; low_confidence at or above */
+    double retrieve_min_vector_score; /* min_vector_score = 0.0; with a model embedder: a best
+                                       * cosine at or above is confident whatever the coverage */
+    int retrieve_lexical_variants;    /* lexical_variants = false; compound/number/spelling
+                                       * variants of query terms on the keyword side */
+
+    /* [rerank] (issue 17, docs/RETRIEVAL.md "Reranking") */
+    char *rerank_provider;     /* provider = none; none | tei | cohere */
+    char *rerank_base_url;     /* base_url = (empty); API root of the reranker */
+    char *rerank_model;        /* model = (empty); sent as model (cohere shape) */
+    char *rerank_api_key;      /* api_key = (empty); secret */
+    int rerank_candidates;     /* candidates = 30; fused results sent to the reranker, 1..1000 */
+    int rerank_timeout_ms;     /* timeout_ms = 2000; whole rerank call, 10..600000 */
+    double rerank_min_score;   /* min_score = 0.0; low_confidence when the best rerank score is
+                                * below (the model's floor; docs/RETRIEVAL.md) */
+    double rerank_price_per_million; /* price_per_million = 0.0; USD per 1M tokens sent */
 
     /* [prompt] */
     char *prompt_template; /* template = (empty); file for POST /context; empty: built-in */

@@ -60,13 +60,37 @@ typedef struct ingest_doc {
     size_t *page_starts; /* paged formats (PDF): byte offset in text where page i+1 starts; owned,
                           * NULL when the format has no pages */
     size_t page_count;
-    char *warning;       /* set when the text was repaired (invalid UTF-8): the reason; owned */
+    char *warning;       /* set when the text was repaired (invalid UTF-8), or pages were left
+                          * out (OCR page cap or timeout): the reason; owned */
+    int *ocr_pages;      /* 1-based pages whose text came from OCR, ascending; owned, NULL when
+                          * none */
+    size_t ocr_page_count;
+    double ocr_confidence; /* Tesseract's mean word confidence over those pages, 0..100 */
 } ingest_doc;
+
+/* OCR of PDF pages without a text layer ([ingest] ocr*, src/ingest_ocr.c). */
+typedef enum ingest_ocr_mode {
+    RAGD_OCR_AUTO = 0, /* pages without a text layer are OCRed */
+    RAGD_OCR_OFF,      /* never: such pages are left out */
+    RAGD_OCR_FORCE     /* every page is OCRed, text layer or not */
+} ingest_ocr_mode;
+
+typedef struct ingest_ocr_opts {
+    ingest_ocr_mode mode;
+    const char *languages; /* borrowed; Tesseract "eng+deu"; NULL means "eng" */
+    int page_timeout_ms;   /* 0: 60000 */
+    int max_pages;         /* pages OCRed per file at most; negative: 100 */
+    int dpi;               /* 0: 300 */
+} ingest_ocr_opts;
+
+/* Returns: the mode named s ("auto", "off", "force"); RAGD_OCR_AUTO for anything else. */
+ingest_ocr_mode ingest_ocr_mode_parse(const char *s);
 
 /* How files are read beyond their extension (from [ingest] in the configuration). */
 typedef struct ingest_extract_opts {
     int unknown_as_text; /* files of unknown extension are read as plain text */
     int repair_utf8;     /* invalid UTF-8 is replaced by U+FFFD (with a warning), not refused */
+    const ingest_ocr_opts *ocr; /* NULL: OCR with the defaults (auto) */
 } ingest_extract_opts;
 
 /* Returns: 1 if path would be read with these options (some extractor handles its extension, or
@@ -91,9 +115,29 @@ ragd_rc ingest_doc_split(const ingest_doc *doc, const ingest_chunk_opts *opts,
  * caller (ingest_extract.c) has already checked UTF-8 for the text formats. */
 ragd_rc ingest_pdf_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                            ragd_err *err);
+/* ingest_pdf_extract with OCR options (NULL: defaults): text layer first, OCR for pages without
+ * one (or every page with RAGD_OCR_FORCE); OCRed pages keep their page number and are listed in
+ * out->ocr_pages with the mean confidence. */
+ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
+                               const ingest_ocr_opts *ocr, ingest_doc *out, ragd_err *err);
 ragd_rc ingest_html_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                             ragd_err *err);
 ragd_rc ingest_rst_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+
+/* ---- Office and spreadsheet extractors (src/ingest_office.c, src/ingest_sheet.c) -----------
+ * .docx/.odt become markdown (headings, lists, tables); .xlsx/.ods/.csv/.tsv one "# Sheet"
+ * section per sheet with rows as "Column: value; ..." paragraphs. Zip bombs, DOCTYPEs (entity
+ * expansion), encrypted and corrupt files fail with RAGD_ERR_INVALID or RAGD_ERR_TOO_LARGE. */
+ragd_rc ingest_docx_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_odt_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_xlsx_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_ods_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_csv_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                            ragd_err *err);
 
 /* ---- include / exclude globs (src/ingest_glob.c) -------------------------------------------

@@ -38,6 +38,11 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_HTTP_CONN_EVICTED,    /* idle connections closed to make room for new ones */
     RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, /* requests whose head or body missed request_timeout */
     RAGD_METRIC_HTTP_HEAD_REFUSED,    /* request heads refused before routing (JSON 4xx) */
+    RAGD_METRIC_RERANK_REQUESTS,      /* calls made to the reranker (issue 17) */
+    RAGD_METRIC_RERANK_FAILURES,      /* reranker calls that failed or timed out (fused order kept) */
+    RAGD_METRIC_RERANK_TOKENS,        /* estimated tokens sent to the reranker */
+    RAGD_METRIC_RERANK_CACHE_HITS,    /* (query, chunk) rerank scores found in the cache */
+    RAGD_METRIC_RERANK_CACHE_MISSES,  /* pairs that had to be sent */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 
@@ -46,6 +51,7 @@ typedef enum metrics_histogram_id {
     RAGD_METRIC_RETRIEVAL_SECONDS = 0, /* whole retrieval (engine total) */
     RAGD_METRIC_EMBED_SECONDS,         /* embedding the query */
     RAGD_METRIC_SEARCH_SECONDS,        /* vector search */
+    RAGD_METRIC_RERANK_SECONDS,        /* one reranker call (issue 17) */
     RAGD_METRIC_HISTOGRAM_COUNT
 } metrics_histogram_id;
 
@@ -62,6 +68,7 @@ typedef struct metrics_gauges {
     int64_t documents, chunks, embeddings;
     int64_t index_vectors, index_bytes;
     int have_store; /* 0: the store could not be read; store gauges are left out */
+    double rerank_cost_usd; /* estimated reranker spend since start (issue 17) */
     const struct store_collection *collections; /* borrowed; per-collection gauges; may be NULL */
     size_t collection_count;
 } metrics_gauges;

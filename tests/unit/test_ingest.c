@@ -119,7 +119,7 @@ static void test_bom_stripped(void **state)
 static void test_rejects_binary_and_bad_utf8(void **state)
 {
     (void)state;
-    ingest_doc d = {(char *)"untouched", 9, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    ingest_doc d = {.text = (char *)"untouched", .len = 9};
     ragd_err err = {0};
     assert_int_equal(ingest_extract_run("a.md", "ab\0cd", 5, &d, &err), RAGD_ERR_INVALID);
     assert_non_null(strstr(err.msg, "binary file"));
