@@ -5,6 +5,7 @@
 #   make test       install dependencies if missing, build with ASan+UBSan, run unit + integration tests
 #   make asan       build the sanitizer binary and unit tests only (build/asan/)
 #   make bench      benchmarks (bench/), never part of the tests
+#   make fuzz       the libFuzzer targets (tests/fuzz/, clang), FUZZ_SECONDS (60) seconds each
 #   make install    PREFIX=/usr/local DESTDIR= ; make clean
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -14,7 +15,8 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 CXX     ?= g++
-PKGS    := libmicrohttpd jansson sqlite3 libcurl hiredis inih libcrypto poppler-glib libpq
+PKGS    := libmicrohttpd jansson sqlite3 libcurl hiredis inih libcrypto poppler-glib libpq \
+           cairo tesseract lept libzip libxml-2.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -52,7 +54,7 @@ REL_LIB_OBJS := $(call rel_objs,$(LIB_C)) $(patsubst src/%.cpp,$(REL)/%.o,$(CXX_
 ASN_LIB_OBJS := $(call asn_objs,$(LIB_C)) $(patsubst src/%.cpp,$(ASN)/%.o,$(CXX_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(ASN)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test test-run asan bench install uninstall clean
+.PHONY: all deps run test test-run asan bench install uninstall clean fuzz fuzz-build
 
 all: ragd
 
@@ -90,13 +92,41 @@ asan: $(ASN)/ragd $(UNIT_BINS)
 $(REL) $(ASN) $(ASN)/tests:
 	@mkdir -p $@
 
+# ---- fuzzing: clang + libFuzzer, ASan + UBSan (tests/fuzz/) -----------------------------------
+FUZZ_CC      ?= clang
+FUZZ_CXX     ?= clang++
+FUZZ_SECONDS ?= 60
+FZ := $(BUILD)/fuzz
+FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,$(FZ)/fuzz_%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FZ_LIB_OBJS := $(patsubst src/%.c,$(FZ)/%.o,$(LIB_C)) $(patsubst src/%.cpp,$(FZ)/%.o,$(CXX_SRCS))
+
+$(FZ)/%.o: src/%.c | $(FZ)
+	$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/%.o: src/%.cpp | $(FZ)
+	$(FUZZ_CXX) $(CXXFLAGS_COMMON) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/libragd.a: $(FZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c $(FZ)/libragd.a
+	$(FUZZ_CXX) -x c $(CFLAGS_COMMON) $(FUZZ_FLAGS) -fsanitize=fuzzer $< -x none $(FZ)/libragd.a \
+	    -o $@ $(LDLIBS_ALL)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@bash tests/fuzz/run.sh $(FZ) long $(FUZZ_SECONDS)
+
+$(FZ):
+	@mkdir -p $@
+
 # ---- the README's commands -----------------------------------------------------------------
 run: deps
 	@$(MAKE) --no-print-directory ragd
 	./ragd serve
 
 test: deps
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory asan fuzz-build
 	@bash tests/run.sh $(ASN)
 
 bench: deps
@@ -119,4 +149,4 @@ uninstall:
 clean:
 	rm -rf $(BUILD) ragd
 
--include $(wildcard $(REL)/*.d $(ASN)/*.d $(ASN)/tests/*.d)
+-include $(wildcard $(REL)/*.d $(ASN)/*.d $(ASN)/tests/*.d $(FZ)/*.d)

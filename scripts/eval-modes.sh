@@ -3,7 +3,9 @@
 # Side-by-side comparison of the retrieval modes with `ragd eval` (docs/RETRIEVAL.md): vector,
 # keyword, hybrid with each fusion, each with and without diversity, on the labeled set over
 # docs/ (tests/eval/docs_qa.jsonl) and on the embedder study's sets (bench/qa/*.jsonl; the
-# Node.js one needs NODE_DOCS=/dir/with/nodejs/api/md, see bench/embed_tune.sh).
+# Node.js one needs NODE_DOCS=/dir/with/nodejs/api/md, see bench/embed_tune.sh), and on the
+# PostgreSQL administration manual (bench/qa/postgres_admin.jsonl, corpus by bench/pgdocs.sh;
+# PG_DOCS=off skips it).
 # Usage: scripts/eval-modes.sh [BIN]   (default ./ragd; prints a markdown table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,14 @@ sets=("tests/eval/docs_qa.jsonl:$work/docs" "bench/qa/docs.jsonl:$work/docs")
 if [ -n "${NODE_DOCS:-}" ] && [ -d "$NODE_DOCS" ]; then
     "$BIN" ingest --path "$NODE_DOCS" --data-dir "$work/node" --log-level error >/dev/null
     sets+=("bench/qa/nodejs_api.jsonl:$work/node")
+fi
+if [ "${PG_DOCS:-}" != off ]; then
+    if [ -z "${PG_DOCS:-}" ]; then
+        PG_DOCS="$work/pgdocs"
+        bash bench/pgdocs.sh "$PG_DOCS" 2>/dev/null
+    fi
+    "$BIN" ingest --path "$PG_DOCS" --data-dir "$work/pg" --log-level error >/dev/null
+    sets+=("bench/qa/postgres_admin.jsonl:$work/pg")
 fi
 echo "| set | mode | diversity | R@1 | R@5 | R@10 | MRR | nDCG@10 | low conf. answerable | low conf. unanswerable | p50 ms |"
 echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -10,7 +10,10 @@ PACKAGES=(
   libfaiss-dev libopenblas-dev liblapack-dev
   libinih-dev libssl-dev
   libcmocka-dev
+  clang libclang-rt-14-dev libomp-14-dev
   libpoppler-glib-dev qpdf
+  libtesseract-dev tesseract-ocr-eng libzip-dev libxml2-dev libcairo2-dev
+  fonts-dejavu-core
   redis-server curl python3
   python3-django
   libpq-dev postgresql-client-15 nodejs npm

@@ -35,13 +35,38 @@ void cache_url_where(const cache_redis_url *u, char *out, size_t size);
  * one space. Returns: new string (free()) and *out_len, or NULL on OOM. */
 char *cache_text_normalise(const char *text, size_t len, size_t *out_len);
 
-#define RAGD_CACHE_KEY_PREFIX "ragd:qemb:v1:"
+/* v2: values carry a header binding them to their key (v1 values were bare floats). */
+#define RAGD_CACHE_KEY_PREFIX "ragd:qemb:v2:"
 #define RAGD_CACHE_KEY_MAX (sizeof RAGD_CACHE_KEY_PREFIX + UTIL_SHA256_HEX_LEN)
 
 /* The cache key of a query: RAGD_CACHE_KEY_PREFIX + hex SHA-256 of provider, model, dims and the
  * normalised text. Equal for texts that differ only in whitespace. Returns: 0, or -1 on OOM. */
 int cache_key_make(const char *provider, const char *model, int dims, const char *text,
                    size_t len, char out[RAGD_CACHE_KEY_MAX]);
+
+/* The Redis value of a query embedding: a 40-byte header, then dims float32 in host order
+ * (little-endian on every platform ragd builds on):
+ *   "RQE2" | uint32 dims | the 32-byte SHA-256 the key is named by (provider, model, dims, query)
+ * so a value written for another query, model or dims, or by another program, is refused. */
+#define RAGD_CACHE_VALUE_MAGIC "RQE2"
+#define RAGD_CACHE_VALUE_HEADER 40
+/* Largest |norm - 1| accepted: every provider returns L2-normalised vectors (float rounding
+ * stays far below this). */
+#define RAGD_CACHE_NORM_TOLERANCE 1e-3
+
+/* Returns: the value's size for dims floats. */
+size_t cache_value_size(int dims);
+
+/* Writes the value of vec (dims floats) stored under key (from cache_key_make) into
+ * out[0..cache_value_size(dims)). Returns: 0, or -1 when key is not a cache key. */
+int cache_value_encode(const char *key, int dims, const float *vec, unsigned char *out);
+
+/* Checks a value read from Redis under key and, when it is sound, copies its dims floats to out
+ * (out untouched otherwise). Returns: NULL when accepted, else a static string saying why not
+ * ("wrong length", "not a ragd value", "written for other dimensions", "written for another
+ * query or model", "not finite", "not of unit length"). */
+const char *cache_value_check(const char *key, int dims, const void *value, size_t len,
+                              float *out);
 
 /* A fixed-capacity LRU map from keys (strings under RAGD_CACHE_KEY_MAX) to value_bytes-byte
  * values. Not thread-safe: the caller locks. */

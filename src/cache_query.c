@@ -7,9 +7,14 @@
  * (cache.command_timeout_ms), so a slow or dead Redis costs a request at most that long before
  * the connection is dropped and the cache counts as down. Requests never connect: a background
  * thread does, every cache.reconnect_interval_ms while Redis is down (and PINGs it while it is
- * up, so /health notices an outage even when no query arrives). Values are the vector's floats
- * as raw bytes (host order; the key includes dims, and a value of the wrong length is a miss).
+ * up, so /health notices an outage even when no query arrives). Redis is often shared, so a
+ * value is never trusted on its length: it carries a header binding it to its key (a digest of
+ * provider, model, dims and the normalised query; cache_int.h), and a value that is foreign,
+ * written for another key, not finite or not of unit length is refused, counted
+ * (ragd_cache_redis_rejected_total, /health cache.redis.rejected) and treated as a miss; the
+ * fresh embedding then overwrites it.
  */
+#include <math.h>
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -229,6 +234,63 @@ int cache_key_make(const char *provider, const char *model, int dims, const char
     return 0;
 }
 
+/* ---- Redis values ------------------------------------------------------------------------- */
+
+size_t cache_value_size(int dims)
+{
+    return RAGD_CACHE_VALUE_HEADER + sizeof(float) * (size_t)dims;
+}
+
+/* Decodes the hex digest of a cache key into 32 bytes. Returns: 0, or -1 when key is not one. */
+static int key_digest(const char *key, unsigned char out[32])
+{
+    size_t plen = sizeof RAGD_CACHE_KEY_PREFIX - 1;
+    if (strncmp(key, RAGD_CACHE_KEY_PREFIX, plen) != 0 || strlen(key + plen) != 64) return -1;
+    for (int i = 0; i < 32; i++) {
+        int h = hexval((unsigned char)key[plen + 2 * i]);
+        int l = hexval((unsigned char)key[plen + 2 * i + 1]);
+        if (h < 0 || l < 0) return -1;
+        out[i] = (unsigned char)(h * 16 + l);
+    }
+    return 0;
+}
+
+int cache_value_encode(const char *key, int dims, const float *vec, unsigned char *out)
+{
+    unsigned char digest[32];
+    if (dims <= 0 || key_digest(key, digest) != 0) return -1;
+    uint32_t d = (uint32_t)dims;
+    memcpy(out, RAGD_CACHE_VALUE_MAGIC, 4);
+    memcpy(out + 4, &d, 4);
+    memcpy(out + 8, digest, 32);
+    memcpy(out + RAGD_CACHE_VALUE_HEADER, vec, sizeof(float) * (size_t)dims);
+    return 0;
+}
+
+const char *cache_value_check(const char *key, int dims, const void *value, size_t len,
+                              float *out)
+{
+    const unsigned char *v = value;
+    unsigned char digest[32];
+    if (dims <= 0 || key_digest(key, digest) != 0) return "not a cache key";
+    if (len != cache_value_size(dims)) return "wrong length";
+    if (memcmp(v, RAGD_CACHE_VALUE_MAGIC, 4) != 0) return "not a ragd value";
+    uint32_t d;
+    memcpy(&d, v + 4, 4);
+    if (d != (uint32_t)dims) return "written for other dimensions";
+    if (memcmp(v + 8, digest, 32) != 0) return "written for another query or model";
+    double norm2 = 0;
+    for (int i = 0; i < dims; i++) {
+        float x;
+        memcpy(&x, v + RAGD_CACHE_VALUE_HEADER + sizeof(float) * (size_t)i, sizeof x);
+        if (!isfinite(x)) return "not finite";
+        norm2 += (double)x * (double)x;
+    }
+    if (fabs(sqrt(norm2) - 1.0) > RAGD_CACHE_NORM_TOLERANCE) return "not of unit length";
+    memcpy(out, v + RAGD_CACHE_VALUE_HEADER, sizeof(float) * (size_t)dims);
+    return NULL;
+}
+
 /* ---- LRU ---------------------------------------------------------------------------------- */
 
 #define NIL ((size_t)-1)
@@ -390,7 +452,7 @@ struct cache_query {
     int stopping;
 
     atomic_ullong memory_hits, memory_misses, redis_hits, redis_misses, redis_errors,
-        redis_reconnects;
+        redis_reconnects, redis_rejected;
 };
 
 const char *cache_layer_name(cache_layer layer)
@@ -599,22 +661,31 @@ cache_layer cache_query_get(cache_query *c, const char *text, size_t len, float 
     if (hit) return RAGD_CACHE_MEMORY;
     if (!c->redis_configured) return RAGD_CACHE_MISS;
 
-    size_t want = sizeof(float) * (size_t)c->dims;
     pthread_mutex_lock(&c->redis_mu);
     if (c->ctx == NULL) {
         pthread_mutex_unlock(&c->redis_mu);
         return RAGD_CACHE_MISS;
     }
+    const char *refused = NULL;
     redisReply *rep = redisCommand(c->ctx, "GET %s", key);
     if (rep == NULL) {
         redis_down_locked(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
     } else {
-        hit = rep->type == REDIS_REPLY_STRING && (size_t)rep->len == want;
-        if (hit) memcpy(out, rep->str, want);
+        if (rep->type == REDIS_REPLY_STRING)
+            refused = cache_value_check(key, c->dims, rep->str, (size_t)rep->len, out);
+        hit = rep->type == REDIS_REPLY_STRING && refused == NULL;
         freeReplyObject(rep);
     }
     pthread_mutex_unlock(&c->redis_mu);
     if (rep == NULL) return RAGD_CACHE_MISS;
+    if (refused != NULL) {
+        unsigned long long n = atomic_fetch_add(&c->redis_rejected, 1) + 1;
+        metrics_counter_add(RAGD_METRIC_CACHE_REJECTED, 1);
+        /* the first, then one in a hundred: a poisoned Redis must not flood the log */
+        if (n == 1 || n % 100 == 0)
+            RAGD_LOG(RAGD_LOG_WARN, "cache", "refused a query embedding from Redis at %s (%s); "
+                     "%llu refused so far; embedding the query instead", c->where, refused, n);
+    }
     atomic_fetch_add(hit ? &c->redis_hits : &c->redis_misses, 1);
     if (!hit) return RAGD_CACHE_MISS;
     pthread_mutex_lock(&c->lru_mu);
@@ -632,14 +703,21 @@ void cache_query_put(cache_query *c, const char *text, size_t len, const float *
     cache_lru_put(c->lru, key, vec);
     pthread_mutex_unlock(&c->lru_mu);
     if (!c->redis_configured) return;
+    size_t size = cache_value_size(c->dims);
+    unsigned char *value = malloc(size);
+    if (value == NULL || cache_value_encode(key, c->dims, vec, value) != 0) {
+        free(value);
+        return;
+    }
     pthread_mutex_lock(&c->redis_mu);
     if (c->ctx != NULL) {
-        redisReply *rep = redisCommand(c->ctx, "SET %s %b EX %d", key, (const void *)vec,
-                                       sizeof(float) * (size_t)c->dims, c->ttl_s);
+        redisReply *rep = redisCommand(c->ctx, "SET %s %b EX %d", key, (const void *)value, size,
+                                       c->ttl_s);
         if (rep == NULL) redis_down_locked(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
         else freeReplyObject(rep);
     }
     pthread_mutex_unlock(&c->redis_mu);
+    free(value);
 }
 
 void cache_stats_get(cache_query *c, cache_stats *out)
@@ -652,6 +730,7 @@ void cache_stats_get(cache_query *c, cache_stats *out)
     out->redis_misses = atomic_load(&c->redis_misses);
     out->redis_errors = atomic_load(&c->redis_errors);
     out->redis_reconnects = atomic_load(&c->redis_reconnects);
+    out->redis_rejected = atomic_load(&c->redis_rejected);
     pthread_mutex_lock(&c->lru_mu);
     out->memory_entries = cache_lru_count(c->lru);
     out->memory_capacity = c->lru->capacity;

@@ -42,7 +42,7 @@ typedef enum ragd_cfg_type {
 #define RAGD_CFG_F_SECRET 1u   /* never printed: "<redacted>" when set */
 #define RAGD_CFG_F_REQUIRED 2u /* must not be empty after all sources are applied */
 #define RAGD_CFG_F_BACKEND 4u  /* enum of build-time backends: unknown values are "not available" */
-#define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_apply) */
+#define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_build) */
 #define RAGD_CFG_F_URL_SECRET 16u /* a URL whose password is never printed (user:<redacted>@) */
 
 typedef struct ragd_cfg_entry {
@@ -65,6 +65,8 @@ static const char *const send_dimensions_choices[] = {"auto", "true", "false", N
 static const char *const utf8_choices[] = {"skip", "repair", NULL};
 static const char *const mode_choices[] = {"vector", "keyword", "hybrid", NULL};
 static const char *const fusion_choices[] = {"rrf", "relative", NULL};
+static const char *const ocr_choices[] = {"auto", "off", "force", NULL};
+static const char *const rerank_choices[] = {"none", "tei", "cohere", NULL};
 static const char *const low_confidence_choices[] = {"ask", "pass", NULL};
 
 #define RAGD_CFG_SIZE_1K 1024.0
@@ -85,6 +87,12 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_LIVE, 1, 3600, NULL, "seconds SIGTERM waits for requests in flight"},
     {"server", "auth_token", RAGD_CFG_T_STRING, RAGD_CFG_OFF(auth_token), 0, "", RAGD_CFG_F_SECRET,
      0, 0, NULL, "bearer token required on every endpoint but /health; empty: no auth"},
+    {"server", "max_connections", RAGD_CFG_T_INT, RAGD_CFG_OFF(max_connections), 0, "1024", 0, 8,
+     1000000, NULL, "open client connections in all; idle ones are closed first to make room"},
+    {"server", "max_connections_per_ip", RAGD_CFG_T_INT, RAGD_CFG_OFF(max_connections_per_ip), 0,
+     "256", 0, 1, 1000000, NULL, "open connections from one client address"},
+    {"server", "request_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(request_timeout_s), 0, "30", 0, 1,
+     3600, NULL, "seconds a whole request (head and body) may take to arrive"},
 
     {"rag", "enabled", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(rag_enabled), 0, "true", RAGD_CFG_F_LIVE, 0,
      0, NULL, "false makes /retrieve answer at once with no chunks"},
@@ -138,6 +146,17 @@ static const ragd_cfg_entry cfg_table[] = {
     {"ingest", "max_document_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_document_bytes), 0,
      "1048576", 0, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,
      "largest pushed document text (POST /documents); larger gets 413"},
+    {"ingest", "ocr", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(ingest_ocr), 0, "auto", 0, 0, 0, ocr_choices,
+     "PDF pages without a text layer: auto (OCR them), off (skip them), force (OCR every page)"},
+    {"ingest", "ocr_languages", RAGD_CFG_T_STRING, RAGD_CFG_OFF(ingest_ocr_languages), 0, "eng",
+     RAGD_CFG_F_REQUIRED, 0, 0, NULL,
+     "Tesseract languages joined by +, e.g. eng+deu (Debian package tesseract-ocr-<lang>)"},
+    {"ingest", "ocr_page_timeout", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_page_timeout_s), 0,
+     "60", 0, 1, 3600, NULL, "seconds OCR may spend on one page; a slower page is left out"},
+    {"ingest", "ocr_max_pages", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_max_pages), 0, "100", 0, 0,
+     100000, NULL, "pages OCRed per file at most; later pages without text are left out"},
+    {"ingest", "ocr_dpi", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_dpi), 0, "300", 0, 72, 600,
+     NULL, "resolution pages are rendered at for OCR"},
 
     {"chunk", "target_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chunk_target_tokens), 0, "650", 0, 32,
      8192, NULL, "chunk size the chunker aims for, in tokens"},
@@ -237,6 +256,35 @@ static const ragd_cfg_entry cfg_table[] = {
     {"retrieve", "max_unknown_share", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_max_unknown_share),
      0, "0.65", RAGD_CFG_F_LIVE, 0, 1, NULL,
      "share of the query's weight on words found nowhere in the store that makes low_confidence"},
+    {"retrieve", "min_vector_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(retrieve_min_vector_score),
+     0, "0.0", RAGD_CFG_F_LIVE, 0, 1, NULL,
+     "with a model embedder: a best cosine at or above this is confident even when the lexical "
+     "coverage is low; 0: not used"},
+    {"retrieve", "lexical_variants", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_lexical_variants), 0,
+     "false", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "keyword side also matches compound/split forms, numbers with units, British/American "
+     "spellings"},
+
+    {"rerank", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(rerank_provider), 0, "none", 0, 0, 0,
+     rerank_choices,
+     "second ranking stage: none, tei (Text Embeddings Inference /rerank) or cohere "
+     "(/v1/rerank, also Jina and Voyage)"},
+    {"rerank", "base_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(rerank_base_url), 0, "", 0, 0, 0, NULL,
+     "reranker API root: tei posts to {base_url}/rerank, cohere to {base_url}/v1/rerank"},
+    {"rerank", "model", RAGD_CFG_T_STRING, RAGD_CFG_OFF(rerank_model), 0, "", 0, 0, 0, NULL,
+     "reranker model name (sent by cohere; part of the score cache key)"},
+    {"rerank", "api_key", RAGD_CFG_T_STRING, RAGD_CFG_OFF(rerank_api_key), 0, "",
+     RAGD_CFG_F_SECRET, 0, 0, NULL, "bearer token for the reranker; secret, never printed"},
+    {"rerank", "candidates", RAGD_CFG_T_INT, RAGD_CFG_OFF(rerank_candidates), 0, "30",
+     RAGD_CFG_F_LIVE, 1, 1000, NULL, "fused results sent to the reranker; the top k come back"},
+    {"rerank", "timeout_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(rerank_timeout_ms), 0, "2000",
+     RAGD_CFG_F_LIVE, 10, 600000, NULL,
+     "milliseconds a rerank call may take; slower or failed calls keep the fused order"},
+    {"rerank", "min_score", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(rerank_min_score), 0, "0.0",
+     RAGD_CFG_F_LIVE, -1000, 1000, NULL,
+     "reranked answers whose best rerank score is below are low_confidence; 0: not used"},
+    {"rerank", "price_per_million", RAGD_CFG_T_DOUBLE, RAGD_CFG_OFF(rerank_price_per_million), 0,
+     "0.0", 0, 0, 1000, NULL, "price in USD per million tokens sent to the reranker"},
 
     {"prompt", "template", RAGD_CFG_T_STRING, RAGD_CFG_OFF(prompt_template), 0, "", RAGD_CFG_F_LIVE,
      0, 0, NULL, "system prompt template file for POST /context; empty: the built-in one"},
@@ -697,8 +745,6 @@ void cfg_free(ragd_cfg *cfg)
         if (cfg_entry_owns_string(e)) free(*cfg_str_slot(cfg, e));
         else if (e->type == RAGD_CFG_T_PATHS) cfg_paths_free(*(char ***)cfg_member(cfg, e->offset));
     }
-    for (size_t i = 0; i < cfg->retired_count; i++) free(cfg->retired[i]);
-    free(cfg->retired);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -707,8 +753,6 @@ void cfg_free(ragd_cfg *cfg)
 static ragd_rc cfg_copy(ragd_cfg *dst, const ragd_cfg *src)
 {
     *dst = *src;
-    dst->retired = NULL;
-    dst->retired_count = 0;
     /* Detach every owned pointer first so a failure part-way frees only what was copied. */
     for (size_t i = 0; i < RAGD_CFG_COUNT; i++) {
         const ragd_cfg_entry *e = &cfg_table[i];
@@ -1046,6 +1090,10 @@ ragd_rc cfg_validate(const ragd_cfg *cfg, ragd_err *err)
         return ragd_err_set(err, RAGD_ERR_CONFIG,
                             "retrieve.default_k (%d) must be <= retrieve.max_k (%d)",
                             cfg->retrieve_default_k, cfg->retrieve_max_k);
+    if (strcmp(cfg->rerank_provider, "none") != 0 &&
+        (cfg->rerank_base_url == NULL || cfg->rerank_base_url[0] == '\0'))
+        return ragd_err_set(err, RAGD_ERR_CONFIG, "rerank.provider = %s needs rerank.base_url",
+                            cfg->rerank_provider);
     ragd_err ierr = {0};
     if (retrieve_intent_find(cfg->intent_retrieve, NULL, NULL, &ierr) != RAGD_OK)
         return ragd_err_set(err, RAGD_ERR_CONFIG, "intent.retrieve: %s", ierr.msg);
@@ -1183,38 +1231,25 @@ static char *cfg_value_text(const ragd_cfg *cfg, const ragd_cfg_entry *e)
     return text;
 }
 
-/* Stores the live value of e from fresh into cfg; strings are swapped, the old one retired. */
-static ragd_rc cfg_live_store(ragd_cfg *cfg, const ragd_cfg *fresh, const ragd_cfg_entry *e)
+/* Copies the value of live entry e from fresh into next (a private copy no reader sees yet).
+ * Returns: RAGD_OK or RAGD_ERR_NOMEM. */
+static ragd_rc cfg_live_copy(ragd_cfg *next, const ragd_cfg *fresh, const ragd_cfg_entry *e)
 {
-    void *slot = cfg_member(cfg, e->offset);
+    void *slot = cfg_member(next, e->offset);
     const void *from = cfg_member(fresh, e->offset);
     switch (e->type) {
     case RAGD_CFG_T_BOOL:
-    case RAGD_CFG_T_INT:
-        __atomic_store_n((int *)slot, *(const int *)from, __ATOMIC_RELAXED);
-        return RAGD_OK;
-    case RAGD_CFG_T_SIZE:
-        __atomic_store_n((size_t *)slot, *(const size_t *)from, __ATOMIC_RELAXED);
-        return RAGD_OK;
-    case RAGD_CFG_T_DOUBLE: {
-        double v = *(const double *)from;
-        __atomic_store((double *)slot, &v, __ATOMIC_RELAXED);
-        return RAGD_OK;
-    }
+    case RAGD_CFG_T_INT: *(int *)slot = *(const int *)from; return RAGD_OK;
+    case RAGD_CFG_T_SIZE: *(size_t *)slot = *(const size_t *)from; return RAGD_OK;
+    case RAGD_CFG_T_DOUBLE: *(double *)slot = *(const double *)from; return RAGD_OK;
     case RAGD_CFG_T_STRING:
     case RAGD_CFG_T_LOG_LEVEL:
     case RAGD_CFG_T_ENUM: {
         const char *v = *(char *const *)from;
         char *copy = strdup(v ? v : "");
-        char **grown = realloc(cfg->retired, sizeof *grown * (cfg->retired_count + 1));
-        if (copy == NULL || grown == NULL) {
-            free(copy);
-            if (grown) cfg->retired = grown;
-            return RAGD_ERR_NOMEM;
-        }
-        cfg->retired = grown;
-        char *old = __atomic_exchange_n((char **)slot, copy, __ATOMIC_ACQ_REL);
-        cfg->retired[cfg->retired_count++] = old;
+        if (copy == NULL) return RAGD_ERR_NOMEM;
+        free(*(char **)slot);
+        *(char **)slot = copy;
         return RAGD_OK;
     }
     case RAGD_CFG_T_LISTEN:
@@ -1223,28 +1258,38 @@ static ragd_rc cfg_live_store(ragd_cfg *cfg, const ragd_cfg *fresh, const ragd_c
     return RAGD_ERR_INTERNAL; /* never marked live: see the table */
 }
 
-ragd_rc cfg_reload_apply(ragd_cfg *cfg, const ragd_cfg *fresh, util_buf *applied,
-                         util_buf *restart, ragd_err *err)
+ragd_rc cfg_reload_build(const ragd_cfg *cur, const ragd_cfg *fresh, ragd_cfg *next,
+                         util_buf *applied, util_buf *restart, ragd_err *err)
 {
+    ragd_cfg n;
+    if (cfg_copy(&n, cur) != RAGD_OK)
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
     for (size_t i = 0; i < RAGD_CFG_COUNT; i++) {
         const ragd_cfg_entry *e = &cfg_table[i];
-        char *now = cfg_value_text(cfg, e);
-        char *next = cfg_value_text(fresh, e);
-        int changed = now && next && strcmp(now, next) != 0;
-        int nomem = now == NULL || next == NULL;
+        char *now = cfg_value_text(cur, e);
+        char *then = cfg_value_text(fresh, e);
+        int changed = now && then && strcmp(now, then) != 0;
+        int nomem = now == NULL || then == NULL;
         free(now);
-        free(next);
-        if (nomem) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
-        if (!changed) continue;
+        free(then);
+        ragd_rc rc = nomem ? RAGD_ERR_NOMEM : RAGD_OK;
+        if (rc == RAGD_OK && changed && (e->flags & RAGD_CFG_F_LIVE))
+            rc = cfg_live_copy(&n, fresh, e);
         util_buf *names = (e->flags & RAGD_CFG_F_LIVE) ? applied : restart;
-        if (e->flags & RAGD_CFG_F_LIVE) {
-            ragd_rc rc = cfg_live_store(cfg, fresh, e);
-            if (rc != RAGD_OK)
-                return ragd_err_set(err, rc, "cannot apply [%s] %s", e->section, e->key);
-        }
-        if (names != NULL &&
+        if (rc == RAGD_OK && changed && names != NULL &&
             util_buf_printf(names, "%s%s.%s", names->len ? ", " : "", e->section, e->key) != 0)
-            return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reloading");
+            rc = RAGD_ERR_NOMEM;
+        if (rc != RAGD_OK) {
+            cfg_free(&n);
+            return ragd_err_set(err, rc, "cannot reload [%s] %s", e->section, e->key);
+        }
     }
+    /* the pair default_k <= max_k was validated in fresh; the mix of live keys from fresh and
+     * the rest from cur is validated again as a whole */
+    if (cfg_validate(&n, err) != RAGD_OK) {
+        cfg_free(&n);
+        return err ? err->rc : RAGD_ERR_CONFIG;
+    }
+    *next = n;
     return RAGD_OK;
 }

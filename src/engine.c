@@ -119,6 +119,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     e->readonly = readonly;
     e->lock_fd = -1;
     e->last_ingest_ok = 1;
+    engine_fault_init(&e->fault);
     /* Writers first: glibc's default prefers readers, and a steady stream of retrievals would
      * otherwise hold an ingest's commit back indefinitely. */
     pthread_rwlockattr_t rwattr;
@@ -140,6 +141,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     if (rc == RAGD_OK)
         rc = cache_query_new(cfg, e->embedder->ops->name, e->embedder->model, e->embedder->dims,
                              &e->cache, err);
+    if (rc == RAGD_OK) rc = retrieve_reranker_new(cfg, &e->reranker, err);
     if (rc == RAGD_OK) {
         store_stats st = {0};
         rc = store_stats_get(e->st, &st, err);
@@ -160,6 +162,15 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     if (rc == RAGD_OK)
         rc = store_vectors_open(e->st, e->embedder->model, e->embedder->dims, e->model_pending,
                                 err);
+    if (rc == RAGD_OK && !readonly && !e->model_pending) {
+        /* The store opened (its data is intact); whether the data dir takes writes is another
+         * matter: a flush now (the index a rebuild left unsaved, a durable write) tells. If it
+         * fails (a full disk), ragd starts anyway, serving from memory with writes refused,
+         * and recovers by itself (engine_fault.c). */
+        ragd_err ferr = {0};
+        if (engine_store_flush(e, &ferr) != RAGD_OK)
+            engine_write_failed(e, "writing to the data dir at start", ferr.msg);
+    }
     if (rc != RAGD_OK) {
         engine_close(e);
         return rc;
@@ -173,6 +184,7 @@ void engine_close(engine *e)
     if (e == NULL) return;
     store_close(e->st); /* saves what the backend keeps (the faiss index file) */
     cache_query_free(e->cache);
+    retrieve_reranker_free(e->reranker);
     embed_provider_free(e->embedder);
     if (e->lock_fd >= 0) {
         /* The file stays (unlinking would race with another process locking it); emptying it
@@ -184,6 +196,7 @@ void engine_close(engine *e)
     pthread_mutex_destroy(&e->ingest_mu);
     pthread_mutex_destroy(&e->write_mu);
     pthread_mutex_destroy(&e->status_mu);
+    engine_fault_destroy(&e->fault);
     free(e);
 }
 
@@ -193,6 +206,15 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
 {
     engine_stats s = {0};
     store_stats st = {0};
+    /* A write fault ends when a probe succeeds; /health and /metrics run a due one, unless a
+     * writer holds the turn (its own write will tell). */
+    if (!e->readonly && engine_fault_get(&e->fault, NULL, 0, NULL) &&
+        pthread_mutex_trylock(&e->write_mu) == 0) {
+        engine_writes_recover(e);
+        pthread_mutex_unlock(&e->write_mu);
+    }
+    s.write_fault = engine_fault_get(&e->fault, s.write_error, sizeof s.write_error,
+                                     &s.write_fault_since);
     pthread_rwlock_rdlock(&e->rw);
     ragd_rc rc = store_stats_get(e->st, &st, err);
     pthread_rwlock_unlock(&e->rw);
@@ -209,6 +231,7 @@ ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err)
     s.ingest_running = atomic_load(&e->ingest_running);
     embed_counters_get(e->embedder, &s.embed);
     cache_stats_get(e->cache, &s.cache);
+    retrieve_reranker_stats(e->reranker, &s.rerank);
     pthread_mutex_lock(&e->status_mu);
     s.last_ingest_at = e->last_ingest_at;
     s.last_ingest_ok = e->last_ingest_ok;

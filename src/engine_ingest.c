@@ -36,6 +36,7 @@ void engine_ingest_report_free(engine_ingest_report *r)
         free(r->warnings[i].message);
     }
     free(r->warnings);
+    engine_report_ocr_free(r);
     free(r->root);
     free(r->collection);
     memset(r, 0, sizeof *r);
@@ -92,6 +93,9 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
                                                   r->warnings[i].code, "message",
                                                   r->warnings[i].message));
     json_object_set_new(o, "warnings", warnings ? warnings : json_array());
+    char *ocr = engine_report_ocr_json(r);
+    json_object_set_new(o, "ocr", ocr ? json_loads(ocr, 0, NULL) : json_array());
+    free(ocr);
     json_object_set_new(o, "collection",
                         json_string(r->collection ? r->collection : RAGD_COLLECTION_DEFAULT));
     json_object_set_new(o, "embedding",
@@ -238,7 +242,7 @@ static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single,
     if (scratch == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     ragd_rc rc = store_doc_find(e->st, e->ingest_collection, f->path, &old, &found, err);
     if (rc == RAGD_OK && util_utf8_valid(f->relative, strlen(f->relative)) &&
-        util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
+        ingest_file_read(f, e->max_file_bytes, &data, &len, &ferr) == RAGD_OK) {
         char checksum[UTIL_SHA256_HEX_LEN + 1];
         util_sha256_hex(data, len, checksum);
         const char *source = single && found ? old.source : f->relative;
@@ -516,6 +520,7 @@ static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, 
     size_t old_n = 0;
     int64_t doc_id = 0;
     int dims = e->embedder->dims;
+    if (engine_fault_injected("commit", err)) return RAGD_ERR_STORE;
 
     pthread_rwlock_wrlock(&e->rw);
     ragd_rc rc = store_begin(e->st, err);
@@ -549,6 +554,7 @@ static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, 
 static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, ragd_err *err)
 {
     size_t n = 0;
+    if (engine_fault_injected("delete", err)) return RAGD_ERR_STORE;
     pthread_rwlock_wrlock(&e->rw);
     ragd_rc rc = store_begin(e->st, err);
     if (rc == RAGD_OK) rc = store_doc_delete(e->st, doc_id, &n, err);
@@ -622,7 +628,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
     /* A file ingested on its own keeps the source its directory ingest gave it. */
     char *source = single && found ? old.source : f->relative;
 
-    rc = util_file_read(f->path, e->cfg->max_file_bytes, &data, &len, &ferr);
+    rc = ingest_file_read(f, e->max_file_bytes, &data, &len, &ferr);
     char checksum[UTIL_SHA256_HEX_LEN + 1];
     if (rc == RAGD_OK) util_sha256_hex(data, len, checksum);
     if (rc == RAGD_OK && found && strcmp(old.checksum, checksum) == 0 &&
@@ -657,6 +663,7 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
                 r->docs_added++;
             r->chunks_added += (int64_t)w.chunks.count;
             r->chunks_removed += (int64_t)removed;
+            engine_report_ocr_add(r, f->relative, &w.doc);
         }
     }
     if (rc != RAGD_OK) {
@@ -702,14 +709,21 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     int reset = opts->reset;
     engine_progress_fn progress = opts->progress;
     void *progress_ctx = opts->progress_ctx;
+    ingest_ocr_opts ocr = {.mode = ingest_ocr_mode_parse(e->cfg->ingest_ocr),
+                           .languages = e->cfg->ingest_ocr_languages,
+                           .page_timeout_ms = e->cfg->ingest_ocr_page_timeout_s * 1000,
+                           .max_pages = e->cfg->ingest_ocr_max_pages,
+                           .dpi = e->cfg->ingest_ocr_dpi};
     ingest_extract_opts xopts = {.unknown_as_text = e->cfg->ingest_unknown_as_text,
-                                 .repair_utf8 = strcmp(e->cfg->ingest_invalid_utf8, "repair") == 0};
+                                 .repair_utf8 = strcmp(e->cfg->ingest_invalid_utf8, "repair") == 0,
+                                 .ocr = &ocr};
     ingest_globs globs = {
         .include = opts->include ? opts->include : (const char *const *)e->cfg->ingest_include,
         .include_count = opts->include ? opts->include_count : e->cfg->ingest_include_count,
         .exclude = opts->exclude ? opts->exclude : (const char *const *)e->cfg->ingest_exclude,
         .exclude_count = opts->exclude ? opts->exclude_count : e->cfg->ingest_exclude_count};
-    ingest_crawl_opts copts = {.extract = &xopts, .globs = &globs};
+    ingest_crawl_opts copts = {.extract = &xopts, .globs = &globs,
+                               .root_canonical = opts->path_canonical};
     if (e->readonly)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "the store is open read-only");
     if (e->model_pending && !reset)
@@ -719,11 +733,13 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
     if (pthread_mutex_trylock(&e->ingest_mu) != 0)
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is already running");
+    e->max_file_bytes = opts->max_file_bytes ? opts->max_file_bytes : e->cfg->max_file_bytes;
     const char *collection = opts->collection ? opts->collection : RAGD_COLLECTION_DEFAULT;
     /* other processes sharing the store (pgvector): one ingest per collection */
     /* the store's writer connection is shared with pushed documents: under write_mu */
     pthread_mutex_lock(&e->write_mu);
-    ragd_rc lrc = store_ingest_lock(e->st, collection, err);
+    ragd_rc lrc = engine_writes_allowed(e, err);
+    if (lrc == RAGD_OK) lrc = store_ingest_lock(e->st, collection, err);
     pthread_mutex_unlock(&e->write_mu);
     if (lrc != RAGD_OK) {
         pthread_mutex_unlock(&e->ingest_mu);
@@ -826,10 +842,19 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
 
     if (rc == RAGD_OK)
         rc = store_embeddings_prune(e->st, e->embedder->model, e->embedder->dims, NULL, err);
-    /* Durable, and derived state saved (the faiss index file), whatever happened above. */
+    if (rc == RAGD_ERR_STORE) engine_write_failed(e, "ingest", err ? err->msg : "store failed");
+    /* Durable, and derived state saved (the faiss index file), whatever happened above. Every
+     * document is committed (durable against a crash of ragd): a failed flush does not undo the
+     * ingest; it is said in the report and is a write fault (/health degraded until one works). */
     ragd_err ferr = {0};
-    ragd_rc frc = store_flush(e->st, rc == RAGD_OK ? err : &ferr);
-    if (rc == RAGD_OK) rc = frc;
+    if (engine_store_flush(e, &ferr) != RAGD_OK) {
+        if (rc == RAGD_OK) {
+            char msg[RAGD_ERR_MSG_MAX + 64];
+            snprintf(msg, sizeof msg, "applied, but the flush to disk failed: %s", ferr.msg);
+            report_add(&r, 1, r.root, RAGD_ERR_STORE, msg);
+        }
+        engine_write_failed(e, "flushing the ingest to disk", ferr.msg);
+    }
     pthread_mutex_unlock(&e->write_mu);
 
     for (size_t i = 0; paths && i < nprev; i++) free(paths[i]);
@@ -892,10 +917,18 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     }
     w.doc = *doc;
     memset(doc, 0, sizeof *doc); /* w owns it now */
+    if (rc == RAGD_OK) rc = engine_writes_allowed(e, err);
     if (rc == RAGD_OK) rc = doc_prepare(e, &w, NULL, &r, err);
     size_t removed = 0;
     if (rc == RAGD_OK) rc = doc_commit(e, row, found ? old.id : 0, &w, &removed, err);
-    if (rc == RAGD_OK) rc = store_sync(e->st, err);
+    if (rc == RAGD_ERR_STORE)
+        engine_write_failed(e, "storing a pushed document", err ? err->msg : "store failed");
+    ragd_err yerr = {0};
+    if (rc == RAGD_OK && engine_store_sync(e, &yerr) != RAGD_OK) {
+        /* Committed, so applied (durable against a crash of ragd): the answer says so; the
+         * failed flush is the data dir's problem, reported by /health. */
+        engine_write_failed(e, "flushing a pushed document to disk", yerr.msg);
+    }
     if (rc == RAGD_OK) {
         *outcome = found ? RAGD_PUSH_UPDATED : RAGD_PUSH_ADDED;
         *chunks = (int64_t)w.chunks.count;
@@ -919,8 +952,13 @@ ragd_rc engine_doc_remove_path(engine *e, const char *collection, const char *pa
     size_t removed = 0;
     ragd_rc rc = store_doc_find(e->st, collection, path, &old, &found, err);
     if (rc == RAGD_OK && !found) rc = ragd_err_set(err, RAGD_ERR_NOT_FOUND, "no such document");
+    if (rc == RAGD_OK) rc = engine_writes_allowed(e, err);
     if (rc == RAGD_OK) rc = doc_remove(e, old.id, &removed, err);
-    if (rc == RAGD_OK) rc = store_sync(e->st, err);
+    if (rc == RAGD_ERR_STORE)
+        engine_write_failed(e, "deleting a document", err ? err->msg : "store failed");
+    ragd_err yerr = {0};
+    if (rc == RAGD_OK && engine_store_sync(e, &yerr) != RAGD_OK)
+        engine_write_failed(e, "flushing a deletion to disk", yerr.msg); /* committed: applied */
     if (rc == RAGD_OK && chunks) *chunks = (int64_t)removed;
     pthread_mutex_unlock(&e->write_mu);
     store_doc_free(&old);

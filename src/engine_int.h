@@ -14,6 +14,7 @@
 #define RAGD_STORE_INTERFACE_ONLY
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "ragd/cache.h"
 #include "ragd/embed.h"
@@ -21,17 +22,32 @@
 #include "ragd/ingest.h"
 #include "ragd/store.h"
 
+/* ---- write faults (src/engine_fault.c) -------------------------------------------------------
+ * A write to the data dir failed: retrievals go on from memory, writes are refused until a probe
+ * succeeds. The engine_fault_* functions are thread-safe. */
+typedef struct engine_fault {
+    pthread_mutex_t mu;
+    int active;           /* a write failed and no probe has succeeded since */
+    char reason[384];     /* "what: why" of the latest failure */
+    int64_t since;        /* unix seconds of the first failure of this episode */
+    double next_probe_ms; /* monotonic; no probe before */
+    uint64_t failures;    /* failures noted since start */
+} engine_fault;
+
 /* Consistency model. A write transaction of the store is one document (or one removal); the
  * engine holds the write side of `rw` across it and retrievals hold the read side across vector
  * search, keyword search and chunk fetch, so they see a document either wholly before or wholly
  * after its update, whatever the backend. */
 struct engine {
     const ragd_cfg *cfg;
+    size_t max_file_bytes;      /* the running ingest's file limit (engine_ingest_opts); read and
+                                 * written only by the ingest thread, under ingest_mu */
     int readonly;
     int lock_fd;
     store *st;                  /* the backend [store] vector_backend names */
     embed_provider *embedder;
     cache_query *cache;         /* query embeddings: in-process LRU, then Redis */
+    retrieve_reranker *reranker; /* [rerank]; NULL when provider = none */
     struct prefetch *prefetch;  /* the running ingest's prefetched embeddings; read and written
                                  * only by the ingest thread, under write_mu */
     pthread_rwlock_t rw;        /* the commit point; see above */
@@ -45,6 +61,7 @@ struct engine {
     const char *ingest_collection; /* the running ingest's collection (under ingest_mu) */
     int64_t last_ingest_at;
     int last_ingest_ok;
+    engine_fault fault;         /* a write to the data dir failed (src/engine_fault.c) */
 };
 
 /* Stores one document given as extracted text under row->path: when the stored row has the
@@ -58,5 +75,50 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
  * Returns: RAGD_OK or RAGD_ERR_NOT_FOUND. */
 ragd_rc engine_doc_remove_path(engine *e, const char *collection, const char *path,
                                int64_t *chunks, ragd_err *err);
+
+void engine_fault_init(engine_fault *f);
+void engine_fault_destroy(engine_fault *f);
+/* Records (and logs) a failed write: what was being written, why it failed. */
+void engine_fault_note(engine_fault *f, const char *what, const char *why);
+/* Returns: 1 while a fault is active, with its reason copied to reason[0..size) and the unix time
+ * it began in *since (either may be NULL). */
+int engine_fault_get(engine_fault *f, char *reason, size_t size, int64_t *since);
+/* Returns: 1 when a fault is active and a recovery probe is due; the caller runs it (the next one
+ * is due a period later whatever the outcome). */
+int engine_fault_probe_claim(engine_fault *f);
+/* Ends the fault (a probe succeeded) and logs the recovery. */
+void engine_fault_clear(engine_fault *f);
+/* Writes bytes to a probe file in dir, fsyncs and removes it. Returns: RAGD_OK, or RAGD_ERR_IO
+ * with the system's reason (ENOSPC: "No space left on device"). */
+ragd_rc engine_fault_space_check(const char *dir, size_t bytes, ragd_err *err);
+/* Test-only failure injection, for the full-disk test on machines where it cannot mount a small
+ * tmpfs, and for a flush failing after a commit (tests/integration/test_faults.py): while the
+ * file named by $RAGD_TEST_WRITE_FAILURE exists, the engine's writes to the data dir fail as on a
+ * full disk: all of them when the file is empty or says "all", else those named in its first
+ * line, comma-separated, among "commit", "delete", "flush" and "probe". Unset (always, outside
+ * those tests) it costs one getenv.
+ * Returns: 1 and err set ("what: No space left on device") when injected, else 0. */
+int engine_fault_injected(const char *what, ragd_err *err);
+
+/* The engine's side of write faults (src/engine_fault.c); callers hold write_mu. */
+/* A write failed: recorded (writes refused, /health degraded), and the store asked to give back
+ * the space it can (store_reclaim: the WAL truncated). */
+void engine_write_failed(engine *e, const char *what, const char *why);
+/* store_flush (sync + the backend's derived state, e.g. the index file) through the test-only
+ * injection. Returns: as store_flush. */
+ragd_rc engine_store_flush(engine *e, ragd_err *err);
+/* Runs a due recovery probe (a space probe, a flush, the WAL truncated). Returns: 1 when writes
+ * work (no fault, or the probe succeeded and ended it). */
+int engine_writes_recover(engine *e);
+/* store_sync through the test-only injection (its name there is "flush" too). */
+ragd_rc engine_store_sync(engine *e, ragd_err *err);
+/* Returns: RAGD_OK when writes may proceed, else RAGD_ERR_UNAVAILABLE with the fault's reason. */
+ragd_rc engine_writes_allowed(engine *e, ragd_err *err);
+/* The reranking stage of a retrieval (src/engine_rerank.c): scores a's results with r and keeps
+ * the best k in the reranker's order; when the reranker fails or times out, keeps the first k
+ * in the fused order and records why in a->rerank. No engine lock is held by the caller.
+ * Returns: RAGD_OK, or RAGD_ERR_NOMEM. */
+ragd_rc engine_rerank_apply(retrieve_reranker *r, const engine_query *q, engine_answer *a,
+                            size_t k, ragd_err *err);
 
 #endif

@@ -29,6 +29,12 @@ void engine_answer_free(engine_answer *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Returns: the settings q runs under: its snapshot, else the engine's (borrowed). */
+static const ragd_cfg *query_cfg(const engine *e, const engine_query *q)
+{
+    return q->cfg ? q->cfg : e->cfg;
+}
+
 /* Returns: the collection a query reads (static or borrowed from q). */
 static const char *query_collection(const engine_query *q)
 {
@@ -331,8 +337,8 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
         c[j].keyword_rank = (int)i + 1;
     }
     retrieve_fuse_opts fo = {.mode = a->mode, .fusion = a->fusion,
-                             .rrf_k = (double)e->cfg->retrieve_rrf_k,
-                             .vector_weight = e->cfg->retrieve_vector_weight};
+                             .rrf_k = (double)query_cfg(e, q)->retrieve_rrf_k,
+                             .vector_weight = query_cfg(e, q)->retrieve_vector_weight};
     retrieve_fuse(c, m, &fo);
     /* Vector mode keeps the cosine rule (above 0 and min_score). Fused and keyword scores are
      * normalised to [0, 1] over the candidates, so the weakest candidate of a side may score 0
@@ -354,7 +360,7 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
             rel[i] = c[i].score;
             texts[i] = h->text;
         }
-        picked = retrieve_mmr(rel, texts, kept, k, e->cfg->retrieve_diversity_lambda, order);
+        picked = retrieve_mmr(rel, texts, kept, k, query_cfg(e, q)->retrieve_diversity_lambda, order);
         if (picked == 0 && kept > 0) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     } else if (rc == RAGD_OK) {
         for (picked = 0; picked < kept && picked < k; picked++) order[picked] = picked;
@@ -382,7 +388,8 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
  * in the best of the top five results; below [retrieve] min_coverage, or with no results, or
  * with no content word to judge, the answer is low_confidence and carries a clarifying question built
  * from the terms the documents lack and the nearest headings. Caller holds the read lock. */
-static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engine_answer *a,
+static ragd_rc confidence_estimate(engine *e, const engine_query *q,
+                                   const retrieve_terms *terms, engine_answer *a,
                                    ragd_err *err)
 {
     a->coverage = -1.0;
@@ -418,8 +425,22 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
     else if (!fts) /* a read-only store from before the keyword index: nothing to judge with */
         a->low_confidence = 0;
     else
-        a->low_confidence = a->coverage < e->cfg->retrieve_min_coverage || /* -1: no terms */
-                            a->unknown_share >= e->cfg->retrieve_max_unknown_share;
+        a->low_confidence = a->coverage < query_cfg(e, q)->retrieve_min_coverage || /* -1: no terms */
+                            a->unknown_share >= query_cfg(e, q)->retrieve_max_unknown_share;
+    /* A model embedder recognises a paraphrase the words miss: with its cosine floor set
+     * ([retrieve] min_vector_score, docs/RETRIEVAL.md), a close enough passage is confident. */
+    if (a->low_confidence && a->count > 0 && query_cfg(e, q)->retrieve_min_vector_score > 0.0 &&
+        a->unknown_share < query_cfg(e, q)->retrieve_max_unknown_share) {
+        double best = 0.0;
+        for (size_t i = 0; i < a->count; i++)
+            if (a->results[i].vector_rank > 0 && a->results[i].vector_score > best)
+                best = a->results[i].vector_score;
+        if (best >= query_cfg(e, q)->retrieve_min_vector_score) a->low_confidence = 0;
+    }
+    /* A cross-encoder's score judges relevance better than shared words: with a floor set for
+     * the model ([rerank] min_score, docs/RETRIEVAL.md) it decides alone. */
+    if (a->rerank.applied && a->count > 0 && query_cfg(e, q)->rerank_min_score != 0.0)
+        a->low_confidence = a->rerank.best < query_cfg(e, q)->rerank_min_score;
     if (!a->low_confidence) return RAGD_OK;
     const char *headings[RAGD_COVERAGE_TOP] = {NULL};
     for (size_t i = 0; i < ntop; i++) {
@@ -434,14 +455,14 @@ static ragd_rc confidence_estimate(engine *e, const retrieve_terms *terms, engin
 ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err)
 {
     double t0 = util_now_ms();
-    engine_answer a = {.rag_enabled = e->cfg->rag_enabled, .low_confidence = 1, .coverage = -1,
+    engine_answer a = {.rag_enabled = query_cfg(e, q)->rag_enabled, .low_confidence = 1, .coverage = -1,
                        .unknown_share = -1};
     if (q->k < 1) return ragd_err_set(err, RAGD_ERR_INVALID, "k must be at least 1");
     size_t k = 0;
     ragd_rc rc = RAGD_OK;
-    int retrieves = retrieve_settings(e->cfg, q, &a, &k, err, &rc);
+    int retrieves = retrieve_settings(query_cfg(e, q), q, &a, &k, err, &rc);
     if (rc != RAGD_OK) return rc;
-    if (!e->cfg->rag_enabled || !retrieves) {
+    if (!query_cfg(e, q)->rag_enabled || !retrieves) {
         a.total_ms = util_now_ms() - t0;
         rc = retrieve_context_build(NULL, 0, a.max_context_tokens, 0, &a.context, err);
         if (rc != RAGD_OK) return rc;
@@ -453,6 +474,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     float *qv = NULL;
     side_list vs = {0}, ks = {0};
     rc = retrieve_terms_split(q->query, q->query_len, &terms, err);
+    if (rc == RAGD_OK && query_cfg(e, q)->retrieve_lexical_variants)
+        rc = retrieve_terms_expand(q->query, q->query_len, &terms, err);
     int zero = 1;
     if (rc == RAGD_OK && a.mode != RAGD_MODE_KEYWORD) {
         int dims = e->embedder->dims;
@@ -461,23 +484,35 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         if (rc == RAGD_OK) rc = query_embed(e, q, qv, &a, err);
         for (int i = 0; rc == RAGD_OK && i < dims && zero; i++) zero = qv[i] == 0.0f;
     }
-    if (rc == RAGD_OK && (a.results = calloc(k, sizeof *a.results)) == NULL)
+    /* A reranker sees [rerank] candidates fused results and keeps the best k of them. */
+    int rerank = retrieve_rerank_wanted(e->reranker, q->rerank);
+    size_t fuse_k = rerank && (size_t)query_cfg(e, q)->rerank_candidates > k
+                        ? (size_t)query_cfg(e, q)->rerank_candidates : k;
+    if (rc == RAGD_OK && (a.results = calloc(fuse_k, sizeof *a.results)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     /* Fusion and diversity need a wider pool than k; a single list without diversity does not. */
     size_t pool = k;
     if ((a.mode == RAGD_MODE_HYBRID || a.diversity) &&
-        (size_t)e->cfg->retrieve_candidates > pool)
-        pool = (size_t)e->cfg->retrieve_candidates;
+        (size_t)query_cfg(e, q)->retrieve_candidates > pool)
+        pool = (size_t)query_cfg(e, q)->retrieve_candidates;
+    if (pool < fuse_k) pool = fuse_k;
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
         if (a.mode != RAGD_MODE_KEYWORD && !zero) rc = vector_side(e, q, qv, pool, &vs, &a, err);
         if (rc == RAGD_OK && a.mode == RAGD_MODE_HYBRID)
-            vector_length_pivot(&vs, e->cfg->retrieve_vector_length_slope);
+            vector_length_pivot(&vs, query_cfg(e, q)->retrieve_vector_length_slope);
         if (rc == RAGD_OK && a.mode != RAGD_MODE_VECTOR)
             rc = keyword_side(e, q, &terms, pool, &ks, &a, err);
-        if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, k, &a, err);
-        if (rc == RAGD_OK) rc = confidence_estimate(e, &terms, &a, err);
+        if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
+        if (rc == RAGD_OK && !rerank) rc = confidence_estimate(e, q, &terms, &a, err);
+        pthread_rwlock_unlock(&e->rw);
+    }
+    /* The reranker is an HTTP call: made outside the lock, then confidence on its order. */
+    if (rc == RAGD_OK && rerank) rc = engine_rerank_apply(e->reranker, q, &a, k, err);
+    if (rc == RAGD_OK && rerank) {
+        pthread_rwlock_rdlock(&e->rw);
+        rc = confidence_estimate(e, q, &terms, &a, err);
         pthread_rwlock_unlock(&e->rw);
     }
     const store_hit **hits = NULL;
@@ -486,7 +521,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     for (size_t i = 0; rc == RAGD_OK && i < a.count; i++) hits[i] = &a.results[i].hit;
     if (rc == RAGD_OK)
         rc = retrieve_context_build(hits, a.count, a.max_context_tokens,
-                                    e->cfg->retrieve_merge_adjacent, &a.context, err);
+                                    query_cfg(e, q)->retrieve_merge_adjacent, &a.context, err);
     free(hits);
     side_list_free(&vs);
     side_list_free(&ks);

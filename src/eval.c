@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/http_client.h"
 #include "ragd/engine.h"
 #include "ragd/eval.h"
 #include "ragd/log.h"
@@ -64,6 +65,9 @@ typedef struct eval_run {
     int low_confidence;
     double coverage; /* -1 when unknown */
     double ms;
+    double best_vector; /* best cosine among the results, -1 when none came from the vectors */
+    double best_rerank; /* best rerank score, when reranked */
+    int reranked;
 } eval_run;
 
 static void eval_run_free(eval_run *r)
@@ -75,11 +79,6 @@ static void eval_run_free(eval_run *r)
     memset(r, 0, sizeof *r);
 }
 
-static size_t curl_sink(char *data, size_t size, size_t n, void *ctx)
-{
-    return util_buf_append(ctx, data, size * n) == 0 ? size * n : 0;
-}
-
 /* Fills r from a /retrieve response object. Returns: 0, or -1 when it lacks the fields. */
 static int run_from_json(json_t *o, eval_run *r)
 {
@@ -89,9 +88,16 @@ static int run_from_json(json_t *o, eval_run *r)
     r->low_confidence = json_is_true(low);
     json_t *cov = json_object_get(o, "coverage");
     r->coverage = json_is_number(cov) ? json_number_value(cov) : -1.0;
+    json_t *best = json_object_get(json_object_get(o, "rerank"), "best_score");
+    r->reranked = json_is_number(best);
+    r->best_rerank = r->reranked ? json_number_value(best) : 0.0;
+    r->best_vector = -1.0;
     size_t i;
     json_t *v;
     json_array_foreach(res, i, v) {
+        json_t *vs = json_object_get(v, "vector_score");
+        if (json_is_number(vs) && json_number_value(vs) > r->best_vector)
+            r->best_vector = json_number_value(vs);
         if (r->count == EVAL_K) break;
         const char *s = json_string_value(json_object_get(v, "source"));
         const char *h = json_string_value(json_object_get(v, "heading"));
@@ -102,8 +108,10 @@ static int run_from_json(json_t *o, eval_run *r)
     return 0;
 }
 
-static ragd_rc run_http(CURL *curl, const eval_opts *o, const char *question, eval_run *r,
-                        ragd_err *err)
+/* One question over HTTP: POST /retrieve through the CLI's client (the bearer token from the
+ * configuration, the connection kept between questions). */
+static ragd_rc run_http(http_client *client, const eval_opts *o, const char *question,
+                        eval_run *r, ragd_err *err)
 {
     json_t *body = json_pack("{s:s, s:i}", "query", question, "k", EVAL_K);
     if (o->mode) json_object_set_new(body, "mode", json_string(o->mode));
@@ -112,35 +120,17 @@ static ragd_rc run_http(CURL *curl, const eval_opts *o, const char *question, ev
     if (o->collection) json_object_set_new(body, "collection", json_string(o->collection));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char url[1024];
-    snprintf(url, sizeof url, "%s/retrieve", o->url);
-    util_buf resp = {0};
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_sink);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-    double t0 = util_now_ms();
-    CURLcode cc = curl_easy_perform(curl);
-    r->ms = util_now_ms() - t0;
+    if (text == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdr);
+    json_t *reply = NULL;
+    double t0 = util_now_ms();
+    ragd_rc rc = http_client_call(client, "POST", "/retrieve", text, &status, &reply, NULL, err);
+    r->ms = util_now_ms() - t0;
     free(text);
-    ragd_rc rc = RAGD_OK;
-    if (cc != CURLE_OK) {
-        rc = ragd_err_set(err, RAGD_ERR_IO, "POST %s: %s", url, curl_easy_strerror(cc));
-    } else {
-        json_t *o2 = resp.data ? json_loads(resp.data, 0, NULL) : NULL;
-        if (status != 200 || o2 == NULL || run_from_json(o2, r) != 0)
-            rc = ragd_err_set(err, RAGD_ERR_IO, "POST %s: status %ld: %.200s", url, status,
-                              resp.data ? resp.data : "");
-        json_decref(o2);
-    }
-    util_buf_free(&resp);
+    if (rc == RAGD_OK && (status != 200 || reply == NULL || run_from_json(reply, r) != 0))
+        rc = ragd_err_set(err, RAGD_ERR_IO, "POST %s/retrieve: status %ld: %s", o->url, status,
+                          http_client_error_message(reply, "unexpected answer"));
+    json_decref(reply);
     return rc;
 }
 
@@ -160,6 +150,12 @@ static ragd_rc run_store(engine *e, const ragd_cfg *cfg, const eval_opts *o, con
     if (rc != RAGD_OK) return rc;
     r->low_confidence = a.low_confidence;
     r->coverage = a.coverage;
+    r->reranked = a.rerank.applied && a.count > 0;
+    r->best_rerank = r->reranked ? a.rerank.best : 0.0;
+    r->best_vector = -1.0;
+    for (size_t i = 0; i < a.count; i++)
+        if (a.results[i].vector_rank > 0 && a.results[i].vector_score > r->best_vector)
+            r->best_vector = a.results[i].vector_score;
     for (size_t i = 0; i < a.count && r->count < EVAL_K; i++) {
         r->sources[r->count] = strdup(a.results[i].hit.source);
         r->headings[r->count] = strdup(a.results[i].hit.heading);
@@ -256,6 +252,11 @@ static json_t *score_question(const char *question, json_t *expected, const eval
     json_t *q = json_pack("{s:s, s:b, s:f, s:o}", "question", question, "low_confidence",
                           r->low_confidence, "ms", r->ms, "coverage",
                           r->coverage >= 0 ? json_real(r->coverage) : json_null());
+    /* the scores a confidence floor is calibrated on (docs/RETRIEVAL.md) */
+    json_object_set_new(q, "best_vector_score", r->best_vector >= 0 ? json_real(r->best_vector)
+                                                                    : json_null());
+    json_object_set_new(q, "best_rerank_score", r->reranked ? json_real(r->best_rerank)
+                                                            : json_null());
     if (ne == 0) {
         t->unanswerable++;
         t->low_unanswerable += r->low_confidence != 0;
@@ -320,11 +321,11 @@ int eval_main(int argc, char **argv)
         return 1;
     }
     engine *e = NULL;
-    CURL *curl = NULL;
+    http_client *client = NULL;
     if (o.url) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl = curl_easy_init();
-        if (curl == NULL) rc = ragd_err_set(&err, RAGD_ERR_NOMEM, "curl_easy_init failed");
+        client = http_client_new(o.url, cfg.auth_token, 30);
+        if (client == NULL) rc = ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
     } else {
         rc = engine_open(&cfg, RAGD_ENGINE_READONLY, &e, &err);
     }
@@ -347,7 +348,7 @@ int eval_main(int argc, char **argv)
             break;
         }
         eval_run r = {0};
-        rc = o.url ? run_http(curl, &o, question, &r, &err)
+        rc = o.url ? run_http(client, &o, question, &r, &err)
                    : run_store(e, &cfg, &o, question, &r, &err);
         if (rc == RAGD_OK) {
             json_array_append_new(per, score_question(question, expected, &r, &t));
@@ -362,8 +363,8 @@ int eval_main(int argc, char **argv)
     }
     fclose(f);
     engine_close(e);
-    if (curl) {
-        curl_easy_cleanup(curl);
+    if (o.url) {
+        http_client_free(client);
         curl_global_cleanup();
     }
     if (rc != RAGD_OK) {

@@ -83,8 +83,6 @@ static int doc_check(const ragd_cfg *cfg, json_t *d, size_t i, int many, http_re
     return 0;
 }
 
-static const char *const outcome_names[] = {"added", "updated", "unchanged"};
-
 /* Returns: 1 when documents a and b (already checked) name the same collection. */
 static int same_collection(json_t *a, json_t *b)
 {
@@ -93,28 +91,29 @@ static int same_collection(json_t *a, json_t *b)
     return (x == NULL && y == NULL) || (x && y && strcmp(x, y) == 0);
 }
 
-http_reply http_handle_documents_post(const http_request *req)
+/* Parses and checks a POST /documents body: one document, {"documents": [...]} (optionally with a
+ * shared "collection"), or a bare array; every document valid, ids unique per collection.
+ * Returns: 0 and *rootp, *listp (new references), *sharedp (borrowed from *rootp, may be NULL),
+ * *many (0 for a single document); or -1 with *reply set and nothing to free. */
+static int docs_parse(const ragd_cfg *cfg, const char *body, size_t len, json_t **rootp,
+                      json_t **listp, json_t **sharedp, int *many, http_reply *reply)
 {
-    engine *e = req->engine;
-    const ragd_cfg *cfg = req->cfg;
-    const char *body = req->body;
-    size_t len = req->body_len;
-    http_reply reply = {0};
-    if (body == NULL || len == 0)
-        return http_reply_error(RAGD_ERR_INVALID, "invalid_json",
-                                "request body is empty; expected a document or "
-                                "{\"documents\": [...]}");
+    if (body == NULL || len == 0) {
+        *reply = http_reply_error(RAGD_ERR_INVALID, "invalid_json",
+                                  "request body is empty; expected a document or "
+                                  "{\"documents\": [...]}");
+        return -1;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
-        return http_reply_errorf(RAGD_ERR_INVALID, "invalid_json",
-                                 "malformed JSON at line %d column %d: %s", jerr.line,
-                                 jerr.column, jerr.text);
+        *reply = http_reply_errorf(RAGD_ERR_INVALID, "invalid_json",
+                                   "malformed JSON at line %d column %d: %s", jerr.line,
+                                   jerr.column, jerr.text);
+        return -1;
     }
-    /* One document, {"documents": [...]}, or a bare array. */
-    json_t *list = NULL;
-    json_t *shared = NULL; /* {"collection": ..., "documents": [...]}; borrowed from root */
-    int many = 1;
+    json_t *list = NULL, *shared = NULL;
+    *many = 1;
     if (json_is_array(root)) {
         list = json_incref(root);
     } else if (json_is_object(root) && json_object_get(root, "documents") != NULL &&
@@ -123,32 +122,66 @@ http_reply http_handle_documents_post(const http_request *req)
         list = json_incref(json_object_get(root, "documents"));
         shared = json_object_get(root, "collection");
         if (shared != NULL && !http_collection_json_ok(shared)) {
-            reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field 'collection': %s",
-                                      HTTP_COLLECTION_RULE);
-            goto out;
+            *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL, "field 'collection': %s",
+                                       HTTP_COLLECTION_RULE);
+            goto bad;
         }
     } else if (json_is_object(root)) {
         list = json_pack("[O]", root);
-        many = 0;
+        *many = 0;
     }
     if (!json_is_array(list) || json_array_size(list) == 0 ||
         json_array_size(list) > DOCS_PER_REQUEST_MAX) {
-        reply = http_reply_error(RAGD_ERR_INVALID, NULL,
-                                 "expected a document object, an array of them, or "
-                                 "{\"documents\": [...]} with 1..1000 documents");
-        goto out;
+        *reply = http_reply_error(RAGD_ERR_INVALID, NULL,
+                                  "expected a document object, an array of them, or "
+                                  "{\"documents\": [...]} with 1..1000 documents");
+        goto bad;
     }
     for (size_t i = 0; i < json_array_size(list); i++)
-        if (doc_check(cfg, json_array_get(list, i), i, many, &reply) != 0) goto out;
+        if (doc_check(cfg, json_array_get(list, i), i, *many, reply) != 0) goto bad;
     for (size_t i = 0; i < json_array_size(list); i++) /* ids unique within the request */
         for (size_t k = 0; k < i; k++)
             if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "id")),
                        json_string_value(json_object_get(json_array_get(list, k), "id"))) == 0 &&
                 same_collection(json_array_get(list, i), json_array_get(list, k))) {
-                reply = http_reply_errorf(RAGD_ERR_INVALID, NULL,
-                                          "documents[%zu]: duplicate id in this request", i);
-                goto out;
+                *reply = http_reply_errorf(RAGD_ERR_INVALID, NULL,
+                                           "documents[%zu]: duplicate id in this request", i);
+                goto bad;
             }
+    *rootp = root;
+    *listp = list;
+    *sharedp = shared;
+    return 0;
+bad:
+    json_decref(list);
+    json_decref(root);
+    return -1;
+}
+
+int http_documents_body_check(const ragd_cfg *cfg, const char *body, size_t len,
+                              http_reply *reply)
+{
+    json_t *root = NULL, *list = NULL, *shared = NULL;
+    int many = 0;
+    if (docs_parse(cfg, body, len, &root, &list, &shared, &many, reply) != 0) return -1;
+    json_decref(list);
+    json_decref(root);
+    return 0;
+}
+
+static const char *const outcome_names[] = {"added", "updated", "unchanged"};
+
+http_reply http_handle_documents_post(const http_request *req)
+{
+    engine *e = req->engine;
+    const ragd_cfg *cfg = req->cfg;
+    const char *body = req->body;
+    size_t len = req->body_len;
+    http_reply reply = {0};
+    json_t *root = NULL, *list = NULL;
+    json_t *shared = NULL; /* {"collection": ..., "documents": [...]}; borrowed from root */
+    int many = 0;
+    if (docs_parse(cfg, body, len, &root, &list, &shared, &many, &reply) != 0) return reply;
     json_t *results = json_array();
     int64_t counts[3] = {0, 0, 0};
     reply.status = 200;

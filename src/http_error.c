@@ -42,13 +42,12 @@ static const struct {
     {RAGD_OK, 400, "invalid_json"},
     {RAGD_OK, 400, "bad_request"},          /* malformed request line, headers or framing */
     {RAGD_OK, 405, "method_not_allowed"},
-    {RAGD_OK, 408, "request_timeout"},      /* [server] request_timeout passed */
+    {RAGD_OK, 408, "request_timeout"},      /* [server] request_timeout passed for the head */
     {RAGD_OK, 413, "payload_too_large"},
     {RAGD_OK, 414, "uri_too_long"},
     {RAGD_OK, 431, "headers_too_large"},
-    {RAGD_OK, 501, "not_implemented"},      /* a Transfer-Encoding other than chunked */
     {RAGD_OK, 503, "too_many_connections"}, /* [server] max_connections / max_connections_per_ip */
-    {RAGD_OK, 505, "http_version_not_supported"},
+    {RAGD_OK, 400, "http_version_not_supported"}, /* client input: 400, not 505 */
     /* POST /v1/chat/completions (src/http_chat.c); the upstream's own errors keep its status */
     {RAGD_OK, 400, "tool_not_allowed"},     /* a tool outside [prompt] tools offered */
     {RAGD_OK, 502, "upstream_unavailable"}, /* the chat upstream could not be reached */

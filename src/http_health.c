@@ -92,6 +92,7 @@ static void http_embed_cache_fields(const engine_stats *s, json_t *body)
         json_object_set_new(redis, "where", json_string(c->redis_where));
         json_object_set_new(redis, "reason", json_string(c->redis_reason));
         json_object_set_new(redis, "down_since", json_integer((json_int_t)c->redis_down_since));
+        json_object_set_new(redis, "rejected", json_integer((json_int_t)c->redis_rejected));
     }
     json_object_set_new(body, "cache",
                         json_pack("{s:{s:I, s:I, s:I, s:I}, s:o*}", "memory", "entries",
@@ -124,7 +125,7 @@ static http_reply health_reply(const http_request *req)
     const ragd_cfg *cfg = req->cfg;
     engine_stats s;
     ragd_err err = {0};
-    int rag_enabled = __atomic_load_n(&cfg->rag_enabled, __ATOMIC_RELAXED);
+    int rag_enabled = cfg->rag_enabled;
     if (engine_stats_get(e, &s, &err) != RAGD_OK) {
         http_reply r = {.status = 503};
         r.body = json_pack("{s:s, s:s, s:b, s:{s:b, s:b}, s:[s]}", "status", "down", "version",
@@ -160,6 +161,9 @@ static http_reply health_reply(const http_request *req)
     if (strcmp(ingest_result, "failed") == 0)
         reason_add(reasons, "last ingest failed: %s", ingest_message);
     http_cache_reason_add(&s.cache, reasons);
+    if (s.write_fault)
+        reason_add(reasons, "writes are failing (%s); retrievals are served from memory and "
+                   "writes refused until the data dir can be written again", s.write_error);
 
     const char *status = down ? "down" : json_array_size(reasons) > 0 ? "degraded" : "ok";
     http_reply r = {.status = down ? 503 : 200};
@@ -178,7 +182,14 @@ static http_reply health_reply(const http_request *req)
         s.ingest_running, "last_at", (json_int_t)s.last_ingest_at, "last_ok", s.last_ingest_ok,
         "last_result", ingest_result, "last_message", ingest_message, "reasons", reasons);
     if (r.body) http_embed_cache_fields(&s, r.body);
+    if (r.body) http_rerank_health(&s, r.body);
     if (r.body) store_backend_fields(cfg, json_object_get(r.body, "store"));
+    json_t *store = r.body ? json_object_get(r.body, "store") : NULL;
+    if (store) {
+        json_object_set_new(store, "writable", json_boolean(!s.write_fault));
+        json_object_set_new(store, "write_error",
+                            s.write_fault ? json_string(s.write_error) : json_null());
+    }
     return r;
 }
 
@@ -211,6 +222,7 @@ http_reply http_handle_metrics(const http_request *req)
         g.embeddings = s.embeddings;
         g.index_vectors = (int64_t)s.index_vectors;
         g.index_bytes = (int64_t)s.index_bytes;
+        g.rerank_cost_usd = s.rerank.cost_usd;
     }
     util_buf out = {0};
     store_collection *colls = NULL;

@@ -230,6 +230,7 @@ int http_ingest_req_parse(const ragd_cfg *cfg, const char *body, size_t len, htt
     }
     json_t *wait = json_object_get(root, "wait");
     r.reset = json_is_true(json_object_get(root, "reset"));
+    r.max_file_bytes = cfg->max_file_bytes;
     r.wait = wait == NULL || json_is_true(wait);
     if (globs_get(root, "include", &r.include, &r.include_count, reply) != 0 ||
         globs_get(root, "exclude", &r.exclude, &r.exclude_count, reply) != 0)
@@ -277,7 +278,9 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
                             .exclude_count = r->exclude_count,
                             .progress2 = on_progress,
                             .progress_ctx = &pc,
-                            .collection = r->collection};
+                            .max_file_bytes = r->max_file_bytes,
+                            .collection = r->collection,
+                            .path_canonical = 1};
     engine_ingest_report report;
     ragd_err err = {0};
     http_reply reply;

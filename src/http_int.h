@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/http.h"
 
@@ -176,6 +177,61 @@ json_t *http_body_object(const char *body, size_t len, http_reply *reply);
 int http_fields_check(json_t *obj, const http_field *spec, size_t n, const char *prefix,
                       const ragd_cfg *cfg, http_reply *reply);
 
+/* ---- request heads (src/http_head.c) ------------------------------------------------------ */
+
+#define HTTP_HEAD_MAX 16384   /* bytes of a request head (request line and header fields) */
+#define HTTP_URI_MAX 8192     /* bytes of a request target */
+#define HTTP_HEADERS_MAX 100  /* header fields in a head */
+
+typedef struct http_head {
+    size_t head_len;          /* bytes up to and with the empty line */
+    size_t method_len;
+    long long content_length; /* -1: none */
+    int chunked;
+    int http11;
+    int expect_continue;      /* Expect: 100-continue: the body follows the daemon's 100 */
+    /* when refused: */
+    unsigned status;
+    const char *code;         /* static: a code of the error table */
+    char message[160];
+} http_head;
+
+/* Checks the request head at the start of buf[0..len) (the bytes received so far). Bodies over
+ * max_body announced by Content-Length are refused (413). Returns: 1 when a complete head passed
+ * (h->head_len etc. set); 0 when the head is not complete yet and nothing is wrong so far; -1 when
+ * it is refused (h->status, h->code, h->message set). */
+int http_head_check(const char *buf, size_t len, size_t max_body, http_head *h);
+
+/* Checks the framing of a chunked body's first len bytes (chunk sizes, line ends, the last chunk
+ * and trailers). Returns: 1 when the body is complete and well framed; 0 when nothing is wrong so
+ * far but it continues past len; -1 when it is malformed. */
+int http_chunked_check(const char *buf, size_t len);
+
+/* ---- the front: listening socket, limits, head checks (src/http_front.c) ----------------- */
+
+typedef struct http_front http_front;
+struct MHD_Daemon;
+struct sockaddr;
+
+/* Raises the open-file limit and binds cfg's listen address; max_body_bytes is read from live's
+ * current snapshot (live may be NULL: cfg's). Returns: *out new (free with http_front_free), not
+ * accepting until http_front_run. */
+ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ragd_err *err);
+
+/* Starts accepting; connections whose first head passes go to daemons[0..n) in turn (borrowed
+ * until http_front_free). Returns: RAGD_OK, or an error (nothing started). */
+ragd_rc http_front_run(http_front *f, struct MHD_Daemon **daemons, size_t n, ragd_err *err);
+
+/* A daemon closed a connection from addr: releases it from the limits. Any thread. */
+void http_front_conn_closed(http_front *f, const struct sockaddr *addr);
+
+/* Stops accepting: closes the listening socket (new connections are refused) and the connections
+ * still waiting for a head. Idempotent. */
+void http_front_quiesce(http_front *f);
+
+/* Quiesces, waits for relays (stop the daemons first: that ends them), frees f. f may be NULL. */
+void http_front_free(http_front *f);
+
 /* ---- handlers (one file per concern) ------------------------------------------------------ */
 
 /* src/http_health.c */
@@ -185,6 +241,11 @@ http_reply http_handle_metrics(const http_request *req);
 /* src/http_retrieve.c */
 http_reply http_handle_retrieve(const http_request *req);
 http_reply http_handle_context(const http_request *req);
+/* Check a body as POST /retrieve (and /context) and POST /documents do, without running it (for
+ * the fuzz targets). Returns: 0 when accepted; -1 with *reply set to the 4xx. */
+int http_retrieve_body_check(const ragd_cfg *cfg, const char *body, size_t len, http_reply *reply);
+int http_documents_body_check(const ragd_cfg *cfg, const char *body, size_t len,
+                              http_reply *reply);
 /* src/http_ingest.c */
 http_reply http_handle_ingest(const http_request *req);
 /* src/http_jobs.c */
@@ -241,6 +302,7 @@ typedef struct http_ingest_req {
     size_t include_count;
     char **exclude;
     size_t exclude_count;
+    size_t max_file_bytes; /* [ingest] max_file_bytes of the request's snapshot (live) */
     char *collection; /* owned; NULL: "default" */
 } http_ingest_req;
 
@@ -258,6 +320,14 @@ http_reply http_ingest_req_run(engine *e, http_jobs *jobs, const char *job_id,
 /* Returns: 1 if the Authorization header value carries cfg's bearer token (constant-time
  * compare), or no token is configured; 0 otherwise. header may be NULL. */
 int http_auth_ok(const ragd_cfg *cfg, const char *header);
+
+/* ---- reranking in answers and /health (src/http_rerank.c) --------------------------------- */
+/* Adds "rerank" (requested, applied, provider..., fallback, error, ms, candidates, cache_hits) to
+ * the answer object o, and "rerank_score" (null when not reranked) to each of results' items. */
+void http_rerank_answer(const engine_answer *a, json_t *results, json_t *o);
+/* Adds "reranker" (provider, model, calls, failures, timeouts, cache, tokens, spend, last call)
+ * to a /health body. */
+void http_rerank_health(const engine_stats *s, json_t *body);
 
 /* ---- the chat endpoint's connection handling (src/http_chat.c) ------------------------------ */
 struct MHD_Connection;

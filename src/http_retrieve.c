@@ -104,6 +104,7 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
             json_object_set_new(json_object_get(o, "timings_ms"), "cache", json_real(a->cache_ms));
         }
     }
+    if (o) http_rerank_answer(a, results, o);
     if (o && !a->rag_enabled)
         json_object_set_new(o, "message",
                             json_string("RAG is disabled (RAG_ENABLED=false or [rag] "
@@ -132,6 +133,7 @@ static const http_field retrieve_fields[] = {
     {"fusion", HTTP_FIELD_STRING, 0, 0, 0, fusion_choices, NULL},
     {"diversity", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"max_context_tokens", HTTP_FIELD_INT, 0, 16, 1000000, NULL, NULL},
+    {"rerank", HTTP_FIELD_BOOL, 0, 0, 0, NULL, NULL},
     {"collection", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL},
     {"ef_search", HTTP_FIELD_INT, 0, 1, 65536, NULL, NULL}, /* as [store] hnsw_ef_search */
 };
@@ -158,7 +160,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
     if (root == NULL) return -1;
     if (http_fields_check(root, retrieve_fields, COUNT(retrieve_fields), "", cfg, replyp) != 0)
         return -1;
-    engine_query q = {.k = cfg->retrieve_default_k, .min_score = cfg->retrieve_min_score};
+    engine_query q = {.k = cfg->retrieve_default_k, .min_score = cfg->retrieve_min_score,
+                      .cfg = cfg};
     json_t *v = json_object_get(root, "query");
     q.query = json_string_value(v);
     q.query_len = json_string_length(v);
@@ -175,6 +178,8 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
         q.diversity = json_is_true(v) ? RAGD_DIVERSITY_ON : RAGD_DIVERSITY_OFF;
     if ((v = json_object_get(root, "max_context_tokens")) != NULL)
         q.max_context_tokens = (int)json_integer_value(v);
+    if ((v = json_object_get(root, "rerank")) != NULL)
+        q.rerank = json_is_true(v) ? RAGD_RERANK_ON : RAGD_RERANK_OFF;
     if ((v = json_object_get(root, "ef_search")) != NULL) q.ef_search = (int)json_integer_value(v);
     if ((v = json_object_get(root, "min_score")) != NULL) q.min_score = json_number_value(v);
     if ((v = json_object_get(root, "intent")) != NULL) q.intent = json_string_value(v);
@@ -218,6 +223,18 @@ static int retrieve_parse(const ragd_cfg *cfg, const char *body, size_t len, jso
     return 0;
 }
 
+int http_retrieve_body_check(const ragd_cfg *cfg, const char *body, size_t len, http_reply *reply)
+{
+    json_t *root = NULL;
+    engine_query q;
+    const char *tags[TAGS_MAX];
+    retrieve_filter *filter = NULL;
+    int rc = retrieve_parse(cfg, body, len, &root, &q, tags, &filter, reply);
+    retrieve_filter_free(filter);
+    json_decref(root);
+    return rc;
+}
+
 /* Records one retrieval (served by /retrieve or /context) in the metrics and the JSONL log. */
 static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_query *q, ragd_rc rc,
                              const engine_answer *a, const ragd_err *err)
@@ -241,7 +258,7 @@ static void retrieval_record(const ragd_cfg *cfg, json_t *root, const engine_que
                          .rc = rc,
                          .error_message = ok ? NULL : err->msg,
                          .collection = q->collection ? q->collection : RAGD_COLLECTION_DEFAULT};
-    log_record_retrieval(&rec, __atomic_load_n(&cfg->log_queries, __ATOMIC_RELAXED));
+    log_record_retrieval(&rec, cfg->log_queries);
 }
 
 /* The part /retrieve and /context share: parse the body into *q (strings borrowed from *root,

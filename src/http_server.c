@@ -31,9 +31,12 @@
 #define WORKER_LOG_EVERY_S 10
 
 struct http_server {
-    struct MHD_Daemon *daemon;
+    http_front *front;            /* listening socket, limits, head checks */
+    struct MHD_Daemon **daemons;  /* one per [server] threads, fed by the front */
+    size_t daemon_count;
     engine *engine;
-    const ragd_cfg *cfg;
+    const ragd_cfg *cfg; /* the boot configuration: listen address, threads */
+    cfg_live *live;      /* snapshots for requests; may be NULL (then cfg) */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int workers;  /* ingest worker threads alive (waited-for and background jobs) */
@@ -52,6 +55,7 @@ typedef struct request {
     http_reply reply;
     double t0;
     int authorized; /* the bearer token matched (or none is configured) */
+    const ragd_cfg *cfg; /* the snapshot this request runs under (a reference when s->live) */
     const char *route_name; /* for metrics; static */
     char request_id[RAGD_REQUEST_ID_MAX];
     char allow[HTTP_ALLOW_MAX];
@@ -204,13 +208,15 @@ static enum MHD_Result finish(request *req, const char *method, const char *url,
     pthread_mutex_lock(&req->server->mu);
     int closing = req->server->stopping;
     pthread_mutex_unlock(&req->server->mu);
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)req->cfg->connection_timeout_s);
     return send_reply(req->conn, reply, req->request_id, closing);
 }
 
-static http_reply reply_too_large(const http_server *s)
+static http_reply reply_too_large(const ragd_cfg *cfg)
 {
     char msg[128];
-    snprintf(msg, sizeof msg, "request body over the limit of %zu bytes", s->cfg->max_body_bytes);
+    snprintf(msg, sizeof msg, "request body over the limit of %zu bytes", cfg->max_body_bytes);
     return http_reply_error(RAGD_ERR_TOO_LARGE, NULL, msg);
 }
 
@@ -267,7 +273,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->server = s;
         req->conn = conn;
         req->t0 = util_now_ms();
+        req->cfg = s->live ? cfg_live_acquire(s->live) : s->cfg;
         req->route_name = http_route_name_of(url);
+        /* the whole request (its body) within request_timeout, even when nothing more comes;
+         * finish() gives the connection its idle timeout back for keep-alive */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)req->cfg->request_timeout_s);
         *con_cls = req;
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (log_record_request_id_valid(rid))
@@ -284,7 +295,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                             "ragd is shutting down; retry on another instance");
             return finish(req, method, url, &r);
         }
-        req->authorized = http_auth_ok(s->cfg, MHD_lookup_connection_value(
+        req->authorized = http_auth_ok(req->cfg, MHD_lookup_connection_value(
                                                    conn, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_AUTHORIZATION));
         /* Routes that need the token are refused before any of the body is read. */
@@ -299,21 +310,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* Refuse an announced oversized body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body_bytes) {
-            http_reply r = reply_too_large(s);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)req->cfg->max_body_bytes) {
+            http_reply r = reply_too_large(req->cfg);
             return finish(req, method, url, &r);
         }
         return MHD_YES;
     }
 
     if (*upload_data_size > 0) {
+        /* the whole request's deadline: a body dripped a byte at a time does not hold a
+         * connection open without end (MHD's own timeout only sees idleness) */
+        if (util_now_ms() - req->t0 > 1000.0 * req->cfg->request_timeout_s) {
+            metrics_counter_add(RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, 1);
+            return MHD_NO;
+        }
         /* A body without Content-Length (chunked) that goes over the limit is read and dropped
          * so the client gets its 413 (MHD cannot answer mid-upload), but only up to a bound:
          * past it the connection is closed rather than tie up a pool thread. */
         req->received += *upload_data_size;
-        if (req->received > s->cfg->max_body_bytes) {
+        if (req->received > req->cfg->max_body_bytes) {
             util_buf_free(&req->body);
-            if (req->received / 4 > s->cfg->max_body_bytes) return MHD_NO;
+            if (req->received / 4 > req->cfg->max_body_bytes) return MHD_NO;
         } else if (util_buf_append(&req->body, upload_data, *upload_data_size) != 0) {
             return MHD_NO;
         }
@@ -339,8 +356,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->started) return MHD_YES; /* spurious call while suspended */
 
-    if (req->received > s->cfg->max_body_bytes) {
-        http_reply r = reply_too_large(s);
+    if (req->received > req->cfg->max_body_bytes) {
+        http_reply r = reply_too_large(req->cfg);
         return finish(req, method, url, &r);
     }
 
@@ -356,7 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                        .body_len = req->body.len,
                        .authorized = req->authorized,
                        .engine = s->engine,
-                       .cfg = s->cfg,
+                       .cfg = req->cfg,
                        .jobs = s->jobs,
                        .request_id = req->request_id,
                        .header = header_lookup,
@@ -388,9 +405,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     http_server *s = cls;
     (void)conn;
-    (void)toe;
     request *req = *con_cls;
     if (req == NULL) return;
+    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR ||
+        toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        metrics_counter_add(RAGD_METRIC_HTTP_CONN_ABORTED, 1);
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
     metrics_in_flight_add(-1);
@@ -400,10 +419,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     util_buf_free(&req->body);
     json_decref(req->reply.body);
     free(req->reply.text);
+    if (s->live) cfg_live_release(req->cfg);
     free(req);
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's messages about clients that went away are normal on a busy server: they are
+ * counted (ragd_http_connections_aborted_total, in on_completed) and logged at debug level only. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -411,57 +435,82 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    RAGD_LOG(RAGD_LOG_WARN, "http", "libmicrohttpd: %s", msg);
+    /* also the socket-option notes on the relay's socketpair (no TCP there: nothing is lost) */
+    static const char *const client_side[] = {"closed", "reset", "disconnect", "timed out",
+                                              "timeout", "Broken pipe", "aborted", "shut",
+                                              "TCP_NODELAY", "TCP_CORK", "push the data"};
+    int level = RAGD_LOG_WARN;
+    for (size_t i = 0; i < sizeof client_side / sizeof client_side[0]; i++)
+        if (strstr(msg, client_side[i])) level = RAGD_LOG_DEBUG;
+    RAGD_LOG(level, "http", "libmicrohttpd: %s", msg);
 }
 
-ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err)
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->listen_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
-    if (gai != 0)
-        return ragd_err_set(err, RAGD_ERR_CONFIG, "cannot resolve listen address %s: %s",
-                            cfg->listen_host, gai_strerror(gai));
+    http_server *s = cls;
+    (void)socket_context;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED) return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    http_front_conn_closed(s->front, ci ? ci->client_addr : NULL);
+}
 
+static void server_free(http_server *s)
+{
+    for (size_t i = 0; i < s->daemon_count; i++)
+        if (s->daemons[i]) MHD_stop_daemon(s->daemons[i]);
+    http_front_free(s->front);
+    free(s->daemons);
+    http_jobs_free(s->jobs);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, cfg_live *live, http_server **out,
+                          ragd_err *err)
+{
     http_server *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        freeaddrinfo(ai);
-        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    }
+    if (s == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     s->engine = e;
     s->cfg = cfg;
-    s->jobs = http_jobs_new();
-    if (s->jobs == NULL) {
-        freeaddrinfo(ai);
-        free(s);
-        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    }
+    s->live = live;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
-
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+    s->jobs = http_jobs_new();
+    s->daemon_count = (size_t)cfg->threads;
+    s->daemons = calloc(s->daemon_count, sizeof *s->daemons);
+    if (s->jobs == NULL || s->daemons == NULL) {
+        server_free(s);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    }
+    ragd_rc rc = http_front_new(cfg, live, &s->front, err);
+    if (rc != RAGD_OK) {
+        server_free(s);
+        return rc;
+    }
+    /* Daemons without a listening socket, each with its own epoll thread: the front hands them
+     * connections whose first request head passed its checks. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    errno = 0;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
-    int en = errno;
-    freeaddrinfo(ai);
-    if (s->daemon == NULL) {
-        http_jobs_free(s->jobs);
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cond);
-        free(s);
-        return ragd_err_set(err, RAGD_ERR_IO, "cannot listen on %s:%d: %s", cfg->listen_host,
-                            cfg->listen_port, en ? strerror(en) : "libmicrohttpd failed to start");
+    for (size_t i = 0; i < s->daemon_count; i++) {
+        s->daemons[i] = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + 16,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, s, MHD_OPTION_END);
+        if (s->daemons[i] == NULL) {
+            server_free(s);
+            return ragd_err_set(err, RAGD_ERR_IO, "libmicrohttpd failed to start");
+        }
+    }
+    rc = http_front_run(s->front, s->daemons, s->daemon_count, err);
+    if (rc != RAGD_OK) {
+        server_free(s);
+        return rc;
     }
     *out = s;
     return RAGD_OK;
@@ -470,17 +519,15 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
 int http_server_stop(http_server *s)
 {
     if (s == NULL) return 0;
-    /* Stop accepting; connections already open are still served (new requests on them get a
-     * 503 and are closed). */
-    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
-    /* Refuse new connections at once instead of leaving them in the backlog until the drain
-     * ends: shutdown() takes a listening socket out of LISTEN on Linux; the descriptor itself
-     * stays open (MHD's threads may still hold it) until after MHD_stop_daemon. */
-    if (lsock != MHD_INVALID_SOCKET) shutdown(lsock, SHUT_RDWR);
+    /* Stop accepting: new connections are refused at once; connections already open are still
+     * served (new requests on them get a 503 and are closed). */
+    http_front_quiesce(s->front);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     engine_ingest_cancel(s->engine);
-    int timeout_s = __atomic_load_n(&s->cfg->shutdown_timeout_s, __ATOMIC_RELAXED);
+    const ragd_cfg *now = s->live ? cfg_live_acquire(s->live) : s->cfg;
+    int timeout_s = now->shutdown_timeout_s;
+    if (s->live) cfg_live_release(now);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_s;
@@ -511,12 +558,49 @@ int http_server_stop(http_server *s)
                  "still in flight", timeout_s, left);
     else
         RAGD_LOG(RAGD_LOG_INFO, "http", "drained in %.0f ms", util_now_ms() - t0);
-    MHD_stop_daemon(s->daemon);
-    /* The quiesced listening socket is ours to close, after the daemon's threads are gone. */
-    if (lsock != MHD_INVALID_SOCKET) close(lsock);
-    http_jobs_free(s->jobs);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cond);
-    free(s);
+    server_free(s);
     return left > 0 ? 1 : 0;
+}
+
+ragd_rc http_server_ingest_job(http_server *s, const char *path, ragd_err *err)
+{
+    http_ingest_req req = {.path = realpath(path, NULL), .wait = 0};
+    if (req.path == NULL)
+        return ragd_err_set(err, errno == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_IO,
+                            "cannot resolve %s: %s", path, strerror(errno));
+    pthread_mutex_lock(&s->mu);
+    int stopping = s->stopping;
+    if (!stopping) s->workers++; /* drained by http_server_stop like a job's worker */
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) {
+        http_ingest_req_free(&req);
+        return ragd_err_set(err, RAGD_ERR_UNAVAILABLE, "ragd is shutting down; no ingest starts");
+    }
+    char id[HTTP_JOB_ID_MAX];
+    ragd_err jerr = {0};
+    ragd_rc rc = http_jobs_start(s->jobs, req.path, 0, 0, id, &jerr);
+    if (rc != RAGD_OK) {
+        ragd_err_set(err, rc, "%s", jerr.msg);
+    } else {
+        RAGD_LOG(RAGD_LOG_INFO, "ingest", "start-up ingest of %s: job %s", req.path, id);
+        http_reply reply = http_ingest_req_run(s->engine, s->jobs, id, &req);
+        if (reply.status != 200) {
+            json_t *e = json_object_get(reply.body, "error");
+            const char *code = json_string_value(json_object_get(e, "code"));
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            /* the job keeps the full error; the caller needs to know shutdown and busy */
+            rc = code && strcmp(code, "unavailable") == 0 ? RAGD_ERR_UNAVAILABLE
+                 : code && strcmp(code, "busy") == 0      ? RAGD_ERR_BUSY
+                                                          : RAGD_ERR_IO;
+            ragd_err_set(err, rc, "%s", msg ? msg : "ingest failed");
+        }
+        json_decref(reply.body);
+        free(reply.text);
+    }
+    http_ingest_req_free(&req);
+    pthread_mutex_lock(&s->mu);
+    s->workers--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ingest_extract.c - turns a file's raw bytes into the text the chunker sees, plus a title, tags
- * and metadata. One table maps file extensions to extractor functions (PDF, HTML and rst live in
- * their own files: ingest_pdf.c, ingest_html.c, ingest_rst.c). Every extractor first rejects binary data (NUL bytes) and invalid UTF-8,
+ * and metadata. One table maps file extensions to extractor functions (PDF, HTML, rst, Office
+ * and spreadsheets live in their own files: ingest_pdf.c, ingest_html.c, ingest_rst.c,
+ * ingest_office.c, ingest_sheet.c). Every extractor first rejects binary data (NUL bytes) and invalid UTF-8,
  * and strips a UTF-8 byte order mark. Markdown YAML front matter is parsed with a deliberately
  * small subset of YAML (key: scalar, tags as a flow or block list) and removed from the text;
  * line endings are kept as they are so offsets match the file.
@@ -36,6 +37,11 @@ static const struct extractor {
     {{".pdf", NULL}, ingest_pdf_extract, 1},
     {{".html", ".htm", ".xhtml", NULL}, ingest_html_extract, 0},
     {{".rst", ".rest", NULL}, ingest_rst_extract, 0},
+    {{".docx", NULL}, ingest_docx_extract, 1},
+    {{".odt", NULL}, ingest_odt_extract, 1},
+    {{".xlsx", NULL}, ingest_xlsx_extract, 1},
+    {{".ods", NULL}, ingest_ods_extract, 1},
+    {{".csv", ".tsv", NULL}, ingest_csv_extract, 0},
 };
 
 static const struct extractor text_extractor = {{NULL}, extract_text, 0};
@@ -350,6 +356,9 @@ ragd_rc ingest_extract_file(const char *path, const char *data, size_t len,
     if (ex == NULL && opts && opts->unknown_as_text) ex = &text_extractor;
     if (ex == NULL)
         return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "unsupported file type: %s", path);
+    if (ex->run == ingest_pdf_extract) /* the one extractor with options of its own: OCR */
+        return ingest_pdf_extract_ocr(path, data ? data : "", len, opts ? opts->ocr : NULL, out,
+                                      err);
     if (ex->binary) return ex->run(path, data ? data : "", len, out, err);
     if (len > 0 && memchr(data, '\0', len) != NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "binary file (NUL bytes): %s", path);
@@ -398,6 +407,7 @@ void ingest_doc_free(ingest_doc *doc)
     free(doc->metadata_json);
     free(doc->page_starts);
     free(doc->warning);
+    free(doc->ocr_pages);
     memset(doc, 0, sizeof *doc);
 }
 

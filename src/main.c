@@ -21,11 +21,13 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/eval.h"
 #include "ragd/finetune.h"
 #include "ragd/store_migrate.h"
 #include "ragd/http.h"
+#include "ragd/http_client.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
 #include "ragd/util.h"
@@ -382,10 +384,12 @@ static int cmd_migrate(const ragd_cfg *cfg, const cli *c)
 /* ---- serve -------------------------------------------------------------------------------- */
 
 typedef struct startup_ingest {
-    engine *engine;
+    http_server *server;
     const ragd_cfg *cfg;
 } startup_ingest;
 
+/* The start-up ingest of the configured paths, each as an ingest job of the server (a request
+ * meanwhile gets 409 with its job_id; the job logs and records its report). */
 static void *startup_ingest_run(void *arg)
 {
     startup_ingest *si = arg;
@@ -396,26 +400,22 @@ static void *startup_ingest_run(void *arg)
                      p);
             continue;
         }
-        engine_ingest_report r;
         ragd_err err = {0};
-        if (engine_ingest(si->engine, p, 0, NULL, NULL, &r, &err) != RAGD_OK) {
+        if (http_server_ingest_job(si->server, p, &err) != RAGD_OK) {
             RAGD_LOG(RAGD_LOG_ERROR, "ingest", "ingest of %s failed: %s", p, err.msg);
-            if (err.rc != RAGD_ERR_BUSY) log_record_ingest(p, NULL, &err);
             if (err.rc == RAGD_ERR_UNAVAILABLE) break; /* shutting down */
-            continue;
         }
-        log_record_ingest(p, &r, NULL);
-        engine_ingest_report_free(&r);
     }
     return NULL;
 }
 
 /* SIGHUP: reopens the event log, then re-reads the configuration (file, environment, flags)
- * and applies the keys that can change live; names the changed keys that need a restart. */
-static void serve_reload(ragd_cfg *cfg, const cli *c, log_event *events)
+ * and publishes a new snapshot with the keys that can change live (requests in flight keep the
+ * one they started with); names the changed keys that need a restart. */
+static void serve_reload(cfg_live *live, const cli *c, log_event *events)
 {
     log_event_reopen(events);
-    ragd_cfg fresh;
+    ragd_cfg fresh, next;
     ragd_err err = {0};
     if (config_build(c, &fresh, &err) != RAGD_OK) {
         RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: configuration not reloaded, keeping the running "
@@ -423,21 +423,42 @@ static void serve_reload(ragd_cfg *cfg, const cli *c, log_event *events)
         return;
     }
     util_buf applied = {0}, restart = {0};
-    ragd_rc rc = cfg_reload_apply(cfg, &fresh, &applied, &restart, &err);
+    const ragd_cfg *cur = cfg_live_acquire(live);
+    ragd_rc rc = cfg_reload_build(cur, &fresh, &next, &applied, &restart, &err);
+    cfg_live_release(cur);
     cfg_free(&fresh);
-    ragd_log_level level;
-    if (log_level_parse(cfg->log_level, &level) == 0) log_level_set(level);
-    if (rc != RAGD_OK)
-        RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: reload stopped part-way: %s", err.msg);
-    if (applied.len == 0 && restart.len == 0)
-        RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: log file reopened; configuration unchanged");
-    if (applied.len > 0)
-        RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: applied live: %s", applied.data);
-    if (restart.len > 0)
-        RAGD_LOG(RAGD_LOG_WARN, "main", "SIGHUP: changed but not live, restart to apply: %s",
-                 restart.data);
+    if (rc == RAGD_OK) {
+        ragd_log_level level;
+        if (log_level_parse(next.log_level, &level) == 0) log_level_set(level);
+        rc = cfg_live_publish(live, &next, &err);
+        cfg_free(&next); /* zeroed by a publish; freed when it failed */
+    }
+    if (rc != RAGD_OK) {
+        RAGD_LOG(RAGD_LOG_ERROR, "main", "SIGHUP: configuration not reloaded, keeping the running "
+                 "one: %s", err.msg);
+    } else {
+        if (applied.len == 0 && restart.len == 0)
+            RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: log file reopened; configuration unchanged");
+        if (applied.len > 0)
+            RAGD_LOG(RAGD_LOG_INFO, "main", "SIGHUP: applied live: %s", applied.data);
+        if (restart.len > 0)
+            RAGD_LOG(RAGD_LOG_WARN, "main", "SIGHUP: changed but not live, restart to apply: %s",
+                     restart.data);
+    }
     util_buf_free(&applied);
     util_buf_free(&restart);
+}
+
+/* The thread that takes signals with sigwait (cmd_serve). */
+static pthread_t signal_thread;
+
+/* Runs only in a thread that does not block the signal: one a library started before cmd_serve
+ * set the mask (OpenBLAS starts its pool when it is loaded). Without a handler the default action
+ * would end the process there, skipping the drain; instead the signal goes to the waiting thread.
+ * pthread_kill is async-signal-safe. */
+static void signal_forward(int sig)
+{
+    pthread_kill(signal_thread, sig);
 }
 
 static int cmd_serve(ragd_cfg *cfg, const cli *c)
@@ -450,6 +471,14 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal_thread = pthread_self();
+    struct sigaction forward;
+    memset(&forward, 0, sizeof forward);
+    forward.sa_handler = signal_forward;
+    sigfillset(&forward.sa_mask);
+    sigaction(SIGINT, &forward, NULL);
+    sigaction(SIGTERM, &forward, NULL);
+    sigaction(SIGHUP, &forward, NULL);
 
     engine *e = NULL;
     ragd_err err = {0};
@@ -466,8 +495,11 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
     }
     log_event_global_set(events);
     http_server *server = NULL;
-    if (http_server_start(e, cfg, &server, &err) != RAGD_OK) {
+    cfg_live *live = cfg_live_new(cfg);
+    if (live == NULL) ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
+    if (live == NULL || http_server_start(e, cfg, live, &server, &err) != RAGD_OK) {
         fprintf(stderr, "ragd: %s\n", err.msg);
+        cfg_live_free(live);
         log_event_close(events);
         engine_close(e);
         return exit_for(err.rc);
@@ -477,7 +509,7 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
              RAGD_VERSION, cfg->listen_host, cfg->listen_port, cfg->data_dir,
              cfg->rag_enabled ? "enabled" : "disabled");
 
-    startup_ingest si = {.engine = e, .cfg = cfg};
+    startup_ingest si = {.server = server, .cfg = cfg};
     pthread_t ingest_thread;
     int ingesting = 0;
     if (!c->no_ingest && cfg->ingest_on_start && cfg->ingest_path_count > 0)
@@ -487,7 +519,7 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            serve_reload(cfg, c, events);
+            serve_reload(live, c, events);
             continue;
         }
         RAGD_LOG(RAGD_LOG_INFO, "main", "%s received: shutting down",
@@ -504,6 +536,7 @@ static int cmd_serve(ragd_cfg *cfg, const cli *c)
     }
     if (ingesting) pthread_join(ingest_thread, NULL);
     engine_close(e);
+    cfg_live_free(live);
     log_event_global_set(NULL);
     log_event_close(events);
     RAGD_LOG(RAGD_LOG_INFO, "main", "stopped");
@@ -545,47 +578,12 @@ static void report_print(const engine_ingest_report *r, FILE *out)
                 r->errors[i].code);
     for (size_t i = 0; i < r->warning_count; i++)
         fprintf(out, "  warning: %s: %s\n", r->warnings[i].source, r->warnings[i].message);
-}
-
-static size_t curl_collect(char *data, size_t size, size_t n, void *ctx)
-{
-    return util_buf_append(ctx, data, size * n) == 0 ? size * n : 0;
-}
-
-/* One JSON request to the daemon: method url [body], with the bearer token when configured.
- * Returns: the curl code; *status and *out (the response text, util_buf) filled. */
-static CURLcode daemon_call(const ragd_cfg *cfg, const char *url, const char *body, long *status,
-                            util_buf *out)
-{
-    CURLcode cc = CURLE_OUT_OF_MEMORY;
-    CURL *h = curl_easy_init();
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    util_buf auth = {0};
-    if (cfg->auth_token && cfg->auth_token[0] && headers) {
-        util_buf_printf(&auth, "Authorization: Bearer %s", cfg->auth_token);
-        struct curl_slist *more = auth.data ? curl_slist_append(headers, auth.data) : NULL;
-        if (more == NULL) {
-            curl_slist_free_all(headers);
-            headers = NULL;
-        } else {
-            headers = more;
-        }
+    for (size_t i = 0; i < r->ocr_count; i++) {
+        fprintf(out, "  ocr: %s: page%s", r->ocr[i].source, r->ocr[i].page_count > 1 ? "s" : "");
+        for (size_t k = 0; k < r->ocr[i].page_count; k++)
+            fprintf(out, "%s%d", k ? ", " : " ", r->ocr[i].pages[k]);
+        fprintf(out, " (mean confidence %.0f)\n", r->ocr[i].mean_confidence);
     }
-    if (h && headers) {
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_collect);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        cc = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    }
-    curl_slist_free_all(headers);
-    util_buf_free(&auth);
-    if (h) curl_easy_cleanup(h);
-    return cc;
 }
 
 /* Sends the ingest to the daemon that holds the data dir as a background job and follows it
@@ -605,42 +603,42 @@ static int ingest_forward(const ragd_cfg *cfg, const cli *c, long pid, const cha
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     free(abs);
-    char url[300];
-    snprintf(url, sizeof url, "http://%s/ingest", listen);
-    util_buf resp = {0};
+    char base[300];
+    snprintf(base, sizeof base, "http://%s", listen);
+    http_client *client = http_client_new(base, cfg->auth_token, 0);
     long status = 0;
-    CURLcode cc = body ? daemon_call(cfg, url, body, &status, &resp) : CURLE_OUT_OF_MEMORY;
-    free(body);
-    int code = EXIT_RUNTIME;
     json_t *o = NULL;
-    if (cc != CURLE_OK) {
+    ragd_err err = {0};
+    int code = EXIT_RUNTIME;
+    ragd_rc rc = body && client ? http_client_call(client, "POST", "/ingest", body, &status, &o,
+                                                   NULL, &err)
+                                : ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
+    free(body);
+    if (rc != RAGD_OK) {
         fprintf(stderr, "ragd: data dir is locked by ragd pid %ld, and its HTTP API at %s did not "
-                "answer: %s\n", pid, listen, curl_easy_strerror(cc));
+                "answer: %s\n", pid, listen, err.msg);
         goto out;
     }
-    o = json_loads(resp.data ? resp.data : "", 0, NULL);
     if (status != 202) {
-        const char *msg = json_string_value(json_object_get(json_object_get(o, "error"),
-                                                            "message"));
         fprintf(stderr, "ragd: the daemon refused the ingest (HTTP %ld): %s\n", status,
-                msg ? msg : (resp.data ? resp.data : ""));
+                http_client_error_message(o, "no JSON answer"));
         goto out;
     }
-    char job[64];
+    char job[64], path[96];
     snprintf(job, sizeof job, "%s", json_string_value(json_object_get(o, "job_id")));
-    snprintf(url, sizeof url, "http://%s/jobs/%s", listen, job);
+    snprintf(path, sizeof path, "/jobs/%s", job);
     int tty = isatty(STDERR_FILENO);
     json_int_t last_done = -1;
     for (;;) {
         json_decref(o);
         o = NULL;
-        util_buf_free(&resp);
-        if ((cc = daemon_call(cfg, url, NULL, &status, &resp)) != CURLE_OK || status != 200) {
+        if ((rc = http_client_call(client, "GET", path, NULL, &status, &o, NULL, &err)) !=
+                RAGD_OK ||
+            status != 200) {
             fprintf(stderr, "ragd: lost track of ingest job %s at %s (%s)\n", job, listen,
-                    cc != CURLE_OK ? curl_easy_strerror(cc) : "job not found");
+                    rc != RAGD_OK ? err.msg : "job not found");
             goto out;
         }
-        o = json_loads(resp.data ? resp.data : "", 0, NULL);
         json_t *p = json_object_get(o, "progress");
         json_int_t done = json_integer_value(json_object_get(p, "files_done"));
         json_int_t total = json_integer_value(json_object_get(p, "files_total"));
@@ -668,7 +666,7 @@ static int ingest_forward(const ragd_cfg *cfg, const cli *c, long pid, const cha
     code = failed > 0 ? EXIT_PARTIAL : EXIT_OK;
 out:
     json_decref(o);
-    util_buf_free(&resp);
+    http_client_free(client);
     return code;
 }
 
@@ -777,49 +775,40 @@ static int cmd_query(const ragd_cfg *cfg, const cli *c)
 
 /* ---- health ------------------------------------------------------------------------------- */
 
+/* Asks a daemon for GET /health, with the bearer token when one is configured (the details need
+ * it; without, a daemon with a token answers the status only). */
 static int cmd_health(const ragd_cfg *cfg, const cli *c)
 {
-    char url[600];
-    if (c->url != NULL) {
-        size_t n = strlen(c->url);
-        while (n > 0 && c->url[n - 1] == '/') n--;
-        snprintf(url, sizeof url, "%.*s/health", (int)(n < 500 ? n : 500), c->url);
-    } else {
-        int v6 = strchr(cfg->listen_host, ':') != NULL;
-        snprintf(url, sizeof url, "http://%s%.200s%s:%d/health", v6 ? "[" : "", cfg->listen_host,
-                 v6 ? "]" : "", cfg->listen_port);
-    }
-    util_buf resp = {0};
+    char base[600];
+    if (c->url != NULL)
+        snprintf(base, sizeof base, "%.500s", c->url);
+    else
+        http_client_url_of_listen(cfg->listen_host, cfg->listen_port, base, sizeof base);
+    http_client *client = http_client_new(base, cfg->auth_token, HEALTH_TIMEOUT_S);
     long status = 0;
-    CURLcode cc = CURLE_OUT_OF_MEMORY;
-    CURL *h = curl_easy_init();
-    if (h) {
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_collect);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, HEALTH_TIMEOUT_S);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        cc = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(h);
-    }
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "ragd: %s did not answer: %s\n", url, curl_easy_strerror(cc));
-        util_buf_free(&resp);
+    json_t *o = NULL;
+    char *raw = NULL;
+    ragd_err err = {0};
+    ragd_rc rc = client ? http_client_call(client, "GET", "/health", NULL, &status, &o, &raw,
+                                           &err)
+                        : ragd_err_set(&err, RAGD_ERR_NOMEM, "out of memory");
+    http_client_free(client);
+    if (rc != RAGD_OK) {
+        fprintf(stderr, "ragd: %s did not answer: %s\n", base, err.msg);
         return EXIT_RUNTIME;
     }
-    json_t *o = json_loads(resp.data ? resp.data : "", 0, NULL);
     const char *state = json_string_value(json_object_get(o, "status"));
     char *pretty = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-    printf("%s\n", pretty ? pretty : (resp.data ? resp.data : ""));
+    printf("%s\n", pretty ? pretty : (raw ? raw : ""));
     free(pretty);
     int code = EXIT_RUNTIME;
     if (status == 200 && state && (strcmp(state, "ok") == 0 || strcmp(state, "degraded") == 0))
         code = EXIT_OK;
     else
-        fprintf(stderr, "ragd: %s: HTTP %ld, status %s\n", url, status, state ? state : "unknown");
+        fprintf(stderr, "ragd: %s/health: HTTP %ld, status %s\n", base, status,
+                state ? state : "unknown");
     json_decref(o);
-    util_buf_free(&resp);
+    free(raw);
     return code;
 }
 

@@ -67,6 +67,10 @@ static const struct {
                                       "Retrievals that returned no result (nothing above the "
                                       "threshold, RAG disabled, or an error)."},
     [RAGD_METRIC_CACHE_HITS] = {"ragd_cache_hits_total", "Query-embedding cache hits."},
+    [RAGD_METRIC_CACHE_REJECTED] = {"ragd_cache_redis_rejected_total",
+                                    "Query-embedding values read from Redis and refused: written "
+                                    "for another key or by another program, not finite, or not "
+                                    "of unit length."},
     [RAGD_METRIC_CACHE_MISSES] = {"ragd_cache_misses_total", "Query-embedding cache misses."},
     [RAGD_METRIC_EMBED_TOKENS] = {"ragd_embedding_tokens_total",
                                   "Tokens sent to the embedding provider."},
@@ -79,6 +83,31 @@ static const struct {
                                         "Files an ingest could not ingest (per-file errors)."},
     [RAGD_METRIC_LOG_DROPPED] = {"ragd_log_dropped_lines_total",
                                  "Retrieval/ingest log lines dropped (queue full or write error)."},
+    [RAGD_METRIC_HTTP_CONN_ABORTED] = {"ragd_http_connections_aborted_total",
+                                       "Client connections closed by the client before their "
+                                       "reply (counted, not logged)."},
+    [RAGD_METRIC_HTTP_CONN_REFUSED] = {"ragd_http_connections_refused_total",
+                                       "Connections refused with 503 over [server] "
+                                       "max_connections / max_connections_per_ip."},
+    [RAGD_METRIC_HTTP_CONN_EVICTED] = {"ragd_http_connections_evicted_total",
+                                       "Idle connections (no complete request head) closed to "
+                                       "make room for new ones."},
+    [RAGD_METRIC_HTTP_REQUEST_TIMEOUTS] = {"ragd_http_request_timeouts_total",
+                                           "Requests whose head or body did not arrive within "
+                                           "[server] request_timeout."},
+    [RAGD_METRIC_HTTP_HEAD_REFUSED] = {"ragd_http_heads_refused_total",
+                                       "Malformed request heads answered with a JSON 4xx before "
+                                       "routing."},
+    [RAGD_METRIC_RERANK_REQUESTS] = {"ragd_rerank_requests_total", "Calls made to the reranker."},
+    [RAGD_METRIC_RERANK_FAILURES] = {"ragd_rerank_failures_total",
+                                     "Reranker calls that failed or timed out (the fused order "
+                                     "was kept)."},
+    [RAGD_METRIC_RERANK_TOKENS] = {"ragd_rerank_tokens_total",
+                                   "Estimated tokens sent to the reranker."},
+    [RAGD_METRIC_RERANK_CACHE_HITS] = {"ragd_rerank_cache_hits_total",
+                                       "Rerank scores of (query, chunk) found in the cache."},
+    [RAGD_METRIC_RERANK_CACHE_MISSES] = {"ragd_rerank_cache_misses_total",
+                                         "Rerank scores of (query, chunk) that had to be asked."},
     [RAGD_METRIC_CHAT_TURNS] = {"ragd_chat_turns_total", "Chat turns answered, any outcome."},
     [RAGD_METRIC_CHAT_UPSTREAM_CALLS] = {"ragd_chat_upstream_calls_total",
                                          "Chat turns sent to the chat upstream."},
@@ -110,6 +139,8 @@ static const struct {
                                    "Time to embed the query of a retrieval, in seconds."},
     [RAGD_METRIC_SEARCH_SECONDS] = {"ragd_retrieval_search_duration_seconds",
                                     "Time spent in the vector search of a retrieval, in seconds."},
+    [RAGD_METRIC_RERANK_SECONDS] = {"ragd_rerank_duration_seconds",
+                                    "Time of one reranker call, in seconds."},
     [RAGD_METRIC_CHAT_UPSTREAM_SECONDS] = {"ragd_chat_upstream_duration_seconds",
                                            "Time of a chat turn's upstream call, in seconds."},
     [RAGD_METRIC_CHAT_FIRST_TOKEN_SECONDS] = {"ragd_chat_first_token_seconds",
@@ -368,6 +399,10 @@ int metrics_render(const metrics_gauges *g, util_buf *out)
     bad |= number(out, metrics_chat_cost_get());
     bad |= util_buf_puts(out, "\n");
 
+    bad |= family(out, "ragd_rerank_cost_usd_total", "counter",
+                  "Estimated reranker spend since start, in USD ([rerank] price_per_million).");
+    bad |= util_buf_printf(out, "ragd_rerank_cost_usd_total %.9g\n",
+                           g != NULL ? g->rerank_cost_usd : 0.0);
     bad |= gauge(out, "ragd_http_requests_in_flight", "HTTP requests being served now.",
                  (int64_t)atomic_load_explicit(&in_flight, memory_order_relaxed));
     bad |= family(out, "ragd_http_requests_total", "counter",

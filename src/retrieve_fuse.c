@@ -97,7 +97,10 @@ static size_t word_char(const char *s, size_t len, size_t i)
 void retrieve_terms_free(retrieve_terms *t)
 {
     if (t == NULL) return;
-    for (size_t i = 0; i < t->count; i++) free(t->items[i]);
+    for (size_t i = 0; i < t->count; i++) {
+        free(t->items[i]);
+        free(t->exprs[i]);
+    }
     memset(t, 0, sizeof *t);
 }
 
@@ -153,7 +156,7 @@ char *retrieve_fts_match(const retrieve_terms *t)
     util_buf b = {0};
     int bad = 0;
     for (size_t i = 0; i < t->count && !bad; i++) {
-        char *p = retrieve_fts_phrase(t->items[i]);
+        char *p = retrieve_fts_term(t, i);
         bad = p == NULL || util_buf_printf(&b, "%s%s", i ? " OR " : "", p) != 0;
         free(p);
     }

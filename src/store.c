@@ -124,6 +124,11 @@ ragd_rc store_flush(store *s, ragd_err *err)
     return s->ops->flush(s, err);
 }
 
+ragd_rc store_reclaim(store *s, ragd_err *err)
+{
+    return s->ops->reclaim ? s->ops->reclaim(s, err) : RAGD_OK;
+}
+
 ragd_rc store_doc_find(store *s, const char *collection, const char *path, store_doc *out,
                        int *found, ragd_err *err)
 {

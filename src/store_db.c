@@ -636,6 +636,14 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
         if (rc == RAGD_OK)
             rc = db_exec(s->writer, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", what,
                          err);
+        /* The WAL and its index (-shm) stay when the store closes, the WAL truncated to zero
+         * bytes: a restart on a full disk then finds the -shm it needs to read (creating it takes
+         * 32 KiB), and the WAL gives its space back after every reset beyond 4 MiB. */
+        if (rc == RAGD_OK) {
+            int persist = 1;
+            sqlite3_file_control(s->writer, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+            rc = db_exec(s->writer, "PRAGMA journal_size_limit = 4194304", what, err);
+        }
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
         if (rc == RAGD_OK) rc = fts_apply(s, what, err);
         if (rc == RAGD_OK) rc = counts_apply(s, what, err);
@@ -823,6 +831,21 @@ ragd_rc store_db_sync(store_db *s, ragd_err *err)
     if (rc != RAGD_OK) store_db_rollback(s);
     ragd_rc back = db_exec(s->writer, "PRAGMA synchronous = NORMAL", "sync", err);
     return rc != RAGD_OK ? rc : back;
+}
+
+ragd_rc store_db_wal_truncate(store_db *s, ragd_err *err)
+{
+    ragd_rc rc = need_writable(s, "truncate the WAL", err);
+    if (rc != RAGD_OK) return rc;
+    int busy = 0, log = 0, done = 0;
+    int code = sqlite3_wal_checkpoint_v2(s->writer, "main", SQLITE_CHECKPOINT_TRUNCATE, &log,
+                                         &done);
+    busy = code == SQLITE_BUSY;
+    if (code != SQLITE_OK && !busy) return db_fail(s->writer, code, "truncate the WAL", err);
+    if (busy)
+        return ragd_err_set(err, RAGD_ERR_STORE, "truncate the WAL: readers in the way (%d of %d "
+                            "frames checkpointed)", done, log);
+    return RAGD_OK;
 }
 
 /* ----- model ---------------------------------------------------------------------------------- */
@@ -1614,24 +1637,46 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
     return rc;
 }
 
+/* Returns: the closing quote of the quoted phrase starting at p ('"'), or NULL. */
+static const char *fts_phrase_end(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) {
+        if (*q == '\0') return NULL;
+        if (*q == '"' && q[1] == '"') {
+            q += 2;
+            continue;
+        }
+        if (*q == '"') return q;
+        q++;
+    }
+}
+
+/* Returns: the closing parenthesis of a group of variants ("a" OR "a b" ...) starting at p
+ * ('('), as retrieve_fts_term() writes it for a term with lexical variants, or NULL. */
+static const char *fts_group_end(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) {
+        if (*q != '"' || (q = fts_phrase_end(q)) == NULL) return NULL;
+        q++;
+        if (*q == ')') return q;
+        if (strncmp(q, " OR ", 4) != 0) return NULL;
+        q += 4;
+    }
+}
+
 /* Splits match, an OR of quoted phrases as retrieve_fts_match() writes it ("a" OR "b"), into its
- * phrases: start[i] and len[i] (quotes included) point into match. Returns: the number of
- * phrases, or 0 when match has any other shape (then it is searched as it is). */
+ * phrases: start[i] and len[i] (quotes included) point into match. A term with lexical variants
+ * is one unit, its parenthesised group. Returns: the number of units, or 0 when match has any
+ * other shape (then it is searched as it is). */
 static size_t fts_phrases_split(const char *match, const char **start, size_t *len)
 {
     size_t n = 0;
     const char *p = match;
-    while (*p == '"') {
-        const char *q = p + 1;
-        for (;;) {
-            if (*q == '\0') return 0;
-            if (*q == '"' && q[1] == '"') {
-                q += 2;
-                continue;
-            }
-            if (*q == '"') break;
-            q++;
-        }
+    while (*p == '"' || *p == '(') {
+        const char *q = *p == '"' ? fts_phrase_end(p) : fts_group_end(p);
+        if (q == NULL) return 0;
         if (n == RAGD_FTS_PHRASES_MAX) return 0;
         start[n] = p;
         len[n] = (size_t)(q + 1 - p);

@@ -192,7 +192,14 @@ static ragd_rc index_open(faiss_store *f, ragd_err *err)
     rc = index_rebuild(f, err);
     if (rc != RAGD_OK) return rc;
     if (f->readonly) return RAGD_OK;
-    return index_save(f, err);
+    /* SQLite is intact and the index is in memory: a save that fails (a full disk) must not stop
+     * the open. The index stays dirty; the engine's first flush fails the same way and puts
+     * ragd in its write-fault state, serving from memory until a flush succeeds. */
+    ragd_err serr = {0};
+    if (index_save(f, &serr) != RAGD_OK)
+        RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the rebuilt vector index (%s); serving "
+                 "it from memory", serr.msg);
+    return RAGD_OK;
 }
 
 /* Brings the in-memory index in step with a transaction SQLite has just committed (generation
@@ -432,15 +439,25 @@ static ragd_rc faiss_sync(store *s, ragd_err *err)
     return store_db_sync(faiss_of(s)->db, err);
 }
 
+/* Syncs SQLite and saves the index when it changed. Returns: the first failure (the index is
+ * still saved after a failed sync: it is consistent with every commit either way). */
 static ragd_rc faiss_flush(store *s, ragd_err *err)
 {
     faiss_store *f = faiss_of(s);
     ragd_rc rc = store_db_sync(f->db, err);
     ragd_err serr = {0};
-    if (index_save(f, &serr) != RAGD_OK)
+    ragd_rc src = index_save(f, &serr);
+    if (src != RAGD_OK) {
         RAGD_LOG(RAGD_LOG_WARN, "engine", "could not save the vector index (%s); it will be "
                  "rebuilt from SQLite at the next start", serr.msg);
+        if (rc == RAGD_OK) rc = ragd_err_set(err, src, "saving the vector index: %s", serr.msg);
+    }
     return rc;
+}
+
+static ragd_rc faiss_reclaim(store *s, ragd_err *err)
+{
+    return store_db_wal_truncate(faiss_of(s)->db, err);
 }
 
 /* ---- documents and chunks ------------------------------------------------------------------ */
@@ -655,7 +672,7 @@ static ragd_rc faiss_keyword_terms(store *s, const retrieve_terms *terms, const 
     char *phrases[RAGD_TERMS_MAX] = {0};
     ragd_rc rc = RAGD_OK;
     for (size_t i = 0; i < terms->count && rc == RAGD_OK; i++)
-        if ((phrases[i] = retrieve_fts_phrase(terms->items[i])) == NULL)
+        if ((phrases[i] = retrieve_fts_term(terms, i)) == NULL)
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     if (rc == RAGD_OK)
         rc = store_db_fts_terms(faiss_of(s)->db, (const char *const *)phrases, terms->count,
@@ -736,6 +753,7 @@ const store_ops store_faiss_ops = {
     .rollback = faiss_rollback,
     .sync = faiss_sync,
     .flush = faiss_flush,
+    .reclaim = faiss_reclaim,
     .doc_find = faiss_doc_find,
     .doc_put = faiss_doc_put,
     .doc_chunk_count = faiss_doc_chunk_count,

@@ -138,32 +138,43 @@ size_t util_utf8_first_invalid(const char *s, size_t len)
 
 int util_utf8_valid(const char *s, size_t len) { return util_utf8_first_invalid(s, len) == len; }
 
+/* Returns: the byte length of the unit at s[0..len): a whole valid character, or 1 for a byte
+ * that does not start one (*bad set). */
+static size_t utf8_unit(const char *s, size_t len, int *bad)
+{
+    *bad = util_utf8_first_invalid(s, len) == 0 || s[0] == '\0';
+    if (*bad) return 1;
+    unsigned char c = (unsigned char)s[0];
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
 size_t util_utf8_clip(char *dst, size_t dst_size, const char *src, size_t len)
 {
     if (dst_size == 0) return 0;
-    size_t room = dst_size - 1, out = 0, i = 0;
+    size_t room = dst_size - 1, out = 0, i = 0, total = 0;
+    int bad;
     if (src == NULL) len = 0;
+    for (size_t k = 0; k < len && total <= room;) { /* does all of it fit? */
+        size_t unit = utf8_unit(src + k, len - k, &bad);
+        total += bad ? 1 : unit;
+        k += unit;
+    }
+    /* when it does not, keep 3 bytes for "..." */
+    size_t limit = total <= room ? room : room >= 3 ? room - 3 : 0;
     while (i < len) {
-        size_t valid = util_utf8_first_invalid(src + i, len - i);
-        /* the next unit: one whole character, or one bad byte that becomes '?' */
-        size_t unit = 1;
-        if (valid > 0) {
-            unsigned char c = (unsigned char)src[i];
-            unit = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        }
-        /* keep 3 bytes for "..." unless this unit is the input's last */
-        size_t need = unit + (i + unit < len ? 3 : 0);
-        if (out + need > room) {
-            size_t dots = room - out < 3 ? room - out : 3;
-            memcpy(dst + out, "...", dots);
-            out += dots;
-            break;
-        }
-        if (valid == 0 || src[i] == '\0')
+        size_t unit = utf8_unit(src + i, len - i, &bad);
+        size_t need = bad ? 1 : unit;
+        if (out + need > limit) break;
+        if (bad)
             dst[out++] = '?';
         else
             memcpy(dst + out, src + i, unit), out += unit;
         i += unit;
+    }
+    if (i < len) {
+        size_t dots = room - out < 3 ? room - out : 3;
+        memcpy(dst + out, "...", dots);
+        out += dots;
     }
     dst[out] = '\0';
     return out;
@@ -209,12 +220,19 @@ ragd_rc util_mkdir_p(const char *dir, ragd_err *err)
 
 ragd_rc util_file_read(const char *path, size_t max_bytes, char **out, size_t *len, ragd_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO or device at path must not block the open; util_fd_read refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
         return ragd_err_set(err, e == ENOENT ? RAGD_ERR_NOT_FOUND : RAGD_ERR_IO,
                             "cannot open %s: %s", path, strerror(e));
     }
+    return util_fd_read(fd, path, max_bytes, out, len, err);
+}
+
+ragd_rc util_fd_read(int fd, const char *path, size_t max_bytes, char **out, size_t *len,
+                     ragd_err *err)
+{
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

@@ -106,6 +106,23 @@ else
     failed=$((failed + dsum))
 fi
 
+# A short, fixed-seed pass of each libFuzzer target (tests/fuzz/, built by `make fuzz-build` in
+# build/fuzz next to BUILD) under ASan + UBSan; each target counts as one test.
+echo "== fuzz (short fixed-seed pass)"
+fuzz_dir="$(dirname "$BUILD")/fuzz"
+bash tests/fuzz/run.sh "$fuzz_dir" short 2>&1 | tee "$log"
+frc=${PIPESTATUS[0]}
+fp=$(sed -n 's/^fuzz: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' "$log" | tail -n 1)
+ff=$(sed -n 's/^fuzz: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' "$log" | tail -n 1)
+fp=${fp:-0}
+ff=${ff:-0}
+if [ "$frc" -ne 0 ] && [ "$ff" -eq 0 ]; then
+    echo "!! the fuzz pass exited with status $frc without reporting failures (targets built?)"
+    ff=1
+fi
+passed=$((passed + fp))
+failed=$((failed + ff))
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -32,6 +32,7 @@ typedef struct cache_stats {
     uint64_t memory_hits, memory_misses;
     uint64_t redis_hits, redis_misses;
     uint64_t redis_errors;     /* failed commands and failed (re)connects */
+    uint64_t redis_rejected;   /* values refused by cache_value_check (also counted as misses) */
     uint64_t redis_reconnects; /* successful connects after the first */
     size_t memory_entries, memory_capacity;
     int redis_configured;      /* a redis_url is set */

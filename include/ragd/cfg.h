@@ -29,6 +29,10 @@ typedef struct ragd_cfg {
                                * flight before closing them; live */
     char *auth_token;         /* auth_token = (empty); bearer token for every endpoint except
                                * /health; secret, redacted everywhere */
+    int max_connections;      /* max_connections = 1024; open client connections in all */
+    int max_connections_per_ip; /* max_connections_per_ip = 256; from one client address */
+    int request_timeout_s;    /* request_timeout = 30; seconds a request may take to arrive
+                               * (head and body) */
 
     /* [rag] */
     int rag_enabled; /* enabled = true; false: /retrieve answers at once with no chunks */
@@ -60,6 +64,11 @@ typedef struct ragd_cfg {
     int ingest_unknown_as_text;  /* unknown_as_text = false */
     char *ingest_invalid_utf8;   /* invalid_utf8 = skip; skip | repair */
     size_t max_document_bytes;   /* max_document_bytes = 1048576; pushed document text limit */
+    char *ingest_ocr;            /* ocr = auto; auto | off | force: OCR of PDF pages (issue 17) */
+    char *ingest_ocr_languages;  /* ocr_languages = eng; Tesseract languages, "eng+deu" */
+    int ingest_ocr_page_timeout_s; /* ocr_page_timeout = 60; seconds per page, 1..3600 */
+    int ingest_ocr_max_pages;    /* ocr_max_pages = 100; pages OCRed per file, 0..100000 */
+    int ingest_ocr_dpi;          /* ocr_dpi = 300; render resolution for OCR, 72..600 */
 
     /* [chunk] */
     int chunk_target_tokens; /* target_tokens = 650 */
@@ -107,6 +116,21 @@ typedef struct ragd_cfg {
     int retrieve_max_context_tokens;  /* max_context_tokens = 2000; context budget, 16..1000000 */
     double retrieve_min_coverage;     /* min_coverage = 0.25; low_confidence below, 0..1 */
     double retrieve_max_unknown_share; /* max_unknown_share = 0.65; low_confidence at or above */
+    double retrieve_min_vector_score; /* min_vector_score = 0.0; with a model embedder: a best
+                                       * cosine at or above is confident whatever the coverage */
+    int retrieve_lexical_variants;    /* lexical_variants = false; compound/number/spelling
+                                       * variants of query terms on the keyword side */
+
+    /* [rerank] (issue 17, docs/RETRIEVAL.md "Reranking") */
+    char *rerank_provider;     /* provider = none; none | tei | cohere */
+    char *rerank_base_url;     /* base_url = (empty); API root of the reranker */
+    char *rerank_model;        /* model = (empty); sent as model (cohere shape) */
+    char *rerank_api_key;      /* api_key = (empty); secret */
+    int rerank_candidates;     /* candidates = 30; fused results sent to the reranker, 1..1000 */
+    int rerank_timeout_ms;     /* timeout_ms = 2000; whole rerank call, 10..600000 */
+    double rerank_min_score;   /* min_score = 0.0; low_confidence when the best rerank score is
+                                * below (the model's floor; docs/RETRIEVAL.md) */
+    double rerank_price_per_million; /* price_per_million = 0.0; USD per 1M tokens sent */
 
     /* [prompt] */
     char *prompt_template; /* template = (empty); file for POST /context; empty: built-in */
@@ -147,10 +171,6 @@ typedef struct ragd_cfg {
     char *log_file;  /* file = var/logs/rag.log; JSONL retrieval/ingest log; empty: none */
     int log_queries; /* log_queries = false; true also writes raw queries (not only hashes) */
 
-    /* Old values of live string keys replaced by cfg_reload_apply: kept (not freed) until
-     * cfg_free, so a thread still reading the old pointer stays safe. */
-    char **retired;
-    size_t retired_count;
 } ragd_cfg;
 
 /* Fills cfg with the embedded defaults. Returns: RAGD_OK or RAGD_ERR_NOMEM.
@@ -184,13 +204,14 @@ void cfg_print(const ragd_cfg *cfg, FILE *out);
  * not or when there is no such key. */
 int cfg_key_live(const char *section, const char *key);
 
-/* SIGHUP reload: compares fresh (a complete, validated configuration) with cfg key by key,
- * copies the changed live keys into cfg in place (each value stored atomically: a reader sees
- * the old or the new value), and appends "section.key" names, comma-separated, to applied (live
- * keys changed) and to restart (changed keys that need a restart; cfg keeps their old value).
- * Returns: RAGD_OK, or RAGD_ERR_NOMEM (cfg may hold some of the new values). */
-ragd_rc cfg_reload_apply(ragd_cfg *cfg, const ragd_cfg *fresh, util_buf *applied,
-                         util_buf *restart, ragd_err *err);
+/* SIGHUP reload, without touching cur (readers may hold it): builds *next, a new configuration
+ * with cur's values and the changed live keys taken from fresh (a complete, validated
+ * configuration), validated as a whole, and appends "section.key" names, comma-separated, to
+ * applied (live keys changed) and to restart (changed keys that need a restart; next keeps
+ * cur's value). Publish next as a new snapshot (cfg_snapshot.h). Returns: RAGD_OK and *next
+ * (free with cfg_free), or an error (nothing built). */
+ragd_rc cfg_reload_build(const ragd_cfg *cur, const ragd_cfg *fresh, ragd_cfg *next,
+                         util_buf *applied, util_buf *restart, ragd_err *err);
 
 /* Frees the strings owned by cfg and zeroes it. cfg may be NULL. */
 void cfg_free(ragd_cfg *cfg);

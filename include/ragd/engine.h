@@ -17,7 +17,9 @@
 #include "ragd/cache.h"
 #include "ragd/cfg.h"
 #include "ragd/embed.h"
+#include "ragd/ingest.h"
 #include "ragd/ragd.h"
+#include "ragd/rerank.h"
 #include "ragd/retrieve.h"
 #include "ragd/store.h"
 
@@ -68,8 +70,26 @@ typedef struct engine_ingest_report {
     int64_t embed_batches;   /* provider batches that returned (each made durable at once) */
     int64_t embed_tokens;    /* tokens billed for them (0 for the local provider) */
     double embed_cost_usd;   /* embed_tokens at embed.price_per_million */
+    struct engine_ocr_note *ocr; /* files with OCRed pages (src/engine_report.c); owned */
+    size_t ocr_count;
     char *collection;        /* the collection ingested into; owned */
 } engine_ingest_report;
+
+/* One file whose text came partly from OCR, for the ingest report's "ocr" list. */
+typedef struct engine_ocr_note {
+    char *source;           /* owned */
+    int *pages;             /* 1-based, ascending; owned */
+    size_t page_count;
+    double mean_confidence; /* Tesseract's, 0..100 */
+} engine_ocr_note;
+
+/* Appends the OCR facts of doc (nothing when it has no OCRed page) to r->ocr. Out of memory
+ * loses the note, not the ingest. (src/engine_report.c) */
+void engine_report_ocr_add(engine_ingest_report *r, const char *source, const ingest_doc *doc);
+/* Frees r->ocr and zeroes it. */
+void engine_report_ocr_free(engine_ingest_report *r);
+/* Returns: new JSON text (free()) of r->ocr as an array, "[]" when empty; NULL on OOM. */
+char *engine_report_ocr_json(const engine_ingest_report *r);
 
 /* Progress callback: called after each file (done of total). May be NULL. */
 typedef void (*engine_progress_fn)(void *ctx, size_t done, size_t total, const char *relative);
@@ -104,7 +124,13 @@ typedef struct engine_ingest_opts {
     engine_progress_fn progress;     /* may be NULL */
     engine_progress2_fn progress2;   /* may be NULL */
     void *progress_ctx;
+    size_t max_file_bytes;           /* 0: [ingest] max_file_bytes of the engine's configuration
+                                      * (the daemon passes its current snapshot's: it is live) */
     const char *collection;          /* borrowed; NULL: "default" (engine_collection_valid) */
+    int path_canonical;              /* path was resolved and checked (allowed roots): the
+                                      * ingest fails with RAGD_ERR_FORBIDDEN, reading nothing,
+                                      * if it no longer resolves to itself (a symlink swapped in
+                                      * on it since the check) */
 } engine_ingest_opts;
 
 /* engine_ingest with options: include/exclude globs (documents whose relative path the globs do
@@ -142,8 +168,11 @@ typedef struct engine_query {
     int max_context_tokens; /* 0: the intent's, else [retrieve] max_context_tokens */
     int k_given;            /* 1 when k came from the request (an intent's k does not override) */
     const char *intent;     /* borrowed; NULL = none (retrieves); else per [intent] retrieve */
+    int rerank;             /* RAGD_RERANK_*; DEFAULT: rerank when [rerank] provider is set */
     const char *collection; /* borrowed; NULL: "default"; only its documents are searched */
     int ef_search;          /* HNSW efSearch for this query; 0: [store] hnsw_ef_search */
+    const ragd_cfg *cfg;    /* borrowed: the settings snapshot the query runs under (the HTTP
+                             * request's, see cfg_snapshot.h); NULL: the engine's own */
 } engine_query;
 
 typedef struct engine_result {
@@ -151,6 +180,8 @@ typedef struct engine_result {
     store_hit hit; /* owned */
     double vector_score, keyword_score; /* cosine, BM25; valid when the rank is > 0 */
     int vector_rank, keyword_rank;      /* 1-based rank on each side; 0 = not found there */
+    int reranked;        /* 1 when rerank_score is the reranker's score of this result */
+    double rerank_score;
 } engine_result;
 
 typedef struct engine_answer {
@@ -170,6 +201,7 @@ typedef struct engine_answer {
     retrieve_context context; /* owned; the budgeted context block and its sources */
     double cache_ms;         /* query-embedding cache lookups and stores */
     const char *cache_layer; /* "memory", "redis" or "miss" (static); NULL when not embedded */
+    rerank_run rerank;       /* the reranking stage: requested, applied or why not */
 } engine_answer;
 
 /* Answers a query: resolves the intent, mode and budget; searches the vector index and the
@@ -258,6 +290,11 @@ typedef struct engine_stats {
     int last_ingest_ok;
     embed_counters embed; /* the embedder's counters since start */
     cache_stats cache;    /* the query-embedding cache's counters and Redis state */
+    int write_fault;          /* a write to the data dir failed: writes are refused, retrievals
+                               * served from memory, until a probe succeeds (engine_fault.c) */
+    char write_error[384];    /* "what: why" of that failure, "" when none */
+    int64_t write_fault_since; /* unix seconds, 0 when none */
+    rerank_stats rerank;  /* the reranker's counters (provider "none" when there is none) */
 } engine_stats;
 
 ragd_rc engine_stats_get(engine *e, engine_stats *out, ragd_err *err);

@@ -13,15 +13,19 @@
 #include <jansson.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/ragd.h"
 
 /* ---- server ------------------------------------------------------------------------------- */
 typedef struct http_server http_server;
 
-/* Binds cfg->listen_host:cfg->listen_port and starts serving e (both borrowed until stop).
- * Returns: *out new (stop and free with http_server_stop). */
-ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, ragd_err *err);
+/* Binds cfg->listen_host:cfg->listen_port and starts serving e (e, cfg and live borrowed until
+ * stop). Each request runs under the snapshot of live current when it began (cfg_snapshot.h);
+ * live may be NULL: then every request uses cfg. Returns: *out new (stop and free with
+ * http_server_stop). */
+ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, cfg_live *live, http_server **out,
+                          ragd_err *err);
 
 /* Stops accepting (new connections are refused, new requests on open connections get 503),
  * interrupts a running ingest between documents, waits for requests in flight up to
@@ -30,6 +34,13 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, http_server **out, rag
  * left were closed; -1 when it passed with the ingest worker still inside a document: then s is
  * NOT freed (the worker still uses it and the engine) and the caller should exit at once. */
 int http_server_stop(http_server *s);
+
+/* Runs an ingest of path that did not come over HTTP (serve's start-up ingest) as an ingest job
+ * of s, in the calling thread: a POST /ingest meanwhile gets 409 with this job's job_id, GET
+ * /jobs/{id} follows it, and shutdown drains it like any job. Blocks until it is done.
+ * Returns: RAGD_OK; RAGD_ERR_BUSY when another job runs (nothing done); RAGD_ERR_UNAVAILABLE
+ * when s is stopping; else RAGD_ERR_IO with the ingest's message (GET /jobs/{id} has its code). */
+ragd_rc http_server_ingest_job(http_server *s, const char *path, ragd_err *err);
 
 /* ---- renderings shared with the CLI ------------------------------------------------------- */
 

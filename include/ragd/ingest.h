@@ -60,13 +60,37 @@ typedef struct ingest_doc {
     size_t *page_starts; /* paged formats (PDF): byte offset in text where page i+1 starts; owned,
                           * NULL when the format has no pages */
     size_t page_count;
-    char *warning;       /* set when the text was repaired (invalid UTF-8): the reason; owned */
+    char *warning;       /* set when the text was repaired (invalid UTF-8), or pages were left
+                          * out (OCR page cap or timeout): the reason; owned */
+    int *ocr_pages;      /* 1-based pages whose text came from OCR, ascending; owned, NULL when
+                          * none */
+    size_t ocr_page_count;
+    double ocr_confidence; /* Tesseract's mean word confidence over those pages, 0..100 */
 } ingest_doc;
+
+/* OCR of PDF pages without a text layer ([ingest] ocr*, src/ingest_ocr.c). */
+typedef enum ingest_ocr_mode {
+    RAGD_OCR_AUTO = 0, /* pages without a text layer are OCRed */
+    RAGD_OCR_OFF,      /* never: such pages are left out */
+    RAGD_OCR_FORCE     /* every page is OCRed, text layer or not */
+} ingest_ocr_mode;
+
+typedef struct ingest_ocr_opts {
+    ingest_ocr_mode mode;
+    const char *languages; /* borrowed; Tesseract "eng+deu"; NULL means "eng" */
+    int page_timeout_ms;   /* 0: 60000 */
+    int max_pages;         /* pages OCRed per file at most; negative: 100 */
+    int dpi;               /* 0: 300 */
+} ingest_ocr_opts;
+
+/* Returns: the mode named s ("auto", "off", "force"); RAGD_OCR_AUTO for anything else. */
+ingest_ocr_mode ingest_ocr_mode_parse(const char *s);
 
 /* How files are read beyond their extension (from [ingest] in the configuration). */
 typedef struct ingest_extract_opts {
     int unknown_as_text; /* files of unknown extension are read as plain text */
     int repair_utf8;     /* invalid UTF-8 is replaced by U+FFFD (with a warning), not refused */
+    const ingest_ocr_opts *ocr; /* NULL: OCR with the defaults (auto) */
 } ingest_extract_opts;
 
 /* Returns: 1 if path would be read with these options (some extractor handles its extension, or
@@ -91,9 +115,29 @@ ragd_rc ingest_doc_split(const ingest_doc *doc, const ingest_chunk_opts *opts,
  * caller (ingest_extract.c) has already checked UTF-8 for the text formats. */
 ragd_rc ingest_pdf_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                            ragd_err *err);
+/* ingest_pdf_extract with OCR options (NULL: defaults): text layer first, OCR for pages without
+ * one (or every page with RAGD_OCR_FORCE); OCRed pages keep their page number and are listed in
+ * out->ocr_pages with the mean confidence. */
+ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
+                               const ingest_ocr_opts *ocr, ingest_doc *out, ragd_err *err);
 ragd_rc ingest_html_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                             ragd_err *err);
 ragd_rc ingest_rst_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+
+/* ---- Office and spreadsheet extractors (src/ingest_office.c, src/ingest_sheet.c) -----------
+ * .docx/.odt become markdown (headings, lists, tables); .xlsx/.ods/.csv/.tsv one "# Sheet"
+ * section per sheet with rows as "Column: value; ..." paragraphs. Zip bombs, DOCTYPEs (entity
+ * expansion), encrypted and corrupt files fail with RAGD_ERR_INVALID or RAGD_ERR_TOO_LARGE. */
+ragd_rc ingest_docx_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_odt_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_xlsx_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                            ragd_err *err);
+ragd_rc ingest_ods_extract(const char *path, const char *data, size_t len, ingest_doc *out,
+                           ragd_err *err);
+ragd_rc ingest_csv_extract(const char *path, const char *data, size_t len, ingest_doc *out,
                            ragd_err *err);
 
 /* ---- include / exclude globs (src/ingest_glob.c) -------------------------------------------
@@ -128,10 +172,15 @@ void ingest_doc_free(ingest_doc *doc);
 
 /* ---- crawler (src/ingest_crawl.c) ---------------------------------------------------------- */
 typedef struct ingest_file {
-    char *path;     /* absolute, canonical path; owned */
+    char *path;     /* the file's path inside the crawl root, root + "/" + relative (a single file
+                     * ingested on its own: its canonical path); the store's key; owned */
     char *relative; /* path relative to the crawl root ("business/refunds.md"); owned */
     int64_t size;
     int64_t mtime;
+    char *resolved; /* where the bytes are, relative to root_fd, with no symlink and no "..":
+                     * relative itself, or the in-root target of a symlink on it; owned */
+    uint64_t dev, ino; /* the file the crawl saw at resolved; ingest_file_read checks them */
+    int root_fd;    /* borrowed from the list: the root directory's descriptor */
 } ingest_file;
 
 typedef struct ingest_file_list {
@@ -140,19 +189,26 @@ typedef struct ingest_file_list {
     size_t unreadable; /* directories or entries below root that could not be read: when
                         * non-zero the listing is incomplete */
     ingest_file *skipped;  /* entries not read, with .path holding the reason (symlinks that
-                            * leave the root); owned */
+                            * leave the root, special files); owned */
     size_t skipped_count;
+    int root_fd;       /* O_PATH descriptor of the root directory (of a single file: its
+                        * directory) the items are opened from; owned when root_fd_open */
+    int root_fd_open;
 } ingest_file_list;
 
 /* What a crawl lists beyond supported extensions. */
 typedef struct ingest_crawl_opts {
     const ingest_extract_opts *extract; /* may be NULL */
     const ingest_globs *globs;          /* may be NULL */
+    int root_canonical; /* root is a canonical path someone checked: it must still resolve to
+                         * itself (else RAGD_ERR_FORBIDDEN, nothing listed) */
 } ingest_crawl_opts;
 
 /* Lists supported files under root (a directory, walked recursively, or a single file), sorted by
  * relative path. Hidden entries (".git", ".cache") are skipped; symlinks are followed only when
- * they stay inside root. *root_abs receives the canonical root directory (new, free()).
+ * they stay inside root; directories are opened from root's descriptor without following links,
+ * so a directory swapped for a link during the walk is not entered (counted unreadable).
+ * *root_abs receives the canonical root directory (new, free()).
  * Returns: RAGD_OK, RAGD_ERR_NOT_FOUND when root does not exist, RAGD_ERR_IO. */
 ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_abs, ragd_err *err);
 
@@ -162,7 +218,16 @@ ragd_rc ingest_crawl_run(const char *root, ingest_file_list *out, char **root_ab
 ragd_rc ingest_crawl_scan(const char *root, const ingest_crawl_opts *opts, ingest_file_list *out,
                           char **root_abs, ragd_err *err);
 
-/* Frees the list. list may be NULL. */
+/* Reads file f of a crawl (at most max_bytes) without ever leaving its root: f->resolved is
+ * opened from the root's descriptor one component at a time, following no symlink and never
+ * blocking (O_NONBLOCK), and what was opened must still be the regular file the crawl saw (device
+ * and inode). A file swapped since the crawl for a symlink, a FIFO, a device or another file fails
+ * with RAGD_ERR_IO and the reason, before a byte is read; a vanished one with RAGD_ERR_NOT_FOUND.
+ * Returns: RAGD_OK and *out (new, NUL-terminated, free with free()) and *len. */
+ragd_rc ingest_file_read(const ingest_file *f, size_t max_bytes, char **out, size_t *len,
+                         ragd_err *err);
+
+/* Frees the list and closes its root descriptor. list may be NULL. */
 void ingest_file_list_free(ingest_file_list *list);
 
 #endif

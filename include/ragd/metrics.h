@@ -31,6 +31,18 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_INGEST_FAILURES,      /* ingests that failed as a whole */
     RAGD_METRIC_INGEST_DOCS_FAILED,   /* files reported in ingest errors */
     RAGD_METRIC_LOG_DROPPED,          /* JSONL log lines dropped (queue full or write error) */
+    RAGD_METRIC_CACHE_REJECTED,       /* Redis values refused (foreign, mismatched, not finite,
+                                       * not unit length): counted as misses too */
+    RAGD_METRIC_HTTP_CONN_ABORTED,    /* client connections closed by the client mid-request */
+    RAGD_METRIC_HTTP_CONN_REFUSED,    /* connections refused over the connection limits (503) */
+    RAGD_METRIC_HTTP_CONN_EVICTED,    /* idle connections closed to make room for new ones */
+    RAGD_METRIC_HTTP_REQUEST_TIMEOUTS, /* requests whose head or body missed request_timeout */
+    RAGD_METRIC_HTTP_HEAD_REFUSED,    /* request heads refused before routing (JSON 4xx) */
+    RAGD_METRIC_RERANK_REQUESTS,      /* calls made to the reranker (issue 17) */
+    RAGD_METRIC_RERANK_FAILURES,      /* reranker calls that failed or timed out (fused order kept) */
+    RAGD_METRIC_RERANK_TOKENS,        /* estimated tokens sent to the reranker */
+    RAGD_METRIC_RERANK_CACHE_HITS,    /* (query, chunk) rerank scores found in the cache */
+    RAGD_METRIC_RERANK_CACHE_MISSES,  /* pairs that had to be sent */
     /* issue 15: POST /v1/chat/completions */
     RAGD_METRIC_CHAT_TURNS,              /* chat turns answered (any outcome) */
     RAGD_METRIC_CHAT_UPSTREAM_CALLS,     /* turns sent to the chat upstream */
@@ -50,6 +62,7 @@ typedef enum metrics_histogram_id {
     RAGD_METRIC_RETRIEVAL_SECONDS = 0, /* whole retrieval (engine total) */
     RAGD_METRIC_EMBED_SECONDS,         /* embedding the query */
     RAGD_METRIC_SEARCH_SECONDS,        /* vector search */
+    RAGD_METRIC_RERANK_SECONDS,        /* one reranker call (issue 17) */
     RAGD_METRIC_CHAT_UPSTREAM_SECONDS,    /* a chat turn's upstream call, to its last byte */
     RAGD_METRIC_CHAT_FIRST_TOKEN_SECONDS, /* a streamed chat turn's time to its first token */
     RAGD_METRIC_HISTOGRAM_COUNT
@@ -68,6 +81,7 @@ typedef struct metrics_gauges {
     int64_t documents, chunks, embeddings;
     int64_t index_vectors, index_bytes;
     int have_store; /* 0: the store could not be read; store gauges are left out */
+    double rerank_cost_usd; /* estimated reranker spend since start (issue 17) */
     const struct store_collection *collections; /* borrowed; per-collection gauges; may be NULL */
     size_t collection_count;
 } metrics_gauges;

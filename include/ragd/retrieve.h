@@ -54,6 +54,8 @@ const char *retrieve_fusion_name(int fusion);
 typedef struct retrieve_terms {
     char *items[RAGD_TERMS_MAX]; /* owned; lower-case words, distinct, stopwords dropped */
     size_t count;
+    char *exprs[RAGD_TERMS_MAX]; /* owned; FTS5 group of items[i] with its lexical variants
+                                  * (retrieve_terms_expand), NULL when it has none */
 } retrieve_terms;
 
 /* Splits text into search terms: runs of ASCII letters and digits and of non-ASCII letters
@@ -62,6 +64,16 @@ typedef struct retrieve_terms {
  * retrieve_terms_free), RAGD_ERR_NOMEM. */
 ragd_rc retrieve_terms_split(const char *text, size_t len, retrieve_terms *out, ragd_err *err);
 void retrieve_terms_free(retrieve_terms *t);
+
+/* Adds lexical variants to t's terms (src/retrieve_lexical.c): compound and split forms
+ * ("backup" / "back up" / "back-up", "e-mail" / "email"), numbers with units ("30 days" /
+ * "30-day" / "30days", "24 hours" / "24h"), British / American spellings. text is the query the
+ * terms came from (adjacent words are joined). Fills t->exprs. Returns: RAGD_OK, RAGD_ERR_NOMEM. */
+ragd_rc retrieve_terms_expand(const char *text, size_t len, retrieve_terms *t, ragd_err *err);
+
+/* Returns: new FTS5 expression for term i (free()): its group of variants, else its phrase;
+ * NULL on OOM. */
+char *retrieve_fts_term(const retrieve_terms *t, size_t i);
 
 /* Returns: the FTS5 phrase for one term ("\"term\"", quotes doubled), new (free()), or NULL. */
 char *retrieve_fts_phrase(const char *term);

@@ -127,8 +127,12 @@ typedef struct store_ops {
     void (*rollback)(store *s); /* no-op when no transaction is open */
     /* writer: makes every commit durable against power loss. */
     ragd_rc (*sync)(store *s, ragd_err *err);
-    /* writer: sync, and save derived state (the faiss index file); at the end of an ingest. */
+    /* writer: sync, and save derived state (the faiss index file); at the end of an ingest.
+     * Fails when either fails (a full disk). */
     ragd_rc (*flush)(store *s, ragd_err *err);
+    /* writer: gives back disk space the backend holds beyond its data (faiss: checkpoints and
+     * truncates SQLite's WAL); after a failed write and when writes work again. May be NULL. */
+    ragd_rc (*reclaim)(store *s, ragd_err *err);
 
     /* writer: documents and chunks */
     ragd_rc (*doc_find)(store *s, const char *collection, const char *path, store_doc *out,
@@ -214,6 +218,8 @@ ragd_rc store_commit(store *s, ragd_err *err);
 void store_rollback(store *s);
 ragd_rc store_sync(store *s, ragd_err *err);
 ragd_rc store_flush(store *s, ragd_err *err);
+/* RAGD_OK when the backend has no reclaim. */
+ragd_rc store_reclaim(store *s, ragd_err *err);
 
 /* Finds a document by path. Returns: RAGD_OK with *found 1 and *out filled (strings new, free with
  * store_doc_free), or RAGD_OK with *found 0. */

@@ -51,6 +51,12 @@ void store_db_rollback(store_db *s); /* no-op when no transaction is open */
  * crash of the process). Called at the end of each ingest. */
 ragd_rc store_db_sync(store_db *s, ragd_err *err);
 
+/* Checkpoints the WAL into the database and truncates the WAL file to zero bytes
+ * (wal_checkpoint(TRUNCATE)), giving its space back to the file system. Caller holds the write
+ * turn. Returns: RAGD_OK, or RAGD_ERR_STORE when the checkpoint could not complete (readers in
+ * the way, or no space to grow the database file). */
+ragd_rc store_db_wal_truncate(store_db *s, ragd_err *err);
+
 /* Returns: the store's generation, bumped by store_db_generation_bump() in every transaction that
  * changes chunks; the vector index saves the generation it matches. */
 ragd_rc store_db_generation_get(store_db *s, uint64_t *out, ragd_err *err);

@@ -59,6 +59,12 @@ ragd_rc util_mkdir_p(const char *dir, ragd_err *err);
  * Returns: RAGD_OK and *out (new, NUL-terminated, free with free()) and *len. */
 ragd_rc util_file_read(const char *path, size_t max_bytes, char **out, size_t *len, ragd_err *err);
 
+/* util_file_read of an open descriptor; steals fd (always closed). Anything but a regular file
+ * fails with RAGD_ERR_IO before a byte is read, so a FIFO or device opened with O_NONBLOCK never
+ * blocks. path names the file in messages only. Returns: as util_file_read. */
+ragd_rc util_fd_read(int fd, const char *path, size_t max_bytes, char **out, size_t *len,
+                     ragd_err *err);
+
 /* Writes data to path durably and atomically: path.tmp, fsync, rename, fsync of the directory. */
 ragd_rc util_file_write_atomic(const char *path, const void *data, size_t len, ragd_err *err);
 

@@ -310,8 +310,43 @@ class Daemon:
                                      start_new_session=True)
         self.exit_code = None
         ctx.daemons.append(self)
+        # free_port() only found a port free a moment ago: another process (another test suite
+        # on the machine) may take it first. ragd then fails with "cannot listen"; start again
+        # on another port (twice at most).
+        for _ in range(2):
+            if not wait or not self._lost_port():
+                break
+            self._err_file.close()
+            self.port = free_port()
+            cmd[cmd.index("--listen") + 1] = "127.0.0.1:%d" % self.port
+            self._err_file = open(self.stderr_path, "wb")
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._err_file,
+                                         stderr=self._err_file, env=child_env(env),
+                                         cwd=ctx.tmp, start_new_session=True)
         if wait:
             self.wait_ready()
+
+    def _lost_port(self):
+        """Waits until this daemon listens (True: it exited because the port was taken)."""
+        try:
+            self.wait_ready()
+            return False
+        except TestFailure:
+            return self.proc.poll() is not None and "cannot listen" in self.stderr_text()
+
+    def _listening_here(self):
+        """True when this daemon says it listens on self.port: in its log line ("listening on
+        http://127.0.0.1:PORT ") or, at a quieter log level, in the data dir's lock (pid and
+        listen address, written once it listens). So the /health that answered came from this
+        daemon, not from another process that took the port in the meantime."""
+        if ("listening on http://127.0.0.1:%d " % self.port) in self.stderr_text():
+            return True
+        try:
+            with open(os.path.join(self.ctx.tmp, self.data_dir, "ragd.lock")) as f:
+                text = f.read()
+        except OSError:
+            return False
+        return ("pid=%d\n" % self.proc.pid) in text and (":%d\n" % self.port) in text
 
     @property
     def pid(self):
@@ -334,9 +369,11 @@ class Daemon:
                                   % (rc, tail(self.stderr_text())))
             try:
                 http_call(self.port, "GET", "/health", timeout=2)
-                return
+                if self._listening_here():
+                    return
             except (OSError, http.client.HTTPException):
-                time.sleep(HEALTH_POLL_S)
+                pass
+            time.sleep(HEALTH_POLL_S)
         raise TestFailure("daemon did not answer /health within %.0f s\n%s"
                           % (HEALTH_WAIT_S, tail(self.stderr_text())))
 

@@ -589,7 +589,8 @@ def test_query_cache_redis_layers_outage_and_recovery(t):
 
 @test
 def test_query_cache_redis_unix_socket_binary_values(t):
-    """unix: URLs work; values are dims x 4 bytes of floats with the configured TTL."""
+    """unix: URLs work; values are a 40-byte header and dims x 4 bytes of floats, with the
+    configured TTL."""
     fake = Fake(t)
     sock = t.path("redis.sock")
     redis = Redis(t, "--unixsocket", sock, "--unixsocketperm", "700")
@@ -604,11 +605,11 @@ def test_query_cache_redis_unix_socket_binary_values(t):
     found = redis_cmd(sock, "EVAL", "redis.call('SELECT', 3); return redis.call('KEYS', '*')", 0)
     eq(len(found), 1, "one cached query embedding in db 3")
     key = found[0]
-    check(key.startswith(b"ragd:qemb:v1:") and len(key) == len(b"ragd:qemb:v1:") + 64,
+    check(key.startswith(b"ragd:qemb:v2:") and len(key) == len(b"ragd:qemb:v2:") + 64,
           "key shape: %r" % key)
     n = redis_cmd(sock, "EVAL", "redis.call('SELECT', 3); return redis.call('STRLEN', KEYS[1])",
                   1, key)
-    eq(n, 64 * 4, "value length (dims 64 x 4-byte floats)")
+    eq(n, 40 + 64 * 4, "value length (40-byte header, dims 64 x 4-byte floats)")
     ttl = redis_cmd(sock, "EVAL", "redis.call('SELECT', 3); return redis.call('TTL', KEYS[1])",
                     1, key)
     check(0 < ttl <= 120, "TTL %r, configured 120" % ttl)
@@ -630,10 +631,12 @@ def test_query_cache_redis_slow_is_bounded(t):
     d = t.serve(config=cfg)
     d.ingest(t.path("docs"))
     eq(d.retrieve({"query": "refund delay"})["embedding_cache"], "miss", "first query")
-    s = socket.create_connection(("127.0.0.1", redis.port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", redis.port), timeout=60)
     try:
-        s.sendall(b"DEBUG SLEEP 3\r\n")
-        time.sleep(0.2)  # let Redis start sleeping
+        # Long enough for a loaded machine; that Redis sleeps is seen (a PING goes unanswered),
+        # not assumed after a fixed delay.
+        s.sendall(b"DEBUG SLEEP 8\r\n")
+        wait_until(lambda: not redis_ping(redis.port), 8, "Redis to start sleeping", poll=0.05)
         a = d.retrieve({"query": "when are refunds paid, asked while Redis sleeps"})
         eq(a["embedding_cache"], "miss", "query while Redis is unresponsive")
         check(a["results"], "no results while Redis sleeps")
@@ -723,6 +726,91 @@ def test_pushed_documents_during_a_remote_ingest(t):
     check(d.running(), "daemon died")
     lst = d.call("GET", "/documents").json
     eq((lst["total"], lst["counts"]["files"]), (5, 150), "pushed and file documents afterwards")
+
+
+@test
+def test_query_cache_redis_poisoned_values_change_no_answer(t):
+    """Redis is shared: values of the right length but foreign, written for another query, or
+    bound correctly but NaN, Inf, zero or scaled are refused (counted), the query is embedded
+    instead, the answer is the one a clean cache gives, and the key gets the sound value back."""
+    fake = Fake(t)
+    redis = Redis(t)
+    write_corpus(t.path("docs"))
+    cfg = config(t, fake, cache={"redis_url": redis.url, "memory_entries": 0})
+    d = t.serve(config=cfg)
+    d.ingest(t.path("docs"))
+    q1 = {"query": REFUND_QUESTION, "k": 3, "mode": "vector"}
+    q2 = {"query": "how do I reset my password", "k": 3, "mode": "vector"}
+
+    def answer(q):
+        a = d.retrieve(q)
+        return a["embedding_cache"], [(r["chunk_id"], round(r["score"], 5)) for r in a["results"]]
+
+    layer, clean = answer(q1)
+    eq(layer, "miss", "first query")
+    check(clean, "no results for the refund question")
+    eq(answer(q1), ("redis", clean), "second query (Redis, memory layer off)")
+    keys = redis_cmd(redis.port, "KEYS", "ragd:qemb:v2:*")
+    eq(len(keys), 1, "cached keys after one query")
+    k1 = keys[0]
+    good = redis_cmd(redis.port, "GET", k1)
+    eq(len(good), 40 + 64 * 4, "value length")
+    answer(q2)
+    k2 = [k for k in redis_cmd(redis.port, "KEYS", "ragd:qemb:v2:*") if k != k1][0]
+    other = redis_cmd(redis.port, "GET", k2)  # a sound, unit-length vector of another query
+
+    def floats(value):
+        return good[:40] + value
+
+    poisons = {
+        "another query's value": other,
+        "another program's bytes": b"\x07" * len(good),
+        "v1 bare floats": good[40:],
+        "zeros": floats(b"\0" * 256),
+        "NaN": floats(b"\x00\x00\xc0\x7f" * 64),
+        "Inf": floats(b"\x00\x00\x80\x7f" * 64),
+        "scaled": floats(b"\x00\x00\x80\x3f" * 64),  # all ones: norm 8
+    }
+    for i, (what, value) in enumerate(poisons.items()):
+        redis_cmd(redis.port, "SET", k1, value)
+        before = fake.stats()["requests"]
+        eq(answer(q1), ("miss", clean), "answer with %s in Redis" % what)
+        eq(fake.stats()["requests"], before + 1, "embedding requests after %s" % what)
+        eq(d.health()["cache"]["redis"]["rejected"], i + 1, "rejected after %s" % what)
+        eq(redis_cmd(redis.port, "GET", k1), good, "the sound value written back after %s" % what)
+        eq(answer(q1), ("redis", clean), "the next query after %s" % what)
+    eq(d.health()["status"], "ok", "a refused value is not an outage")
+    r = d.call("GET", "/metrics")
+    check(("ragd_cache_redis_rejected_total %d" % len(poisons)) in r.body.decode(),
+          "ragd_cache_redis_rejected_total in /metrics")
+
+
+@test
+def test_startup_ingest_is_a_job(t):
+    """serve's start-up ingest is an ingest job: a POST /ingest during it gets 409 with its
+    job_id, and GET /jobs/{id} follows it to the end. The upstream holds the first embedding
+    request until released, so the ingest is known to be running (no timing)."""
+    fake = Fake(t)
+    docs = t.path("docs")
+    n = write_corpus(docs)
+    fake.script({"kind": "hang"})
+    d = t.serve(config=config(t, fake), env={"RAGD_INGEST_PATHS": docs}, no_ingest=False)
+    wait_until(lambda: fake.stats()["hanging"] == 1, 60, "the start-up ingest's first request")
+    r = d.call("POST", "/ingest", {"path": docs})
+    eq(r.status, 409, "POST /ingest during the start-up ingest: %r" % r)
+    eq(r.json["error"]["code"], "busy", "error code")
+    job = r.json["error"].get("job_id")
+    check(job, "409 without job_id: %r" % r.json)
+    j = d.call("GET", "/jobs/" + job)
+    eq(j.status, 200, "GET /jobs/{id} of the start-up ingest")
+    eq(j.json["state"], "running", "start-up job state")
+    eq(os.path.realpath(j.json["path"]), os.path.realpath(docs), "start-up job path")
+    fake.reset()  # releases the held request; ragd retries it
+    j = wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(
+        d.call("GET", "/jobs/" + job).json), 60, "the start-up job to end")
+    eq(j["state"], "done", "start-up job: %r" % j)
+    eq(d.health()["store"]["documents"], n, "documents after the start-up ingest")
+    eq(d.call("POST", "/ingest", {"path": docs}).status, 200, "an ingest after it")
 
 
 @test

@@ -2,7 +2,8 @@
 /*
  * test_cache.c - unit tests for src/cache_query.c: redis_url parsing (TCP, passwords, ACL users,
  * IPv6, unix sockets, errors that never show the password), query normalisation and cache keys,
- * the LRU (hits, recency, eviction, replacement, capacity 0), and the cache object without Redis.
+ * the LRU (hits, recency, eviction, replacement, capacity 0), the cache object without Redis, and
+ * the checks on values read from Redis (binding to the key, finiteness, unit length).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -200,6 +201,65 @@ static void test_lru(void **state)
     cache_lru_free(NULL);
 }
 
+/* Values read from Redis are checked, not trusted on length: foreign bytes, a value written for
+ * another query (or model, or dims), NaN, Inf, zeros and a vector of the wrong norm are refused. */
+static void test_value_binding(void **state)
+{
+    (void)state;
+    enum { D = 8 };
+    char key[RAGD_CACHE_KEY_MAX], other[RAGD_CACHE_KEY_MAX], key16[RAGD_CACHE_KEY_MAX];
+    assert_int_equal(cache_key_make("openai", "m", D, "refunds", 7, key), 0);
+    assert_int_equal(cache_key_make("openai", "m", D, "returns", 7, other), 0);
+    assert_int_equal(cache_key_make("openai", "m", 16, "refunds", 7, key16), 0);
+    float v[D] = {0.5f, 0.5f, 0.5f, 0.5f, 0, 0, 0, 0}; /* unit length */
+    size_t size = cache_value_size(D);
+    assert_int_equal(size, 40 + D * 4);
+    unsigned char *val = malloc(size), *bad = malloc(size);
+    assert_non_null(val);
+    assert_non_null(bad);
+    assert_int_equal(cache_value_encode(key, D, v, val), 0);
+    assert_int_equal(cache_value_encode("ragd:qemb:v1:nothex", D, v, bad), -1);
+    float out[D] = {0};
+    assert_null(cache_value_check(key, D, val, size, out));
+    assert_memory_equal(out, v, sizeof v);
+
+    float untouched[D] = {9, 9, 9, 9, 9, 9, 9, 9};
+    memcpy(out, untouched, sizeof out);
+    /* another query's value copied under this key */
+    assert_string_equal(cache_value_check(other, D, val, size, out),
+                        "written for another query or model");
+    /* the bare floats of a v1 value, or anything of the wrong length */
+    assert_string_equal(cache_value_check(key, D, v, sizeof v, out), "wrong length");
+    assert_string_equal(cache_value_check(key, D, val, size - 1, out), "wrong length");
+    /* another program's bytes of the right length */
+    memset(bad, 'x', size);
+    assert_string_equal(cache_value_check(key, D, bad, size, out), "not a ragd value");
+    /* a header claiming other dims */
+    memcpy(bad, val, size);
+    uint32_t dims16 = 16;
+    memcpy(bad + 4, &dims16, 4);
+    assert_string_equal(cache_value_check(key, D, bad, size, out),
+                        "written for other dimensions");
+    /* bound correctly but poisoned: NaN, Inf, zeros, a scaled vector */
+    float poison[4][D] = {{0.5f, 0.5f, 0.5f, 0.5f, 0, 0, 0, 0},
+                          {0.5f, 0.5f, 0.5f, 0.5f, 0, 0, 0, 0},
+                          {0},
+                          {1.0f, 1.0f, 0, 0, 0, 0, 0, 0}};
+    poison[0][3] = __builtin_nanf("");
+    poison[1][0] = __builtin_inff();
+    const char *want[4] = {"not finite", "not finite", "not of unit length",
+                           "not of unit length"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cache_value_encode(key, D, poison[i], bad), 0);
+        assert_string_equal(cache_value_check(key, D, bad, size, out), want[i]);
+    }
+    /* a D-dims value under the key of the same query at 16 dims */
+    assert_non_null(cache_value_check(key16, 16, val, size, out));
+    assert_memory_equal(out, untouched, sizeof out);
+    free(val);
+    free(bad);
+}
+
 static void test_cache_memory_only(void **state)
 {
     (void)state;
@@ -245,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_normalise_and_key),
         cmocka_unit_test(test_lru),
         cmocka_unit_test(test_cache_memory_only),
+        cmocka_unit_test(test_value_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

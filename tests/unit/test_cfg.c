@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ragd/cfg.h"
+#include "ragd/cfg_snapshot.h"
 
 extern char **environ;
 
@@ -700,18 +701,20 @@ static void test_print_round_trip(void **state)
     temp_file_remove(path, dir);
 }
 
-/* SIGHUP reload: live keys change in place, others are named and keep their value. */
-static void test_reload_apply(void **state)
+/* SIGHUP reload: a new configuration is built with the live keys changed, the others named and
+ * kept; the current one is never written (requests may be reading it). */
+static void test_reload_build(void **state)
 {
     (void)state;
-    ragd_cfg cfg, fresh;
+    ragd_cfg cfg, fresh, next;
     ragd_err err = {0};
     assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
     assert_int_equal(cfg_defaults_set(&fresh, &err), RAGD_OK);
     util_buf applied = {0}, restart = {0};
-    assert_int_equal(cfg_reload_apply(&cfg, &fresh, &applied, &restart, &err), RAGD_OK);
+    assert_int_equal(cfg_reload_build(&cfg, &fresh, &next, &applied, &restart, &err), RAGD_OK);
     assert_int_equal(applied.len, 0); /* nothing changed */
     assert_int_equal(restart.len, 0);
+    cfg_free(&next);
 
     const char *old_level = cfg.log_level;
     assert_int_equal(cfg_key_set(&fresh, "retrieve", "min_score", "0.25", "t", &err), RAGD_OK);
@@ -721,19 +724,34 @@ static void test_reload_apply(void **state)
     assert_int_equal(cfg_key_set(&fresh, "server", "threads", "9", "t", &err), RAGD_OK);
     assert_int_equal(cfg_key_set(&fresh, "store", "data_dir", "/elsewhere", "t", &err), RAGD_OK);
     assert_int_equal(cfg_key_set(&fresh, "embed", "api_key", "sk-secret", "t", &err), RAGD_OK);
-    assert_int_equal(cfg_reload_apply(&cfg, &fresh, &applied, &restart, &err), RAGD_OK);
+    assert_int_equal(cfg_reload_build(&cfg, &fresh, &next, &applied, &restart, &err), RAGD_OK);
     assert_string_equal(applied.data,
                         "rag.enabled, retrieve.default_k, retrieve.min_score, log.level");
     assert_string_equal(restart.data, "server.threads, store.data_dir, embed.api_key");
     assert_null(strstr(restart.data, "sk-secret")); /* names only, never values */
-    assert_true(cfg.retrieve_min_score == 0.25);
-    assert_int_equal(cfg.retrieve_default_k, 3);
-    assert_int_equal(cfg.rag_enabled, 0);
-    assert_string_equal(cfg.log_level, "debug");
-    assert_string_equal(old_level, "info"); /* the old string stays valid until cfg_free */
-    assert_int_equal(cfg.threads, 4);
-    assert_string_equal(cfg.data_dir, "var/vectorstore");
-    assert_string_equal(cfg.embed_api_key, "");
+    assert_true(next.retrieve_min_score == 0.25);
+    assert_int_equal(next.retrieve_default_k, 3);
+    assert_int_equal(next.rag_enabled, 0);
+    assert_string_equal(next.log_level, "debug");
+    assert_int_equal(next.threads, 4);
+    assert_string_equal(next.data_dir, "var/vectorstore");
+    assert_string_equal(next.embed_api_key, "");
+    /* the current configuration is untouched */
+    assert_true(cfg.retrieve_min_score != 0.25);
+    assert_int_equal(cfg.rag_enabled, 1);
+    assert_ptr_equal(cfg.log_level, old_level);
+    assert_string_equal(cfg.log_level, "info");
+    cfg_free(&next);
+
+    /* default_k and max_k change together: the new pair is validated as a whole */
+    util_buf_free(&applied);
+    util_buf_free(&restart);
+    assert_int_equal(cfg_key_set(&fresh, "retrieve", "max_k", "2", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "retrieve", "default_k", "2", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_reload_build(&cfg, &fresh, &next, &applied, &restart, &err), RAGD_OK);
+    assert_int_equal(next.retrieve_max_k, 2);
+    assert_int_equal(next.retrieve_default_k, 2);
+    cfg_free(&next);
 
     assert_true(cfg_key_live("retrieve", "min_score"));
     assert_true(cfg_key_live("log", "log_queries"));
@@ -745,6 +763,39 @@ static void test_reload_apply(void **state)
     util_buf_free(&restart);
     cfg_free(&fresh);
     cfg_free(&cfg);
+}
+
+/* Snapshots: a reader keeps the one it took while a new one is published; the last release frees. */
+static void test_snapshots(void **state)
+{
+    (void)state;
+    ragd_cfg boot, fresh, next;
+    ragd_err err = {0};
+    assert_int_equal(cfg_defaults_set(&boot, &err), RAGD_OK);
+    cfg_live *live = cfg_live_new(&boot);
+    assert_non_null(live);
+    const ragd_cfg *a = cfg_live_acquire(live);
+    assert_ptr_not_equal(a, &boot); /* a copy: boot stays the caller's */
+    assert_int_equal(a->retrieve_default_k, boot.retrieve_default_k);
+    assert_int_equal(cfg_defaults_set(&fresh, &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "retrieve", "max_k", "7", "t", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&fresh, "retrieve", "default_k", "6", "t", &err), RAGD_OK);
+    util_buf applied = {0}, restart = {0};
+    assert_int_equal(cfg_reload_build(a, &fresh, &next, &applied, &restart, &err), RAGD_OK);
+    assert_int_equal(cfg_live_publish(live, &next, &err), RAGD_OK);
+    const ragd_cfg *b = cfg_live_acquire(live);
+    /* the old reader sees the old pair, the new one the new pair: never half of each */
+    assert_int_equal(a->retrieve_max_k, boot.retrieve_max_k);
+    assert_int_equal(a->retrieve_default_k, boot.retrieve_default_k);
+    assert_int_equal(b->retrieve_max_k, 7);
+    assert_int_equal(b->retrieve_default_k, 6);
+    cfg_live_release(a); /* frees the first snapshot (ASan checks) */
+    cfg_live_release(b);
+    cfg_live_free(live);
+    util_buf_free(&applied);
+    util_buf_free(&restart);
+    cfg_free(&fresh);
+    cfg_free(&boot);
 }
 
 static void test_free_zeroed_and_null(void **state)
@@ -782,7 +833,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_validate, env_reset, env_reset),
         cmocka_unit_test_setup_teardown(test_print_redacts_secret, env_reset, env_reset),
         cmocka_unit_test_setup_teardown(test_print_round_trip, env_reset, env_reset),
-        cmocka_unit_test_setup_teardown(test_reload_apply, env_reset, env_reset),
+        cmocka_unit_test_setup_teardown(test_reload_build, env_reset, env_reset),
+        cmocka_unit_test_setup_teardown(test_snapshots, env_reset, env_reset),
         cmocka_unit_test_setup_teardown(test_free_zeroed_and_null, env_reset, env_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

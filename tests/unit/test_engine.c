@@ -5,7 +5,8 @@
  * re-ingest (unchanged, updated, removed, deduplicated), persistence of the vector index and its
  * rebuild when missing, corrupt or stale, the data-dir lock and read-only opens, embedding model
  * changes and --reset, failed ingests leaving the store as it was, filters and min_score, RAG
- * disabled, the report JSON, the context block, cancellation, and per-file failures.
+ * disabled, the report JSON, the context block, cancellation, per-file failures, and the
+ * write-fault state (engine_fault.c).
  * Each test works in its own mkdtemp directory (docs/ for the corpus, data/ for the store) and
  * removes it.
  */
@@ -34,6 +35,7 @@
 #include "ragd/ragd.h"
 #include "ragd/util.h"
 
+#include "../../src/engine_int.h"
 #include "test_support.h"
 
 /* ---- fixture ------------------------------------------------------------------------------- */
@@ -1488,6 +1490,48 @@ static void test_pushed_documents_and_filter(void **state)
     assert_consistent(f->e);
 }
 
+/* The write-fault state: noted, reported with its reason, a probe due only after a period,
+ * cleared; the space probe writes (and removes) its file or says why it cannot. */
+static void test_write_fault_state(void **state)
+{
+    (void)state;
+    engine_fault f;
+    engine_fault_init(&f);
+    char reason[384];
+    int64_t since = -1;
+    assert_int_equal(engine_fault_get(&f, reason, sizeof reason, &since), 0);
+    assert_string_equal(reason, "");
+    assert_int_equal(since, 0);
+    assert_int_equal(engine_fault_probe_claim(&f), 0); /* nothing to recover from */
+    engine_fault_note(&f, "saving the vector index", "No space left on device");
+    assert_int_equal(engine_fault_get(&f, reason, sizeof reason, &since), 1);
+    assert_string_equal(reason, "saving the vector index: No space left on device");
+    assert_true(since > 0);
+    /* a probe right after the failure is not due yet (one period) */
+    assert_int_equal(engine_fault_probe_claim(&f), 0);
+    engine_fault_clear(&f);
+    assert_int_equal(engine_fault_get(&f, NULL, 0, NULL), 0);
+    engine_fault_destroy(&f);
+
+    char dir[4096];
+    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "fault"), 0);
+    ragd_err err = {0};
+    assert_int_equal(engine_fault_space_check(dir, 300 * 1024, &err), RAGD_OK);
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    struct dirent *de;
+    int entries = 0;
+    while ((de = readdir(dh)) != NULL)
+        entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(dh);
+    assert_int_equal(entries, 0); /* the probe file is gone */
+    char *missing = util_path_join(dir, "no/such/dir");
+    assert_int_equal(engine_fault_space_check(missing, 1024, &err), RAGD_ERR_IO);
+    assert_non_null(strstr(err.msg, "cannot create a file"));
+    free(missing);
+    assert_int_equal(test_tree_remove(dir), 0);
+}
+
 int main(void)
 {
     log_level_set(RAGD_LOG_ERROR);
@@ -1520,6 +1564,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rag_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test(test_context_format),
+        cmocka_unit_test(test_write_fault_state),
         cmocka_unit_test_setup_teardown(test_context_from_retrieval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_documents_and_filter, setup, teardown),
     };

@@ -5,6 +5,7 @@
  * validation and answers, GET /health and GET / against a real engine opened on a mkdtemp data
  * dir with a small ingested corpus. The directory is removed at the end.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -851,10 +852,193 @@ static void test_metrics_route(void **state)
     metrics_reset();
 }
 
+
+/* ---- request heads and chunked framing (src/http_head.c) ----------------------------------- */
+
+static int name_compare(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Runs one tests/data/http_head/<name>/{input,expected} case. Returns: 0, or 1 when it failed. */
+static int head_case_run(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/input", dir, name);
+    char *input = NULL, *expected = NULL;
+    size_t in_len = 0, exp_len = 0;
+    ragd_err err = {0};
+    if (util_file_read(path, 1 << 20, &input, &in_len, &err) != RAGD_OK) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/%s/expected", dir, name);
+    if (util_file_read(path, 4096, &expected, &exp_len, &err) != RAGD_OK) {
+        free(input);
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        return 1;
+    }
+    while (exp_len > 0 && expected[exp_len - 1] == '\n') expected[--exp_len] = '\0';
+    http_head h;
+    int rc = http_head_check(input, in_len, 1048576, &h);
+    char got[256];
+    if (rc == 0) {
+        snprintf(got, sizeof got, "incomplete");
+    } else if (rc < 0) {
+        snprintf(got, sizeof got, "refuse %u %s", h.status, h.code);
+    } else {
+        int n = snprintf(got, sizeof got, "ok");
+        if (h.content_length >= 0) n += snprintf(got + n, sizeof got - n, " cl=%lld",
+                                                 h.content_length);
+        if (h.chunked) n += snprintf(got + n, sizeof got - n, " chunked");
+        if (h.expect_continue) snprintf(got + n, sizeof got - n, " expect");
+    }
+    int bad = strcmp(got, expected) != 0;
+    /* a refusal's message is valid UTF-8 and non-empty; an accepted head ends inside input */
+    if (rc < 0 && (h.message[0] == '\0' || !util_utf8_valid(h.message, strlen(h.message))))
+        bad = 1;
+    if (rc > 0 && (h.head_len == 0 || h.head_len > in_len)) bad = 1;
+    if (bad) fprintf(stderr, "http_head case %s: got '%s', want '%s'\n", name, got, expected);
+    free(input);
+    free(expected);
+    return bad;
+}
+
+static void test_head_cases(void **state)
+{
+    (void)state;
+    const char *root = getenv("RAGD_TEST_DATA");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/http_head", root && root[0] ? root : "tests/data");
+    DIR *d = opendir(dir);
+    if (d == NULL) fail_msg("cannot open %s (run from the repo root or set RAGD_TEST_DATA)", dir);
+    char *names[256];
+    size_t n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.' || n >= 256) continue;
+        names[n] = strdup(de->d_name);
+        assert_non_null(names[n]);
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof names[0], name_compare);
+    int failures = 0;
+    for (size_t i = 0; i < n; i++) {
+        failures += head_case_run(dir, names[i]);
+        free(names[i]);
+    }
+    assert_true(n >= 30);
+    assert_int_equal(failures, 0);
+    /* every prefix of a good head is incomplete, never refused */
+    static const char good[] = "POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
+    for (size_t k = 0; k + 1 < sizeof good; k++) {
+        http_head h;
+        if (http_head_check(good, k, 1048576, &h) != 0)
+            fail_msg("prefix of %zu bytes: not 'incomplete' (%s)", k, h.message);
+    }
+}
+
+static void test_chunked_check(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int want;
+    } cases[] = {
+        {"0\r\n\r\n", 1},
+        {"2\r\n{}\r\n0\r\n\r\n", 1},
+        {"2;ext=1\r\n{}\r\n0\r\nX-Trailer: y\r\n\r\n", 1},
+        {"a\n0123456789\n0\n\n", 1},
+        {"2\r\n{}", 0},
+        {"2\r\n{", 0},
+        {"", 0},
+        {"1f", 0},
+        {"2\r\n{}\r\n0\r\n", 0},
+        {"zz\r\n{}\r\n0\r\n\r\n", -1},
+        {"2\r\n{}xx\r\n0\r\n\r\n", -1},
+        {"-1\r\n", -1},
+        {"2 \r\n{}\r\n", -1},
+        {"2\rx{}", -1},
+        {"1000000000000000\r\n", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = http_chunked_check(cases[i].body, strlen(cases[i].body));
+        if (got != cases[i].want)
+            fail_msg("chunked %zu (%s): got %d, want %d", i, cases[i].body, got, cases[i].want);
+    }
+}
+
+/* Error replies are valid UTF-8 whatever bytes their message echoes. */
+static void test_error_message_utf8(void **state)
+{
+    (void)state;
+    static const char *const messages[] = {"no such endpoint: GET /\xe7", "cut \xc3", "\xff\xfe",
+                                           "ok \xc3\xa9 fine"};
+    for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++) {
+        http_reply r = http_reply_error(RAGD_ERR_NOT_FOUND, NULL, messages[i]);
+        assert_non_null(r.body);
+        const char *m = json_string_value(json_object_get(json_object_get(r.body, "error"),
+                                                          "message"));
+        assert_non_null(m);
+        assert_true(util_utf8_valid(m, strlen(m)));
+        json_decref(r.body);
+    }
+    /* a field name of 63 bytes then a two-byte character, and 300 of them: 400, not 500 */
+    char body[2048];
+    for (size_t len = 50; len < 110; len++) {
+        char name[200];
+        memset(name, 'a', len);
+        memcpy(name + len, "\xc3\xa9\xc3\xa9", 5);
+        snprintf(body, sizeof body, "{\"query\": \"x\", \"%s\": 1}", name);
+        json_t *o = json_loads(body, 0, NULL);
+        assert_non_null(o);
+        static const http_field spec[] = {{"query", HTTP_FIELD_STRING, 0, 0, 0, NULL, NULL}};
+        http_reply r = {0};
+        assert_int_equal(http_fields_check(o, spec, 1, "", NULL, &r), -1);
+        json_decref(o);
+        expect_error(r, 400, "invalid_request", "long multibyte field name");
+    }
+}
+
+
+/* The table's auth rule: without the token every route but /health (and any unknown path) is
+ * 401; /health answers the status only. */
+static void test_dispatch_auth(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *method, *path;
+        unsigned status;
+    } cases[] = {
+        {"POST", "/retrieve", 401}, {"GET", "/", 401},          {"GET", "/metrics", 401},
+        {"GET", "/nope", 401},      {"GET", "/jobs/1", 401},    {"DELETE", "/documents/x", 401},
+        {"PUT", "/retrieve", 401},  {"GET", "/health", 200},    {"HEAD", "/health", 200},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char allow[HTTP_ALLOW_MAX];
+        http_request req = {.method = cases[i].method, .path = cases[i].path, .authorized = 0,
+                            .engine = f->e, .cfg = &f->cfg, .request_id = "t"};
+        http_reply r = http_dispatch(&req, allow);
+        if (r.status != cases[i].status)
+            fail_msg("%s %s unauthorized: %u, want %u", cases[i].method, cases[i].path, r.status,
+                     cases[i].status);
+        if (r.status == 200) { /* the status only */
+            assert_int_equal(json_object_size(r.body), 1);
+            assert_string_equal(json_string_value(json_object_get(r.body, "status")), "ok");
+        }
+        json_decref(r.body);
+        free(r.text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_find),
+        cmocka_unit_test(test_head_cases),
+        cmocka_unit_test(test_dispatch_auth),
+        cmocka_unit_test(test_chunked_check),
+        cmocka_unit_test(test_error_message_utf8),
         cmocka_unit_test(test_reply_error_mapping),
         cmocka_unit_test(test_ingest_parse),
         cmocka_unit_test(test_retrieve_body_errors),

@@ -2,7 +2,8 @@
 /*
  * test_ingest.c - the extractors (front matter forms, BOM, NUL, invalid UTF-8, title fallbacks)
  * and the crawler (nested dirs, hidden dirs, unsupported files, symlinks inside and outside the
- * root, single-file roots, missing roots) on temp trees under $TMPDIR; the HTML and rst
+ * root, single-file roots, missing roots) on temp trees under $TMPDIR; reads that refuse a file
+ * swapped after the crawl (symlink out of the root, FIFO, another file, a directory link); the HTML and rst
  * extractors on table cases (tests/data/extract/<ext>_<case>/{input,expected}); include/exclude
  * globs; invalid UTF-8 repair; unknown extensions as text; page-wise splitting.
  */
@@ -118,7 +119,7 @@ static void test_bom_stripped(void **state)
 static void test_rejects_binary_and_bad_utf8(void **state)
 {
     (void)state;
-    ingest_doc d = {(char *)"untouched", 9, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    ingest_doc d = {.text = (char *)"untouched", .len = 9};
     ragd_err err = {0};
     assert_int_equal(ingest_extract_run("a.md", "ab\0cd", 5, &d, &err), RAGD_ERR_INVALID);
     assert_non_null(strstr(err.msg, "binary file"));
@@ -202,10 +203,18 @@ static void test_crawl_tree(void **state)
     assert_int_equal(l.skipped_count, 1);
     assert_string_equal(l.skipped[0].relative, "escape.md");
     assert_non_null(strstr(l.skipped[0].path, "outside"));
-    /* the symlink inside resolves to the canonical target path */
-    char *real_b = util_path_join(real_root, "b.md");
-    assert_string_equal(l.items[1].path, real_b);
-    free(real_b);
+    /* the symlink inside is named by its own path in the root; its bytes are read from the
+     * target's symlink-free path below the root, the file the crawl saw (same inode) */
+    char *real_alias = util_path_join(real_root, "alias.md");
+    assert_string_equal(l.items[1].path, real_alias);
+    free(real_alias);
+    assert_string_equal(l.items[1].resolved, "b.md");
+    assert_string_equal(l.items[0].resolved, "a.txt");
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ingest_file_read(&l.items[1], 1 << 20, &data, &len, &err), RAGD_OK);
+    assert_string_equal(data, "b\n");
+    free(data);
     ingest_file_list_free(&l);
     free(root_abs);
 
@@ -246,6 +255,146 @@ static void test_crawl_tree(void **state)
     free(biz);
     free(missing);
     free(png);
+}
+
+/* Swaps path (a file) for what make() creates there, then expects ingest_file_read of f to fail
+ * with rc and a message containing want, without blocking. */
+static void swap_and_refuse(const ingest_file *f, const char *path, int (*make)(const char *),
+                            ragd_rc rc, const char *want)
+{
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(make(path), 0);
+    char *data = NULL;
+    size_t len = 0;
+    ragd_err err = {0};
+    assert_int_equal(ingest_file_read(f, 1 << 20, &data, &len, &err), rc);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, want));
+}
+
+static const char *swap_target; /* what make_link points at */
+static int make_link(const char *path) { return symlink(swap_target, path); }
+static int make_fifo(const char *path) { return mkfifo(path, 0644); }
+static const char *swap_other; /* a regular file make_other_file renames into place */
+static int make_other_file(const char *path) { return rename(swap_other, path); }
+
+/* The race of issue 13: a file (or a directory on its path) listed by the crawl is swapped for a
+ * symlink leading outside the root, a FIFO, or another file before it is read. The read refuses
+ * each one, never blocks, and never returns the outside file's bytes. */
+static void test_crawl_read_refuses_swaps(void **state)
+{
+    (void)state;
+    char base[4096];
+    assert_int_equal(test_tmpdir_make(base, sizeof base, "swap"), 0);
+    char *root = util_path_join(base, "docs");
+    char *outside = util_path_join(base, "outside");
+    assert_int_equal(mkdir(root, 0755), 0);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    write_file(outside, "secret.md", "the vault code\n");
+    make_dir(outside, "sub");
+    write_file(outside, "sub/page.md", "outside page\n");
+    write_file(root, "page.md", "inside\n");
+    make_dir(root, "sub");
+    write_file(root, "sub/page.md", "inside sub\n");
+
+    ingest_file_list l = {0};
+    char *root_abs = NULL;
+    ragd_err err = {0};
+    assert_int_equal(ingest_crawl_run(root, &l, &root_abs, &err), RAGD_OK);
+    assert_int_equal(l.count, 2);
+    const ingest_file *page = &l.items[0], *subpage = &l.items[1];
+    assert_string_equal(page->relative, "page.md");
+    assert_string_equal(subpage->relative, "sub/page.md");
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ingest_file_read(page, 1 << 20, &data, &len, &err), RAGD_OK);
+    assert_string_equal(data, "inside\n");
+    free(data);
+    data = NULL;
+
+    char *page_path = util_path_join(root, "page.md");
+    char *secret = util_path_join(outside, "secret.md");
+    swap_target = secret;
+    /* another regular file, made while the first still exists so its inode differs */
+    write_file(root, "other.md", "another file\n");
+    char *other = util_path_join(root, "other.md");
+    swap_other = other;
+    swap_and_refuse(page, page_path, make_other_file, RAGD_ERR_IO, "replaced");
+    free(other);
+    swap_and_refuse(page, page_path, make_fifo, RAGD_ERR_IO, "no longer a regular file");
+    swap_and_refuse(page, page_path, make_link, RAGD_ERR_IO, "symlink");
+    assert_int_equal(unlink(page_path), 0);
+    assert_int_equal(ingest_file_read(page, 1 << 20, &data, &len, &err), RAGD_ERR_NOT_FOUND);
+
+    /* a directory on the path swapped for a link to an outside directory with the same layout */
+    char *sub = util_path_join(root, "sub");
+    char *sub_page = util_path_join(root, "sub/page.md");
+    char *outside_sub = util_path_join(outside, "sub");
+    assert_int_equal(unlink(sub_page), 0);
+    assert_int_equal(rmdir(sub), 0);
+    assert_int_equal(symlink(outside_sub, sub), 0);
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_file_read(subpage, 1 << 20, &data, &len, &err), RAGD_ERR_IO);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, "symlink"));
+    ingest_file_list_free(&l);
+    free(root_abs);
+
+    /* a root that was checked as canonical but now resolves elsewhere is refused */
+    char *via_link = util_path_join(root, "sub"); /* now a link to outside/sub */
+    ingest_crawl_opts canon = {.root_canonical = 1};
+    ragd_err_clear(&err);
+    assert_int_equal(ingest_crawl_scan(via_link, &canon, &l, &root_abs, &err), RAGD_ERR_FORBIDDEN);
+    assert_non_null(strstr(err.msg, "changed while it was being checked"));
+    free(via_link);
+
+    /* a crawl of the tree as it is now lists no FIFO and follows no link out of the root */
+    assert_int_equal(mkfifo(page_path, 0644), 0);
+    assert_int_equal(ingest_crawl_run(root, &l, &root_abs, &err), RAGD_OK);
+    assert_int_equal(l.count, 0);
+    assert_int_equal(l.skipped_count, 1);
+    assert_string_equal(l.skipped[0].relative, "sub");
+    ingest_file_list_free(&l);
+    free(root_abs);
+
+    assert_int_equal(test_tree_remove(base), 0);
+    free(root);
+    free(outside);
+    free(page_path);
+    free(secret);
+    free(sub);
+    free(sub_page);
+    free(outside_sub);
+}
+
+/* A tree deeper than the crawl walks is cut (reported, counted unreadable so nothing under it
+ * looks deleted) instead of recursing without bound. */
+static void test_crawl_depth_bounded(void **state)
+{
+    (void)state;
+    char base[4096];
+    assert_int_equal(test_tmpdir_make(base, sizeof base, "deep"), 0);
+    char rel[4096] = "";
+    write_file(base, "top.md", "top\n");
+    for (int i = 0; i < 70; i++) {
+        strcat(rel, i ? "/d" : "d");
+        make_dir(base, rel);
+    }
+    char deep[4200];
+    snprintf(deep, sizeof deep, "%s/deep.md", rel);
+    write_file(base, deep, "deep\n");
+    ingest_file_list l = {0};
+    char *root_abs = NULL;
+    ragd_err err = {0};
+    assert_int_equal(ingest_crawl_run(base, &l, &root_abs, &err), RAGD_OK);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].relative, "top.md");
+    assert_int_equal(l.skipped_count, 1);
+    assert_non_null(strstr(l.skipped[0].path, "nested too deep"));
+    assert_true(l.unreadable > 0);
+    ingest_file_list_free(&l);
+    free(root_abs);
+    assert_int_equal(test_tree_remove(base), 0);
 }
 
 /* ---- HTML and rst table cases ------------------------------------------------------------- */
@@ -426,6 +575,8 @@ int main(void)
         cmocka_unit_test(test_bom_stripped),
         cmocka_unit_test(test_rejects_binary_and_bad_utf8),
         cmocka_unit_test(test_crawl_tree),
+        cmocka_unit_test(test_crawl_read_refuses_swaps),
+        cmocka_unit_test(test_crawl_depth_bounded),
         cmocka_unit_test(test_extract_table_cases),
         cmocka_unit_test(test_globs),
         cmocka_unit_test(test_utf8_repair_and_unknown_extensions),

@@ -19,6 +19,7 @@
 #include <dirent.h>
 
 #include "ragd/ingest.h"
+#include "ragd/rerank.h"
 #include "ragd/retrieve.h"
 #include "ragd/util.h"
 
@@ -80,6 +81,99 @@ static void test_fts_table_cases(void **state)
     free(dir);
     assert_true(cases >= 8);
     assert_int_equal(failed, 0);
+}
+
+/* tests/data/lexical/<case>/{input,expected}: the MATCH expression with lexical variants. */
+static void test_lexical_table_cases(void **state)
+{
+    (void)state;
+    char *dir = data_path("lexical");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int cases = 0, failed = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        util_buf in = {0}, ex = {0};
+        util_buf_printf(&in, "%s/%s/input", dir, de->d_name);
+        util_buf_printf(&ex, "%s/%s/expected", dir, de->d_name);
+        char *input = slurp(in.data), *expected = slurp(ex.data);
+        assert_non_null(input);
+        assert_non_null(expected);
+        size_t n = strlen(expected);
+        while (n > 0 && expected[n - 1] == '\n') expected[--n] = '\0';
+        n = strlen(input);
+        while (n > 0 && input[n - 1] == '\n') input[--n] = '\0';
+        retrieve_terms t;
+        ragd_err err = {0};
+        assert_int_equal(retrieve_terms_split(input, strlen(input), &t, &err), RAGD_OK);
+        assert_int_equal(retrieve_terms_expand(input, strlen(input), &t, &err), RAGD_OK);
+        char *m = retrieve_fts_match(&t);
+        assert_non_null(m);
+        if (strcmp(m, expected) != 0) {
+            printf("case %s:\n  want: %s\n  got:  %s\n", de->d_name, expected, m);
+            failed++;
+        }
+        /* the per-term expression (confidence) is the same group */
+        for (size_t i = 0; i < t.count; i++) {
+            char *e = retrieve_fts_term(&t, i);
+            assert_non_null(e);
+            assert_non_null(strstr(m, e));
+            free(e);
+        }
+        cases++;
+        free(m);
+        retrieve_terms_free(&t);
+        free(input);
+        free(expected);
+        util_buf_free(&in);
+        util_buf_free(&ex);
+    }
+    closedir(d);
+    free(dir);
+    assert_true(cases >= 8);
+    assert_int_equal(failed, 0);
+}
+
+/* The reranker's order, per-request switch and configuration checks (the HTTP side is tested
+ * against tests/fake_rerank.py in tests/integration/test_rerank.py). */
+static void test_rerank_order_and_config(void **state)
+{
+    (void)state;
+    const double scores[] = {0.1, 0.9, 0.5, 0.9, -2.0};
+    size_t order[5];
+    retrieve_rerank_order(scores, 5, order);
+    const size_t want[] = {1, 3, 2, 0, 4}; /* best first, ties keep their order */
+    for (size_t i = 0; i < 5; i++) assert_int_equal(order[i], want[i]);
+
+    ragd_cfg cfg;
+    ragd_err err = {0};
+    assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
+    retrieve_reranker *r = (retrieve_reranker *)&cfg; /* any non-NULL value must be replaced */
+    assert_int_equal(retrieve_reranker_new(&cfg, &r, &err), RAGD_OK);
+    assert_null(r); /* provider none */
+    assert_int_equal(retrieve_rerank_wanted(NULL, RAGD_RERANK_ON), 0);
+    rerank_stats st;
+    retrieve_reranker_stats(NULL, &st);
+    assert_string_equal(st.provider, "none");
+
+    assert_int_equal(cfg_key_set(&cfg, "rerank", "provider", "tei", "test", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&cfg, "rerank", "base_url", "ftp://x", "test", &err), RAGD_OK);
+    assert_int_equal(retrieve_reranker_new(&cfg, &r, &err), RAGD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "base_url"));
+    memset(&err, 0, sizeof err);
+    assert_int_equal(cfg_key_set(&cfg, "rerank", "base_url", "http://127.0.0.1:9/", "test", &err),
+                     RAGD_OK);
+    assert_int_equal(retrieve_reranker_new(&cfg, &r, &err), RAGD_OK);
+    assert_non_null(r);
+    assert_int_equal(retrieve_rerank_wanted(r, RAGD_RERANK_DEFAULT), 1);
+    assert_int_equal(retrieve_rerank_wanted(r, RAGD_RERANK_OFF), 0);
+    retrieve_reranker_stats(r, &st);
+    assert_string_equal(st.provider, "tei");
+    assert_int_equal(st.calls, 0);
+    retrieve_reranker_free(r);
+    retrieve_reranker_free(NULL);
+    cfg_free(&cfg);
 }
 
 static void test_fts_phrase_quotes(void **state)
@@ -476,6 +570,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fts_table_cases),
         cmocka_unit_test(test_fts_phrase_quotes),
+        cmocka_unit_test(test_lexical_table_cases),
+        cmocka_unit_test(test_rerank_order_and_config),
         cmocka_unit_test(test_terms_limits),
         cmocka_unit_test(test_rrf),
         cmocka_unit_test(test_relative),

@@ -864,6 +864,12 @@ static void test_fts_bounded_rare_terms(void **state)
                      RAGD_OK);
     assert_int_equal(found, 5); /* bounded: "common" (300 chunks) does not fit 50 */
     for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 60, 0);
+    /* A term with lexical variants is one parenthesised unit of the plan (retrieve_lexical.c). */
+    const char *grouped = "(\"rare\" OR \"ra re\") OR (\"common\" OR \"com mon\")";
+    assert_int_equal(store_db_fts_search_bounded(db, grouped, 10, 50, got, scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 5);
+    for (size_t i = 0; i < found; i++) assert_int_equal(fts_index_of(ids, got[i]) % 60, 0);
     /* A budget the whole query fits: exactly the unbounded result. */
     int64_t ref[40];
     double ref_scores[40];

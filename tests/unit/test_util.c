@@ -225,6 +225,42 @@ static void test_utf8_invalid_forms(void **state)
     UTF8_BAD("\xe2\x82\xac\x80");
 }
 
+/* util_utf8_clip: never cuts inside a character, marks bad bytes, ends a cut copy with "...". */
+static void test_utf8_clip(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(util_utf8_clip(out, sizeof out, "hello", 5), 5);
+    assert_string_equal(out, "hello");
+    /* fits exactly: 15 bytes */
+    assert_int_equal(util_utf8_clip(out, sizeof out, "123456789012345", 15), 15);
+    assert_string_equal(out, "123456789012345");
+    /* one more: cut, with the marker */
+    util_utf8_clip(out, sizeof out, "1234567890123456", 16);
+    assert_string_equal(out, "123456789012...");
+    /* a two-byte character that would straddle the cut is dropped whole */
+    util_utf8_clip(out, sizeof out, "12345678901\xc3\xa9" "xyz", 16);
+    assert_string_equal(out, "12345678901...");
+    assert_true(util_utf8_valid(out, strlen(out)));
+    /* bad bytes and NUL become '?' */
+    util_utf8_clip(out, sizeof out, "a\xe7" "b\0" "c\xff", 6);
+    assert_string_equal(out, "a?b?c?");
+    /* a truncated sequence at the end */
+    util_utf8_clip(out, sizeof out, "ab\xe2\x82", 4);
+    assert_string_equal(out, "ab??");
+    /* every cut of every prefix of a multibyte text is valid UTF-8 */
+    static const char text[] = "\xc3\xa9" "t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80!";
+    for (size_t size = 5; size <= sizeof out; size++)
+        for (size_t len = 0; len < sizeof text; len++) {
+            size_t n = util_utf8_clip(out, size, text, len);
+            assert_true(n < size);
+            assert_int_equal(strlen(out), n);
+            assert_true(util_utf8_valid(out, n));
+        }
+    util_utf8_clip(out, sizeof out, NULL, 0);
+    assert_string_equal(out, "");
+}
+
 static void test_utf8_first_invalid(void **state)
 {
     (void)state;
@@ -541,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_utf8_valid_forms),
         cmocka_unit_test(test_utf8_invalid_forms),
         cmocka_unit_test(test_utf8_first_invalid),
+        cmocka_unit_test(test_utf8_clip),
         cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_read_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_write_atomic, setup, teardown),
