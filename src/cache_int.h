@@ -68,6 +68,11 @@ int cache_value_encode(const char *key, int dims, const float *vec, unsigned cha
 const char *cache_value_check(const char *key, int dims, const void *value, size_t len,
                               float *out);
 
+/* As cache_value_check, with the unit-length check only when unit_length is non-zero (values that
+ * are scores rather than embeddings: the key binding and finiteness are checked all the same). */
+const char *cache_value_check_as(const char *key, int dims, const void *value, size_t len,
+                                 int unit_length, float *out);
+
 /* A fixed-capacity LRU map from keys (strings under RAGD_CACHE_KEY_MAX) to value_bytes-byte
  * values. Not thread-safe: the caller locks. */
 typedef struct cache_lru cache_lru;

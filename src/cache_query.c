@@ -270,6 +270,12 @@ int cache_value_encode(const char *key, int dims, const float *vec, unsigned cha
 const char *cache_value_check(const char *key, int dims, const void *value, size_t len,
                               float *out)
 {
+    return cache_value_check_as(key, dims, value, len, 1, out);
+}
+
+const char *cache_value_check_as(const char *key, int dims, const void *value, size_t len,
+                                 int unit_length, float *out)
+{
     const unsigned char *v = value;
     unsigned char digest[32];
     if (dims <= 0 || key_digest(key, digest) != 0) return "not a cache key";
@@ -286,7 +292,8 @@ const char *cache_value_check(const char *key, int dims, const void *value, size
         if (!isfinite(x)) return "not finite";
         norm2 += (double)x * (double)x;
     }
-    if (fabs(sqrt(norm2) - 1.0) > RAGD_CACHE_NORM_TOLERANCE) return "not of unit length";
+    if (unit_length && fabs(sqrt(norm2) - 1.0) > RAGD_CACHE_NORM_TOLERANCE)
+        return "not of unit length";
     memcpy(out, v + RAGD_CACHE_VALUE_HEADER, sizeof(float) * (size_t)dims);
     return NULL;
 }
@@ -430,6 +437,7 @@ void cache_lru_put(cache_lru *l, const char *key, const void *value)
 struct cache_query {
     char *provider, *model;
     int dims;
+    int scores; /* values are scores, not embeddings: no unit-length check (cache_query_scores) */
     pthread_mutex_t lru_mu;
     cache_lru *lru;
 
@@ -672,7 +680,8 @@ cache_layer cache_query_get(cache_query *c, const char *text, size_t len, float 
         redis_down_locked(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
     } else {
         if (rep->type == REDIS_REPLY_STRING)
-            refused = cache_value_check(key, c->dims, rep->str, (size_t)rep->len, out);
+            refused = cache_value_check_as(key, c->dims, rep->str, (size_t)rep->len,
+                                           !c->scores, out);
         hit = rep->type == REDIS_REPLY_STRING && refused == NULL;
         freeReplyObject(rep);
     }
@@ -743,4 +752,9 @@ void cache_stats_get(cache_query *c, cache_stats *out)
     out->redis_down_since = c->down_since;
     snprintf(out->redis_reason, sizeof out->redis_reason, "%s", c->reason);
     pthread_mutex_unlock(&c->redis_mu);
+}
+
+void cache_query_scores(cache_query *c)
+{
+    if (c) c->scores = 1;
 }

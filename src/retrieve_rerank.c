@@ -183,6 +183,7 @@ ragd_rc retrieve_reranker_new(const ragd_cfg *cfg, retrieve_reranker **out, ragd
             retrieve_reranker_free(r);
             return rc;
         }
+        cache_query_scores(r->redis);
     }
     if (r->url == NULL || r->model == NULL || r->cache == NULL || r->headers == NULL) {
         retrieve_reranker_free(r);

@@ -50,6 +50,11 @@ typedef struct cache_stats {
 ragd_rc cache_query_new(const ragd_cfg *cfg, const char *provider, const char *model, int dims,
                         cache_query **out, ragd_err *err);
 
+/* Marks c's values as scores rather than embeddings (the reranker's (query, chunk) scores): a
+ * Redis value is still bound to its key and must be finite, but need not be of unit length.
+ * Call once, before c is shared between threads. c may be NULL. */
+void cache_query_scores(cache_query *c);
+
 /* Stops the reconnect thread, closes Redis, frees c. c may be NULL. */
 void cache_query_free(cache_query *c);
 

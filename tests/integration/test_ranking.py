@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """
-test_ranking.py - hybrid retrieval over the repository's own docs/ (shared fixture "docs"): the
+test_ranking.py - hybrid retrieval over a frozen copy of the repository's docs/ (tests/eval/corpus/,
+shared fixture "docs"; frozen so that editing docs/ cannot move a ranking regression test): the
 three modes and both fusions, low_confidence with a clarifying question on questions the docs do
 not answer, the token budget, POST /context (built-in template, a replaced template file read
 at each request, the tools whitelist, a broken template), and `ragd eval` against the store and
@@ -16,6 +17,7 @@ from harness import check, eq, expect_error, fixture, is_int, is_num, shared, sh
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 QA = os.path.join(REPO, "tests", "eval", "docs_qa.jsonl")
 BASELINE = os.path.join(REPO, "tests", "eval", "baseline.json")
+CORPUS = os.path.join(REPO, "tests", "eval", "corpus")
 ANSWERABLE = "how do I take a consistent backup of the database while the daemon keeps running"
 UNANSWERABLE = "Who won the football world cup in 2014?"
 
@@ -23,7 +25,7 @@ UNANSWERABLE = "Who won the football world cup in 2014?"
 @fixture("docs")
 def docs_fixture(ctx):
     docs = ctx.path("docs")
-    shutil.copytree(os.path.join(REPO, "docs"), docs)
+    shutil.copytree(CORPUS, docs)
     tmpl = ctx.path("prompt.txt")
     write(tmpl, "I am {{persona}}.\n{{#has_tools}}Tools:\n{{tools}}\n{{/has_tools}}"
                 "{{#has_context}}CONTEXT\n{{context}}\nSOURCES\n{{sources}}\n{{/has_context}}"

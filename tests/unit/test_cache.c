@@ -252,7 +252,16 @@ static void test_value_binding(void **state)
     for (int i = 0; i < 4; i++) {
         assert_int_equal(cache_value_encode(key, D, poison[i], bad), 0);
         assert_string_equal(cache_value_check(key, D, bad, size, out), want[i]);
+        /* values that are scores (the reranker's): any length, but still finite and bound */
+        const char *got = cache_value_check_as(key, D, bad, size, 0, out);
+        if (i < 2)
+            assert_string_equal(got, "not finite");
+        else
+            assert_null(got);
     }
+    assert_string_equal(cache_value_check_as(other, D, val, size, 0, out),
+                        "written for another query or model");
+    memcpy(out, untouched, sizeof out);
     /* a D-dims value under the key of the same query at 16 dims */
     assert_non_null(cache_value_check(key16, 16, val, size, out));
     assert_memory_equal(out, untouched, sizeof out);
