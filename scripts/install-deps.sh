@@ -16,7 +16,7 @@ PACKAGES=(
   fonts-dejavu-core
   redis-server curl python3
   python3-django
-  libpq-dev postgresql-client-15 nodejs npm
+  libpq-dev postgresql-client-15
 )
 
 missing=()
@@ -26,7 +26,7 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# Node.js and npm run the official openai client in the chat tests (tests/node): any install
+# Node.js and npm run PGlite (tests/pg) and the official openai client (tests/node): any install
 # that provides the two commands will do (a NodeSource nodejs bundles npm); else Debian's.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
