@@ -339,7 +339,12 @@ def half_closed_clients_get_replies_under_churn(t):
     from corpus import write_corpus
     corpus = t.path("corpus")
     write_corpus(corpus)
-    d = t.serve()
+    # the connection limits have their own tests: here they are raised so that a loaded machine,
+    # slow to drain 1200 replies, does not turn this test about half-closed clients into one
+    # about max_connections_per_ip (a JSON 503 still counts as a reply below)
+    cfg = t.path("limits.ini")
+    write(cfg, "[server]\nmax_connections = 4096\nmax_connections_per_ip = 4096\n")
+    d = t.serve(config=cfg)
     d.ingest(corpus)
     body = b'{"path": "%s"}' % corpus.encode()
     ingest = (b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -397,7 +402,9 @@ def half_closed_clients_get_replies_under_churn(t):
                     data += b
             except OSError as e:
                 data += b"<%r>" % e
-            if not data.startswith(b"HTTP/1.1 200"):
+            replied = data.startswith(b"HTTP/1.1 200") or (
+                data.startswith(b"HTTP/1.1 503") and b'"too_many_connections"' in data)
+            if not replied:
                 bad.append(data[:120])
     finally:
         for s in held:
