@@ -550,19 +550,26 @@ static ragd_rc wal_enable(sqlite3 *db, const char *what, ragd_err *err)
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err);
 static ragd_rc fts_apply(store_db *s, const char *what, ragd_err *err);
 
-/* Sets *exists to 1 when the store has the ragd_counts table. */
-static ragd_rc counts_exist(store_db *s, const char *what, int *exists, ragd_err *err)
+/* Sets *exists to 1 when the store has a table (or index, or trigger) named name. */
+static ragd_rc table_exists(store_db *s, const char *name, const char *what, int *exists,
+                            ragd_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int code = sqlite3_prepare_v2(s->writer,
-                                  "SELECT count(*) FROM sqlite_master WHERE name = 'ragd_counts'",
+    int code = sqlite3_prepare_v2(s->writer, "SELECT count(*) FROM sqlite_master WHERE name = ?1",
                                   -1, &st, NULL);
     if (code != SQLITE_OK) return db_fail(s->writer, code, what, err);
-    code = sqlite3_step(st);
+    code = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (code == SQLITE_OK) code = sqlite3_step(st);
     ragd_rc rc = code == SQLITE_ROW ? RAGD_OK : db_fail(s->writer, code, what, err);
     if (rc == RAGD_OK) *exists = sqlite3_column_int(st, 0) > 0;
     sqlite3_finalize(st);
     return rc;
+}
+
+/* Sets *exists to 1 when the store has the ragd_counts table. */
+static ragd_rc counts_exist(store_db *s, const char *what, int *exists, ragd_err *err)
+{
+    return table_exists(s, "ragd_counts", what, exists, err);
 }
 
 /* Creates the maintained counts (counts_sql) in one transaction when the store lacks them: the
@@ -1554,16 +1561,7 @@ static const char fts_sql[] =
 
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    int code = sqlite3_prepare_v2(s->writer,
-                                  "SELECT count(*) FROM sqlite_master WHERE name = 'chunks_fts'",
-                                  -1, &st, NULL);
-    if (code != SQLITE_OK) return db_fail(s->writer, code, what, err);
-    code = sqlite3_step(st);
-    ragd_rc rc = code == SQLITE_ROW ? RAGD_OK : db_fail(s->writer, code, what, err);
-    if (rc == RAGD_OK) *exists = sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
-    return rc;
+    return table_exists(s, "chunks_fts", what, exists, err);
 }
 
 /* Creates and back-fills the keyword index in one transaction when the store lacks it (a new
