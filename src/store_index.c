@@ -569,7 +569,10 @@ static ragd_rc index_file_write(const store_index *idx, FILE *f, const char *tmp
     int closed = fclose(out); /* flushes the last block through the checksum */
     if (wrote != 0 && !store_sum_failed(sum))
         rc = index_error(err, "cannot write the index");
-    else if (wrote != 0 || closed != 0 || store_sum_failed(sum) || fsync(fileno(f)) != 0)
+    else if (wrote != 0 || closed != 0 || store_sum_failed(sum))
+        rc = ragd_err_set(err, RAGD_ERR_IO, "cannot write %s: %s", tmp,
+                          strerror(store_sum_errno(sum) ? store_sum_errno(sum) : errno));
+    else if (fsync(fileno(f)) != 0)
         rc = ragd_err_set(err, RAGD_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     if (rc == RAGD_OK) rc = store_sum_hex(sum, hex, err);
     uint64_t size = store_sum_bytes(sum);

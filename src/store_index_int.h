@@ -51,6 +51,9 @@ uint64_t store_sum_bytes(const store_sum *s);
 /* Returns: 1 when an I/O error happened inside the stream (the digest is then meaningless). */
 int store_sum_failed(const store_sum *s);
 
+/* Returns: the errno of the stream's first I/O error (ENOSPC on a full disk), 0 when none. */
+int store_sum_errno(const store_sum *s);
+
 /* Finishes the digest into hex (lowercase, NUL-terminated; 64 digits for SHA-256, 16 for XXH3).
  * Returns: RAGD_OK, or RAGD_ERR_INTERNAL when the digest library fails. */
 ragd_rc store_sum_hex(store_sum *s, char hex[RAGD_SUM_HEX_MAX], ragd_err *err);

@@ -27,6 +27,7 @@ struct store_sum {
     int fd;
     uint64_t offset; /* next byte of fd to read or write; = bytes digested */
     int failed;      /* an I/O error happened inside the stream */
+    int failed_errno; /* errno of that error (stdio and FAISS's exceptions may change errno) */
     EVP_MD_CTX *sha;
     XXH3_state_t *xxh;
     char *buffer; /* the stream's stdio buffer (setvbuf) */
@@ -86,6 +87,7 @@ static ssize_t sum_read(void *cookie, char *buf, size_t size)
         if (got < 0 && errno == EINTR) continue;
         if (got < 0 || sum_update(s, buf, (size_t)got) != 0) {
             s->failed = 1;
+            s->failed_errno = got < 0 ? errno : EIO;
             return -1;
         }
         s->offset += (uint64_t)got;
@@ -99,6 +101,7 @@ static ssize_t sum_write(void *cookie, const char *buf, size_t size)
     store_sum *s = cookie;
     if (sum_update(s, buf, size) != 0) {
         s->failed = 1;
+        s->failed_errno = EIO;
         return 0;
     }
     size_t done = 0;
@@ -107,6 +110,7 @@ static ssize_t sum_write(void *cookie, const char *buf, size_t size)
         if (put < 0 && errno == EINTR) continue;
         if (put <= 0) {
             s->failed = 1;
+            s->failed_errno = put < 0 ? errno : EIO;
             return 0;
         }
         done += (size_t)put;
@@ -140,7 +144,7 @@ ragd_rc store_sum_drain(store_sum *s, ragd_err *err)
         ssize_t got = sum_read(s, s->buffer, RAGD_SUM_BUFFER);
         if (got < 0)
             return ragd_err_set(err, RAGD_ERR_IO, "cannot read the index file: %s",
-                                strerror(errno));
+                                strerror(s->failed_errno));
         if (got == 0) return RAGD_OK;
     }
 }
@@ -153,6 +157,11 @@ uint64_t store_sum_bytes(const store_sum *s)
 int store_sum_failed(const store_sum *s)
 {
     return s == NULL || s->failed;
+}
+
+int store_sum_errno(const store_sum *s)
+{
+    return s != NULL && s->failed ? s->failed_errno : 0;
 }
 
 ragd_rc store_sum_hex(store_sum *s, char hex[RAGD_SUM_HEX_MAX], ragd_err *err)

@@ -512,6 +512,21 @@ static void test_sum_stream(void **state)
     store_sum_free(NULL);
     assert_int_equal(store_sum_new((store_sum_kind)9, fileno(f), &sum, NULL), RAGD_ERR_INVALID);
     fclose(f);
+
+    /* A write that fails (here: a descriptor opened read-only; ENOSPC on a full disk) fails the
+     * stream and keeps the failing errno for the message. */
+    f = fopen(fx->path, "rb");
+    assert_non_null(f);
+    assert_int_equal(store_sum_new(RAGD_SUM_XXH3, fileno(f), &sum, NULL), RAGD_OK);
+    assert_int_equal(store_sum_errno(sum), 0);
+    w = store_sum_stream(sum, "w");
+    assert_non_null(w);
+    assert_true(fwrite(data, 1, n, w) < n);
+    fclose(w); /* stdio may already have dropped the failed buffer: the stream knows */
+    assert_true(store_sum_failed(sum));
+    assert_int_equal(store_sum_errno(sum), EBADF);
+    store_sum_free(sum);
+    fclose(f);
     free(data);
     free(back);
 }
