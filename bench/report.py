@@ -172,6 +172,50 @@ def scale_target_rows(cfgs):
 SPLIT = ("vector_search", "keyword_search", "fetch", "fusion", "confidence", "context")
 
 
+def plot_modes(data, png):
+    """The real-text modes (real-hybrid.json): p50 and p95 at concurrency 1 against the store's
+    chunks, per mode, with the 10 ms hybrid target. Returns: True when the PNG was written."""
+    if not data or "sizes" not in data:
+        return False
+    dat = os.path.join(RES, "modes.dat")
+    series = []
+    with open(dat, "w") as out:
+        for mode in ("vector", "keyword", "hybrid"):
+            for pct in ("p50", "p95"):
+                pts = []
+                for sz in data["sizes"].values():
+                    for c in sz["configs"].values():
+                        r = c["runs"].get("%s/1" % mode)
+                        if r:
+                            pts.append((sz["ingest"]["chunks"], r["%s_ms" % pct]))
+                if pts:
+                    out.write("# %s %s\n" % (mode, pct))
+                    for x, y in sorted(pts):
+                        out.write("%d %.5f\n" % (x, y))
+                    out.write("\n\n")
+                    series.append(("%s %s" % (mode, pct), len(series), pct))
+    if not series:
+        os.remove(dat)
+        return False
+    script = ['set terminal pngcairo size 900,560 font ",10"', 'set output "%s"' % png,
+              "set logscale x", "set grid", 'set xlabel "chunks of real text in the store"',
+              'set ylabel "latency over loopback HTTP, concurrency 1 (ms)"', "set key top left",
+              'set title "/retrieve per mode (HNSW32, k=10): p50 solid, p95 dashed"',
+              "plot " + ", ".join(
+                  '"%s" index %d using 1:2 with linespoints lw 2 %s title "%s"' % (
+                      dat, i, "dt 2" if pct == "p95" else "dt 1", label)
+                  for label, i, pct in series) + ', 10 with lines lc rgb "red" title "target: '
+              'hybrid p95 10 ms"']
+    try:
+        subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("report: gnuplot failed: %s" % e, file=sys.stderr)
+        return False
+    finally:
+        os.remove(dat)
+    return True
+
+
 def hybrid_section(w, data):
     """Issue 16 part C: the default hybrid path per store size and mode, the server's time split,
     the old binary against the new one interleaved, the keyword bound's cost in ranking."""
@@ -192,6 +236,9 @@ def hybrid_section(w, data):
           " ".join("%.1f" % x for x in data["load_before"]),
           " ".join("%.1f" % x for x in data.get("load_after", [])), data["nproc"]))
     w("")
+    if plot_modes(data, os.path.join(REPO, "docs", "bench_modes.png")):
+        w("![latency per mode against store size](bench_modes.png)")
+        w("")
     w("| chunks | index | mode | conc. | p50 ms | p95 ms | p99 ms | req/s | server total ms | "
       "vector / keyword / fetch / fusion / confidence / context ms (means) |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
