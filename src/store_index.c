@@ -45,6 +45,7 @@
 
 #include "ragd/util.h"
 #include "store_faiss_int.h"
+#include "store_simd_int.h"
 
 #define RAGD_INDEX_META_FORMAT 1
 #define RAGD_INDEX_META_MAX (32 * 1024 * 1024) /* room for the tombstones of ~3M vectors */
@@ -247,6 +248,9 @@ static store_index *index_wrap(FaissIndex *index, int dims, const store_index_op
 {
     store_index *idx = calloc(1, sizeof(*idx));
     if (idx == NULL) return NULL;
+    /* ragd's SIMD flat storage (src/store_faiss_simd.cpp), same vectors, same file format. If it
+     * cannot be installed (RAGD_SIMD=off, no memory) FAISS's own class stays: slower, as exact. */
+    store_simd_install(index);
     idx->index = index;
     idx->map = faiss_IndexIDMap2_cast(index);
     idx->dims = dims;
