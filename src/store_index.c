@@ -343,6 +343,11 @@ const char *store_index_factory(const store_index *idx)
     return idx ? idx->factory : RAGD_INDEX_FLAT;
 }
 
+int store_index_simd(const store_index *idx)
+{
+    return idx != NULL && store_simd_installed(idx->index);
+}
+
 size_t store_index_tombstones(const store_index *idx)
 {
     return idx ? idx->ndead : 0;

@@ -221,6 +221,10 @@ ragd_rc store_index_new_with(int dims, const store_index_opts *opts, store_index
 /* Returns: the index type's factory string ("Flat" for the default), borrowed for idx's life. */
 const char *store_index_factory(const store_index *idx);
 
+/* Returns: 1 when idx searches with ragd's SIMD kernels (include/ragd/simd.h; installed when the
+ * index is created or loaded unless RAGD_SIMD=off), 0 when with FAISS's own. */
+int store_index_simd(const store_index *idx);
+
 /* Returns: the removed vectors still held as tombstones (always 0 for Flat). */
 size_t store_index_tombstones(const store_index *idx);
 
