@@ -103,8 +103,12 @@ static const ragd_cfg_entry cfg_table[] = {
      RAGD_CFG_F_BACKEND, 0, 0, store_backend_names,
      "where documents, chunks and vectors live: faiss (SQLite + FAISS in data_dir) or pgvector "
      "(Postgres at database_url)"},
-    {"store", "index_factory", RAGD_CFG_T_STRING, RAGD_CFG_OFF(index_factory), 0, "Flat", 0, 0, 0,
-     NULL, "FAISS index type as a factory string: Flat (exact) or HNSW<M> (approximate)"},
+    {"store", "index_factory", RAGD_CFG_T_STRING, RAGD_CFG_OFF(index_factory), 0, "auto", 0, 0, 0,
+     NULL, "FAISS index type: auto (Flat below index_auto_threshold vectors, HNSW32 from it), "
+     "Flat (exact) or HNSW<M> (approximate)"},
+    {"store", "index_auto_threshold", RAGD_CFG_T_INT, RAGD_CFG_OFF(index_auto_threshold), 0,
+     "20000", 0, 2, 2000000000, NULL,
+     "index_factory = auto: vectors from which the index is HNSW32 (back to Flat below half)"},
     {"store", "hnsw_ef_search", RAGD_CFG_T_INT, RAGD_CFG_OFF(hnsw_ef_search), 0, "64", 0, 1, 65536,
      NULL, "HNSW search breadth (efSearch): higher is slower with better recall"},
     {"store", "database_url", RAGD_CFG_T_STRING, RAGD_CFG_OFF(database_url), 0, "",

@@ -889,6 +889,23 @@ static ragd_rc index_file_read(FILE *f, const char *path, const index_meta *m, i
     return RAGD_OK;
 }
 
+ragd_rc store_index_saved_factory(const char *path, char *factory, size_t size, ragd_err *err)
+{
+    if (path == NULL || factory == NULL || size == 0)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_saved_factory: missing argument");
+    char *meta_path = path_with_suffix(path, ".meta");
+    if (meta_path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    index_meta m = {0};
+    ragd_rc rc = index_meta_read(meta_path, &m, err);
+    free(meta_path);
+    if (rc != RAGD_OK) return rc;
+    free(m.dead);
+    if (strlen(m.factory) >= size)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "index factory \"%s\" is too long", m.factory);
+    memcpy(factory, m.factory, strlen(m.factory) + 1);
+    return RAGD_OK;
+}
+
 ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t *generation,
                          ragd_err *err)
 {

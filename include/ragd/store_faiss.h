@@ -225,6 +225,11 @@ const char *store_index_factory(const store_index *idx);
  * index is created or loaded unless RAGD_SIMD=off), 0 when with FAISS's own. */
 int store_index_simd(const store_index *idx);
 
+/* Reads only the factory string recorded in path.meta ("Flat" for metas older than factories)
+ * into factory (size bytes), without reading or checking the index file.
+ * Returns: RAGD_OK, RAGD_ERR_NOT_FOUND without a meta, RAGD_ERR_INDEX for an invalid one. */
+ragd_rc store_index_saved_factory(const char *path, char *factory, size_t size, ragd_err *err);
+
 /* Returns: the removed vectors still held as tombstones (always 0 for Flat). */
 size_t store_index_tombstones(const store_index *idx);
 
