@@ -120,7 +120,9 @@ static const char *factory_for(const faiss_store *f, size_t n, const char *curre
 /* Returns: the options of an index of type factory (hnsw_ef_search from the configuration). */
 static store_index_opts index_opts(const faiss_store *f, const char *factory)
 {
-    store_index_opts o = {.factory = factory, .ef_search = f->cfg->hnsw_ef_search};
+    store_index_opts o = {.factory = factory,
+                          .ef_search = f->cfg->hnsw_ef_search,
+                          .ef_construction = f->cfg->index_hnsw_ef_construction};
     return o;
 }
 

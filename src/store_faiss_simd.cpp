@@ -196,6 +196,16 @@ int store_simd_install(FaissIndex *index)
     }
 }
 
+int store_simd_hnsw_ef_construction(FaissIndex *index, int ef_construction)
+{
+    faiss::Index *p = reinterpret_cast<faiss::Index *>(index);
+    auto *map = dynamic_cast<faiss::IndexIDMap2 *>(p);
+    auto *hnsw = dynamic_cast<faiss::IndexHNSW *>(map != nullptr ? map->index : p);
+    if (hnsw == nullptr || ef_construction <= 0) return 0;
+    hnsw->hnsw.efConstruction = ef_construction;
+    return 1;
+}
+
 int store_simd_installed(const FaissIndex *index)
 {
     bool owned = false;

@@ -259,6 +259,8 @@ static store_index *index_wrap(FaissIndex *index, int dims, const store_index_op
     snprintf(idx->factory, sizeof idx->factory, "%s",
              idx->flat || factory == NULL ? RAGD_INDEX_FLAT : factory);
     idx->ef_search = opts && opts->ef_search > 0 ? opts->ef_search : 0;
+    if (!idx->flat && opts && opts->ef_construction > 0)
+        store_simd_hnsw_ef_construction(index, opts->ef_construction);
     idx->ids_ascending = 1;
     return idx;
 }

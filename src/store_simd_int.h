@@ -23,6 +23,13 @@ extern "C" {
  * Returns: 1 installed, 0 left as it was, -1 out of memory (index left as it was). */
 int store_simd_install(FaissIndex *index);
 
+/* Sets the graph-build breadth (efConstruction) of index when it is an IndexHNSW (FAISS's
+ * default is 40; wider builds a better-connected graph: higher recall at the same efSearch, at
+ * a build cost roughly proportional to it). Only vectors added afterwards are affected; the
+ * value is not part of FAISS's file format. Never throws.
+ * Returns: 1 set, 0 not an HNSW index. */
+int store_simd_hnsw_ef_construction(FaissIndex *index, int ef_construction);
+
 /* Returns: 1 when index's flat storage is ragd's class (after store_simd_install). */
 int store_simd_installed(const FaissIndex *index);
 

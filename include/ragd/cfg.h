@@ -42,7 +42,8 @@ typedef struct ragd_cfg {
     char *vector_backend; /* vector_backend = faiss; the only backend for now */
     char *index_factory;  /* index_factory = auto; auto, or a FAISS factory string (Flat, HNSW<M>) */
     int index_auto_threshold; /* index_auto_threshold = 20000; auto: HNSW32 from this many vectors */
-    int hnsw_ef_search;   /* hnsw_ef_search = 64; efSearch of HNSW indexes (FAISS and pgvector) */
+    int index_hnsw_ef_construction; /* index_hnsw_ef_construction = 128; FAISS HNSW efConstruction */
+    int hnsw_ef_search;   /* hnsw_ef_search = 256; efSearch of HNSW indexes (FAISS and pgvector) */
     char *database_url;   /* database_url = (empty); pgvector: libpq URI; password redacted */
     char *pg_schema;      /* pg_schema = ragd; pgvector: schema of ragd's tables */
     int pg_pool;          /* pg_pool = 4; pgvector: reader connections */

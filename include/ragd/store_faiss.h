@@ -206,6 +206,8 @@ typedef struct store_index_opts {
     const char *factory; /* FAISS factory string: NULL, "" or "Flat" (exact IndexFlatIP), or
                           * "HNSW<M>[,Flat]" (approximate; removals are tombstones) */
     int ef_search;       /* HNSW efSearch; <= 0 keeps FAISS's default (16) */
+    int ef_construction; /* HNSW efConstruction for vectors added to this index object; <= 0
+                          * keeps FAISS's default (40). Not saved: set it again after a load */
 } store_index_opts;
 
 /* Creates an empty index for dims-dimensional vectors, the default type (Flat).

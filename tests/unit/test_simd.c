@@ -20,12 +20,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/index_factory_c.h>
+
 #include "ragd/ragd.h"
 #include "ragd/simd.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
 
 #include "test_support.h"
+
+#include "../../src/store_simd_int.h"
 
 /* Fills out with n deterministic pseudo-random vectors, normalised when unit is set. */
 static void vectors_make(float *out, size_t n, int dims, uint32_t seed, int unit)
@@ -303,6 +308,20 @@ static void test_files_interchangeable(void **state)
     free(ids);
 }
 
+/* efConstruction reaches an HNSW index (inside the id map or bare), not a flat one. */
+static void test_hnsw_ef_construction_set(void **state)
+{
+    (void)state;
+    FaissIndex *hnsw = NULL, *flat = NULL;
+    assert_int_equal(faiss_index_factory(&hnsw, 8, "IDMap2,HNSW8", METRIC_INNER_PRODUCT), 0);
+    assert_int_equal(faiss_index_factory(&flat, 8, "IDMap2,Flat", METRIC_INNER_PRODUCT), 0);
+    assert_int_equal(store_simd_hnsw_ef_construction(hnsw, 100), 1);
+    assert_int_equal(store_simd_hnsw_ef_construction(hnsw, 0), 0);
+    assert_int_equal(store_simd_hnsw_ef_construction(flat, 100), 0);
+    faiss_Index_free(hnsw);
+    faiss_Index_free(flat);
+}
+
 #define T(fn) cmocka_unit_test_teardown(fn, restore_level)
 
 int main(void)
@@ -310,6 +329,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_kernels_match_reference), T(test_level_forcing), T(test_flat_same_topk),
         T(test_hnsw_same_recall),        T(test_files_interchangeable),
+        T(test_hnsw_ef_construction_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
