@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import report_vector
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = os.path.join(REPO, "bench", "results")
 MIB = 1024 * 1024
@@ -600,6 +602,7 @@ def main():
             w("Also: `%s`." % extra)
         w("")
     real_section(w, load("real.json"), scale_target_rows(cfgs))
+    report_vector.section(w, load("simd.json"), load("real-vector.json"))
     notes = os.path.join(REPO, "bench", "NOTES.md")
     if os.path.exists(notes):
         w(open(notes).read().rstrip())

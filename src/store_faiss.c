@@ -202,6 +202,11 @@ static ragd_rc index_open(faiss_store *f, ragd_err *err)
         saved[0] = '\0';
     const char *factory = factory_for(f, chunks > 0 ? (size_t)chunks : 0,
                                       saved[0] ? saved : NULL);
+    /* A read-only open (`ragd query` beside a daemon) uses the saved type as it is: converting
+     * would rebuild in memory, for one query, what the daemon converts at its next commit. */
+    if (factory_auto(f) && f->readonly &&
+        (strcmp(saved, INDEX_AUTO_SMALL) == 0 || strcmp(saved, INDEX_AUTO_LARGE) == 0))
+        factory = saved;
     store_index_opts iopts = index_opts(f, factory);
     rc = store_index_load_with(f->index_path, f->dims, &iopts, &idx, &saved_gen, &lerr);
     if (rc == RAGD_OK && saved_gen == gen && store_index_count(idx) == (size_t)chunks) {
