@@ -1286,6 +1286,48 @@ static void test_filters_and_min_score(void **state)
     engine_answer_free(&a);
 }
 
+/* Keyword candidates are ids and scores until fusion keeps them (issue 16): each kept one is
+ * read then, with and without diversity (which compares the texts of all of them), in keyword
+ * mode (every result comes from that side) and hybrid; a candidate the store no longer has is
+ * never returned as an empty result. */
+static void test_keyword_candidates_read_when_kept(void **state)
+{
+    fixture *f = *state;
+    corpus_ingested(f);
+    const int modes[] = {RAGD_MODE_KEYWORD, RAGD_MODE_HYBRID};
+    const int diversity[] = {RAGD_DIVERSITY_OFF, RAGD_DIVERSITY_ON};
+    for (size_t m = 0; m < 2; m++)
+        for (size_t d = 0; d < 2; d++) {
+            const char *text = "refund receipt order number";
+            engine_query q = {.query = text, .query_len = strlen(text), .k = 3,
+                              .min_score = -1.0, .mode = modes[m], .diversity = diversity[d]};
+            engine_answer a;
+            ragd_err err = {0};
+            assert_int_equal(engine_retrieve(f->e, &q, &a, &err), RAGD_OK);
+            assert_true(a.count >= 1);
+            size_t from_keyword = 0;
+            for (size_t i = 0; i < a.count; i++) {
+                const store_hit *h = &a.results[i].hit;
+                assert_true(h->chunk_id > 0);
+                assert_non_null(h->text);
+                assert_non_null(h->source);
+                if (a.results[i].keyword_rank > 0) {
+                    from_keyword++;
+                    /* BM25 matched it: one of the terms is in its text, heading or title */
+                    const char *words[] = {"refund", "receipt", "order", "number"};
+                    int has = 0;
+                    for (size_t w = 0; w < 4; w++)
+                        has |= strcasestr(h->text, words[w]) || strcasestr(h->heading, words[w]) ||
+                               strcasestr(h->title, words[w]);
+                    assert_true(has);
+                }
+            }
+            assert_true(from_keyword >= 1);
+            assert_string_equal(a.results[0].hit.source, "refunds.md");
+            engine_answer_free(&a);
+        }
+}
+
 static void test_rag_disabled(void **state)
 {
     fixture *f = *state;
@@ -1561,6 +1603,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_file_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_and_min_score, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyword_candidates_read_when_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rag_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test(test_context_format),
