@@ -193,6 +193,14 @@ def index_auto_follows_store_size(t):
     eq(store(d)["chunks"], 15, "15 chunks")
     d.stop()
     eq(meta(data)["factory"], "HNSW32", "15 of 20: HNSW32 kept (hysteresis)")
+    # A read-only open (`ragd query`) whose threshold says Flat uses the saved HNSW32 as it is:
+    # converting would rebuild in memory for one query.
+    r = t.cli("query", topic(3), "-k", "1", "--json", "--data-dir", data, "--log-level", "info",
+              env=dict(env, RAGD_STORE_INDEX_AUTO_THRESHOLD="1000"))
+    eq(r.rc, 0, "ragd query rc (%s)" % r.err[-300:])
+    check("loaded vector index" in r.err and "rebuil" not in r.err,
+          "read-only query loads the saved type: %r" % r.err[-400:])
+    eq(meta(data)["factory"], "HNSW32", "read-only query changed nothing")
     d = t.serve(data, env=env, args=("--log-level", "info"))
     check("loaded vector index" in d.stderr_text(), "restart loads the HNSW32 index")
     found, _ = sources(d, topic(7), k=1)
