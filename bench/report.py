@@ -755,7 +755,8 @@ def main():
     real_section(w, load("real.json"), scale_target_rows(cfgs))
     hybrid_section(w, load("real-hybrid.json") or (load("real.json") if "sizes" in (
         load("real.json") or {}) else None))
-    report_vector.section(w, load("simd.json"), load("real-vector.json"))
+    report_vector.section(w, load("simd.json"), load("real-vector.json"),
+                          load("real-vector-100k.json"))
     notes = os.path.join(REPO, "bench", "NOTES.md")
     if os.path.exists(notes):
         w(open(notes).read().rstrip())

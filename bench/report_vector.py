@@ -20,10 +20,10 @@ def _load(s):
     return " ".join("%.1f" % x for x in s[:3]) if s else "-"
 
 
-def section(w, simd, real):
+def section(w, simd, real, real_sizes=None):
     w("## Vector side: SIMD kernels, the default index at scale (issue 16, part B)")
     w("")
-    if not simd and not real:
+    if not simd and not real and not real_sizes:
         w("Not measured in this run (`python3 bench/bench_simd.py`, `python3 bench/bench_real.py "
           "--factories Flat,auto --out bench/results/real-vector.json`).")
         w("")
@@ -67,34 +67,46 @@ def section(w, simd, real):
         w("")
         w("Commands: " + "; ".join("`%s`" % r["command"] for r in simd["real"]) + ".")
         w("")
-    if real:
-        w("The defaults on real text (%d chunks of Python, PostgreSQL and Node.js HTML docs, "
-          "1024 dims, local embedder): `Flat` (exact) next to `auto`, which at this size is "
-          "HNSW32 with efConstruction 128 and efSearch 256. Load average before / after: %s / %s."
-          % (real.get("ingest", {}).get("chunks", 0), _load(real.get("load_before")),
-             _load(real.get("load_after"))))
-        w("")
-        w("| index | mode | concurrency | p50 ms | p95 ms | req/s | server search / total ms |")
-        w("| --- | --- | --- | --- | --- | --- | --- |")
-        for fac, c in real.get("configs", {}).items():
-            for key, r in c.get("runs", {}).items():
-                mode, conc = key.split("/")
-                sm = r.get("server_ms", {})
-                w("| %s | %s | %s | %s | %s | %s | %s / %s |" % (
-                    fac, mode, conc, _f(r["p50_ms"]), _f(r["p95_ms"]), _f(r["rps"], 1),
-                    _f(sm.get("search")), _f(sm.get("total"))))
-        w("")
-        for fac, c in real.get("configs", {}).items():
-            w("- %s: first start %s s (the index built from SQLite when its type changes), start "
-              "with the saved index %s s." % (fac, _f(c.get("first_start_s"), 1),
-                                              _f(c.get("start_s"), 1)))
-            r1, r8 = c.get("runs", {}).get("vector/1"), c.get("runs", {}).get("vector/8")
-            if r1 and r8 and r1.get("rps"):
-                w("  Concurrency 8 / 1 (vector): %s / %s req/s = %.2fx." % (
-                    _f(r8["rps"], 1), _f(r1["rps"], 1), r8["rps"] / r1["rps"]))
-            for ef, s in sorted(c.get("ef_sweep", {}).items(), key=lambda x: int(x[0])):
-                w("  ef_search %s: recall@10 %s, vector p50 / p95 %s / %s ms, hybrid p50 / p95 "
-                  "%s / %s ms." % (ef, _f(s.get("recall_at_10"), 3), _f(s["vector"]["p50_ms"]),
-                                   _f(s["vector"]["p95_ms"]), _f(s["hybrid"]["p50_ms"]),
-                                   _f(s["hybrid"]["p95_ms"])))
-        w("")
+    for real in (real, real_sizes):
+        if not real:
+            continue
+        if "sizes" in real:
+            for size, sres in sorted(real["sizes"].items(), key=lambda x: int(x[0])):
+                chunks = sres.get("ingest", {}).get("chunks") or int(size)
+                _real_configs(w, chunks, sres.get("configs", {}), real.get("load_before"),
+                              real.get("load_after"))
+        else:
+            _real_configs(w, real.get("ingest", {}).get("chunks", 0), real.get("configs", {}),
+                          real.get("load_before"), real.get("load_after"))
+
+
+def _real_configs(w, chunks, configs, load_before, load_after):
+    w("The defaults on real text (%s chunks of Debian's HTML documentation, 1024 dims, local "
+      "embedder): `Flat` (exact) next to `auto`, which at this size is HNSW32 with "
+      "efConstruction 128 and efSearch 256. Load average before / after: %s / %s."
+      % (chunks, _load(load_before), _load(load_after)))
+    w("")
+    w("| index | mode | concurrency | p50 ms | p95 ms | req/s | server search / total ms |")
+    w("| --- | --- | --- | --- | --- | --- | --- |")
+    for fac, c in configs.items():
+        for key, r in c.get("runs", {}).items():
+            mode, conc = key.split("/")
+            sm = r.get("server_ms", {})
+            w("| %s | %s | %s | %s | %s | %s | %s / %s |" % (
+                fac, mode, conc, _f(r["p50_ms"]), _f(r["p95_ms"]), _f(r["rps"], 1),
+                _f(sm.get("search")), _f(sm.get("total"))))
+    w("")
+    for fac, c in configs.items():
+        w("- %s: first start %s s (the index built from SQLite when its type changes), start "
+          "with the saved index %s s." % (fac, _f(c.get("first_start_s"), 1),
+                                          _f(c.get("start_s"), 1)))
+        r1, r8 = c.get("runs", {}).get("vector/1"), c.get("runs", {}).get("vector/8")
+        if r1 and r8 and r1.get("rps"):
+            w("  Concurrency 8 / 1 (vector): %s / %s req/s = %.2fx." % (
+                _f(r8["rps"], 1), _f(r1["rps"], 1), r8["rps"] / r1["rps"]))
+        for ef, s in sorted(c.get("ef_sweep", {}).items(), key=lambda x: int(x[0])):
+            w("  ef_search %s: recall@10 %s, vector p50 / p95 %s / %s ms, hybrid p50 / p95 "
+              "%s / %s ms." % (ef, _f(s.get("recall_at_10"), 3), _f(s["vector"]["p50_ms"]),
+                               _f(s["vector"]["p95_ms"]), _f(s["hybrid"]["p50_ms"]),
+                               _f(s["hybrid"]["p95_ms"])))
+    w("")
