@@ -304,6 +304,61 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const retrieve_ter
     return rc;
 }
 
+/* The keyword side run in a thread of its own ([retrieve] parallel_sides) while the request's
+ * thread searches the vectors. Its own accumulator and error: the two sides never write the
+ * same memory; the caller merges acc into its answer after the join. */
+typedef struct keyword_job {
+    engine *e;
+    const engine_query *q;
+    const retrieve_terms *terms;
+    size_t pool;
+    side_list out;
+    engine_answer acc; /* keyword_ms, fetch_ms, candidates */
+    ragd_err err;
+    ragd_rc rc;
+} keyword_job;
+
+static void *keyword_job_run(void *arg)
+{
+    keyword_job *j = arg;
+    j->rc = keyword_side(j->e, j->q, j->terms, j->pool, &j->out, &j->acc, &j->err);
+    return NULL;
+}
+
+/* Both sides of a retrieval into vs and ks (each as its mode asks), the keyword side in a
+ * thread of its own for a hybrid query when [retrieve] parallel_sides (falling back to one
+ * after the other when no thread can be started). Caller holds the read lock, which the keyword
+ * thread relies on too: it is joined before this returns. */
+static ragd_rc sides_search(engine *e, const engine_query *q, const retrieve_terms *terms,
+                            const float *qv, int zero, size_t pool, side_list *vs, side_list *ks,
+                            engine_answer *a, ragd_err *err)
+{
+    int vector = a->mode != RAGD_MODE_KEYWORD && !zero, keyword = a->mode != RAGD_MODE_VECTOR;
+    keyword_job job = {.e = e, .q = q, .terms = terms, .pool = pool};
+    pthread_t tid;
+    int threaded = vector && keyword && query_cfg(e, q)->retrieve_parallel_sides &&
+                   terms->count > 0 && store_keyword_available(e->st) &&
+                   pthread_create(&tid, NULL, keyword_job_run, &job) == 0;
+    ragd_rc rc = RAGD_OK;
+    if (vector) rc = vector_side(e, q, qv, pool, vs, a, err);
+    if (rc == RAGD_OK && a->mode == RAGD_MODE_HYBRID)
+        vector_length_pivot(vs, query_cfg(e, q)->retrieve_vector_length_slope);
+    if (threaded) {
+        pthread_join(tid, NULL);
+        a->keyword_ms += job.acc.keyword_ms;
+        a->fetch_ms += job.acc.fetch_ms;
+        a->candidates += job.acc.candidates;
+        *ks = job.out;
+        if (rc == RAGD_OK && job.rc != RAGD_OK) {
+            rc = job.rc;
+            ragd_err_set(err, job.err.rc, "%s", job.err.msg);
+        }
+    } else if (rc == RAGD_OK && keyword) {
+        rc = keyword_side(e, q, terms, pool, ks, a, err);
+    }
+    return rc;
+}
+
 /* The retrieval settings for q: intent, mode, fusion, diversity, k, budget. Returns: 0 when the
  * intent does not retrieve. */
 static int retrieve_settings(const ragd_cfg *cfg, const engine_query *q, engine_answer *a,
@@ -563,11 +618,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
-        if (a.mode != RAGD_MODE_KEYWORD && !zero) rc = vector_side(e, q, qv, pool, &vs, &a, err);
-        if (rc == RAGD_OK && a.mode == RAGD_MODE_HYBRID)
-            vector_length_pivot(&vs, query_cfg(e, q)->retrieve_vector_length_slope);
-        if (rc == RAGD_OK && a.mode != RAGD_MODE_VECTOR)
-            rc = keyword_side(e, q, &terms, pool, &ks, &a, err);
+        rc = sides_search(e, q, &terms, qv, zero, pool, &vs, &ks, &a, err);
         double tf = util_now_ms(), fetched = a.fetch_ms;
         if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
         double tc = util_now_ms();
