@@ -31,6 +31,8 @@ else
   CXX_SRCS  :=
   FAISS_LIBS := -lfaiss_c -lfaiss -fopenmp -lopenblas -llapack
 endif
+# ragd's own FAISS index classes (SIMD kernels; src/store_faiss_simd.cpp), with either C API.
+CXX_SRCS += src/store_faiss_simd.cpp
 
 WARN      := -Wall -Wextra -Wformat=2 -Werror
 CFLAGS_COMMON   := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -MMD -MP -pthread -fopenmp $(PKG_CFLAGS)

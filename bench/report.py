@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import report_vector
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = os.path.join(REPO, "bench", "results")
 MIB = 1024 * 1024
@@ -804,6 +806,8 @@ def main():
     hybrid_section(w, load("real-hybrid.json") or (load("real.json") if "sizes" in (
         load("real.json") or {}) else None))
     startup_section(w)
+    report_vector.section(w, load("simd.json"), load("real-vector.json"),
+                          load("real-vector-100k.json"))
     notes = os.path.join(REPO, "bench", "NOTES.md")
     if os.path.exists(notes):
         w(open(notes).read().rstrip())

@@ -33,6 +33,9 @@
 
 #define INDEX_FILE "index.faiss"
 #define REBUILD_BATCH 1024
+#define INDEX_AUTO "auto"         /* [store] index_factory: the type follows the store's size */
+#define INDEX_AUTO_SMALL "Flat"   /* auto below index_auto_threshold vectors: exact */
+#define INDEX_AUTO_LARGE "HNSW32" /* auto from the threshold on: approximate, sublinear */
 
 typedef struct faiss_store {
     store base;
@@ -94,19 +97,43 @@ static int rebuild_cb(void *ctx, int64_t chunk_id, const float *vec, int dims)
     return 0;
 }
 
-/* Returns: the index type from the configuration ([store] index_factory, hnsw_ef_search). */
-static store_index_opts index_opts(const faiss_store *f)
+/* Returns: 1 when [store] index_factory is "auto" (the type follows the store's size). */
+static int factory_auto(const faiss_store *f)
 {
-    store_index_opts o = {.factory = f->cfg->index_factory, .ef_search = f->cfg->hnsw_ef_search};
+    return strcmp(f->cfg->index_factory, INDEX_AUTO) == 0;
+}
+
+/* The concrete index type for a store of n vectors whose index is now of type current (NULL:
+ * none yet). An explicit index_factory is always itself. "auto" is Flat (exact) below
+ * index_auto_threshold and HNSW32 from it; an HNSW index goes back to Flat only below half the
+ * threshold, so a store hovering around the threshold is not converted back and forth.
+ * Returns: a string borrowed from the configuration or static. */
+static const char *factory_for(const faiss_store *f, size_t n, const char *current)
+{
+    if (!factory_auto(f)) return f->cfg->index_factory;
+    size_t threshold = (size_t)f->cfg->index_auto_threshold;
+    if (current != NULL && strcmp(current, INDEX_AUTO_LARGE) == 0)
+        return n >= threshold / 2 ? INDEX_AUTO_LARGE : INDEX_AUTO_SMALL;
+    return n >= threshold ? INDEX_AUTO_LARGE : INDEX_AUTO_SMALL;
+}
+
+/* Returns: the options of an index of type factory (hnsw_ef_search from the configuration). */
+static store_index_opts index_opts(const faiss_store *f, const char *factory)
+{
+    store_index_opts o = {.factory = factory,
+                          .ef_search = f->cfg->hnsw_ef_search,
+                          .ef_construction = f->cfg->index_hnsw_ef_construction};
     return o;
 }
 
-/* Builds a new index from SQLite's chunks and embeddings and swaps it in. Caller is the writer. */
-static ragd_rc index_rebuild(faiss_store *f, ragd_err *err)
+/* Builds a new index of type factory from SQLite's chunks and embeddings and swaps it in.
+ * Searches go on against the old index meanwhile (the index lock is taken only for the swap).
+ * Caller is the writer. */
+static ragd_rc index_rebuild(faiss_store *f, const char *factory, ragd_err *err)
 {
     int dims = f->dims;
     store_index *idx = NULL;
-    store_index_opts iopts = index_opts(f);
+    store_index_opts iopts = index_opts(f, factory);
     ragd_rc rc = store_index_new_with(dims, &iopts, &idx, err);
     if (rc != RAGD_OK) return rc;
     rebuild_ctx c = {.index = idx, .dims = dims, .err = err};
@@ -139,8 +166,9 @@ static ragd_rc index_rebuild(faiss_store *f, ragd_err *err)
     f->index_dirty = 1;
     pthread_rwlock_unlock(&f->index_rw);
     store_index_free(old);
-    RAGD_LOG(RAGD_LOG_INFO, "engine", "rebuilt vector index from SQLite: %zu vectors in %.0f ms",
-             store_index_count(idx), util_now_ms() - t0);
+    RAGD_LOG(RAGD_LOG_INFO, "engine",
+             "rebuilt vector index from SQLite: %zu vectors, %s, in %.0f ms",
+             store_index_count(idx), store_index_factory(idx), util_now_ms() - t0);
     return RAGD_OK;
 }
 
@@ -166,7 +194,20 @@ static ragd_rc index_open(faiss_store *f, ragd_err *err)
 
     ragd_err lerr = {0};
     store_index *idx = NULL;
-    store_index_opts iopts = index_opts(f);
+    /* auto: the type the saved index has, if it still fits the store's size (no conversion at
+     * every start near the threshold), else the one that does. */
+    char saved[256] = "";
+    if (factory_auto(f) &&
+        store_index_saved_factory(f->index_path, saved, sizeof saved, NULL) != RAGD_OK)
+        saved[0] = '\0';
+    const char *factory = factory_for(f, chunks > 0 ? (size_t)chunks : 0,
+                                      saved[0] ? saved : NULL);
+    /* A read-only open (`ragd query` beside a daemon) uses the saved type as it is: converting
+     * would rebuild in memory, for one query, what the daemon converts at its next commit. */
+    if (factory_auto(f) && f->readonly &&
+        (strcmp(saved, INDEX_AUTO_SMALL) == 0 || strcmp(saved, INDEX_AUTO_LARGE) == 0))
+        factory = saved;
+    store_index_opts iopts = index_opts(f, factory);
     rc = store_index_load_with(f->index_path, f->dims, &iopts, &idx, &saved_gen, &lerr);
     if (rc == RAGD_OK && saved_gen == gen && store_index_count(idx) == (size_t)chunks) {
         f->index = idx;
@@ -189,7 +230,7 @@ static ragd_rc index_open(faiss_store *f, ragd_err *err)
     } else {
         RAGD_LOG(RAGD_LOG_WARN, "engine", "vector index not usable (%s): rebuilding", lerr.msg);
     }
-    rc = index_rebuild(f, err);
+    rc = index_rebuild(f, factory, err);
     if (rc != RAGD_OK) return rc;
     if (f->readonly) return RAGD_OK;
     /* SQLite is intact and the index is in memory: a save that fails (a full disk) must not stop
@@ -214,20 +255,31 @@ static ragd_rc index_apply(faiss_store *f, uint64_t gen, ragd_err *err)
     if (rc == RAGD_OK && f->tx_added_n > 0)
         rc = store_index_add(f->index, f->tx_added_n, f->tx_added, f->tx_vectors, &ierr);
     int due = rc == RAGD_OK && store_index_rebuild_due(f->index);
-    if (rc == RAGD_OK && !due) {
+    const char *current = store_index_factory(f->index);
+    const char *want = factory_for(f, store_index_count(f->index), current);
+    int convert = rc == RAGD_OK && strcmp(want, current) != 0;
+    if (rc == RAGD_OK && !due && !convert) {
         f->generation = gen;
         f->index_dirty = 1;
     }
     pthread_rwlock_unlock(&f->index_rw);
+    if (convert) {
+        /* index_factory = auto and the store crossed index_auto_threshold (or fell below half
+         * of it): build the other type from SQLite. */
+        RAGD_LOG(RAGD_LOG_INFO, "engine",
+                 "index_factory auto: %zu vectors, threshold %d: converting the %s index to %s",
+                 store_index_count(f->index), f->cfg->index_auto_threshold, current, want);
+        return index_rebuild(f, want, err);
+    }
     if (due) {
         /* HNSW keeps removed vectors as tombstones; past a tenth of the index, rebuild. */
         RAGD_LOG(RAGD_LOG_INFO, "engine", "%zu removed vectors in the %s index: rebuilding",
-                 store_index_tombstones(f->index), store_index_factory(f->index));
-        return index_rebuild(f, err);
+                 store_index_tombstones(f->index), current);
+        return index_rebuild(f, want, err);
     }
     if (rc == RAGD_OK) return RAGD_OK;
     RAGD_LOG(RAGD_LOG_ERROR, "engine", "index update failed (%s): rebuilding", ierr.msg);
-    return index_rebuild(f, err);
+    return index_rebuild(f, want, err);
 }
 
 static void tx_clear(faiss_store *f)
@@ -390,7 +442,7 @@ static ragd_rc faiss_vectors_open(store *s, const char *model, int dims, int emp
     snprintf(f->model, sizeof f->model, "%s", model);
     f->dims = dims;
     if (empty) {
-        store_index_opts iopts = index_opts(f);
+        store_index_opts iopts = index_opts(f, factory_for(f, 0, NULL));
         return store_index_new_with(dims, &iopts, &f->index, err);
     }
     return index_open(f, err);

@@ -50,6 +50,7 @@
 #include "ragd/util.h"
 #include "store_faiss_int.h"
 #include "store_index_int.h"
+#include "store_simd_int.h"
 
 #define RAGD_INDEX_META_FORMAT 2 /* = RAGD_SUM_XXH3; format 1 (RAGD_SUM_SHA256) is still read */
 #define RAGD_INDEX_META_MAX (32 * 1024 * 1024) /* room for the tombstones of ~3M vectors */
@@ -201,6 +202,9 @@ static store_index *index_wrap(FaissIndex *index, int dims, const store_index_op
 {
     store_index *idx = calloc(1, sizeof(*idx));
     if (idx == NULL) return NULL;
+    /* ragd's SIMD flat storage (src/store_faiss_simd.cpp), same vectors, same file format. If it
+     * cannot be installed (RAGD_SIMD=off, no memory) FAISS's own class stays: slower, as exact. */
+    store_simd_install(index);
     idx->index = index;
     idx->map = faiss_IndexIDMap2_cast(index);
     idx->dims = dims;
@@ -209,6 +213,8 @@ static store_index *index_wrap(FaissIndex *index, int dims, const store_index_op
     snprintf(idx->factory, sizeof idx->factory, "%s",
              idx->flat || factory == NULL ? RAGD_INDEX_FLAT : factory);
     idx->ef_search = opts && opts->ef_search > 0 ? opts->ef_search : 0;
+    if (!idx->flat && opts && opts->ef_construction > 0)
+        store_simd_hnsw_ef_construction(index, opts->ef_construction);
     idx->ids_ascending = 1;
     return idx;
 }
@@ -291,6 +297,11 @@ void store_index_free(store_index *idx)
 const char *store_index_factory(const store_index *idx)
 {
     return idx ? idx->factory : RAGD_INDEX_FLAT;
+}
+
+int store_index_simd(const store_index *idx)
+{
+    return idx != NULL && store_simd_installed(idx->index);
 }
 
 size_t store_index_tombstones(const store_index *idx)
@@ -855,6 +866,23 @@ static ragd_rc index_file_read(FILE *f, const char *path, const index_meta *m, i
         return ragd_err_set(err, RAGD_ERR_INDEX, "index %s was read but %s", path, what);
     }
     *out = index;
+    return RAGD_OK;
+}
+
+ragd_rc store_index_saved_factory(const char *path, char *factory, size_t size, ragd_err *err)
+{
+    if (path == NULL || factory == NULL || size == 0)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_saved_factory: missing argument");
+    char *meta_path = path_with_suffix(path, ".meta");
+    if (meta_path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    index_meta m = {0};
+    ragd_rc rc = index_meta_read(meta_path, &m, err);
+    free(meta_path);
+    if (rc != RAGD_OK) return rc;
+    free(m.dead);
+    if (strlen(m.factory) >= size)
+        return ragd_err_set(err, RAGD_ERR_INVALID, "index factory \"%s\" is too long", m.factory);
+    memcpy(factory, m.factory, strlen(m.factory) + 1);
     return RAGD_OK;
 }
 

@@ -40,8 +40,10 @@ typedef struct ragd_cfg {
     /* [store] */
     char *data_dir;       /* data_dir = var/vectorstore */
     char *vector_backend; /* vector_backend = faiss; the only backend for now */
-    char *index_factory;  /* index_factory = Flat; FAISS factory string (Flat or HNSW<M>) */
-    int hnsw_ef_search;   /* hnsw_ef_search = 64; efSearch of HNSW indexes (FAISS and pgvector) */
+    char *index_factory;  /* index_factory = auto; auto, or a FAISS factory string (Flat, HNSW<M>) */
+    int index_auto_threshold; /* index_auto_threshold = 20000; auto: HNSW32 from this many vectors */
+    int index_hnsw_ef_construction; /* index_hnsw_ef_construction = 128; FAISS HNSW efConstruction */
+    int hnsw_ef_search;   /* hnsw_ef_search = 256; efSearch of HNSW indexes (FAISS and pgvector) */
     char *database_url;   /* database_url = (empty); pgvector: libpq URI; password redacted */
     char *pg_schema;      /* pg_schema = ragd; pgvector: schema of ragd's tables */
     int pg_pool;          /* pg_pool = 4; pgvector: reader connections */

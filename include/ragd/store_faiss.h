@@ -206,6 +206,8 @@ typedef struct store_index_opts {
     const char *factory; /* FAISS factory string: NULL, "" or "Flat" (exact IndexFlatIP), or
                           * "HNSW<M>[,Flat]" (approximate; removals are tombstones) */
     int ef_search;       /* HNSW efSearch; <= 0 keeps FAISS's default (16) */
+    int ef_construction; /* HNSW efConstruction for vectors added to this index object; <= 0
+                          * keeps FAISS's default (40). Not saved: set it again after a load */
 } store_index_opts;
 
 /* Creates an empty index for dims-dimensional vectors, the default type (Flat).
@@ -220,6 +222,15 @@ ragd_rc store_index_new_with(int dims, const store_index_opts *opts, store_index
 
 /* Returns: the index type's factory string ("Flat" for the default), borrowed for idx's life. */
 const char *store_index_factory(const store_index *idx);
+
+/* Returns: 1 when idx searches with ragd's SIMD kernels (include/ragd/simd.h; installed when the
+ * index is created or loaded unless RAGD_SIMD=off), 0 when with FAISS's own. */
+int store_index_simd(const store_index *idx);
+
+/* Reads only the factory string recorded in path.meta ("Flat" for metas older than factories)
+ * into factory (size bytes), without reading or checking the index file.
+ * Returns: RAGD_OK, RAGD_ERR_NOT_FOUND without a meta, RAGD_ERR_INDEX for an invalid one. */
+ragd_rc store_index_saved_factory(const char *path, char *factory, size_t size, ragd_err *err);
 
 /* Returns: the removed vectors still held as tombstones (always 0 for Flat). */
 size_t store_index_tombstones(const store_index *idx);

@@ -154,3 +154,65 @@ def index_hnsw_ef_search_per_request(t):
     eq([r["source"] for r in a["results"]], [r["source"] for r in b["results"]],
        "Flat ignores ef_search")
     flat.stop()
+
+
+@test
+def index_auto_follows_store_size(t):
+    """index_factory = auto (the default): Flat below index_auto_threshold vectors, HNSW32 from
+    the commit that reaches it (converted by a rebuild from SQLite, in the same ingest), kept
+    down to half the threshold (also across a restart), Flat again below half. Results stay
+    right through every conversion."""
+    env = {"RAGD_STORE_INDEX_AUTO_THRESHOLD": "20", "RAGD_STORE_HNSW_EF_SEARCH": "200"}
+    docs, data = t.path("docs"), t.path("data")
+    for i in range(12):
+        write(os.path.join(docs, "f%02d.md" % i), "# Note %d\n\n%s\n" % (i, topic(i)))
+    d = t.serve(data, env=env, args=("--log-level", "info"))
+    d.ingest(docs)
+    eq(store(d)["chunks"], 12, "12 chunks")
+    check("converting" not in d.stderr_text(), "12 of 20: no conversion")
+    d.stop()
+    eq(meta(data)["factory"], "Flat", "below the threshold: Flat")
+
+    corpus(docs)  # 40 files
+    d = t.serve(data, env=env, args=("--log-level", "info"))
+    d.ingest(docs)
+    check("converting the Flat index to HNSW32" in d.stderr_text(),
+          "conversion logged: %r" % d.stderr_text()[-600:])
+    eq(store(d)["chunks"], FILES, "every chunk indexed after the conversion")
+    for i in (3, 17, 33):
+        found, _ = sources(d, topic(i), k=1)
+        eq(found, ["f%02d.md" % i], "HNSW32 finds topic %d" % i)
+    d.stop()
+    eq(meta(data)["factory"], "HNSW32", "at the threshold: HNSW32")
+
+    # 15 left (>= half of 20): still HNSW32, and a restart keeps the saved type.
+    for i in range(15, FILES):
+        os.remove(os.path.join(docs, "f%02d.md" % i))
+    d = t.serve(data, env=env, args=("--log-level", "info"))
+    d.ingest(docs)
+    eq(store(d)["chunks"], 15, "15 chunks")
+    d.stop()
+    eq(meta(data)["factory"], "HNSW32", "15 of 20: HNSW32 kept (hysteresis)")
+    # A read-only open (`ragd query`) whose threshold says Flat uses the saved HNSW32 as it is:
+    # converting would rebuild in memory for one query.
+    r = t.cli("query", topic(3), "-k", "1", "--json", "--data-dir", data, "--log-level", "info",
+              env=dict(env, RAGD_STORE_INDEX_AUTO_THRESHOLD="1000"))
+    eq(r.rc, 0, "ragd query rc (%s)" % r.err[-300:])
+    check("loaded vector index" in r.err and "rebuil" not in r.err,
+          "read-only query loads the saved type: %r" % r.err[-400:])
+    eq(meta(data)["factory"], "HNSW32", "read-only query changed nothing")
+    d = t.serve(data, env=env, args=("--log-level", "info"))
+    check("loaded vector index" in d.stderr_text(), "restart loads the HNSW32 index")
+    found, _ = sources(d, topic(7), k=1)
+    eq(found, ["f07.md"], "HNSW32 after restart finds topic 7")
+
+    # 8 left (below half): Flat again.
+    for i in range(8, 15):
+        os.remove(os.path.join(docs, "f%02d.md" % i))
+    d.ingest(docs)
+    check("converting the HNSW32 index to Flat" in d.stderr_text(), "conversion back logged")
+    eq(store(d)["chunks"], 8, "8 chunks")
+    found, _ = sources(d, topic(2), k=1)
+    eq(found, ["f02.md"], "Flat again finds topic 2")
+    d.stop()
+    eq(meta(data)["factory"], "Flat", "below half the threshold: Flat")

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_simd_int.h - ragd's own FAISS index classes (src/store_faiss_simd.cpp): flat storage
+ * whose exact search and distance computer use the run-time dispatched kernels of
+ * include/ragd/simd.h instead of the scalar loops Debian's FAISS was compiled with. They are
+ * installed into an index after it is created or read (the classes are subclasses of FAISS's
+ * IndexFlatIP / IndexFlatL2 and write exactly FAISS's format). Private to the store module.
+ */
+#ifndef RAGD_STORE_SIMD_INT_H
+#define RAGD_STORE_SIMD_INT_H
+
+#include <faiss/c_api/Index_c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Replaces the flat storage inside index (an IndexIDMap2 over an IndexFlat, or over an IndexHNSW
+ * whose storage is an IndexFlat; inner product or L2) by ragd's class holding the same vectors
+ * (moved, not copied). Nothing happens when simd_level_get() is RAGD_SIMD_OFF, when the layout
+ * is another one, or when the objects are not owned by their parents. Call it before the index
+ * is shared with other threads. Never throws.
+ * Returns: 1 installed, 0 left as it was, -1 out of memory (index left as it was). */
+int store_simd_install(FaissIndex *index);
+
+/* Sets the graph-build breadth (efConstruction) of index when it is an IndexHNSW (FAISS's
+ * default is 40; wider builds a better-connected graph: higher recall at the same efSearch, at
+ * a build cost roughly proportional to it). Only vectors added afterwards are affected; the
+ * value is not part of FAISS's file format. Never throws.
+ * Returns: 1 set, 0 not an HNSW index. */
+int store_simd_hnsw_ef_construction(FaissIndex *index, int ef_construction);
+
+/* Returns: 1 when index's flat storage is ragd's class (after store_simd_install). */
+int store_simd_installed(const FaissIndex *index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
