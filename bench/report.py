@@ -558,7 +558,9 @@ def main():
         w("")
         fl = scale.get("http_floor", {})
         if fl:
-            w("HTTP floor (bare libmicrohttpd reply, same daemon options as ragd): " + "; ".join(
+            floor = ("ragd's own connection engine, fixed reply" if scale.get("http_floor_server")
+                     else "bare libmicrohttpd reply, same daemon options as ragd")
+            w("HTTP floor (" + floor + "): " + "; ".join(
                 "concurrency %s: p50 %s ms, p95 %s ms, %s req/s" % (
                     k, f(v["p50_ms"]), f(v["p95_ms"]), f(v["rps"], 0)) for k, v in fl.items()))
             w("")

@@ -1199,6 +1199,16 @@ ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ra
     return RAGD_OK;
 }
 
+int http_front_port(const http_front *f)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (f->listen_fd < 0 || getsockname(f->listen_fd, (struct sockaddr *)&ss, &len) != 0) return 0;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
 ragd_rc http_front_run(http_front *f, http_server *s, ragd_err *err)
 {
     f->server = s;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http_head.c - the checks a request head must pass before libmicrohttpd sees it: request line
+ * http_head.c - the checks every request head must pass before it is routed: request line
  * (method token, target length, HTTP/1.0 or 1.1), header syntax (no space before the colon, no
  * folded lines), one consistent Content-Length of digits, Transfer-Encoding only "chunked" and
- * never together with Content-Length, and the size of the head. libmicrohttpd answers these
- * cases itself in HTML (or accepts two Content-Lengths, or waits for a body it cannot frame);
- * checked here, each gets a JSON 4xx from the front (src/http_front.c). Pure function: fuzzed.
+ * never together with Content-Length, and the size of the head. Each refused case gets a
+ * JSON 4xx from the connection engine (src/http_front.c), which also reads chunked bodies through
+ * http_chunked_parse here. Pure function: fuzzed.
  */
 #include <stdio.h>
 #include <string.h>

@@ -290,6 +290,9 @@ void http_exchange_unref(http_exchange *x);
  * accepting until http_front_run. */
 ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ragd_err *err);
 
+/* Returns: the port f listens on (the one bound, also when the configured port was 0). */
+int http_front_port(const http_front *f);
+
 /* Starts the event loop thread for server s (borrowed until http_front_free).
  * Returns: RAGD_OK, or an error (nothing started). */
 ragd_rc http_front_run(http_front *f, http_server *s, ragd_err *err);

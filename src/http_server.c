@@ -182,11 +182,15 @@ static int pool_start(pool *p, http_server *s, size_t n)
     return 0;
 }
 
-/* Returns: jobs queued or running in p. */
-static int pool_busy(pool *p)
+/* Waits until p has no job queued or running, or until deadline. Returns: jobs left. */
+static int pool_wait_idle(pool *p, const struct timespec *deadline)
 {
     if (p->threads == NULL) return 0;
     pthread_mutex_lock(&p->mu);
+    /* a job's exchange can end (in flight 0) a moment before the job itself returns */
+    while ((p->running > 0 || p->head != NULL) &&
+           pthread_cond_timedwait(&p->cond, &p->mu, deadline) != ETIMEDOUT) {
+    }
     int n = p->running + (p->head != NULL);
     pthread_mutex_unlock(&p->mu);
     return n;
@@ -475,7 +479,8 @@ int http_server_stop(http_server *s)
     }
     int left = s->in_flight, workers = s->workers;
     pthread_mutex_unlock(&s->mu);
-    if (workers > 0 || pool_busy(&s->handlers) || pool_busy(&s->tasks)) {
+    int busy = pool_wait_idle(&s->handlers, &deadline) + pool_wait_idle(&s->tasks, &deadline);
+    if (workers > 0 || busy > 0) {
         /* A worker still uses the engine: neither it nor the server can be freed. */
         RAGD_LOG(RAGD_LOG_ERROR, "http", "shutdown deadline (%d s) passed with the ingest or a "
                  "request still running", timeout_s);
