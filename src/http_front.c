@@ -843,7 +843,18 @@ static int conn_advance(http_front *f, conn *c)
     return 0;
 }
 
-/* Reads what the client sent. */
+/* Returns: how much input c may hold in its state (the rest waits in the kernel). */
+static size_t read_cap(const conn *c)
+{
+    if (c->state == C_BODY) {
+        if (!c->chunked) return c->body_want + HEAD_LOOK_MAX;
+        return 2 * c->x->cfg->max_body_bytes + 65536 + 1; /* framing included; 413 beyond */
+    }
+    if (c->state == C_BUSY) return PIPELINE_MAX;
+    return HEAD_LOOK_MAX;
+}
+
+/* Reads what the client sent and moves c on with it. */
 static void conn_read(http_front *f, conn *c)
 {
     if (c->state == C_CLOSING) {
@@ -851,49 +862,54 @@ static void conn_read(http_front *f, conn *c)
         return;
     }
     for (;;) {
-        if (c->state == C_BUSY && c->in.len >= PIPELINE_MAX) {
-            c->read_paused = 1; /* read on when the answer is out */
-            break;
-        }
-        if (c->in.cap - c->in.len < READ_CHUNK + 1) {
-            size_t cap = c->in.cap ? c->in.cap * 2 : READ_CHUNK * 2;
-            while (cap - c->in.len < READ_CHUNK + 1) cap *= 2;
-            char *p = realloc(c->in.data, cap);
-            if (p == NULL) {
+        int capped = 0;
+        for (;;) {
+            if (c->in.len >= read_cap(c)) {
+                capped = 1; /* read on once what is held is used */
+                break;
+            }
+            if (c->in.cap - c->in.len < READ_CHUNK + 1) {
+                size_t cap = c->in.cap ? c->in.cap * 2 : READ_CHUNK * 2;
+                while (cap - c->in.len < READ_CHUNK + 1) cap *= 2;
+                char *p = realloc(c->in.data, cap);
+                if (p == NULL) {
+                    conn_close(f, c);
+                    return;
+                }
+                c->in.data = p;
+                c->in.cap = cap;
+            }
+            ssize_t n = recv(c->fd, c->in.data + c->in.len, READ_CHUNK, MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            if (n < 0) {
                 conn_close(f, c);
                 return;
             }
-            c->in.data = p;
-            c->in.cap = cap;
+            if (n == 0) {
+                c->eof = 1;
+                break;
+            }
+            c->in.len += (size_t)n;
+            c->in.data[c->in.len] = '\0';
         }
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, READ_CHUNK, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (n < 0) {
-            conn_close(f, c);
+        if (c->state == C_BUSY) {
+            if (capped) c->read_paused = 1; /* read on when the answer is out */
+            /* A client that shuts its side after its request still gets the reply. A long
+             * turn (chat) that has written nothing yet sends an interim "100 Continue": a
+             * client that hung up answers it with a reset, which cancels the turn. */
+            if (c->eof && c->x && c->x->probe_on_eof && !c->probed && !c->wrote_for_x &&
+                c->x->http11) {
+                c->probed = 1;
+                util_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                conn_flush(f, c);
+            }
             return;
         }
-        if (n == 0) {
-            c->eof = 1;
-            break;
-        }
-        c->in.len += (size_t)n;
-        c->in.data[c->in.len] = '\0';
-        if (c->state == C_HEAD && c->in.len > HTTP_HEAD_MAX + READ_CHUNK) break;
+        if (conn_advance(f, c) != 0 || !capped) return;
+        /* it held all it may: what it holds was used (a head taken, a body dispatched, or a
+         * refusal); read the rest now, as no new edge will say it is there */
     }
-    if (c->state == C_BUSY) {
-        /* A client that shuts its side after its request still gets the reply. A long turn
-         * (chat) that has written nothing yet sends an interim "100 Continue": a client that
-         * hung up answers it with a reset, which cancels the turn. */
-        if (c->eof && c->x && c->x->probe_on_eof && !c->probed && !c->wrote_for_x &&
-            c->x->http11) {
-            c->probed = 1;
-            util_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-            conn_flush(f, c);
-        }
-        return;
-    }
-    conn_advance(f, c);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */

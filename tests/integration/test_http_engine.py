@@ -287,3 +287,34 @@ def pipelined_requests_answered_in_order(t):
     s.close()
     eq(got, [("pipe-1", 200), ("pipe-2", 200), ("pipe-3", 404), ("pipe-4", 200), ("pipe-5", 200)],
        "pipelined replies in order")
+
+
+@test
+def large_body_sent_at_once_is_read_whole(t):
+    # A head and a body much larger than one read, all in the socket buffer before the daemon
+    # looks: the engine must read on past its first look without waiting for another event
+    # (a stall here ends in 408 after request_timeout).
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nrequest_timeout = 5\n")
+    d = t.serve(config=cfg)
+    pad = "p" * 700000
+    for framing in ("length", "chunked"):
+        body = json.dumps({"query": "x", "pad": pad}).encode()
+        if framing == "length":
+            raw = (b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body)) + body
+        else:
+            chunks = b"".join(b"%x\r\n" % len(body[i:i + 30000]) + body[i:i + 30000] + b"\r\n"
+                              for i in range(0, len(body), 30000))
+            raw = (b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n") + chunks + b"0\r\n\r\n"
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=60)
+        s.sendall(raw + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        rd = Reader(s)
+        r = rd.response()
+        check(r is not None, "%s: no reply" % framing)
+        eq(r[0], 400, "%s: status (408 means the body was not read on)" % framing)
+        eq(json.loads(r[2])["error"]["code"], "invalid_request", "%s: code" % framing)
+        r = rd.response()  # the pipelined request behind the large body
+        eq(r[0] if r else None, 200, "%s: the request after the large body" % framing)
+        s.close()
