@@ -107,8 +107,47 @@ def one(binary, data, args, qtxt, log):
         d.stop()
 
 
+def floor_one(cmd, qtxt, requests):
+    """Starts a floor server (prints "READY <port>"), drives it at concurrency 1 and 8."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(p.stdout.readline().split()[1])
+        drive(port, qtxt, 1, 500, None)
+        return {str(c): drive(port, qtxt, c, requests * (1 if c == 1 else 2), None)
+                for c in (1, 8)}
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+
+
+def floors(args, qtxt):
+    """The bare transports (fixed reply, no route), interleaved the same way."""
+    rounds = []
+    for r in range(args.rounds):
+        order = [("a", args.floor_a), ("b", args.floor_b)]
+        if r % 2:
+            order.reverse()
+        res = {}
+        for key, cmd in order:
+            res[key] = floor_one(cmd.split(), qtxt, args.requests * 5)
+            print("floor round %d %s: c1 p50 %.4f ms %.0f req/s, c8 %.0f req/s" % (
+                r + 1, key, res[key]["1"]["p50_ms"], res[key]["1"]["rps"], res[key]["8"]["rps"]),
+                file=sys.stderr, flush=True)
+        rounds.append(res)
+    out = {}
+    for key in ("a", "b"):
+        c1 = statistics.median(rd[key]["1"]["rps"] for rd in rounds)
+        c8 = statistics.median(rd[key]["8"]["rps"] for rd in rounds)
+        out[key] = {"c1_p50_ms": round(statistics.median(rd[key]["1"]["p50_ms"]
+                                                         for rd in rounds), 4),
+                    "c1_rps": c1, "c8_rps": c8, "c8_over_c1": round(c8 / c1, 3)}
+    return {"a": args.floor_a, "b": args.floor_b, "summary": out, "per_round": rounds}
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--floor-a", help="command of A's HTTP floor server (bench_mhd)")
+    ap.add_argument("--floor-b", help="command of B's HTTP floor server (bench_engine)")
     ap.add_argument("--a", required=True)
     ap.add_argument("--b", required=True)
     ap.add_argument("--a-name", default="A")
@@ -133,6 +172,7 @@ def main():
             for i in range(500):
                 f.write("how do I configure the backup index for daemon %d\n" % i)
         loads = [" ".join("%.2f" % x for x in os.getloadavg())]
+        floor = floors(args, qtxt) if args.floor_a and args.floor_b else None
         rounds = []
         for r in range(args.rounds):
             order = [("a", args.a), ("b", args.b)]
@@ -174,10 +214,12 @@ def main():
                "requests_c1": args.requests, "requests_c8": args.requests * 2,
                "cpus": os.cpu_count(), "load": loads, "store_load": load,
                "summary": summary, "ratio_b_over_a": ratios, "per_round": rounds,
+               "floor": floor,
                "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])}
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
-        print(json.dumps({"summary": summary, "ratio_b_over_a": ratios, "load": loads}, indent=1))
+        print(json.dumps({"summary": summary, "ratio_b_over_a": ratios, "load": loads,
+                          "floor": floor and floor["summary"]}, indent=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -245,6 +245,17 @@ void http_exchange_unref(http_exchange *x)
 void http_exchange_reply(http_exchange *x, http_reply *reply)
 {
     http_front *f = x->front;
+    /* serialised here, in the answering thread, not in the event loop that all replies share */
+    int json_text = 0;
+    if (reply->body && reply->text == NULL) {
+        char *t = json_dumps(reply->body, JSON_COMPACT);
+        if (t) {
+            json_decref(reply->body);
+            reply->body = NULL;
+            reply->text = t;
+            json_text = 1;
+        }
+    }
     pthread_mutex_lock(&f->mu);
     if (x->client_gone || x->has_reply || x->stream_state) {
         pthread_mutex_unlock(&f->mu);
@@ -252,6 +263,7 @@ void http_exchange_reply(http_exchange *x, http_reply *reply)
         free(reply->text);
     } else {
         x->reply = *reply;
+        x->reply_json = json_text;
         x->reply.task_run = NULL;
         x->reply.task_arg = NULL;
         x->reply.chat = NULL;
@@ -441,15 +453,18 @@ static void out_reply(conn *c, http_exchange *x, http_reply *r)
     char *text = NULL;
     size_t len = 0;
     const char *type = "application/json";
+    int json_body = 1;
     if (r->body) {
         text = json_dumps(r->body, JSON_COMPACT);
         if (text == NULL) r->status = 500;
     } else if (r->text) {
         text = r->text;
         r->text = NULL;
-        type = r->content_type ? r->content_type : "text/plain";
+        if (!x->reply_json) {
+            json_body = 0;
+            type = r->content_type ? r->content_type : "text/plain";
+        }
     }
-    int json_body = r->body != NULL || text == NULL;
     if (text == NULL) {
         static const char oom[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";

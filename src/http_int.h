@@ -254,6 +254,7 @@ struct http_exchange {
     http_front *front;
     int refs;
     int has_reply;             /* reply is set and not yet taken by the front */
+    int reply_json;            /* reply.text is the JSON body, serialised by the answering thread */
     http_reply reply;
     int stream_state;          /* 0 none, 1 begun (head not yet sent), 2 head sent */
     char stream_type[64];
