@@ -91,6 +91,15 @@ static double now_ms(void)
     return util_now_ms();
 }
 
+/* pgvector accepts hnsw.ef_search in 1..1000 (ragd's own bound is 65536, for FAISS): a larger
+ * value is clamped rather than failing every connection's setup or search. */
+#define PG_EF_MAX 1000
+
+static int pg_ef(int ef)
+{
+    return ef < 1 ? 1 : ef > PG_EF_MAX ? PG_EF_MAX : ef;
+}
+
 static void notice_ignore(void *arg, const char *message)
 {
     (void)arg;
@@ -153,7 +162,7 @@ static ragd_rc pg_connect(pg_store *s, PGconn **out, int writer, ragd_err *err)
     snprintf(setup, sizeof setup,
              "SET search_path TO \"%s\", public; SET statement_timeout = %d; "
              "SET hnsw.ef_search = %d; SET hnsw.iterative_scan = strict_order",
-             s->schema, writer ? s->write_timeout_ms : s->timeout_ms, s->cfg->hnsw_ef_search);
+             s->schema, writer ? s->write_timeout_ms : s->timeout_ms, pg_ef(s->cfg->hnsw_ef_search));
     PGresult *r = PQexec(c, setup);
     ragd_rc rc = RAGD_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -1189,8 +1198,12 @@ static size_t pg_vector_count(store *st)
     return SIZE_MAX / 4;
 }
 
-static ragd_rc pg_vector_search(store *st, const char *collection, const float *query, size_t k,
-                                int64_t *ids, float *scores, size_t *found, ragd_err *err)
+/* The nearest k of the collection. ef_search > 0: this search's own hnsw.ef_search, set with SET
+ * LOCAL in the same Query message, so it lasts exactly this statement's implicit transaction
+ * (a failing SELECT rolls it back with it) and never leaks to the pooled connection's next user. */
+static ragd_rc vector_search_run(store *st, const char *collection, const float *query, size_t k,
+                                 int ef_search, int64_t *ids, float *scores, size_t *found,
+                                 ragd_err *err)
 {
     pg_store *s = pg_of(st);
     *found = 0;
@@ -1200,9 +1213,16 @@ static ragd_rc pg_vector_search(store *st, const char *collection, const float *
     char lim[24];
     snprintf(lim, sizeof lim, "%zu", k);
     const char *vals[3] = {vt, collection ? collection : RAGD_COLLECTION_DEFAULT, lim};
-    PGresult *r = reader_run(s, "SELECT id, 1 - (embedding <=> $1::vector) FROM chunks WHERE "
-                             "collection = $2 AND embedding IS NOT NULL ORDER BY embedding <=> "
-                             "$1::vector LIMIT $3", 3, vals, NULL, NULL, 0, err);
+    static const char select_sql[] =
+        "SELECT id, 1 - (embedding <=> $1::vector) FROM chunks WHERE collection = $2 AND "
+        "embedding IS NOT NULL ORDER BY embedding <=> $1::vector LIMIT $3";
+    char sql[sizeof select_sql + 64];
+    if (ef_search > 0)
+        snprintf(sql, sizeof sql, "SET LOCAL hnsw.ef_search = %d; %s", pg_ef(ef_search),
+                 select_sql);
+    else
+        snprintf(sql, sizeof sql, "%s", select_sql);
+    PGresult *r = reader_run(s, sql, 3, vals, NULL, NULL, 0, err);
     free(vt);
     if (r == NULL) return err->rc;
     size_t rows = (size_t)PQntuples(r);
@@ -1213,6 +1233,22 @@ static ragd_rc pg_vector_search(store *st, const char *collection, const float *
     *found = rows < k ? rows : k;
     PQclear(r);
     return RAGD_OK;
+}
+
+static ragd_rc pg_vector_search(store *st, const char *collection, const float *query, size_t k,
+                                int64_t *ids, float *scores, size_t *found, ragd_err *err)
+{
+    return vector_search_run(st, collection, query, k, 0, ids, scores, found, err);
+}
+
+/* A request's `ef_search`: at least k, so the graph's candidate list can hold the k asked for
+ * (iterative scan would find them anyway, in more rounds). */
+static ragd_rc pg_vector_search_ef(store *st, const char *collection, const float *query,
+                                   size_t k, int ef_search, int64_t *ids, float *scores,
+                                   size_t *found, ragd_err *err)
+{
+    int ef = (size_t)ef_search < k ? (int)(k < PG_EF_MAX ? k : PG_EF_MAX) : ef_search;
+    return vector_search_run(st, collection, query, k, ef, ids, scores, found, err);
 }
 
 static int pg_keyword_available(store *st)
@@ -1638,6 +1674,7 @@ const store_ops store_pg_ops = {
     .chunks_get = pg_chunks_get,
     .vector_count = pg_vector_count,
     .vector_search = pg_vector_search,
+    .vector_search_ef = pg_vector_search_ef,
     .keyword_available = pg_keyword_available,
     .keyword_search = pg_keyword_search,
     .collection_exclusive = pg_collection_exclusive,

@@ -38,16 +38,9 @@ import re
 import select
 import socket
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def count_tokens(text):
-    return len(WORD.findall(text or ""))
-
+from fake_common import JsonHandler, ScriptedState, count_tokens, error_body, serve
 
 def content_text(content):
     if isinstance(content, str):
@@ -57,45 +50,17 @@ def content_text(content):
     return ""
 
 
-class State:
-    def __init__(self, api_key):
-        self.lock = threading.Lock()
-        self.api_key = api_key
-        self.release = threading.Event()
-        self.reset()
-
-    def reset(self):
-        with self.lock:
-            self.release.set()
-            self.release = threading.Event()
-            self.script = []
-            self.requests = []
-            self.disconnects = 0
+class State(ScriptedState):
+    def clear(self):
+        self.requests = []
+        self.disconnects = 0
 
 
 STATE = None
 
 
-def error_body(message, etype="invalid_request_error", code=None, param=None):
-    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JsonHandler):
     server_version = "fake-chat/1"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def reply(self, status, obj, headers=None):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
 
     def client_gone(self):
         """True when the client closed its end (readable with EOF)."""
@@ -285,19 +250,7 @@ def main():
     args = ap.parse_args()
     global STATE
     STATE = State(args.api_key)
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.request_queue_size = 128
-    srv = ThreadingHTTPServer((args.host, args.port), Handler)
-    print("READY %d" % srv.server_address[1], flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        STATE.release.set()
-        srv.server_close()
-    return 0
-
+    return serve(args.host, args.port, Handler, STATE)
 
 if __name__ == "__main__":
     sys.exit(main())

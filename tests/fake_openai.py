@@ -37,23 +37,17 @@ import base64
 import hashlib
 import json
 import math
-import re
 import struct
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_common import WORD, JsonHandler, ScriptedState, count_tokens, error_body, serve
 
 MAX_INPUTS = 2048
 MAX_REQUEST_TOKENS = 300000
 MAX_INPUT_TOKENS = 8191
 NATIVE_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
                "text-embedding-ada-002": 1536}
-WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def count_tokens(text):
-    return len(WORD.findall(text))
 
 
 def embed(text, dims):
@@ -71,57 +65,28 @@ def embed(text, dims):
     return [x / norm for x in v]
 
 
-class State:
+class State(ScriptedState):
     def __init__(self, latency_ms, api_key):
-        self.lock = threading.Lock()
         self.latency_ms = latency_ms
-        self.api_key = api_key
-        self.release = threading.Event()
-        self.reset()
+        super().__init__(api_key)
 
-    def reset(self):
-        with self.lock:
-            self.release.set()
-            self.release = threading.Event()
-            self.script = []
-            self.stats = {"connections": 0, "requests": 0, "inputs": 0, "tokens": 0, "answered": 0,
-                          "failures": 0, "hanging": 0, "max_inputs": 0, "max_tokens": 0,
-                          "in_flight": 0, "in_flight_max": 0, "sizes": [],
-                          "last_headers": {}}
+    def clear(self):
+        self.stats = {"connections": 0, "requests": 0, "inputs": 0, "tokens": 0, "answered": 0,
+                      "failures": 0, "hanging": 0, "max_inputs": 0, "max_tokens": 0,
+                      "in_flight": 0, "in_flight_max": 0, "sizes": [],
+                      "last_headers": {}}
 
 
 STATE = None
 
 
-def error_body(message, etype="invalid_request_error", code=None, param=None):
-    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JsonHandler):
     server_version = "fake-openai/1"
-
-    def log_message(self, fmt, *args):
-        pass
 
     def setup(self):
         super().setup()
         with STATE.lock:
             STATE.stats["connections"] += 1
-
-    def reply(self, status, obj, headers=None):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
 
     def do_GET(self):
         if self.path == "/_stats":
@@ -306,19 +271,7 @@ def main():
     args = ap.parse_args()
     global STATE
     STATE = State(args.latency_ms, args.api_key)
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.request_queue_size = 128
-    srv = ThreadingHTTPServer((args.host, args.port), Handler)
-    print("READY %d" % srv.server_address[1], flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        STATE.release.set()
-        srv.server_close()
-    return 0
-
+    return serve(args.host, args.port, Handler, STATE)
 
 if __name__ == "__main__":
     sys.exit(main())

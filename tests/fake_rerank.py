@@ -34,27 +34,24 @@ import argparse
 import json
 import re
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_common import JsonHandler, ScriptedState, serve
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
-class State:
+class State(ScriptedState):
     def __init__(self, api_key, max_batch):
-        self.lock = threading.Lock()
-        self.api_key = api_key
         self.max_batch = max_batch
-        self.reset()
+        super().__init__(api_key)
 
-    def reset(self):
+    def clear(self):
         self.requests = 0
         self.texts = 0
         self.last_body = None
         self.last_headers = {}
-        self.script = []
         self.scores = []
 
 
@@ -72,25 +69,13 @@ def score(query, text):
     return 0.5 * (len(q & t) / len(q)) if q else 0.0
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
+class Handler(JsonHandler):
     def send_json(self, status, obj, raw=None):
-        data = raw if raw is not None else json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, obj, raw=raw)
 
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+    def json_body(self):
         try:
-            return json.loads(raw or b"null")
+            return json.loads(self.body() or b"null")
         except ValueError:
             return None
 
@@ -104,10 +89,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(404, {"error": "not found"})
 
     def do_POST(self):
-        body = self.body()
+        body = self.json_body()
         if self.path == "/_reset":
-            with STATE.lock:
-                STATE.reset()
+            STATE.reset()
             return self.send_json(200, {})
         if self.path == "/_config":
             with STATE.lock:
@@ -208,15 +192,7 @@ def main():
     ap.add_argument("--max-batch", type=int, default=32)
     a = ap.parse_args()
     STATE = State(a.api_key, a.max_batch)
-    srv = ThreadingHTTPServer((a.host, a.port), Handler)
-    srv.daemon_threads = True
-    print("READY %d" % srv.server_address[1], flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
-
+    return serve(a.host, a.port, Handler, STATE)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -197,6 +197,34 @@ def http_call(port, method, path, body=None, raw=None, headers=None, timeout=HTT
         conn.close()
 
 
+class FakeServer:
+    """A fake upstream (tests/fake_*.py: it prints `READY <port>` once listening) on a free
+    loopback port, stopped by the test's cleanup. `prefix` is what base_url adds to the
+    address (e.g. "/v1")."""
+    name = "fake"
+    prefix = ""
+
+    def __init__(self, ctx, script, *args):
+        import sys
+        self.proc = subprocess.Popen([sys.executable, script, "--host", "127.0.0.1", "--port", "0"]
+                                     + list(args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        ctx.children.append(self.proc)
+        line = self.proc.stdout.readline().decode().split()
+        check(len(line) == 2 and line[0] == "READY",
+              "%s did not print READY: %r" % (os.path.basename(script), line))
+        self.port = int(line[1])
+        self.base_url = "http://127.0.0.1:%d%s" % (self.port, self.prefix)
+
+    def call(self, method, path, body=None):
+        r = http_call(self.port, method, path, body)
+        check(r.status == 200, "fake %s %s: %r" % (method, path, r))
+        return r.json
+
+    def script(self, *replies):
+        self.call("POST", "/_script", {"replies": list(replies)})
+
+
 def http_raw(port, request_head, body, timeout=HTTP_TIMEOUT_S):
     """Sends a raw request (head + body) on a socket, tolerating the server closing early (as it
     may for a too-large body), and parses the response. Returns Resp."""

@@ -8,7 +8,8 @@ registered test against the real binary (fresh temp dir per test or per shared f
 
 Usage: run.py [--bin PATH] [-k SUBSTRING]... [--list] [-v]
   --bin   the ragd binary (default: $RAGD_BIN, else build/asan/ragd from the repo root)
-  -k      run only tests whose name contains SUBSTRING (may repeat)
+  -k      run only tests whose name contains SUBSTRING (may repeat), with the tests of the
+          same shared fixture defined before them (they build its state)
   -v      print each test's duration on stderr
 Set RAGD_IT_KEEP=1 to keep the temp dirs of failed tests.
 """
@@ -98,6 +99,7 @@ def main():
 
     load_modules()
     selected = [t for t in harness.TESTS if not opts.k or any(k in t[0] for k in opts.k)]
+    selected = with_fixture_predecessors(selected)
     if harness.BACKEND == "pgvector":
         # The suites that run on both backends (one parametrised suite, not a copy): ingest,
         # retrieval, documents and filters, jobs, collections, crash recovery, the eval
@@ -134,6 +136,22 @@ def main():
         print("# failed: %s" % ", ".join(runner.failures))
     print("integration: %d passed, %d failed" % (runner.passed, runner.failed))
     return 1 if runner.failed else 0
+
+
+def with_fixture_predecessors(selected):
+    """Tests of a shared fixture run in definition order and may build on what the earlier ones
+    did (the first one ingests, the next ones query): a test selected with -k brings the tests of
+    its fixture defined before it, so that it runs as it does in the whole suite."""
+    keep = set(id(t) for t in selected)
+    for t in selected:
+        if t[2] is None:
+            continue
+        for u in harness.TESTS:
+            if u is t:
+                break
+            if u[2] == t[2]:
+                keep.add(id(u))
+    return [t for t in harness.TESTS if id(t) in keep]
 
 
 def run_all(runner, selected):

@@ -9,6 +9,8 @@ import ctypes
 import ctypes.util
 import zlib
 
+from pdfgen import escape, pdf_finish
+
 DPI = 150
 PAGE_W_PT, PAGE_H_PT = 612, 792
 
@@ -68,10 +70,6 @@ def render_lines(lines, dpi=DPI, font_px=30):
     return w, h, bytes(grey)
 
 
-def _escape(s):
-    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
 def scanned_pdf_bytes(pages, title=None):
     """pages: list of ("scan", [lines]) for a picture-only page, ("text", [lines]) for a page
     with a text layer, or ("blank",) for a white picture."""
@@ -89,7 +87,7 @@ def scanned_pdf_bytes(pages, title=None):
         if kind == "text":
             ops = ["BT", "/F1 11 Tf", "14 TL", "72 720 Td"]
             for line in page[1]:
-                ops.append("(%s) Tj T*" % _escape(line))
+                ops.append("(%s) Tj T*" % escape(line))
             ops.append("ET")
             stream = "\n".join(ops).encode("latin-1")
             content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
@@ -108,22 +106,4 @@ def scanned_pdf_bytes(pages, title=None):
     pages_id = len(objs) + len(kid_bodies) + 1
     kids = [add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %d %d] %s >>"
                 % (pages_id, PAGE_W_PT, PAGE_H_PT, body)) for body in kid_bodies]
-    got = add(b"<< /Type /Pages /Kids [%s] /Count %d >>"
-              % (b" ".join(b"%d 0 R" % k for k in kids), len(kids)))
-    assert got == pages_id
-    catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
-    info = add(b"<< /Title (%s) >>" % _escape(title).encode("latin-1")) if title else None
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    trailer = b"<< /Size %d /Root %d 0 R" % (len(objs) + 1, catalog)
-    if info:
-        trailer += b" /Info %d 0 R" % info
-    out += b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+    return pdf_finish(objs, kids, pages_id, title)

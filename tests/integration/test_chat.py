@@ -13,13 +13,11 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 from corpus import REFUND_QUESTION, write_corpus
-from harness import (TestFailure, check, eq, expect_error, free_port, http_call, short, test,
+from harness import (FakeServer, TestFailure, check, eq, expect_error, free_port, short, test,
                      wait_until, write)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,23 +26,12 @@ KEY = "sk-chat-test-0123456789"
 TOOLS = "search_orders, create_ticket"
 
 
-class FakeChat:
+class FakeChat(FakeServer):
     """tests/fake_chat.py on a free port, stopped by the test's cleanup."""
+    prefix = "/v1"
 
     def __init__(self, ctx):
-        self.proc = subprocess.Popen([sys.executable, FAKE, "--host", "127.0.0.1", "--port", "0",
-                                      "--api-key", KEY], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        ctx.children.append(self.proc)
-        line = self.proc.stdout.readline().decode().split()
-        check(len(line) == 2 and line[0] == "READY", "fake_chat did not print READY: %r" % line)
-        self.port = int(line[1])
-        self.base_url = "http://127.0.0.1:%d/v1" % self.port
-
-    def call(self, method, path, body=None):
-        r = http_call(self.port, method, path, body)
-        check(r.status == 200, "fake %s %s: %r" % (method, path, r))
-        return r.json
+        super().__init__(ctx, FAKE, "--api-key", KEY)
 
     def requests(self):
         return self.call("GET", "/_requests")["requests"]
@@ -54,9 +41,6 @@ class FakeChat:
 
     def reset(self):
         self.call("POST", "/_reset", {})
-
-    def script(self, *replies):
-        self.call("POST", "/_script", {"replies": list(replies)})
 
 
 def setup(t, env=None, config=None, corpus=True):

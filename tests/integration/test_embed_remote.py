@@ -14,12 +14,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 from corpus import REFUND_QUESTION, write_corpus
-from harness import TestFailure, check, eq, http_call, short, test, wait_until, write
+from harness import FakeServer, TestFailure, check, eq, http_call, short, test, wait_until, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(os.path.dirname(HERE), "fake_openai.py")
@@ -27,32 +26,18 @@ KEY = "sk-test-SECRETKEY-0123456789abcdef"
 
 
 # ---- the fake upstream and Redis -----------------------------------------------------------
-class Fake:
+class Fake(FakeServer):
     """tests/fake_openai.py on a free port, stopped by the test's cleanup."""
+    prefix = "/v1"
 
     def __init__(self, ctx, *args):
-        self.proc = subprocess.Popen([sys.executable, FAKE, "--host", "127.0.0.1", "--port", "0"]
-                                     + list(args), stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        ctx.children.append(self.proc)
-        line = self.proc.stdout.readline().decode().split()
-        check(len(line) == 2 and line[0] == "READY", "fake_openai did not print READY: %r" % line)
-        self.port = int(line[1])
-        self.base_url = "http://127.0.0.1:%d/v1" % self.port
-
-    def call(self, method, path, body=None):
-        r = http_call(self.port, method, path, body)
-        check(r.status == 200, "fake %s %s: %r" % (method, path, r))
-        return r.json
+        super().__init__(ctx, FAKE, *args)
 
     def stats(self):
         return self.call("GET", "/_stats")
 
     def reset(self):
         self.call("POST", "/_reset", {})
-
-    def script(self, *replies):
-        self.call("POST", "/_script", {"replies": list(replies)})
 
 
 def redis_ping(port):

@@ -223,3 +223,28 @@ def pg_migrate_both_ways_without_embedding(t):
     eq(q2.json()["results"][0]["source"], "gen/d02/file0012.md", "faiss copy answers")
     bad = t.cli("migrate", "--to", "mysql", "--data-dir", back, env=faiss)
     eq(bad.rc, 2, "unknown --to is a usage error")
+
+
+@pgvector_only
+def pg_ef_search_in_config_and_per_request(t):
+    """pgvector takes hnsw.ef_search in 1..1000, ragd's own bound is 65536 (FAISS): a configured
+    [store] hnsw_ef_search above 1000 is clamped at the session's setup (it used to fail every
+    connection, so every search answered 503), and a request's `ef_search` is applied to that
+    search alone (SET LOCAL in the search's own implicit transaction), clamped likewise; every
+    value finds the exact top hit of a small store."""
+    def topic(i):
+        return "Topic %d: the %s procedure uses valve %d and lever %d." % (
+            i, "abcdefghij"[i % 10], i * 7, i * 13)
+    docs = t.path("docs")
+    for i in range(40):
+        write(os.path.join(docs, "f%02d.md" % i), "# Note %d\n\n%s\n" % (i, topic(i)))
+    d = t.serve(t.path("data"), env={"RAGD_STORE_HNSW_EF_SEARCH": "4096"})
+    d.ingest(docs)
+    for ef in (None, 1, 40, 1000, 65536):
+        body = {"query": topic(5), "k": 5, "mode": "vector"}
+        if ef is not None:
+            body["ef_search"] = ef
+        r = d.call("POST", "/retrieve", body)
+        eq(r.status, 200, "ef_search %r answers 200: %s" % (ef, short(r.body)))
+        eq(r.json["results"][0]["source"], "f05.md", "ef_search %r: exact top hit" % (ef,))
+    d.stop()

@@ -8,10 +8,8 @@ upstream and nowhere else; /health and /metrics count calls, failures, tokens an
 [rerank] min_score floor decides low_confidence.
 """
 import os
-import subprocess
-import sys
 
-from harness import check, eq, expect_error, http_call, short, test, write
+from harness import FakeServer, check, eq, expect_error, short, test, write
 from test_embed_remote import Redis  # a real redis-server on loopback (same module run.py loads)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,27 +28,14 @@ QUERY = "how long are backups kept"
 SCORES = {"seven years": 0.97, "open a ticket": 0.61, "Nightly backups": 0.12}
 
 
-class FakeRerank:
-    def __init__(self, ctx, *args):
-        self.proc = subprocess.Popen([sys.executable, FAKE, "--port", "0"] + list(args),
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        ctx.children.append(self.proc)
-        line = self.proc.stdout.readline().decode().split()
-        check(len(line) == 2 and line[0] == "READY", "fake_rerank did not start: %r" % line)
-        self.port = int(line[1])
-        self.base_url = "http://127.0.0.1:%d" % self.port
+class FakeRerank(FakeServer):
+    """tests/fake_rerank.py on a free port, stopped by the test's cleanup."""
 
-    def call(self, method, path, body=None):
-        r = http_call(self.port, method, path, body)
-        check(r.status == 200, "fake %s %s: %r" % (method, path, r))
-        return r.json
+    def __init__(self, ctx, *args):
+        super().__init__(ctx, FAKE, *args)
 
     def stats(self):
         return self.call("GET", "/_stats")
-
-    def script(self, *replies):
-        self.call("POST", "/_script", {"replies": list(replies)})
 
 
 def setup(t, provider="tei", extra=None, fake_args=()):
