@@ -58,7 +58,8 @@ enum conn_state {
     C_CLOSING   /* refused or done: our side shut, the client's rest read and dropped */
 };
 
-enum conn_list { L_WAIT = 0, L_IDLE, L_BUSY, L_CLOSING, L_COUNT };
+/* L_WRITE: a last reply still being written to a slow reader (closed at the idle timeout) */
+enum conn_list { L_WAIT = 0, L_IDLE, L_BUSY, L_CLOSING, L_WRITE, L_COUNT };
 
 typedef struct conn {
     int fd;
@@ -352,8 +353,12 @@ static void conn_drain(http_front *f, conn *c)
     ssize_t n;
     while ((n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0) {
     }
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+    if (n == 0) {
+        c->eof = 1;
+        if (c->out.len == 0) conn_close(f, c); /* else closed once the reply is written */
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         conn_close(f, c);
+    }
 }
 
 /* Starts c's lingering close: our side is shut for writing, and what the client still sends is
@@ -361,8 +366,8 @@ static void conn_drain(http_front *f, conn *c)
  * connection before the client has read the reply. c's output is written already. */
 static void conn_linger(http_front *f, conn *c)
 {
-    shutdown(c->fd, SHUT_WR);
-    if (c->eof) {
+    if (c->out.len == 0) shutdown(c->fd, SHUT_WR); /* else once the rest is written */
+    if (c->eof && c->out.len == 0) {
         conn_close(f, c);
         return;
     }
@@ -502,7 +507,10 @@ static void conn_exchange_done(http_front *f, conn *c)
     c->probed = c->wrote_for_x = 0;
     if (conn_flush(f, c) != 0) return;
     if (c->close_after || (c->eof && c->in.len == 0)) {
-        if (c->out.len > 0) return; /* EPOLLOUT finishes the write, then the close */
+        if (c->out.len > 0) { /* EPOLLOUT finishes the write, then the close */
+            list_move(f, c, L_WRITE, util_now_ms() + f->idle_timeout_ms);
+            return;
+        }
         conn_linger(f, c);
         return;
     }
@@ -1069,6 +1077,13 @@ static void conn_event(http_front *f, conn *c, uint32_t events)
             conn_linger(f, c); /* a closing reply is out */
             return;
         }
+        if (c->out.len == 0 && c->state == C_CLOSING) { /* a refusal is out */
+            shutdown(c->fd, SHUT_WR);
+            if (c->eof) {
+                conn_close(f, c);
+                return;
+            }
+        }
     }
     if (events & (EPOLLIN | EPOLLRDHUP)) conn_read(f, c);
 }
@@ -1141,6 +1156,8 @@ static void *loop_thread(void *arg)
         double now = util_now_ms();
         while (f->lists[L_CLOSING].head && f->lists[L_CLOSING].head->deadline <= now)
             conn_close(f, f->lists[L_CLOSING].head);
+        while (f->lists[L_WRITE].head && f->lists[L_WRITE].head->deadline <= now)
+            conn_close(f, f->lists[L_WRITE].head); /* a reader that stopped reading */
         while (f->lists[L_IDLE].head && f->lists[L_IDLE].head->deadline <= now)
             conn_close(f, f->lists[L_IDLE].head);
         while (f->lists[L_WAIT].head && f->lists[L_WAIT].head->deadline <= now) {
