@@ -78,6 +78,7 @@ typedef struct conn {
     int chunked;       /* the current body's framing */
     size_t body_want;  /* Content-Length */
     int probed;        /* sent the interim 100 that tells a half-close from a hang-up */
+    int dead;          /* closed during an event batch; freed after it */
     int wrote_for_x;   /* bytes of x's answer went out */
     struct conn *prev, *next;
 } conn;
@@ -101,6 +102,8 @@ struct http_front {
     int total;                      /* counted connections; loop thread only */
     int closing_uncounted;
     ip_count *ips[IP_BUCKETS];
+    int in_batch;  /* handling a batch of events: closed connections wait in graveyard */
+    conn *graveyard;
     pthread_mutex_t mu; /* guards what follows and every exchange's answer fields */
     pthread_cond_t cond;
     http_exchange *ready_head, *ready_tail;
@@ -343,6 +346,12 @@ static void conn_close(http_front *f, conn *c)
     }
     util_buf_free(&c->in);
     util_buf_free(&c->out);
+    if (f->in_batch) { /* the batch may still hold an event for c: freed after it */
+        c->dead = 1;
+        c->next = f->graveyard;
+        f->graveyard = c;
+        return;
+    }
     free(c);
 }
 
@@ -1053,15 +1062,6 @@ static void accept_all(http_front *f)
     }
 }
 
-/* Returns: 1 when c is still on one of the lists. */
-static int conn_alive(http_front *f, const conn *c)
-{
-    for (int l = 0; l < L_COUNT; l++)
-        for (conn *q = f->lists[l].tail; q; q = q->prev)
-            if (q == c) return 1;
-    return 0;
-}
-
 static void conn_event(http_front *f, conn *c, uint32_t events)
 {
     if (events & (EPOLLERR | EPOLLHUP)) {
@@ -1122,6 +1122,7 @@ static void *loop_thread(void *arg)
         int n = epoll_wait(f->epoll_fd, evs, 128, timeout);
         if (n < 0 && errno != EINTR) break;
         int woken = 0;
+        f->in_batch = 1;
         for (int i = 0; i < n; i++) {
             void *tag = evs[i].data.ptr;
             if (tag == WAKE_TAG) {
@@ -1137,7 +1138,13 @@ static void *loop_thread(void *arg)
             void *tag = evs[i].data.ptr;
             if (tag == WAKE_TAG || tag == LISTEN_TAG) continue;
             /* a connection closed above (eviction) may still have an event in this batch */
-            if (conn_alive(f, tag)) conn_event(f, tag, evs[i].events);
+            if (!((conn *)tag)->dead) conn_event(f, tag, evs[i].events);
+        }
+        f->in_batch = 0;
+        while (f->graveyard) {
+            conn *c = f->graveyard;
+            f->graveyard = c->next;
+            free(c);
         }
         ready_run(f);
         if (woken) {

@@ -85,12 +85,14 @@ void http_server_reply(http_exchange *x, http_reply *r)
 
 static void handle_reply(http_server *s, http_exchange *x, http_reply *r);
 
-/* Returns: an http_request over x for a handler (borrowing x). */
+/* http_request.header over x's headers. Returns: the value (borrowed from x), or NULL. */
 static const char *header_of(void *ctx, const char *name)
 {
     return http_exchange_header(ctx, name);
 }
 
+/* Routes x and runs its handler (an http_request borrowing x). Returns: the handler's reply,
+ * owned by the caller (send it with finish/handle_reply, or free its body and text). */
 static http_reply route_run(http_server *s, http_exchange *x)
 {
     http_request hr = {.method = x->method,
