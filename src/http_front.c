@@ -58,7 +58,8 @@ enum conn_state {
     C_CLOSING   /* refused or done: our side shut, the client's rest read and dropped */
 };
 
-/* L_WRITE: a last reply still being written to a slow reader (closed at the idle timeout) */
+/* L_WRITE: a last reply still being written to a slow reader (closed when it makes no progress
+ * for [server] connection_timeout) */
 enum conn_list { L_WAIT = 0, L_IDLE, L_BUSY, L_CLOSING, L_WRITE, L_COUNT };
 
 typedef struct conn {
@@ -398,6 +399,8 @@ static int conn_flush(http_front *f, conn *c)
             return -1;
         }
         c->out_off += (size_t)w;
+        if (c->list == L_WRITE) /* progress: the reader is slow, not gone */
+            list_move(f, c, L_WRITE, util_now_ms() + f->idle_timeout_ms);
     }
     c->out.len = c->out_off = 0;
     return 0;

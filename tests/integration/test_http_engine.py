@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from harness import check, eq, test, write, wait_until
+from harness import check, eq, faiss_only, test, write, wait_until
 from test_chat import REFUND_QUESTION, setup as chat_setup
 
 
@@ -318,3 +318,40 @@ def large_body_sent_at_once_is_read_whole(t):
         r = rd.response()  # the pipelined request behind the large body
         eq(r[0] if r else None, 200, "%s: the request after the large body" % framing)
         s.close()
+
+
+@test
+@faiss_only  # the transport's behaviour; an 8 MB push into PGlite would take minutes
+def reader_that_stops_reading_is_closed_after_connection_timeout(t):
+    # A client that asks for a large reply and then reads nothing holds its connection only for
+    # connection_timeout without progress: the rest of the reply is dropped and the slot freed.
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nconnection_timeout = 2\nmax_body_bytes = 16m\n"
+          "[ingest]\nmax_document_bytes = 16m\n")
+    d = t.serve(config=cfg)
+    # an 8 MB pushed document, read back whole by GET /documents/{id}: more than the kernel's
+    # send buffer (4 MB at most) and the client's tiny receive window hold
+    text = "word " * 1600000
+    eq(d.call("POST", "/documents", {"id": "big", "text": text}, timeout=120).status, 200, "push")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window: the reply waits
+    s.settimeout(60)
+    s.connect(("127.0.0.1", d.port))
+    s.sendall(b"GET /documents/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    time.sleep(8)  # reads nothing for 4x connection_timeout
+    got = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        got += b
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200"), "reply head: %r" % head[:100])
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(
+        b"content-length:")][0])
+    check(len(body) < n, "the stalled reader got all %d bytes: not closed" % n)
+    eq(d.call("GET", "/health").status, 200, "daemon serves on")
