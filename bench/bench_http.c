@@ -15,7 +15,8 @@
  * Usage: bench_http --port P --queries FILE --k K --concurrency C --requests N [--filter]
  *                   [--path /retrieve] [--ids FILE] [--mode M] [--ef-search N]
  * Prints one JSON object: latency percentiles (ms), requests/s, errors, and the means of the
- * server's own timings_ms (embed, search, fetch, total) over the answers.
+ * server's own timings_ms (embed, search, fetch, total and the split: vector_search,
+ * keyword_search, fusion, confidence, context) over the answers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,8 +33,10 @@
 
 #define BUF_MAX (4 * 1024 * 1024)
 
-#define TIMING_FIELDS 4
-static const char *const timing_names[TIMING_FIELDS] = {"embed", "search", "fetch", "total"};
+#define TIMING_FIELDS 9
+static const char *const timing_names[TIMING_FIELDS] = {
+    "embed", "search", "fetch", "total", "vector_search", "keyword_search", "fusion",
+    "confidence", "context"};
 
 typedef struct client {
     int port, k, filter, nq, thread, threads, ef_search;
@@ -131,11 +134,12 @@ static void timings_parse(const char *body, double *sum)
 {
     const char *t = strstr(body, "\"timings_ms\"");
     if (t == NULL) return;
-    for (int i = 0; i < TIMING_FIELDS; i++) {
+    const char *end = strchr(t, '}'); /* the object is flat: its keys only, not the answer's */
+    for (int i = 0; end != NULL && i < TIMING_FIELDS; i++) {
         char key[32];
         snprintf(key, sizeof key, "\"%s\":", timing_names[i]);
         const char *p = strstr(t, key);
-        if (p != NULL) sum[i] += strtod(p + strlen(key), NULL);
+        if (p != NULL && p < end) sum[i] += strtod(p + strlen(key), NULL);
     }
 }
 

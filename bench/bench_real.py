@@ -2,18 +2,23 @@
 # SPDX-License-Identifier: MIT
 """
 bench_real.py - ragd on real text nobody here wrote: the HTML documentation of Python 3.11,
-PostgreSQL 15 and Node.js 18 from Debian's packages (bench/corpus.sh installs them), ingested
-through ragd's CLI with the offline embedder, then served and driven over loopback with
-bench_http per mode (vector, keyword, hybrid = the default) at concurrency 1, 2 and 8, for the
-exact index (Flat) and HNSW. Records, side by side in one run: the ingest (MB/s of input, CPU
-seconds), start-up (index load or build), /health latency, peak RSS, p50/p95/p99 and requests/s
-per mode and concurrency with the server's own time split (timings_ms: embed, search, fetch,
-total), HNSW recall@10 against the exact index at several ef_search values (the vector side,
-per request `ef_search`), and each keyword bound ([retrieve] keyword_max_matches) against the
-unbounded keyword search on the same store. Nothing here asserts a timing. Writes one JSON file.
+PostgreSQL 15, Node.js 18, Git and Erlang/OTP from Debian's packages (bench/corpus.sh installs
+them), at several store sizes (--sizes, in chunks: each size takes the packages' files in turn up
+to a byte budget), ingested through ragd's CLI with the offline embedder, then served and driven
+over loopback with bench_http per mode (vector, keyword, hybrid = the default) at concurrency 1,
+2 and 8. Records, per size: the ingest (MB/s of input, CPU seconds), start-up (index load or
+build), /health latency, peak RSS, a first (cold) pass over every question, p50/p95/p99 and
+requests/s per mode and concurrency with the server's own time split (timings_ms: embed,
+vector_search, keyword_search, fetch, fusion, confidence, context, total); optionally HNSW
+recall@10 against Flat per ef_search (--efs, with Flat among --factories), an interleaved A/B
+of two binaries on the same store (--ab-bin), and each keyword bound ([retrieve]
+keyword_max_matches, --bounds) against the unbounded keyword search: time and the share of its
+top-10 kept. Nothing here asserts a timing. Writes one JSON file.
 
-Usage: bench_real.py [--bin build/release/ragd] [--out bench/results/real.json]
-                     [--chunk-tokens 128] [--requests 80] [--factories Flat,HNSW32]
+Usage: bench_real.py [--bin build/release/ragd] [--out bench/results/real-hybrid.json]
+                     [--sizes 10000,100000] [--factories HNSW32] [--concurrency 1,2,8]
+                     [--requests 80] [--chunk-tokens 128] [--efs 16,64] [--bounds 4000,1000]
+                     [--ab-bin OLD_RAGD --ab-rounds 3] [--keep DIR (reuses its stores)]
 """
 import argparse
 import http.client
@@ -35,7 +40,14 @@ K = 10
 CORPUS = [("python", "/usr/share/doc/python3.11/html", ("_sources", "_static", "_images",
                                                          "_downloads")),
           ("postgresql", "/usr/share/doc/postgresql-doc-15/html", ()),
-          ("nodejs", "/usr/share/doc/nodejs/api", ())]
+          ("nodejs", "/usr/share/doc/nodejs/api", ()),
+          ("git", "/usr/share/doc/git-doc", ()),
+          ("erlang", "/usr/share/doc/erlang-doc", ())]
+PACKAGES = ["python3.11-doc", "postgresql-doc-15", "nodejs-doc", "git-doc", "erlang-doc"]
+# HTML bytes per chunk at 128-token chunks, measured on the first three packages (79.6 MB gave
+# 70,697 chunks): turns a target size in chunks into a byte budget. The chunk count each size
+# really got is recorded next to it.
+BYTES_PER_CHUNK = 1126
 
 
 def free_port():
@@ -46,23 +58,43 @@ def free_port():
     return p
 
 
-def corpus_copy(dst):
-    """Copies the .html files of each package under dst/<name>; returns (files, bytes)."""
-    files = size = 0
+def corpus_files():
+    """Returns: per package, its .html files (sorted), as (name, src, rel) tuples."""
+    lists = []
     for name, src, skip in CORPUS:
         if not os.path.isdir(src):
             raise SystemExit("bench_real: %s missing: run bash bench/corpus.sh" % src)
+        found = []
         for root, dirs, names in os.walk(src):
-            dirs[:] = [d for d in dirs if d not in skip]
-            for n in names:
-                if not n.endswith(".html"):
-                    continue
-                rel = os.path.relpath(os.path.join(root, n), src)
-                out = os.path.join(dst, name, rel)
-                os.makedirs(os.path.dirname(out), exist_ok=True)
-                shutil.copyfile(os.path.join(root, n), out)
-                files += 1
-                size += os.path.getsize(out)
+            dirs[:] = sorted(d for d in dirs if d not in skip)
+            for n in sorted(names):
+                if n.endswith(".html"):
+                    found.append((name, src, os.path.relpath(os.path.join(root, n), src)))
+        lists.append(found)
+    return lists
+
+
+def corpus_copy(dst, budget=None):
+    """Copies .html files under dst/<name>: every package's files in turn (one of each, round
+    robin, so a smaller size keeps the mix of packages), up to budget bytes (None: all).
+    Returns: (files, bytes)."""
+    files = size = 0
+    lists = corpus_files()
+    pos = [0] * len(lists)
+    while any(pos[i] < len(lists[i]) for i in range(len(lists))):
+        for i, found in enumerate(lists):
+            if pos[i] >= len(found):
+                continue
+            name, src, rel = found[pos[i]]
+            pos[i] += 1
+            n = os.path.getsize(os.path.join(src, rel))
+            if budget is not None and size + n > budget:
+                continue
+            out = os.path.join(dst, name, rel)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            shutil.copyfile(os.path.join(src, rel), out)
+            files += 1
+            size += n
     return files, size
 
 
@@ -178,108 +210,174 @@ def queries_file(tmp):
     return out, len(qs)
 
 
+def ingest(binary, docs, data, cfg):
+    """Ingests docs into data through the CLI, pinned to one core. Returns: the ingest record."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run(["taskset", "-c", "0", binary, "ingest", "--path", docs,
+                          "--data-dir", data, "--json", "--log-level", "warn"],
+                         env=env_for("Flat", cfg), capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode not in (0, 3):
+        raise RuntimeError("ingest failed: %s" % out.stderr[-1000:])
+    rep = json.loads(out.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    nbytes = sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(docs) for n in ns)
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+            "user_s": round(after.ru_utime - before.ru_utime, 3),
+            "sys_s": round(after.ru_stime - before.ru_stime, 3),
+            "mb_per_s_wall": round(nbytes / 1e6 / wall, 3),
+            "mb_per_s_cpu": round(nbytes / 1e6 / cpu, 3),
+            "chunks": rep["chunks"]["added"], "documents": rep["documents"]}
+
+
+def size_store(args, binary, tmp, size, cfg):
+    """The store of one size: corpus copy and ingest, or the one kept from an earlier run under
+    --keep (its record in store.json). Returns: (data dir, record)."""
+    base = os.path.join(tmp, "size-%d" % size)
+    data = os.path.join(base, "data")
+    meta = os.path.join(base, "store.json")
+    if os.path.exists(meta):
+        return data, json.load(open(meta))
+    docs = os.path.join(base, "docs")
+    shutil.rmtree(base, ignore_errors=True)
+    files, nbytes = corpus_copy(docs, size * BYTES_PER_CHUNK)
+    print("== size %d: ingest %d files, %.1f MB" % (size, files, nbytes / 1e6), file=sys.stderr)
+    rec = {"corpus": {"files": files, "bytes": nbytes, "packages": PACKAGES},
+           "ingest": ingest(binary, docs, data, cfg)}
+    shutil.rmtree(docs, ignore_errors=True)
+    with open(meta, "w") as f:
+        json.dump(rec, f)
+    return data, rec
+
+
+def modes_run(port, qtxt, requests, concs, label=""):
+    """Each mode at each concurrency. Returns: {"mode/conc": bench_http record}."""
+    runs = {}
+    for mode in ("vector", "keyword", "hybrid"):
+        for conc in concs:
+            r = bench_http(port, qtxt, conc, requests, mode=mode)
+            runs["%s/%d" % (mode, conc)] = r
+            print("   %s%-8s c%d p50 %.2f p95 %.2f p99 %.2f rps %.1f server %s" % (
+                label, mode, conc, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["rps"],
+                r.get("server_ms")), file=sys.stderr)
+    return runs
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "release", "ragd"))
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "real.json"))
     ap.add_argument("--chunk-tokens", type=int, default=128)
     ap.add_argument("--requests", type=int, default=80)
-    ap.add_argument("--factories", default="Flat,HNSW32")
-    ap.add_argument("--efs", default="16,32,64,128,256")
-    ap.add_argument("--keep", help="keep the work dir here")
+    ap.add_argument("--sizes", default="10000,100000",
+                    help="store sizes in chunks (approximate: a byte budget of the corpus)")
+    ap.add_argument("--factories", default="HNSW32",
+                    help="index types; the vector side at scale is HNSW, set explicitly")
+    ap.add_argument("--concurrency", default="1,2,8")
+    ap.add_argument("--efs", default="", help="ef_search values to sweep (recall needs Flat too)")
+    ap.add_argument("--bounds", default="", help="keyword_max_matches values to compare")
+    ap.add_argument("--ab-bin", help="a second binary: both served in turn on each store, "
+                    "--ab-rounds times, for an interleaved A/B of the modes at concurrency 1")
+    ap.add_argument("--ab-rounds", type=int, default=3)
+    ap.add_argument("--keep", help="keep the work dir (and the ingested stores) here")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     tmp = args.keep or tempfile.mkdtemp(prefix="ragd-bench-real-")
     os.makedirs(tmp, exist_ok=True)
     log = os.path.join(tmp, "ragd.log")
+    concs = [int(c) for c in args.concurrency.split(",")]
     res = {"chunk_target_tokens": args.chunk_tokens, "k": K, "requests": args.requests,
-           "load_before": os.getloadavg(), "nproc": os.cpu_count()}
+           "load_before": os.getloadavg(), "nproc": os.cpu_count(), "sizes": {}}
     try:
-        docs = os.path.join(tmp, "docs")
-        shutil.rmtree(docs, ignore_errors=True)
-        files, nbytes = corpus_copy(docs)
-        res["corpus"] = {"files": files, "bytes": nbytes,
-                         "packages": ["python3.11-doc", "postgresql-doc-15", "nodejs-doc"]}
         cfg = os.path.join(tmp, "ragd.ini")
         with open(cfg, "w") as f:
             f.write("[chunk]\ntarget_tokens = %d\nmax_tokens = %d\n[ingest]\non_start = false\n"
                     % (args.chunk_tokens, args.chunk_tokens * 3 // 2))
         qtxt, nq = queries_file(tmp)
         res["queries"] = nq
-        data = os.path.join(tmp, "data")
-        shutil.rmtree(data, ignore_errors=True)
-        # Ingest once (Flat), through the CLI, on one core: CPU time of the child.
-        print("== ingest %d files, %.1f MB" % (files, nbytes / 1e6), file=sys.stderr)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        out = subprocess.run(["taskset", "-c", "0", binary, "ingest", "--path", docs,
-                              "--data-dir", data, "--json", "--log-level", "warn"],
-                             env=env_for("Flat", cfg), capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if out.returncode not in (0, 3):
-            raise RuntimeError("ingest failed: %s" % out.stderr[-1000:])
-        rep = json.loads(out.stdout)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        res["ingest"] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                         "user_s": round(after.ru_utime - before.ru_utime, 3),
-                         "sys_s": round(after.ru_stime - before.ru_stime, 3),
-                         "mb_per_s_wall": round(nbytes / 1e6 / wall, 3),
-                         "mb_per_s_cpu": round(nbytes / 1e6 / cpu, 3),
-                         "chunks": rep["chunks"]["added"], "documents": rep["documents"]}
-        truth = None
-        res["configs"] = {}
-        for factory in args.factories.split(","):
-            print("== %s" % factory, file=sys.stderr)
-            c = {}
-            # A first start of another type rebuilds the index from SQLite (HNSW: the build);
-            # the second start loads the saved file.
-            d = Daemon(binary, data, env_for(factory, cfg), log)
-            c["first_start_s"] = d.start_s
-            d.stop()
-            d = Daemon(binary, data, env_for(factory, cfg), log)
-            c["start_s"] = d.start_s
-            c["health"] = d.health_ms()
-            c["rss_after_start"] = proc_status(d.proc.pid)
-            runs = {}
-            for mode in ("vector", "keyword", "hybrid", None):
-                for conc in (1, 2, 8):
-                    r = bench_http(d.port, qtxt, conc, args.requests, mode=mode)
-                    runs["%s/%d" % (mode or "default", conc)] = r
-                    print("   %-8s c%d p50 %.2f p95 %.2f rps %.1f" % (
-                        mode or "default", conc, r["p50_ms"], r["p95_ms"], r["rps"]),
-                        file=sys.stderr)
-            c["runs"] = runs
-            ids = os.path.join(tmp, "ids-%s.bin" % factory)
-            if factory == "Flat":
-                bench_http(d.port, qtxt, 1, nq, mode="vector", ids=ids)
-                truth = ids_read(ids, nq)
-            elif truth is not None:
-                sweep = {}
-                for ef in [int(x) for x in args.efs.split(",")]:
-                    bench_http(d.port, qtxt, 1, nq, mode="vector", ef=ef, ids=ids)
-                    rr = recall(ids_read(ids, nq), truth)
-                    v1 = bench_http(d.port, qtxt, 1, args.requests, mode="vector", ef=ef)
-                    h1 = bench_http(d.port, qtxt, 1, args.requests, mode="hybrid", ef=ef)
-                    sweep[str(ef)] = {"recall_at_10": rr, "vector": v1, "hybrid": h1}
-                    print("   ef %d recall %.3f vector p95 %.2f hybrid p95 %.2f" % (
-                        ef, rr or 0, v1["p95_ms"], h1["p95_ms"]), file=sys.stderr)
-                c["ef_sweep"] = sweep
-            c["rss"] = proc_status(d.proc.pid)
-            d.stop()
-            res["configs"][factory] = c
-        # The keyword bound against the unbounded keyword search, same store, one run.
-        kb = {}
-        for bound in ("0", "4000", "1000"):
-            d = Daemon(binary, data, env_for(args.factories.split(",")[-1], cfg,
-                                             {"RAGD_RETRIEVE_KEYWORD_MAX_MATCHES": bound}), log)
-            kb[bound] = {"keyword": bench_http(d.port, qtxt, 1, args.requests, mode="keyword"),
-                         "hybrid": bench_http(d.port, qtxt, 1, args.requests, mode="hybrid")}
-            print("   keyword_max_matches %s: keyword p50 %.2f p95 %.2f" % (
-                bound, kb[bound]["keyword"]["p50_ms"], kb[bound]["keyword"]["p95_ms"]),
-                file=sys.stderr)
-            d.stop()
-        res["keyword_bound"] = kb
+        for size in [int(x) for x in args.sizes.split(",")]:
+            data, rec = size_store(args, binary, tmp, size, cfg)
+            sres = dict(rec)
+            sres["configs"] = {}
+            truth = None
+            for factory in args.factories.split(","):
+                print("== %d %s" % (size, factory), file=sys.stderr)
+                c = {}
+                # A first start of another type rebuilds the index from SQLite (HNSW: the
+                # build); the second start loads the saved file.
+                d = Daemon(binary, data, env_for(factory, cfg), log)
+                c["first_start_s"] = d.start_s
+                d.stop()
+                d = Daemon(binary, data, env_for(factory, cfg), log)
+                c["start_s"] = d.start_s
+                c["health"] = d.health_ms()
+                c["rss_after_start"] = proc_status(d.proc.pid)
+                c["load"] = os.getloadavg()
+                # The first pass over every question (hybrid) meets a cold term-statistics
+                # cache (src/store_terms.c); it is recorded apart, and the runs after it are
+                # the steady state of a daemon whose users' words have been seen.
+                c["cold_pass"] = bench_http(d.port, qtxt, 1, nq, mode="hybrid")
+                c["runs"] = modes_run(d.port, qtxt, args.requests, concs)
+                ids = os.path.join(tmp, "ids-%s.bin" % factory)
+                if factory == "Flat":
+                    bench_http(d.port, qtxt, 1, nq, mode="vector", ids=ids)
+                    truth = ids_read(ids, nq)
+                elif truth is not None and args.efs:
+                    sweep = {}
+                    for ef in [int(x) for x in args.efs.split(",")]:
+                        bench_http(d.port, qtxt, 1, nq, mode="vector", ef=ef, ids=ids)
+                        rr = recall(ids_read(ids, nq), truth)
+                        v1 = bench_http(d.port, qtxt, 1, args.requests, mode="vector", ef=ef)
+                        h1 = bench_http(d.port, qtxt, 1, args.requests, mode="hybrid", ef=ef)
+                        sweep[str(ef)] = {"recall_at_10": rr, "vector": v1, "hybrid": h1}
+                    c["ef_sweep"] = sweep
+                c["rss"] = proc_status(d.proc.pid)
+                d.stop()
+                sres["configs"][factory] = c
+            factory = args.factories.split(",")[-1]
+            if args.ab_bin:
+                # Old and new binary served in turn on the same store, rounds interleaved, so
+                # both see the same minutes of machine load.
+                ab = {"a": binary, "b": os.path.abspath(args.ab_bin), "factory": factory,
+                      "rounds": []}
+                for rnd in range(args.ab_rounds):
+                    one = {}
+                    for tag, b in (("a", binary), ("b", os.path.abspath(args.ab_bin))):
+                        d = Daemon(b, data, env_for(factory, cfg), log)
+                        bench_http(d.port, qtxt, 1, nq, mode="hybrid")  # warm, as above
+                        one[tag] = modes_run(d.port, qtxt, args.requests, [1],
+                                             "%s%d " % (tag, rnd))
+                        one[tag + "_load"] = os.getloadavg()
+                        d.stop()
+                    ab["rounds"].append(one)
+                sres["ab"] = ab
+            if args.bounds:
+                # Each keyword bound against the unbounded search (0, always run first): time,
+                # and how much of the unbounded top-10 the bounded one keeps (keyword and hybrid).
+                kb = {}
+                exact = {}
+                bounds = ["0"] + [b for b in args.bounds.split(",") if b != "0"]
+                for bound in bounds:
+                    d = Daemon(binary, data, env_for(factory, cfg, {
+                        "RAGD_RETRIEVE_KEYWORD_MAX_MATCHES": bound}), log)
+                    kb[bound] = {}
+                    for mode in ("keyword", "hybrid"):
+                        ids = os.path.join(tmp, "ids-bound-%s-%s.bin" % (bound, mode))
+                        bench_http(d.port, qtxt, 1, nq, mode=mode, ids=ids)
+                        got = ids_read(ids, nq)
+                        if bound == "0":
+                            exact[mode] = got
+                        r = bench_http(d.port, qtxt, 1, args.requests, mode=mode)
+                        r["overlap_at_10_vs_unbounded"] = recall(got, exact[mode])
+                        kb[bound][mode] = r
+                        print("   bound %s %s p50 %.2f p95 %.2f overlap %.3f" % (
+                            bound, mode, r["p50_ms"], r["p95_ms"],
+                            r["overlap_at_10_vs_unbounded"]), file=sys.stderr)
+                    d.stop()
+                sres["keyword_bound"] = kb
+            res["sizes"][str(size)] = sres
         res["load_after"] = os.getloadavg()
     finally:
         if not args.keep:

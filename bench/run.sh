@@ -35,7 +35,7 @@ echo "== remote embeddings: cache hit vs miss, N requests in flight vs 1 (fake u
 python3 bench/bench_embed_remote.py --bin build/release/ragd --out bench/results/embed_remote.json
 echo "== real text: the modes, concurrency, ef_search, the keyword bound (Debian doc packages)"
 bash bench/corpus.sh
-python3 bench/bench_real.py --bin build/release/ragd --out bench/results/real.json
+python3 bench/bench_real.py --bin build/release/ragd --out bench/results/real-hybrid.json --bounds 4000,1000
 echo "== report"
 python3 bench/report.py
 if [ -f bench/qa/docs.jsonl ]; then

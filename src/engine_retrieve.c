@@ -139,10 +139,12 @@ static void side_list_free(side_list *l)
 }
 
 /* Fetches the chunks of ids[0..found) and appends those passing the filters (and keep) to out,
- * up to pool. Caller holds the read lock. */
+ * up to pool. lazy (a query without filters): the first pool ids and scores only, their hits
+ * left unread (chunk_id 0) for results_fuse to read those it keeps. Caller holds the read
+ * lock. */
 static ragd_rc side_collect(engine *e, const engine_query *q, const int64_t *ids,
                             const double *scores, size_t found, size_t pool, side_list *out,
-                            engine_answer *a, ragd_err *err)
+                            int lazy, engine_answer *a, ragd_err *err)
 {
     for (size_t i = 0; i < out->count; i++) store_hit_free(&out->hits[i]);
     out->count = 0;
@@ -157,8 +159,19 @@ static ragd_rc side_collect(engine *e, const engine_query *q, const int64_t *ids
         free(hits);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     }
+    ragd_rc rc = RAGD_OK;
+    if (!has_filters(e, q) && lazy) {
+        /* Nothing to filter: the candidates stay ids and scores, and only the ones fusion
+         * keeps are read (results_fuse), not every candidate of the side. */
+        size_t n = found < pool ? found : pool;
+        memcpy(out->ids, ids, n * sizeof *ids);
+        memcpy(out->scores, scores, n * sizeof *scores);
+        out->count = n;
+        free(hits);
+        return RAGD_OK;
+    }
     double tf = util_now_ms();
-    ragd_rc rc = store_chunks_get(e->st, ids, found, hits, err);
+    rc = store_chunks_get(e->st, ids, found, hits, err);
     a->fetch_ms += util_now_ms() - tf;
     for (size_t i = 0; rc == RAGD_OK && i < found && out->count < pool; i++) {
         if (hits[i].chunk_id == 0) continue; /* cannot happen under the lock; be safe */
@@ -243,7 +256,7 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
         double ts = util_now_ms();
         rc = store_vector_search_ef(e->st, query_collection(q), qv, want, q->ef_search, ids,
                                     fscores, &found, err);
-        a->search_ms += util_now_ms() - ts;
+        a->vector_ms += util_now_ms() - ts;
         if (rc != RAGD_OK) break;
         size_t kept = 0; /* sorted: the rest score 0 or less, nothing in common with the query */
         while (kept < found && fscores[kept] > 0.0f) {
@@ -251,7 +264,7 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
             kept++;
         }
         a->candidates += found;
-        rc = side_collect(e, q, ids, scores, kept, pool, out, a, err);
+        rc = side_collect(e, q, ids, scores, kept, pool, out, 0, a, err);
         if (rc != RAGD_OK || out->count >= pool || want >= total || kept < found ||
             found < want || !has_filters(e, q))
             break;
@@ -279,15 +292,70 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const retrieve_ter
         double ts = util_now_ms();
         rc = store_keyword_search(e->st, query_collection(q), terms, want, ids, scores, &found,
                                   err);
-        a->search_ms += util_now_ms() - ts;
+        a->keyword_ms += util_now_ms() - ts;
         if (rc != RAGD_OK) break;
         a->candidates += found;
-        rc = side_collect(e, q, ids, scores, found, pool, out, a, err);
+        rc = side_collect(e, q, ids, scores, found, pool, out, 1, a, err);
         if (rc != RAGD_OK || out->count >= pool || found < want || !has_filters(e, q)) break;
         want *= 4;
     }
     free(ids);
     free(scores);
+    return rc;
+}
+
+/* The keyword side run in a thread of its own ([retrieve] parallel_sides) while the request's
+ * thread searches the vectors. Its own accumulator and error: the two sides never write the
+ * same memory; the caller merges acc into its answer after the join. */
+typedef struct keyword_job {
+    engine *e;
+    const engine_query *q;
+    const retrieve_terms *terms;
+    size_t pool;
+    side_list out;
+    engine_answer acc; /* keyword_ms, fetch_ms, candidates */
+    ragd_err err;
+    ragd_rc rc;
+} keyword_job;
+
+static void *keyword_job_run(void *arg)
+{
+    keyword_job *j = arg;
+    j->rc = keyword_side(j->e, j->q, j->terms, j->pool, &j->out, &j->acc, &j->err);
+    return NULL;
+}
+
+/* Both sides of a retrieval into vs and ks (each as its mode asks), the keyword side in a
+ * thread of its own for a hybrid query when [retrieve] parallel_sides (falling back to one
+ * after the other when no thread can be started). Caller holds the read lock, which the keyword
+ * thread relies on too: it is joined before this returns. */
+static ragd_rc sides_search(engine *e, const engine_query *q, const retrieve_terms *terms,
+                            const float *qv, int zero, size_t pool, side_list *vs, side_list *ks,
+                            engine_answer *a, ragd_err *err)
+{
+    int vector = a->mode != RAGD_MODE_KEYWORD && !zero, keyword = a->mode != RAGD_MODE_VECTOR;
+    keyword_job job = {.e = e, .q = q, .terms = terms, .pool = pool};
+    pthread_t tid;
+    int threaded = vector && keyword && query_cfg(e, q)->retrieve_parallel_sides &&
+                   terms->count > 0 && store_keyword_available(e->st) &&
+                   pthread_create(&tid, NULL, keyword_job_run, &job) == 0;
+    ragd_rc rc = RAGD_OK;
+    if (vector) rc = vector_side(e, q, qv, pool, vs, a, err);
+    if (rc == RAGD_OK && a->mode == RAGD_MODE_HYBRID)
+        vector_length_pivot(vs, query_cfg(e, q)->retrieve_vector_length_slope);
+    if (threaded) {
+        pthread_join(tid, NULL);
+        a->keyword_ms += job.acc.keyword_ms;
+        a->fetch_ms += job.acc.fetch_ms;
+        a->candidates += job.acc.candidates;
+        *ks = job.out;
+        if (rc == RAGD_OK && job.rc != RAGD_OK) {
+            rc = job.rc;
+            ragd_err_set(err, job.err.rc, "%s", job.err.msg);
+        }
+    } else if (rc == RAGD_OK && keyword) {
+        rc = keyword_side(e, q, terms, pool, ks, a, err);
+    }
     return rc;
 }
 
@@ -314,6 +382,40 @@ static int retrieve_settings(const ragd_cfg *cfg, const engine_query *q, engine_
     }
     if (q->max_context_tokens > 0) a->max_context_tokens = q->max_context_tokens;
     return 1;
+}
+
+/* Reads the unread keyword hits (chunk_id 0) among the candidates c[0..n) into ks->hits, in one
+ * store call. Caller holds the read lock. Returns: RAGD_OK, or the store's error. */
+static ragd_rc hits_read(engine *e, const retrieve_cand *c, size_t n, size_t nvec, side_list *ks,
+                         engine_answer *a, ragd_err *err)
+{
+    size_t want = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].slot >= nvec && ks->hits[c[i].slot - nvec].chunk_id == 0) want++;
+    if (want == 0) return RAGD_OK;
+    int64_t *ids = malloc(want * sizeof *ids);
+    size_t *slots = malloc(want * sizeof *slots);
+    store_hit *hits = calloc(want, sizeof *hits);
+    ragd_rc rc = RAGD_OK;
+    if (!ids || !slots || !hits) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++)
+        if (c[i].slot >= nvec && ks->hits[c[i].slot - nvec].chunk_id == 0) {
+            ids[m] = c[i].id;
+            slots[m++] = c[i].slot - nvec;
+        }
+    double tf = util_now_ms();
+    if (rc == RAGD_OK) rc = store_chunks_get(e->st, ids, m, hits, err);
+    a->fetch_ms += util_now_ms() - tf;
+    for (size_t i = 0; rc == RAGD_OK && i < m; i++) {
+        ks->hits[slots[i]] = hits[i];
+        memset(&hits[i], 0, sizeof hits[i]);
+    }
+    for (size_t i = 0; hits && i < want; i++) store_hit_free(&hits[i]);
+    free(hits);
+    free(slots);
+    free(ids);
+    return rc;
 }
 
 /* Fuses the two sides into a's results (k at most): score per mode, min_score, optional MMR.
@@ -352,6 +454,23 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
     const char **texts = calloc(kept ? kept : 1, sizeof *texts);
     ragd_rc rc = RAGD_OK;
     if (!order || !rel || !texts) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    /* The keyword side's unread candidates (side_collect, lazy): read the ones that can be
+     * picked, the first k, or every kept one when diversity compares their texts. */
+    while (rc == RAGD_OK) {
+        size_t want = a->diversity ? kept : (kept < k ? kept : k);
+        if ((rc = hits_read(e, c, want, vs->count, ks, a, err)) != RAGD_OK) break;
+        /* A candidate whose chunk is gone (cannot happen under the read lock) is dropped, and
+         * the next one read in its place. */
+        size_t live = 0, dropped = 0;
+        for (size_t i = 0; i < kept; i++) {
+            const store_hit *h = c[i].slot < vs->count ? &vs->hits[c[i].slot]
+                                                       : &ks->hits[c[i].slot - vs->count];
+            if (i < want && h->chunk_id == 0) dropped++;
+            else c[live++] = c[i];
+        }
+        kept = live;
+        if (dropped == 0) break;
+    }
     size_t picked = 0;
     if (rc == RAGD_OK && a->diversity) {
         for (size_t i = 0; i < kept; i++) {
@@ -499,22 +618,25 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
-        if (a.mode != RAGD_MODE_KEYWORD && !zero) rc = vector_side(e, q, qv, pool, &vs, &a, err);
-        if (rc == RAGD_OK && a.mode == RAGD_MODE_HYBRID)
-            vector_length_pivot(&vs, query_cfg(e, q)->retrieve_vector_length_slope);
-        if (rc == RAGD_OK && a.mode != RAGD_MODE_VECTOR)
-            rc = keyword_side(e, q, &terms, pool, &ks, &a, err);
+        rc = sides_search(e, q, &terms, qv, zero, pool, &vs, &ks, &a, err);
+        double tf = util_now_ms(), fetched = a.fetch_ms;
         if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
+        double tc = util_now_ms();
+        a.fuse_ms = tc - tf - (a.fetch_ms - fetched); /* its chunk reads count as fetch */
         if (rc == RAGD_OK && !rerank) rc = confidence_estimate(e, q, &terms, &a, err);
+        a.confidence_ms = util_now_ms() - tc;
         pthread_rwlock_unlock(&e->rw);
     }
     /* The reranker is an HTTP call: made outside the lock, then confidence on its order. */
     if (rc == RAGD_OK && rerank) rc = engine_rerank_apply(e->reranker, q, &a, k, err);
     if (rc == RAGD_OK && rerank) {
+        double tc = util_now_ms();
         pthread_rwlock_rdlock(&e->rw);
         rc = confidence_estimate(e, q, &terms, &a, err);
         pthread_rwlock_unlock(&e->rw);
+        a.confidence_ms = util_now_ms() - tc;
     }
+    double tx = util_now_ms();
     const store_hit **hits = NULL;
     if (rc == RAGD_OK && (hits = calloc(a.count ? a.count : 1, sizeof *hits)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
@@ -522,6 +644,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     if (rc == RAGD_OK)
         rc = retrieve_context_build(hits, a.count, a.max_context_tokens,
                                     query_cfg(e, q)->retrieve_merge_adjacent, &a.context, err);
+    a.context_ms = util_now_ms() - tx;
+    a.search_ms = a.vector_ms + a.keyword_ms;
     free(hits);
     side_list_free(&vs);
     side_list_free(&ks);

@@ -99,6 +99,13 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
         json_object_set_new(o, "max_context_tokens", json_integer(a->max_context_tokens));
         if (a->clarify) json_object_set_new(o, "clarifying_question", json_string(a->clarify));
         if (q->intent) json_object_set_new(o, "intent", json_string(q->intent));
+        /* issue 16: where the time went, beside the totals above */
+        json_t *t = json_object_get(o, "timings_ms");
+        json_object_set_new(t, "vector_search", json_real(a->vector_ms));
+        json_object_set_new(t, "keyword_search", json_real(a->keyword_ms));
+        json_object_set_new(t, "fusion", json_real(a->fuse_ms));
+        json_object_set_new(t, "confidence", json_real(a->confidence_ms));
+        json_object_set_new(t, "context", json_real(a->context_ms));
         if (a->cache_layer) {
             json_object_set_new(o, "embedding_cache", json_string(a->cache_layer));
             json_object_set_new(json_object_get(o, "timings_ms"), "cache", json_real(a->cache_ms));

@@ -26,6 +26,12 @@
 #include "ragd/log.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
+#include "store_fts_tokens_int.h"
+#include "store_terms_int.h"
+
+#ifndef RAGD_FTS_TERMS_CACHED
+#define RAGD_FTS_TERMS_CACHED 8192 /* phrases whose statistics one generation keeps */
+#endif
 
 #define RAGD_STORE_DB_FILE "ragd.sqlite3"
 #define RAGD_STORE_SCHEMA_VERSION 3
@@ -178,6 +184,13 @@ typedef struct store_reader {
     sqlite3_stmt *stats;
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
+    /* keyword search, prepared at first use (fts_reader_stmt) */
+    sqlite3_stmt *fts_generation; /* the snapshot's store generation */
+    sqlite3_stmt *fts_stat;       /* a phrase's matches, counted newest first up to a cap */
+    sqlite3_stmt *fts_rank;       /* BM25 top-k */
+    sqlite3_stmt *fts_row;        /* a chunk's indexed columns */
+    store_fts_tokenizer *fts_tok; /* chunks_fts's tokenizer (NULL: none, see fts_tok_tried) */
+    int fts_tok_tried;
 } store_reader;
 
 struct store_db {
@@ -191,6 +204,7 @@ struct store_db {
     size_t idle_count;
     int fts; /* the chunks_fts keyword index exists (see fts_apply) */
     int counts; /* the ragd_counts table exists (see counts_apply) */
+    store_terms *terms; /* term statistics per generation (src/store_terms.c); NULL: none */
 };
 
 static const char chunk_get_sql[] =
@@ -657,6 +671,8 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
     }
     if (rc == RAGD_OK && s->readonly) rc = fts_exists(s, what, &s->fts, err);
     if (rc == RAGD_OK && s->readonly) rc = counts_exist(s, what, &s->counts, err);
+    /* without it (out of memory) every term is counted per request, as before the cache */
+    if (rc == RAGD_OK) s->terms = store_terms_new(RAGD_FTS_TERMS_CACHED);
     if (rc != RAGD_OK) {
         store_db_close(s);
         return rc;
@@ -672,6 +688,11 @@ static void reader_close(store_reader *r)
     sqlite3_finalize(r->stats);
     sqlite3_finalize(r->begin);
     sqlite3_finalize(r->commit);
+    sqlite3_finalize(r->fts_generation);
+    sqlite3_finalize(r->fts_stat);
+    sqlite3_finalize(r->fts_rank);
+    sqlite3_finalize(r->fts_row);
+    store_fts_tokenizer_free(r->fts_tok);
     sqlite3_close_v2(r->db);
     free(r);
 }
@@ -690,6 +711,7 @@ void store_db_close(store_db *s)
         }
     }
     pthread_mutex_destroy(&s->pool_mutex);
+    store_terms_free(s->terms);
     free(s->data_dir);
     free(s->db_path);
     free(s);
@@ -1559,6 +1581,7 @@ static const char fts_sql[] =
 #define RAGD_FTS_DF_EXACT 4000 /* term statistics: frequencies counted exactly up to this */
 #endif
 
+
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err)
 {
     return table_exists(s, "chunks_fts", what, exists, err);
@@ -1607,22 +1630,86 @@ static ragd_rc fts_prepare(store_reader *r, const char *sql, const char *what,
     return RAGD_OK;
 }
 
+/* Prepares sql into *slot on r's connection at first use (kept for the connection's life).
+ * Returns: RAGD_OK and *out = *slot (reset it after use). */
+static ragd_rc fts_reader_stmt(store_reader *r, sqlite3_stmt **slot, const char *sql,
+                               sqlite3_stmt **out, ragd_err *err)
+{
+    if (*slot == NULL) {
+        ragd_rc rc = reader_prepare(r, sql, slot, err);
+        if (rc != RAGD_OK) return rc;
+    }
+    *out = *slot;
+    return RAGD_OK;
+}
+
+/* Reads the store generation of r's snapshot (inside its read transaction) into *gen; -1 when
+ * the store has none (then nothing is cached). Returns: RAGD_OK or the SQLite error. */
+static ragd_rc fts_generation(store_reader *r, int64_t *gen, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = fts_reader_stmt(r, &r->fts_generation,
+                                 "SELECT value FROM meta WHERE key = 'generation'", &st, err);
+    *gen = -1;
+    if (rc != RAGD_OK) return rc;
+    int code = sqlite3_step(st);
+    if (code == SQLITE_ROW) *gen = sqlite3_column_int64(st, 0);
+    else if (code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search: generation", err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The statistics of phrase (len bytes, an FTS5 expression): its matches counted oldest first
+ * (FTS5 walks a doclist forwards faster than backwards) up to max(cap, RAGD_FTS_DF_EXACT), and
+ * the highest id counted; from the cache when this
+ * generation already counted it (gen < 0: no cache). Returns: RAGD_OK and *out. */
+static ragd_rc fts_term_stat(store_db *s, store_reader *r, int64_t gen, const char *phrase,
+                             size_t len, int64_t cap, store_term_stat *out, ragd_err *err)
+{
+    if (cap < RAGD_FTS_DF_EXACT) cap = RAGD_FTS_DF_EXACT;
+    store_terms *cache = gen >= 0 ? s->terms : NULL;
+    if (store_terms_get(cache, gen, phrase, len, cap, out)) return RAGD_OK;
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = fts_reader_stmt(r, &r->fts_stat,
+                                 "SELECT count(*), max(rowid) FROM (SELECT rowid FROM chunks_fts "
+                                 "WHERE chunks_fts MATCH ?1 LIMIT ?2)",
+                                 &st, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_bind_text(st, 1, phrase, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cap);
+    int code = sqlite3_step(st);
+    store_term_stat stat = {.cap = cap};
+    if (code == SQLITE_ROW) {
+        stat.count = sqlite3_column_int64(st, 0);
+        stat.edge = sqlite3_column_int64(st, 1);
+    } else {
+        rc = db_fail(r->db, code, "keyword search: term counts", err);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != RAGD_OK) return rc;
+    store_terms_put(cache, gen, phrase, len, &stat);
+    *out = stat;
+    return RAGD_OK;
+}
+
 /* Runs one BM25 query (match, optionally only rowids >= min_rowid) on r's connection into
  * ids/scores (limit entries). Returns: RAGD_OK and *found. */
 static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, size_t limit,
                         int64_t *ids, double *scores, size_t *found, ragd_err *err)
 {
     sqlite3_stmt *st = NULL;
-    ragd_rc rc = fts_prepare(r,
-                             "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE chunks_fts "
-                             "MATCH ?1 AND rowid >= ?3 ORDER BY " RAGD_FTS_BM25 ", rowid LIMIT ?2",
-                             "keyword search", &st, err);
+    ragd_rc rc = fts_reader_stmt(r, &r->fts_rank,
+                                 "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE "
+                                 "chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY " RAGD_FTS_BM25
+                                 ", rowid LIMIT ?2",
+                                 &st, err);
     size_t n = 0;
     if (rc == RAGD_OK) {
         sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
-        int code;
+        int code = SQLITE_OK;
         while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
             ids[n] = sqlite3_column_int64(st, 0);
             scores[n] = sqlite3_column_double(st, 1);
@@ -1630,7 +1717,10 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
         }
         if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
     }
-    sqlite3_finalize(st);
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
     if (rc == RAGD_OK) *found = n;
     return rc;
 }
@@ -1703,40 +1793,34 @@ static char *fts_phrases_join(const char *const *start, const size_t *len, const
     return util_buf_steal(&b);
 }
 
-/* Counts the chunks matching phrase (len bytes), stopping at cap. Returns: RAGD_OK and *count
- * (at most cap). */
-static ragd_rc fts_count_capped(store_reader *r, sqlite3_stmt *st, const char *phrase, size_t len,
-                                size_t cap, size_t *count, ragd_err *err)
+/* Counts the chunks matching phrase (len bytes), stopping at cap (through the term cache).
+ * Returns: RAGD_OK and *count (at most cap). */
+static ragd_rc fts_count_capped(store_db *s, store_reader *r, int64_t gen, const char *phrase,
+                                size_t len, size_t cap, size_t *count, ragd_err *err)
 {
-    sqlite3_bind_text(st, 1, phrase, (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
-    int code = sqlite3_step(st);
-    ragd_rc rc = RAGD_OK;
-    if (code == SQLITE_ROW) *count = (size_t)sqlite3_column_int64(st, 0);
-    else rc = db_fail(r->db, code, "keyword search: term counts", err);
-    sqlite3_reset(st);
+    store_term_stat stat;
+    ragd_rc rc = fts_term_stat(s, r, gen, phrase, len, (int64_t)cap, &stat, err);
+    if (rc == RAGD_OK) *count = stat.count < (int64_t)cap ? (size_t)stat.count : cap;
     return rc;
 }
 
 /* The bounded plan (see store_db_fts_search_bounded in ragd/store.h), on r's connection inside
  * one read transaction. Returns: RAGD_OK and *found. */
-static ragd_rc fts_search_plan(store_reader *r, const char *match, size_t limit, size_t budget,
-                               int64_t *ids, double *scores, size_t *found, ragd_err *err)
+static ragd_rc fts_search_plan(store_db *s, store_reader *r, const char *match, size_t limit,
+                               size_t budget, int64_t *ids, double *scores, size_t *found,
+                               ragd_err *err)
 {
     const char *start[RAGD_FTS_PHRASES_MAX];
     size_t len[RAGD_FTS_PHRASES_MAX], df[RAGD_FTS_PHRASES_MAX], order[RAGD_FTS_PHRASES_MAX];
     size_t n = fts_phrases_split(match, start, len);
     if (n == 0) return fts_rank(r, match, INT64_MIN, limit, ids, scores, found, err);
-    sqlite3_stmt *count = NULL;
-    ragd_rc rc = fts_prepare(r,
-                             "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts "
-                             "MATCH ?1 LIMIT ?2)",
-                             "keyword search: term counts", &count, err);
+    int64_t gen = -1;
+    ragd_rc rc = fts_generation(r, &gen, err);
     /* Each term's document frequency, counted only up to the budget: a common word costs no
      * more than budget steps of its doclist. */
     size_t total = 0;
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
-        rc = fts_count_capped(r, count, start[i], len[i], budget + 1, &df[i], err);
+        rc = fts_count_capped(s, r, gen, start[i], len[i], budget + 1, &df[i], err);
         total += df[i];
         order[i] = i;
     }
@@ -1744,7 +1828,6 @@ static ragd_rc fts_search_plan(store_reader *r, const char *match, size_t limit,
     int64_t min_rowid = INT64_MIN;
     if (rc == RAGD_OK && total <= budget) {
         /* Everything fits: the full query, exactly as an unbounded search ranks it. */
-        sqlite3_finalize(count);
         return fts_rank(r, match, INT64_MIN, limit, ids, scores, found, err);
     }
     /* Rarest first (IDF order); ties keep the query's order. */
@@ -1770,7 +1853,7 @@ static ragd_rc fts_search_plan(store_reader *r, const char *match, size_t limit,
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
         size_t both = 0;
         if (rc == RAGD_OK)
-            rc = fts_count_capped(r, count, expr, strlen(expr), budget + 1, &both, err);
+            rc = fts_count_capped(s, r, gen, expr, strlen(expr), budget + 1, &both, err);
         if (rc == RAGD_OK && both > budget) {
             sqlite3_stmt *edge = NULL;
             rc = fts_prepare(r,
@@ -1788,7 +1871,6 @@ static ragd_rc fts_search_plan(store_reader *r, const char *match, size_t limit,
             sqlite3_finalize(edge);
         }
     }
-    sqlite3_finalize(count);
     if (rc == RAGD_OK) rc = fts_rank(r, expr, min_rowid, limit, ids, scores, found, err);
     free(expr);
     return rc;
@@ -1810,7 +1892,7 @@ ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit
         /* One snapshot for the counts and the ranking. */
         rc = reader_step_simple(r, r->begin, "keyword search: begin", err);
         if (rc == RAGD_OK) {
-            rc = fts_search_plan(r, match, limit, budget, ids, scores, &n, err);
+            rc = fts_search_plan(s, r, match, limit, budget, ids, scores, &n, err);
             ragd_rc crc = reader_step_simple(r, r->commit, "keyword search: commit", err);
             if (rc == RAGD_OK) rc = crc;
         }
@@ -1824,6 +1906,35 @@ ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_
                             double *scores, size_t *found, ragd_err *err)
 {
     return store_db_fts_search_bounded(s, match, limit, 0, ids, scores, found, err);
+}
+
+/* Sets bit j of top_mask[i] for each phrase i that chunk id (top result j) holds, from its
+ * indexed columns tokenized in memory (r->fts_tok). Inside r's read transaction. Returns:
+ * RAGD_OK (a chunk not in the index holds nothing), or an error. */
+static ragd_rc fts_row_terms(store_reader *r, const char *const *phrases, size_t n, int64_t id,
+                             size_t j, uint32_t *top_mask, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = fts_reader_stmt(r, &r->fts_row,
+                                 "SELECT title, heading, text FROM chunks_fts WHERE rowid = ?1",
+                                 &st, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int code = sqlite3_step(st);
+    if (code == SQLITE_ROW) {
+        const char *cols[3];
+        for (int c = 0; c < 3; c++) cols[c] = (const char *)sqlite3_column_text(st, c);
+        int in[RAGD_FTS_PHRASES_MAX];
+        if (n > RAGD_FTS_PHRASES_MAX) n = RAGD_FTS_PHRASES_MAX;
+        if (store_fts_phrases_in(r->fts_tok, phrases, n, cols, 3, in) != 0)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "term statistics: out of memory");
+        for (size_t i = 0; rc == RAGD_OK && i < n; i++)
+            if (in[i]) top_mask[i] |= 1u << j;
+    } else if (code != SQLITE_DONE) {
+        rc = db_fail(r->db, code, "term statistics: chunk text", err);
+    }
+    sqlite3_reset(st);
+    return rc;
 }
 
 ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
@@ -1840,17 +1951,14 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     store_reader *r = NULL;
     ragd_rc rc = reader_acquire(s, &r, err);
     if (rc != RAGD_OK) return rc;
-    sqlite3_stmt *count = NULL, *in_top = NULL, *all = NULL, *span = NULL;
-    int64_t id_min = 0, id_max = 0;
+    sqlite3_stmt *in_top = NULL, *all = NULL, *span = NULL;
+    int64_t id_min = 0, id_max = 0, gen = -1;
     rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
+    if (rc == RAGD_OK) rc = fts_generation(r, &gen, err);
     if (rc == RAGD_OK)
         rc = fts_prepare(r, s->counts ? "SELECT n FROM ragd_counts WHERE name = 'chunks'"
                                       : "SELECT count(*) FROM chunks",
                          "term statistics", &all, err);
-    if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT count(*), min(rowid) FROM (SELECT rowid FROM chunks_fts "
-                            "WHERE chunks_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2)",
-                            "term statistics", &count, err);
     if (rc == RAGD_OK)
         rc = fts_prepare(r, "SELECT (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)",
                          "term statistics", &span,
@@ -1858,6 +1966,10 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     if (rc == RAGD_OK)
         rc = fts_prepare(r, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND "
                             "rowid = ?2", "term statistics", &in_top, err);
+    if (!r->fts_tok_tried) { /* once per connection; without it, one FTS5 query per pair */
+        r->fts_tok = store_fts_tokenizer_new(r->db);
+        r->fts_tok_tried = 1;
+    }
     if (rc == RAGD_OK) {
         int code = sqlite3_step(all);
         if (code == SQLITE_ROW) *total = sqlite3_column_int64(all, 0);
@@ -1874,26 +1986,24 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     }
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
         /* Exact up to RAGD_FTS_DF_EXACT chunks; past that, a common word is not walked to its
-         * end: its frequency is extrapolated from the rowid span its newest matches cover
+         * end: its frequency is extrapolated from the rowid span its oldest matches cover
          * (chunk ids grow with ingest, so matches spread over them; a common word's IDF is
          * small and the estimate's error with it). */
-        sqlite3_bind_text(count, 1, phrases[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(count, 2, RAGD_FTS_DF_EXACT);
-        int code = sqlite3_step(count);
-        if (code == SQLITE_ROW) {
-            df[i] = sqlite3_column_int64(count, 0);
-            int64_t low = sqlite3_column_int64(count, 1);
-            if (df[i] >= RAGD_FTS_DF_EXACT && id_max >= low && id_max > id_min) {
+        store_term_stat stat;
+        rc = fts_term_stat(s, r, gen, phrases[i], strlen(phrases[i]), RAGD_FTS_DF_EXACT, &stat,
+                           err);
+        if (rc == RAGD_OK) {
+            df[i] = stat.count;
+            int64_t edge = stat.edge;
+            if (df[i] >= stat.cap && edge >= id_min && id_max > id_min) {
                 double est = (double)df[i] * (double)(id_max - id_min + 1) /
-                             (double)(id_max - low + 1);
+                             (double)(edge - id_min + 1);
                 df[i] = est > (double)*total ? *total : (int64_t)est;
-                if (df[i] < RAGD_FTS_DF_EXACT) df[i] = RAGD_FTS_DF_EXACT;
+                if (df[i] < stat.cap) df[i] = stat.cap;
             }
-        } else {
-            rc = db_fail(r->db, code, "term statistics", err);
         }
-        sqlite3_reset(count);
-        for (size_t j = 0; rc == RAGD_OK && df[i] > 0 && j < top_n; j++) {
+        int code = SQLITE_OK;
+        for (size_t j = 0; rc == RAGD_OK && !r->fts_tok && df[i] > 0 && j < top_n; j++) {
             sqlite3_bind_text(in_top, 1, phrases[i], -1, SQLITE_STATIC);
             sqlite3_bind_int64(in_top, 2, top_ids[j]);
             code = sqlite3_step(in_top);
@@ -1902,10 +2012,12 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
             sqlite3_reset(in_top);
         }
     }
+    /* Which terms each top chunk holds: its indexed columns tokenized as FTS5 does. */
+    for (size_t j = 0; rc == RAGD_OK && r->fts_tok && j < top_n; j++)
+        rc = fts_row_terms(r, phrases, n, top_ids[j], j, top_mask, err);
     if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "term statistics: commit", err);
     sqlite3_finalize(all);
     sqlite3_finalize(span);
-    sqlite3_finalize(count);
     sqlite3_finalize(in_top);
     reader_release(s, r);
     return rc;

@@ -202,6 +202,10 @@ typedef struct engine_answer {
     double cache_ms;         /* query-embedding cache lookups and stores */
     const char *cache_layer; /* "memory", "redis" or "miss" (static); NULL when not embedded */
     rerank_run rerank;       /* the reranking stage: requested, applied or why not */
+    /* Where a retrieval's time goes (issue 16), wall milliseconds: the vector and keyword
+     * searches apart (search_ms is their sum), fusion (candidates, scores, MMR), the
+     * confidence estimate (term statistics), the context block. fetch_ms is the chunk reads. */
+    double vector_ms, keyword_ms, fuse_ms, confidence_ms, context_ms;
 } engine_answer;
 
 /* Answers a query: resolves the intent, mode and budget; searches the vector index and the

@@ -1286,6 +1286,84 @@ static void test_filters_and_min_score(void **state)
     engine_answer_free(&a);
 }
 
+/* Keyword candidates are ids and scores until fusion keeps them (issue 16): each kept one is
+ * read then, with and without diversity (which compares the texts of all of them), in keyword
+ * mode (every result comes from that side) and hybrid; a candidate the store no longer has is
+ * never returned as an empty result. */
+static void test_keyword_candidates_read_when_kept(void **state)
+{
+    fixture *f = *state;
+    corpus_ingested(f);
+    const int modes[] = {RAGD_MODE_KEYWORD, RAGD_MODE_HYBRID};
+    const int diversity[] = {RAGD_DIVERSITY_OFF, RAGD_DIVERSITY_ON};
+    for (size_t m = 0; m < 2; m++)
+        for (size_t d = 0; d < 2; d++) {
+            const char *text = "refund receipt order number";
+            engine_query q = {.query = text, .query_len = strlen(text), .k = 3,
+                              .min_score = -1.0, .mode = modes[m], .diversity = diversity[d]};
+            engine_answer a;
+            ragd_err err = {0};
+            assert_int_equal(engine_retrieve(f->e, &q, &a, &err), RAGD_OK);
+            assert_true(a.count >= 1);
+            size_t from_keyword = 0;
+            for (size_t i = 0; i < a.count; i++) {
+                const store_hit *h = &a.results[i].hit;
+                assert_true(h->chunk_id > 0);
+                assert_non_null(h->text);
+                assert_non_null(h->source);
+                if (a.results[i].keyword_rank > 0) {
+                    from_keyword++;
+                    /* BM25 matched it: one of the terms is in its text, heading or title */
+                    const char *words[] = {"refund", "receipt", "order", "number"};
+                    int has = 0;
+                    for (size_t w = 0; w < 4; w++)
+                        has |= strcasestr(h->text, words[w]) || strcasestr(h->heading, words[w]) ||
+                               strcasestr(h->title, words[w]);
+                    assert_true(has);
+                }
+            }
+            assert_true(from_keyword >= 1);
+            assert_string_equal(a.results[0].hit.source, "refunds.md");
+            engine_answer_free(&a);
+        }
+}
+
+/* [retrieve] parallel_sides (issue 16): a hybrid query whose keyword side runs in a thread of
+ * its own answers exactly as one run side after side: same chunks, scores and ranks, with and
+ * without a filter, and the keyword side's timing and candidates are still counted. */
+static void test_parallel_sides_same_answer(void **state)
+{
+    fixture *f = *state;
+    corpus_ingested(f);
+    const char *queries[] = {Q_REFUND, "refund receipt order number", "install setup guide"};
+    const char *billing[] = {"billing"};
+    for (size_t i = 0; i < 3; i++)
+        for (int filtered = 0; filtered < 2; filtered++) {
+            engine_answer a[2];
+            for (int par = 0; par < 2; par++) {
+                f->cfg.retrieve_parallel_sides = par;
+                engine_query q = {.query = queries[i], .query_len = strlen(queries[i]), .k = 5,
+                                  .min_score = -1.0, .mode = RAGD_MODE_HYBRID,
+                                  .tags_all = filtered ? billing : NULL,
+                                  .tag_count = filtered ? 1 : 0};
+                ragd_err err = {0};
+                assert_int_equal(engine_retrieve(f->e, &q, &a[par], &err), RAGD_OK);
+            }
+            assert_int_equal(a[0].count, a[1].count);
+            assert_int_equal(a[0].candidates, a[1].candidates);
+            for (size_t r = 0; r < a[0].count; r++) {
+                assert_int_equal(a[0].results[r].hit.chunk_id, a[1].results[r].hit.chunk_id);
+                assert_true(a[0].results[r].score == a[1].results[r].score);
+                assert_int_equal(a[0].results[r].keyword_rank, a[1].results[r].keyword_rank);
+                assert_int_equal(a[0].results[r].vector_rank, a[1].results[r].vector_rank);
+            }
+            if (!filtered) assert_true(a[1].count > 0 && a[1].keyword_ms > 0.0);
+            engine_answer_free(&a[0]);
+            engine_answer_free(&a[1]);
+        }
+    f->cfg.retrieve_parallel_sides = 1;
+}
+
 static void test_rag_disabled(void **state)
 {
     fixture *f = *state;
@@ -1561,6 +1639,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_file_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_and_min_score, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyword_candidates_read_when_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_sides_same_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rag_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test(test_context_format),

@@ -25,6 +25,8 @@
 #include "ragd/util.h"
 
 #include "test_support.h"
+#include "../../src/store_fts_tokens_int.h"
+#include "../../src/store_terms_int.h"
 
 #define RAGD_TEST_DIMS 4
 
@@ -948,6 +950,156 @@ static void test_fts_terms_common_estimate(void **state)
     assert_int_equal(mask[1], 0u);
 }
 
+/* The term statistics cache: entries belong to one generation; a newer reader empties it, an
+ * older one neither reads nor fills it; a count stopped at its cap answers smaller caps only,
+ * an exact one (below its cap) any cap. */
+static void test_terms_cache(void **state)
+{
+    (void)state;
+    store_terms *c = store_terms_new(4);
+    assert_non_null(c);
+    store_term_stat st = {0}, exact = {.count = 10, .edge = 99, .cap = 4000},
+                    capped = {.count = 4000, .edge = 500, .cap = 4000};
+    assert_int_equal(store_terms_get(c, 1, "\"a\"", 3, 4000, &st), 0);
+    store_terms_put(c, 1, "\"a\"", 3, &exact);
+    store_terms_put(c, 1, "\"b\"", 3, &capped);
+    assert_int_equal(store_terms_get(c, 1, "\"a\"", 3, 9000, &st), 1); /* exact: any cap */
+    assert_int_equal(st.count, 10);
+    assert_int_equal(st.edge, 99);
+    assert_int_equal(store_terms_get(c, 1, "\"b\"", 3, 4000, &st), 1);
+    assert_int_equal(store_terms_get(c, 1, "\"b\"", 3, 4001, &st), 0); /* counted too little */
+    assert_int_equal(store_terms_get(c, 0, "\"a\"", 3, 10, &st), 0);   /* an older snapshot */
+    store_terms_put(c, 0, "\"c\"", 3, &exact);                         /* ignored */
+    assert_int_equal(store_terms_get(c, 1, "\"c\"", 3, 10, &st), 0);
+    assert_int_equal(store_terms_get(c, 2, "\"a\"", 3, 10, &st), 0);   /* a write: emptied */
+    assert_int_equal(store_terms_get(c, 1, "\"a\"", 3, 10, &st), 0);   /* and 1 is now old */
+    /* bounded: more phrases than it holds empties it and keeps going */
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        int n = snprintf(key, sizeof key, "\"w%d\"", i);
+        store_terms_put(c, 2, key, (size_t)n, &exact);
+        assert_int_equal(store_terms_get(c, 2, key, (size_t)n, 10, &st), 1);
+    }
+    uint64_t hits = 0, misses = 0;
+    size_t entries = 0;
+    store_terms_counters(c, &hits, &misses, &entries);
+    assert_true(entries > 0 && entries <= 16);
+    assert_true(hits >= 100);
+    store_terms_free(c);
+    store_terms_free(NULL);
+}
+
+/* The in-memory term check answers exactly what FTS5 MATCH answers, on a table tokenized like
+ * chunks_fts: stems, diacritics, case, phrases of several tokens (consecutive, in one column),
+ * groups of variants, quotes inside a phrase, every column. */
+static void test_fts_tokens_match_fts5(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE VIRTUAL TABLE t USING fts5(title, heading, text, "
+                                      "tokenize = 'porter unicode61 remove_diacritics 2')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    const char *rows[][3] = {
+        {"Backups", "Operations > Nightly", "We back up the files every night at 2am."},
+        {"Caf\xc3\xa9 menu", "", "The running total of \"quoted\" items; e-mail us."},
+        {"", "Back", "up is not consecutive with back here: back then up."},
+        {"Index", "Rebuilding", "Rebuild the vector index after a crash; rebuilt indexes."},
+    };
+    enum { ROWS = sizeof rows / sizeof rows[0] };
+    for (int i = 0; i < ROWS; i++) {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO t(rowid, title, heading, text) "
+                                                "VALUES (?1, ?2, ?3, ?4)", -1, &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int(st, 1, i + 1);
+        for (int c = 0; c < 3; c++) sqlite3_bind_text(st, c + 2, rows[i][c], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+    }
+    const char *phrases[] = {
+        "\"file\"", "\"backup\"", "\"back up\"", "(\"backup\" OR \"back up\")",
+        "\"cafe\"", "\"CAF\xc3\x89\"", "\"run\"", "\"e mail\"", "\"email\"",
+        "\"\"\"quoted\"\"\"", "\"nightly\"", "\"operations nightly\"", "\"rebuild\"",
+        "\"indexes\"", "\"vector index\"", "\"index vector\"", "\"crash\"", "\"absent\"",
+        "\"2am\"", "\"back then\"",
+    };
+    enum { N = sizeof phrases / sizeof phrases[0] };
+    store_fts_tokenizer *tok = store_fts_tokenizer_new(db);
+    assert_non_null(tok);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE t MATCH ?1 AND "
+                                            "rowid = ?2", -1, &q, NULL),
+                     SQLITE_OK);
+    int matched = 0;
+    for (int i = 0; i < ROWS; i++) {
+        int in[N];
+        assert_int_equal(store_fts_phrases_in(tok, phrases, N, rows[i], 3, in), 0);
+        for (int p = 0; p < N; p++) {
+            sqlite3_bind_text(q, 1, phrases[p], -1, SQLITE_STATIC);
+            sqlite3_bind_int(q, 2, i + 1);
+            assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+            int want = sqlite3_column_int(q, 0);
+            sqlite3_reset(q);
+            if (in[p] != want) fail_msg("row %d phrase %s: in memory %d, FTS5 %d", i + 1,
+                                        phrases[p], in[p], want);
+            matched += want;
+        }
+    }
+    assert_true(matched >= 15); /* the cases are not all misses */
+    sqlite3_finalize(q);
+    store_fts_tokenizer_free(tok);
+    store_fts_tokenizer_free(NULL);
+    sqlite3_close(db);
+}
+
+/* Term statistics are cached per generation: after a write that bumps it, the counts and the
+ * top results' terms are those of the new store, not the cached ones. */
+static void test_fts_terms_follow_generation(void **state)
+{
+    store_db *db = open_store(*state);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/g.md", "Gen");
+    int64_t first = put_chunk(db, doc, 0, "delta epsilon");
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    const char *phrases[] = {"\"delta\"", "\"epsilon\"", "\"zeta\""};
+    int64_t df[3], total = 0, top[1] = {first};
+    uint32_t mask[3];
+    for (int pass = 0; pass < 2; pass++) { /* the second pass answers from the cache */
+        assert_int_equal(store_db_fts_terms(db, phrases, 3, top, 1, df, mask, &total, &err),
+                         RAGD_OK);
+        assert_int_equal(df[0], 1);
+        assert_int_equal(df[2], 0);
+        assert_int_equal(mask[0], 1u);
+        assert_int_equal(mask[2], 0u);
+    }
+    int64_t ids[4];
+    double scores[4];
+    size_t found = 0;
+    assert_int_equal(store_db_fts_search_bounded(db, "\"delta\" OR \"zeta\"", 4, 4000, ids,
+                                                 scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    put_chunk(db, doc, 1, "delta zeta");
+    put_chunk(db, doc, 2, "zeta");
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(store_db_fts_terms(db, phrases, 3, top, 1, df, mask, &total, &err), RAGD_OK);
+    assert_int_equal(total, 3);
+    assert_int_equal(df[0], 2);
+    assert_int_equal(df[1], 1);
+    assert_int_equal(df[2], 2);
+    assert_int_equal(mask[1], 1u);
+    assert_int_equal(store_db_fts_search_bounded(db, "\"delta\" OR \"zeta\"", 4, 4000, ids,
+                                                 scores, &found, &err),
+                     RAGD_OK);
+    assert_int_equal(found, 3);
+}
+
 /* A schema-2 store (documents unique by path, keyword index with its title trigger) is migrated
  * in place to schema 3: ids, chunks and the keyword index survive, every document lands in the
  * "default" collection, the title trigger still follows renames, and one path may then live in
@@ -1169,6 +1321,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup, teardown),
+        cmocka_unit_test(test_terms_cache),
+        cmocka_unit_test(test_fts_tokens_match_fts5),
+        cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
