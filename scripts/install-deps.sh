@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential pkg-config
   libjansson-dev libsqlite3-dev libcurl4-openssl-dev libhiredis-dev
   libfaiss-dev libopenblas-dev liblapack-dev
-  libinih-dev libssl-dev
+  libinih-dev libssl-dev libxxhash-dev
   libcmocka-dev
   clang libclang-rt-14-dev libomp-14-dev
   libpoppler-glib-dev qpdf

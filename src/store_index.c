@@ -5,12 +5,17 @@
  * through the official FAISS C API (src/store_faiss_capi.cpp supplies it on Debian 12), and every
  * FAISS failure becomes RAGD_ERR_INDEX with FAISS's own message. On disk an index is two files:
  * `path`, what faiss_write_index writes, and `path.meta`, a small JSON object with the format,
- * the store generation it matches, the vector count, the dimensions and the SHA-256 of `path`.
+ * the store generation it matches, the vector count, the dimensions and a checksum of `path`
+ * (format 2: XXH3-64; format 1, written by older ragd and still read: SHA-256). The checksum is
+ * taken in the same pass as FAISS writes or reads the file (src/store_index_sum.c): a start reads
+ * the index once.
  * The index file is written first and the meta second, each atomically, so a crash between them
  * leaves a meta that does not match and the next start rebuilds from SQLite. Loading trusts
- * nothing: it checks the meta, the file's size and layout against the meta, the SHA-256, and
+ * nothing: it checks the meta, the file's size and layout against the meta, the checksum, and
  * what FAISS read, so a truncated, flipped or hostile file fails cleanly instead of crashing or
- * making FAISS allocate absurd sizes.
+ * making FAISS allocate absurd sizes. A flat file's layout (every length FAISS will read) is
+ * checked before FAISS parses it and its checksum as FAISS reads it; any other type's sizes are
+ * known only to FAISS, so its checksum is verified in a pass before FAISS parses it.
  *
  * The index type is a FAISS factory string ([store] index_factory). "Flat" (the default) is the
  * exact IndexFlatIP above, whose removals are real. "HNSW<M>[,Flat]" builds an IndexHNSWFlat
@@ -19,7 +24,7 @@
  * id selector that skips tombstones while walking the graph (k live results, never fewer than
  * exact filtering would give). Tombstones are saved in the meta; past RAGD_INDEX_DEAD_RATIO of the
  * vectors the caller rebuilds the index from SQLite (store_index_rebuild_due). For non-flat types
- * the load checks the meta (factory, size, SHA-256) instead of the flat byte layout.
+ * the load checks the meta (factory, size, checksum) instead of the flat byte layout.
  */
 #include "ragd/store.h"
 
@@ -41,19 +46,18 @@
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "ragd/util.h"
 #include "store_faiss_int.h"
+#include "store_index_int.h"
 
-#define RAGD_INDEX_META_FORMAT 1
+#define RAGD_INDEX_META_FORMAT 2 /* = RAGD_SUM_XXH3; format 1 (RAGD_SUM_SHA256) is still read */
 #define RAGD_INDEX_META_MAX (32 * 1024 * 1024) /* room for the tombstones of ~3M vectors */
 #define RAGD_INDEX_FLAT "Flat"
 #define RAGD_INDEX_FACTORY_MAX 256
 #define RAGD_INDEX_DEAD_RATIO 10      /* rebuild once more than 1/10 of the vectors are dead */
 #define RAGD_INDEX_HNSW_EF_DEFAULT 16 /* FAISS's own efSearch default */
 #define RAGD_INDEX_MAX_DIMS 65536
-#define RAGD_INDEX_HASH_BLOCK (1024 * 1024)
 #define RAGD_INDEX_BULK_ADD 512 /* HNSW adds of this many vectors use every core */
 
 /* The layout faiss_write_index produces for IndexIDMap2(IndexFlatIP), stable across FAISS
@@ -115,56 +119,6 @@ static char *path_with_suffix(const char *path, const char *suffix)
     memcpy(s, path, a);
     memcpy(s + a, suffix, b + 1);
     return s;
-}
-
-/* Streams f from its start through SHA-256 in 1 MiB blocks. Returns: RAGD_OK, hex (lowercase,
- * NUL-terminated) and *size, the bytes hashed. */
-static ragd_rc file_sha256(FILE *f, const char *path, char hex[UTIL_SHA256_HEX_LEN + 1],
-                           uint64_t *size, ragd_err *err)
-{
-    ragd_rc rc = RAGD_OK;
-    unsigned char *block = malloc(RAGD_INDEX_HASH_BLOCK);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (block == NULL || ctx == NULL) {
-        rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory hashing %s", path);
-        goto done;
-    }
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        rc = ragd_err_set(err, RAGD_ERR_INTERNAL, "cannot start SHA-256 of %s", path);
-        goto done;
-    }
-    rewind(f);
-    uint64_t total = 0;
-    for (;;) {
-        size_t got = fread(block, 1, RAGD_INDEX_HASH_BLOCK, f);
-        if (got > 0 && EVP_DigestUpdate(ctx, block, got) != 1) {
-            rc = ragd_err_set(err, RAGD_ERR_INTERNAL, "SHA-256 of %s failed", path);
-            goto done;
-        }
-        total += got;
-        if (got < RAGD_INDEX_HASH_BLOCK) break;
-    }
-    if (ferror(f)) {
-        rc = ragd_err_set(err, RAGD_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    if (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != 32) {
-        rc = ragd_err_set(err, RAGD_ERR_INTERNAL, "SHA-256 of %s failed", path);
-        goto done;
-    }
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < digest_len; i++) {
-        hex[2 * i] = digits[digest[i] >> 4];
-        hex[2 * i + 1] = digits[digest[i] & 15];
-    }
-    hex[UTIL_SHA256_HEX_LEN] = '\0';
-    *size = total;
-done:
-    EVP_MD_CTX_free(ctx);
-    free(block);
-    return rc;
 }
 
 /* Returns: 1 when factory means the default exact index (NULL, empty or "Flat"). */
@@ -598,16 +552,31 @@ static uint64_t index_file_size(uint64_t count, uint64_t dims)
     return RAGD_INDEX_FIXED_BYTES + count * per_vector;
 }
 
-/* Writes the index to tmp (already open as f), flushes it to disk and hashes it.
- * Returns: RAGD_OK, hex and *bytes, the file's size. */
+/* Writes the index to tmp (already open as f) through the checksum (one pass: nothing is read
+ * back) and flushes it to disk. Returns: RAGD_OK, hex (XXH3-64) and *bytes, the file's size. */
 static ragd_rc index_file_write(const store_index *idx, FILE *f, const char *tmp,
-                                char hex[UTIL_SHA256_HEX_LEN + 1], uint64_t *bytes, ragd_err *err)
+                                char hex[RAGD_SUM_HEX_MAX], uint64_t *bytes, ragd_err *err)
 {
-    if (faiss_write_index(idx->index, f) != 0) return index_error(err, "cannot write the index");
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return ragd_err_set(err, RAGD_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    uint64_t size = 0;
-    ragd_rc rc = file_sha256(f, tmp, hex, &size, err);
+    store_sum *sum = NULL;
+    ragd_rc rc = store_sum_new(RAGD_SUM_XXH3, fileno(f), &sum, err);
+    if (rc != RAGD_OK) return rc;
+    FILE *out = store_sum_stream(sum, "w");
+    if (out == NULL) {
+        store_sum_free(sum);
+        return ragd_err_set(err, RAGD_ERR_NOMEM, "cannot write %s: out of memory", tmp);
+    }
+    int wrote = faiss_write_index(idx->index, out);
+    int closed = fclose(out); /* flushes the last block through the checksum */
+    if (wrote != 0 && !store_sum_failed(sum))
+        rc = index_error(err, "cannot write the index");
+    else if (wrote != 0 || closed != 0 || store_sum_failed(sum))
+        rc = ragd_err_set(err, RAGD_ERR_IO, "cannot write %s: %s", tmp,
+                          strerror(store_sum_errno(sum) ? store_sum_errno(sum) : errno));
+    else if (fsync(fileno(f)) != 0)
+        rc = ragd_err_set(err, RAGD_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    if (rc == RAGD_OK) rc = store_sum_hex(sum, hex, err);
+    uint64_t size = store_sum_bytes(sum);
+    store_sum_free(sum);
     if (rc != RAGD_OK) return rc;
     *bytes = size;
     if (!idx->flat) return RAGD_OK; /* only the flat layout is known byte for byte */
@@ -638,14 +607,14 @@ ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t gene
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
         goto done;
     }
-    /* The hash is taken from the temp file before the rename, so a hashing failure leaves the
-     * previous index and meta pair in place. */
+    /* The checksum is taken while the temp file is written, before the rename, so a failure
+     * leaves the previous index and meta pair in place. */
     f = fopen(tmp, "w+be");
     if (f == NULL) {
         rc = ragd_err_set(err, RAGD_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         goto done;
     }
-    char hex[UTIL_SHA256_HEX_LEN + 1];
+    char hex[RAGD_SUM_HEX_MAX];
     uint64_t bytes = 0;
     rc = index_file_write(idx, f, tmp, hex, &bytes, err);
     if (rc != RAGD_OK) goto done;
@@ -666,7 +635,7 @@ ragd_rc store_index_save(const store_index *idx, const char *path, uint64_t gene
 
     root = json_pack("{s:i, s:I, s:I, s:i, s:s, s:s, s:I}", "format", RAGD_INDEX_META_FORMAT,
                      "generation", (json_int_t)generation, "count",
-                     (json_int_t)store_index_count(idx), "dims", idx->dims, "sha256", hex,
+                     (json_int_t)store_index_count(idx), "dims", idx->dims, "xxh3", hex,
                      "factory", idx->factory, "bytes", (json_int_t)bytes);
     if (root != NULL && idx->ndead > 0) {
         json_t *dead = json_array();
@@ -701,7 +670,8 @@ typedef struct index_meta {
     json_int_t count; /* live vectors */
     json_int_t dims;
     json_int_t bytes; /* the index file's size; -1 when absent (flat files before factories) */
-    char sha256[UTIL_SHA256_HEX_LEN + 1];
+    store_sum_kind sum_kind;     /* = the meta's format */
+    char sum[RAGD_SUM_HEX_MAX];  /* the file's checksum in hex: "sha256" or "xxh3" */
     char factory[RAGD_INDEX_FACTORY_MAX]; /* "Flat" when absent */
     int64_t *dead; /* tombstones, ascending (new, free()); NULL when none */
     size_t ndead;
@@ -763,16 +733,22 @@ static ragd_rc index_meta_read(const char *meta_path, index_meta *out, ragd_err 
     json_int_t format = 0;
     const char *sha = NULL;
     index_meta m = {0};
-    if (json_unpack_ex(root, &jerr, 0, "{s:I, s:I, s:I, s:I, s:s}", "format", &format,
-                       "generation", &m.generation, "count", &m.count, "dims", &m.dims,
-                       "sha256", &sha) != 0) {
+    if (json_unpack_ex(root, &jerr, 0, "{s:I}", "format", &format) != 0) {
         rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s is not valid: %s", meta_path,
                           jerr.text);
         goto done;
     }
-    if (format != RAGD_INDEX_META_FORMAT) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s has format %lld, expected %d",
-                          meta_path, (long long)format, RAGD_INDEX_META_FORMAT);
+    if (format != RAGD_SUM_SHA256 && format != RAGD_SUM_XXH3) {
+        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s has format %lld, expected %d or %d",
+                          meta_path, (long long)format, RAGD_SUM_SHA256, RAGD_INDEX_META_FORMAT);
+        goto done;
+    }
+    m.sum_kind = (store_sum_kind)format;
+    if (json_unpack_ex(root, &jerr, 0, "{s:I, s:I, s:I, s:s}", "generation", &m.generation,
+                       "count", &m.count, "dims", &m.dims,
+                       m.sum_kind == RAGD_SUM_SHA256 ? "sha256" : "xxh3", &sha) != 0) {
+        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s is not valid: %s", meta_path,
+                          jerr.text);
         goto done;
     }
     if (m.generation < 0 || m.count < 0 || m.dims <= 0 || m.dims > RAGD_INDEX_MAX_DIMS) {
@@ -783,11 +759,13 @@ static ragd_rc index_meta_read(const char *meta_path, index_meta *out, ragd_err 
         goto done;
     }
     size_t sha_len = strlen(sha);
-    if (sha_len != UTIL_SHA256_HEX_LEN || strspn(sha, "0123456789abcdef") != sha_len) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s has no valid sha256", meta_path);
+    if (sha_len != store_sum_hex_len(m.sum_kind) ||
+        strspn(sha, "0123456789abcdef") != sha_len) {
+        rc = ragd_err_set(err, RAGD_ERR_INDEX, "index meta %s has no valid %s", meta_path,
+                          m.sum_kind == RAGD_SUM_SHA256 ? "sha256" : "xxh3");
         goto done;
     }
-    memcpy(m.sha256, sha, sha_len + 1);
+    memcpy(m.sum, sha, sha_len + 1);
     const char *bad = index_meta_optional(root, &m);
     if (bad != NULL) {
         free(m.dead);
@@ -886,7 +864,7 @@ ragd_rc store_index_load(const char *path, int dims, store_index **out, uint64_t
     return store_index_load_with(path, dims, NULL, out, generation, err);
 }
 
-/* Checks the index file's size against the meta before hashing or parsing anything: the flat
+/* Checks the index file's size against the meta before reading or parsing anything: the flat
  * layout's exact size, or the size the meta recorded. Returns: RAGD_OK or RAGD_ERR_INDEX. */
 static ragd_rc index_size_check(FILE *f, const char *path, const index_meta *m, int flat,
                                 uint64_t *expected, ragd_err *err)
@@ -912,6 +890,57 @@ static ragd_rc index_size_check(FILE *f, const char *path, const index_meta *m, 
                             path, (unsigned long long)st.st_size, (unsigned long long)*expected,
                             (long long)m->count, (long long)m->dims);
     return RAGD_OK;
+}
+
+/* Finishes sum (every byte of the file, up to its end) and compares it with the meta's.
+ * Returns: RAGD_OK or RAGD_ERR_INDEX. */
+static ragd_rc index_sum_verify(store_sum *sum, const char *path, const index_meta *m,
+                                uint64_t expected, ragd_err *err)
+{
+    char hex[RAGD_SUM_HEX_MAX];
+    ragd_err local = {0};
+    if (store_sum_drain(sum, &local) != RAGD_OK || store_sum_failed(sum) ||
+        store_sum_hex(sum, hex, &local) != RAGD_OK)
+        return ragd_err_set(err, RAGD_ERR_INDEX, "cannot read index %s: %s", path,
+                            local.msg[0] ? local.msg : "I/O error");
+    if (store_sum_bytes(sum) != expected || strcmp(hex, m->sum) != 0)
+        return ragd_err_set(err, RAGD_ERR_INDEX,
+                            "checksum (%s) of index %s does not match its meta (changed or partly "
+                            "written)",
+                            m->sum_kind == RAGD_SUM_SHA256 ? "SHA-256" : "XXH3-64", path);
+    return RAGD_OK;
+}
+
+/* Reads the index in f (its size, and for flat its layout, already checked against m) with its
+ * checksum verified. Flat: FAISS reads through the checksum stream, one pass, and what it built
+ * is dropped if the checksum then differs (the layout check bounded every allocation). Other
+ * types: their lengths are not checked before FAISS reads them, so the checksum is verified in a
+ * pass of its own before FAISS parses anything. Returns: RAGD_OK and *out (new, free with
+ * faiss_Index_free), or RAGD_ERR_INDEX / RAGD_ERR_NOMEM. */
+static ragd_rc index_read_checked(FILE *f, const char *path, const index_meta *m, int flat,
+                                  uint64_t expected, FaissIndex **out, ragd_err *err)
+{
+    store_sum *sum = NULL;
+    ragd_rc rc = store_sum_new(m->sum_kind, fileno(f), &sum, err);
+    if (rc != RAGD_OK) return rc;
+    FaissIndex *index = NULL;
+    if (!flat) {
+        rc = index_sum_verify(sum, path, m, expected, err);
+        if (rc == RAGD_OK) rc = index_file_read(f, path, m, flat, &index, err);
+    } else {
+        FILE *in = store_sum_stream(sum, "r");
+        if (in == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory reading %s", path);
+        if (rc == RAGD_OK) rc = index_file_read(in, path, m, flat, &index, err);
+        if (in != NULL) fclose(in);
+        if (rc == RAGD_OK) rc = index_sum_verify(sum, path, m, expected, err);
+        if (rc != RAGD_OK && index != NULL) {
+            faiss_Index_free(index);
+            index = NULL;
+        }
+    }
+    store_sum_free(sum);
+    if (rc == RAGD_OK) *out = index;
+    return rc;
 }
 
 ragd_rc store_index_load_with(const char *path, int dims, const store_index_opts *opts,
@@ -953,26 +982,12 @@ ragd_rc store_index_load_with(const char *path, int dims, const store_index_opts
     uint64_t expected = 0;
     rc = index_size_check(f, path, &m, flat, &expected, err);
     if (rc != RAGD_OK) goto done;
-    char hex[UTIL_SHA256_HEX_LEN + 1];
-    uint64_t hashed = 0;
-    ragd_err local = {0};
-    if (file_sha256(f, path, hex, &hashed, &local) != RAGD_OK) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX, "%s", local.msg);
-        goto done;
-    }
-    if (hashed != expected || strcmp(hex, m.sha256) != 0) {
-        rc = ragd_err_set(err, RAGD_ERR_INDEX,
-                          "SHA-256 of index %s does not match its meta (changed or partly "
-                          "written)",
-                          path);
-        goto done;
-    }
     if (flat) {
         rc = index_layout_check(f, path, &m, err);
         if (rc != RAGD_OK) goto done;
     }
     index_threads_limit();
-    rc = index_file_read(f, path, &m, flat, &index, err);
+    rc = index_read_checked(f, path, &m, flat, expected, &index, err);
     if (rc != RAGD_OK) goto done;
     idx = index_wrap(index, dims, opts);
     if (idx == NULL) {

@@ -4,7 +4,9 @@
  * C API shim under it: add/search/remove/clear, save and load round trips, and loads that must
  * fail cleanly (missing, truncated, flipped, hostile, wrong dimensions, garbage meta), plus
  * searches from several threads at once; the factory-string index types: HNSW search, removal by
- * tombstones, their save/load, and factory strings ragd refuses.
+ * tombstones, their save/load, and factory strings ragd refuses. The index file's checksum
+ * stream (src/store_index_sum.c): digests as the libraries compute them, format-1 metas (SHA-256,
+ * written by older ragd) still loading, and a same-size file paired with another file's meta.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +31,10 @@
 #include "ragd/store.h"
 #include "ragd/util.h"
 
+#include "../../src/store_index_int.h"
 #include "test_support.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define DIMS 32
 #define COUNT 50
@@ -368,8 +373,162 @@ static void test_load_flipped_byte(void **state)
     ragd_err err = {0};
     store_index *loaded = NULL;
     assert_int_equal(store_index_load(fx->path, DIMS, &loaded, NULL, &err), RAGD_ERR_INDEX);
-    assert_non_null(strstr(err.msg, "SHA-256"));
+    assert_non_null(strstr(err.msg, "checksum (XXH3-64)"));
     assert_null(loaded);
+}
+
+/* The last byte of a flat file (an id, after every vector) is covered by the checksum too, and
+ * so is the first (FAISS's header). */
+static void test_load_flipped_first_last_byte(void **state)
+{
+    fixture *fx = *state;
+    struct stat st;
+    for (int last = 0; last <= 1; last++) {
+        assert_int_equal(store_index_save(fx->idx, fx->path, 1, NULL), RAGD_OK);
+        assert_int_equal(stat(fx->path, &st), 0);
+        long at = last ? (long)st.st_size - 1 : 84; /* 84: inside the first vector */
+        unsigned char byte = 0;
+        FILE *f = fopen(fx->path, "rb");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, at, SEEK_SET), 0);
+        assert_int_equal(fread(&byte, 1, 1, f), 1);
+        fclose(f);
+        byte ^= 0x01;
+        file_patch(fx->path, at, &byte, 1);
+        load_expect_fail(fx, DIMS, RAGD_ERR_INDEX);
+    }
+}
+
+/* A crash between writing the index file and its meta leaves a file whose meta describes the
+ * previous file. With the same vector count the sizes agree: the checksum must tell them apart. */
+static void test_load_stale_meta_same_size(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(store_index_save(fx->idx, fx->path, 1, NULL), RAGD_OK);
+    char *old_meta = NULL;
+    size_t old_len = 0;
+    assert_int_equal(util_file_read(fx->meta, 1 << 20, &old_meta, &old_len, NULL), RAGD_OK);
+    /* Another index of the same size: one vector replaced. */
+    float v[DIMS];
+    vectors_make(v, 1, DIMS, 12345);
+    int64_t id = fx->ids[3];
+    assert_int_equal(store_index_remove(fx->idx, 1, &id, NULL, NULL), RAGD_OK);
+    assert_int_equal(store_index_add(fx->idx, 1, &id, v, NULL), RAGD_OK);
+    assert_int_equal(store_index_save(fx->idx, fx->path, 2, NULL), RAGD_OK);
+    assert_int_equal(util_file_write_atomic(fx->meta, old_meta, old_len, NULL), RAGD_OK);
+    free(old_meta);
+    ragd_err err = {0};
+    store_index *loaded = NULL;
+    assert_int_equal(store_index_load(fx->path, DIMS, &loaded, NULL, &err), RAGD_ERR_INDEX);
+    assert_non_null(strstr(err.msg, "does not match its meta"));
+    assert_null(loaded);
+}
+
+/* What save writes: format 2 with a 16-digit XXH3 of the file's bytes, and no SHA-256. */
+static void test_save_meta_xxh3(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(store_index_save(fx->idx, fx->path, 9, NULL), RAGD_OK);
+    char *data = NULL, *meta = NULL;
+    size_t len = 0, mlen = 0;
+    assert_int_equal(util_file_read(fx->path, 1 << 26, &data, &len, NULL), RAGD_OK);
+    assert_int_equal(util_file_read(fx->meta, 1 << 20, &meta, &mlen, NULL), RAGD_OK);
+    char want[64];
+    snprintf(want, sizeof want, "\"xxh3\":\"%016llx\"",
+             (unsigned long long)XXH3_64bits(data, len));
+    assert_non_null(strstr(meta, want));
+    assert_non_null(strstr(meta, "\"format\":2"));
+    assert_null(strstr(meta, "sha256"));
+    free(data);
+    free(meta);
+}
+
+/* A store saved by an older ragd has a format-1 meta with the SHA-256 of the file: it still
+ * loads (checked in the same pass), and a flipped byte still fails it, naming SHA-256. */
+static void test_load_format1_sha256(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(store_index_save(fx->idx, fx->path, 1, NULL), RAGD_OK);
+    meta_forge(fx, COUNT, DIMS, 77);
+    store_index *loaded = NULL;
+    uint64_t generation = 0;
+    ragd_err err = {0};
+    assert_int_equal(store_index_load(fx->path, DIMS, &loaded, &generation, &err), RAGD_OK);
+    assert_int_equal(generation, 77);
+    assert_int_equal(store_index_count(loaded), COUNT);
+    store_index_free(loaded);
+    unsigned char byte = 0x77;
+    file_patch(fx->path, 300, &byte, 1);
+    loaded = NULL;
+    assert_int_equal(store_index_load(fx->path, DIMS, &loaded, &generation, &err), RAGD_ERR_INDEX);
+    assert_non_null(strstr(err.msg, "checksum (SHA-256)"));
+    assert_null(loaded);
+    /* A format-2 meta carrying a sha256 instead of an xxh3 is not valid. */
+    meta_write_text(fx, "{\"format\":2,\"generation\":1,\"count\":50,\"dims\":32,\"sha256\":"
+                        "\"0000000000000000000000000000000000000000000000000000000000000000\"}");
+    load_expect_fail(fx, DIMS, RAGD_ERR_INDEX);
+}
+
+/* The checksum stream: what goes through it is written and read unchanged, and its digests are
+ * the libraries' own (XXH3_64bits, SHA-256), with a partial read completed by the drain. */
+static void test_sum_stream(void **state)
+{
+    fixture *fx = *state;
+    size_t n = 3 * 1024 * 1024 + 17; /* more than one stream buffer */
+    unsigned char *data = malloc(n), *back = malloc(n);
+    assert_non_null(data);
+    assert_non_null(back);
+    for (size_t i = 0; i < n; i++) data[i] = (unsigned char)(i * 131 + (i >> 9));
+    FILE *f = fopen(fx->path, "w+b");
+    assert_non_null(f);
+    store_sum *sum = NULL;
+    assert_int_equal(store_sum_new(RAGD_SUM_XXH3, fileno(f), &sum, NULL), RAGD_OK);
+    FILE *w = store_sum_stream(sum, "w");
+    assert_non_null(w);
+    assert_int_equal(fwrite(data, 1, 5, w), 5);
+    assert_int_equal(fwrite(data + 5, 1, n - 5, w), n - 5);
+    assert_int_equal(fclose(w), 0);
+    assert_int_equal(store_sum_bytes(sum), n);
+    assert_false(store_sum_failed(sum));
+    char hex[RAGD_SUM_HEX_MAX], want[RAGD_SUM_HEX_MAX];
+    assert_int_equal(store_sum_hex(sum, hex, NULL), RAGD_OK);
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)XXH3_64bits(data, n));
+    assert_string_equal(hex, want);
+    store_sum_free(sum);
+
+    /* Read back half through a SHA-256 stream, then drain the rest. */
+    assert_int_equal(store_sum_new(RAGD_SUM_SHA256, fileno(f), &sum, NULL), RAGD_OK);
+    FILE *r = store_sum_stream(sum, "r");
+    assert_non_null(r);
+    assert_int_equal(fread(back, 1, n / 2, r), n / 2);
+    assert_memory_equal(back, data, n / 2);
+    assert_int_equal(fclose(r), 0);
+    assert_int_equal(store_sum_drain(sum, NULL), RAGD_OK);
+    assert_int_equal(store_sum_bytes(sum), n);
+    assert_int_equal(store_sum_hex(sum, hex, NULL), RAGD_OK);
+    util_sha256_hex((const char *)data, n, want);
+    assert_string_equal(hex, want);
+    store_sum_free(sum);
+    store_sum_free(NULL);
+    assert_int_equal(store_sum_new((store_sum_kind)9, fileno(f), &sum, NULL), RAGD_ERR_INVALID);
+    fclose(f);
+
+    /* A write that fails (here: a descriptor opened read-only; ENOSPC on a full disk) fails the
+     * stream and keeps the failing errno for the message. */
+    f = fopen(fx->path, "rb");
+    assert_non_null(f);
+    assert_int_equal(store_sum_new(RAGD_SUM_XXH3, fileno(f), &sum, NULL), RAGD_OK);
+    assert_int_equal(store_sum_errno(sum), 0);
+    w = store_sum_stream(sum, "w");
+    assert_non_null(w);
+    assert_true(fwrite(data, 1, n, w) < n);
+    fclose(w); /* stdio may already have dropped the failed buffer: the stream knows */
+    assert_true(store_sum_failed(sum));
+    assert_int_equal(store_sum_errno(sum), EBADF);
+    store_sum_free(sum);
+    fclose(f);
+    free(data);
+    free(back);
 }
 
 static void test_load_hostile_header(void **state)
@@ -781,6 +940,11 @@ int main(void)
         FX_TEST(test_load_missing),
         FX_TEST(test_load_truncated),
         FX_TEST(test_load_flipped_byte),
+        FX_TEST(test_load_flipped_first_last_byte),
+        FX_TEST(test_load_stale_meta_same_size),
+        FX_TEST(test_save_meta_xxh3),
+        FX_TEST(test_load_format1_sha256),
+        FX_TEST(test_sum_stream),
         FX_TEST(test_load_hostile_header),
         FX_TEST(test_load_wrong_dims),
         FX_TEST(test_load_meta_garbage),
