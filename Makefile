@@ -15,7 +15,7 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 CXX     ?= g++
-PKGS    := libmicrohttpd jansson sqlite3 libcurl hiredis inih libcrypto poppler-glib libpq \
+PKGS    := jansson sqlite3 libcurl hiredis inih libcrypto poppler-glib libpq \
            cairo tesseract lept libzip libxml-2.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -7,7 +7,7 @@
  * --filter), so ragd embeds exactly the text bench_floor embedded. With --ids FILE and
  * --concurrency 1, the chunk_ids of each query's first answer are written (Q x K int64, -1
  * padded) to measure recall. Used
- * against ragd and against bench_mhd (the HTTP floor) alike.
+ * against ragd and against bench_engine (the HTTP floor) alike.
  *
  * --mode M adds "mode": M (vector, keyword, hybrid) and --ef-search N adds "ef_search": N to every
  * request: without --mode the daemon's default mode (hybrid) is what is timed.

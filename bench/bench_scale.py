@@ -7,8 +7,8 @@ the raw-FAISS floor on the very index file ragd serves (bench_floor, which also 
 set: text embedded by ragd's local embedder, and the exact top-k), serves it with the release
 ./ragd and drives POST /retrieve over loopback with bench_http (concurrency 1, 8, 64; without and
 with a tag filter; then again while an ingest runs), records the daemon's peak RSS, and runs the
-peers (USearch and LanceDB from npm) on the same vectors and queries. The HTTP floor (bench_mhd,
-a bare libmicrohttpd reply) is measured once. Nothing here asserts a timing. Writes one JSON file.
+peers (USearch and LanceDB from npm) on the same vectors and queries. The HTTP floor (bench_engine,
+ragd's connection engine answering a fixed reply) is measured once. Nothing here asserts a timing. Writes one JSON file.
 
 Every request names its `mode`. `vector` is the vector floor: its recall@k is against the exact
 vector top-k (brute force over the same vectors). `hybrid` (the daemon's default) fuses the
@@ -170,7 +170,7 @@ def at_target(sweep, target):
 
 
 def http_floor(qtxt, requests):
-    p = subprocess.Popen([os.path.join(BB, "bench_mhd"), "--threads", "4"],
+    p = subprocess.Popen([os.path.join(BB, "bench_engine")],
                          stdout=subprocess.PIPE, text=True)
     try:
         port = int(p.stdout.readline().split()[1])
@@ -430,7 +430,8 @@ def main():
             for i in range(200):
                 f.write("how do I configure the backup index for daemon %d\n" % i)
         result["http_floor"] = http_floor(qfile, 3000)
-        log("== HTTP floor (bare libmicrohttpd): " + ", ".join(
+        result["http_floor_server"] = "ragd engine"
+        log("== HTTP floor (ragd's engine, fixed reply): " + ", ".join(
             "c%s p50 %.3f ms %.0f req/s" % (c, r["p50_ms"], r["rps"])
             for c, r in result["http_floor"].items()))
         for n in sizes:

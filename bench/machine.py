@@ -51,7 +51,6 @@ def main():
         "compiler": sh("cc --version | head -1"),
         "faiss": "libfaiss-dev " + sh("dpkg-query -W -f '${Version}' libfaiss-dev"),
         "sqlite": sh("pkg-config --modversion sqlite3"),
-        "libmicrohttpd": sh("pkg-config --modversion libmicrohttpd"),
         "node": sh("node --version"),
         "usearch": usearch,
         "gnuplot": sh("gnuplot --version"),

@@ -543,6 +543,48 @@ def modes_and_peers(w, cfgs):
         w("")
 
 
+def http_ab_section(w, ab):
+    """The request path of two binaries, interleaved (bench/bench_http_ab.py)."""
+    if not ab:
+        return
+    w("## The HTTP request path, A/B (`bench/bench_http_ab.py`, mode %s)" % ab["mode"])
+    w("")
+    w("POST /retrieve over loopback on one synthetic store (%s chunks x %d dims, %s, mode %s, "
+      "k %d), each binary served in turn, %d rounds alternating which goes first; medians over "
+      "the rounds. Load average at the start and after each round: %s." % (
+          size(ab["chunks"]), ab["dims"], ab["factory"], ab["mode"], ab["k"], ab["rounds"],
+          "; ".join(ab["load"])))
+    w("")
+    a, b = ab["summary"]["a"], ab["summary"]["b"]
+    rows = [("c1 p50 ms", "c1_p50_ms", 3), ("c1 p95 ms", "c1_p95_ms", 3),
+            ("c1 server timings_ms.total", "c1_server_ms", 3),
+            ("c1 p50 - server total (the HTTP path)", "c1_http_overhead_ms", 3),
+            ("c1 req/s", "c1_rps", 0), ("c8 req/s", "c8_rps", 0), ("c8 p50 ms", "c8_p50_ms", 3),
+            ("c8 req/s / c1 req/s", "c8_over_c1", 2),
+            ("daemon CPU us per request, c1", "c1_cpu_us", 0),
+            ("daemon CPU us per request, c8", "c8_cpu_us", 0)]
+    w("| | %s | %s | B/A |" % (ab["a"], ab["b"]))
+    w("| --- | --- | --- | --- |")
+    for name, key, nd in rows:
+        w("| %s | %s | %s | %s |" % (name, f(a.get(key), nd), f(b.get(key), nd),
+                                     f(ab["ratio_b_over_a"].get(key), 2)))
+    w("")
+    fl = ab.get("floor")
+    if fl:
+        fa, fb = fl["summary"]["a"], fl["summary"]["b"]
+        w("The bare transports, interleaved the same way (a fixed reply, no route): A `%s`, B "
+          "`%s`." % (os.path.basename(fl["a"].split()[0]), os.path.basename(fl["b"].split()[0])))
+        w("")
+        w("| floor | c1 p50 ms | c1 req/s | c8 req/s | c8/c1 |")
+        w("| --- | --- | --- | --- | --- |")
+        for name, v in ((ab["a"], fa), (ab["b"], fb)):
+            w("| %s | %s | %s | %s | %s |" % (name, f(v["c1_p50_ms"], 4), f(v["c1_rps"], 0),
+                                              f(v["c8_rps"], 0), f(v["c8_over_c1"], 2)))
+        w("")
+    w("Command: `%s`." % ab["command"])
+    w("")
+
+
 def startup_section(w):
     """Issue 16 part D: start-up (index load) and /health of a 1M-chunk store, arms interleaved
     (bench/bench_startup.py), and the HNSW build at 1M timed as a start that rebuilds."""
@@ -761,7 +803,9 @@ def main():
         w("")
         fl = scale.get("http_floor", {})
         if fl:
-            w("HTTP floor (bare libmicrohttpd reply, same daemon options as ragd): " + "; ".join(
+            floor = ("ragd's own connection engine, fixed reply" if scale.get("http_floor_server")
+                     else "bare libmicrohttpd reply, same daemon options as ragd")
+            w("HTTP floor (" + floor + "): " + "; ".join(
                 "concurrency %s: p50 %s ms, p95 %s ms, %s req/s" % (
                     k, f(v["p50_ms"]), f(v["p95_ms"]), f(v["rps"], 0)) for k, v in fl.items()))
             w("")
@@ -808,6 +852,9 @@ def main():
     startup_section(w)
     report_vector.section(w, load("simd.json"), load("real-vector.json"),
                           load("real-vector-100k.json"))
+    for name in sorted(os.listdir(RES)):
+        if name.startswith("http_ab") and name.endswith(".json"):
+            http_ab_section(w, load(name))
     notes = os.path.join(REPO, "bench", "NOTES.md")
     if os.path.exists(notes):
         w(open(notes).read().rstrip())

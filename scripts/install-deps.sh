@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config
-  libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libhiredis-dev
+  libjansson-dev libsqlite3-dev libcurl4-openssl-dev libhiredis-dev
   libfaiss-dev libopenblas-dev liblapack-dev
   libinih-dev libssl-dev libxxhash-dev
   libcmocka-dev

@@ -1,76 +1,44 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http_chat.c - POST /v1/chat/completions over libmicrohttpd. The body is checked at once (a bad
- * request gets its 400 without a thread); then the connection is suspended and a worker thread
- * runs the turn (src/chat.c: retrieval, budget, prompt; src/chat_upstream.c: the upstream
- * call), so a slow upstream never holds one of the pool's threads. A whole answer resumes the
- * connection with a JSON reply. A streamed answer resumes it with a 200 callback response once
- * the upstream's stream has begun (an upstream error before that is still a JSON error with the
- * upstream's status); the worker queues each filtered SSE event and the content reader hands
- * them to libmicrohttpd as they come, suspending the connection while the queue is empty. The
- * client closing its connection cancels the upstream request: noticed by libmicrohttpd while
- * writing, and by polling the socket for a hang-up while the connection is suspended.
+ * http_chat.c - POST /v1/chat/completions on the connection engine. The body is checked at once
+ * (a bad request gets its 400 without a thread); then a thread of its own runs the turn
+ * (src/chat.c: retrieval, budget, prompt; src/chat_upstream.c: the upstream call), so a slow
+ * upstream never holds a worker of the pool. A whole answer is sent as a JSON reply. A streamed
+ * answer becomes a 200 server-sent events stream once the upstream's stream has begun (an
+ * upstream error before that is still a JSON error with the upstream's status); each filtered
+ * event is handed to the engine as it comes (src/http_front.c writes it as a chunk). The client
+ * going away (its connection reset or failed; one that only shut its sending side still gets
+ * the answer) cancels the upstream request.
  */
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <microhttpd.h>
 
 #include "chat_int.h"
 #include "http_int.h"
 #include "ragd/chat.h"
 #include "ragd/log.h"
 #include "ragd/log_event.h"
+#include "ragd/metrics.h"
 #include "ragd/util.h"
 
-enum { CHAT_WORKING = 0, CHAT_REPLY, CHAT_STREAM };
-
 struct http_chat {
-    pthread_mutex_t mu;
-    int refs;               /* the request, the worker, the streaming response */
     http_server *server;    /* borrowed */
     engine *engine;         /* borrowed */
-    const ragd_cfg *cfg;    /* borrowed */
-    struct MHD_Connection *conn;
-    int fd;                 /* the client socket, polled for a hang-up while suspended */
+    const ragd_cfg *cfg;    /* borrowed (the exchange's snapshot) */
+    http_exchange *x;       /* a reference, once started */
     char request_id[RAGD_REQUEST_ID_MAX];
     chat_request req;
     chat_plan plan;
-    int state;              /* CHAT_* */
-    int suspended;          /* the connection is suspended by us */
-    int taken;              /* the reply or the response went to the connection */
-    http_reply reply;       /* CHAT_REPLY */
-    util_buf queue;         /* CHAT_STREAM: SSE bytes not yet handed to libmicrohttpd */
-    size_t queue_off;
-    int producer_done;      /* the worker queued its last byte */
-    int client_gone;
     double t0;
 };
 
-static void chat_unref(http_chat *c)
+static void chat_free(http_chat *c)
 {
-    pthread_mutex_lock(&c->mu);
-    int left = --c->refs;
-    pthread_mutex_unlock(&c->mu);
-    if (left > 0) return;
     chat_request_free(&c->req);
     chat_plan_free(&c->plan);
-    json_decref(c->reply.body);
-    util_buf_free(&c->queue);
-    pthread_mutex_destroy(&c->mu);
     free(c);
-}
-
-/* Resumes the connection if we suspended it. Call with c->mu held. */
-static void wake(http_chat *c)
-{
-    if (c->suspended) {
-        c->suspended = 0;
-        MHD_resume_connection(c->conn);
-    }
 }
 
 /* An OpenAI-shaped error reply: ragd's {"error": {"code", "message"}} (status and code from
@@ -103,26 +71,16 @@ static http_reply upstream_error_reply(const chat_upstream_result *res, ragd_rc 
     return r;
 }
 
-/* Sets the worker's result and wakes the connection. */
+/* Sends the turn's reply. */
 static void reply_ready(http_chat *c, http_reply r)
 {
-    pthread_mutex_lock(&c->mu);
-    c->reply = r;
-    c->state = CHAT_REPLY;
-    wake(c);
-    pthread_mutex_unlock(&c->mu);
+    http_server_reply(c->x, &r);
 }
 
 /* Queues SSE bytes for the client. Returns: 0, or -1 when the client is gone. */
 static int queue_push(http_chat *c, const char *data, size_t len, int last)
 {
-    pthread_mutex_lock(&c->mu);
-    int gone = c->client_gone;
-    if (!gone && len > 0 && util_buf_append(&c->queue, data, len) != 0) gone = 1;
-    if (last) c->producer_done = 1;
-    if (c->state == CHAT_STREAM) wake(c);
-    pthread_mutex_unlock(&c->mu);
-    return gone ? -1 : 0;
+    return http_exchange_stream_write(c->x, data, len, last);
 }
 
 /* ---- the upstream's callbacks (worker thread) --------------------------------------------- */
@@ -135,29 +93,20 @@ typedef struct stream_ctx {
 
 static int on_cancelled(void *ctx)
 {
-    http_chat *c = ((stream_ctx *)ctx)->chat;
-    pthread_mutex_lock(&c->mu);
-    /* While suspended, libmicrohttpd does not look at the socket: a closed client shows up
-     * only here. The descriptor stays valid: a suspended connection is never closed. */
-    if (!c->client_gone && c->suspended && c->fd >= 0) {
-        struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
-        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
-            c->client_gone = 1;
-    }
-    int gone = c->client_gone;
-    pthread_mutex_unlock(&c->mu);
-    return gone;
+    return http_exchange_client_gone(((stream_ctx *)ctx)->chat->x);
+}
+
+/* Begins the 200 stream. Returns: 0, or -1 when the client is gone. */
+static int stream_begin(http_chat *c)
+{
+    if (http_exchange_stream_begin(c->x, "text/event-stream") != 0) return -1;
+    metrics_http_request_add("/v1/chat/completions", 200);
+    return 0;
 }
 
 static int on_start(void *ctx)
 {
-    http_chat *c = ((stream_ctx *)ctx)->chat;
-    pthread_mutex_lock(&c->mu);
-    c->state = CHAT_STREAM;
-    wake(c);
-    int gone = c->client_gone;
-    pthread_mutex_unlock(&c->mu);
-    return gone ? -1 : 0;
+    return stream_begin(((stream_ctx *)ctx)->chat);
 }
 
 static int on_event(void *ctx, const char *data, size_t len)
@@ -202,12 +151,8 @@ static void turn_run(http_chat *c)
         if (p->stream) {
             util_buf out = {0};
             chat_clarify_stream(p, &out);
-            pthread_mutex_lock(&c->mu);
-            c->queue = out;
-            c->producer_done = 1;
-            c->state = CHAT_STREAM;
-            wake(c);
-            pthread_mutex_unlock(&c->mu);
+            if (stream_begin(c) == 0) queue_push(c, out.data ? out.data : "", out.len, 1);
+            util_buf_free(&out);
         } else {
             http_reply r = {.status = 200, .body = chat_clarify_completion(p)};
             reply_ready(c, r);
@@ -323,12 +268,13 @@ static void *chat_worker(void *arg)
     log_record_request_id_set(c->request_id);
     turn_run(c);
     log_record_request_id_set(NULL);
-    chat_unref(c);
+    http_exchange_unref(c->x);
+    chat_free(c);
     http_server_worker_leave(s);
     return NULL;
 }
 
-/* ---- libmicrohttpd's side (pool threads) ---------------------------------------------------- */
+/* ---- the engine's side ---------------------------------------------------------------------- */
 
 http_reply http_handle_chat(const http_request *req)
 {
@@ -346,36 +292,25 @@ http_reply http_handle_chat(const http_request *req)
         chat_request_free(&parsed);
         return http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
     }
-    pthread_mutex_init(&c->mu, NULL);
-    c->refs = 1; /* the reply's, then the request's */
     c->engine = req->engine;
     c->cfg = req->cfg;
     c->req = parsed;
-    c->fd = -1;
     snprintf(c->request_id, sizeof c->request_id, "%s", req->request_id ? req->request_id : "");
     return (http_reply){.status = 202, .chat = c};
 }
 
-int http_chat_start(http_server *s, struct MHD_Connection *conn, http_chat *c,
-                    const char *request_id, http_chat **out, http_reply *reply)
+int http_chat_start(http_server *s, http_exchange *x, http_chat *c, http_reply *reply)
 {
-    *out = NULL;
     c->server = s;
-    c->conn = conn;
     c->t0 = util_now_ms();
-    if (request_id) snprintf(c->request_id, sizeof c->request_id, "%s", request_id);
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci) c->fd = ci->connect_fd;
     if (http_server_worker_enter(s) != 0) {
-        chat_unref(c);
+        chat_free(c);
         *reply = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL, "ragd is shutting down");
         return 0;
     }
-    pthread_mutex_lock(&c->mu);
-    c->refs++; /* the worker's */
-    MHD_suspend_connection(conn);
-    c->suspended = 1;
+    http_exchange_ref(x);
+    c->x = x;
+    x->probe_on_eof = 1; /* a client's hang-up is noticed before anything is written */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -383,91 +318,16 @@ int http_chat_start(http_server *s, struct MHD_Connection *conn, http_chat *c,
     int prc = pthread_create(&tid, &attr, chat_worker, c);
     pthread_attr_destroy(&attr);
     if (prc != 0) {
-        c->suspended = 0;
-        MHD_resume_connection(conn);
-        c->refs--;
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (prc != 0) {
+        http_exchange_unref(x);
         http_server_worker_leave(s);
-        chat_unref(c);
+        chat_free(c);
         *reply = http_reply_error(RAGD_ERR_UNAVAILABLE, NULL, "cannot start the chat thread");
         return 0;
     }
-    *out = c;
     return 1;
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    http_chat *c = cls;
-    pthread_mutex_lock(&c->mu);
-    ssize_t n;
-    size_t have = c->queue.len - c->queue_off;
-    if (have > 0) {
-        n = (ssize_t)(have < max ? have : max);
-        memcpy(buf, c->queue.data + c->queue_off, (size_t)n);
-        c->queue_off += (size_t)n;
-        if (c->queue_off == c->queue.len) { /* drained: reuse the buffer */
-            c->queue.len = 0;
-            c->queue_off = 0;
-        }
-    } else if (c->producer_done) {
-        n = MHD_CONTENT_READER_END_OF_STREAM;
-    } else if (c->client_gone) {
-        n = MHD_CONTENT_READER_END_WITH_ERROR;
-    } else {
-        /* Nothing yet: returning 0 alone would spin the polling thread. The worker resumes
-         * the connection when it queues the next event. */
-        MHD_suspend_connection(c->conn);
-        c->suspended = 1;
-        n = 0;
-    }
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
-static void stream_free(void *cls)
-{
-    chat_unref(cls);
-}
-
-int http_chat_poll(http_chat *c, http_reply *reply, struct MHD_Response **response)
-{
-    pthread_mutex_lock(&c->mu);
-    int state = c->taken ? CHAT_WORKING : c->state;
-    if (state == CHAT_REPLY) {
-        *reply = c->reply;
-        c->reply.body = NULL;
-        c->taken = 1;
-    } else if (state == CHAT_STREAM) {
-        c->taken = 1;
-        c->refs++; /* the response's */
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (state != CHAT_STREAM) return state == CHAT_REPLY ? 1 : 0;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, c,
-                                          stream_free);
-    if (resp == NULL) {
-        chat_unref(c);
-        *reply = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
-        return 1;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    if (c->request_id[0]) MHD_add_response_header(resp, "X-Request-Id", c->request_id);
-    *response = resp;
-    return 2;
 }
 
 void http_chat_release(http_chat *c)
 {
-    if (c == NULL) return;
-    pthread_mutex_lock(&c->mu);
-    if (!c->producer_done) c->client_gone = 1;
-    pthread_mutex_unlock(&c->mu);
-    chat_unref(c);
+    if (c) chat_free(c);
 }

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http_head.c - the checks a request head must pass before libmicrohttpd sees it: request line
+ * http_head.c - the checks every request head must pass before it is routed: request line
  * (method token, target length, HTTP/1.0 or 1.1), header syntax (no space before the colon, no
  * folded lines), one consistent Content-Length of digits, Transfer-Encoding only "chunked" and
- * never together with Content-Length, and the size of the head. libmicrohttpd answers these
- * cases itself in HTML (or accepts two Content-Lengths, or waits for a body it cannot frame);
- * checked here, each gets a JSON 4xx from the front (src/http_front.c). Pure function: fuzzed.
+ * never together with Content-Length, and the size of the head. Each refused case gets a
+ * JSON 4xx from the connection engine (src/http_front.c), which also reads chunked bodies through
+ * http_chunked_parse here. Pure function: fuzzed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -187,7 +187,15 @@ int http_head_check(const char *buf, size_t len, size_t max_body, http_head *h)
 
 int http_chunked_check(const char *buf, size_t len)
 {
+    size_t consumed = 0, data_len = 0;
+    return http_chunked_parse(buf, len, &consumed, &data_len, NULL);
+}
+
+int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *data_len,
+                       util_buf *out)
+{
     size_t p = 0;
+    *data_len = 0;
     for (;;) {
         /* chunk-size [; ext] CRLF */
         size_t q = p, digits = 0;
@@ -225,10 +233,18 @@ int http_chunked_check(const char *buf, size_t len)
                 if (e == len) return 0;
                 size_t n = e > q && buf[e - 1] == '\r' ? e - 1 - q : e - q;
                 q = e + 1;
-                if (n == 0) return 1;
+                if (n == 0) {
+                    *consumed = q;
+                    return 1;
+                }
             }
         }
-        if (size > len - q) return 0; /* the data runs past what we have */
+        if (size > len - q) { /* the data runs past what we have */
+            *data_len += len - q;
+            return 0;
+        }
+        if (out && util_buf_append(out, buf + q, (size_t)size) != 0) return -1;
+        *data_len += (size_t)size;
         q += size;
         if (q == len) return 0;
         if (buf[q] == '\r') {

@@ -24,6 +24,8 @@
 #include "ragd/cfg_snapshot.h"
 #include "ragd/engine.h"
 #include "ragd/http.h"
+#include "ragd/log_event.h"
+#include "ragd/util.h"
 
 typedef struct http_jobs http_jobs;
 
@@ -207,30 +209,114 @@ int http_head_check(const char *buf, size_t len, size_t max_body, http_head *h);
  * far but it continues past len; -1 when it is malformed. */
 int http_chunked_check(const char *buf, size_t len);
 
-/* ---- the front: listening socket, limits, head checks (src/http_front.c) ----------------- */
+/* http_chunked_check that also measures and decodes: *data_len is the body's decoded length so
+ * far (all of it when complete), *consumed (when complete) the bytes of buf the chunked body
+ * takes, trailers and the final empty line included; with out non-NULL, the decoded data is
+ * appended to it (-1 also when that fails). */
+int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *data_len,
+                       util_buf *out);
 
+/* ---- the connection engine (src/http_front.c) and its requests (src/http_server.c) ------- */
+
+/* One request in flight: made by the front when its head arrived, answered through the
+ * http_exchange_* calls below from any thread. */
+typedef struct http_exchange http_exchange;
 typedef struct http_front http_front;
-struct MHD_Daemon;
-struct sockaddr;
+
+typedef struct http_header {
+    const char *name, *value; /* borrowed from the exchange (its copy of the head) */
+} http_header;
+
+struct http_exchange {
+    /* the request, set by the front before http_server_begin; read-only afterwards */
+    char *head;                /* owned copy of the head, split in place */
+    const char *method;
+    char *path;                /* percent-decoded, without the query string */
+    http_arg args[HTTP_ARGS_MAX];
+    size_t arg_count;
+    http_header headers[HTTP_HEADERS_MAX];
+    size_t header_count;
+    char *body;                /* owned; NULL when none */
+    size_t body_len;
+    int head_request;          /* HEAD: the reply goes without its body */
+    int http11;
+    int keep_alive;            /* the client wants the connection kept after the reply */
+    double t0;
+    /* the server's, set in http_server_begin */
+    http_server *server;
+    const ragd_cfg *cfg;       /* the snapshot the request runs under */
+    const char *route_name;    /* static */
+    int authorized;
+    int probe_on_eof;          /* a long turn: the front probes a client that sends EOF */
+    char request_id[RAGD_REQUEST_ID_MAX];
+    char allow[HTTP_ALLOW_MAX];
+    /* the answer, under the front's lock */
+    http_front *front;
+    int refs;
+    int has_reply;             /* reply is set and not yet taken by the front */
+    int reply_json;            /* reply.text is the JSON body, serialised by the answering thread */
+    http_reply reply;
+    int stream_state;          /* 0 none, 1 begun (head not yet sent), 2 head sent */
+    char stream_type[64];
+    util_buf stream;           /* stream bytes not yet taken by the front */
+    int stream_done;           /* the producer wrote its last byte */
+    int client_gone;           /* the connection is lost: nothing more is delivered */
+    int queued;                /* on the front's ready list */
+    http_exchange *next_ready;
+    void *conn;                /* the front's connection; front thread only */
+};
+
+/* Answers x (steals reply; its task fields are ignored). Any thread; once per exchange. */
+void http_exchange_reply(http_exchange *x, http_reply *reply);
+
+/* Starts a 200 streamed reply of content_type (static or copied) on x. Any thread.
+ * Returns: 0, or -1 when the client is gone. */
+int http_exchange_stream_begin(http_exchange *x, const char *content_type);
+
+/* Queues len bytes of x's stream; last ends it. Returns: 0, or -1 when the client is gone. */
+int http_exchange_stream_write(http_exchange *x, const char *data, size_t len, int last);
+
+/* Returns: 1 when x's client is gone (its connection closed or failed). Any thread. */
+int http_exchange_client_gone(http_exchange *x);
+
+/* Returns: the value of request header name in x (case-insensitive; borrowed), or NULL. */
+const char *http_exchange_header(const http_exchange *x, const char *name);
+
+/* Takes / drops a reference to x; the last drop frees it (and ends it for http_server_end). */
+void http_exchange_ref(http_exchange *x);
+void http_exchange_unref(http_exchange *x);
 
 /* Raises the open-file limit and binds cfg's listen address; max_body_bytes is read from live's
  * current snapshot (live may be NULL: cfg's). Returns: *out new (free with http_front_free), not
  * accepting until http_front_run. */
 ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ragd_err *err);
 
-/* Starts accepting; connections whose first head passes go to daemons[0..n) in turn (borrowed
- * until http_front_free). Returns: RAGD_OK, or an error (nothing started). */
-ragd_rc http_front_run(http_front *f, struct MHD_Daemon **daemons, size_t n, ragd_err *err);
+/* Returns: the port f listens on (the one bound, also when the configured port was 0). */
+int http_front_port(const http_front *f);
 
-/* A daemon closed a connection from addr: releases it from the limits. Any thread. */
-void http_front_conn_closed(http_front *f, const struct sockaddr *addr);
+/* Starts the event loop thread for server s (borrowed until http_front_free).
+ * Returns: RAGD_OK, or an error (nothing started). */
+ragd_rc http_front_run(http_front *f, http_server *s, ragd_err *err);
 
 /* Stops accepting: closes the listening socket (new connections are refused) and the connections
- * still waiting for a head. Idempotent. */
+ * waiting for a request; requests in flight go on. Idempotent. */
 void http_front_quiesce(http_front *f);
 
-/* Quiesces, waits for relays (stop the daemons first: that ends them), frees f. f may be NULL. */
+/* Stops the event loop, closes every connection, frees f. f may be NULL. */
 void http_front_free(http_front *f);
+
+/* The server's side, called by the front on its thread:
+ * http_server_begin: a head arrived (x's request fields set, no body yet): settings snapshot,
+ * request id, route, auth; counted in flight. Returns: 0 to go on (read the body, then
+ * http_server_run), or 1 when x was answered already (refused: 401, 413, 503). */
+int http_server_begin(http_server *s, http_exchange *x);
+/* The request is complete (x->body set): runs its route, here or in a worker. */
+void http_server_run(http_server *s, http_exchange *x);
+/* Logs and counts r (by x's route and r's status) and sends it as x's reply (steals r). Any
+ * thread. */
+void http_server_reply(http_exchange *x, http_reply *r);
+/* x is freed: no longer in flight. */
+void http_server_end(http_server *s, http_exchange *x);
 
 /* ---- handlers (one file per concern) ------------------------------------------------------ */
 
@@ -330,8 +416,6 @@ void http_rerank_answer(const engine_answer *a, json_t *results, json_t *o);
 void http_rerank_health(const engine_stats *s, json_t *body);
 
 /* ---- the chat endpoint's connection handling (src/http_chat.c) ------------------------------ */
-struct MHD_Connection;
-struct MHD_Response;
 typedef struct http_chat http_chat;
 
 /* Counts a worker thread of s that uses the engine (the shutdown waits for it).
@@ -339,20 +423,12 @@ typedef struct http_chat http_chat;
 int http_server_worker_enter(http_server *s);
 void http_server_worker_leave(http_server *s);
 
-/* Starts the chat turn c (steals it) on conn, inside the access handler: a worker thread runs it
- * while the connection is suspended. Returns: 1 with *out set (call http_chat_poll when the
- * connection resumes; http_chat_release when the request completes), or 0 with *reply set (no
- * worker could start) and c released. */
-int http_chat_start(http_server *s, struct MHD_Connection *conn, http_chat *c,
-                    const char *request_id, http_chat **out, http_reply *reply);
+/* Starts the chat turn c (steals it) for exchange x: a worker thread runs it and answers x (a
+ * JSON reply, or a server-sent events stream). Returns: 1, or 0 with *reply set (no worker
+ * could start) and c released. */
+int http_chat_start(http_server *s, http_exchange *x, http_chat *c, http_reply *reply);
 
-/* Called when the access handler runs again for a chat request. Returns: 0 when nothing is
- * ready (return MHD_YES), 1 with *reply set (send it), 2 with *response set (queue it with
- * status 200, then destroy it: a server-sent events stream). */
-int http_chat_poll(http_chat *c, http_reply *reply, struct MHD_Response **response);
-
-/* Drops a reference: the request is over (completed, or the client went away; an unfinished
- * answer's upstream call is cancelled), or the turn was never started. c may be NULL. */
+/* Frees a turn that was never started. c may be NULL. */
 void http_chat_release(http_chat *c);
 
 #endif

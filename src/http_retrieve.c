@@ -432,14 +432,13 @@ out:
     return reply;
 }
 
-/* ---- one request, one thread -------------------------------------------------------------- */
+/* ---- retrievals off the handler pool ------------------------------------------------------ */
 
-/* A retrieval runs in its own worker thread while its connection waits (HTTP_ROUTE_ASYNC, not
- * detached). libmicrohttpd's pool hands every connection to one of its threads for good, and one
- * thread accepts a burst of connections together (measured: 8 keep-alive clients all served by
- * one pool thread, so concurrency 8 gave 1.25x the requests/s of concurrency 1 on 2 cores). Off
- * the pool, each request is one thread of its own (FAISS and SQLite single-threaded inside it),
- * and the kernel spreads them over the cores. */
+/* A retrieval is handed on as a task (HTTP_ROUTE_ASYNC, not detached, allowed in the drain):
+ * src/http_server.c runs it in its retrieval pool ([server] threads workers, FAISS and SQLite
+ * single-threaded inside each), apart from the handler pool, so a retrieval stuck on its
+ * upstream embedding never holds up /health; any worker takes the next request whatever its
+ * connection, and the kernel spreads them over the cores. */
 typedef struct retrieval_task {
     engine *e;
     const ragd_cfg *cfg;

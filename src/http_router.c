@@ -3,8 +3,8 @@
  * http_router.c - the route table, the one place a route exists: method, path, name (logs,
  * metrics, GET /), flags (public, prefix, async) and handler. Lookup, the bearer-token rule,
  * 404, 405 with the Allow header, HEAD answered by GET rows, the metrics label and GET /'s
- * endpoint list all come from the rows. No libmicrohttpd here: http_server.c builds the
- * request and sends the reply.
+ * endpoint list all come from the rows. No transport here: http_server.c builds the request
+ * and the engine (http_front.c) sends the reply.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,8 +10,8 @@
  *     the [n] tags cited, the `ragd` object; streamed answers are filtered chunk by chunk;
  *   - src/chat_upstream.c: the HTTP client to the OpenAI-compatible upstream (retries before the
  *     first byte, timeouts, SSE parsing, cancellation);
- *   - src/http_chat.c: the HTTP handler (a worker thread per turn, SSE streamed through a
- *     libmicrohttpd callback response).
+ *   - src/http_chat.c: the HTTP handler (a thread per turn, SSE handed to the connection engine
+ *     as chunks).
  * docs/CHAT.md describes the contract.
  */
 #ifndef RAGD_CHAT_H

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.h - the HTTP API over libmicrohttpd, as the rest of ragd sees it: start and stop the server
- * (src/http_server.c), and the two renderings the CLI shares with the routes (the /retrieve
- * answer and the /context system prompt). The router, its table, the request and reply types and
- * the field specs are internal to the module: src/http_int.h.
+ * http.h - the HTTP API (ragd's own HTTP/1.1 engine), as the rest of ragd sees it: start and
+ * stop the server (src/http_server.c), and the two renderings the CLI shares with the routes (the
+ * /retrieve answer and the /context system prompt). The router, its table, the request and reply
+ * types and the field specs are internal to the module: src/http_int.h.
  */
 #ifndef RAGD_HTTP_H
 #define RAGD_HTTP_H

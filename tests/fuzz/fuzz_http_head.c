@@ -2,7 +2,9 @@
 /*
  * fuzz_http_head.c - libFuzzer target: request heads and chunked framing (src/http_head.c), the
  * first thing that reads a client's bytes. Checks the contract, not only the absence of crashes:
- * an accepted head ends inside the input, a refusal has a status of 4xx and a UTF-8 message.
+ * an accepted head ends inside the input, a refusal has a status of 4xx and a UTF-8 message, and
+ * the chunked decoder (http_chunked_parse, what the connection engine reads bodies with) agrees
+ * with the framing check and decodes exactly the length it measures, within what it consumed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (h.chunked && h.content_length >= 0) abort();
         int c = http_chunked_check(buf + h.head_len, size - h.head_len);
         if (c < -1 || c > 1) abort();
+        size_t consumed = 0, data_len = 0;
+        util_buf out = {0};
+        int d = http_chunked_parse(buf + h.head_len, size - h.head_len, &consumed, &data_len,
+                                   &out);
+        if (d != c) abort();
+        if (d == 1 && (consumed == 0 || consumed > size - h.head_len || out.len != data_len ||
+                       data_len >= consumed))
+            abort();
+        util_buf_free(&out);
     } else if (rc < 0) {
         if (h.status < 400 || h.status > 499 || h.code == NULL || h.message[0] == '\0' ||
             !util_utf8_valid(h.message, strlen(h.message)))

@@ -800,9 +800,8 @@ def test_startup_ingest_is_a_job(t):
 
 @test
 def test_retrieve_runs_off_the_http_threads(t):
-    """One request, one thread: a retrieval runs in a worker thread of its own, not in the
-    libmicrohttpd pool thread that owns its connection. With a single pool thread ([server]
-    threads = 1) and a retrieval stuck on its upstream embedding, /health on another connection
+    """A retrieval runs in the retrieval pool, not in the handler pool that answers /health.
+    With one thread each ([server] threads = 1) and a retrieval stuck on its upstream embedding, /health on another connection
     is still answered; the stuck retrieval completes when the upstream lets go, and the next
     retrieval runs (threads also bounds the retrievals running at once)."""
     fake = Fake(t)

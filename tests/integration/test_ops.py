@@ -225,7 +225,7 @@ def sighup_reloads_live_keys_and_names_the_rest(t):
 def send_partial(port, body, keep):
     """Opens a connection and sends a POST /retrieve with all of body's headers and
     "Expect: 100-continue", waits for the daemon's "100 Continue", then sends only `keep` bytes of
-    the body. libmicrohttpd sends "100 Continue" only after ragd's handler has seen the request
+    the body. ragd's engine sends "100 Continue" only after the server has begun the request
     (and counted it in flight), so on return the request is known to be in flight: no scrape of
     /metrics, whose own requests would blur the count. Returns the socket."""
     s = socket.create_connection(("127.0.0.1", port), timeout=60)

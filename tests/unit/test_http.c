@@ -968,6 +968,56 @@ static void test_chunked_check(void **state)
     }
 }
 
+/* http_chunked_parse decodes the data, measures it, and says where the body ends (what follows
+ * is the next pipelined request). */
+static void test_chunked_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        int want;
+        const char *data;  /* decoded (complete cases) */
+        size_t consumed;   /* complete cases */
+        size_t data_len;   /* decoded so far */
+    } cases[] = {
+        {"0\r\n\r\n", 1, "", 5, 0},
+        {"2\r\n{}\r\n0\r\n\r\nGET / HTTP/1.1\r\n", 1, "{}", 12, 2},
+        {"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n", 1, "abcde", 30, 5},
+        {"a\n0123456789\n0\n\n", 1, "0123456789", 16, 10},
+        {"5\r\nabc", 0, NULL, 0, 3},
+        {"2\r\nab\r\n3\r\nc", 0, NULL, 0, 3},
+        {"2\r\nab\r\nzz\r\n", -1, NULL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t consumed = 0, data_len = 0;
+        util_buf out = {0};
+        int got = http_chunked_parse(cases[i].raw, strlen(cases[i].raw), &consumed, &data_len,
+                                     &out);
+        if (got != cases[i].want)
+            fail_msg("chunked parse %zu: got %d, want %d", i, got, cases[i].want);
+        if (got >= 0 && data_len != cases[i].data_len)
+            fail_msg("chunked parse %zu: data_len %zu, want %zu", i, data_len, cases[i].data_len);
+        if (got == 1) {
+            assert_int_equal(consumed, cases[i].consumed);
+            assert_int_equal(out.len, strlen(cases[i].data));
+            assert_memory_equal(out.data ? out.data : "", cases[i].data, out.len);
+        }
+        util_buf_free(&out);
+    }
+    /* a bad chunk 40 KiB into a body is found (libmicrohttpd answered this one in HTML) */
+    util_buf big = {0};
+    for (int i = 0; i < 40; i++) {
+        util_buf_printf(&big, "400\r\n");
+        for (int j = 0; j < 1024; j++) util_buf_append(&big, "x", 1);
+        util_buf_puts(&big, "\r\n");
+    }
+    util_buf_puts(&big, "zz\r\n");
+    size_t consumed = 0, data_len = 0;
+    assert_int_equal(http_chunked_parse(big.data, big.len, &consumed, &data_len, NULL), -1);
+    assert_int_equal(http_chunked_check(big.data, big.len), -1);
+    util_buf_free(&big);
+}
+
 /* Error replies are valid UTF-8 whatever bytes their message echoes. */
 static void test_error_message_utf8(void **state)
 {
@@ -1038,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_head_cases),
         cmocka_unit_test(test_dispatch_auth),
         cmocka_unit_test(test_chunked_check),
+        cmocka_unit_test(test_chunked_parse),
         cmocka_unit_test(test_error_message_utf8),
         cmocka_unit_test(test_reply_error_mapping),
         cmocka_unit_test(test_ingest_parse),
