@@ -272,7 +272,7 @@ static const ragd_cfg_entry cfg_table[] = {
      "keyword side also matches compound/split forms, numbers with units, British/American "
      "spellings"},
     {"retrieve", "parallel_sides", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_parallel_sides), 0,
-     "true", RAGD_CFG_F_LIVE, 0, 0, NULL,
+     "false", RAGD_CFG_F_LIVE, 0, 0, NULL,
      "hybrid: the keyword side runs in a thread of its own beside the vector side"},
 
     {"rerank", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(rerank_provider), 0, "none", 0, 0, 0,

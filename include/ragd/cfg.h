@@ -122,7 +122,7 @@ typedef struct ragd_cfg {
                                        * cosine at or above is confident whatever the coverage */
     int retrieve_lexical_variants;    /* lexical_variants = false; compound/number/spelling
                                        * variants of query terms on the keyword side */
-    int retrieve_parallel_sides;      /* parallel_sides = true; hybrid: keyword side in its own
+    int retrieve_parallel_sides;      /* parallel_sides = false; hybrid: keyword side in its own
                                        * thread while the vector side searches */
 
     /* [rerank] (issue 17, docs/RETRIEVAL.md "Reranking") */

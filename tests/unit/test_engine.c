@@ -1361,7 +1361,7 @@ static void test_parallel_sides_same_answer(void **state)
             engine_answer_free(&a[0]);
             engine_answer_free(&a[1]);
         }
-    f->cfg.retrieve_parallel_sides = 1;
+    f->cfg.retrieve_parallel_sides = 0;
 }
 
 static void test_rag_disabled(void **state)
