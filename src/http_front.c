@@ -78,6 +78,7 @@ typedef struct conn {
     http_exchange *x;  /* the request being read or answered */
     int chunked;       /* the current body's framing */
     size_t body_want;  /* Content-Length */
+    http_chunked_pos chunk_pos; /* how far the current chunked body's framing is checked */
     int probed;        /* sent the interim 100 that tells a half-close from a hang-up */
     int dead;          /* closed during an event batch; freed after it */
     int wrote_for_x;   /* bytes of x's answer went out */
@@ -399,8 +400,10 @@ static int conn_flush(http_front *f, conn *c)
             return -1;
         }
         c->out_off += (size_t)w;
-        if (c->list == L_WRITE) /* progress: the reader is slow, not gone */
-            list_move(f, c, L_WRITE, util_now_ms() + f->idle_timeout_ms);
+        /* progress: the reader is slow, not gone (a kept-alive connection whose last reply is
+         * still going out sits on L_IDLE: its idle time starts when the reply is out) */
+        if (c->list == L_WRITE || c->list == L_IDLE)
+            list_move(f, c, c->list, util_now_ms() + f->idle_timeout_ms);
     }
     c->out.len = c->out_off = 0;
     return 0;
@@ -781,8 +784,8 @@ static void conn_body(http_front *f, conn *c)
     }
     size_t consumed = 0, data_len = 0;
     size_t max_body = x->cfg->max_body_bytes;
-    int rc = http_chunked_parse(c->in.data ? c->in.data : "", c->in.len, &consumed, &data_len,
-                                NULL);
+    int rc = http_chunked_resume(c->in.data ? c->in.data : "", c->in.len, &c->chunk_pos,
+                                 &consumed, &data_len, NULL);
     if (rc < 0) {
         conn_fail_exchange(f, c, RAGD_OK, "bad_request", "malformed chunked body framing");
         return;
@@ -856,6 +859,7 @@ static int conn_advance(http_front *f, conn *c)
     c->in.len -= h.head_len;
     c->x = x;
     c->chunked = h.chunked;
+    c->chunk_pos = (http_chunked_pos){0};
     c->body_want = h.content_length > 0 ? (size_t)h.content_length : 0;
     c->probed = c->wrote_for_x = 0;
     if (http_server_begin(f->server, x) != 0) {
@@ -963,7 +967,7 @@ static int room_make(http_front *f, const unsigned char key[16])
         static const int order[] = {L_CLOSING, L_IDLE, L_WAIT};
         for (size_t i = 0; i < 3 && !victim; i++)
             for (conn *c = f->lists[order[i]].head; c && !victim; c = c->next)
-                if (c->counted && c->state != C_BODY && c->x == NULL &&
+                if (c->counted && c->state != C_BODY && c->x == NULL && c->out.len == 0 &&
                     (!over_ip || memcmp(c->key, key, 16) == 0))
                     victim = c;
         if (victim == NULL) return 0;
@@ -1007,7 +1011,7 @@ static void accept_all(http_front *f)
                 conn *victim = f->lists[L_CLOSING].head ? f->lists[L_CLOSING].head
                                : f->lists[L_IDLE].head  ? f->lists[L_IDLE].head
                                                         : f->lists[L_WAIT].head;
-                if (victim && victim->x == NULL) {
+                if (victim && victim->x == NULL && victim->out.len == 0) {
                     metrics_counter_add(RAGD_METRIC_HTTP_CONN_EVICTED, 1);
                     conn_close(f, victim);
                 }
@@ -1076,7 +1080,8 @@ static void conn_event(http_front *f, conn *c, uint32_t events)
     }
     if (events & EPOLLOUT && c->out.len > 0) {
         if (conn_flush(f, c) != 0) return;
-        if (c->out.len == 0 && c->x == NULL && c->state == C_BUSY) {
+        if (c->out.len == 0 && c->x == NULL &&
+            (c->state == C_BUSY || (c->close_after && c->list == L_WRITE))) {
             conn_linger(f, c); /* a closing reply is out */
             return;
         }
@@ -1098,8 +1103,17 @@ static void quiesce_now(http_front *f)
         close(f->listen_fd);
         f->listen_fd = -1;
     }
-    /* connections between requests are closed; requests begun are finished */
-    while (f->lists[L_IDLE].head) conn_close(f, f->lists[L_IDLE].head);
+    /* connections between requests are closed; requests begun are finished, and a reply still
+     * going out is written to its end first (then the connection closes) */
+    while (f->lists[L_IDLE].head) {
+        conn *c = f->lists[L_IDLE].head;
+        if (c->out.len == 0) {
+            conn_close(f, c);
+            continue;
+        }
+        c->close_after = 1;
+        list_move(f, c, L_WRITE, util_now_ms() + f->idle_timeout_ms);
+    }
     for (conn *c = f->lists[L_WAIT].head, *next; c; c = next) {
         next = c->next;
         if (c->state == C_HEAD) conn_close(f, c);

@@ -194,8 +194,15 @@ int http_chunked_check(const char *buf, size_t len)
 int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *data_len,
                        util_buf *out)
 {
-    size_t p = 0;
-    *data_len = 0;
+    http_chunked_pos pos = {0};
+    return http_chunked_resume(buf, len, &pos, consumed, data_len, out);
+}
+
+int http_chunked_resume(const char *buf, size_t len, http_chunked_pos *pos, size_t *consumed,
+                        size_t *data_len, util_buf *out)
+{
+    size_t p = pos->offset;
+    *data_len = pos->decoded;
     for (;;) {
         /* chunk-size [; ext] CRLF */
         size_t q = p, digits = 0;
@@ -209,9 +216,10 @@ int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *da
         }
         if (q == len) return 0;
         if (digits == 0) return -1;
-        if (buf[q] == ';') { /* extensions: skip to the line end */
+        if (buf[q] == ';') { /* extensions: skip to the line end (a bounded line: an unfinished
+                              * one is walked again when more arrives) */
             while (q < len && buf[q] != '\n') {
-                if (buf[q] == '\0') return -1;
+                if (buf[q] == '\0' || q - p > HTTP_HEAD_MAX) return -1;
                 q++;
             }
             if (q == len) return 0;
@@ -226,10 +234,13 @@ int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *da
             return -1;
         }
         if (size == 0) {
-            /* trailer fields, then the empty line */
+            /* trailer fields, then the empty line (at most HTTP_HEAD_MAX bytes of them: they
+             * are walked again each time more arrive) */
+            size_t trailers = q;
             for (;;) {
                 size_t e = q;
                 while (e < len && buf[e] != '\n') e++;
+                if (e - trailers > HTTP_HEAD_MAX) return -1;
                 if (e == len) return 0;
                 size_t n = e > q && buf[e - 1] == '\r' ? e - 1 - q : e - q;
                 q = e + 1;
@@ -257,5 +268,8 @@ int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *da
             return -1;
         }
         p = q;
+        /* a whole chunk is behind p: a later call on more bytes starts here */
+        pos->offset = p;
+        pos->decoded = *data_len;
     }
 }

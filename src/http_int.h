@@ -216,6 +216,20 @@ int http_chunked_check(const char *buf, size_t len);
 int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *data_len,
                        util_buf *out);
 
+/* Where a chunked body's scan can go on: offset (in the body's bytes) of the first chunk not yet
+ * complete, and the decoded length of the chunks before it. Zero: the body's start. */
+typedef struct http_chunked_pos {
+    size_t offset, decoded;
+} http_chunked_pos;
+
+/* http_chunked_parse from *pos instead of the start, for a body that arrives in pieces: each
+ * call walks only what came since the last whole chunk, so a body sent in many tiny chunks
+ * costs linear time, not quadratic. *pos moves past every whole chunk seen; buf must hold the
+ * same bytes as before up to pos->offset. Returns and fills what http_chunked_parse does (with
+ * out, only the chunks from *pos on are appended). */
+int http_chunked_resume(const char *buf, size_t len, http_chunked_pos *pos, size_t *consumed,
+                        size_t *data_len, util_buf *out);
+
 /* ---- the connection engine (src/http_front.c) and its requests (src/http_server.c) ------- */
 
 /* One request in flight: made by the front when its head arrived, answered through the
