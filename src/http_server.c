@@ -44,6 +44,7 @@ typedef struct pool {
     pool_job *head, *tail;
     int stop;
     int running; /* jobs being run */
+    int inited;  /* mu and cond exist (pool_start ran) */
 } pool;
 
 struct http_server {
@@ -148,12 +149,13 @@ static void *pool_main(void *arg)
     }
 }
 
-/* Queues a job on p (takes a reference to x). Returns: 0, or -1 (OOM). */
+/* Queues a job on p (takes a reference to x). Returns: 0, -1 (OOM) or -2 (p is stopping: the
+ * loop can still hand a request over while the server shuts down after its drain). */
 static int pool_push(pool *p, http_exchange *x, const http_reply *task)
 {
+    if (!p->inited) return -2;
     pool_job *j = calloc(1, sizeof *j);
     if (j == NULL) return -1;
-    http_exchange_ref(x);
     j->x = x;
     if (task) {
         j->run = task->task_run;
@@ -161,6 +163,12 @@ static int pool_push(pool *p, http_exchange *x, const http_reply *task)
         j->arg = task->task_arg;
     }
     pthread_mutex_lock(&p->mu);
+    if (p->stop) {
+        pthread_mutex_unlock(&p->mu);
+        free(j);
+        return -2;
+    }
+    http_exchange_ref(x);
     if (p->tail) p->tail->next = j;
     else p->head = j;
     p->tail = j;
@@ -174,6 +182,7 @@ static int pool_start(pool *p, http_server *s, size_t n)
     p->server = s;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
+    p->inited = 1;
     p->threads = calloc(n, sizeof *p->threads);
     if (p->threads == NULL) return -1;
     p->count = n;
@@ -198,10 +207,11 @@ static int pool_wait_idle(pool *p, const struct timespec *deadline)
     return n;
 }
 
-/* Stops p's threads after the jobs queued, and frees it. */
+/* Stops p's threads after the jobs queued; later pushes are refused (-2). Its lock lives on
+ * until pool_free, as the loop may still try to push until the front is freed. */
 static void pool_stop(pool *p)
 {
-    if (p->threads == NULL) return;
+    if (!p->inited) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->cond);
@@ -209,8 +219,16 @@ static void pool_stop(pool *p)
     for (size_t i = 0; i < p->started; i++) pthread_join(p->threads[i], NULL);
     free(p->threads);
     p->threads = NULL;
+    p->started = 0;
+}
+
+/* Frees what pool_stop left: its lock and condition. */
+static void pool_free(pool *p)
+{
+    if (!p->inited) return;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cond);
+    p->inited = 0;
 }
 
 /* ---- threads of their own (ingests, chat turns) -------------------------------------------- */
@@ -387,8 +405,11 @@ void http_server_run(http_server *s, http_exchange *x)
         handle_reply(s, x, &r);
         return;
     }
-    if (pool_push(&s->handlers, x, NULL) != 0) {
-        http_reply r = http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
+    int pushed = pool_push(&s->handlers, x, NULL);
+    if (pushed != 0) {
+        http_reply r = pushed == -2 ? http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
+                                                       "ragd is shutting down")
+                                    : http_reply_error(RAGD_ERR_NOMEM, NULL, "out of memory");
         finish(x, &r);
     }
 }
@@ -409,7 +430,9 @@ static void server_free(http_server *s)
 {
     pool_stop(&s->handlers);
     pool_stop(&s->tasks);
-    http_front_free(s->front);
+    http_front_free(s->front); /* its loop may push until here: refused, answered 503 */
+    pool_free(&s->handlers);
+    pool_free(&s->tasks);
     http_jobs_free(s->jobs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
