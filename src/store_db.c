@@ -1019,23 +1019,22 @@ ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_er
     return rc;
 }
 
-ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_t *n,
-                               ragd_err *err)
+/* Steps st (a writer statement, bound) to its end, collecting each row's first column. Returns:
+ * RAGD_OK with *ids (new, free(); NULL when no row) and *n, or an error naming what (nothing
+ * returned). The caller resets or finalizes st. */
+static ragd_rc ids_collect(store_db *s, sqlite3_stmt *st, const char *what, int64_t **ids,
+                           size_t *n, ragd_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_CHUNK_IDS, &st, err);
-    if (prep != RAGD_OK) return prep;
-    sqlite3_bind_int64(st, 1, doc_id);
     int64_t *list = NULL;
     size_t count = 0, cap = 0;
     ragd_rc rc = RAGD_OK;
     int code;
     while ((code = sqlite3_step(st)) == SQLITE_ROW) {
         if (count == cap) {
-            size_t next = cap ? cap * 2 : 16;
+            size_t next = cap ? cap * 2 : 64;
             int64_t *grown = realloc(list, next * sizeof *grown);
             if (grown == NULL) {
-                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list chunks: out of memory");
+                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "%s: out of memory", what);
                 break;
             }
             list = grown;
@@ -1043,8 +1042,7 @@ ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_
         }
         list[count++] = sqlite3_column_int64(st, 0);
     }
-    if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(s->writer, code, "list chunks", err);
-    stmt_done(st);
+    if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(s->writer, code, what, err);
     if (rc != RAGD_OK) {
         free(list);
         return rc;
@@ -1052,6 +1050,18 @@ ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_
     *ids = list;
     *n = count;
     return RAGD_OK;
+}
+
+ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_t *n,
+                               ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_CHUNK_IDS, &st, err);
+    if (prep != RAGD_OK) return prep;
+    sqlite3_bind_int64(st, 1, doc_id);
+    ragd_rc rc = ids_collect(s, st, "list chunks", ids, n, err);
+    stmt_done(st);
+    return rc;
 }
 
 ragd_rc store_db_doc_chunks_delete(store_db *s, int64_t doc_id, ragd_err *err)
@@ -2087,32 +2097,9 @@ ragd_rc store_db_collection_chunk_ids(store_db *s, const char *collection, int64
                                   -1, &st, NULL);
     if (code != SQLITE_OK) return db_fail(s->writer, code, "list collection chunks", err);
     sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-    int64_t *list = NULL;
-    size_t count = 0, cap = 0;
-    ragd_rc rc = RAGD_OK;
-    while ((code = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t next = cap ? cap * 2 : 64;
-            int64_t *grown = realloc(list, next * sizeof *grown);
-            if (grown == NULL) {
-                rc = ragd_err_set(err, RAGD_ERR_NOMEM, "list collection chunks: out of memory");
-                break;
-            }
-            list = grown;
-            cap = next;
-        }
-        list[count++] = sqlite3_column_int64(st, 0);
-    }
-    if (rc == RAGD_OK && code != SQLITE_DONE)
-        rc = db_fail(s->writer, code, "list collection chunks", err);
+    ragd_rc rc = ids_collect(s, st, "list collection chunks", ids, n, err);
     sqlite3_finalize(st);
-    if (rc != RAGD_OK) {
-        free(list);
-        return rc;
-    }
-    *ids = list;
-    *n = count;
-    return RAGD_OK;
+    return rc;
 }
 
 ragd_rc store_db_collection_delete(store_db *s, const char *collection, int64_t *documents,
