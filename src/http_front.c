@@ -177,10 +177,10 @@ static void list_unlink(http_front *f, conn *c)
     c->prev = c->next = NULL;
 }
 
-/* Moves c to the end of list (deadlines on a list grow with the order of insertion). */
-static void list_move(http_front *f, conn *c, int list, double deadline)
+/* Appends c (on no list) to the end of list (deadlines on a list grow with the order of
+ * insertion). */
+static void list_append(http_front *f, conn *c, int list, double deadline)
 {
-    list_unlink(f, c);
     c->list = list;
     c->deadline = deadline;
     conn_list_head *l = &f->lists[list];
@@ -188,6 +188,13 @@ static void list_move(http_front *f, conn *c, int list, double deadline)
     if (l->tail) l->tail->next = c;
     else l->head = c;
     l->tail = c;
+}
+
+/* Moves c to the end of list. */
+static void list_move(http_front *f, conn *c, int list, double deadline)
+{
+    list_unlink(f, c);
+    list_append(f, c, list, deadline);
 }
 
 static size_t max_body_now(http_front *f)
@@ -981,19 +988,12 @@ static conn *conn_new(http_front *f, int fd, int list, double deadline)
     conn *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->fd = fd;
-    c->list = L_BUSY; /* list_move unlinks from here: an empty list is fine */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         free(c);
         return NULL;
     }
-    c->list = list;
-    c->deadline = deadline;
-    conn_list_head *l = &f->lists[list];
-    c->prev = l->tail;
-    if (l->tail) l->tail->next = c;
-    else l->head = c;
-    l->tail = c;
+    list_append(f, c, list, deadline);
     return c;
 }
 
