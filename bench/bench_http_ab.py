@@ -16,7 +16,6 @@ Usage: bench_http_ab.py --a OLD_RAGD --b NEW_RAGD [--a-name main] [--b-name engi
                         [--requests 2000] [--mode vector] --out bench/results/http_ab.json
 """
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -27,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import wait_ready
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -47,20 +48,7 @@ class Daemon:
         self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                                       "--data-dir", data, "--no-ingest", "--log-level", "warn"],
                                      env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 600
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ragd exited: see %s" % log)
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("ragd did not start")
-            time.sleep(0.05)
+        wait_ready(self.proc, self.port, 600, log)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import wait_ready
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
 K = 10
@@ -127,20 +129,7 @@ class Daemon:
         self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                                       "--data-dir", data, "--no-ingest", "--log-level", "info"],
                                      env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 3600
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ragd exited: see %s" % log)
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("ragd did not start")
-            time.sleep(0.05)
+        wait_ready(self.proc, self.port, 3600, log)
         self.start_s = round(time.perf_counter() - t, 3)
 
     def health_ms(self, n=50):

@@ -48,6 +48,7 @@ import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import make_corpus  # noqa: E402 - the docs/ repeated, paragraphs made unique
+from benchlib import wait_ready  # noqa: E402 (bench/ is the script's own dir)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -112,20 +113,7 @@ class Daemon:
                                       "127.0.0.1:%d" % self.port, "--data-dir", data,
                                       "--no-ingest", "--log-level", "warn"], env=env,
                                      stdout=self.log, stderr=self.log)
-        deadline = time.time() + 1800
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ragd exited: see %s" % log)
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("ragd did not start")
-            time.sleep(0.05)
+        wait_ready(self.proc, self.port, 1800, log)
         self.start_s = round(time.perf_counter() - t, 3)
 
     def post(self, path, body, timeout=3600):
