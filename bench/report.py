@@ -18,6 +18,19 @@ RES = os.path.join(REPO, "bench", "results")
 MIB = 1024 * 1024
 
 
+def gnuplot_run(script, data):
+    """Runs gnuplot on the script lines, then removes its data file. Returns: True when the
+    plot was written."""
+    try:
+        subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("report: gnuplot failed: %s" % e, file=sys.stderr)
+        return False
+    finally:
+        os.remove(data)
+    return True
+
+
 def load(name):
     try:
         with open(os.path.join(RES, name)) as f:
@@ -100,14 +113,7 @@ def plot(cfgs, png):
             '"%s" index %d using 1:2 with linespoints lw 2 title "%s"' % (data, i, label)
             for _, label, i in mine))
     script.append("unset multiplot")
-    try:
-        subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        print("report: gnuplot failed: %s" % e, file=sys.stderr)
-        return False
-    finally:
-        os.remove(data)
-    return True
+    return gnuplot_run(script, data)
 
 
 def verdict(ok):
@@ -208,14 +214,7 @@ def plot_modes(data, png):
                       dat, i, "dt 2" if pct == "p95" else "dt 1", label)
                   for label, i, pct in series) + ', 10 with lines lc rgb "red" title "target: '
               'hybrid p95 10 ms"']
-    try:
-        subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        print("report: gnuplot failed: %s" % e, file=sys.stderr)
-        return False
-    finally:
-        os.remove(dat)
-    return True
+    return gnuplot_run(script, dat)
 
 
 def hybrid_section(w, data):
