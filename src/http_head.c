@@ -191,6 +191,22 @@ int http_chunked_check(const char *buf, size_t len)
     return http_chunked_parse(buf, len, &consumed, &data_len, NULL);
 }
 
+/* The line end (CRLF, or a bare LF) at *q of a chunked body. Returns: 1 with *q past it, 0 when
+ * buf ends before it is whole, -1 when something else stands there. */
+static int line_end(const char *buf, size_t len, size_t *q)
+{
+    if (*q == len) return 0;
+    if (buf[*q] == '\n') {
+        (*q)++;
+        return 1;
+    }
+    if (buf[*q] != '\r') return -1;
+    if (*q + 1 == len) return 0;
+    if (buf[*q + 1] != '\n') return -1;
+    *q += 2;
+    return 1;
+}
+
 int http_chunked_parse(const char *buf, size_t len, size_t *consumed, size_t *data_len,
                        util_buf *out)
 {
@@ -224,14 +240,9 @@ int http_chunked_resume(const char *buf, size_t len, http_chunked_pos *pos, size
             }
             if (q == len) return 0;
             q++;
-        } else if (buf[q] == '\r') {
-            if (q + 1 == len) return 0;
-            if (buf[q + 1] != '\n') return -1;
-            q += 2;
-        } else if (buf[q] == '\n') {
-            q++;
         } else {
-            return -1;
+            int e = line_end(buf, len, &q);
+            if (e <= 0) return e;
         }
         if (size == 0) {
             /* trailer fields, then the empty line (at most HTTP_HEAD_MAX bytes of them: they
@@ -257,16 +268,8 @@ int http_chunked_resume(const char *buf, size_t len, http_chunked_pos *pos, size
         if (out && util_buf_append(out, buf + q, (size_t)size) != 0) return -1;
         *data_len += (size_t)size;
         q += size;
-        if (q == len) return 0;
-        if (buf[q] == '\r') {
-            if (q + 1 == len) return 0;
-            if (buf[q + 1] != '\n') return -1;
-            q += 2;
-        } else if (buf[q] == '\n') {
-            q++;
-        } else {
-            return -1;
-        }
+        int e = line_end(buf, len, &q);
+        if (e <= 0) return e;
         p = q;
         /* a whole chunk is behind p: a later call on more bytes starts here */
         pos->offset = p;
