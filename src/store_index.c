@@ -722,9 +722,9 @@ static const char *index_meta_optional(json_t *root, index_meta *m)
     return NULL;
 }
 
-/* Reads and validates path.meta. Returns: RAGD_OK and *out, RAGD_ERR_NOT_FOUND when the file
- * does not exist, RAGD_ERR_INDEX for anything else. */
-static ragd_rc index_meta_read(const char *meta_path, index_meta *out, ragd_err *err)
+/* Reads and validates the meta file meta_path. Returns: RAGD_OK and *out, RAGD_ERR_NOT_FOUND
+ * when the file does not exist, RAGD_ERR_INDEX for anything else. */
+static ragd_rc index_meta_parse(const char *meta_path, index_meta *out, ragd_err *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -786,6 +786,16 @@ static ragd_rc index_meta_read(const char *meta_path, index_meta *out, ragd_err 
     *out = m;
 done:
     json_decref(root);
+    return rc;
+}
+
+/* index_meta_parse of the meta file beside the index file path (path.meta). */
+static ragd_rc index_meta_read(const char *path, index_meta *out, ragd_err *err)
+{
+    char *meta_path = path_with_suffix(path, ".meta");
+    if (meta_path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    ragd_rc rc = index_meta_parse(meta_path, out, err);
+    free(meta_path);
     return rc;
 }
 
@@ -873,11 +883,8 @@ ragd_rc store_index_saved_factory(const char *path, char *factory, size_t size, 
 {
     if (path == NULL || factory == NULL || size == 0)
         return ragd_err_set(err, RAGD_ERR_INVALID, "store_index_saved_factory: missing argument");
-    char *meta_path = path_with_suffix(path, ".meta");
-    if (meta_path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     index_meta m = {0};
-    ragd_rc rc = index_meta_read(meta_path, &m, err);
-    free(meta_path);
+    ragd_rc rc = index_meta_read(path, &m, err);
     if (rc != RAGD_OK) return rc;
     free(m.dead);
     if (strlen(m.factory) >= size)
@@ -979,11 +986,8 @@ ragd_rc store_index_load_with(const char *path, int dims, const store_index_opts
     const char *want_factory = opts && !factory_is_flat(opts->factory) ? opts->factory
                                                                         : RAGD_INDEX_FLAT;
     int flat = factory_is_flat(want_factory);
-    char *meta_path = path_with_suffix(path, ".meta");
-    if (meta_path == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     index_meta m = {0};
-    ragd_rc rc = index_meta_read(meta_path, &m, err);
-    free(meta_path);
+    ragd_rc rc = index_meta_read(path, &m, err);
     if (rc != RAGD_OK) return rc;
     FILE *f = NULL;
     FaissIndex *index = NULL;
