@@ -13,7 +13,8 @@
  * time and peak RSS of, for example, HNSW32 at 1M without SQLite's share of a rebuild.
  *
  * Usage: bench_index --index PATH --dims D [--factory F] [--resave OUT]
- *        bench_index --index OUT --dims D --build F --vec FILE --ids FILE
+ *        bench_index --index OUT --dims D --build F --vec FILE --ids FILE [--ef-construction N]
+ * (N: HNSW efConstruction, default 128 as ragd's [store] index_hnsw_ef_construction)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +35,15 @@ static double now_ms(clockid_t clock)
 #define BUILD_BATCH 1024
 
 /* Builds an index of factory from n vectors in vec_path / ids_path and saves it to path. */
-static int build(const char *path, int dims, const char *factory, const char *vec_path,
-                 const char *ids_path)
+static int build(const char *path, int dims, const char *factory, int ef_construction,
+                 const char *vec_path, const char *ids_path)
 {
     FILE *fv = fopen(vec_path, "rb"), *fi = fopen(ids_path, "rb");
     if (fv == NULL || fi == NULL) {
         fprintf(stderr, "bench_index: cannot open %s or %s\n", vec_path, ids_path);
         return 1;
     }
-    store_index_opts opts = {.factory = factory, .ef_search = 0};
+    store_index_opts opts = {.factory = factory, .ef_search = 0, .ef_construction = ef_construction};
     store_index *idx = NULL;
     ragd_err err = {0};
     if (store_index_new_with(dims, &opts, &idx, &err) != RAGD_OK) {
@@ -79,9 +80,9 @@ static int build(const char *path, int dims, const char *factory, const char *ve
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"factory\": \"%s\", \"vectors\": %zu, \"dims\": %d, \"build_wall_s\": %.1f, "
-           "\"build_cpu_s\": %.1f, \"save_wall_s\": %.1f, \"peak_rss_bytes\": %lld, "
+           "\"ef_construction\": %d, \"build_cpu_s\": %.1f, \"save_wall_s\": %.1f, \"peak_rss_bytes\": %lld, "
            "\"raw_vector_bytes\": %zu, \"cpus\": %ld}\n",
-           factory, store_index_count(idx), dims, build_wall / 1e3, build_cpu / 1e3,
+           factory, store_index_count(idx), dims, build_wall / 1e3, ef_construction, build_cpu / 1e3,
            save_wall / 1e3, (long long)ru.ru_maxrss * 1024, total * (size_t)dims * sizeof(float),
            sysconf(_SC_NPROCESSORS_ONLN));
     store_index_free(idx);
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL, *factory = NULL, *resave = NULL, *build_factory = NULL;
     const char *vec_path = NULL, *ids_path = NULL;
-    int dims = 0;
+    int dims = 0, ef_construction = 128; /* ragd's [store] index_hnsw_ef_construction default */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--index") == 0) path = argv[i + 1];
         else if (strcmp(argv[i], "--dims") == 0) dims = atoi(argv[i + 1]);
@@ -101,15 +102,17 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--build") == 0) build_factory = argv[i + 1];
         else if (strcmp(argv[i], "--vec") == 0) vec_path = argv[i + 1];
         else if (strcmp(argv[i], "--ids") == 0) ids_path = argv[i + 1];
+        else if (strcmp(argv[i], "--ef-construction") == 0) ef_construction = atoi(argv[i + 1]);
     }
     if (path != NULL && dims > 0 && build_factory != NULL && vec_path != NULL && ids_path != NULL)
-        return build(path, dims, build_factory, vec_path, ids_path);
+        return build(path, dims, build_factory, ef_construction, vec_path, ids_path);
     if (path == NULL || dims <= 0) {
         fprintf(stderr, "usage: bench_index --index PATH --dims D [--factory F] [--resave OUT]\n"
-                        "       bench_index --index OUT --dims D --build F --vec FILE --ids FILE\n");
+                        "       bench_index --index OUT --dims D --build F --vec FILE --ids FILE\n"
+                        "                   [--ef-construction N (default 128, as ragd)]\n");
         return 2;
     }
-    store_index_opts opts = {.factory = factory, .ef_search = 0};
+    store_index_opts opts = {.factory = factory, .ef_search = 0, .ef_construction = ef_construction};
     store_index *idx = NULL;
     uint64_t generation = 0;
     ragd_err err = {0};
