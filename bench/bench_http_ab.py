@@ -13,7 +13,8 @@ Nothing here asserts a timing.
 
 Usage: bench_http_ab.py --a OLD_RAGD --b NEW_RAGD [--a-name main] [--b-name engine]
                         [--n 20000] [--dims 384] [--factory HNSW32] [--rounds 3]
-                        [--requests 2000] [--mode vector] --out bench/results/http_ab.json
+                        [--requests 2000] [--mode vector] [--concurrency 1,2,8]
+                        --out bench/results/http_ab.json
 """
 import argparse
 import json
@@ -85,7 +86,8 @@ def one(binary, data, args, qtxt, log):
     try:
         drive(d.port, qtxt, 1, 200, args.mode)  # warm-up: pages, caches
         out = {}
-        for conc, n in ((1, args.requests), (8, args.requests * 2)):
+        for conc in args.concurrency:
+            n = args.requests if conc == 1 else args.requests * 2
             c0 = cpu_s(d.proc.pid)
             r = drive(d.port, qtxt, conc, n, args.mode)
             r["daemon_cpu_us_per_request"] = round((cpu_s(d.proc.pid) - c0) / n * 1e6, 1)
@@ -146,8 +148,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--mode", default="vector")
+    ap.add_argument("--concurrency", default="1,8",
+                    help="levels to drive, comma-separated; 1 and 8 are always among them")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    args.concurrency = sorted({1, 8} | {int(c) for c in args.concurrency.split(",")})
     tmp = tempfile.mkdtemp(prefix="ragd-http-ab-")
     try:
         data = os.path.join(tmp, "data")
@@ -192,6 +197,12 @@ def main():
                  "c8_p50_ms": med(key, ("8", "p50_ms")),
                  "c1_cpu_us": med(key, ("1", "daemon_cpu_us_per_request")),
                  "c8_cpu_us": med(key, ("8", "daemon_cpu_us_per_request"))}
+            for conc in args.concurrency:
+                if conc == 1:
+                    continue
+                for name, path in (("rps", "rps"), ("p50_ms", "p50_ms"), ("p95_ms", "p95_ms")):
+                    s["c%d_%s" % (conc, name)] = med(key, (str(conc), path))
+                s["c%d_over_c1" % conc] = round(s["c%d_rps" % conc] / s["c1_rps"], 3)
             s["c1_http_overhead_ms"] = round(s["c1_p50_ms"] - s["c1_server_ms"], 4)
             s["c8_over_c1"] = round(s["c8_rps"] / s["c1_rps"], 3)
             summary[key] = s

@@ -11,6 +11,16 @@
  * Everything else (add, remove_ids, reconstruct, write_index, which dynamic_casts to IndexFlat
  * and writes "IxFI"/"IxF2") is inherited, so files are byte for byte FAISS's and any FAISS reads
  * them. store_simd_install swaps the storage of a created or loaded index in place.
+ *
+ * Shared passes (exact search is memory-bound: one core streams the vectors about as fast as
+ * two): concurrent one-query searches on the same FastFlat coalesce. A search that finds a pass
+ * slot free (at most RAGD_FLAT_PASSES passes at once, default one per online CPU) starts its
+ * scan at once, alone; one that arrives while every slot is taken queues. When a pass ends, its
+ * leader hands the slot to the oldest queued search, which scans for itself and up to
+ * RAGD_FLAT_BATCH - 1 more queued ones: each block of rows, while in cache, is compared with
+ * every query of the batch, each query keeping its own heap, k and selector, so the results are
+ * exactly those of a lone search (same kernel per row, rows in the same order). No allocation
+ * happens while the queue's lock is held, and a query that throws fails alone.
  */
 #include "store_simd_int.h"
 
@@ -24,8 +34,16 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/utils/Heap.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <mutex>
 #include <new>
 #include <typeinfo>
+
+#include <unistd.h>
 
 namespace {
 
@@ -68,54 +86,231 @@ struct FastDistance : faiss::FlatCodesDistanceComputer {
     }
 };
 
-/* One query against every stored vector; C is faiss::CMin (inner product: keep the largest) or
- * CMax (L2: keep the smallest). */
+/* Limits of the shared passes: how many run at once (0: no sharing, every search scans alone)
+ * and how many queries one pass serves. Resolved from the environment on first use. */
+constexpr int BATCH_CAP = 64;
+std::atomic<int> share_passes{-1};
+std::atomic<int> share_batch{-1};
+
+/* Returns: the integer in environment variable name, or fallback when unset or not a number in
+ * [lo, hi]. */
+int env_int(const char *name, int fallback, int lo, int hi)
+{
+    const char *v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return fallback;
+    char *end = nullptr;
+    long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < lo || n > hi) return fallback;
+    return static_cast<int>(n);
+}
+
+/* Returns: the current limits (passes, batch), reading the environment the first time. */
+void share_limits(int *passes, int *batch)
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int def = cpus > 0 && cpus < 1024 ? static_cast<int>(cpus) : 1;
+        int expect = -1;
+        share_passes.compare_exchange_strong(expect, env_int("RAGD_FLAT_PASSES", def, 0, 1024));
+        expect = -1;
+        share_batch.compare_exchange_strong(expect, env_int("RAGD_FLAT_BATCH", 16, 1, BATCH_CAP));
+    });
+    *passes = share_passes.load();
+    *batch = share_batch.load();
+}
+
+/* One query of a pass: its own vector, k, output heap and selector, and (when it queued) the
+ * state its thread waits on. Lives on the searching thread's stack. */
+struct FlatQuery {
+    const float *q;
+    idx_t k;
+    float *dist;
+    idx_t *lab;
+    const faiss::IDSelector *sel;
+    std::exception_ptr error; /* set when this query threw; it is then skipped */
+    bool done = false;        /* its results are in dist/lab (or error is set) */
+    bool lead = false;        /* it was handed a pass slot: scan batch[0..nbatch) */
+    FlatQuery *batch[BATCH_CAP];
+    int nbatch = 0;
+    std::condition_variable cv;
+};
+
+/* The queue of one FastFlat. Guarded by mu. */
+struct FlatShare {
+    std::mutex mu;
+    int passes = 0; /* slots taken: passes running or handed to a queued search */
+    int hold = 0;   /* > 0: no new pass starts (tests: let a batch build up) */
+    std::deque<FlatQuery *> pending;
+    uint64_t stat_passes = 0, stat_queries = 0, stat_max_batch = 0;
+
+    /* Fills lead's batch with lead and up to batch - 1 queued queries, oldest first, and counts
+     * the pass. Called with mu held; never allocates. */
+    void batch_take(FlatQuery *lead, int batch)
+    {
+        lead->batch[0] = lead;
+        lead->nbatch = 1;
+        while (lead->nbatch < batch && !pending.empty()) {
+            lead->batch[lead->nbatch++] = pending.front();
+            pending.pop_front();
+        }
+        stat_passes++;
+        stat_queries += static_cast<uint64_t>(lead->nbatch);
+        if (static_cast<uint64_t>(lead->nbatch) > stat_max_batch)
+            stat_max_batch = static_cast<uint64_t>(lead->nbatch);
+    }
+
+    /* Hands free slots to queued searches (each becomes the leader of the next batch). Called
+     * with mu held. */
+    void promote(int max_passes, int batch)
+    {
+        while (hold == 0 && passes < max_passes && !pending.empty()) {
+            FlatQuery *next = pending.front();
+            pending.pop_front();
+            batch_take(next, batch);
+            next->lead = true;
+            passes++;
+            next->cv.notify_one();
+        }
+    }
+};
+
+/* Rows per block when a pass serves several queries: the block (rows x d floats) stays in the
+ * core's L2 cache while each query of the batch is compared with it. */
+idx_t rows_per_block(size_t d, int nbatch)
+{
+    if (nbatch <= 1) return BLOCK;
+    size_t rows = (256u * 1024u) / (d * sizeof(float));
+    if (rows < 16) rows = 16;
+    return rows > static_cast<size_t>(BLOCK) ? BLOCK : static_cast<idx_t>(rows);
+}
+
+/* One pass over every stored vector for the queries in batch; C is faiss::CMin (inner product:
+ * keep the largest) or CMax (L2: keep the smallest). Each query's result is the same as a pass
+ * of its own: its distances come from the same kernel row by row and enter its heap in row
+ * order. A query that throws (its selector) gets its error and is skipped from then on. */
 template <class C>
-void search_one(const faiss::IndexFlat &index, const float *q, idx_t k, float *dist, idx_t *lab,
-                const faiss::IDSelector *sel)
+void scan(const faiss::IndexFlat &index, FlatQuery *const *batch, int nbatch)
 {
     const size_t d = static_cast<size_t>(index.d);
     const float *xb = index.get_xb();
     const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
-    faiss::heap_heapify<C>(k, dist, lab);
+    for (int b = 0; b < nbatch; b++)
+        faiss::heap_heapify<C>(batch[b]->k, batch[b]->dist, batch[b]->lab);
+    const idx_t rows_max = rows_per_block(d, nbatch);
     float block[BLOCK];
-    for (idx_t j0 = 0; j0 < index.ntotal; j0 += BLOCK) {
-        idx_t n = index.ntotal - j0 < BLOCK ? index.ntotal - j0 : BLOCK;
+    for (idx_t j0 = 0; j0 < index.ntotal; j0 += rows_max) {
+        idx_t n = index.ntotal - j0 < rows_max ? index.ntotal - j0 : rows_max;
         const float *rows = xb + static_cast<size_t>(j0) * d;
-        if (ip)
-            simd_dist_ip_many(q, rows, static_cast<size_t>(n), d, block);
-        else
-            simd_dist_l2sq_many(q, rows, static_cast<size_t>(n), d, block);
-        for (idx_t j = 0; j < n; j++) {
-            if (!C::cmp(dist[0], block[j])) continue;
-            if (sel && !sel->is_member(j0 + j)) continue;
-            faiss::heap_replace_top<C>(k, dist, lab, block[j], j0 + j);
+        for (int b = 0; b < nbatch; b++) {
+            FlatQuery *f = batch[b];
+            if (f->error) continue;
+            if (ip)
+                simd_dist_ip_many(f->q, rows, static_cast<size_t>(n), d, block);
+            else
+                simd_dist_l2sq_many(f->q, rows, static_cast<size_t>(n), d, block);
+            try {
+                for (idx_t j = 0; j < n; j++) {
+                    if (!C::cmp(f->dist[0], block[j])) continue;
+                    if (f->sel && !f->sel->is_member(j0 + j)) continue;
+                    faiss::heap_replace_top<C>(f->k, f->dist, f->lab, block[j], j0 + j);
+                }
+            } catch (...) {
+                f->error = std::current_exception();
+            }
         }
     }
-    faiss::heap_reorder<C>(k, dist, lab);
+    for (int b = 0; b < nbatch; b++)
+        if (!batch[b]->error) faiss::heap_reorder<C>(batch[b]->k, batch[b]->dist, batch[b]->lab);
 }
 
 template <class Base> struct FastFlat : Base {
     explicit FastFlat(idx_t d) : Base(d) {}
+
+    mutable FlatShare share;
+
+    void scan_batch(FlatQuery *const *batch, int nbatch) const
+    {
+        if (this->metric_type == faiss::METRIC_INNER_PRODUCT)
+            scan<faiss::CMin<float, idx_t>>(*this, batch, nbatch);
+        else
+            scan<faiss::CMax<float, idx_t>>(*this, batch, nbatch);
+    }
+
+    /* One query: scans at once when a pass slot is free, else queues and either gets its
+     * results from another search's pass or is handed a slot and scans for a batch. */
+    void search_shared(FlatQuery *me) const
+    {
+        int max_passes = 0, batch = 0;
+        share_limits(&max_passes, &batch);
+        if (max_passes == 0) {
+            FlatQuery *one[1] = {me};
+            scan_batch(one, 1);
+            if (me->error) std::rethrow_exception(me->error);
+            return;
+        }
+        std::unique_lock<std::mutex> lk(share.mu);
+        if (share.hold == 0 && share.passes < max_passes) {
+            share.passes++;
+            share.batch_take(me, batch);
+        } else {
+            share.pending.push_back(me);
+            me->cv.wait(lk, [me] { return me->done || me->lead; });
+            if (me->done) {
+                lk.unlock();
+                if (me->error) std::rethrow_exception(me->error);
+                return;
+            }
+        }
+        lk.unlock();
+        scan_batch(me->batch, me->nbatch);
+        lk.lock();
+        /* The others' FlatQuery live on their stacks until they see done: notify under the
+         * lock and do not touch them afterwards. */
+        for (int b = 1; b < me->nbatch; b++) {
+            me->batch[b]->done = true;
+            me->batch[b]->cv.notify_one();
+        }
+        share.passes--;
+        share.promote(max_passes, batch);
+        lk.unlock();
+        if (me->error) std::rethrow_exception(me->error);
+    }
 
     void search(idx_t n, const float *x, idx_t k, float *distances, idx_t *labels,
                 const faiss::SearchParameters *params = nullptr) const override
     {
         FAISS_THROW_IF_NOT(k > 0);
         const faiss::IDSelector *sel = params ? params->sel : nullptr;
-        const bool ip = this->metric_type == faiss::METRIC_INNER_PRODUCT;
-        /* One OpenMP thread per query batch row; ragd searches one query per call and limits
-         * each calling thread to one OpenMP thread, so this loop is serial there. */
+        if (n == 1) {
+            FlatQuery me;
+            me.q = x;
+            me.k = k;
+            me.dist = distances;
+            me.lab = labels;
+            me.sel = sel;
+            search_shared(&me);
+            return;
+        }
+        /* Several queries in one call (no ragd caller does this): one OpenMP thread per
+         * query, each its own pass, as before. */
+        std::exception_ptr first;
 #pragma omp parallel for if (n > 1)
         for (idx_t i = 0; i < n; i++) {
-            const float *q = x + static_cast<size_t>(i) * static_cast<size_t>(this->d);
-            float *di = distances + static_cast<size_t>(i) * static_cast<size_t>(k);
-            idx_t *li = labels + static_cast<size_t>(i) * static_cast<size_t>(k);
-            if (ip)
-                search_one<faiss::CMin<float, idx_t>>(*this, q, k, di, li, sel);
-            else
-                search_one<faiss::CMax<float, idx_t>>(*this, q, k, di, li, sel);
+            FlatQuery one;
+            one.q = x + static_cast<size_t>(i) * static_cast<size_t>(this->d);
+            one.k = k;
+            one.dist = distances + static_cast<size_t>(i) * static_cast<size_t>(k);
+            one.lab = labels + static_cast<size_t>(i) * static_cast<size_t>(k);
+            one.sel = sel;
+            FlatQuery *batch[1] = {&one};
+            scan_batch(batch, 1);
+            if (one.error) {
+#pragma omp critical(ragd_flat_error)
+                if (!first) first = one.error;
+            }
         }
+        if (first) std::rethrow_exception(first);
     }
 
     faiss::FlatCodesDistanceComputer *get_FlatCodesDistanceComputer() const override
@@ -175,6 +370,18 @@ faiss::Index **storage_slot(faiss::Index *index, bool *owned)
     return &hnsw->storage;
 }
 
+/* Returns: the pass queue of index's flat storage, or nullptr when it is not ragd's class. */
+FlatShare *share_of(const FaissIndex *index)
+{
+    bool owned = false;
+    faiss::Index **slot = storage_slot(
+            const_cast<faiss::Index *>(reinterpret_cast<const faiss::Index *>(index)), &owned);
+    if (slot == nullptr) return nullptr;
+    if (auto *ip = dynamic_cast<FastFlatIP *>(*slot)) return &ip->share;
+    if (auto *l2 = dynamic_cast<FastFlatL2 *>(*slot)) return &l2->share;
+    return nullptr;
+}
+
 } /* namespace */
 
 int store_simd_install(FaissIndex *index)
@@ -212,4 +419,38 @@ int store_simd_installed(const FaissIndex *index)
     faiss::Index **slot = storage_slot(
             const_cast<faiss::Index *>(reinterpret_cast<const faiss::Index *>(index)), &owned);
     return slot != nullptr && is_fast(*slot) ? 1 : 0;
+}
+
+void store_simd_flat_limits(int passes, int batch)
+{
+    int cur_passes = 0, cur_batch = 0;
+    share_limits(&cur_passes, &cur_batch);
+    if (passes >= 0) share_passes.store(passes);
+    if (batch >= 1) share_batch.store(batch < BATCH_CAP ? batch : BATCH_CAP);
+}
+
+int store_simd_flat_hold(FaissIndex *index, int hold)
+{
+    FlatShare *share = share_of(index);
+    if (share == nullptr) return 0;
+    int passes = 0, batch = 0;
+    share_limits(&passes, &batch);
+    std::lock_guard<std::mutex> lk(share->mu);
+    if (hold)
+        share->hold++;
+    else if (share->hold > 0 && --share->hold == 0)
+        share->promote(passes, batch);
+    return 1;
+}
+
+int store_simd_flat_stats(const FaissIndex *index, store_simd_flat_stat *out)
+{
+    FlatShare *share = share_of(index);
+    if (share == nullptr || out == nullptr) return 0;
+    std::lock_guard<std::mutex> lk(share->mu);
+    out->pending = share->pending.size();
+    out->passes = share->stat_passes;
+    out->queries = share->stat_queries;
+    out->max_batch = share->stat_max_batch;
+    return 1;
 }

@@ -11,6 +11,9 @@
 
 #include <faiss/c_api/Index_c.h>
 
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,6 +35,28 @@ int store_simd_hnsw_ef_construction(FaissIndex *index, int ef_construction);
 
 /* Returns: 1 when index's flat storage is ragd's class (after store_simd_install). */
 int store_simd_installed(const FaissIndex *index);
+
+/* Shared passes of exact search (see src/store_faiss_simd.cpp): at most passes scans of one
+ * index run at once (0: every search scans alone), each serving up to batch queries (1..64).
+ * The defaults come from RAGD_FLAT_PASSES (one per online CPU) and RAGD_FLAT_BATCH (16); a
+ * negative passes or a batch below 1 keeps the current value. Process-wide; for tests and
+ * benchmarks, not meant to race with searches. */
+void store_simd_flat_limits(int passes, int batch);
+
+/* hold 1: no new pass of index's flat storage starts (searches queue; passes running finish);
+ * hold 0: undoes one hold, and the queued searches start in batches. For tests: lets a batch
+ * of known size build up. Returns: 1 done, 0 the storage is not ragd's class. */
+int store_simd_flat_hold(FaissIndex *index, int hold);
+
+typedef struct store_simd_flat_stat {
+    size_t pending;     /* searches queued now */
+    uint64_t passes;    /* passes run so far (a lone search is a pass of one) */
+    uint64_t queries;   /* queries served by them */
+    uint64_t max_batch; /* the most queries one pass served */
+} store_simd_flat_stat;
+
+/* Fills out with index's pass counters. Returns: 1 done, 0 not ragd's class. */
+int store_simd_flat_stats(const FaissIndex *index, store_simd_flat_stat *out);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,8 @@
  * one above the CPU's, which is lowered); exact and HNSW indexes built with ragd's classes
  * against the same indexes built with FAISS's own (RAGD_SIMD off): same top-k for Flat (ties
  * aside), the same recall for HNSW; tombstones (the id selector) honoured; the files they write
- * read back by either, byte-identical to FAISS's own.
+ * read back by either, byte-identical to FAISS's own; concurrent exact searches that share one
+ * pass over the vectors get exactly what each would get alone (their own k, selector, ties).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,9 @@
 #include <unistd.h>
 
 #include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <pthread.h>
 
 #include "ragd/ragd.h"
 #include "ragd/simd.h"
@@ -30,6 +33,7 @@
 
 #include "test_support.h"
 
+#include "../../src/store_faiss_int.h"
 #include "../../src/store_simd_int.h"
 
 /* Fills out with n deterministic pseudo-random vectors, normalised when unit is set. */
@@ -322,6 +326,197 @@ static void test_hnsw_ef_construction_set(void **state)
     faiss_Index_free(flat);
 }
 
+
+/* Shared passes: one exact index (IDMap2,Flat with ragd's class), queries with their own k and
+ * selector, and the exact answers each gets when searching alone. */
+enum { SH_N = 3000, SH_D = 200, SH_NQ = 48, SH_KMAX = 40, SH_SELS = 3 };
+
+typedef struct shared_case {
+    FaissIndex *sub;                  /* the flat storage under the id map (borrowed) */
+    const float *queries;             /* SH_NQ x SH_D */
+    FaissSearchParameters *params[SH_SELS]; /* [0] none; [1], [2] selectors */
+    int64_t ref_ids[SH_NQ][SH_KMAX];
+    float ref_scores[SH_NQ][SH_KMAX];
+} shared_case;
+
+/* Returns: query q's k (1..SH_KMAX, varied; its selector is params[q % SH_SELS]). */
+static int shared_k(int q)
+{
+    return 1 + (q * 7) % SH_KMAX;
+}
+
+/* Searches query q of c into ids/scores. Returns: 0 on success. */
+static int shared_search(const shared_case *c, int q, int64_t *ids, float *scores)
+{
+    return faiss_Index_search_with_params(c->sub, 1, c->queries + (size_t)q * SH_D, shared_k(q),
+                                          c->params[q % SH_SELS], scores, ids);
+}
+
+/* Returns: 1 when query q's answer is bit for bit the lone search's. */
+static int shared_same(const shared_case *c, int q, const int64_t *ids, const float *scores)
+{
+    int k = shared_k(q);
+    return memcmp(ids, c->ref_ids[q], sizeof *ids * (size_t)k) == 0 &&
+           memcmp(scores, c->ref_scores[q], sizeof *scores * (size_t)k) == 0;
+}
+
+typedef struct shared_worker {
+    const shared_case *c;
+    int first, count, stride; /* queries first, first + stride, ... (count searches) */
+    int failed;               /* searches that failed or answered differently */
+} shared_worker;
+
+static void *shared_worker_run(void *arg)
+{
+    shared_worker *w = arg;
+    for (int i = 0; i < w->count; i++) {
+        int q = (w->first + i * w->stride) % SH_NQ;
+        int64_t ids[SH_KMAX];
+        float scores[SH_KMAX];
+        if (shared_search(w->c, q, ids, scores) != 0 || !shared_same(w->c, q, ids, scores))
+            w->failed++;
+    }
+    return NULL;
+}
+
+/* Runs n workers at once; returns: the failures summed. */
+static int shared_workers(shared_worker *w, int n)
+{
+    pthread_t th[16];
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, shared_worker_run, &w[i]), 0);
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        failed += w[i].failed;
+    }
+    return failed;
+}
+
+/* Concurrent exact searches that share passes answer exactly as alone, for both metrics:
+ * (1) a batch of known size (12 searches queued while no pass may start, then released: one
+ * pass serves all 12, each with its own k 1..40 and one of three selectors, and every answer is
+ * bit-identical to its lone search, ties included: a fifth of the rows are copies of others);
+ * (2) 8 threads x 150 searches of mixed queries with one pass at a time and batches of up to 4,
+ * so passes of every size from 1 to 4 run while searches come and go: the same answers, and the
+ * pass counters account for every search exactly once. */
+static void test_flat_shared_passes(void **state)
+{
+    (void)state;
+    simd_level_set(simd_level_best());
+    float *vecs = malloc(sizeof(float) * SH_N * SH_D);
+    float *queries = malloc(sizeof(float) * SH_NQ * SH_D);
+    int64_t *ids = malloc(sizeof(int64_t) * SH_N), *pick1 = malloc(sizeof(int64_t) * SH_N);
+    int64_t *pick2 = malloc(sizeof(int64_t) * SH_N);
+    shared_case *c = calloc(1, sizeof *c);
+    assert_non_null(vecs);
+    assert_non_null(queries);
+    assert_non_null(ids);
+    assert_non_null(pick1);
+    assert_non_null(pick2);
+    assert_non_null(c);
+    vectors_make(vecs, SH_N, SH_D, 11, 1);
+    /* Exact ties: rows 2400.. repeat rows 0.., so the tie order of the heap is exercised. */
+    memcpy(vecs + (size_t)2400 * SH_D, vecs, sizeof(float) * 600 * SH_D);
+    vectors_make(queries, SH_NQ, SH_D, 12, 1);
+    /* Query 3 (no selector, k 22) is row 5: it finds rows 5 and 2405 first, a tie. */
+    memcpy(queries + 3 * SH_D, vecs + (size_t)5 * SH_D, sizeof(float) * SH_D);
+    for (int i = 0; i < SH_N; i++) ids[i] = 1000 + i;
+    size_t n1 = 0, n2 = 0;
+    for (int i = 0; i < SH_N; i++) {
+        if (i % 3 == 0) pick1[n1++] = i;                  /* positions in the flat storage */
+        if (i >= 1000 && i < 2800) pick2[n2++] = i;
+    }
+    for (int metric = METRIC_INNER_PRODUCT; metric <= METRIC_L2; metric++) {
+        FaissIndex *index = NULL;
+        FaissIDSelectorBatch *sel1 = NULL, *sel2 = NULL;
+        assert_int_equal(
+                faiss_index_factory(&index, SH_D, "IDMap2,Flat", (FaissMetricType)metric), 0);
+        assert_int_equal(faiss_Index_add_with_ids(index, SH_N, vecs, ids), 0);
+        assert_int_equal(store_simd_install(index), 1);
+        assert_int_equal(faiss_IDSelectorBatch_new(&sel1, n1, pick1), 0);
+        assert_int_equal(faiss_IDSelectorBatch_new(&sel2, n2, pick2), 0);
+        c->sub = faiss_IndexIDMap2_sub_index(faiss_IndexIDMap2_cast(index));
+        c->queries = queries;
+        c->params[0] = NULL;
+        assert_int_equal(faiss_SearchParametersHNSW_new_with(&c->params[1],
+                                                             (FaissIDSelector *)sel1, 16),
+                         0);
+        assert_int_equal(faiss_SearchParametersHNSW_new_with(&c->params[2],
+                                                             (FaissIDSelector *)sel2, 16),
+                         0);
+        /* The lone answers, one search at a time. */
+        for (int q = 0; q < SH_NQ; q++)
+            assert_int_equal(shared_search(c, q, c->ref_ids[q], c->ref_scores[q]), 0);
+        assert_true(c->ref_ids[3][0] == 5 || c->ref_ids[3][0] == 2405);
+        assert_int_equal(c->ref_ids[3][1], c->ref_ids[3][0] == 5 ? 2405 : 5);
+        for (int q = 1; q < SH_NQ; q += 3) assert_int_equal(c->ref_ids[q][0] % 3, 0); /* sel1 */
+        store_simd_flat_stat st0, st;
+        assert_int_equal(store_simd_flat_stats(index, &st0), 1);
+        assert_int_equal(st0.passes, SH_NQ); /* alone: a pass each */
+        assert_int_equal(st0.max_batch, 1);
+
+        /* (1) One batch of 12. */
+        store_simd_flat_limits(2, 64);
+        assert_int_equal(store_simd_flat_hold(index, 1), 1);
+        shared_worker w[12];
+        for (int i = 0; i < 12; i++)
+            w[i] = (shared_worker){.c = c, .first = 3 * i + metric, .count = 1, .stride = 1};
+        pthread_t th[12];
+        for (int i = 0; i < 12; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, shared_worker_run, &w[i]), 0);
+        for (int tries = 0; tries < 600000; tries++) { /* poll: all 12 queued (10 min at most) */
+            assert_int_equal(store_simd_flat_stats(index, &st), 1);
+            if (st.pending == 12) break;
+            usleep(1000);
+        }
+        assert_int_equal(st.pending, 12);
+        assert_int_equal(store_simd_flat_hold(index, 0), 1);
+        int failed = 0;
+        for (int i = 0; i < 12; i++) {
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+            failed += w[i].failed;
+        }
+        assert_int_equal(failed, 0);
+        assert_int_equal(store_simd_flat_stats(index, &st), 1);
+        assert_int_equal(st.passes, st0.passes + 1);
+        assert_int_equal(st.queries, st0.queries + 12);
+        assert_int_equal(st.max_batch, 12);
+        assert_int_equal(st.pending, 0);
+
+        /* (2) Searches coming and going, one pass at a time, batches up to 4. */
+        store_simd_flat_limits(1, 4);
+        store_simd_flat_stat st1 = st;
+        shared_worker many[8];
+        for (int i = 0; i < 8; i++)
+            many[i] = (shared_worker){.c = c, .first = i * 5, .count = 150, .stride = 7 + 2 * i};
+        assert_int_equal(shared_workers(many, 8), 0);
+        assert_int_equal(store_simd_flat_stats(index, &st), 1);
+        assert_int_equal(st.queries, st1.queries + 8 * 150);
+        assert_true((st.passes - st1.passes) * 4 >= 8 * 150); /* no pass served more than 4 */
+        assert_int_equal(st.pending, 0);
+
+        /* Sharing off (RAGD_FLAT_PASSES=0): the same answers. */
+        store_simd_flat_limits(0, 16);
+        for (int i = 0; i < 4; i++)
+            many[i] = (shared_worker){.c = c, .first = i, .count = 40, .stride = 5};
+        assert_int_equal(shared_workers(many, 4), 0);
+        store_simd_flat_limits(2, 16);
+
+        faiss_SearchParameters_free(c->params[1]);
+        faiss_SearchParameters_free(c->params[2]);
+        faiss_IDSelector_free((FaissIDSelector *)sel1);
+        faiss_IDSelector_free((FaissIDSelector *)sel2);
+        faiss_Index_free(index);
+    }
+    free(c);
+    free(vecs);
+    free(queries);
+    free(ids);
+    free(pick1);
+    free(pick2);
+}
+
 #define T(fn) cmocka_unit_test_teardown(fn, restore_level)
 
 int main(void)
@@ -329,7 +524,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_kernels_match_reference), T(test_level_forcing), T(test_flat_same_topk),
         T(test_hnsw_same_recall),        T(test_files_interchangeable),
-        T(test_hnsw_ef_construction_set),
+        T(test_hnsw_ef_construction_set), T(test_flat_shared_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
