@@ -30,7 +30,20 @@ typedef struct simd_kernels {
     float (*l2sq)(const float *, const float *, size_t);
     void (*ip_many)(const float *, const float *, size_t, size_t, float *);
     void (*l2sq_many)(const float *, const float *, size_t, size_t, float *);
+    void (*ip_batch)(const float *const *, size_t, const float *, size_t, size_t, float *);
+    void (*l2sq_batch)(const float *const *, size_t, const float *, size_t, size_t, float *);
 } simd_kernels;
+
+/* The batch forms (several queries, one pass): row after row, every query against the row
+ * while it is in L1, so the rows come from memory once for all the queries; each pair goes
+ * through the same inline kernel as the single and _many forms, so the values are identical. */
+#define RAGD_BATCH_KERNEL(attr, name, pair)                                                      \
+    attr static void name(const float *const *qs, size_t nq, const float *base, size_t n,      \
+                          size_t d, float *out)                                                 \
+    {                                                                                            \
+        for (size_t j = 0; j < n; j++)                                                           \
+            for (size_t b = 0; b < nq; b++) out[b * n + j] = pair(qs[b], base + j * d, d);      \
+    }
 
 /* ---- scalar ------------------------------------------------------------------------------- */
 
@@ -89,8 +102,12 @@ static void l2sq_many_scalar(const float *q, const float *base, size_t n, size_t
     for (size_t i = 0; i < n; i++) out[i] = l2sq_scalar_inline(q, base + i * d, d);
 }
 
-static const simd_kernels kernels_scalar = {RAGD_SIMD_SCALAR, ip_scalar, l2sq_scalar,
-                                            ip_many_scalar, l2sq_many_scalar};
+RAGD_BATCH_KERNEL(, ip_batch_scalar, ip_scalar_inline)
+RAGD_BATCH_KERNEL(, l2sq_batch_scalar, l2sq_scalar_inline)
+
+static const simd_kernels kernels_scalar = {RAGD_SIMD_SCALAR, ip_scalar,       l2sq_scalar,
+                                            ip_many_scalar,   l2sq_many_scalar, ip_batch_scalar,
+                                            l2sq_batch_scalar};
 
 #if RAGD_SIMD_X86
 /* ---- AVX2 + FMA --------------------------------------------------------------------------- */
@@ -176,8 +193,12 @@ RAGD_AVX2 static void l2sq_many_avx2(const float *q, const float *base, size_t n
     for (size_t i = 0; i < n; i++) out[i] = l2sq_avx2_inline(q, base + i * d, d);
 }
 
-static const simd_kernels kernels_avx2 = {RAGD_SIMD_AVX2, ip_avx2, l2sq_avx2, ip_many_avx2,
-                                          l2sq_many_avx2};
+RAGD_BATCH_KERNEL(RAGD_AVX2, ip_batch_avx2, ip_avx2_inline)
+RAGD_BATCH_KERNEL(RAGD_AVX2, l2sq_batch_avx2, l2sq_avx2_inline)
+
+static const simd_kernels kernels_avx2 = {RAGD_SIMD_AVX2, ip_avx2,       l2sq_avx2,
+                                          ip_many_avx2,   l2sq_many_avx2, ip_batch_avx2,
+                                          l2sq_batch_avx2};
 
 /* ---- AVX-512F ----------------------------------------------------------------------------- */
 
@@ -253,8 +274,91 @@ RAGD_AVX512 static void l2sq_many_avx512(const float *q, const float *base, size
     for (size_t i = 0; i < n; i++) out[i] = l2sq_avx512_inline(q, base + i * d, d);
 }
 
-static const simd_kernels kernels_avx512 = {RAGD_SIMD_AVX512, ip_avx512, l2sq_avx512,
-                                            ip_many_avx512, l2sq_many_avx512};
+/* Two queries against two rows at once (four pairs): each 16-float step of a row and of a
+ * query is loaded once for two pairs, so the loads per FMA halve (the per-pair kernels are bound
+ * by their two loads per FMA once the rows are in cache). Each pair keeps the four accumulators
+ * of ip_avx512_inline / l2sq_avx512_inline, fed in the same order, with the same tail and the
+ * same final reduction: the four values are bit for bit those of the per-pair kernels. TERM(x, y)
+ * is what a step multiplies: x * y for the inner product, (x - y)^2 for L2. */
+#define RAGD_TILE_IP(acc, x, y) acc = _mm512_fmadd_ps(x, y, acc)
+#define RAGD_TILE_L2(acc, x, y)                                                                  \
+    do {                                                                                         \
+        __m512 t_ = _mm512_sub_ps(x, y);                                                         \
+        acc = _mm512_fmadd_ps(t_, t_, acc);                                                      \
+    } while (0)
+#define RAGD_TILE_STEP(TERM, k, off, LOAD)                                                       \
+    do {                                                                                         \
+        __m512 x0 = LOAD(q0 + (off)), x1 = LOAD(q1 + (off));                                     \
+        __m512 y0 = LOAD(r0 + (off)), y1 = LOAD(r1 + (off));                                     \
+        TERM(p00[k], x0, y0);                                                                    \
+        TERM(p01[k], x0, y1);                                                                    \
+        TERM(p10[k], x1, y0);                                                                    \
+        TERM(p11[k], x1, y1);                                                                    \
+    } while (0)
+#define RAGD_TILE_SUM(p) _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[1]),        \
+                                                            _mm512_add_ps(p[2], p[3])))
+#define RAGD_TILE_KERNEL(name, TERM)                                                             \
+    RAGD_AVX512 static inline void name(const float *q0, const float *q1, const float *r0,      \
+                                        const float *r1, size_t d, float out[4])                 \
+    {                                                                                            \
+        __m512 p00[4], p01[4], p10[4], p11[4];                                                   \
+        for (int k = 0; k < 4; k++)                                                              \
+            p00[k] = p01[k] = p10[k] = p11[k] = _mm512_setzero_ps();                             \
+        size_t i = 0;                                                                            \
+        for (; i + 64 <= d; i += 64) {                                                           \
+            RAGD_TILE_STEP(TERM, 0, i, _mm512_loadu_ps);                                         \
+            RAGD_TILE_STEP(TERM, 1, i + 16, _mm512_loadu_ps);                                    \
+            RAGD_TILE_STEP(TERM, 2, i + 32, _mm512_loadu_ps);                                    \
+            RAGD_TILE_STEP(TERM, 3, i + 48, _mm512_loadu_ps);                                    \
+        }                                                                                        \
+        for (; i + 16 <= d; i += 16) RAGD_TILE_STEP(TERM, 0, i, _mm512_loadu_ps);                \
+        if (i < d) {                                                                             \
+            __mmask16 m = (__mmask16)((1u << (d - i)) - 1u);                                     \
+            RAGD_TILE_STEP(TERM, 1, i, RAGD_TILE_MASKED);                                        \
+        }                                                                                        \
+        out[0] = RAGD_TILE_SUM(p00);                                                             \
+        out[1] = RAGD_TILE_SUM(p01);                                                             \
+        out[2] = RAGD_TILE_SUM(p10);                                                             \
+        out[3] = RAGD_TILE_SUM(p11);                                                             \
+    }
+#define RAGD_TILE_MASKED(ptr) _mm512_maskz_loadu_ps(m, ptr)
+
+RAGD_TILE_KERNEL(ip_tile_avx512, RAGD_TILE_IP)
+RAGD_TILE_KERNEL(l2sq_tile_avx512, RAGD_TILE_L2)
+
+/* The batch forms at AVX-512: two rows and two queries at a time through the tile kernel; an
+ * odd last query or row goes through the per-pair kernel (the same values either way). */
+#define RAGD_BATCH_TILED(name, tile, pair)                                                       \
+    RAGD_AVX512 static void name(const float *const *qs, size_t nq, const float *base, size_t n, \
+                                 size_t d, float *out)                                           \
+    {                                                                                            \
+        size_t j = 0;                                                                            \
+        for (; j + 2 <= n; j += 2) {                                                             \
+            const float *r0 = base + j * d, *r1 = r0 + d;                                        \
+            size_t b = 0;                                                                        \
+            for (; b + 2 <= nq; b += 2) {                                                        \
+                float v[4];                                                                      \
+                tile(qs[b], qs[b + 1], r0, r1, d, v);                                            \
+                out[b * n + j] = v[0];                                                           \
+                out[b * n + j + 1] = v[1];                                                       \
+                out[(b + 1) * n + j] = v[2];                                                     \
+                out[(b + 1) * n + j + 1] = v[3];                                                 \
+            }                                                                                    \
+            if (b < nq) {                                                                        \
+                out[b * n + j] = pair(qs[b], r0, d);                                             \
+                out[b * n + j + 1] = pair(qs[b], r1, d);                                         \
+            }                                                                                    \
+        }                                                                                        \
+        if (j < n)                                                                               \
+            for (size_t b = 0; b < nq; b++) out[b * n + j] = pair(qs[b], base + j * d, d);       \
+    }
+
+RAGD_BATCH_TILED(ip_batch_avx512, ip_tile_avx512, ip_avx512_inline)
+RAGD_BATCH_TILED(l2sq_batch_avx512, l2sq_tile_avx512, l2sq_avx512_inline)
+
+static const simd_kernels kernels_avx512 = {RAGD_SIMD_AVX512, ip_avx512,       l2sq_avx512,
+                                            ip_many_avx512,   l2sq_many_avx512, ip_batch_avx512,
+                                            l2sq_batch_avx512};
 #endif
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -358,4 +462,16 @@ void simd_dist_ip_many(const float *q, const float *base, size_t n, size_t d, fl
 void simd_dist_l2sq_many(const float *q, const float *base, size_t n, size_t d, float *out)
 {
     kernels()->l2sq_many(q, base, n, d, out);
+}
+
+void simd_dist_ip_batch(const float *const *qs, size_t nq, const float *base, size_t n, size_t d,
+                        float *out)
+{
+    kernels()->ip_batch(qs, nq, base, n, d, out);
+}
+
+void simd_dist_l2sq_batch(const float *const *qs, size_t nq, const float *base, size_t n,
+                          size_t d, float *out)
+{
+    kernels()->l2sq_batch(qs, nq, base, n, d, out);
 }

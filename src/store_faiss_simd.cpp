@@ -14,12 +14,12 @@
  *
  * Shared passes (exact search is memory-bound: one core streams the vectors about as fast as
  * two): concurrent one-query searches on the same FastFlat coalesce. A search that finds a pass
- * slot free (at most RAGD_FLAT_PASSES passes at once, default one per online CPU) starts its
- * scan at once, alone; one that arrives while every slot is taken queues. When a pass ends, its
- * leader hands the slot to the oldest queued search, which scans for itself and up to
- * RAGD_FLAT_BATCH - 1 more queued ones: each block of rows, while in cache, is compared with
- * every query of the batch, each query keeping its own heap, k and selector, so the results are
- * exactly those of a lone search (same kernel per row, rows in the same order). No allocation
+ * slot free (at most RAGD_FLAT_PASSES passes at once, default 1) starts its scan at once, alone;
+ * one that arrives while every slot is taken queues. When a pass ends, its leader hands the slot
+ * to the oldest queued search, which scans for itself and up to RAGD_FLAT_BATCH - 1 more queued
+ * ones: row after row, every query of the batch is compared with the row while it is in cache
+ * (simd_dist_*_batch), each query keeping its own heap, k and selector, so the results are
+ * exactly those of a lone search (same values per row, rows in the same order). No allocation
  * happens while the queue's lock is held, and a query that throws fails alone.
  */
 #include "store_simd_int.h"
@@ -42,8 +42,6 @@
 #include <mutex>
 #include <new>
 #include <typeinfo>
-
-#include <unistd.h>
 
 namespace {
 
@@ -109,10 +107,11 @@ void share_limits(int *passes, int *batch)
 {
     static std::once_flag once;
     std::call_once(once, [] {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        int def = cpus > 0 && cpus < 1024 ? static_cast<int>(cpus) : 1;
+        /* One pass at a time by default: measured on 2 cores (bench/NOTES.md, part F), one
+         * stream of batches served 8 concurrent searches better than two passes of half the
+         * batch each, since a batch costs little more than a lone pass. */
         int expect = -1;
-        share_passes.compare_exchange_strong(expect, env_int("RAGD_FLAT_PASSES", def, 0, 1024));
+        share_passes.compare_exchange_strong(expect, env_int("RAGD_FLAT_PASSES", 1, 0, 1024));
         expect = -1;
         share_batch.compare_exchange_strong(expect, env_int("RAGD_FLAT_BATCH", 16, 1, BATCH_CAP));
     });
@@ -175,14 +174,25 @@ struct FlatShare {
     }
 };
 
-/* Rows per block when a pass serves several queries: the block (rows x d floats) stays in the
- * core's L2 cache while each query of the batch is compared with it. */
-idx_t rows_per_block(size_t d, int nbatch)
+/* Rows per block when a pass serves several queries: their distances to the block (batch x rows
+ * floats, 16 KiB at most) are computed row by row (simd_dist_*_batch), then merged into each
+ * query's heap. */
+constexpr idx_t BATCH_ROWS = 64;
+
+/* Merges the distances of rows j0..j0+n (in row order) into f's heap; a throwing selector sets
+ * f's error. */
+template <class C>
+void heap_merge(FlatQuery *f, const float *dist, idx_t j0, idx_t n)
 {
-    if (nbatch <= 1) return BLOCK;
-    size_t rows = (256u * 1024u) / (d * sizeof(float));
-    if (rows < 16) rows = 16;
-    return rows > static_cast<size_t>(BLOCK) ? BLOCK : static_cast<idx_t>(rows);
+    try {
+        for (idx_t j = 0; j < n; j++) {
+            if (!C::cmp(f->dist[0], dist[j])) continue;
+            if (f->sel && !f->sel->is_member(j0 + j)) continue;
+            faiss::heap_replace_top<C>(f->k, f->dist, f->lab, dist[j], j0 + j);
+        }
+    } catch (...) {
+        f->error = std::current_exception();
+    }
 }
 
 /* One pass over every stored vector for the queries in batch; C is faiss::CMin (inner product:
@@ -197,27 +207,32 @@ void scan(const faiss::IndexFlat &index, FlatQuery *const *batch, int nbatch)
     const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
     for (int b = 0; b < nbatch; b++)
         faiss::heap_heapify<C>(batch[b]->k, batch[b]->dist, batch[b]->lab);
-    const idx_t rows_max = rows_per_block(d, nbatch);
-    float block[BLOCK];
-    for (idx_t j0 = 0; j0 < index.ntotal; j0 += rows_max) {
-        idx_t n = index.ntotal - j0 < rows_max ? index.ntotal - j0 : rows_max;
-        const float *rows = xb + static_cast<size_t>(j0) * d;
-        for (int b = 0; b < nbatch; b++) {
-            FlatQuery *f = batch[b];
-            if (f->error) continue;
+    if (nbatch == 1) {
+        /* Alone: one query against a block of rows at a time (the block stays in L1). */
+        float block[BLOCK];
+        for (idx_t j0 = 0; j0 < index.ntotal && !batch[0]->error; j0 += BLOCK) {
+            idx_t n = index.ntotal - j0 < BLOCK ? index.ntotal - j0 : BLOCK;
+            const float *rows = xb + static_cast<size_t>(j0) * d;
             if (ip)
-                simd_dist_ip_many(f->q, rows, static_cast<size_t>(n), d, block);
+                simd_dist_ip_many(batch[0]->q, rows, static_cast<size_t>(n), d, block);
             else
-                simd_dist_l2sq_many(f->q, rows, static_cast<size_t>(n), d, block);
-            try {
-                for (idx_t j = 0; j < n; j++) {
-                    if (!C::cmp(f->dist[0], block[j])) continue;
-                    if (f->sel && !f->sel->is_member(j0 + j)) continue;
-                    faiss::heap_replace_top<C>(f->k, f->dist, f->lab, block[j], j0 + j);
-                }
-            } catch (...) {
-                f->error = std::current_exception();
-            }
+                simd_dist_l2sq_many(batch[0]->q, rows, static_cast<size_t>(n), d, block);
+            heap_merge<C>(batch[0], block, j0, n);
+        }
+    } else {
+        const float *qs[BATCH_CAP];
+        for (int b = 0; b < nbatch; b++) qs[b] = batch[b]->q;
+        float block[BATCH_CAP * BATCH_ROWS];
+        for (idx_t j0 = 0; j0 < index.ntotal; j0 += BATCH_ROWS) {
+            idx_t n = index.ntotal - j0 < BATCH_ROWS ? index.ntotal - j0 : BATCH_ROWS;
+            const float *rows = xb + static_cast<size_t>(j0) * d;
+            const size_t nq = static_cast<size_t>(nbatch), nr = static_cast<size_t>(n);
+            if (ip)
+                simd_dist_ip_batch(qs, nq, rows, nr, d, block);
+            else
+                simd_dist_l2sq_batch(qs, nq, rows, nr, d, block);
+            for (int b = 0; b < nbatch; b++)
+                if (!batch[b]->error) heap_merge<C>(batch[b], block + b * n, j0, n);
         }
     }
     for (int b = 0; b < nbatch; b++)

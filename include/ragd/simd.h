@@ -51,6 +51,16 @@ void simd_dist_ip_many(const float *q, const float *base, size_t n, size_t d, fl
 /* out[i] = squared L2 distance of q to row i of base, i < n. */
 void simd_dist_l2sq_many(const float *q, const float *base, size_t n, size_t d, float *out);
 
+/* out[b * n + i] = inner product of qs[b] with row i of base, b < nq, i < n: several queries in
+ * one pass over the rows (each row is read once for all of them). The same values as
+ * simd_dist_ip_many gives each query. */
+void simd_dist_ip_batch(const float *const *qs, size_t nq, const float *base, size_t n, size_t d,
+                        float *out);
+
+/* out[b * n + i] = squared L2 distance of qs[b] to row i of base; as simd_dist_ip_batch. */
+void simd_dist_l2sq_batch(const float *const *qs, size_t nq, const float *base, size_t n,
+                          size_t d, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -62,7 +62,8 @@ static int restore_level(void **state)
 }
 
 /* Every level up to the CPU's best, at dimensions that exercise each tail path, against a
- * double-precision sum; the _many forms agree with the single ones. */
+ * double-precision sum; the _many forms agree with the single ones, and the _batch forms
+ * (several queries in one pass) give each query exactly the _many values. */
 static void test_kernels_match_reference(void **state)
 {
     (void)state;
@@ -85,6 +86,19 @@ static void test_kernels_match_reference(void **state)
             base[d * ROWS] = 1e30f;
             simd_dist_ip_many(q, base, ROWS, (size_t)d, out_ip);
             simd_dist_l2sq_many(q, base, ROWS, (size_t)d, out_l2);
+            /* Three queries in one batch: q, the third row, q again. */
+            const float *qs[3] = {q, base + 2 * (size_t)d, q};
+            float batch_ip[3 * ROWS], batch_l2[3 * ROWS], other[ROWS];
+            simd_dist_ip_batch(qs, 3, base, ROWS, (size_t)d, batch_ip);
+            simd_dist_l2sq_batch(qs, 3, base, ROWS, (size_t)d, batch_l2);
+            assert_memory_equal(batch_ip, out_ip, sizeof out_ip);
+            assert_memory_equal(batch_ip + 2 * ROWS, out_ip, sizeof out_ip);
+            assert_memory_equal(batch_l2, out_l2, sizeof out_l2);
+            assert_memory_equal(batch_l2 + 2 * ROWS, out_l2, sizeof out_l2);
+            simd_dist_ip_many(qs[1], base, ROWS, (size_t)d, other);
+            assert_memory_equal(batch_ip + ROWS, other, sizeof other);
+            simd_dist_l2sq_many(qs[1], base, ROWS, (size_t)d, other);
+            assert_memory_equal(batch_l2 + ROWS, other, sizeof other);
             for (int r = 0; r < ROWS; r++) {
                 const float *y = base + (size_t)r * (size_t)d;
                 double ip = 0, l2 = 0, mag = 0;
