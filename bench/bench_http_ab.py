@@ -81,6 +81,18 @@ def drive(port, qtxt, conc, requests, mode):
     return run_json(cmd)
 
 
+def flat_passes(port):
+    """Returns: (passes, searches) of ragd's shared Flat passes from /metrics (0, 0 when the
+    binary has no such counters)."""
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=30) as r:
+        text = r.read().decode("utf-8")
+    vals = dict(line.split(" ", 1) for line in text.splitlines()
+                if line.startswith("ragd_flat_search_pass"))
+    return (float(vals.get("ragd_flat_search_passes_total", 0)),
+            float(vals.get("ragd_flat_search_pass_searches_total", 0)))
+
+
 def one(binary, data, args, qtxt, log):
     d = Daemon(binary, data, args.dims, args.factory, log)
     try:
@@ -89,8 +101,12 @@ def one(binary, data, args, qtxt, log):
         for conc in args.concurrency:
             n = args.requests if conc == 1 else args.requests * 2
             c0 = cpu_s(d.proc.pid)
+            p0 = flat_passes(d.port)
             r = drive(d.port, qtxt, conc, n, args.mode)
             r["daemon_cpu_us_per_request"] = round((cpu_s(d.proc.pid) - c0) / n * 1e6, 1)
+            p1 = flat_passes(d.port)
+            if p1[0] > p0[0]:
+                r["flat_searches_per_pass"] = round((p1[1] - p0[1]) / (p1[0] - p0[0]), 3)
             out[str(conc)] = r
         return out
     finally:

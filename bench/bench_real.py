@@ -18,7 +18,8 @@ top-10 kept. Nothing here asserts a timing. Writes one JSON file.
 Usage: bench_real.py [--bin build/release/ragd] [--out bench/results/real-hybrid.json]
                      [--sizes 10000,100000] [--factories HNSW32] [--concurrency 1,2,8]
                      [--requests 80] [--chunk-tokens 128] [--efs 16,64] [--bounds 4000,1000]
-                     [--ab-bin OLD_RAGD --ab-rounds 3] [--keep DIR (reuses its stores)]
+                     [--ab-bin OLD_RAGD --ab-rounds 3 --ab-concurrency 1,2,8]
+                     [--keep DIR (reuses its stores)]
 """
 import argparse
 import http.client
@@ -268,8 +269,11 @@ def main():
     ap.add_argument("--efs", default="", help="ef_search values to sweep (recall needs Flat too)")
     ap.add_argument("--bounds", default="", help="keyword_max_matches values to compare")
     ap.add_argument("--ab-bin", help="a second binary: both served in turn on each store, "
-                    "--ab-rounds times, for an interleaved A/B of the modes at concurrency 1")
+                    "--ab-rounds times, for an interleaved A/B of the modes at "
+                    "--ab-concurrency")
     ap.add_argument("--ab-rounds", type=int, default=3)
+    ap.add_argument("--ab-concurrency", default="1",
+                    help="concurrency levels of the A/B runs (comma-separated)")
     ap.add_argument("--keep", help="keep the work dir (and the ingested stores) here")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
@@ -336,7 +340,8 @@ def main():
                     for tag, b in (("a", binary), ("b", os.path.abspath(args.ab_bin))):
                         d = Daemon(b, data, env_for(factory, cfg), log)
                         bench_http(d.port, qtxt, 1, nq, mode="hybrid")  # warm, as above
-                        one[tag] = modes_run(d.port, qtxt, args.requests, [1],
+                        one[tag] = modes_run(d.port, qtxt, args.requests,
+                                             [int(c) for c in args.ab_concurrency.split(",")],
                                              "%s%d " % (tag, rnd))
                         one[tag + "_load"] = os.getloadavg()
                         d.stop()

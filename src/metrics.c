@@ -127,6 +127,12 @@ static const struct {
                                             "Completion tokens billed by the chat upstream."},
     [RAGD_METRIC_CHAT_TOKENS_DROPPED] = {"ragd_chat_tokens_dropped_total",
                                          "History and context tokens dropped by chat budgets."},
+    [RAGD_METRIC_FLAT_PASSES] = {"ragd_flat_search_passes_total",
+                                 "Passes over a Flat index's vectors (a lone search is a pass "
+                                 "of one)."},
+    [RAGD_METRIC_FLAT_PASS_SEARCHES] = {"ragd_flat_search_pass_searches_total",
+                                        "Exact searches served by those passes (searches per "
+                                        "pass: the mean batch)."},
 };
 
 static const struct {

@@ -26,6 +26,10 @@
 
 #include "ragd/simd.h"
 
+extern "C" {
+#include "ragd/metrics.h"
+}
+
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
@@ -37,7 +41,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <new>
@@ -132,16 +135,41 @@ struct FlatQuery {
     bool lead = false;        /* it was handed a pass slot: scan batch[0..nbatch) */
     FlatQuery *batch[BATCH_CAP];
     int nbatch = 0;
+    FlatQuery *next = nullptr; /* the queue's link */
     std::condition_variable cv;
 };
 
-/* The queue of one FastFlat. Guarded by mu. */
+/* The queue of one FastFlat: a FIFO linked through the queued FlatQuery themselves (nothing is
+ * allocated). Guarded by mu. */
 struct FlatShare {
     std::mutex mu;
     int passes = 0; /* slots taken: passes running or handed to a queued search */
     int hold = 0;   /* > 0: no new pass starts (tests: let a batch build up) */
-    std::deque<FlatQuery *> pending;
+    FlatQuery *head = nullptr, *tail = nullptr;
+    size_t pending = 0;
     uint64_t stat_passes = 0, stat_queries = 0, stat_max_batch = 0;
+
+    void push(FlatQuery *f)
+    {
+        f->next = nullptr;
+        if (tail != nullptr)
+            tail->next = f;
+        else
+            head = f;
+        tail = f;
+        pending++;
+    }
+
+    /* Returns: the oldest queued query, removed from the queue (nullptr when empty). */
+    FlatQuery *pop()
+    {
+        FlatQuery *f = head;
+        if (f == nullptr) return nullptr;
+        head = f->next;
+        if (head == nullptr) tail = nullptr;
+        pending--;
+        return f;
+    }
 
     /* Fills lead's batch with lead and up to batch - 1 queued queries, oldest first, and counts
      * the pass. Called with mu held; never allocates. */
@@ -149,12 +177,11 @@ struct FlatShare {
     {
         lead->batch[0] = lead;
         lead->nbatch = 1;
-        while (lead->nbatch < batch && !pending.empty()) {
-            lead->batch[lead->nbatch++] = pending.front();
-            pending.pop_front();
-        }
+        while (lead->nbatch < batch && head != nullptr) lead->batch[lead->nbatch++] = pop();
         stat_passes++;
         stat_queries += static_cast<uint64_t>(lead->nbatch);
+        metrics_counter_add(RAGD_METRIC_FLAT_PASSES, 1);
+        metrics_counter_add(RAGD_METRIC_FLAT_PASS_SEARCHES, static_cast<uint64_t>(lead->nbatch));
         if (static_cast<uint64_t>(lead->nbatch) > stat_max_batch)
             stat_max_batch = static_cast<uint64_t>(lead->nbatch);
     }
@@ -163,9 +190,8 @@ struct FlatShare {
      * with mu held. */
     void promote(int max_passes, int batch)
     {
-        while (hold == 0 && passes < max_passes && !pending.empty()) {
-            FlatQuery *next = pending.front();
-            pending.pop_front();
+        while (hold == 0 && passes < max_passes && head != nullptr) {
+            FlatQuery *next = pop();
             batch_take(next, batch);
             next->lead = true;
             passes++;
@@ -269,7 +295,7 @@ template <class Base> struct FastFlat : Base {
             share.passes++;
             share.batch_take(me, batch);
         } else {
-            share.pending.push_back(me);
+            share.push(me);
             me->cv.wait(lk, [me] { return me->done || me->lead; });
             if (me->done) {
                 lk.unlock();
@@ -463,7 +489,7 @@ int store_simd_flat_stats(const FaissIndex *index, store_simd_flat_stat *out)
     FlatShare *share = share_of(index);
     if (share == nullptr || out == nullptr) return 0;
     std::lock_guard<std::mutex> lk(share->mu);
-    out->pending = share->pending.size();
+    out->pending = share->pending;
     out->passes = share->stat_passes;
     out->queries = share->stat_queries;
     out->max_batch = share->stat_max_batch;

@@ -54,6 +54,10 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_CHAT_PROMPT_TOKENS,      /* prompt tokens billed by the upstream */
     RAGD_METRIC_CHAT_COMPLETION_TOKENS,  /* completion tokens billed by the upstream */
     RAGD_METRIC_CHAT_TOKENS_DROPPED,     /* history and context tokens the budget dropped */
+    /* issue 16: exact (Flat) searches sharing passes over the vectors */
+    RAGD_METRIC_FLAT_PASSES,             /* passes over a Flat index's vectors (a lone search
+                                          * is a pass of one) */
+    RAGD_METRIC_FLAT_PASS_SEARCHES,      /* searches those passes served */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 

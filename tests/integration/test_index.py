@@ -216,3 +216,66 @@ def index_auto_follows_store_size(t):
     eq(found, ["f02.md"], "Flat again finds topic 2")
     d.stop()
     eq(meta(data)["factory"], "Flat", "below half the threshold: Flat")
+
+
+@test
+def index_flat_concurrent_searches_match_serial(t):
+    """Concurrent exact (Flat) searches share passes over the vectors (RAGD_FLAT_PASSES = 1:
+    searches arriving while one runs are served together by the next): eight clients asking at
+    once, each query with its own k and source filter, get exactly the answers (sources and
+    scores) the same queries got one at a time, and /metrics counts the searches and passes."""
+    import threading
+    env = {"RAGD_STORE_INDEX_FACTORY": "Flat", "RAGD_SERVER_THREADS": "8",
+           "RAGD_FLAT_PASSES": "1", "RAGD_FLAT_BATCH": "4"}
+    docs, data = t.path("docs"), t.path("data")
+    for i in range(FILES):
+        write(os.path.join(docs, "ab"[i % 2], "f%02d.md" % i),
+              "# Note %d\n\n%s\n" % (i, topic(i)))
+    d = t.serve(data, env=env)
+    eq(d.ingest(docs)["documents"]["added"], FILES, "documents added")
+
+    def body(i):
+        b = {"query": topic(i * 3 % FILES) + " lever", "k": 1 + i % 9, "mode": "vector"}
+        if i % 3 == 1:
+            b["filters"] = {"source": "ab"[i % 2] + "/"}
+        return b
+
+    def answer(i):
+        ans = d.retrieve(body(i))
+        return [(r["source"], r["score"]) for r in ans["results"]]
+
+    queries = range(24)
+    serial = {i: answer(i) for i in queries}
+    for i in queries:
+        check(1 <= len(serial[i]) <= 1 + i % 9, "query %d: 1..k results: %r" % (i, serial[i]))
+        if i % 3 == 1:
+            check(all(s.startswith("ab"[i % 2] + "/") for s, _ in serial[i]),
+                  "query %d: the filter holds: %r" % (i, serial[i]))
+    wrong = []
+
+    def client(c):
+        for n in range(3):
+            for i in queries:
+                j = (i * (c + 1) + n) % len(queries)
+                try:
+                    got = answer(j)
+                except Exception as e:  # noqa: BLE001 - a failed request is a wrong answer
+                    got = repr(e)
+                if got != serial[j]:
+                    wrong.append((c, j, got, serial[j]))
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    eq(wrong[:3], [], "concurrent answers that differ from the serial ones")
+    # Every exact search went through a pass, and no pass served more than the batch cap.
+    text = d.call("GET", "/metrics").body.decode("utf-8")
+    series = dict(line.split(" ", 1) for line in text.splitlines()
+                  if line.startswith("ragd_flat_search_pass"))
+    passes = float(series.get("ragd_flat_search_passes_total", "0"))
+    searches = float(series.get("ragd_flat_search_pass_searches_total", "0"))
+    check(searches >= len(queries) * 25, "searches counted: %r" % series)
+    check(searches / 4 <= passes <= searches, "passes within the batch cap: %r" % series)
+    d.stop()

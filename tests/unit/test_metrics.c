@@ -61,7 +61,8 @@ static void test_counters(void **state)
     static const char *const names[] = {
         "ragd_retrieval_misses_total", "ragd_cache_hits_total",    "ragd_cache_misses_total",
         "ragd_embedding_requests_total", "ragd_ingest_runs_total", "ragd_ingest_failures_total",
-        "ragd_log_dropped_lines_total"};
+        "ragd_log_dropped_lines_total", "ragd_flat_search_passes_total",
+        "ragd_flat_search_pass_searches_total"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char want[160];
         if (series_value(t, names[i]) != 0) fail_msg("%s not rendered at 0", names[i]);
