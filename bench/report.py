@@ -662,7 +662,9 @@ def issue16_summary(w, cfgs, core):
                        "included)")):
         shares = []
         for c in cfgs:
-            if c.get(key):
+            refused = key.endswith("ingest_bytes") and (c.get("ingest_during") or {}).get(
+                "status") != 200
+            if c.get(key) and not refused:
                 budget = 1.3 * c["raw_vector_bytes"] + 64 * MIB
                 shares.append((c[key] / budget, c, c[key], budget))
         if not shares:
