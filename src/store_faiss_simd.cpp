@@ -187,10 +187,12 @@ struct FlatShare {
     }
 
     /* Hands free slots to queued searches (each becomes the leader of the next batch). Called
-     * with mu held. */
+     * with mu held. Queued searches are drained even if sharing was turned off meanwhile
+     * (max_passes 0 counts as 1 here), so none is left waiting. */
     void promote(int max_passes, int batch)
     {
-        while (hold == 0 && passes < max_passes && head != nullptr) {
+        const int cap = max_passes > 0 ? max_passes : 1;
+        while (hold == 0 && passes < cap && head != nullptr) {
             FlatQuery *next = pop();
             batch_take(next, batch);
             next->lead = true;

@@ -510,6 +510,27 @@ static void test_flat_shared_passes(void **state)
         assert_true((st.passes - st1.passes) * 4 >= 8 * 150); /* no pass served more than 4 */
         assert_int_equal(st.pending, 0);
 
+        /* Sharing turned off while searches are queued: they are still served. */
+        assert_int_equal(store_simd_flat_hold(index, 1), 1);
+        for (int i = 0; i < 3; i++)
+            w[i] = (shared_worker){.c = c, .first = 5 * i, .count = 1, .stride = 1};
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, shared_worker_run, &w[i]), 0);
+        for (int tries = 0; tries < 600000; tries++) {
+            assert_int_equal(store_simd_flat_stats(index, &st), 1);
+            if (st.pending == 3) break;
+            usleep(1000);
+        }
+        assert_int_equal(st.pending, 3);
+        store_simd_flat_limits(0, 16);
+        assert_int_equal(store_simd_flat_hold(index, 0), 1);
+        failed = 0;
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+            failed += w[i].failed;
+        }
+        assert_int_equal(failed, 0);
+
         /* Sharing off (RAGD_FLAT_PASSES=0): the same answers. */
         store_simd_flat_limits(0, 16);
         for (int i = 0; i < 4; i++)
