@@ -270,6 +270,8 @@ def main():
     ap.add_argument("--ab-bin", help="a second binary: both served in turn on each store, "
                     "--ab-rounds times, for an interleaved A/B of the modes at concurrency 1")
     ap.add_argument("--ab-rounds", type=int, default=3)
+    ap.add_argument("--ab-concurrency", default="1",
+                    help="concurrency levels of the A/B runs (default 1), e.g. 1,8")
     ap.add_argument("--keep", help="keep the work dir (and the ingested stores) here")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
@@ -277,6 +279,7 @@ def main():
     os.makedirs(tmp, exist_ok=True)
     log = os.path.join(tmp, "ragd.log")
     concs = [int(c) for c in args.concurrency.split(",")]
+    ab_concs = [int(c) for c in args.ab_concurrency.split(",")]
     res = {"chunk_target_tokens": args.chunk_tokens, "k": K, "requests": args.requests,
            "load_before": os.getloadavg(), "nproc": os.cpu_count(), "sizes": {}}
     try:
@@ -330,13 +333,13 @@ def main():
                 # Old and new binary served in turn on the same store, rounds interleaved, so
                 # both see the same minutes of machine load.
                 ab = {"a": binary, "b": os.path.abspath(args.ab_bin), "factory": factory,
-                      "rounds": []}
+                      "concurrency": ab_concs, "rounds": []}
                 for rnd in range(args.ab_rounds):
                     one = {}
                     for tag, b in (("a", binary), ("b", os.path.abspath(args.ab_bin))):
                         d = Daemon(b, data, env_for(factory, cfg), log)
                         bench_http(d.port, qtxt, 1, nq, mode="hybrid")  # warm, as above
-                        one[tag] = modes_run(d.port, qtxt, args.requests, [1],
+                        one[tag] = modes_run(d.port, qtxt, args.requests, ab_concs,
                                              "%s%d " % (tag, rnd))
                         one[tag + "_load"] = os.getloadavg()
                         d.stop()

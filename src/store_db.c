@@ -1723,10 +1723,12 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
                         int64_t *ids, double *scores, size_t *found, ragd_err *err)
 {
     sqlite3_stmt *st = NULL;
+    /* bm25() named once (the alias): written twice, SQLite computed it a second time for every
+     * row entering the top-limit heap (EXPLAIN shows two Function ops). */
     ragd_rc rc = fts_reader_stmt(r, &r->fts_rank,
-                                 "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE "
-                                 "chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY " RAGD_FTS_BM25
-                                 ", rowid LIMIT ?2",
+                                 "SELECT rowid, " RAGD_FTS_BM25 " AS rank_bm25 FROM chunks_fts "
+                                 "WHERE chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY rank_bm25, "
+                                 "rowid LIMIT ?2",
                                  &st, err);
     size_t n = 0;
     if (rc == RAGD_OK) {
@@ -1736,7 +1738,7 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
         int code = SQLITE_OK;
         while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
             ids[n] = sqlite3_column_int64(st, 0);
-            scores[n] = sqlite3_column_double(st, 1);
+            scores[n] = -sqlite3_column_double(st, 1); /* bm25(): lower is better */
             n++;
         }
         if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);

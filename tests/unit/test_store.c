@@ -879,6 +879,12 @@ static void test_fts_bounded_rare_terms(void **state)
     assert_int_equal(store_db_fts_search_bounded(db, q, 10, 0, got, scores, &found, &err),
                      RAGD_OK);
     assert_int_equal(found, 10); /* unbounded: the 5 rare chunks, then common ones */
+    /* Scores are BM25 negated (higher is better), best first. */
+    for (size_t i = 0; i < found; i++) {
+        assert_true(scores[i] > 0.0);
+        if (i > 0) assert_true(scores[i] <= scores[i - 1]);
+    }
+    assert_true(scores[0] > scores[found - 1]); /* rare chunks outscore common ones */
     assert_int_equal(store_db_fts_search_bounded(db, q, 10, 50, got, scores, &found, &err),
                      RAGD_OK);
     assert_int_equal(found, 5); /* bounded: "common" (300 chunks) does not fit 50 */
