@@ -241,16 +241,34 @@ def size_store(args, binary, tmp, size, cfg):
     return data, rec
 
 
-def modes_run(port, qtxt, requests, concs, label=""):
-    """Each mode at each concurrency. Returns: {"mode/conc": bench_http record}."""
+def proc_cpu_s(pid):
+    """The process's user + system CPU seconds so far (/proc/PID/stat), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def modes_run(port, qtxt, requests, concs, label="", pid=None):
+    """Each mode at each concurrency; with pid, also the daemon's CPU time per request (load
+    from other processes moves wall-clock numbers far more than CPU time).
+    Returns: {"mode/conc": bench_http record}."""
     runs = {}
     for mode in ("vector", "keyword", "hybrid"):
         for conc in concs:
+            cpu0 = proc_cpu_s(pid) if pid else None
             r = bench_http(port, qtxt, conc, requests, mode=mode)
+            cpu1 = proc_cpu_s(pid) if pid else None
+            if cpu0 is not None and cpu1 is not None:
+                r["daemon_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1e3 / requests, 3)
+            r["load"] = os.getloadavg()[0]
             runs["%s/%d" % (mode, conc)] = r
-            print("   %s%-8s c%d p50 %.2f p95 %.2f p99 %.2f rps %.1f server %s" % (
-                label, mode, conc, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["rps"],
-                r.get("server_ms")), file=sys.stderr)
+            print("   %s%-8s c%d p50 %.2f p95 %.2f p99 %.2f rps %.1f cpu/req %s load %.1f "
+                  "server %s" % (label, mode, conc, r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                                 r["rps"], r.get("daemon_cpu_ms_per_req"), r["load"],
+                                 r.get("server_ms")), file=sys.stderr)
     return runs
 
 
@@ -311,7 +329,7 @@ def main():
                 # cache (src/store_terms.c); it is recorded apart, and the runs after it are
                 # the steady state of a daemon whose users' words have been seen.
                 c["cold_pass"] = bench_http(d.port, qtxt, 1, nq, mode="hybrid")
-                c["runs"] = modes_run(d.port, qtxt, args.requests, concs)
+                c["runs"] = modes_run(d.port, qtxt, args.requests, concs, pid=d.proc.pid)
                 ids = os.path.join(tmp, "ids-%s.bin" % factory)
                 if factory == "Flat":
                     bench_http(d.port, qtxt, 1, nq, mode="vector", ids=ids)
@@ -340,7 +358,7 @@ def main():
                         d = Daemon(b, data, env_for(factory, cfg), log)
                         bench_http(d.port, qtxt, 1, nq, mode="hybrid")  # warm, as above
                         one[tag] = modes_run(d.port, qtxt, args.requests, ab_concs,
-                                             "%s%d " % (tag, rnd))
+                                             "%s%d " % (tag, rnd), pid=d.proc.pid)
                         one[tag + "_load"] = os.getloadavg()
                         d.stop()
                     ab["rounds"].append(one)

@@ -14,6 +14,7 @@
 #include "engine_int.h"
 #include "ragd/filter.h"
 #include "ragd/log.h"
+#include "ragd/metrics.h"
 #include "ragd/retrieve.h"
 #include "ragd/util.h"
 
@@ -343,6 +344,7 @@ static ragd_rc sides_search(engine *e, const engine_query *q, const retrieve_ter
                                              ? engine_cpu_idle_milli(&e->cpu) : -1) &&
                    pthread_create(&tid, NULL, keyword_job_run, &job) == 0;
     a->sides_parallel = threaded;
+    if (threaded) metrics_counter_add(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES, 1);
     ragd_rc rc = RAGD_OK;
     if (vector) rc = vector_side(e, q, qv, pool, vs, a, err);
     if (rc == RAGD_OK && a->mode == RAGD_MODE_HYBRID)

@@ -32,6 +32,7 @@
 #include "ragd/engine.h"
 #include "ragd/filter.h"
 #include "ragd/log.h"
+#include "ragd/metrics.h"
 #include "ragd/ragd.h"
 #include "ragd/util.h"
 
@@ -1353,6 +1354,7 @@ static void test_parallel_sides_same_answer(void **state)
     size_t nruns = sizeof runs / sizeof runs[0];
     int cpus = f->e->cpus;
     f->e->cpu.sampled_at = util_now_ms() + 1e12;
+    uint64_t counted = metrics_counter_get(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES), parallel = 0;
     for (size_t i = 0; i < 3; i++)
         for (int filtered = 0; filtered < 2; filtered++) {
             engine_answer a[6];
@@ -1367,6 +1369,7 @@ static void test_parallel_sides_same_answer(void **state)
                 ragd_err err = {0};
                 assert_int_equal(engine_retrieve(f->e, &q, &a[r], &err), RAGD_OK);
                 assert_int_equal(a[r].sides_parallel, runs[r].parallel);
+                parallel += (uint64_t)runs[r].parallel;
             }
             for (size_t p = 1; p < nruns; p++) {
                 assert_int_equal(a[0].count, a[p].count);
@@ -1386,6 +1389,9 @@ static void test_parallel_sides_same_answer(void **state)
     f->e->cpu.sampled_at = 0.0;
     atomic_store(&f->e->cpu.idle_milli, -1);
     assert_int_equal(atomic_load(&f->e->retrievals), 0); /* every retrieval counted out */
+    /* /metrics ragd_retrieval_parallel_sides_total counts each parallel retrieval once */
+    assert_true(parallel > 0);
+    assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES) - counted, parallel);
 }
 
 /* parallel_sides auto's inputs: the decision table, /proc/stat's aggregate line, the idle cores
