@@ -274,8 +274,8 @@ static const ragd_cfg_entry cfg_table[] = {
      "spellings"},
     {"retrieve", "parallel_sides", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_parallel_sides), 0,
      "auto", RAGD_CFG_F_LIVE | RAGD_CFG_F_AUTO, 0, 0, NULL,
-     "hybrid: the keyword side runs in a thread of its own beside the vector side; auto: only "
-     "while fewer retrievals are in flight than online CPUs"},
+     "hybrid: keyword side in a thread of its own beside the vector side; auto: only while "
+     "fewer retrievals are in flight than CPUs and a core is idle"},
 
     {"rerank", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(rerank_provider), 0, "none", 0, 0, 0,
      rerank_choices,

@@ -67,7 +67,7 @@ struct engine {
     pthread_mutex_t status_mu;  /* the last_* fields below */
     atomic_int ingest_running;
     atomic_int cancelled;       /* engine_ingest_cancel was called */
-    atomic_int retrievals;      /* engine_retrieve calls searching now ([retrieve] parallel_sides
+    atomic_int retrievals;      /* engine_retrieve calls in flight ([retrieve] parallel_sides
                                  * auto) */
     int cpus;                   /* CPUs this process may run on (at engine_open) */
     engine_cpu cpu;             /* the machine's idle cores, sampled (parallel_sides auto) */
