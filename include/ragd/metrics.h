@@ -54,6 +54,8 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_CHAT_PROMPT_TOKENS,      /* prompt tokens billed by the upstream */
     RAGD_METRIC_CHAT_COMPLETION_TOKENS,  /* completion tokens billed by the upstream */
     RAGD_METRIC_CHAT_TOKENS_DROPPED,     /* history and context tokens the budget dropped */
+    RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES, /* hybrid retrievals whose keyword side ran in a thread
+                                           * of its own ([retrieve] parallel_sides) */
     /* issue 16: exact (Flat) searches sharing passes over the vectors */
     RAGD_METRIC_FLAT_PASSES,             /* passes over a Flat index's vectors (a lone search
                                           * is a pass of one) */
