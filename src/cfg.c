@@ -77,7 +77,7 @@ static const char *const low_confidence_choices[] = {"ask", "pass", NULL};
 static const ragd_cfg_entry cfg_table[] = {
     {"server", "listen", RAGD_CFG_T_LISTEN, RAGD_CFG_OFF(listen_host), RAGD_CFG_OFF(listen_port),
      "127.0.0.1:8088", 0, 0, 0, NULL, "address to bind, HOST:PORT or [IPv6]:PORT"},
-    {"server", "threads", RAGD_CFG_T_INT, RAGD_CFG_OFF(threads), 0, "4", 0, 1, 256, NULL,
+    {"server", "threads", RAGD_CFG_T_INT, RAGD_CFG_OFF(threads), 0, "8", 0, 1, 256, NULL,
      "HTTP worker threads, and retrievals running at once"},
     {"server", "max_body_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(max_body_bytes), 0, "1048576",
      RAGD_CFG_F_LIVE, RAGD_CFG_SIZE_1K, RAGD_CFG_SIZE_1G, NULL,

@@ -239,7 +239,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
     assert_string_equal(cfg.listen_host, "127.0.0.1");
     assert_int_equal(cfg.listen_port, 8088);
-    assert_int_equal(cfg.threads, 4);
+    assert_int_equal(cfg.threads, 8);
     assert_int_equal(cfg.max_body_bytes, 1048576);
     assert_int_equal(cfg.connection_timeout_s, 30);
     assert_int_equal(cfg.rag_enabled, 1);
@@ -444,7 +444,7 @@ static void test_file_failure_leaves_cfg(void **state)
     assert_int_equal(cfg_defaults_set(&cfg, &err), RAGD_OK);
     assert_int_equal(cfg_file_load(&cfg, path, &err), RAGD_ERR_CONFIG);
     assert_non_null(strstr(err.msg, ":6: unknown key 'bogus' in section [store]"));
-    assert_int_equal(cfg.threads, 4);
+    assert_int_equal(cfg.threads, 8);
     assert_string_equal(cfg.listen_host, "127.0.0.1");
     assert_string_equal(cfg.data_dir, "var/vectorstore");
     cfg_free(&cfg);
@@ -563,7 +563,7 @@ static void test_env_bad_value(void **state)
     assert_int_equal(cfg_env_apply(&cfg, &err), RAGD_ERR_CONFIG);
     assert_string_equal(err.msg, "environment RAGD_SERVER_THREADS: 'abc' is not an integer");
     assert_int_equal(cfg.listen_port, 8088);
-    assert_int_equal(cfg.threads, 4);
+    assert_int_equal(cfg.threads, 8);
     cfg_free(&cfg);
 
     ragd_err err2 = {0};
@@ -733,7 +733,7 @@ static void test_reload_build(void **state)
     assert_int_equal(next.retrieve_default_k, 3);
     assert_int_equal(next.rag_enabled, 0);
     assert_string_equal(next.log_level, "debug");
-    assert_int_equal(next.threads, 4);
+    assert_int_equal(next.threads, 8);
     assert_string_equal(next.data_dir, "var/vectorstore");
     assert_string_equal(next.embed_api_key, "");
     /* the current configuration is untouched */
