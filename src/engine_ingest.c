@@ -131,6 +131,7 @@ typedef struct doc_work {
     ingest_chunk_list chunks;
     char (*checksums)[UTIL_SHA256_HEX_LEN + 1];
     float *vectors; /* chunks.count * dims */
+    unsigned char *unstored; /* per chunk: embedded in-process, to be stored with the commit */
 } doc_work;
 
 static void doc_work_free(doc_work *w)
@@ -139,6 +140,7 @@ static void doc_work_free(doc_work *w)
     ingest_chunk_list_free(&w->chunks);
     free(w->checksums);
     free(w->vectors);
+    free(w->unstored);
     memset(w, 0, sizeof *w);
 }
 
@@ -382,13 +384,26 @@ typedef struct batch_keep {
 
 /* embed_done_fn: stores one returned batch in its own transaction, durable before the next batch
  * or the document commit can fail (one fsync per batch, not one per embedding): whatever was paid
- * for survives a crash, a Ctrl-C or an upstream failure later in the run. */
+ * for survives a crash, a Ctrl-C or an upstream failure later in the run. An in-process
+ * embedder's batch (nothing paid) is only marked: docs_commit stores it with its document, in
+ * the same transaction, saving a commit per batch. */
 static ragd_rc batch_store(void *ctx, size_t first, size_t count, const float *vectors,
                            int64_t tokens, ragd_err *err)
 {
     batch_keep *k = ctx;
     engine *e = k->e;
     int dims = e->embedder->dims;
+    if (k->w->unstored != NULL) {
+        for (size_t t = 0; t < count; t++) {
+            size_t i = k->todo_idx[first + t];
+            memcpy(k->w->vectors + i * (size_t)dims, vectors + t * (size_t)dims,
+                   sizeof(float) * (size_t)dims);
+            k->w->unstored[i] = 1;
+        }
+        k->r->chunks_embedded += (int64_t)count;
+        k->r->embed_batches++;
+        return RAGD_OK;
+    }
     ragd_rc rc = store_begin(e->st, err);
     for (size_t t = 0; rc == RAGD_OK && t < count; t++) {
         size_t i = k->todo_idx[first + t];
@@ -491,6 +506,9 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, prefetch *pf, engine_ingest_r
     if (rc == RAGD_OK && ntodo > 0) {
         fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
         if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        if (rc == RAGD_OK && e->embedder->ops->in_process &&
+            (w->unstored = calloc(n, 1)) == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
         batch_keep k = {.e = e, .w = w, .todo_idx = todo_idx, .r = r};
         if (rc == RAGD_OK)
             rc = embed_batch_run_each(e->embedder, todo, todo_len, ntodo, fresh, batch_store, &k,
@@ -553,6 +571,10 @@ static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, rag
             existing = found ? old.id : 0;
             store_doc_free(&old);
         }
+        for (size_t i = 0; rc == RAGD_OK && b->w.unstored && i < b->w.chunks.count; i++)
+            if (b->w.unstored[i])
+                rc = store_embedding_put(e->st, b->w.checksums[i], e->embedder->model, dims,
+                                         b->w.vectors + i * (size_t)dims, err);
         if (rc == RAGD_OK && existing != 0)
             rc = store_doc_chunks_delete(e->st, existing, &old_n, err);
         if (rc == RAGD_OK) rc = store_doc_put(e->st, &b->row, &doc_id, err);
