@@ -965,11 +965,12 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
     pthread_mutex_lock(&e->write_mu);
     /* The queued files are complete: they are committed also when a shutdown stopped the loop,
      * never after a store failure. */
+    size_t final_done = reported; /* reported below, once write_mu is released */
     if (batch.count > 0 && (rc == RAGD_OK || rc == RAGD_ERR_UNAVAILABLE)) {
         ragd_err berr = {0};
         ragd_rc brc = commit_batch_flush(e, &batch, &r, &berr);
         if (brc == RAGD_OK)
-            ingest_progress_up_to(opts, &files, &r, &reported, handled);
+            final_done = handled;
         else if (rc == RAGD_OK)
             rc = ragd_err_set(err, brc, "%s", berr.msg);
     }
@@ -1028,6 +1029,8 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         engine_write_failed(e, "flushing the ingest to disk", ferr.msg);
     }
     pthread_mutex_unlock(&e->write_mu);
+    /* progress callbacks run outside write_mu, as in the loop (one may push a document) */
+    ingest_progress_up_to(opts, &files, &r, &reported, final_done);
 
     for (size_t i = 0; paths && i < nprev; i++) free(paths[i]);
     free(paths);
