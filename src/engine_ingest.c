@@ -532,9 +532,11 @@ done:
 /* One prepared document waiting for its commit. */
 typedef struct batch_doc {
     doc_work w;
-    store_doc row;          /* collection and path borrowed (the ingest's), source: owned_source */
-    char *owned_source;     /* NULL when row.source is borrowed */
-    char checksum[UTIL_SHA256_HEX_LEN + 1];
+    store_doc row;          /* collection and path borrowed (the ingest's); source and checksum
+                             * point to owned_source / owned_checksum when set (heap: a batch's
+                             * array of batch_doc moves when it grows) */
+    char *owned_source;
+    char *owned_checksum;
     int64_t existing_id;    /* the stored row it replaces (0: new); see docs_commit's refind */
     const char *relative;   /* borrowed from the ingest's file list; NULL for a pushed document */
     size_t removed;         /* set by docs_commit: chunks of the replaced row */
@@ -545,6 +547,7 @@ static void batch_doc_free(batch_doc *d)
 {
     doc_work_free(&d->w);
     free(d->owned_source);
+    free(d->owned_checksum);
     memset(d, 0, sizeof *d);
 }
 
@@ -787,17 +790,19 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
             rc = ragd_err_set(&ferr, RAGD_ERR_NOMEM, "out of memory");
         } else {
             d->owned_source = strdup(source);
-            if (d->owned_source == NULL) {
+            d->owned_checksum = strdup(checksum);
+            if (d->owned_source == NULL || d->owned_checksum == NULL) {
+                free(d->owned_source);
+                free(d->owned_checksum);
                 rc = ragd_err_set(&ferr, RAGD_ERR_NOMEM, "out of memory");
             } else {
-                snprintf(d->checksum, sizeof d->checksum, "%s", checksum);
                 d->w = w;
                 memset(&w, 0, sizeof w);
                 d->row = (store_doc){.collection = (char *)e->ingest_collection,
                                      .path = f->path,
                                      .source = d->owned_source,
                                      .title = d->w.doc.title,
-                                     .checksum = d->checksum,
+                                     .checksum = d->owned_checksum,
                                      .size = (int64_t)len,
                                      .mtime = f->mtime,
                                      .tags_json = d->w.doc.tags_json,
