@@ -1180,6 +1180,14 @@ static void test_batched_ingest_reports_committed(void **state)
 {
     fixture *f = *state;
     corpus_write(f);
+    /* more files than a batch's first allocation holds: the batch grows while files wait */
+    for (int i = 0; i < 20; i++) {
+        char name[64], text[160];
+        snprintf(name, sizeof name, "notes/note%02d.md", i);
+        snprintf(text, sizeof text, "# Note %d\n\nThe depot keeps pallet %d on shelf %d.\n", i,
+                 i * 7, i);
+        file_put(f->docs, name, text);
+    }
     f->cfg.ingest_commit_batch_bytes = (size_t)1 << 30;
     f->cfg.ingest_commit_batch_ms = 60000;
     engine_up(f, 0);
@@ -1188,11 +1196,11 @@ static void test_batched_ingest_reports_committed(void **state)
     memset(&r, 0, sizeof r);
     ragd_err err = {0};
     assert_int_equal(engine_ingest(f->e, f->docs, 0, watch_commits, &w, &r, &err), RAGD_OK);
-    assert_int_equal(w.calls, 4);
-    assert_int_equal(w.last_done, 4);
+    assert_int_equal(w.calls, 24);
+    assert_int_equal(w.last_done, 24);
     assert_int_equal(w.ahead, 0);
-    assert_int_equal(w.documents_at_first, 4); /* one batch: all four in one commit */
-    assert_int_equal(r.docs_added, 4);
+    assert_int_equal(w.documents_at_first, 24); /* one batch: all of them in one commit */
+    assert_int_equal(r.docs_added, 24);
     engine_stats batched = stats_of(f->e);
     assert_int_equal(batched.chunks, r.chunks_added);
     assert_int_equal(batched.index_vectors, (size_t)batched.chunks);
