@@ -2,9 +2,9 @@
 /*
  * engine_ingest.c - the engine's write path: incremental ingest of files and directories
  * (crawl, extract, chunk, embed with stored embeddings re-used and new ones kept batch by batch,
- * commit document by document), removals of vanished files, reset, and the upsert and removal of
- * pushed documents. Every change goes through the store interface in one transaction per
- * document, under the write side of the engine's commit lock (see src/engine_int.h).
+ * commit several documents per transaction: group commit), removals of vanished files, reset,
+ * and the upsert and removal of pushed documents (a transaction each). Every change goes through
+ * the store interface, under the write side of the engine's commit lock (see src/engine_int.h).
  */
 #include <errno.h>
 #include <limits.h>
