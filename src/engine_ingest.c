@@ -551,17 +551,20 @@ static void batch_doc_free(batch_doc *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Applies n prepared documents in ONE store transaction, under the write side of the commit
- * lock: either all of them are stored or none (a crash or a failure leaves the store as before
- * the call). refind: look each path up again inside the transaction (a pushed document may
- * have written it since the document was prepared), else docs[i].existing_id is trusted.
- * Returns: RAGD_OK and each docs[i].removed / .updated, or the first failure (nothing applied). */
-static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, ragd_err *err)
+/* Applies n prepared documents in ONE store transaction: either all of them are stored or none
+ * (a crash or a failure leaves the store as before the call). The statements run without the
+ * commit lock (no reader sees an open transaction); its write side is held for the commit alone,
+ * which makes the batch visible to retrievals at once (SQLite, the keyword index, the vector
+ * index). refind: look each path up again inside the transaction (a pushed document may have
+ * written it since the document was prepared), else docs[i].existing_id is trusted.
+ * Returns: RAGD_OK, each docs[i].removed / .updated and *locked_ms (how long the commit lock was
+ * held; may be NULL), or the first failure (nothing applied). */
+static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, double *locked_ms,
+                           ragd_err *err)
 {
     int dims = e->embedder->dims;
     if (engine_fault_injected("commit", err)) return RAGD_ERR_STORE;
 
-    pthread_rwlock_wrlock(&e->rw);
     ragd_rc rc = store_begin(e->st, err);
     for (size_t d = 0; rc == RAGD_OK && d < n; d++) {
         batch_doc *b = &docs[d];
@@ -599,24 +602,32 @@ static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, rag
         b->removed = old_n;
         b->updated = existing != 0;
     }
-    if (rc == RAGD_OK) rc = store_commit(e->st, err);
+    if (rc == RAGD_OK) {
+        pthread_rwlock_wrlock(&e->rw);
+        double t0 = util_now_ms();
+        rc = store_commit(e->st, err);
+        if (locked_ms) *locked_ms = util_now_ms() - t0;
+        pthread_rwlock_unlock(&e->rw);
+    }
     if (rc != RAGD_OK) store_rollback(e->st);
-    pthread_rwlock_unlock(&e->rw);
     return rc;
 }
 
 /* ---- group commit of a directory ingest ------------------------------------------------------
  * Prepared files wait in a batch and are committed together, in one transaction, when their
- * text reaches [ingest] commit_batch_bytes or the oldest has waited commit_batch_ms: FTS5 then
- * writes one segment per batch instead of one per file, and SQLite writes the B-tree interior
- * pages (and the WAL frames for them) once per batch. A file counts as done (report, progress)
+ * text reaches [ingest] commit_batch_bytes or when committing them would hold the commit lock
+ * for about commit_batch_ms (estimated from the previous batch: lock time per byte of text; an
+ * HNSW index makes a commit much slower than a flat one): FTS5 then writes one segment per
+ * batch instead of one per file, SQLite writes the B-tree interior pages (and the WAL frames for
+ * them) once per batch, and retrievals wait at most about commit_batch_ms for a commit. A file counts as done (report, progress)
  * only once its batch committed, so a crash loses at most the batch being prepared, which the
  * next ingest redoes; its embeddings were stored when computed (batch_store) and are re-used. */
 typedef struct commit_batch {
     batch_doc *docs;
     size_t count, cap;
     size_t bytes;        /* text bytes of the queued documents */
-    double first_ms;     /* when the oldest queued document was prepared */
+    double lock_ms_per_byte; /* measured by the previous commit */
+    int measured;        /* a commit of this ingest measured lock_ms_per_byte */
 } commit_batch;
 
 static void commit_batch_clear(commit_batch *b)
@@ -648,12 +659,14 @@ static batch_doc *commit_batch_slot(commit_batch *b)
     return d;
 }
 
-/* Whether the batch must be committed now: its budget is spent, or the ingest is of one file. */
+/* Whether the batch must be committed now: its byte budget is spent, its commit would hold the
+ * lock for commit_batch_ms (the first batch of an ingest: after its first file, to measure), or
+ * the ingest is of one file. */
 static int commit_batch_due(const engine *e, const commit_batch *b, int single)
 {
     if (b->count == 0) return 0;
-    if (single || b->bytes >= e->cfg->ingest_commit_batch_bytes) return 1;
-    return util_now_ms() - b->first_ms >= (double)e->cfg->ingest_commit_batch_ms;
+    if (single || !b->measured || b->bytes >= e->cfg->ingest_commit_batch_bytes) return 1;
+    return (double)b->bytes * b->lock_ms_per_byte >= (double)e->cfg->ingest_commit_batch_ms;
 }
 
 /* Commits the queued documents and counts them in the report. A failure ends the ingest (it is
@@ -664,7 +677,15 @@ static ragd_rc commit_batch_flush(engine *e, commit_batch *b, engine_ingest_repo
 {
     if (b->count == 0) return RAGD_OK;
     ragd_err cerr = {0};
-    ragd_rc rc = docs_commit(e, b->docs, b->count, 1, &cerr);
+    double t0 = util_now_ms(), locked = 0;
+    ragd_rc rc = docs_commit(e, b->docs, b->count, 1, &locked, &cerr);
+    if (rc == RAGD_OK && b->bytes > 0) {
+        b->lock_ms_per_byte = locked / (double)b->bytes;
+        b->measured = 1;
+    }
+    RAGD_LOG(RAGD_LOG_DEBUG, "ingest", "committed %zu files (%zu bytes of text) in %.1f ms, "
+             "%.1f ms of it under the commit lock", b->count, b->bytes, util_now_ms() - t0,
+             locked);
     if (rc != RAGD_OK) {
         if (b->count == 1)
             ragd_err_set(err, rc, "%s: %s", b->docs[0].relative, cerr.msg);
@@ -809,7 +830,6 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
                                      .metadata_json = d->w.doc.metadata_json};
                 d->existing_id = found ? old.id : 0;
                 d->relative = f->relative;
-                if (batch->count == 0) batch->first_ms = util_now_ms();
                 batch->count++;
                 batch->bytes += d->w.doc.len;
             }
@@ -1107,7 +1127,7 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
         one.existing_id = found ? old.id : 0;
         one.w = w;
         memset(&w, 0, sizeof w);
-        rc = docs_commit(e, &one, 1, 0, err);
+        rc = docs_commit(e, &one, 1, 0, NULL, err);
     }
     if (rc == RAGD_ERR_STORE)
         engine_write_failed(e, "storing a pushed document", err ? err->msg : "store failed");
