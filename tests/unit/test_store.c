@@ -743,6 +743,33 @@ static void test_not_a_database(void **state)
 }
 
 /* Asserts store_db_stats reports these counts. */
+/* Runs sql with a raw connection on the store's file (outside the store's API). */
+static void raw_exec(const char *dir, const char *sql)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+}
+
+/* Reads one integer with a raw connection (the store's file, outside the store's API). */
+static int64_t raw_int(const char *dir, const char *sql)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    return v;
+}
+
 static void stats_expect(store_db *db, int64_t docs, int64_t chunks, int64_t embeddings)
 {
     int64_t d = -1, c = -1, e = -1;
@@ -784,24 +811,16 @@ static void test_counts_maintained(void **state)
     f->db = NULL;
 
     /* An older store: no counts table; the next writable open counts once. */
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "DROP TRIGGER ragd_counts_doc_insert;"
-                                  "DROP TRIGGER ragd_counts_doc_delete;"
-                                  "DROP TRIGGER ragd_counts_chunk_insert;"
-                                  "DROP TRIGGER ragd_counts_chunk_delete;"
-                                  "DROP TRIGGER ragd_counts_embedding_insert;"
-                                  "DROP TRIGGER ragd_counts_embedding_delete;"
-                                  "DROP TABLE ragd_counts;"
-                                  "INSERT INTO documents (id, path, source, title, checksum, size,"
-                                  " mtime, tags, metadata, ingested_at) VALUES (99, '/d/z.md',"
-                                  " 'z.md', 'Z', 'c', 1, 1, '[]', '{}', 1);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(raw);
+    raw_exec(f->dir, "DROP TRIGGER ragd_counts_doc_insert;"
+                     "DROP TRIGGER ragd_counts_doc_delete;"
+                     "DROP TRIGGER ragd_counts_chunk_insert;"
+                     "DROP TRIGGER ragd_counts_chunk_delete;"
+                     "DROP TRIGGER ragd_counts_embedding_insert;"
+                     "DROP TRIGGER ragd_counts_embedding_delete;"
+                     "DROP TABLE ragd_counts;"
+                     "INSERT INTO documents (id, path, source, title, checksum, size,"
+                     " mtime, tags, metadata, ingested_at) VALUES (99, '/d/z.md',"
+                     " 'z.md', 'Z', 'c', 1, 1, '[]', '{}', 1);");
     store_db *ro = NULL;
     assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
     stats_expect(ro, 2, 1, 2 - removed); /* read-only, no table: counted */
@@ -812,10 +831,7 @@ static void test_counts_maintained(void **state)
     stats_expect(db, 2, 2, 2 - removed);
     store_db_close(db);
     f->db = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw, "UPDATE ragd_counts SET n = 12345 WHERE name = 'chunks'",
-                                  NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(raw);
+    raw_exec(f->dir, "UPDATE ragd_counts SET n = 12345 WHERE name = 'chunks'");
     db = open_store(f);
     stats_expect(db, 2, 12345, 2 - removed);
 }
@@ -1219,22 +1235,6 @@ static void test_schema_2_migrated(void **state)
     store_db_close(ro);
 }
 
-/* Reads one integer with a raw connection (the store's file, outside the store's API). */
-static int64_t raw_int(const char *dir, const char *sql)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
-    sqlite3 *raw = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
-    return v;
-}
-
 /* Hits of one keyword phrase. */
 static size_t fts_hits(store_db *db, const char *match)
 {
@@ -1262,18 +1262,11 @@ static void test_fts_rows_per_transaction(void **state)
     store_db_close(db);
     f->db = NULL;
     /* what a schema 3 ragd left: the per-chunk trigger */
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-        "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
-        " INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id,"
-        " coalesce((SELECT title FROM documents WHERE id = new.document_id), ''), new.heading,"
-        " new.text); END;"
-        "UPDATE meta SET value = '3' WHERE key = 'schema_version';", NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(raw);
+    raw_exec(f->dir, "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+                     " INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id,"
+                     " coalesce((SELECT title FROM documents WHERE id = new.document_id), ''),"
+                     " new.heading, new.text); END;"
+                     "UPDATE meta SET value = '3' WHERE key = 'schema_version';");
 
     db = open_store(f);
     assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 4);
