@@ -355,10 +355,12 @@ static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *
         sqlite3_close_v2(db);
         return rc;
     }
-    /* Memory-mapped reads and a larger page cache: chunk fetches and ingest lookups read pages
-     * through the map instead of one pread per page. */
-    code = sqlite3_exec(db, "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384", NULL,
-                        NULL, NULL);
+    /* A larger page cache for the writer's ingest lookups. No memory map: measured (bench/NOTES.md,
+     * part G) it saved no ingest CPU, while the 256 MiB map the writer had put up to 256 MiB of
+     * the database file in the daemon's RSS during an ingest (18 MB of markdown: peak 215 ->
+     * 120 MiB). Readers set their own, smaller cache (reader_open). */
+    code = sqlite3_exec(db, "PRAGMA mmap_size = 0; PRAGMA cache_size = -16384", NULL, NULL,
+                        NULL);
     if (code != SQLITE_OK) {
         ragd_rc rc = ragd_err_set(err, (code & 0xff) == SQLITE_IOERR ? RAGD_ERR_IO : RAGD_ERR_STORE,
                                   "open %s: %s", path, sqlite3_errmsg(db));
