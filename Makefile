@@ -33,6 +33,8 @@ else
 endif
 # ragd's own FAISS index classes (SIMD kernels; src/store_faiss_simd.cpp), with either C API.
 CXX_SRCS += src/store_faiss_simd.cpp
+# Growing an index's storage without a second resident copy (src/store_faiss_grow.cpp).
+CXX_SRCS += src/store_faiss_grow.cpp
 
 WARN      := -Wall -Wextra -Wformat=2 -Werror
 CFLAGS_COMMON   := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -MMD -MP -pthread -fopenmp $(PKG_CFLAGS)

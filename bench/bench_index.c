@@ -14,7 +14,9 @@
  *
  * Usage: bench_index --index PATH --dims D [--factory F] [--resave OUT]
  *        bench_index --index OUT --dims D --build F --vec FILE --ids FILE [--ef-construction N]
- * (N: HNSW efConstruction, default 128 as ragd's [store] index_hnsw_ef_construction)
+ * [--generation G] (N: HNSW efConstruction, default 128 as ragd's [store]
+ * index_hnsw_ef_construction; G: the store generation written to the .meta, default 0: give the
+ * generation of a store's own index.faiss.meta to serve the built index from that store)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +38,7 @@ static double now_ms(clockid_t clock)
 
 /* Builds an index of factory from n vectors in vec_path / ids_path and saves it to path. */
 static int build(const char *path, int dims, const char *factory, int ef_construction,
-                 const char *vec_path, const char *ids_path)
+                 uint64_t generation, const char *vec_path, const char *ids_path)
 {
     FILE *fv = fopen(vec_path, "rb"), *fi = fopen(ids_path, "rb");
     if (fv == NULL || fi == NULL) {
@@ -72,7 +74,7 @@ static int build(const char *path, int dims, const char *factory, int ef_constru
     fclose(fv);
     fclose(fi);
     w0 = now_ms(CLOCK_MONOTONIC);
-    if (store_index_save(idx, path, 0, &err) != RAGD_OK) {
+    if (store_index_save(idx, path, generation, &err) != RAGD_OK) {
         fprintf(stderr, "bench_index: save: %s\n", err.msg);
         return 1;
     }
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
     const char *path = NULL, *factory = NULL, *resave = NULL, *build_factory = NULL;
     const char *vec_path = NULL, *ids_path = NULL;
     int dims = 0, ef_construction = 128; /* ragd's [store] index_hnsw_ef_construction default */
+    uint64_t build_generation = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--index") == 0) path = argv[i + 1];
         else if (strcmp(argv[i], "--dims") == 0) dims = atoi(argv[i + 1]);
@@ -103,13 +106,16 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--vec") == 0) vec_path = argv[i + 1];
         else if (strcmp(argv[i], "--ids") == 0) ids_path = argv[i + 1];
         else if (strcmp(argv[i], "--ef-construction") == 0) ef_construction = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--generation") == 0)
+            build_generation = strtoull(argv[i + 1], NULL, 10);
     }
     if (path != NULL && dims > 0 && build_factory != NULL && vec_path != NULL && ids_path != NULL)
-        return build(path, dims, build_factory, ef_construction, vec_path, ids_path);
+        return build(path, dims, build_factory, ef_construction, build_generation, vec_path,
+                     ids_path);
     if (path == NULL || dims <= 0) {
         fprintf(stderr, "usage: bench_index --index PATH --dims D [--factory F] [--resave OUT]\n"
                         "       bench_index --index OUT --dims D --build F --vec FILE --ids FILE\n"
-                        "                   [--ef-construction N (default 128, as ragd)]\n");
+                        "                   [--ef-construction N (default 128, as ragd)] [--generation G]\n");
         return 2;
     }
     store_index_opts opts = {.factory = factory, .ef_search = 0, .ef_construction = ef_construction};

@@ -22,7 +22,11 @@
  * cluster of chunks, as a real question lies among passages that answer it, instead of falling
  * between clusters.
  *
+ * HNSW graphs are built as ragd builds them: efConstruction 128 ([store]
+ * index_hnsw_ef_construction's default; --ef-construction N to change it), efSearch --ef.
+ *
  * Usage: bench_load --data-dir DIR --n N --dims D [--factory F] [--ef E] [--seed S]
+ *                   [--ef-construction N]
  *                   [--dist uniform|clustered] [--clusters C] [--spread S]
  *                   [--centroids FILE] --out PREFIX
  */
@@ -50,7 +54,7 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL, *out = NULL, *factory = "Flat";
     long n = 0;
-    int dims = 0, ef = 64;
+    int dims = 0, ef = 64, ef_construction = 128; /* ragd's index_hnsw_ef_construction default */
     uint64_t seed = 1;
     const char *dist = "uniform";
     long clusters = 0;
@@ -62,6 +66,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--dims") == 0) dims = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--factory") == 0) factory = argv[i + 1];
         else if (strcmp(argv[i], "--ef") == 0) ef = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--ef-construction") == 0) ef_construction = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--out") == 0) out = argv[i + 1];
         else if (strcmp(argv[i], "--dist") == 0) dist = argv[i + 1];
@@ -74,7 +79,7 @@ int main(int argc, char **argv)
         (!clustered && strcmp(dist, "uniform") != 0) || clusters < 0 || spread <= 0) {
         fprintf(stderr, "usage: bench_load --data-dir DIR --n N --dims D [--factory F] [--ef E] "
                         "[--seed S] [--dist uniform|clustered] [--clusters C] [--spread S] "
-                        "[--centroids FILE] --out PREFIX\n");
+                        "[--centroids FILE] [--ef-construction N] --out PREFIX\n");
         return 2;
     }
     if (clusters == 0) clusters = n / 100 > 0 ? n / 100 : 1;
@@ -174,7 +179,8 @@ int main(int argc, char **argv)
     if (store_db_sync(db, &err) != RAGD_OK) die("sync", &err);
     double t1 = bench_now_ms();
 
-    store_index_opts opts = {.factory = factory, .ef_search = ef};
+    store_index_opts opts = {.factory = factory, .ef_search = ef,
+                             .ef_construction = ef_construction};
     store_index *idx = NULL;
     if (store_index_new_with(dims, &opts, &idx, &err) != RAGD_OK) die("index", &err);
     /* ragd limits FAISS to one thread per caller; the loader may use both cores to build. */

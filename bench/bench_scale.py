@@ -105,7 +105,9 @@ class Daemon:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
         env.update({"RAGD_EMBED_DIMS": str(dims), "RAGD_STORE_INDEX_FACTORY": factory,
-                    "RAGD_STORE_HNSW_EF_SEARCH": str(ef), "RAGD_EMBED_PROVIDER": "local"})
+                    "RAGD_STORE_HNSW_EF_SEARCH": str(ef), "RAGD_EMBED_PROVIDER": "local",
+                    # The ingest-while-serving corpus is written beside the data dir.
+                    "RAGD_INGEST_ALLOWED_ROOTS": os.path.dirname(os.path.abspath(data))})
         self.log = open(log, "wb")
         t = time.perf_counter()
         ragd = os.path.join(REPO, "build", "release", "ragd")

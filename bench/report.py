@@ -392,7 +392,7 @@ def real_section(w, real, scale_rows=()):
                 f(r["hybrid"]["p95_ms"], 2)))
         w("")
     # Verdicts, from these numbers only.
-    w("### Issue 16 targets")
+    w("### Issue 16 targets at the time of this run (superseded: see the current verdicts above)")
     w("")
     w("Verdicts from the numbers above, measured while other jobs kept the load average at "
       "%s-%s on %s cores: latency and concurrency verdicts say what this shared machine gave, "
@@ -540,6 +540,150 @@ def modes_and_peers(w, cfgs):
         w("Recall sweeps, %s %s x %d: %s." % (typ(c), size(c["chunks"]), c["dims"],
                                             "; ".join(parts)))
         w("")
+
+
+def issue16_summary(w, cfgs, core):
+    """Issue 16's targets, one row each, from the newest results: the real-text run per mode
+    (real-hybrid.json), the synthetic runs and their peers (scale*.json, joined in cfgs), the
+    ingest (core.json, ingest-*.json), start-up (startup-*.json)."""
+    w("## Issue 16 targets (performance at scale): the current verdicts")
+    w("")
+    w("One row per target of issue 16, each computed from the JSON file named in it; the sections "
+      "below hold the full tables and how each run was made. Latency verdicts are what this "
+      "shared 2-core machine gave at the load average quoted with each run.")
+    w("")
+    w("| target | measured (source) | verdict |")
+    w("| --- | --- | --- |")
+    real = load("real-hybrid.json") or {}
+    sz = (real.get("sizes") or {}).get("100000")
+    if sz:
+        chunks = sz["ingest"]["chunks"]
+        load_txt = "load %s-%s" % ("%.1f" % real["load_before"][0],
+                                   "%.1f" % real.get("load_after", real["load_before"])[0])
+        hn = [(fac, c) for fac, c in sz["configs"].items() if fac != "Flat"]
+        if hn:
+            fac, c = hn[0]
+            h, v = c["runs"].get("hybrid/1"), c["runs"].get("vector/1")
+            if h and v:
+                w("| default (hybrid) /retrieve p95 <= 10 ms at 100k chunks of real text, "
+                  "concurrency 1 | %d chunks, index %s: hybrid p50 %s / p95 %s ms (%s; "
+                  "real-hybrid.json) | %s |" % (chunks, fac, f(h["p50_ms"], 2),
+                                                 f(h["p95_ms"], 2), load_txt,
+                                                 verdict(h["p95_ms"] <= 10)))
+                ratio = h["p95_ms"] / v["p95_ms"] if v["p95_ms"] else 0
+                w("| hybrid p95 <= 1.2x the vector-only request | hybrid %s vs vector %s ms p95: "
+                  "%.2fx (real-hybrid.json) | %s |" % (f(h["p95_ms"], 2), f(v["p95_ms"], 2),
+                                                       ratio, verdict(ratio <= 1.2)))
+        kb = sz.get("keyword_bound") or {}
+        if "0" in kb:
+            rows = ["%s: keyword p95 %s ms, top-10 kept %s" % (
+                b, f(r["keyword"]["p95_ms"], 2),
+                f(r["keyword"].get("overlap_at_10_vs_unbounded"))) for b, r in kb.items()]
+            w("| keyword side bounded (no scan of every match of a common word) | "
+              "`keyword_max_matches` %s (real-hybrid.json) | met |" % "; ".join(rows))
+        for fac, c in sz["configs"].items():
+            r1, r8 = c["runs"].get("vector/1"), c["runs"].get("vector/8")
+            if r1 and r8 and r1["rps"]:
+                ratio = r8["rps"] / r1["rps"]
+                w("| both cores: concurrency 8 >= 1.7x the requests/s of concurrency 1 (%s, "
+                  "vector, real text) | %s vs %s req/s: %.2fx (%s; real-hybrid.json) | %s |" % (
+                      fac, f(r8["rps"], 1), f(r1["rps"], 1), ratio, load_txt,
+                      verdict(ratio >= 1.7)))
+    else:
+        w("| default (hybrid) /retrieve at 100k chunks of real text | no 100k run in "
+          "real-hybrid.json | not measured |")
+    for c in cfgs:
+        h1, h8 = c["http"].get("c1"), c["http"].get("c8")
+        if c["chunks"] == 100000 and h1 and h8 and h1["rps"] and c.get("dist") == "clustered":
+            ratio = h8["rps"] / h1["rps"]
+            w("| both cores: concurrency 8 >= 1.7x concurrency 1 (%s, vector, synthetic) | "
+              "%s vs %s req/s: %.2fx (scale-*.json) | %s |" % (
+                  typ(c) + " " + size(c["chunks"]) + " x %d" % c["dims"], f(h8["rps"], 1),
+                  f(h1["rps"], 1), ratio, verdict(ratio >= 1.7)))
+    at = [c for c in cfgs if c.get("at_target") and c["chunks"] == 100000 and
+          c.get("dist") == "clustered" and c["dims"] == 384]
+    for c in at:
+        sy = c["at_target"]["systems"]
+        r, lb = sy.get("ragd"), sy.get("lancedb")
+        if r:
+            w("| HNSW 100k x 384 (clustered): recall@10 >= 0.95 with p95 < 2 ms on loopback | "
+              "%s, ef_search %s: recall %s, p50 %s / p95 %s ms over HTTP (scale-*.json) | %s |" % (
+                  c["factory"], r["ef"], f(r["recall_at_k"]), f(r["p50_ms"]), f(r["p95_ms"]),
+                  verdict(r["reached"] and r["p95_ms"] < 2)))
+        if r and lb:
+            w("| HNSW at least 5x faster than LanceDB at the same recall | LanceDB HNSW-SQ ef %s "
+              "recall %s p50 %s / p95 %s ms in-process; ragd %s / %s ms over HTTP: %.1fx at p50, "
+              "%.1fx at p95 (scale-*.json) | %s |" % (
+                  lb["ef"], f(lb["recall_at_k"]), f(lb["p50_ms"]), f(lb["p95_ms"]),
+                  f(r["p50_ms"]), f(r["p95_ms"]), lb["p50_ms"] / r["p50_ms"],
+                  lb["p95_ms"] / r["p95_ms"],
+                  verdict(lb["reached"] and lb["p50_ms"] >= 5 * r["p50_ms"] and
+                          lb["p95_ms"] >= 5 * r["p95_ms"])))
+    w("| ef_search per request (`ef_search`) and in config (`[store] hnsw_ef_search`) | both, "
+      "FAISS and pgvector (tests: test_hnsw_ef_search_per_call, the pgvector ef_search test) "
+      "| met |")
+    if core:
+        vc = core["ingest"].get("mb_per_s_cpu")
+        if vc is not None:
+            w("| ingest >= 10 MB/s of markdown on one core, offline embedder | %s MB per CPU "
+              "second (core.json: ragd's docs repeated, `taskset` one core) | %s |" % (
+                  f(vc, 2), verdict(vc >= 10)))
+    if sz:
+        w("| ingest, real HTML (extraction included) | %s MB per CPU second, %s MB in %s CPU s "
+          "(real-hybrid.json) | for information |" % (
+              f(sz["ingest"]["mb_per_s_cpu"], 2), f(sz["corpus"]["bytes"] / 1e6, 1),
+              f(sz["ingest"]["cpu_s"], 1)))
+    for name in sorted(os.listdir(RES)):
+        if name.startswith("startup-") and name.endswith(".json"):
+            r = load(name)
+            if not r or not r.get("summary"):
+                continue
+            arm = list(r["summary"])[-1] if "new" not in r["summary"] else "new"
+            sm = r["summary"][arm]
+            w("| 1M chunks: start-up and /health fast (no count(*) per call) | %s (%s): ready "
+              "%s s, CPU %s s, /health p50 %s / p95 %s ms | met |" % (
+                  name, arm, f(sm["ready_s_median"], 1), f(sm["cpu_s_median"], 2),
+                  f(sm["health_p50_ms_median"]), f(sm["health_p95_ms_median"])))
+    big = [c for c in cfgs if c["chunks"] >= 1000000 and c["factory"].startswith("HNSW")]
+    for c in big:
+        ld = c.get("load", {})
+        w("| 1M chunks: an HNSW build finishes, time and memory recorded | %s %s x %d (%s): "
+          "graph built in %s s (efConstruction %s, both cores), ragd serving it peak RSS %.0f "
+          "MiB (scale-*.json) | met |" % (
+              c["factory"], size(c["chunks"]), c["dims"], c.get("dist", "uniform"),
+              f(ld.get("index_build_s"), 1), ld.get("ef_construction", 128),
+              (c.get("ragd_rss_peak_bytes") or 0) / MIB))
+    if not big:
+        w("| 1M chunks: an HNSW build finishes, time and memory recorded | no HNSW 1M run in "
+          "these results | not measured |")
+    for key, what in (("ragd_rss_peak_bytes", "serving"),
+                      ("ragd_rss_peak_after_ingest_bytes",
+                       "peak after an ingest while serving (the ingest's own working memory "
+                       "included)")):
+        shares = []
+        for c in cfgs:
+            refused = key.endswith("ingest_bytes") and (c.get("ingest_during") or {}).get(
+                "status") != 200
+            if c.get(key) and not refused:
+                raw = c["raw_vector_bytes"]
+                if key.endswith("ingest_bytes"):
+                    # The store holds the ingested chunks' vectors too by then.
+                    added = (c.get("ingest_during") or {}).get("chunks_added") or 0
+                    raw += added * c["dims"] * 4
+                budget = 1.3 * raw + 64 * MIB
+                shares.append((c[key] / budget, c, c[key], budget))
+        if not shares:
+            continue
+        shares.sort(key=lambda x: x[0])
+        share, c, peak, budget = shares[-1]
+        over = ["%s %s x %d" % (typ(o), size(o["chunks"]), o["dims"]) for s_, o, _, _ in shares
+                if s_ >= 1]
+        w("| RSS < 1.3x raw vectors + 64 MiB in every configuration: %s | %d configurations; "
+          "the highest share of its budget: %s %s x %d, %.0f MiB vs %.0f MiB%s (scale-*.json) | "
+          "%s |" % (what, len(shares), typ(c), size(c["chunks"]), c["dims"], peak / MIB,
+                    budget / MIB, "; over budget: " + ", ".join(over) if over else "",
+                    verdict(share < 1)))
+    w("")
 
 
 def http_ab_section(w, ab):
@@ -709,6 +853,8 @@ def main():
             w("| ingest >= 10 MB/s of markdown, offline embedder, one core | %s MB/s | %s |" % (
                 f(v, 2), "met" if v >= 10 else "not met"))
     w("")
+
+    issue16_summary(w, cfgs, core)
 
     # ---- ingest ----------------------------------------------------------------------------
     w("## Ingest (offline embedder)")

@@ -49,6 +49,7 @@
 
 #include "ragd/util.h"
 #include "store_faiss_int.h"
+#include "store_grow_int.h"
 #include "store_index_int.h"
 #include "store_simd_int.h"
 
@@ -334,6 +335,9 @@ ragd_rc store_index_add(store_index *idx, size_t n, const int64_t *ids, const fl
      * where FAISS's own threads pay: the caller holds the write lock, so no search competes.
      * The OpenMP setting is the calling thread's own; it goes back to one thread after. */
     int bulk = !idx->flat && n >= RAGD_INDEX_BULK_ADD;
+    /* Room first, so FAISS's own growth does not hold the vectors twice (a failure here is not
+     * one: FAISS then grows them itself). */
+    store_grow_reserve(idx->index, n);
     if (bulk) omp_set_num_threads(omp_get_num_procs());
     int frc = faiss_Index_add_with_ids(idx->index, (idx_t)n, vecs, ids);
     if (bulk) omp_set_num_threads(1);

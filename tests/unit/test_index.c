@@ -7,6 +7,7 @@
  * tombstones, their save/load, and factory strings ragd refuses. The index file's checksum
  * stream (src/store_index_sum.c): digests as the libraries compute them, format-1 metas (SHA-256,
  * written by older ragd) still loading, and a same-size file paired with another file's meta.
+ * Growing the storage ahead of an add (src/store_faiss_grow.cpp) keeps every vector and link.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,12 +26,14 @@
 #include <unistd.h>
 
 #include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 
 #include "ragd/ragd.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
 
+#include "../../src/store_grow_int.h"
 #include "../../src/store_index_int.h"
 #include "test_support.h"
 #define XXH_INLINE_ALL
@@ -924,6 +927,76 @@ static void test_hnsw_ef_search_per_call(void **state)
     free(ids);
 }
 
+/* ---- growing the storage without a second copy (src/store_faiss_grow.cpp) ---------------- */
+
+#define GROW_N 3000
+#define GROW_K 5
+
+/* Searches the first n vectors of vecs in index: GROW_K ids and distances each, into ids and
+ * dist (n * GROW_K entries). */
+static void grow_search(FaissIndex *index, const float *vecs, idx_t n, idx_t *ids, float *dist)
+{
+    assert_int_equal(faiss_Index_search(index, n, vecs, GROW_K, dist, ids), 0);
+}
+
+/* Asserts that index (IDMap2 over factory) gives every search the same answer, ids and
+ * distances (so the same stored vectors and, for HNSW, the same links), across
+ * store_grow_reserve_slices with one-page slices (each copied page of the old block released
+ * before the next is copied), and still takes adds after it. */
+static void grow_check(const char *factory)
+{
+    size_t cells = (size_t)GROW_N * 2 * GROW_K;
+    float *vecs = malloc(sizeof(float) * DIMS * GROW_N * 2);
+    idx_t *ids = malloc(sizeof(idx_t) * GROW_N * 2);
+    idx_t *before = malloc(sizeof(idx_t) * cells), *after = malloc(sizeof(idx_t) * cells);
+    float *dbefore = malloc(sizeof(float) * cells), *dafter = malloc(sizeof(float) * cells);
+    assert_true(vecs && ids && before && after && dbefore && dafter);
+    unsigned seed = 11;
+    for (size_t i = 0; i < (size_t)DIMS * GROW_N * 2; i++) vecs[i] = (float)rand_r(&seed) / RAND_MAX;
+    for (idx_t i = 0; i < GROW_N * 2; i++) ids[i] = 1000 + 7 * i;
+    FaissIndex *index = NULL;
+    assert_int_equal(faiss_index_factory(&index, DIMS, factory, METRIC_L2), 0);
+    assert_int_equal(faiss_Index_add_with_ids(index, GROW_N, vecs, ids), 0);
+    grow_search(index, vecs, GROW_N, before, dbefore);
+
+    assert_int_equal(store_grow_reserve_slices(index, GROW_N, 4096), 1);
+    grow_search(index, vecs, GROW_N, after, dafter);
+    assert_memory_equal(before, after, sizeof(idx_t) * GROW_N * GROW_K);
+    assert_memory_equal(dbefore, dafter, sizeof(float) * GROW_N * GROW_K);
+    for (idx_t i = 0; i < GROW_N; i += 13) assert_int_equal(after[i * GROW_K], ids[i]);
+    /* Room was made: the add that follows (as many vectors again) works and finds them. */
+    assert_int_equal(faiss_Index_add_with_ids(index, GROW_N, vecs + DIMS * GROW_N, ids + GROW_N),
+                     0);
+    assert_int_equal(faiss_Index_ntotal(index), GROW_N * 2);
+    grow_search(index, vecs, GROW_N * 2, after, dafter);
+    for (idx_t i = 0; i < GROW_N * 2; i += 13) {
+        assert_int_equal(after[i * GROW_K], ids[i]);
+        assert_true(dafter[i * GROW_K] < 1e-4f);
+    }
+    /* Nothing to grow (capacity already there) and nothing to add are no-ops. */
+    assert_int_equal(store_grow_reserve_slices(index, 1, 4096), 1);
+    assert_int_equal(store_grow_reserve_slices(index, 0, 4096), 0);
+    faiss_Index_free(index);
+    free(vecs);
+    free(ids);
+    free(before);
+    free(after);
+    free(dbefore);
+    free(dafter);
+}
+
+static void test_grow_keeps_flat(void **state)
+{
+    (void)state;
+    grow_check("IDMap2,Flat");
+}
+
+static void test_grow_keeps_hnsw(void **state)
+{
+    (void)state;
+    grow_check("IDMap2,HNSW16");
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -957,6 +1030,8 @@ int main(void)
         FX_TEST(test_hnsw_load_corrupt),
         cmocka_unit_test(test_factory_rejected),
         cmocka_unit_test(test_hnsw_ef_search_per_call),
+        cmocka_unit_test(test_grow_keeps_flat),
+        cmocka_unit_test(test_grow_keeps_hnsw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
