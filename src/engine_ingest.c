@@ -551,20 +551,23 @@ static void batch_doc_free(batch_doc *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Applies n prepared documents in ONE store transaction: either all of them are stored or none
- * (a crash or a failure leaves the store as before the call). The statements run without the
- * commit lock (no reader sees an open transaction); its write side is held for the commit alone,
- * which makes the batch visible to retrievals at once (SQLite, the keyword index, the vector
- * index). refind: look each path up again inside the transaction (a pushed document may have
+/* Applies n prepared documents in ONE store transaction, under the write side of the commit
+ * lock: either all of them are stored or none (a crash or a failure leaves the store as before
+ * the call). The lock covers the whole transaction, not only its commit: on a store where a
+ * reader waits for an open write transaction (PGlite serves one transaction at a time), a
+ * retrieval holding the read side would wait for the writer while the writer waited for the
+ * lock. refind: look each path up again inside the transaction (a pushed document may have
  * written it since the document was prepared), else docs[i].existing_id is trusted.
- * Returns: RAGD_OK, each docs[i].removed / .updated and *locked_ms (how long the commit lock was
- * held; may be NULL), or the first failure (nothing applied). */
+ * Returns: RAGD_OK, each docs[i].removed / .updated and *locked_ms (how long the lock was held;
+ * may be NULL), or the first failure (nothing applied). */
 static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, double *locked_ms,
                            ragd_err *err)
 {
     int dims = e->embedder->dims;
     if (engine_fault_injected("commit", err)) return RAGD_ERR_STORE;
 
+    pthread_rwlock_wrlock(&e->rw);
+    double t0 = util_now_ms();
     ragd_rc rc = store_begin(e->st, err);
     for (size_t d = 0; rc == RAGD_OK && d < n; d++) {
         batch_doc *b = &docs[d];
@@ -602,14 +605,10 @@ static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, dou
         b->removed = old_n;
         b->updated = existing != 0;
     }
-    if (rc == RAGD_OK) {
-        pthread_rwlock_wrlock(&e->rw);
-        double t0 = util_now_ms();
-        rc = store_commit(e->st, err);
-        if (locked_ms) *locked_ms = util_now_ms() - t0;
-        pthread_rwlock_unlock(&e->rw);
-    }
+    if (rc == RAGD_OK) rc = store_commit(e->st, err);
     if (rc != RAGD_OK) store_rollback(e->st);
+    if (locked_ms) *locked_ms = util_now_ms() - t0;
+    pthread_rwlock_unlock(&e->rw);
     return rc;
 }
 

@@ -35,10 +35,9 @@ typedef struct engine_fault {
 } engine_fault;
 
 /* Consistency model. A write transaction of the store is one or several documents (or one
- * removal); the engine holds the write side of `rw` across its commit (an open transaction is
- * invisible to readers; the commit publishes it) and retrievals hold the read side across vector
- * search, keyword search and chunk fetch, so they see a document either wholly before or wholly
- * after its update, whatever the backend. */
+ * removal); the engine holds the write side of `rw` across it and retrievals hold the read side
+ * across vector search, keyword search and chunk fetch, so they see a document either wholly
+ * before or wholly after its update, whatever the backend. */
 struct engine {
     const ragd_cfg *cfg;
     size_t max_file_bytes;      /* the running ingest's file limit (engine_ingest_opts); read and
