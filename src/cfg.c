@@ -44,6 +44,7 @@ typedef enum ragd_cfg_type {
 #define RAGD_CFG_F_BACKEND 4u  /* enum of build-time backends: unknown values are "not available" */
 #define RAGD_CFG_F_LIVE 8u     /* SIGHUP applies a new value without a restart (cfg_reload_build) */
 #define RAGD_CFG_F_URL_SECRET 16u /* a URL whose password is never printed (user:<redacted>@) */
+#define RAGD_CFG_F_AUTO 32u    /* bool that also takes `auto` (stored as RAGD_CFG_BOOL_AUTO) */
 
 typedef struct ragd_cfg_entry {
     const char *section;
@@ -279,8 +280,9 @@ static const ragd_cfg_entry cfg_table[] = {
      "keyword side also matches compound/split forms, numbers with units, British/American "
      "spellings"},
     {"retrieve", "parallel_sides", RAGD_CFG_T_BOOL, RAGD_CFG_OFF(retrieve_parallel_sides), 0,
-     "false", RAGD_CFG_F_LIVE, 0, 0, NULL,
-     "hybrid: the keyword side runs in a thread of its own beside the vector side"},
+     "auto", RAGD_CFG_F_LIVE | RAGD_CFG_F_AUTO, 0, 0, NULL,
+     "hybrid: keyword side in a thread of its own beside the vector side; auto: only while "
+     "fewer retrievals are in flight than CPUs and a core is idle"},
 
     {"rerank", "provider", RAGD_CFG_T_ENUM, RAGD_CFG_OFF(rerank_provider), 0, "none", 0, 0, 0,
      rerank_choices,
@@ -700,8 +702,13 @@ static ragd_rc cfg_entry_set(ragd_cfg *cfg, const ragd_cfg_entry *e, const char 
     case RAGD_CFG_T_STRING:
         return cfg_str_replace(slot, v);
     case RAGD_CFG_T_BOOL:
+        if ((e->flags & RAGD_CFG_F_AUTO) && strcasecmp(v, "auto") == 0) {
+            *(int *)slot = RAGD_CFG_BOOL_AUTO;
+            return RAGD_OK;
+        }
         if (cfg_bool_parse(v, slot) != 0) {
-            snprintf(why, n, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", v);
+            snprintf(why, n, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)%s", v,
+                     (e->flags & RAGD_CFG_F_AUTO) ? " or auto" : "");
             return RAGD_ERR_CONFIG;
         }
         return RAGD_OK;
@@ -1174,7 +1181,11 @@ static void cfg_value_print(const ragd_cfg *cfg, const ragd_cfg_entry *e, FILE *
         fputs(s, out);
         break;
     }
-    case RAGD_CFG_T_BOOL: fputs(*(const int *)slot ? "true" : "false", out); break;
+    case RAGD_CFG_T_BOOL: {
+        int b = *(const int *)slot;
+        fputs(b == RAGD_CFG_BOOL_AUTO ? "auto" : b ? "true" : "false", out);
+        break;
+    }
     case RAGD_CFG_T_INT: fprintf(out, "%d", *(const int *)slot); break;
     case RAGD_CFG_T_SIZE: fprintf(out, "%zu", *(const size_t *)slot); break;
     case RAGD_CFG_T_DOUBLE: {

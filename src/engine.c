@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,16 @@ void engine_listen_note(engine *e, const char *host, int port)
 
 /* ---- open / close ------------------------------------------------------------------------- */
 
+/* Returns: the CPUs this process may run on (its affinity mask, e.g. under taskset or a
+ * cgroup cpuset), else the online ones, at least 1. */
+static int cpus_usable(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err *err)
 {
     int readonly = (flags & RAGD_ENGINE_READONLY) != 0;
@@ -132,6 +143,9 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     pthread_mutex_init(&e->status_mu, NULL);
     atomic_init(&e->ingest_running, 0);
     atomic_init(&e->cancelled, 0);
+    atomic_init(&e->retrievals, 0);
+    e->cpus = cpus_usable();
+    engine_cpu_init(&e->cpu);
 
     ragd_rc rc = RAGD_OK;
     if (!readonly) rc = util_mkdir_p(cfg->data_dir, err);
@@ -197,6 +211,7 @@ void engine_close(engine *e)
     pthread_mutex_destroy(&e->write_mu);
     pthread_mutex_destroy(&e->status_mu);
     engine_fault_destroy(&e->fault);
+    engine_cpu_destroy(&e->cpu);
     free(e);
 }
 

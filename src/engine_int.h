@@ -34,6 +34,16 @@ typedef struct engine_fault {
     uint64_t failures;    /* failures noted since start */
 } engine_fault;
 
+/* How busy the machine's cores are, sampled for [retrieve] parallel_sides auto
+ * (src/engine_cpu.c). */
+typedef struct engine_cpu {
+    pthread_mutex_t mu;             /* held by the request refreshing the sample (trylock) */
+    double sampled_at;              /* util_now_ms() of the last sample, 0 before the first */
+    unsigned long long idle, total; /* /proc/stat jiffies at the last sample */
+    int online;                     /* online CPUs (the aggregate line's scale) */
+    atomic_int idle_milli;          /* idle cores x 1000 over the last interval, -1 unknown */
+} engine_cpu;
+
 /* Consistency model. A write transaction of the store is one or several documents (or one
  * removal); the engine holds the write side of `rw` across it and retrievals hold the read side
  * across vector search, keyword search and chunk fetch, so they see a document either wholly
@@ -57,6 +67,10 @@ struct engine {
     pthread_mutex_t status_mu;  /* the last_* fields below */
     atomic_int ingest_running;
     atomic_int cancelled;       /* engine_ingest_cancel was called */
+    atomic_int retrievals;      /* engine_retrieve calls in flight ([retrieve] parallel_sides
+                                 * auto) */
+    int cpus;                   /* CPUs this process may run on (at engine_open) */
+    engine_cpu cpu;             /* the machine's idle cores, sampled (parallel_sides auto) */
     int model_pending;          /* store has another model; only an ingest with reset may run */
     const char *ingest_collection; /* the running ingest's collection (under ingest_mu) */
     int64_t last_ingest_at;
@@ -75,6 +89,31 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
  * Returns: RAGD_OK or RAGD_ERR_NOT_FOUND. */
 ragd_rc engine_doc_remove_path(engine *e, const char *collection, const char *path,
                                int64_t *chunks, ragd_err *err);
+
+/* ---- parallel sides (src/engine_cpu.c) ---------------------------------------------------- */
+
+/* [retrieve] parallel_sides: whether a hybrid retrieval runs its keyword side in a thread of its
+ * own, for setting 0 (never), 1 (always) or RAGD_CFG_BOOL_AUTO: only while the retrievals in
+ * flight, this one included, are fewer than cpus and the machine left at least half a core idle
+ * (idle_milli, from engine_cpu_idle_milli; < 0: unknown, not held against it). Returns: 1 or 0. */
+int engine_sides_parallel(int setting, int searching, int cpus, int idle_milli);
+
+void engine_cpu_init(engine_cpu *c);
+void engine_cpu_destroy(engine_cpu *c);
+
+/* Returns: the idle cores of the whole machine x 1000 over the last sample interval (refreshed
+ * from /proc/stat when stale, without waiting on another thread doing it), or -1 when unknown
+ * (no sample yet, no /proc/stat). */
+int engine_cpu_idle_milli(engine_cpu *c);
+
+/* Parses the aggregate "cpu ..." line of /proc/stat into idle (idle + iowait) and total
+ * jiffies. Returns: 0, or -1 when line is not one. */
+int engine_cpu_stat_parse(const char *line, unsigned long long *idle, unsigned long long *total);
+
+/* Returns: the idle cores x 1000 between two samples of a machine with cpus online CPUs, or -1
+ * when the samples do not move forwards. */
+int engine_cpu_idle_between(unsigned long long idle0, unsigned long long total0,
+                            unsigned long long idle1, unsigned long long total1, int cpus);
 
 void engine_fault_init(engine_fault *f);
 void engine_fault_destroy(engine_fault *f);

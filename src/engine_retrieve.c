@@ -14,6 +14,7 @@
 #include "engine_int.h"
 #include "ragd/filter.h"
 #include "ragd/log.h"
+#include "ragd/metrics.h"
 #include "ragd/retrieve.h"
 #include "ragd/util.h"
 
@@ -336,9 +337,14 @@ static ragd_rc sides_search(engine *e, const engine_query *q, const retrieve_ter
     int vector = a->mode != RAGD_MODE_KEYWORD && !zero, keyword = a->mode != RAGD_MODE_VECTOR;
     keyword_job job = {.e = e, .q = q, .terms = terms, .pool = pool};
     pthread_t tid;
-    int threaded = vector && keyword && query_cfg(e, q)->retrieve_parallel_sides &&
-                   terms->count > 0 && store_keyword_available(e->st) &&
+    int setting = query_cfg(e, q)->retrieve_parallel_sides;
+    int threaded = vector && keyword && terms->count > 0 && store_keyword_available(e->st) &&
+                   engine_sides_parallel(setting, atomic_load(&e->retrievals), e->cpus,
+                                         setting == RAGD_CFG_BOOL_AUTO
+                                             ? engine_cpu_idle_milli(&e->cpu) : -1) &&
                    pthread_create(&tid, NULL, keyword_job_run, &job) == 0;
+    a->sides_parallel = threaded;
+    if (threaded) metrics_counter_add(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES, 1);
     ragd_rc rc = RAGD_OK;
     if (vector) rc = vector_side(e, q, qv, pool, vs, a, err);
     if (rc == RAGD_OK && a->mode == RAGD_MODE_HYBRID)
@@ -589,6 +595,8 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         return RAGD_OK;
     }
     a.retrieved = 1;
+    /* Retrievals in flight (parallel_sides auto): the query embedding competes for cores too. */
+    atomic_fetch_add(&e->retrievals, 1);
     retrieve_terms terms = {.count = 0};
     float *qv = NULL;
     side_list vs = {0}, ks = {0};
@@ -651,6 +659,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     side_list_free(&ks);
     retrieve_terms_free(&terms);
     free(qv);
+    atomic_fetch_sub(&e->retrievals, 1);
     a.total_ms = util_now_ms() - t0;
     if (rc != RAGD_OK) {
         engine_answer_free(&a);

@@ -67,6 +67,9 @@ static const struct {
                                       "Retrievals that returned no result (nothing above the "
                                       "threshold, RAG disabled, or an error)."},
     [RAGD_METRIC_CACHE_HITS] = {"ragd_cache_hits_total", "Query-embedding cache hits."},
+    [RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES] = {"ragd_retrieval_parallel_sides_total",
+                                              "Hybrid retrievals whose keyword side ran in a "
+                                              "thread of its own beside the vector side."},
     [RAGD_METRIC_CACHE_REJECTED] = {"ragd_cache_redis_rejected_total",
                                     "Query-embedding values read from Redis and refused: written "
                                     "for another key or by another program, not finite, or not "

@@ -335,9 +335,23 @@ static ragd_rc db_exec(sqlite3 *db, const char *sql, const char *what, ragd_err 
     return RAGD_OK;
 }
 
+/* SQLite's process-wide settings, made once before its first connection. Memory statistics
+ * off: with them on (SQLite's default) every sqlite3_malloc and sqlite3_free takes one global
+ * mutex, and concurrent keyword searches (FTS5 allocates per row) queued on it: keyword requests
+ * at concurrency 8 served fewer requests/s than at 1 (bench/NOTES.md, session 3 part K). ragd
+ * reads no SQLite memory statistics. Too late once another part of the process has initialised
+ * SQLite (sqlite3_config then refuses, SQLITE_MISUSE): that costs only the speed-up. */
+static void db_global_setup(void)
+{
+    if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+        RAGD_LOG(RAGD_LOG_DEBUG, "store", "SQLite already initialised: memory statistics stay on");
+}
+
 /* Opens path with flags and sets the busy timeout. Returns: *out new (sqlite3_close_v2). */
 static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *err)
 {
+    static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+    pthread_once(&global_once, db_global_setup);
     sqlite3 *db = NULL;
     int code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (code != SQLITE_OK) {
@@ -1769,10 +1783,12 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
                         int64_t *ids, double *scores, size_t *found, ragd_err *err)
 {
     sqlite3_stmt *st = NULL;
+    /* bm25() named once (the alias): written twice, SQLite computed it a second time for every
+     * row entering the top-limit heap (EXPLAIN shows two Function ops). */
     ragd_rc rc = fts_reader_stmt(r, &r->fts_rank,
-                                 "SELECT rowid, -" RAGD_FTS_BM25 " FROM chunks_fts WHERE "
-                                 "chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY " RAGD_FTS_BM25
-                                 ", rowid LIMIT ?2",
+                                 "SELECT rowid, " RAGD_FTS_BM25 " AS rank_bm25 FROM chunks_fts "
+                                 "WHERE chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY rank_bm25, "
+                                 "rowid LIMIT ?2",
                                  &st, err);
     size_t n = 0;
     if (rc == RAGD_OK) {
@@ -1782,7 +1798,7 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
         int code = SQLITE_OK;
         while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
             ids[n] = sqlite3_column_int64(st, 0);
-            scores[n] = sqlite3_column_double(st, 1);
+            scores[n] = -sqlite3_column_double(st, 1); /* bm25(): lower is better */
             n++;
         }
         if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);

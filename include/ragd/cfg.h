@@ -12,6 +12,9 @@
 #ifndef RAGD_CFG_H
 #define RAGD_CFG_H
 
+/* A boolean key that also takes `auto` (parallel_sides) holds 0, 1 or this. */
+#define RAGD_CFG_BOOL_AUTO 2
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -124,8 +127,10 @@ typedef struct ragd_cfg {
                                        * cosine at or above is confident whatever the coverage */
     int retrieve_lexical_variants;    /* lexical_variants = false; compound/number/spelling
                                        * variants of query terms on the keyword side */
-    int retrieve_parallel_sides;      /* parallel_sides = false; hybrid: keyword side in its own
-                                       * thread while the vector side searches */
+    int retrieve_parallel_sides;      /* parallel_sides = auto; hybrid: keyword side in its own
+                                       * thread while the vector side searches: 0 never, 1
+                                       * always, RAGD_CFG_BOOL_AUTO while fewer retrievals are in
+                                       * flight than online CPUs */
 
     /* [rerank] (issue 17, docs/RETRIEVAL.md "Reranking") */
     char *rerank_provider;     /* provider = none; none | tei | cohere */

@@ -54,6 +54,8 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_CHAT_PROMPT_TOKENS,      /* prompt tokens billed by the upstream */
     RAGD_METRIC_CHAT_COMPLETION_TOKENS,  /* completion tokens billed by the upstream */
     RAGD_METRIC_CHAT_TOKENS_DROPPED,     /* history and context tokens the budget dropped */
+    RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES, /* hybrid retrievals whose keyword side ran in a thread
+                                           * of its own ([retrieve] parallel_sides) */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 

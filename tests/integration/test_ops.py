@@ -116,6 +116,33 @@ def metrics_move_with_traffic(t):
 
 
 @test
+def parallel_sides_counted(t):
+    """[retrieve] parallel_sides: ragd_retrieval_parallel_sides_total counts the hybrid
+    retrievals whose keyword side ran in a thread of its own (true: every hybrid one; never a
+    vector-mode one), and they answer as the sequential path does (false)."""
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    answers = {}
+    for setting in ("false", "true"):
+        cfg = t.path("par-%s.ini" % setting)
+        write(cfg, "[retrieve]\nparallel_sides = %s\n" % setting)
+        d = t.serve(config=cfg, data_dir=t.path("data-%s" % setting))
+        eq(scrape(d).get("ragd_retrieval_parallel_sides_total"), 0.0, "counter before traffic")
+        d.ingest(corpus)
+        got = []
+        for _ in range(3):
+            ans = d.retrieve({"query": REFUND_QUESTION, "k": 3})
+            got.append([(r["source"], r["score"]) for r in ans["results"]])
+        d.retrieve({"query": REFUND_QUESTION, "k": 3, "mode": "vector"})
+        eq(scrape(d)["ragd_retrieval_parallel_sides_total"], 3.0 if setting == "true" else 0.0,
+           "parallel retrievals counted with parallel_sides = %s" % setting)
+        check(got[0], "expected results for the refund question")
+        answers[setting] = got
+        d.stop()
+    eq(answers["true"], answers["false"], "parallel and sequential sides answer alike")
+
+
+@test
 def event_log_lines_and_request_ids(t):
     corpus = t.path("corpus")
     write_corpus(corpus)

@@ -32,6 +32,7 @@
 #include "ragd/engine.h"
 #include "ragd/filter.h"
 #include "ragd/log.h"
+#include "ragd/metrics.h"
 #include "ragd/ragd.h"
 #include "ragd/util.h"
 
@@ -1402,38 +1403,116 @@ static void test_keyword_candidates_read_when_kept(void **state)
 
 /* [retrieve] parallel_sides (issue 16): a hybrid query whose keyword side runs in a thread of
  * its own answers exactly as one run side after side: same chunks, scores and ranks, with and
- * without a filter, and the keyword side's timing and candidates are still counted. */
+ * without a filter, and the keyword side's timing and candidates are still counted. Settings:
+ * false, true, and auto both when it runs the sides in parallel (a core idle, CPUs to spare)
+ * and when it does not (one CPU; no idle core). */
 static void test_parallel_sides_same_answer(void **state)
 {
     fixture *f = *state;
     corpus_ingested(f);
     const char *queries[] = {Q_REFUND, "refund receipt order number", "install setup guide"};
     const char *billing[] = {"billing"};
+    /* setting, CPUs, idle cores x 1000 (the sample pinned: never stale), expected parallel */
+    const struct {
+        int setting, cpus, idle_milli, parallel;
+    } runs[] = {
+        {0, 8, 2000, 0},
+        {1, 1, 0, 1},
+        {RAGD_CFG_BOOL_AUTO, 8, 2000, 1},
+        {RAGD_CFG_BOOL_AUTO, 1, 2000, 0},
+        {RAGD_CFG_BOOL_AUTO, 8, 200, 0},
+        {RAGD_CFG_BOOL_AUTO, 8, -1, 1},
+    };
+    size_t nruns = sizeof runs / sizeof runs[0];
+    int cpus = f->e->cpus;
+    f->e->cpu.sampled_at = util_now_ms() + 1e12;
+    uint64_t counted = metrics_counter_get(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES), parallel = 0;
     for (size_t i = 0; i < 3; i++)
         for (int filtered = 0; filtered < 2; filtered++) {
-            engine_answer a[2];
-            for (int par = 0; par < 2; par++) {
-                f->cfg.retrieve_parallel_sides = par;
+            engine_answer a[6];
+            for (size_t r = 0; r < nruns; r++) {
+                f->cfg.retrieve_parallel_sides = runs[r].setting;
+                f->e->cpus = runs[r].cpus;
+                atomic_store(&f->e->cpu.idle_milli, runs[r].idle_milli);
                 engine_query q = {.query = queries[i], .query_len = strlen(queries[i]), .k = 5,
                                   .min_score = -1.0, .mode = RAGD_MODE_HYBRID,
                                   .tags_all = filtered ? billing : NULL,
                                   .tag_count = filtered ? 1 : 0};
                 ragd_err err = {0};
-                assert_int_equal(engine_retrieve(f->e, &q, &a[par], &err), RAGD_OK);
+                assert_int_equal(engine_retrieve(f->e, &q, &a[r], &err), RAGD_OK);
+                assert_int_equal(a[r].sides_parallel, runs[r].parallel);
+                parallel += (uint64_t)runs[r].parallel;
             }
-            assert_int_equal(a[0].count, a[1].count);
-            assert_int_equal(a[0].candidates, a[1].candidates);
-            for (size_t r = 0; r < a[0].count; r++) {
-                assert_int_equal(a[0].results[r].hit.chunk_id, a[1].results[r].hit.chunk_id);
-                assert_true(a[0].results[r].score == a[1].results[r].score);
-                assert_int_equal(a[0].results[r].keyword_rank, a[1].results[r].keyword_rank);
-                assert_int_equal(a[0].results[r].vector_rank, a[1].results[r].vector_rank);
+            for (size_t p = 1; p < nruns; p++) {
+                assert_int_equal(a[0].count, a[p].count);
+                assert_int_equal(a[0].candidates, a[p].candidates);
+                for (size_t r = 0; r < a[0].count; r++) {
+                    assert_int_equal(a[0].results[r].hit.chunk_id, a[p].results[r].hit.chunk_id);
+                    assert_true(a[0].results[r].score == a[p].results[r].score);
+                    assert_int_equal(a[0].results[r].keyword_rank, a[p].results[r].keyword_rank);
+                    assert_int_equal(a[0].results[r].vector_rank, a[p].results[r].vector_rank);
+                }
+                if (!filtered) assert_true(a[p].count > 0 && a[p].keyword_ms > 0.0);
             }
-            if (!filtered) assert_true(a[1].count > 0 && a[1].keyword_ms > 0.0);
-            engine_answer_free(&a[0]);
-            engine_answer_free(&a[1]);
+            for (size_t r = 0; r < nruns; r++) engine_answer_free(&a[r]);
         }
     f->cfg.retrieve_parallel_sides = 0;
+    f->e->cpus = cpus;
+    f->e->cpu.sampled_at = 0.0;
+    atomic_store(&f->e->cpu.idle_milli, -1);
+    assert_int_equal(atomic_load(&f->e->retrievals), 0); /* every retrieval counted out */
+    /* /metrics ragd_retrieval_parallel_sides_total counts each parallel retrieval once */
+    assert_true(parallel > 0);
+    assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES) - counted, parallel);
+}
+
+/* parallel_sides auto's inputs: the decision table, /proc/stat's aggregate line, the idle cores
+ * between two samples, and a live sample of this machine. */
+static void test_parallel_sides_auto_inputs(void **state)
+{
+    (void)state;
+    /* setting 0/1 decide alone; auto needs CPUs to spare and half a core idle (or unknown) */
+    assert_int_equal(engine_sides_parallel(0, 1, 8, 8000), 0);
+    assert_int_equal(engine_sides_parallel(1, 100, 1, 0), 1);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 1000), 1);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 2, 2, 1000), 0);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 499), 0);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 500), 1);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, -1), 1);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 1, -1), 0);
+
+    unsigned long long idle = 0, total = 0;
+    assert_int_equal(engine_cpu_stat_parse("cpu  100 5 50 800 20 3 2 10 7 0\n", &idle, &total),
+                     0);
+    assert_true(idle == 820 && total == 990); /* guest (7) is inside user already */
+    assert_int_equal(engine_cpu_stat_parse("cpu  1 2 3 4\n", &idle, &total), 0);
+    assert_true(idle == 4 && total == 10);
+    assert_int_equal(engine_cpu_stat_parse("cpu0 100 5 50 800 20 3 2 10\n", &idle, &total), -1);
+    assert_int_equal(engine_cpu_stat_parse("intr 1 2 3\n", &idle, &total), -1);
+    assert_int_equal(engine_cpu_stat_parse("cpu  1 2\n", &idle, &total), -1);
+
+    /* 2 CPUs, 400 jiffies elapsed, 100 of them idle: a quarter of the machine, half a core */
+    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1100, 5400, 2), 500);
+    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1400, 5400, 2), 2000);
+    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1000, 5400, 2), 0);
+    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1000, 5000, 2), -1); /* no time */
+    assert_int_equal(engine_cpu_idle_between(1000, 5000, 900, 5400, 2), -1);  /* backwards */
+
+    /* A live sample: unknown until two samples ENGINE_CPU_SAMPLE_MS apart, then 0..CPUs x 1000
+     * (poll, no timing assertion: the second sample comes when it comes). */
+    engine_cpu c;
+    engine_cpu_init(&c);
+    assert_int_equal(engine_cpu_idle_milli(&c), -1);
+    int v = -1;
+    for (int i = 0; i < 200 && v < 0; i++) {
+        usleep(20 * 1000);
+        v = engine_cpu_idle_milli(&c);
+    }
+    if (access("/proc/stat", R_OK) == 0) {
+        assert_true(v >= 0);
+        assert_true(v <= c.online * 1000);
+    }
+    engine_cpu_destroy(&c);
 }
 
 static void test_rag_disabled(void **state)
@@ -1714,6 +1793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_filters_and_min_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyword_candidates_read_when_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_sides_same_answer, setup, teardown),
+        cmocka_unit_test(test_parallel_sides_auto_inputs),
         cmocka_unit_test_setup_teardown(test_rag_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test(test_context_format),

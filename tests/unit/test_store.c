@@ -866,6 +866,23 @@ static int fts_index_of(const int64_t *ids, int64_t id)
 
 /* The budget bounds BM25's work: a common word that would make every chunk a match is left out
  * when rarer terms fit; under the budget the answer is the unbounded one, score for score. */
+/* SQLite's memory statistics are off (set before the first connection): with them on, every
+ * sqlite3_malloc/free takes one process-wide mutex that concurrent keyword searches queue on.
+ * With them on, an open connection's memory shows in sqlite3_memory_used(). */
+static void test_sqlite_memory_statistics_off(void **state)
+{
+    store_db *db = open_store(*state);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    put_chunk(db, put_doc(db, "/docs/mem.md", "Mem"), 0, "memory statistics stay off");
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    int64_t chunks = 0;
+    assert_int_equal(store_db_stats(db, NULL, &chunks, NULL, &err), RAGD_OK);
+    assert_int_equal(chunks, 1);
+    assert_int_equal(sqlite3_memory_used(), 0);
+    assert_int_equal(sqlite3_memory_highwater(0), 0);
+}
+
 static void test_fts_bounded_rare_terms(void **state)
 {
     store_db *db = open_store(*state);
@@ -878,6 +895,12 @@ static void test_fts_bounded_rare_terms(void **state)
     assert_int_equal(store_db_fts_search_bounded(db, q, 10, 0, got, scores, &found, &err),
                      RAGD_OK);
     assert_int_equal(found, 10); /* unbounded: the 5 rare chunks, then common ones */
+    /* Scores are BM25 negated (higher is better), best first. */
+    for (size_t i = 0; i < found; i++) {
+        assert_true(scores[i] > 0.0);
+        if (i > 0) assert_true(scores[i] <= scores[i - 1]);
+    }
+    assert_true(scores[0] > scores[found - 1]); /* rare chunks outscore common ones */
     assert_int_equal(store_db_fts_search_bounded(db, q, 10, 50, got, scores, &found, &err),
                      RAGD_OK);
     assert_int_equal(found, 5); /* bounded: "common" (300 chunks) does not fit 50 */
@@ -1390,6 +1413,7 @@ static void test_interface_faiss_commit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sqlite_memory_statistics_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_scoping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
