@@ -165,6 +165,13 @@ static const ragd_cfg_entry cfg_table[] = {
      100000, NULL, "pages OCRed per file at most; later pages without text are left out"},
     {"ingest", "ocr_dpi", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_ocr_dpi), 0, "300", 0, 72, 600,
      NULL, "resolution pages are rendered at for OCR"},
+    {"ingest", "commit_batch_bytes", RAGD_CFG_T_SIZE, RAGD_CFG_OFF(ingest_commit_batch_bytes), 0,
+     "1048576", 0, 0, RAGD_CFG_SIZE_1G, NULL,
+     "a directory ingest commits several files in one transaction up to this much text; 0: each "
+     "file on its own"},
+    {"ingest", "commit_batch_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_commit_batch_ms), 0, "50", 0,
+     0, 60000, NULL, "longest one ingest batch's commit may hold the commit lock (estimated "
+     "from the previous batch), in milliseconds; 0: each file on its own"},
 
     {"chunk", "target_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chunk_target_tokens), 0, "650", 0, 32,
      8192, NULL, "chunk size the chunker aims for, in tokens"},

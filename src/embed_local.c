@@ -687,6 +687,7 @@ static void local_destroy(embed_provider *p)
 
 static const embed_ops local_ops = {
     .name = "local",
+    .in_process = 1,
     .batch = local_batch,
     .destroy = local_destroy,
 };

@@ -2,9 +2,9 @@
 /*
  * engine_ingest.c - the engine's write path: incremental ingest of files and directories
  * (crawl, extract, chunk, embed with stored embeddings re-used and new ones kept batch by batch,
- * commit document by document), removals of vanished files, reset, and the upsert and removal of
- * pushed documents. Every change goes through the store interface in one transaction per
- * document, under the write side of the engine's commit lock (see src/engine_int.h).
+ * commit several documents per transaction: group commit), removals of vanished files, reset,
+ * and the upsert and removal of pushed documents (a transaction each). Every change goes through
+ * the store interface, under the write side of the engine's commit lock (see src/engine_int.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -131,6 +131,7 @@ typedef struct doc_work {
     ingest_chunk_list chunks;
     char (*checksums)[UTIL_SHA256_HEX_LEN + 1];
     float *vectors; /* chunks.count * dims */
+    unsigned char *unstored; /* per chunk: embedded in-process, to be stored with the commit */
 } doc_work;
 
 static void doc_work_free(doc_work *w)
@@ -139,6 +140,7 @@ static void doc_work_free(doc_work *w)
     ingest_chunk_list_free(&w->chunks);
     free(w->checksums);
     free(w->vectors);
+    free(w->unstored);
     memset(w, 0, sizeof *w);
 }
 
@@ -382,13 +384,26 @@ typedef struct batch_keep {
 
 /* embed_done_fn: stores one returned batch in its own transaction, durable before the next batch
  * or the document commit can fail (one fsync per batch, not one per embedding): whatever was paid
- * for survives a crash, a Ctrl-C or an upstream failure later in the run. */
+ * for survives a crash, a Ctrl-C or an upstream failure later in the run. An in-process
+ * embedder's batch (nothing paid) is only marked: docs_commit stores it with its document, in
+ * the same transaction, saving a commit per batch. */
 static ragd_rc batch_store(void *ctx, size_t first, size_t count, const float *vectors,
                            int64_t tokens, ragd_err *err)
 {
     batch_keep *k = ctx;
     engine *e = k->e;
     int dims = e->embedder->dims;
+    if (k->w->unstored != NULL) {
+        for (size_t t = 0; t < count; t++) {
+            size_t i = k->todo_idx[first + t];
+            memcpy(k->w->vectors + i * (size_t)dims, vectors + t * (size_t)dims,
+                   sizeof(float) * (size_t)dims);
+            k->w->unstored[i] = 1;
+        }
+        k->r->chunks_embedded += (int64_t)count;
+        k->r->embed_batches++;
+        return RAGD_OK;
+    }
     ragd_rc rc = store_begin(e->st, err);
     for (size_t t = 0; rc == RAGD_OK && t < count; t++) {
         size_t i = k->todo_idx[first + t];
@@ -491,6 +506,9 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, prefetch *pf, engine_ingest_r
     if (rc == RAGD_OK && ntodo > 0) {
         fresh = malloc(sizeof(float) * ntodo * (size_t)dims);
         if (fresh == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        if (rc == RAGD_OK && e->embedder->ops->in_process &&
+            (w->unstored = calloc(n, 1)) == NULL)
+            rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
         batch_keep k = {.e = e, .w = w, .todo_idx = todo_idx, .r = r};
         if (rc == RAGD_OK)
             rc = embed_batch_run_each(e->embedder, todo, todo_len, ntodo, fresh, batch_store, &k,
@@ -511,43 +529,183 @@ done:
     return rc;
 }
 
-/* Applies one document in one store transaction, under the write side of the commit lock.
- * existing_id is 0 for a new document. */
-static ragd_rc doc_commit(engine *e, const store_doc *row, int64_t existing_id, doc_work *w,
-                          size_t *removed_chunks, ragd_err *err)
+/* One prepared document waiting for its commit. */
+typedef struct batch_doc {
+    doc_work w;
+    store_doc row;          /* collection and path borrowed (the ingest's); source and checksum
+                             * point to owned_source / owned_checksum when set (heap: a batch's
+                             * array of batch_doc moves when it grows) */
+    char *owned_source;
+    char *owned_checksum;
+    int64_t existing_id;    /* the stored row it replaces (0: new); see docs_commit's refind */
+    const char *relative;   /* borrowed from the ingest's file list; NULL for a pushed document */
+    size_t removed;         /* set by docs_commit: chunks of the replaced row */
+    int updated;            /* set by docs_commit: the path had a stored row */
+} batch_doc;
+
+static void batch_doc_free(batch_doc *d)
 {
-    size_t n = w->chunks.count;
-    size_t old_n = 0;
-    int64_t doc_id = 0;
+    doc_work_free(&d->w);
+    free(d->owned_source);
+    free(d->owned_checksum);
+    memset(d, 0, sizeof *d);
+}
+
+/* Applies n prepared documents in ONE store transaction, under the write side of the commit
+ * lock: either all of them are stored or none (a crash or a failure leaves the store as before
+ * the call). The lock covers the whole transaction, not only its commit: on a store where a
+ * reader waits for an open write transaction (PGlite serves one transaction at a time), a
+ * retrieval holding the read side would wait for the writer while the writer waited for the
+ * lock. refind: look each path up again inside the transaction (a pushed document may have
+ * written it since the document was prepared), else docs[i].existing_id is trusted.
+ * Returns: RAGD_OK, each docs[i].removed / .updated and *locked_ms (how long the lock was held;
+ * may be NULL), or the first failure (nothing applied). */
+static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, double *locked_ms,
+                           ragd_err *err)
+{
     int dims = e->embedder->dims;
     if (engine_fault_injected("commit", err)) return RAGD_ERR_STORE;
 
     pthread_rwlock_wrlock(&e->rw);
+    double t0 = util_now_ms();
     ragd_rc rc = store_begin(e->st, err);
-    if (rc == RAGD_OK && existing_id != 0)
-        rc = store_doc_chunks_delete(e->st, existing_id, &old_n, err);
-    if (rc == RAGD_OK) rc = store_doc_put(e->st, row, &doc_id, err);
-    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
-        const ingest_chunk *c = &w->chunks.items[i];
-        store_chunk_in in = {.ordinal = (int)i,
-                             .text = w->doc.text + c->start,
-                             .text_len = c->end - c->start,
-                             .heading = c->heading,
-                             .tokens = (int64_t)c->tokens,
-                             .char_start = (int64_t)c->start,
-                             .char_end = (int64_t)c->end,
-                             .checksum = w->checksums[i],
-                             .page = c->page};
-        int64_t id = 0;
-        rc = store_chunk_put(e->st, doc_id, &in, w->vectors + i * (size_t)dims, dims, &id, err);
+    for (size_t d = 0; rc == RAGD_OK && d < n; d++) {
+        batch_doc *b = &docs[d];
+        size_t old_n = 0;
+        int64_t doc_id = 0, existing = b->existing_id;
+        if (refind) {
+            store_doc old = {0};
+            int found = 0;
+            rc = store_doc_find(e->st, b->row.collection, b->row.path, &old, &found, err);
+            existing = found ? old.id : 0;
+            store_doc_free(&old);
+        }
+        for (size_t i = 0; rc == RAGD_OK && b->w.unstored && i < b->w.chunks.count; i++)
+            if (b->w.unstored[i])
+                rc = store_embedding_put(e->st, b->w.checksums[i], e->embedder->model, dims,
+                                         b->w.vectors + i * (size_t)dims, err);
+        if (rc == RAGD_OK && existing != 0)
+            rc = store_doc_chunks_delete(e->st, existing, &old_n, err);
+        if (rc == RAGD_OK) rc = store_doc_put(e->st, &b->row, &doc_id, err);
+        for (size_t i = 0; rc == RAGD_OK && i < b->w.chunks.count; i++) {
+            const ingest_chunk *c = &b->w.chunks.items[i];
+            store_chunk_in in = {.ordinal = (int)i,
+                                 .text = b->w.doc.text + c->start,
+                                 .text_len = c->end - c->start,
+                                 .heading = c->heading,
+                                 .tokens = (int64_t)c->tokens,
+                                 .char_start = (int64_t)c->start,
+                                 .char_end = (int64_t)c->end,
+                                 .checksum = b->w.checksums[i],
+                                 .page = c->page};
+            int64_t id = 0;
+            rc = store_chunk_put(e->st, doc_id, &in, b->w.vectors + i * (size_t)dims, dims, &id,
+                                 err);
+        }
+        b->removed = old_n;
+        b->updated = existing != 0;
     }
     if (rc == RAGD_OK) rc = store_commit(e->st, err);
-    if (rc != RAGD_OK)
-        store_rollback(e->st);
-    else
-        *removed_chunks = old_n;
+    if (rc != RAGD_OK) store_rollback(e->st);
+    if (locked_ms) *locked_ms = util_now_ms() - t0;
     pthread_rwlock_unlock(&e->rw);
     return rc;
+}
+
+/* ---- group commit of a directory ingest ------------------------------------------------------
+ * Prepared files wait in a batch and are committed together, in one transaction, when their
+ * text reaches [ingest] commit_batch_bytes or when committing them would hold the commit lock
+ * for about commit_batch_ms (estimated from the previous batch: lock time per byte of text; an
+ * HNSW index makes a commit much slower than a flat one): FTS5 then writes one segment per
+ * batch instead of one per file, SQLite writes the B-tree interior pages (and the WAL frames for
+ * them) once per batch, and retrievals wait at most about commit_batch_ms for a commit. A file counts as done (report, progress)
+ * only once its batch committed, so a crash loses at most the batch being prepared, which the
+ * next ingest redoes; its embeddings were stored when computed (batch_store) and are re-used. */
+typedef struct commit_batch {
+    batch_doc *docs;
+    size_t count, cap;
+    size_t bytes;        /* text bytes of the queued documents */
+    double lock_ms_per_byte; /* measured by the previous commit */
+    int measured;        /* a commit of this ingest measured lock_ms_per_byte */
+} commit_batch;
+
+static void commit_batch_clear(commit_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) batch_doc_free(&b->docs[i]);
+    b->count = 0;
+    b->bytes = 0;
+}
+
+static void commit_batch_free(commit_batch *b)
+{
+    commit_batch_clear(b);
+    free(b->docs);
+    memset(b, 0, sizeof *b);
+}
+
+/* Returns: the slot for one more document (zeroed), or NULL on OOM. */
+static batch_doc *commit_batch_slot(commit_batch *b)
+{
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        batch_doc *p = realloc(b->docs, sizeof *p * cap);
+        if (p == NULL) return NULL;
+        b->docs = p;
+        b->cap = cap;
+    }
+    batch_doc *d = &b->docs[b->count];
+    memset(d, 0, sizeof *d);
+    return d;
+}
+
+/* Whether the batch must be committed now: its byte budget is spent, its commit would hold the
+ * lock for commit_batch_ms (the first batch of an ingest: after its first file, to measure), or
+ * the ingest is of one file. */
+static int commit_batch_due(const engine *e, const commit_batch *b, int single)
+{
+    if (b->count == 0) return 0;
+    if (single || !b->measured || b->bytes >= e->cfg->ingest_commit_batch_bytes) return 1;
+    return (double)b->bytes * b->lock_ms_per_byte >= (double)e->cfg->ingest_commit_batch_ms;
+}
+
+/* Commits the queued documents and counts them in the report. A failure ends the ingest (it is
+ * the store's: per-file problems were found while preparing); nothing of the batch is applied
+ * and nothing of it counted. Returns: RAGD_OK or the failure, naming the batch's files. */
+static ragd_rc commit_batch_flush(engine *e, commit_batch *b, engine_ingest_report *r,
+                                  ragd_err *err)
+{
+    if (b->count == 0) return RAGD_OK;
+    ragd_err cerr = {0};
+    double t0 = util_now_ms(), locked = 0;
+    ragd_rc rc = docs_commit(e, b->docs, b->count, 1, &locked, &cerr);
+    if (rc == RAGD_OK && b->bytes > 0) {
+        b->lock_ms_per_byte = locked / (double)b->bytes;
+        b->measured = 1;
+    }
+    RAGD_LOG(RAGD_LOG_DEBUG, "ingest", "committed %zu files (%zu bytes of text) in %.1f ms, "
+             "%.1f ms of it under the commit lock", b->count, b->bytes, util_now_ms() - t0,
+             locked);
+    if (rc != RAGD_OK) {
+        if (b->count == 1)
+            ragd_err_set(err, rc, "%s: %s", b->docs[0].relative, cerr.msg);
+        else
+            ragd_err_set(err, rc, "%s (and %zu more files committed with it): %s",
+                         b->docs[0].relative, b->count - 1, cerr.msg);
+        commit_batch_clear(b);
+        return rc;
+    }
+    for (size_t i = 0; i < b->count; i++) {
+        batch_doc *d = &b->docs[i];
+        if (d->updated)
+            r->docs_updated++;
+        else
+            r->docs_added++;
+        r->chunks_added += (int64_t)d->w.chunks.count;
+        r->chunks_removed += (int64_t)d->removed;
+        engine_report_ocr_add(r, d->relative, &d->w.doc);
+    }
+    commit_batch_clear(b);
+    return RAGD_OK;
 }
 
 /* Deletes one document (a file that disappeared) in one store transaction. */
@@ -588,8 +746,6 @@ static int path_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Ingests one crawled file. Returns RAGD_OK when the file was handled (including per-file
- * failures, which go into the report); an error only for failures of the store itself. */
 /* Returns: a new copy of s with every byte that is not valid UTF-8 replaced by '?' (for names
  * that must go into JSON), or NULL on OOM. */
 static char *utf8_sanitized(const char *s)
@@ -605,9 +761,12 @@ static char *utf8_sanitized(const char *s)
     return out;
 }
 
+/* Ingests one crawled file: a changed one is prepared (extracted, chunked, embedded) and queued
+ * in batch, whose commit counts it. Returns RAGD_OK when the file was handled (including per-file
+ * failures, which go into the report); an error only for failures of the store itself. */
 static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
-                          const ingest_extract_opts *xopts, engine_ingest_report *r,
-                          ragd_err *err)
+                          const ingest_extract_opts *xopts, commit_batch *batch,
+                          engine_ingest_report *r, ragd_err *err)
 {
     char *data = NULL;
     size_t len = 0;
@@ -645,25 +804,34 @@ static ragd_rc ingest_one(engine *e, const ingest_file *f, int single,
         goto done;
     }
     if (rc == RAGD_OK) {
-        store_doc row = {.collection = (char *)e->ingest_collection,
-                         .path = f->path,
-                         .source = source,
-                         .title = w.doc.title,
-                         .checksum = checksum,
-                         .size = (int64_t)len,
-                         .mtime = f->mtime,
-                         .tags_json = w.doc.tags_json,
-                         .metadata_json = w.doc.metadata_json};
-        size_t removed = 0;
-        rc = doc_commit(e, &row, found ? old.id : 0, &w, &removed, &ferr);
-        if (rc == RAGD_OK) {
-            if (found)
-                r->docs_updated++;
-            else
-                r->docs_added++;
-            r->chunks_added += (int64_t)w.chunks.count;
-            r->chunks_removed += (int64_t)removed;
-            engine_report_ocr_add(r, f->relative, &w.doc);
+        /* Queued for the batch's commit (commit_batch_flush counts it then); w moves there. */
+        batch_doc *d = commit_batch_slot(batch);
+        if (d == NULL) {
+            rc = ragd_err_set(&ferr, RAGD_ERR_NOMEM, "out of memory");
+        } else {
+            d->owned_source = strdup(source);
+            d->owned_checksum = strdup(checksum);
+            if (d->owned_source == NULL || d->owned_checksum == NULL) {
+                free(d->owned_source);
+                free(d->owned_checksum);
+                rc = ragd_err_set(&ferr, RAGD_ERR_NOMEM, "out of memory");
+            } else {
+                d->w = w;
+                memset(&w, 0, sizeof w);
+                d->row = (store_doc){.collection = (char *)e->ingest_collection,
+                                     .path = f->path,
+                                     .source = d->owned_source,
+                                     .title = d->w.doc.title,
+                                     .checksum = d->owned_checksum,
+                                     .size = (int64_t)len,
+                                     .mtime = f->mtime,
+                                     .tags_json = d->w.doc.tags_json,
+                                     .metadata_json = d->w.doc.metadata_json};
+                d->existing_id = found ? old.id : 0;
+                d->relative = f->relative;
+                batch->count++;
+                batch->bytes += d->w.doc.len;
+            }
         }
     }
     if (rc != RAGD_OK) {
@@ -689,6 +857,22 @@ done:
     return rc;
 }
 
+/* Reports progress for files *reported..done-1 (each counted only now that it is final). */
+static void ingest_progress_up_to(const engine_ingest_opts *opts, const ingest_file_list *files,
+                                  const engine_ingest_report *r, size_t *reported, size_t done)
+{
+    for (; *reported < done; (*reported)++) {
+        const char *relative = files->items[*reported].relative;
+        if (opts->progress)
+            opts->progress(opts->progress_ctx, *reported + 1, files->count, relative);
+        if (opts->progress2) {
+            engine_ingest_progress p = {*reported + 1, files->count, r->chunks_embedded,
+                                        r->docs_failed, relative};
+            opts->progress2(opts->progress_ctx, &p);
+        }
+    }
+}
+
 void engine_ingest_cancel(engine *e)
 {
     if (e) atomic_store(&e->cancelled, 1);
@@ -707,7 +891,6 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
 {
     const char *path = opts->path;
     int reset = opts->reset;
-    engine_progress_fn progress = opts->progress;
     void *progress_ctx = opts->progress_ctx;
     ingest_ocr_opts ocr = {.mode = ingest_ocr_mode_parse(e->cfg->ingest_ocr),
                            .languages = e->cfg->ingest_ocr_languages,
@@ -771,6 +954,9 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         engine_ingest_progress p = {0, files.count, 0, 0, ""};
         opts->progress2(progress_ctx, &p);
     }
+    commit_batch batch = {0};
+    size_t reported = 0; /* files whose progress was reported */
+    size_t handled = 0;  /* files before this index were handled (committed, queued, skipped) */
     prefetch pf = {0};
     size_t prefetched = 0; /* files before this index had their embeddings prefetched */
     int use_prefetch = e->embedder->ops->run != NULL && e->cfg->embed_concurrency > 1;
@@ -789,19 +975,30 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
             break;
         }
         r.docs_seen++;
-        /* Pushed documents take their turn between files. */
+        /* Pushed documents take their turn between files (and so between batches). */
         pthread_mutex_lock(&e->write_mu);
-        rc = ingest_one(e, &files.items[i], single, &xopts, &r, err);
+        rc = ingest_one(e, &files.items[i], single, &xopts, &batch, &r, err);
+        if (rc == RAGD_OK) handled = i + 1;
+        if (rc == RAGD_OK && commit_batch_due(e, &batch, single))
+            rc = commit_batch_flush(e, &batch, &r, err);
         pthread_mutex_unlock(&e->write_mu);
-        if (rc == RAGD_OK && progress) progress(progress_ctx, i + 1, files.count,
-                                                files.items[i].relative);
-        if (rc == RAGD_OK && opts->progress2) {
-            engine_ingest_progress p = {i + 1, files.count, r.chunks_embedded, r.docs_failed,
-                                        files.items[i].relative};
-            opts->progress2(progress_ctx, &p);
-        }
+        /* Progress counts files whose outcome is final: none while a batch waits. */
+        if (rc == RAGD_OK && batch.count == 0)
+            ingest_progress_up_to(opts, &files, &r, &reported, i + 1);
     }
     pthread_mutex_lock(&e->write_mu);
+    /* The queued files are complete: they are committed also when a shutdown stopped the loop,
+     * never after a store failure. */
+    size_t final_done = reported; /* reported below, once write_mu is released */
+    if (batch.count > 0 && (rc == RAGD_OK || rc == RAGD_ERR_UNAVAILABLE)) {
+        ragd_err berr = {0};
+        ragd_rc brc = commit_batch_flush(e, &batch, &r, &berr);
+        if (brc == RAGD_OK)
+            final_done = handled;
+        else if (rc == RAGD_OK)
+            rc = ragd_err_set(err, brc, "%s", berr.msg);
+    }
+    commit_batch_free(&batch);
 
     prefetch_clear(&pf);
     e->prefetch = NULL;
@@ -856,6 +1053,8 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         engine_write_failed(e, "flushing the ingest to disk", ferr.msg);
     }
     pthread_mutex_unlock(&e->write_mu);
+    /* progress callbacks run outside write_mu, as in the loop (one may push a document) */
+    ingest_progress_up_to(opts, &files, &r, &reported, final_done);
 
     for (size_t i = 0; paths && i < nprev; i++) free(paths[i]);
     free(paths);
@@ -907,6 +1106,7 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     int found = 0;
     doc_work w = {0};
     engine_ingest_report r = {0};
+    batch_doc one = {0};
     ragd_rc rc = store_doc_find(e->st, row->collection, row->path, &old, &found, err);
     if (rc == RAGD_OK && found && strcmp(old.checksum, row->checksum) == 0) {
         size_t n = 0;
@@ -919,8 +1119,15 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     memset(doc, 0, sizeof *doc); /* w owns it now */
     if (rc == RAGD_OK) rc = engine_writes_allowed(e, err);
     if (rc == RAGD_OK) rc = doc_prepare(e, &w, NULL, &r, err);
-    size_t removed = 0;
-    if (rc == RAGD_OK) rc = doc_commit(e, row, found ? old.id : 0, &w, &removed, err);
+    /* A pushed document keeps its own immediate commit (the caller's answer says it is stored);
+     * write_mu is held since the lookup above, so the row found is still the one to replace. */
+    if (rc == RAGD_OK) {
+        one.row = *row;
+        one.existing_id = found ? old.id : 0;
+        one.w = w;
+        memset(&w, 0, sizeof w);
+        rc = docs_commit(e, &one, 1, 0, NULL, err);
+    }
     if (rc == RAGD_ERR_STORE)
         engine_write_failed(e, "storing a pushed document", err ? err->msg : "store failed");
     ragd_err yerr = {0};
@@ -931,11 +1138,12 @@ ragd_rc engine_doc_upsert(engine *e, const store_doc *row, ingest_doc *doc,
     }
     if (rc == RAGD_OK) {
         *outcome = found ? RAGD_PUSH_UPDATED : RAGD_PUSH_ADDED;
-        *chunks = (int64_t)w.chunks.count;
+        *chunks = (int64_t)one.w.chunks.count;
     }
 out:
     pthread_mutex_unlock(&e->write_mu);
     engine_ingest_report_free(&r);
+    doc_work_free(&one.w);
     doc_work_free(&w);
     store_doc_free(&old);
     return rc;

@@ -44,10 +44,10 @@ typedef struct engine_cpu {
     atomic_int idle_milli;          /* idle cores x 1000 over the last interval, -1 unknown */
 } engine_cpu;
 
-/* Consistency model. A write transaction of the store is one document (or one removal); the
- * engine holds the write side of `rw` across it and retrievals hold the read side across vector
- * search, keyword search and chunk fetch, so they see a document either wholly before or wholly
- * after its update, whatever the backend. */
+/* Consistency model. A write transaction of the store is one or several documents (or one
+ * removal); the engine holds the write side of `rw` across it and retrievals hold the read side
+ * across vector search, keyword search and chunk fetch, so they see a document either wholly
+ * before or wholly after its update, whatever the backend. */
 struct engine {
     const ragd_cfg *cfg;
     size_t max_file_bytes;      /* the running ingest's file limit (engine_ingest_opts); read and

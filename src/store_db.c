@@ -34,7 +34,7 @@
 #endif
 
 #define RAGD_STORE_DB_FILE "ragd.sqlite3"
-#define RAGD_STORE_SCHEMA_VERSION 3
+#define RAGD_STORE_SCHEMA_VERSION 4
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
 
@@ -57,6 +57,7 @@ enum {
     RAGD_STMT_EMBEDDING_GET,
     RAGD_STMT_EMBEDDING_PUT,
     RAGD_STMT_VECTORS_EACH,
+    RAGD_STMT_FTS_ADD,
     RAGD_STMT_COUNT
 };
 
@@ -96,6 +97,11 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
     [RAGD_STMT_VECTORS_EACH] =
         "SELECT c.id, c.checksum, e.vector FROM chunks c LEFT JOIN embeddings e "
         "ON e.checksum = c.checksum AND e.model = ?1 AND e.dims = ?2 ORDER BY c.id",
+    /* the keyword index rows of the chunks a transaction inserted (see fts_pending_add) */
+    [RAGD_STMT_FTS_ADD] =
+        "INSERT INTO chunks_fts(rowid, title, heading, text) SELECT c.id, coalesce(d.title, ''), "
+        "c.heading, c.text FROM chunks c LEFT JOIN documents d ON d.id = c.document_id "
+        "WHERE c.id BETWEEN ?1 AND ?2",
 };
 
 static const char schema_sql[] =
@@ -134,7 +140,7 @@ static const char schema_sql[] =
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '3');";
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4');";
 
 /* Migrations from each older schema version to the current one, applied in order. */
 static const char migrate_1_to_2_sql[] =
@@ -177,6 +183,15 @@ static const char migrate_2_to_3_sql[] =
     "PRAGMA legacy_alter_table = OFF;"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '3');";
 
+/* Schema 4: the keyword index is no longer filled by a trigger per chunk row but by one
+ * statement per transaction (fts_pending_flush): FTS5 writes its pending terms out at every
+ * statement savepoint, and a trigger makes each chunk insert one, so the trigger cost one FTS5
+ * segment (and the merges that follow) per chunk. The tables are unchanged; only the trigger
+ * goes. An older ragd refuses a schema 4 store (it would insert chunks the index misses). */
+static const char migrate_3_to_4_sql[] =
+    "DROP TRIGGER IF EXISTS chunks_fts_insert;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4');";
+
 /* A pooled reader connection with its own cached statements. */
 typedef struct store_reader {
     sqlite3 *db;
@@ -203,6 +218,8 @@ struct store_db {
     store_reader *idle[RAGD_STORE_READERS_MAX];
     size_t idle_count;
     int fts; /* the chunks_fts keyword index exists (see fts_apply) */
+    int64_t fts_lo, fts_hi; /* ids of the chunks the open transaction inserted that chunks_fts
+                             * does not have yet (0: none); see fts_pending_add */
     int counts; /* the ragd_counts table exists (see counts_apply) */
     store_terms *terms; /* term statistics per generation (src/store_terms.c); NULL: none */
 };
@@ -352,10 +369,12 @@ static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *
         sqlite3_close_v2(db);
         return rc;
     }
-    /* Memory-mapped reads and a larger page cache: chunk fetches and ingest lookups read pages
-     * through the map instead of one pread per page. */
-    code = sqlite3_exec(db, "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384", NULL,
-                        NULL, NULL);
+    /* A larger page cache for the writer's ingest lookups. No memory map: measured (bench/NOTES.md,
+     * part G) it saved no ingest CPU, while the 256 MiB map the writer had put up to 256 MiB of
+     * the database file in the daemon's RSS during an ingest (18 MB of markdown: peak 215 ->
+     * 120 MiB). Readers set their own, smaller cache (reader_open). */
+    code = sqlite3_exec(db, "PRAGMA mmap_size = 0; PRAGMA cache_size = -16384", NULL, NULL,
+                        NULL);
     if (code != SQLITE_OK) {
         ragd_rc rc = ragd_err_set(err, (code & 0xff) == SQLITE_IOERR ? RAGD_ERR_IO : RAGD_ERR_STORE,
                                   "open %s: %s", path, sqlite3_errmsg(db));
@@ -528,6 +547,12 @@ static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
         int counts = 0;
         if (rc == RAGD_OK) rc = counts_exist(s, what, &counts, err);
         if (rc == RAGD_OK && counts) rc = db_exec(s->writer, RAGD_COUNTS_DOC_TRIGGERS, what, err);
+        if (rc == RAGD_OK) version = 3;
+    }
+    if (rc == RAGD_OK && version == 3) {
+        RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 3 -> 4 (keyword index filled per "
+                 "transaction)", s->db_path);
+        rc = db_exec(s->writer, migrate_3_to_4_sql, what, err);
     } else if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION) {
         rc = db_exec(s->writer, schema_sql, what, err);
     }
@@ -811,17 +836,53 @@ ragd_rc store_db_begin(store_db *s, ragd_err *err)
 {
     ragd_rc rc = need_writable(s, "begin transaction", err);
     if (rc != RAGD_OK) return rc;
+    s->fts_lo = s->fts_hi = 0;
     return writer_simple(s, RAGD_STMT_BEGIN, "begin transaction", err);
+}
+
+/* Adds the keyword index rows of the chunks inserted since the last flush, in one statement.
+ * Returns: RAGD_OK or the SQLite error (the transaction is then to be rolled back). */
+static ragd_rc fts_pending_flush(store_db *s, ragd_err *err)
+{
+    if (s->fts_lo == 0) return RAGD_OK;
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = writer_stmt(s, RAGD_STMT_FTS_ADD, &st, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_bind_int64(st, 1, s->fts_lo);
+    sqlite3_bind_int64(st, 2, s->fts_hi);
+    rc = stmt_run(s, st, "index chunks for keyword search", err);
+    if (rc == RAGD_OK) s->fts_lo = s->fts_hi = 0;
+    return rc;
+}
+
+/* Notes chunk id (just inserted) for the keyword index. chunks.id is AUTOINCREMENT: ids only
+ * grow and are never reused, so every chunk row in [fts_lo, fts_hi] was inserted by this
+ * transaction; an id below the range (never, but cheap to honour) flushes the range first. */
+static ragd_rc fts_pending_add(store_db *s, int64_t id, ragd_err *err)
+{
+    if (!s->fts) return RAGD_OK;
+    if (s->fts_lo != 0 && id < s->fts_hi) {
+        ragd_rc rc = fts_pending_flush(s, err);
+        if (rc != RAGD_OK) return rc;
+    }
+    if (s->fts_lo == 0) s->fts_lo = id;
+    s->fts_hi = id;
+    /* outside a transaction the insert committed on its own: so does its index row */
+    return sqlite3_get_autocommit(s->writer) ? fts_pending_flush(s, err) : RAGD_OK;
 }
 
 ragd_rc store_db_commit(store_db *s, ragd_err *err)
 {
+    ragd_rc rc = fts_pending_flush(s, err);
+    if (rc != RAGD_OK) return rc;
     return writer_simple(s, RAGD_STMT_COMMIT, "commit", err);
 }
 
 void store_db_rollback(store_db *s)
 {
-    if (s == NULL || sqlite3_get_autocommit(s->writer)) return;
+    if (s == NULL) return;
+    s->fts_lo = s->fts_hi = 0;
+    if (sqlite3_get_autocommit(s->writer)) return;
     /* Statements still holding rows would make ROLLBACK fail with SQLITE_BUSY on old SQLite
      * versions; cached statements are always reset after use, so this is just a guard. */
     for (int i = 0; i < RAGD_STMT_COUNT; i++)
@@ -1178,7 +1239,9 @@ ragd_rc store_db_chunk_put(store_db *s, int64_t doc_id, const store_chunk_in *c,
     sqlite3_bind_text(st, 8, c->checksum, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 9, c->page);
     rc = stmt_run(s, st, "insert chunk", err);
-    if (rc == RAGD_OK && id != NULL) *id = sqlite3_last_insert_rowid(s->writer);
+    int64_t rowid = sqlite3_last_insert_rowid(s->writer);
+    if (rc == RAGD_OK) rc = fts_pending_add(s, rowid, err);
+    if (rc == RAGD_OK && id != NULL) *id = rowid;
     return rc;
 }
 
@@ -1580,16 +1643,13 @@ ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, 
  * the porter stemmer over unicode61 (case folding, diacritics removed), so "configuring" matches
  * "configuration" much as the local embedder's stems do. It stores its own copy of the text (an
  * external-content table would need the old values at delete time, which a cascading document
- * delete no longer has). Triggers keep it in step with `chunks` inside the very transaction that
- * changes the chunks, including reset and ON DELETE CASCADE; a title change follows its document.
- * The rowid is the chunk id. */
+ * delete no longer has). Inserted chunks get their rows at the end of the very transaction that
+ * inserted them (fts_pending_flush, one statement: FTS5 then writes one segment per
+ * transaction); triggers keep it in step with deletes (reset and ON DELETE CASCADE included);
+ * a title change follows its document. The rowid is the chunk id. */
 static const char fts_sql[] =
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, heading, text, "
     " tokenize = 'porter unicode61 remove_diacritics 2');"
-    "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
-    " INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id,"
-    " coalesce((SELECT title FROM documents WHERE id = new.document_id), ''), new.heading,"
-    " new.text); END;"
     "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
     " DELETE FROM chunks_fts WHERE rowid = old.id; END;"
     RAGD_FTS_TITLE_TRIGGER

@@ -74,6 +74,8 @@ typedef struct ragd_cfg {
     int ingest_ocr_page_timeout_s; /* ocr_page_timeout = 60; seconds per page, 1..3600 */
     int ingest_ocr_max_pages;    /* ocr_max_pages = 100; pages OCRed per file, 0..100000 */
     int ingest_ocr_dpi;          /* ocr_dpi = 300; render resolution for OCR, 72..600 */
+    size_t ingest_commit_batch_bytes; /* commit_batch_bytes = 1048576; text per ingest commit */
+    int ingest_commit_batch_ms;  /* commit_batch_ms = 50; lock time of one batch's commit */
 
     /* [chunk] */
     int chunk_target_tokens; /* target_tokens = 650 */

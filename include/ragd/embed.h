@@ -34,6 +34,9 @@ typedef struct embed_ops {
      * (may be NULL) after each. Providers without it are driven batch by batch through batch. */
     ragd_rc (*run)(embed_provider *p, const char *const *texts, const size_t *lens, size_t n,
                    float *out, embed_done_fn done, void *ctx, ragd_err *err);
+    /* 1: computed in-process, nothing paid: an ingest may keep its vectors with the documents'
+     * commit instead of storing each batch at once (a lost batch is computed again). */
+    int in_process;
 } embed_ops;
 
 /* What a provider has done since it was created; for /health and /metrics. Network providers

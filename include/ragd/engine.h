@@ -94,8 +94,10 @@ char *engine_report_ocr_json(const engine_ingest_report *r);
 /* Progress callback: called after each file (done of total). May be NULL. */
 typedef void (*engine_progress_fn)(void *ctx, size_t done, size_t total, const char *relative);
 
-/* Ingests path (file or directory) incrementally. Each document is committed on its own, so an
- * interrupted ingest keeps the documents finished so far. A directory ingest removes documents
+/* Ingests path (file or directory) incrementally. Documents are committed in batches of several
+ * files ([ingest] commit_batch_bytes / commit_batch_ms; a single file at once), never part of
+ * one, and progress counts a file only once committed: an interrupted ingest keeps the
+ * documents reported so far. A directory ingest removes documents
  * under it whose files are gone (unless part of it could not be read); a single-file ingest
  * touches only that file. reset empties the store (documents and chunks; embeddings are kept for
  * re-use) once the path has been found, then ingests. Only one ingest runs at a time: a second

@@ -42,7 +42,8 @@ void store_db_close(store_db *s);
  * RAGD_ERR_MODEL_MISMATCH and a message naming both and how to re-index. */
 ragd_rc store_db_model_check(store_db *s, const char *model, int dims, ragd_err *err);
 
-/* Transactions on the writer connection. begin is BEGIN IMMEDIATE. */
+/* Transactions on the writer connection. begin is BEGIN IMMEDIATE; commit first adds the
+ * keyword index rows of the chunks the transaction inserted. */
 ragd_rc store_db_begin(store_db *s, ragd_err *err);
 ragd_rc store_db_commit(store_db *s, ragd_err *err);
 void store_db_rollback(store_db *s); /* no-op when no transaction is open */
@@ -94,7 +95,9 @@ ragd_rc store_db_doc_list_prefix_in(store_db *s, const char *collection, const c
                                     int64_t **ids, char ***paths, size_t *n, ragd_err *err);
 
 
-/* Inserts one chunk of doc_id. Returns: *id, the new chunk id (also its vector index id). */
+/* Inserts one chunk of doc_id. Its keyword index row is added by store_db_commit (all of the
+ * transaction's chunks in one statement), at once outside a transaction. Returns: *id, the new
+ * chunk id (also its vector index id). */
 ragd_rc store_db_chunk_put(store_db *s, int64_t doc_id, const store_chunk_in *c, int64_t *id,
                            ragd_err *err);
 

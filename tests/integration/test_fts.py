@@ -63,7 +63,7 @@ def fts_backfilled_on_old_store(t):
     # make it look like a store from before the keyword index
     db = sqlite3.connect(os.path.join(d.data_dir, "ragd.sqlite3"))
     for trig in ("chunks_fts_insert", "chunks_fts_delete", "chunks_fts_title"):
-        db.execute("DROP TRIGGER %s" % trig)
+        db.execute("DROP TRIGGER IF EXISTS %s" % trig)  # no insert trigger since schema 4
     db.execute("DROP TABLE chunks_fts")
     db.commit()
     db.close()

@@ -743,6 +743,33 @@ static void test_not_a_database(void **state)
 }
 
 /* Asserts store_db_stats reports these counts. */
+/* Runs sql with a raw connection on the store's file (outside the store's API). */
+static void raw_exec(const char *dir, const char *sql)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+}
+
+/* Reads one integer with a raw connection (the store's file, outside the store's API). */
+static int64_t raw_int(const char *dir, const char *sql)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    return v;
+}
+
 static void stats_expect(store_db *db, int64_t docs, int64_t chunks, int64_t embeddings)
 {
     int64_t d = -1, c = -1, e = -1;
@@ -784,24 +811,16 @@ static void test_counts_maintained(void **state)
     f->db = NULL;
 
     /* An older store: no counts table; the next writable open counts once. */
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", f->dir);
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "DROP TRIGGER ragd_counts_doc_insert;"
-                                  "DROP TRIGGER ragd_counts_doc_delete;"
-                                  "DROP TRIGGER ragd_counts_chunk_insert;"
-                                  "DROP TRIGGER ragd_counts_chunk_delete;"
-                                  "DROP TRIGGER ragd_counts_embedding_insert;"
-                                  "DROP TRIGGER ragd_counts_embedding_delete;"
-                                  "DROP TABLE ragd_counts;"
-                                  "INSERT INTO documents (id, path, source, title, checksum, size,"
-                                  " mtime, tags, metadata, ingested_at) VALUES (99, '/d/z.md',"
-                                  " 'z.md', 'Z', 'c', 1, 1, '[]', '{}', 1);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(raw);
+    raw_exec(f->dir, "DROP TRIGGER ragd_counts_doc_insert;"
+                     "DROP TRIGGER ragd_counts_doc_delete;"
+                     "DROP TRIGGER ragd_counts_chunk_insert;"
+                     "DROP TRIGGER ragd_counts_chunk_delete;"
+                     "DROP TRIGGER ragd_counts_embedding_insert;"
+                     "DROP TRIGGER ragd_counts_embedding_delete;"
+                     "DROP TABLE ragd_counts;"
+                     "INSERT INTO documents (id, path, source, title, checksum, size,"
+                     " mtime, tags, metadata, ingested_at) VALUES (99, '/d/z.md',"
+                     " 'z.md', 'Z', 'c', 1, 1, '[]', '{}', 1);");
     store_db *ro = NULL;
     assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
     stats_expect(ro, 2, 1, 2 - removed); /* read-only, no table: counted */
@@ -812,10 +831,7 @@ static void test_counts_maintained(void **state)
     stats_expect(db, 2, 2, 2 - removed);
     store_db_close(db);
     f->db = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw, "UPDATE ragd_counts SET n = 12345 WHERE name = 'chunks'",
-                                  NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(raw);
+    raw_exec(f->dir, "UPDATE ragd_counts SET n = 12345 WHERE name = 'chunks'");
     db = open_store(f);
     stats_expect(db, 2, 12345, 2 - removed);
 }
@@ -1242,6 +1258,77 @@ static void test_schema_2_migrated(void **state)
     store_db_close(ro);
 }
 
+/* Hits of one keyword phrase. */
+static size_t fts_hits(store_db *db, const char *match)
+{
+    int64_t ids[8];
+    double scores[8];
+    size_t n = 0;
+    ragd_err err = {0};
+    assert_int_equal(store_db_fts_search(db, match, 8, ids, scores, &n, &err), RAGD_OK);
+    return n;
+}
+
+/* Schema 4: the keyword index rows of a transaction's chunks are added by its commit (one
+ * statement), not by a trigger per chunk. A schema 3 store (with the trigger) is migrated: the
+ * trigger goes (else the commit's statement would index each chunk a second time and fail on
+ * the duplicate rowid); chunks inserted in a transaction are found once committed, a rolled
+ * back transaction leaves no index rows, and a chunk inserted outside a transaction is indexed
+ * at once. */
+static void test_fts_rows_per_transaction(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    store_db *db = open_store(f);
+    int64_t doc = put_doc(db, "/d/old.md", "Old");
+    put_chunk(db, doc, 0, "quokka written before the migration");
+    store_db_close(db);
+    f->db = NULL;
+    /* what a schema 3 ragd left: the per-chunk trigger */
+    raw_exec(f->dir, "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+                     " INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id,"
+                     " coalesce((SELECT title FROM documents WHERE id = new.document_id), ''),"
+                     " new.heading, new.text); END;"
+                     "UPDATE meta SET value = '3' WHERE key = 'schema_version';");
+
+    db = open_store(f);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 4);
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+                                     "AND name = 'chunks_fts_insert'"), 0);
+    assert_int_equal(fts_hits(db, "\"quokka\""), 1);
+
+    /* several documents in one transaction: indexed at its commit, each chunk once */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t a = put_doc(db, "/d/a.md", "Alpha");
+    put_chunk(db, a, 0, "wombat one");
+    put_chunk(db, a, 1, "wombat two");
+    int64_t b = put_doc(db, "/d/b.md", "Beta");
+    put_chunk(db, b, 0, "wombat three");
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(fts_hits(db, "\"wombat\""), 3);
+    assert_int_equal(fts_hits(db, "\"beta\""), 1); /* the title, as the trigger gave it */
+
+    /* rolled back: neither chunks nor index rows; the next transaction starts clean */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t c = put_doc(db, "/d/c.md", "Gamma");
+    put_chunk(db, c, 0, "numbat gone");
+    store_db_rollback(db);
+    assert_int_equal(fts_hits(db, "\"numbat\""), 0);
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    c = put_doc(db, "/d/c.md", "Gamma");
+    put_chunk(db, c, 0, "bilby kept");
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(fts_hits(db, "\"bilby\""), 1);
+    assert_int_equal(fts_hits(db, "\"numbat\""), 0);
+
+    /* outside a transaction: indexed with the insert */
+    int64_t d = put_doc(db, "/d/d.md", "Delta");
+    put_chunk(db, d, 0, "dingo alone");
+    assert_int_equal(fts_hits(db, "\"dingo\""), 1);
+    assert_int_equal(raw_int(f->dir, "SELECT (SELECT count(*) FROM chunks_fts) = "
+                                     "(SELECT count(*) FROM chunks)"), 1);
+}
+
 /* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
 
 /* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
@@ -1349,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_fts_tokens_match_fts5),
         cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };
