@@ -177,6 +177,9 @@ def scale_target_rows(cfgs):
     return rows
 
 
+# Result files whose after-ingest RSS was measured with the current code (see issue16_summary).
+FRESH_INGEST_RSS = ("scale-100k-clustered.json",)
+
 SPLIT = ("vector_search", "keyword_search", "fetch", "fusion", "confidence", "context")
 
 
@@ -656,33 +659,39 @@ def issue16_summary(w, cfgs, core):
     if not big:
         w("| 1M chunks: an HNSW build finishes, time and memory recorded | no HNSW 1M run in "
           "these results | not measured |")
-    for key, what in (("ragd_rss_peak_bytes", "serving"),
-                      ("ragd_rss_peak_after_ingest_bytes",
-                       "peak after an ingest while serving (the ingest's own working memory "
-                       "included)")):
-        shares = []
-        for c in cfgs:
-            refused = key.endswith("ingest_bytes") and (c.get("ingest_during") or {}).get(
-                "status") != 200
-            if c.get(key) and not refused:
-                raw = c["raw_vector_bytes"]
-                if key.endswith("ingest_bytes"):
-                    # The store holds the ingested chunks' vectors too by then.
-                    added = (c.get("ingest_during") or {}).get("chunks_added") or 0
-                    raw += added * c["dims"] * 4
-                budget = 1.3 * raw + 64 * MIB
-                shares.append((c[key] / budget, c, c[key], budget))
-        if not shares:
-            continue
+    shares = []
+    for c in cfgs:
+        if c.get("ragd_rss_peak_bytes"):
+            budget = 1.3 * c["raw_vector_bytes"] + 64 * MIB
+            shares.append((c["ragd_rss_peak_bytes"] / budget, c, c["ragd_rss_peak_bytes"], budget))
+    if shares:
         shares.sort(key=lambda x: x[0])
         share, c, peak, budget = shares[-1]
-        over = ["%s %s x %d" % (typ(o), size(o["chunks"]), o["dims"]) for s_, o, _, _ in shares
-                if s_ >= 1]
-        w("| RSS < 1.3x raw vectors + 64 MiB in every configuration: %s | %d configurations; "
-          "the highest share of its budget: %s %s x %d, %.0f MiB vs %.0f MiB%s (scale-*.json) | "
-          "%s |" % (what, len(shares), typ(c), size(c["chunks"]), c["dims"], peak / MIB,
-                    budget / MIB, "; over budget: " + ", ".join(over) if over else "",
-                    verdict(share < 1)))
+        w("| RSS < 1.3x raw vectors + 64 MiB in every configuration: serving | %d configurations; "
+          "the highest share of its budget: %s %s x %d, %.0f MiB vs %.0f MiB (scale-*.json) | %s |"
+          % (len(shares), typ(c), size(c["chunks"]), c["dims"], peak / MIB, budget / MIB,
+             verdict(share < 1)))
+    # While an ingest runs: only runs made after session 3's fixes (the index grown without a
+    # second copy, the writer without a memory map) are judged; the older runs' after-ingest
+    # peaks stay in their own tables below.
+    during = []
+    for c in cfgs:
+        ing = c.get("ingest_during") or {}
+        if c.get("_file") in FRESH_INGEST_RSS and c.get("ragd_rss_peak_after_ingest_bytes") and \
+                ing.get("status") == 200:
+            raw = c["raw_vector_bytes"] + (ing.get("chunks_added") or 0) * c["dims"] * 4
+            during.append(("%s %s x %d" % (typ(c), size(c["chunks"]), c["dims"]),
+                           c["ragd_rss_peak_after_ingest_bytes"], 1.3 * raw + 64 * MIB, c["_file"]))
+    for r in load("rss-ingest.json") or []:
+        if r.get("ingest_status") == 200:
+            during.append(("%s %s x %d" % (r["factory"], size(r["chunks_before"]), r["dims"]),
+                           r["peak"]["VmHWM"], r["budget_bytes"], "rss-ingest.json"))
+    if during:
+        over = [x for x in during if x[1] >= x[2]]
+        w("| RSS < 1.3x raw vectors + 64 MiB in every configuration: peak while an ingest runs "
+          "(its working memory included; budget on the vectors held after it) | %s | %s |" % (
+              "; ".join("%s: %.0f MiB vs %.0f MiB (%s)" % (n, p / MIB, b / MIB, fn)
+                        for n, p, b, fn in during), verdict(not over)))
     w("")
 
 
@@ -772,12 +781,16 @@ def main():
     machine = load("machine.json") or {}
     core = load("core.json")
     scale = load("scale.json")
+    for c in (scale or {}).get("configs", []):
+        c["_file"] = "scale.json"
     # Parts measured by separate invocations (bench_scale.py --out bench/results/scale-X.json)
     # join the table; each keeps its own command in "extra_runs".
     for name in sorted(os.listdir(RES)):
         if name.startswith("scale-") and name.endswith(".json"):
             part = load(name)
             if part and scale is not None:
+                for c in part.get("configs", []):
+                    c["_file"] = name
                 scale["configs"] += part.get("configs", [])
                 scale.setdefault("extra_runs", []).append(
                     "%s (%s s)" % (part.get("command"), part.get("seconds")))

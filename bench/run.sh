@@ -36,6 +36,12 @@ python3 bench/bench_embed_remote.py --bin build/release/ragd --out bench/results
 echo "== real text: the modes, concurrency, ef_search, the keyword bound (Debian doc packages)"
 bash bench/corpus.sh
 python3 bench/bench_real.py --bin build/release/ragd --out bench/results/real-hybrid.json --bounds 4000,1000
+echo "== RSS while an ingest runs (a 10k x 384 store from bench_load)"
+rm -f bench/results/rss-ingest.json
+rss_tmp=$(mktemp -d)
+./build/bench/bench_load --data-dir "$rss_tmp/data" --n 10000 --dims 384 --out "$rss_tmp/v" >/dev/null
+python3 bench/bench_rss_ingest.py --data-dir "$rss_tmp/data" --dims 384 --factory auto
+rm -rf "$rss_tmp"
 echo "== report"
 python3 bench/report.py
 if [ -f bench/qa/docs.jsonl ]; then
