@@ -6,8 +6,9 @@ latency over real HTTP on loopback, measured side by side with the server's own 
 HTTP/JSON overhead shows. Writes a JSON result file and prints a table. Not a test: nothing here
 asserts a timing.
 
-Corpus: the repository's docs/ repeated --copies times; every paragraph of copy i gets a unique
-suffix so that no chunk is deduplicated (each chunk is really embedded and indexed).
+Corpus: the repository's docs/ repeated --copies times (or as many times as make --mb MB); every
+paragraph of copy i gets a unique suffix so that no chunk is deduplicated (each chunk is really
+embedded and indexed).
 """
 import argparse
 import http.client
@@ -76,6 +77,9 @@ def main():
     ap.add_argument("--bin", default="./ragd")
     ap.add_argument("--out", default="bench/results/core.json")
     ap.add_argument("--copies", type=int, default=60)
+    ap.add_argument("--mb", type=float, default=0,
+                    help="corpus size in MB instead of --copies (docs/ grows; a fixed size keeps "
+                         "runs comparable; 12 stays below [store] index_auto_threshold)")
     ap.add_argument("--requests", type=int, default=2000)
     args = ap.parse_args()
 
@@ -84,6 +88,10 @@ def main():
         corpus = os.path.join(tmp, "corpus")
         data = os.path.join(tmp, "data")
         os.makedirs(corpus)
+        if args.mb > 0:
+            one = make_corpus(os.path.join(tmp, "probe"), 1)
+            shutil.rmtree(os.path.join(tmp, "probe"))
+            args.copies = max(1, int(round(args.mb * 1e6 / one)))
         nbytes = make_corpus(corpus, args.copies)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
         t0 = time.perf_counter()

@@ -26,7 +26,7 @@ make -s -C bench all
 python3 bench/machine.py > bench/results/machine.json
 
 echo "== core: ingest throughput (one core) and /retrieve latency (release build build/release/ragd: a running ./ragd cannot be replaced)"
-python3 bench/bench_core.py --bin build/release/ragd --out bench/results/core.json --copies 150
+python3 bench/bench_core.py --bin build/release/ragd --out bench/results/core.json --mb 12
 echo "== scale: retrieve over HTTP vs raw FAISS vs USearch and LanceDB, 10k..1M chunks"
 python3 bench/bench_scale.py --out bench/results/scale.json "$@"
 echo "== ingest with the fake OpenAI server (50 ms per request)"
