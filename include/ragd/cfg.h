@@ -25,7 +25,7 @@ typedef struct ragd_cfg {
     /* [server] */
     char *listen_host;        /* listen = 127.0.0.1:8088; host part */
     int listen_port;          /* port part, 1..65535 (0 refused) */
-    int threads;              /* threads = 4; HTTP worker threads, 1..256 */
+    int threads;              /* threads = 8; HTTP worker threads and retrievals at once, 1..256 */
     size_t max_body_bytes;    /* max_body_bytes = 1048576; larger request bodies get 413 */
     int connection_timeout_s; /* connection_timeout = 30; idle connection timeout, seconds */
     int shutdown_timeout_s;   /* shutdown_timeout = 30; seconds SIGTERM waits for requests in
