@@ -17,12 +17,13 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import free_port, wait_ready
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,14 +58,6 @@ def make_corpus(dst, copies):
                 f.write(out)
             total += len(out.encode())
     return total
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pct(values, p):
@@ -113,18 +106,7 @@ def main():
                                  "--data-dir", data, "--no-ingest", "--log-level", "warn"],
                                 env=env)
         try:
-            deadline = time.time() + 30
-            while True:
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    c.request("GET", "/health")
-                    if c.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline:
-                    raise SystemExit("daemon did not start")
-                time.sleep(0.05)
+            wait_ready(proc, port, 30, "its stderr above")
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             wall, server, embed, search = [], [], [], []
             for i in range(args.requests):

@@ -27,14 +27,13 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import wait_ready
+from benchlib import free_port, wait_ready
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -50,14 +49,6 @@ PACKAGES = ["python3.11-doc", "postgresql-doc-15", "nodejs-doc", "git-doc", "erl
 # 70,697 chunks): turns a target size in chunks into a byte budget. The chunk count each size
 # really got is recorded next to it.
 BYTES_PER_CHUNK = 1126
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def corpus_files():

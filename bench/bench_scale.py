@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -48,20 +47,12 @@ import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import make_corpus  # noqa: E402 - the docs/ repeated, paragraphs made unique
-from benchlib import wait_ready  # noqa: E402 (bench/ is the script's own dir)
+from benchlib import free_port, wait_ready  # noqa: E402 (bench/ is the script's own dir)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
 PEER = os.path.join(REPO, "bench", "peer")
 K = 10
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def run_json(cmd, **kw):

@@ -22,18 +22,11 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import free_port, wait_ready
 
 
 def proc_cpu_s(pid):
@@ -77,19 +70,7 @@ def one_start(binary, data, dims, factory, health_requests, log):
                              data, "--no-ingest", "--log-level", "info"], env=env, stdout=logf,
                             stderr=logf)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("ragd exited: see %s" % log)
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/health")
-                r = c.getresponse()
-                r.read()
-                if r.status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.02)
+        wait_ready(proc, port, float("inf"), log, poll_s=0.02)
         ready_s = time.perf_counter() - t0
         cpu_s = proc_cpu_s(proc.pid)
         mem = proc_mem(proc.pid)
