@@ -51,23 +51,6 @@ typedef struct fixture {
     store_index *idx;   /* holds all COUNT vectors */
 } fixture;
 
-/* Fills out with n deterministic pseudo-random L2-normalised vectors. */
-static void vectors_make(float *out, size_t n, int dims, uint32_t seed)
-{
-    uint32_t s = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        double norm = 0;
-        for (int j = 0; j < dims; j++) {
-            s = s * 1664525u + 1013904223u;
-            float v = (float)((double)(s >> 8) / (double)(1u << 24) - 0.5);
-            out[i * (size_t)dims + (size_t)j] = v;
-            norm += (double)v * v;
-        }
-        norm = sqrt(norm);
-        for (int j = 0; j < dims; j++) out[i * (size_t)dims + (size_t)j] /= (float)norm;
-    }
-}
-
 static int fixture_setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
@@ -78,7 +61,7 @@ static int fixture_setup(void **state)
     }
     snprintf(fx->path, sizeof(fx->path), "%s/vectors.faiss", fx->dir);
     snprintf(fx->meta, sizeof(fx->meta), "%s.meta", fx->path);
-    vectors_make(fx->vecs, COUNT, DIMS, 7);
+    test_vectors_make(fx->vecs, COUNT, DIMS, 7, 1);
     for (int i = 0; i < COUNT; i++) fx->ids[i] = 1000 + 7 * i;
     if (store_index_new(DIMS, &fx->idx, NULL) != RAGD_OK ||
         store_index_add(fx->idx, COUNT, fx->ids, fx->vecs, NULL) != RAGD_OK) {
@@ -218,7 +201,7 @@ static void test_search_empty_index(void **state)
     store_index *idx = NULL;
     assert_int_equal(store_index_new(DIMS, &idx, NULL), RAGD_OK);
     float query[DIMS];
-    vectors_make(query, 1, DIMS, 3);
+    test_vectors_make(query, 1, DIMS, 3, 1);
     int64_t ids[4];
     float scores[4];
     size_t found = 99;
@@ -288,7 +271,7 @@ static void test_save_load_round_trip(void **state)
     assert_int_equal(store_index_count(loaded), COUNT);
     assert_int_equal(store_index_dims(loaded), DIMS);
     float queries[3 * DIMS];
-    vectors_make(queries, 3, DIMS, 99);
+    test_vectors_make(queries, 3, DIMS, 99, 1);
     for (int q = 0; q < 3; q++) {
         int64_t a_ids[10], b_ids[10];
         float a_scores[10], b_scores[10];
@@ -413,7 +396,7 @@ static void test_load_stale_meta_same_size(void **state)
     assert_int_equal(util_file_read(fx->meta, 1 << 20, &old_meta, &old_len, NULL), RAGD_OK);
     /* Another index of the same size: one vector replaced. */
     float v[DIMS];
-    vectors_make(v, 1, DIMS, 12345);
+    test_vectors_make(v, 1, DIMS, 12345, 1);
     int64_t id = fx->ids[3];
     assert_int_equal(store_index_remove(fx->idx, 1, &id, NULL, NULL), RAGD_OK);
     assert_int_equal(store_index_add(fx->idx, 1, &id, v, NULL), RAGD_OK);
@@ -898,8 +881,8 @@ static void test_hnsw_ef_search_per_call(void **state)
     assert_non_null(vecs);
     assert_non_null(queries);
     assert_non_null(ids);
-    vectors_make(vecs, N, DIMS, 11);
-    vectors_make(queries, NQ, DIMS, 12);
+    test_vectors_make(vecs, N, DIMS, 11, 1);
+    test_vectors_make(queries, NQ, DIMS, 12, 1);
     for (int i = 0; i < N; i++) ids[i] = i + 1;
     store_index_opts narrow = {.factory = "HNSW16", .ef_search = 1};
     store_index *h = NULL, *flat = NULL;

@@ -36,24 +36,6 @@
 #include "../../src/store_faiss_int.h"
 #include "../../src/store_simd_int.h"
 
-/* Fills out with n deterministic pseudo-random vectors, normalised when unit is set. */
-static void vectors_make(float *out, size_t n, int dims, uint32_t seed, int unit)
-{
-    uint32_t s = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        double norm = 0;
-        for (int j = 0; j < dims; j++) {
-            s = s * 1664525u + 1013904223u;
-            float v = (float)((double)(s >> 8) / (double)(1u << 24) - 0.5);
-            out[i * (size_t)dims + (size_t)j] = v;
-            norm += (double)v * v;
-        }
-        norm = sqrt(norm);
-        if (unit)
-            for (int j = 0; j < dims; j++) out[i * (size_t)dims + (size_t)j] /= (float)norm;
-    }
-}
-
 static int restore_level(void **state)
 {
     (void)state;
@@ -81,8 +63,8 @@ static void test_kernels_match_reference(void **state)
             float out_ip[ROWS], out_l2[ROWS];
             assert_non_null(q);
             assert_non_null(base);
-            vectors_make(q, 1, d, (uint32_t)d, 0);
-            vectors_make(base, ROWS, d, (uint32_t)d + 99, 0);
+            test_vectors_make(q, 1, d, (uint32_t)d, 0);
+            test_vectors_make(base, ROWS, d, (uint32_t)d + 99, 0);
             base[d * ROWS] = 1e30f;
             simd_dist_ip_many(q, base, ROWS, (size_t)d, out_ip);
             simd_dist_l2sq_many(q, base, ROWS, (size_t)d, out_l2);
@@ -166,8 +148,8 @@ static void test_flat_same_topk(void **state)
     assert_non_null(vecs);
     assert_non_null(queries);
     assert_non_null(ids);
-    vectors_make(vecs, N, D, 3, 1);
-    vectors_make(queries, NQ, D, 4, 1);
+    test_vectors_make(vecs, N, D, 3, 1);
+    test_vectors_make(queries, NQ, D, 4, 1);
     for (int i = 0; i < N; i++) ids[i] = 10 + 3 * i;
     store_index *ref = index_build(RAGD_SIMD_OFF, D, "Flat", 0, N, ids, vecs);
     for (int lv = RAGD_SIMD_SCALAR; lv <= (int)simd_level_best(); lv++) {
@@ -228,8 +210,8 @@ static void test_hnsw_same_recall(void **state)
     assert_non_null(vecs);
     assert_non_null(queries);
     assert_non_null(ids);
-    vectors_make(vecs, N, D, 5, 1);
-    vectors_make(queries, NQ, D, 6, 1);
+    test_vectors_make(vecs, N, D, 5, 1);
+    test_vectors_make(queries, NQ, D, 6, 1);
     for (int i = 0; i < N; i++) ids[i] = i + 1;
     store_index *exact = index_build(RAGD_SIMD_OFF, D, "Flat", 0, N, ids, vecs);
     store_index *ref = index_build(RAGD_SIMD_OFF, D, "HNSW16", 64, N, ids, vecs);
@@ -281,7 +263,7 @@ static void test_files_interchangeable(void **state)
     int64_t *ids = malloc(sizeof(int64_t) * N);
     assert_non_null(vecs);
     assert_non_null(ids);
-    vectors_make(vecs, N, D, 8, 1);
+    test_vectors_make(vecs, N, D, 8, 1);
     for (int i = 0; i < N; i++) ids[i] = 5 * i + 1;
     char dir[256], pa[300], pb[300];
     assert_int_equal(test_tmpdir_make(dir, sizeof dir, "simd"), 0);
@@ -429,10 +411,10 @@ static void test_flat_shared_passes(void **state)
     assert_non_null(pick1);
     assert_non_null(pick2);
     assert_non_null(c);
-    vectors_make(vecs, SH_N, SH_D, 11, 1);
+    test_vectors_make(vecs, SH_N, SH_D, 11, 1);
     /* Exact ties: rows 2400.. repeat rows 0.., so the tie order of the heap is exercised. */
     memcpy(vecs + (size_t)2400 * SH_D, vecs, sizeof(float) * 600 * SH_D);
-    vectors_make(queries, SH_NQ, SH_D, 12, 1);
+    test_vectors_make(queries, SH_NQ, SH_D, 12, 1);
     /* Query 3 (no selector, k 22) is row 5: it finds rows 5 and 2405 first, a tie. */
     memcpy(queries + 3 * SH_D, vecs + (size_t)5 * SH_D, sizeof(float) * SH_D);
     for (int i = 0; i < SH_N; i++) ids[i] = 1000 + i;

@@ -7,6 +7,8 @@
 #define RAGD_TEST_SUPPORT_H
 
 #include <ftw.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,25 @@ static inline int test_file_write(const char *dir, const char *name, const char 
 static inline int test_tree_remove(const char *dir)
 {
     return nftw(dir, test_tree_remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+/* Fills out with n deterministic pseudo-random vectors of dims floats (the same seed gives the
+ * same vectors), L2-normalised when unit is set. */
+static inline void test_vectors_make(float *out, size_t n, int dims, uint32_t seed, int unit)
+{
+    uint32_t s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        double norm = 0;
+        for (int j = 0; j < dims; j++) {
+            s = s * 1664525u + 1013904223u;
+            float v = (float)((double)(s >> 8) / (double)(1u << 24) - 0.5);
+            out[i * (size_t)dims + (size_t)j] = v;
+            norm += (double)v * v;
+        }
+        norm = sqrt(norm);
+        if (unit)
+            for (int j = 0; j < dims; j++) out[i * (size_t)dims + (size_t)j] /= (float)norm;
+    }
 }
 
 #endif
