@@ -90,9 +90,7 @@ int store_grow_reserve_slices(FaissIndex *index, size_t n, size_t slice_bytes)
                 grow(links, target(links.size(), need_links), slice_bytes);
         }
         return 1;
-    } catch (const std::bad_alloc &) {
-        return -1;
-    } catch (...) {
+    } catch (...) { /* std::bad_alloc: the block could not be had; the index is unchanged */
         return -1;
     }
 }
