@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1329,6 +1330,46 @@ static void test_fts_rows_per_transaction(void **state)
                                      "(SELECT count(*) FROM chunks)"), 1);
 }
 
+/* Size of the fixture store's WAL file in bytes (0 when absent). */
+static long long wal_bytes(const fixture *f)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3-wal", f->dir);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* The writer checkpoints every 4096 WAL pages, not every 1000 (SQLite's default): a WAL of
+ * more than 8 MiB builds up before the first checkpoint, and the checkpoints still bound it
+ * (about 16 MiB plus one transaction). */
+static void test_wal_checkpoint_interval(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    store_db *db = open_store(f);
+    enum { dims = 1024, per_tx = 250 };
+    static float vec[dims];
+    long long peak = 0, after_12 = 0;
+    for (int tx = 0; tx < 28; tx++) { /* ~1 MiB of vectors a transaction */
+        assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+        for (int i = 0; i < per_tx; i++) {
+            char sum[32];
+            snprintf(sum, sizeof sum, "wal-%d-%d", tx, i);
+            for (int d = 0; d < dims; d++) vec[d] = (float)(tx * per_tx + i + d);
+            assert_int_equal(store_db_embedding_put(db, sum, "wal-model", dims, vec, &err),
+                             RAGD_OK);
+        }
+        assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+        long long now = wal_bytes(f);
+        if (now > peak) peak = now;
+        if (tx == 11) after_12 = now;
+    }
+    assert_true(after_12 > 8LL * 1024 * 1024); /* 1000 pages would have checkpointed at ~4 MiB */
+    assert_true(peak < 20LL * 1024 * 1024);    /* ... and 4096 pages still do */
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM embeddings WHERE model = 'wal-model'"),
+                     28 * per_tx);
+}
+
 /* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
 
 /* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
@@ -1437,6 +1478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };
