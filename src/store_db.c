@@ -136,13 +136,19 @@ static const char schema_sql[] =
     " UNIQUE (document_id, ordinal));"
     "CREATE INDEX IF NOT EXISTS chunks_checksum ON chunks(checksum);"
     "CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks(document_id);"
+    /* A rowid table with a unique index, not a WITHOUT ROWID table keyed by the checksum: its
+     * 4 KiB rows are appended in insertion order (the last leaf and fresh overflow pages)
+     * instead of landing on random leaves of a key-ordered tree that every later transaction
+     * rewrites, and only the small index entries go in checksum order: ingest CPU x0.90
+     * (bench/NOTES.md, session 4 part B). Stores created before keep their WITHOUT ROWID table:
+     * every statement here reads and writes both layouts alike. */
     "CREATE TABLE IF NOT EXISTS embeddings ("
     " checksum TEXT NOT NULL,"
     " model TEXT NOT NULL,"
     " dims INTEGER NOT NULL,"
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
-    " PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;"
+    " UNIQUE (checksum, model, dims));"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4');";
 
 /* Migrations from each older schema version to the current one, applied in order. */

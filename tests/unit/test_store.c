@@ -1330,6 +1330,64 @@ static void test_fts_rows_per_transaction(void **state)
                                      "(SELECT count(*) FROM chunks)"), 1);
 }
 
+/* Puts two vectors for one text (the second ignored), one for another, a chunk for each, and
+ * checks what get, vectors_each and the counts see. */
+static void embeddings_round_trip(fixture *f)
+{
+    ragd_err err = {0};
+    store_db *db = open_store(f);
+    put_embedding(db, "layout one", 1.0f);
+    put_embedding(db, "layout one", 9.0f); /* same checksum, model, dims: kept the first */
+    put_embedding(db, "layout two", 2.0f);
+    int64_t doc = put_doc(db, "/d/layout.md", "Layout");
+    int64_t one = put_chunk(db, doc, 0, "layout one");
+    int64_t two = put_chunk(db, doc, 1, "layout two");
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of("layout one", sum);
+    float got[RAGD_TEST_DIMS] = {0};
+    int found = 0;
+    assert_int_equal(store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, got, &found,
+                                            &err), RAGD_OK);
+    assert_true(found);
+    assert_true(got[0] == 1.0f && got[1] == 1.5f && got[2] == -1.0f && got[3] == 0.25f);
+    assert_int_equal(store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS + 1, got,
+                                            &found, &err), RAGD_OK);
+    assert_false(found);
+    seen_vectors seen = {0};
+    size_t missing = 99;
+    assert_int_equal(store_db_vectors_each(db, "test-model", RAGD_TEST_DIMS, collect_vector,
+                                           &seen, &missing, &err), RAGD_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(missing, 0);
+    assert_true(seen.ids[0] == one && seen.first[0] == 1.0f);
+    assert_true(seen.ids[1] == two && seen.first[1] == 2.0f);
+    stats_expect(db, 1, 2, 2);
+}
+
+/* A new store's embeddings are a rowid table with a unique index (rows appended in insertion
+ * order); a store created with the WITHOUT ROWID table keyed by checksum (ragd before session 4)
+ * keeps it, and both behave alike. */
+static void test_embeddings_layouts(void **state)
+{
+    fixture *f = *state;
+    embeddings_round_trip(f);
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                     "'embeddings' AND sql LIKE '%WITHOUT ROWID%'"), 0);
+    assert_int_equal(raw_int(f->dir, "SELECT max(rowid) FROM embeddings"), 2);
+    store_db_close(f->db);
+    f->db = NULL;
+    assert_int_equal(test_tree_remove(f->dir), 0);
+    assert_int_equal(test_tmpdir_make(f->dir, sizeof f->dir, "store"), 0);
+
+    /* the older layout, as an older ragd created it */
+    raw_exec(f->dir, "CREATE TABLE embeddings (checksum TEXT NOT NULL, model TEXT NOT NULL, "
+                     "dims INTEGER NOT NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL, "
+                     "PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;");
+    embeddings_round_trip(f);
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                     "'embeddings' AND sql LIKE '%WITHOUT ROWID%'"), 1);
+}
+
 /* Size of the fixture store's WAL file in bytes (0 when absent). */
 static long long wal_bytes(const fixture *f)
 {
@@ -1479,6 +1537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embeddings_layouts, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };
