@@ -37,9 +37,6 @@
 #define RAGD_STORE_SCHEMA_VERSION 4
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
-#define RAGD_STORE_WAL_CHECKPOINT_PAGES 4096 /* WAL pages (4 KiB) between automatic checkpoints */
-#define RAGD_STR_(x) #x
-#define RAGD_STR(x) RAGD_STR_(x)
 
 /* Statements cached on the writer connection, prepared on first use. */
 enum {
@@ -713,16 +710,14 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
             sqlite3_file_control(s->writer, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
             rc = db_exec(s->writer, "PRAGMA journal_size_limit = 4194304", what, err);
         }
-        /* Checkpoints every RAGD_STORE_WAL_CHECKPOINT_PAGES WAL pages instead of SQLite's 1000:
+        /* Checkpoints every 4096 WAL pages (4 KiB each) instead of SQLite's 1000:
          * an ingest rewrites the same pages (FTS5 segments and their merges, b-tree interior
          * pages, the counts row) in transaction after transaction, and a checkpoint copies only
          * a page's last version into the database, so fewer checkpoints write (and read back)
          * less: ingest CPU x0.93 (bench/NOTES.md, session 4 part B). The WAL grows to about
          * 16 MiB between checkpoints; journal_size_limit still cuts it back after each. */
         if (rc == RAGD_OK)
-            rc = db_exec(s->writer,
-                         "PRAGMA wal_autocheckpoint = " RAGD_STR(RAGD_STORE_WAL_CHECKPOINT_PAGES),
-                         what, err);
+            rc = db_exec(s->writer, "PRAGMA wal_autocheckpoint = 4096", what, err);
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
         if (rc == RAGD_OK) rc = fts_apply(s, what, err);
         if (rc == RAGD_OK) rc = counts_apply(s, what, err);
