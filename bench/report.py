@@ -248,8 +248,8 @@ def hybrid_section(w, data):
     w("Stores of about 10k and 100k chunks (%d-token chunks) of Debian's HTML documentation "
       "(`bench/corpus.sh`; each size takes files of every package in turn up to its byte "
       "budget), served with each index configuration (`auto`, the default: Flat below "
-      "`[store] index_auto_threshold` chunks, HNSW32 above; `Flat`: exact), %d questions, k = %d, %d requests per cell after "
-      "one untimed pass over every question. Load average before / after: %s / %s on %s "
+      "`[store] index_auto_threshold` chunks, HNSW32 above; `Flat`: exact), %d questions, "
+      "k = %d, %d requests per cell after one untimed pass over every question. Load average before / after: %s / %s on %s "
       "cores (see the load average for other jobs on them): absolute numbers are this "
       "machine's at that load; ratios in one run are the comparison." % (
           data["chunk_target_tokens"], data["queries"], data["k"], data["requests"],
