@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ragd/cfg.h"
+#include "ragd/embed.h"
 #include "ragd/log.h"
 #include "ragd/store.h"
 #include "ragd/store_migrate.h"
@@ -35,6 +36,9 @@ static ragd_rc copy_doc(store *src, store *dst, const store_doc *d, const char *
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
         int found = 0;
         rc = store_embedding_get(src, hits[i].checksum, model, dims, vec, &found, err);
+        if (rc == RAGD_OK && found == RAGD_EMBEDDING_UNSTORED)
+            rc = embed_chunk_recompute(model, dims, hits[i].checksum, hits[i].heading,
+                                       hits[i].text, strlen(hits[i].text), vec, err);
         if (rc != RAGD_OK || !found) continue;
         have[i] = 1;
         memcpy(vecs + i * (size_t)dims, vec, sizeof(float) * (size_t)dims);
