@@ -96,7 +96,7 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
         "SELECT vector FROM embeddings WHERE checksum = ?1 AND model = ?2 AND dims = ?3",
     [RAGD_STMT_EMBEDDING_PUT] = "INSERT OR IGNORE INTO embeddings(checksum, model, dims, vector, "
                                 "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    /* heading and text only for a row without vector bytes (recomputed, see vector_recompute) */
+    /* heading and text only for a row without vector bytes (recomputed: embed_chunk_recompute) */
     [RAGD_STMT_VECTORS_EACH] =
         "SELECT c.id, c.checksum, e.vector, CASE WHEN length(e.vector) = 0 THEN c.heading END, "
         "CASE WHEN length(e.vector) = 0 THEN c.text END FROM chunks c LEFT JOIN embeddings e "
@@ -1366,8 +1366,8 @@ ragd_rc store_db_embedding_put(store_db *s, const char *checksum, const char *mo
     sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, dims);
     /* A recomputable model's row keeps its key (counts, dedupe, pruning) but no bytes: its
-     * vector is a function of the chunk's text (vector_recompute); not writing 4 KiB a chunk
-     * was ingest CPU x0.80 (bench/NOTES.md, session 4 part D). */
+     * vector is a function of the chunk's text (embed_chunk_recompute); not writing 4 KiB a
+     * chunk was ingest CPU x0.86 (bench/NOTES.md, session 4 part D). */
     int code = embed_recompute_for(model) != NULL ? sqlite3_bind_zeroblob(st, 4, 0)
                                                   : vector_bind(st, 4, vec, dims, &scratch);
     sqlite3_bind_int64(st, 5, util_unix_time());

@@ -2,9 +2,10 @@
 /*
  * store_migrate.c - `ragd migrate`: copies a store from one backend to the other through the
  * store interface (faiss -> pgvector or back): every collection's documents, their chunks, and
- * the embeddings those chunks use, keyed by content hash as they are. Nothing is embedded again:
- * each chunk's vector is its stored embedding. A document already in the target with the same
- * checksum and chunk count is left alone, and target documents the source no longer has are
+ * the embeddings those chunks use, keyed by content hash as they are. Nothing paid for is
+ * embedded again: each chunk's vector is its stored embedding (the local embedder's, stored
+ * without bytes, recomputed from the chunk's text). A document already in the target with the
+ * same checksum and chunk count is left alone, and target documents the source no longer has are
  * removed, so a second run changes nothing and an interrupted run is finished by the next. At the
  * end the documents and chunks of every collection are counted on both sides and must agree.
  */

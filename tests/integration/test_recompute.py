@@ -94,10 +94,10 @@ def recompute_local_vectors_not_stored_and_rebuilt(t):
 
 @test
 def recompute_store_with_vector_bytes_still_served(t):
-    """A store written before this change: local rows with 4-byte floats, schema 4. Its bytes are
-    read as they are (here: each row the unit vector u or -u, so the results, the rows the query
-    has a positive cosine with, all score the same), not recomputed, in searches and in a rebuild; new rows
-    are stored without bytes."""
+    """A store written before this change: local rows with 4-byte floats, schema 4. Its bytes
+    are read as they are (here: each row the unit vector u or -u, so the results, the rows the
+    query has a positive cosine with, all score the same), not recomputed, in searches and in a
+    rebuild; new rows are stored without bytes."""
     docs, data = t.path("docs"), t.path("data")
     write_corpus(docs)
     d = t.serve(data, env={"RAGD_EMBED_DIMS": "64"})

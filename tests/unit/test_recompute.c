@@ -207,7 +207,8 @@ static void test_remote_rows_keep_bytes(void **state)
     assert_non_null(embed_recompute_for(RAGD_EMBED_LOCAL_MODEL));
 }
 
-/* A row kept after its chunks went (a reset): known, not filled; the caller's text recomputes it. */
+/* A row kept after its chunks went (a reset): known, not filled; the caller's text recomputes
+ * it. */
 static void test_row_without_chunk_is_unstored(void **state)
 {
     fixture *f = *state;
