@@ -315,9 +315,10 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
         if (t != NULL) {
             *t = (task){.server = s, .x = r->task_detached ? NULL : x, .run = r->task_run,
                         .arg = r->task_arg};
-            if (t->x) http_exchange_ref(x);
+            /* read before the start: the thread frees t, maybe before thread_start returns */
+            int later = t->x != NULL;
+            if (later) http_exchange_ref(x);
             if (thread_start(s, task_thread, t, 0, &stopping) == 0) {
-                int later = t->x != NULL;
                 r->task_run = NULL;
                 if (later) {
                     json_decref(r->body);
@@ -326,7 +327,7 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
                 }
                 return later;
             }
-            if (t->x) http_exchange_unref(x);
+            if (later) http_exchange_unref(x);
             free(t);
         }
     }
