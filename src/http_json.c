@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http_json.c - the compact JSON text of a reply body, written in one pass into one growing
+ * buffer: byte for byte what jansson's json_dumps(v, JSON_COMPACT) gives (keys in insertion
+ * order, "," and ":" without spaces, strings escaped as jansson does, integers as %lld, reals as
+ * %.17g with ".0" added to integral values and the exponent's "+" and leading zeros dropped).
+ * json_dumps spends a good part of a /retrieve reply's serialisation on its cycle check (a
+ * printf of each container's address into a hash table), on one callback per string run, and on
+ * copying the finished text once more; replies are built by ragd and hold no cycles, so this
+ * writer bounds the depth instead. Whatever it does not handle (a string that is not UTF-8, a
+ * depth over the bound) makes it return NULL, and the caller falls back to json_dumps, which
+ * then decides exactly as before.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_int.h"
+
+#define JSON_WRITE_DEPTH_MAX 64 /* replies nest a few levels; deeper ones go to json_dumps */
+
+/* Bytes that a JSON string cannot hold as they are (jansson's mandatory escapes): 1 in the table. */
+static const unsigned char escape_byte[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+/* Appends s[0..len) to b as a JSON string. Returns: 0, or -1 (OOM, or s not valid UTF-8). */
+static int string_write(util_buf *b, const char *s, size_t len)
+{
+    if (!util_utf8_valid(s, len)) return -1;
+    static const char hex[] = "0123456789ABCDEF";
+    if (util_buf_append(b, "\"", 1) != 0) return -1;
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!escape_byte[c]) continue;
+        if (i > run && util_buf_append(b, s + run, i - run) != 0) return -1;
+        run = i + 1;
+        char seq[6] = {'\\', 0};
+        size_t n = 2;
+        switch (c) {
+        case '\\': seq[1] = '\\'; break;
+        case '"': seq[1] = '"'; break;
+        case '\b': seq[1] = 'b'; break;
+        case '\f': seq[1] = 'f'; break;
+        case '\n': seq[1] = 'n'; break;
+        case '\r': seq[1] = 'r'; break;
+        case '\t': seq[1] = 't'; break;
+        default: /* the other control characters: \u00XX, upper-case hex as jansson writes */
+            memcpy(seq, "\\u00", 4);
+            seq[4] = hex[c >> 4];
+            seq[5] = hex[c & 0xF];
+            n = 6;
+        }
+        if (util_buf_append(b, seq, n) != 0) return -1;
+    }
+    if (len > run && util_buf_append(b, s + run, len - run) != 0) return -1;
+    return util_buf_append(b, "\"", 1);
+}
+
+/* Appends v as jansson's dump of a real (jsonp_dtostr, precision 17, "C" decimal point).
+ * Returns: 0 or -1. */
+static int real_write(util_buf *b, double v)
+{
+    char buf[100];
+    int n = snprintf(buf, sizeof buf, "%.17g", v);
+    if (n < 0 || (size_t)n + 3 >= sizeof buf) return -1;
+    size_t len = (size_t)n;
+    if (memchr(buf, '.', len) == NULL && memchr(buf, 'e', len) == NULL) {
+        memcpy(buf + len, ".0", 3);
+        len += 2;
+    }
+    char *e = memchr(buf, 'e', len);
+    if (e != NULL) { /* "1e+05" -> "1e5", "1e-05" -> "1e-5" */
+        char *start = e + 1, *end = start + 1;
+        if (*start == '-') start++;
+        while (*end == '0') end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - buf) + 1);
+            len -= (size_t)(end - start);
+        }
+    }
+    return util_buf_append(b, buf, len);
+}
+
+/* Appends v's compact text to b. Returns: 0, or -1 (then b holds a partial text). */
+static int value_write(util_buf *b, const json_t *v, int depth)
+{
+    if (v == NULL || depth > JSON_WRITE_DEPTH_MAX) return -1;
+    switch (json_typeof(v)) {
+    case JSON_NULL: return util_buf_append(b, "null", 4);
+    case JSON_TRUE: return util_buf_append(b, "true", 4);
+    case JSON_FALSE: return util_buf_append(b, "false", 5);
+    case JSON_INTEGER: {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return n < 0 || (size_t)n >= sizeof buf ? -1 : util_buf_append(b, buf, (size_t)n);
+    }
+    case JSON_REAL: return real_write(b, json_real_value(v));
+    case JSON_STRING: return string_write(b, json_string_value(v), json_string_length(v));
+    case JSON_ARRAY: {
+        if (util_buf_append(b, "[", 1) != 0) return -1;
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0 && util_buf_append(b, ",", 1) != 0) return -1;
+            if (value_write(b, json_array_get(v, i), depth + 1) != 0) return -1;
+        }
+        return util_buf_append(b, "]", 1);
+    }
+    case JSON_OBJECT: {
+        if (util_buf_append(b, "{", 1) != 0) return -1;
+        int first = 1;
+        for (void *it = json_object_iter((json_t *)v); it != NULL;
+             it = json_object_iter_next((json_t *)v, it)) {
+            if (!first && util_buf_append(b, ",", 1) != 0) return -1;
+            first = 0;
+            const char *key = json_object_iter_key(it);
+            if (string_write(b, key, json_object_iter_key_len(it)) != 0 ||
+                util_buf_append(b, ":", 1) != 0 ||
+                value_write(b, json_object_iter_value(it), depth + 1) != 0)
+                return -1;
+        }
+        return util_buf_append(b, "}", 1);
+    }
+    }
+    return -1;
+}
+
+char *http_json_text(const json_t *v, size_t *len)
+{
+    if (v == NULL || (!json_is_object(v) && !json_is_array(v))) return NULL; /* as json_dumps */
+    util_buf b = {.data = malloc(4096), .cap = 4096}; /* a /retrieve reply's order of size */
+    if (b.data == NULL) return NULL;
+    b.data[0] = '\0';
+    if (value_write(&b, v, 0) != 0) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    if (len) *len = b.len;
+    return util_buf_steal(&b);
+}
