@@ -261,7 +261,7 @@ void http_exchange_reply(http_exchange *x, http_reply *reply)
     /* serialised here, in the answering thread, not in the event loop that all replies share */
     int json_text = 0;
     if (reply->body && reply->text == NULL) {
-        char *t = http_json_text(reply->body, NULL); /* json_dumps's text, written faster */
+        char *t = util_json_text(reply->body, 0, NULL); /* json_dumps's text, written faster */
         if (t == NULL) t = json_dumps(reply->body, JSON_COMPACT);
         if (t) {
             json_decref(reply->body);

@@ -230,14 +230,6 @@ typedef struct http_chunked_pos {
 int http_chunked_resume(const char *buf, size_t len, http_chunked_pos *pos, size_t *consumed,
                         size_t *data_len, util_buf *out);
 
-/* ---- reply bodies as text (src/http_json.c) ----------------------------------------------- */
-
-/* Returns: v's compact JSON text, byte for byte json_dumps(v, JSON_COMPACT), new (free()), with
- * its length in *len (len may be NULL); NULL when v is not an object or array, a string in it is
- * not UTF-8, it nests deeper than the writer goes, or on OOM: then use json_dumps, which decides
- * as it always did. v is borrowed. */
-char *http_json_text(const json_t *v, size_t *len);
-
 /* ---- the connection engine (src/http_front.c) and its requests (src/http_server.c) ------- */
 
 /* One request in flight: made by the front when its head arrived, answered through the

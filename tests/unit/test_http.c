@@ -578,7 +578,7 @@ static void test_retrieve_reply_text(void **state)
         http_reply r = retrieve(f, bodies[i]);
         assert_int_equal(r.status, 200);
         char *want = json_dumps(r.body, JSON_COMPACT);
-        char *got = http_json_text(r.body, NULL);
+        char *got = util_json_text(r.body, 0, NULL);
         assert_non_null(want);
         assert_non_null(got);
         assert_string_equal(got, want);
@@ -1149,20 +1149,24 @@ static void test_dispatch_auth(void **state)
     }
 }
 
-/* ---- reply text (src/http_json.c) ---------------------------------------------------------- */
+/* ---- reply text (src/util_json.c) ---------------------------------------------------------- */
 
-/* Asserts that http_json_text(v) is byte for byte json_dumps(v, JSON_COMPACT). */
+/* Asserts that util_json_text(v) is byte for byte json_dumps(v, JSON_COMPACT), with and
+ * without JSON_ENSURE_ASCII (the log's lines). */
 static void json_text_check(const json_t *v)
 {
-    char *want = json_dumps(v, JSON_COMPACT);
-    size_t len = 0;
-    char *got = http_json_text(v, &len);
-    assert_non_null(want);
-    assert_non_null(got);
-    if (strcmp(want, got) != 0) fail_msg("http_json_text: %s\njson_dumps:     %s", got, want);
-    assert_int_equal(len, strlen(want));
-    free(want);
-    free(got);
+    for (int ascii = 0; ascii <= 1; ascii++) {
+        char *want = json_dumps(v, JSON_COMPACT | (ascii ? JSON_ENSURE_ASCII : 0));
+        size_t len = 0;
+        char *got = util_json_text(v, ascii, &len);
+        assert_non_null(want);
+        assert_non_null(got);
+        if (strcmp(want, got) != 0)
+            fail_msg("util_json_text (ascii %d): %s\njson_dumps: %s", ascii, got, want);
+        assert_int_equal(len, strlen(want));
+        free(want);
+        free(got);
+    }
 }
 
 static uint64_t json_rand_state = 0x9E3779B97F4A7C15ull;
@@ -1187,6 +1191,9 @@ static void test_json_text_as_jansson(void **state)
     json_t *o = json_object();
     json_object_set_new(o, "all", json_stringn(all, n));
     json_object_set_new(o, "nul", json_stringn("a\0b", 3));
+    /* the edges of each UTF-8 length: U+0080, U+07FF, U+0800, U+FFFF, U+10000, U+10FFFF */
+    json_object_set_new(o, "uni \xc3\xa9", json_string("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf "
+                                                    "\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf"));
     json_object_set_new(o, "empty", json_string(""));
     json_object_set_new(o, "key \"with\"\n escapes\\", json_true());
     json_object_set_new(o, "f", json_false());
@@ -1225,13 +1232,13 @@ static void test_json_text_refuses(void **state)
     (void)state;
     /* not a container: json_dumps refuses it without JSON_ENCODE_ANY, and so does the writer */
     json_t *s = json_string("x");
-    assert_null(http_json_text(s, NULL));
+    assert_null(util_json_text(s, 0, NULL));
     json_decref(s);
-    assert_null(http_json_text(NULL, NULL));
+    assert_null(util_json_text(NULL, 0, NULL));
     /* a string that is not UTF-8 (only the unchecked constructor makes one): NULL, as json_dumps */
     json_t *a = json_array();
     json_array_append_new(a, json_stringn_nocheck("bad \xff byte", 10));
-    assert_null(http_json_text(a, NULL));
+    assert_null(util_json_text(a, 1, NULL));
     assert_null(json_dumps(a, JSON_COMPACT));
     json_decref(a);
     /* deeper than the writer goes: NULL (the caller then uses json_dumps, which writes it) */
@@ -1241,7 +1248,7 @@ static void test_json_text_refuses(void **state)
         json_array_append_new(cur, next);
         cur = next;
     }
-    assert_null(http_json_text(deep, NULL));
+    assert_null(util_json_text(deep, 0, NULL));
     char *text = json_dumps(deep, JSON_COMPACT);
     assert_non_null(text);
     assert_int_equal(strlen(text), 202);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http_json.c - the compact JSON text of a reply body, written in one pass into one growing
- * buffer: byte for byte what jansson's json_dumps(v, JSON_COMPACT) gives (keys in insertion
+ * util_json.c - the compact JSON text of a reply body or a log line, written in one pass into one
+ * growing buffer: byte for byte what jansson's json_dumps(v, JSON_COMPACT) (with
+ * JSON_ENSURE_ASCII when asked) gives (keys in insertion
  * order, "," and ":" without spaces, strings escaped as jansson does, integers as %lld, reals as
- * %.17g with ".0" added to integral values and the exponent's "+" and leading zeros dropped).
+ * %.17g with ".0" added to integral values and the exponent's "+" and leading zeros dropped;
+ * with ensure_ascii, every character past U+007F as \uXXXX, a surrogate pair past U+FFFF).
  * json_dumps spends a good part of a /retrieve reply's serialisation on its cycle check (a
  * printf of each container's address into a hash table), on one callback per string run, and on
  * copying the finished text once more; replies are built by ragd and hold no cycles, so this
@@ -15,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include <jansson.h>
+
+#include "ragd/util.h"
 
 #define JSON_WRITE_DEPTH_MAX 64 /* replies nest a few levels; deeper ones go to json_dumps */
 
@@ -25,35 +29,59 @@ static const unsigned char escape_byte[256] = {
     ['"'] = 1, ['\\'] = 1,
 };
 
-/* Appends s[0..len) to b as a JSON string. Returns: 0, or -1 (OOM, or s not valid UTF-8). */
-static int string_write(util_buf *b, const char *s, size_t len)
+/* Appends "\uXXXX" (upper-case hex, as jansson writes it) to b. Returns: 0 or -1. */
+static int u_escape_write(util_buf *b, unsigned cp)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char seq[6] = {'\\', 'u', hex[(cp >> 12) & 0xF], hex[(cp >> 8) & 0xF], hex[(cp >> 4) & 0xF],
+                   hex[cp & 0xF]};
+    return util_buf_append(b, seq, sizeof seq);
+}
+
+/* Appends s[0..len) to b as a JSON string; with ensure_ascii, characters past U+007F escaped.
+ * Returns: 0, or -1 (OOM, or s not valid UTF-8). */
+static int string_write(util_buf *b, const char *s, size_t len, int ensure_ascii)
 {
     if (!util_utf8_valid(s, len)) return -1;
-    static const char hex[] = "0123456789ABCDEF";
     if (util_buf_append(b, "\"", 1) != 0) return -1;
+    const unsigned char *p = (const unsigned char *)s;
     size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!escape_byte[c]) continue;
-        if (i > run && util_buf_append(b, s + run, i - run) != 0) return -1;
-        run = i + 1;
-        char seq[6] = {'\\', 0};
-        size_t n = 2;
-        switch (c) {
-        case '\\': seq[1] = '\\'; break;
-        case '"': seq[1] = '"'; break;
-        case '\b': seq[1] = 'b'; break;
-        case '\f': seq[1] = 'f'; break;
-        case '\n': seq[1] = 'n'; break;
-        case '\r': seq[1] = 'r'; break;
-        case '\t': seq[1] = 't'; break;
-        default: /* the other control characters: \u00XX, upper-case hex as jansson writes */
-            memcpy(seq, "\\u00", 4);
-            seq[4] = hex[c >> 4];
-            seq[5] = hex[c & 0xF];
-            n = 6;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        if (c < 0x80 ? !escape_byte[c] : !ensure_ascii) {
+            i++;
+            continue;
         }
-        if (util_buf_append(b, seq, n) != 0) return -1;
+        if (i > run && util_buf_append(b, s + run, i - run) != 0) return -1;
+        int bad = 0;
+        if (c >= 0x80) { /* valid UTF-8 (checked above): decode one character */
+            size_t n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            unsigned cp = c & (0x7F >> n);
+            for (size_t k = 1; k < n; k++) cp = (cp << 6) | (p[i + k] & 0x3F);
+            i += n;
+            if (cp < 0x10000) {
+                bad = u_escape_write(b, cp);
+            } else { /* a UTF-16 surrogate pair */
+                cp -= 0x10000;
+                bad = u_escape_write(b, 0xD800 | (cp >> 10)) || u_escape_write(b, 0xDC00 | (cp & 0x3FF));
+            }
+        } else {
+            const char *esc = NULL;
+            switch (c) {
+            case '\\': esc = "\\\\"; break;
+            case '"': esc = "\\\""; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            }
+            /* the other control characters: \u00XX */
+            bad = esc ? util_buf_append(b, esc, 2) : u_escape_write(b, c);
+            i++;
+        }
+        if (bad) return -1;
+        run = i;
     }
     if (len > run && util_buf_append(b, s + run, len - run) != 0) return -1;
     return util_buf_append(b, "\"", 1);
@@ -85,7 +113,7 @@ static int real_write(util_buf *b, double v)
 }
 
 /* Appends v's compact text to b. Returns: 0, or -1 (then b holds a partial text). */
-static int value_write(util_buf *b, const json_t *v, int depth)
+static int value_write(util_buf *b, const json_t *v, int depth, int ensure_ascii)
 {
     if (v == NULL || depth > JSON_WRITE_DEPTH_MAX) return -1;
     switch (json_typeof(v)) {
@@ -98,13 +126,13 @@ static int value_write(util_buf *b, const json_t *v, int depth)
         return n < 0 || (size_t)n >= sizeof buf ? -1 : util_buf_append(b, buf, (size_t)n);
     }
     case JSON_REAL: return real_write(b, json_real_value(v));
-    case JSON_STRING: return string_write(b, json_string_value(v), json_string_length(v));
+    case JSON_STRING: return string_write(b, json_string_value(v), json_string_length(v), ensure_ascii);
     case JSON_ARRAY: {
         if (util_buf_append(b, "[", 1) != 0) return -1;
         size_t n = json_array_size(v);
         for (size_t i = 0; i < n; i++) {
             if (i > 0 && util_buf_append(b, ",", 1) != 0) return -1;
-            if (value_write(b, json_array_get(v, i), depth + 1) != 0) return -1;
+            if (value_write(b, json_array_get(v, i), depth + 1, ensure_ascii) != 0) return -1;
         }
         return util_buf_append(b, "]", 1);
     }
@@ -116,9 +144,9 @@ static int value_write(util_buf *b, const json_t *v, int depth)
             if (!first && util_buf_append(b, ",", 1) != 0) return -1;
             first = 0;
             const char *key = json_object_iter_key(it);
-            if (string_write(b, key, json_object_iter_key_len(it)) != 0 ||
+            if (string_write(b, key, json_object_iter_key_len(it), ensure_ascii) != 0 ||
                 util_buf_append(b, ":", 1) != 0 ||
-                value_write(b, json_object_iter_value(it), depth + 1) != 0)
+                value_write(b, json_object_iter_value(it), depth + 1, ensure_ascii) != 0)
                 return -1;
         }
         return util_buf_append(b, "}", 1);
@@ -127,13 +155,13 @@ static int value_write(util_buf *b, const json_t *v, int depth)
     return -1;
 }
 
-char *http_json_text(const json_t *v, size_t *len)
+char *util_json_text(const json_t *v, int ensure_ascii, size_t *len)
 {
     if (v == NULL || (!json_is_object(v) && !json_is_array(v))) return NULL; /* as json_dumps */
     util_buf b = {.data = malloc(4096), .cap = 4096}; /* a /retrieve reply's order of size */
     if (b.data == NULL) return NULL;
     b.data[0] = '\0';
-    if (value_write(&b, v, 0) != 0) {
+    if (value_write(&b, v, 0, ensure_ascii) != 0) {
         util_buf_free(&b);
         return NULL;
     }
