@@ -13,6 +13,7 @@
  * depth over the bound) makes it return NULL, and the caller falls back to json_dumps, which
  * then decides exactly as before.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,24 +39,49 @@ static int u_escape_write(util_buf *b, unsigned cp)
     return util_buf_append(b, seq, sizeof seq);
 }
 
+/* Returns: non-zero when one of the 8 bytes in w needs a look: a control character, '"', '\\',
+ * or a byte past 0x7F (exact for the bytes below 0x80, which is all it is asked about). */
+static uint64_t word_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    return (w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+           ((bs - ones) & ~bs & high);
+}
+
 /* Appends s[0..len) to b as a JSON string; with ensure_ascii, characters past U+007F escaped.
  * Returns: 0, or -1 (OOM, or s not valid UTF-8). */
 static int string_write(util_buf *b, const char *s, size_t len, int ensure_ascii)
 {
-    if (!util_utf8_valid(s, len)) return -1;
     if (util_buf_append(b, "\"", 1) != 0) return -1;
     const unsigned char *p = (const unsigned char *)s;
-    size_t run = 0;
-    for (size_t i = 0; i < len;) {
+    size_t run = 0, i = 0;
+    while (i < len) {
+        if (len - i >= 8) { /* plain ASCII goes 8 bytes at a time */
+            uint64_t w;
+            memcpy(&w, p + i, sizeof w);
+            if (!word_special(w)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = p[i];
-        if (c < 0x80 ? !escape_byte[c] : !ensure_ascii) {
+        if (c < 0x80 && !escape_byte[c]) {
             i++;
             continue;
         }
+        if (c >= 0x80) { /* one UTF-8 character, checked as jansson checks it */
+            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            if (n > len - i || !util_utf8_valid(s + i, n)) return -1;
+            if (!ensure_ascii) {
+                i += n;
+                continue;
+            }
+        }
         if (i > run && util_buf_append(b, s + run, i - run) != 0) return -1;
         int bad = 0;
-        if (c >= 0x80) { /* valid UTF-8 (checked above): decode one character */
-            size_t n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (c >= 0x80) {
+            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
             unsigned cp = c & (0x7F >> n);
             for (size_t k = 1; k < n; k++) cp = (cp << 6) | (p[i + k] & 0x3F);
             i += n;
@@ -63,7 +89,8 @@ static int string_write(util_buf *b, const char *s, size_t len, int ensure_ascii
                 bad = u_escape_write(b, cp);
             } else { /* a UTF-16 surrogate pair */
                 cp -= 0x10000;
-                bad = u_escape_write(b, 0xD800 | (cp >> 10)) || u_escape_write(b, 0xDC00 | (cp & 0x3FF));
+                bad = u_escape_write(b, 0xD800 | (cp >> 10)) ||
+                      u_escape_write(b, 0xDC00 | (cp & 0x3FF));
             }
         } else {
             const char *esc = NULL;

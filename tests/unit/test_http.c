@@ -1241,6 +1241,29 @@ static void test_json_text_refuses(void **state)
     assert_null(util_json_text(a, 1, NULL));
     assert_null(json_dumps(a, JSON_COMPACT));
     json_decref(a);
+    /* random bytes, at every alignment of the 8-byte scan: the writer refuses exactly the
+     * strings json_dumps refuses, and writes the others as it does, in both modes */
+    static const unsigned char pick[] = {'a', ' ', '"', '\\', '/', 0x01, 0x1f, 0x7f, 0x80,
+                                         0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4,
+                                         0xf5, 0xff, 0xa0, 0x90, 0x8f, 'z'};
+    for (int round = 0; round < 3000; round++) {
+        char bytes[40];
+        size_t n = (size_t)(json_rand() % sizeof bytes);
+        for (size_t i = 0; i < n; i++)
+            bytes[i] = json_rand() % 3 ? 'x' : (char)pick[json_rand() % sizeof pick];
+        json_t *arr = json_array();
+        json_array_append_new(arr, json_stringn_nocheck(bytes, n));
+        for (int ascii = 0; ascii <= 1; ascii++) {
+            char *want = json_dumps(arr, JSON_COMPACT | (ascii ? JSON_ENSURE_ASCII : 0));
+            char *got = util_json_text(arr, ascii, NULL);
+            if ((want == NULL) != (got == NULL) || (want && strcmp(want, got) != 0))
+                fail_msg("round %d ascii %d: json_dumps %s, util_json_text %s", round, ascii,
+                         want ? want : "NULL", got ? got : "NULL");
+            free(want);
+            free(got);
+        }
+        json_decref(arr);
+    }
     /* deeper than the writer goes: NULL (the caller then uses json_dumps, which writes it) */
     json_t *deep = json_array(), *cur = deep;
     for (int i = 0; i < 100; i++) {
