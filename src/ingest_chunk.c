@@ -152,19 +152,24 @@ static size_t contraction_len(const unsigned char *s, size_t n, size_t i)
     return 0;
 }
 
-size_t ingest_tokens_count(const char *text, size_t len)
+/* The estimator's scan: the raw sum (hundredths of a token) over the pieces that start in
+ * s[i..stop), reading ahead up to s[len) and back to s[lo] (the start of the text as the
+ * estimator sees it). Sets *any when a piece other than white space was seen. The chunker scans
+ * the white space between two units with it, so that a chunk's count is the sum of its units'
+ * (see link_acc): scanning s[0..len) in one go or as consecutive parts that each start and end
+ * at a piece boundary gives the same sum. */
+static uint64_t tok_scan(const unsigned char *s, size_t lo, size_t i, size_t stop, size_t len,
+                         int *any_out)
 {
-    const unsigned char *s = (const unsigned char *)text;
     uint64_t acc = 0;
     int any = 0;
-    size_t i = 0;
-    while (i < len) {
+    while (i < stop) {
         size_t step;
         int cc = class_at(s, len, i, &step);
         if (cc == RAGD_CC_SPACE) {
             size_t j = i, last_nl = SIZE_MAX;
             /* a punctuation run takes the line breaks right after it (".\n" is one piece) */
-            if (i > 0 && s[i - 1] < 0x80 && class_of(s[i - 1]) == RAGD_CC_PUNCT)
+            if (i > lo && s[i - 1] < 0x80 && class_of(s[i - 1]) == RAGD_CC_PUNCT)
                 while (j < len && (s[j] == '\n' || s[j] == '\r')) j++;
             i = j;
             while (j < len && is_space(s[j])) {
@@ -245,9 +250,30 @@ size_t ingest_tokens_count(const char *text, size_t len)
             acc += RAGD_TOK_SYMBOL;
         i += step;
     }
+    *any_out = any;
+    return acc;
+}
+
+/* Rounds a scan's raw sum to whole tokens: at least 1 for any text but white space. */
+static size_t tok_round(uint64_t acc, int any)
+{
     size_t tokens = (size_t)((acc + 50) / 100);
     if (tokens == 0 && any) tokens = 1;
     return tokens;
+}
+
+size_t ingest_tokens_count(const char *text, size_t len)
+{
+    int any;
+    uint64_t acc = tok_scan((const unsigned char *)text, 0, 0, len, len, &any);
+    return tok_round(acc, any);
+}
+
+/* Raw estimate of doc[a..b) as a text of its own (the unit's own count before rounding). */
+static uint64_t tok_acc(const char *doc, size_t a, size_t b)
+{
+    int any;
+    return tok_scan((const unsigned char *)doc, a, a, b, b, &any);
 }
 
 /* ---- chunker: units ------------------------------------------------------------------------- */
@@ -266,6 +292,9 @@ typedef struct unit {
     size_t self;       /* tokens of doc[start..end) */
     size_t cum;        /* sum over units <= this one of tokens(doc[prev.end..end)) */
     int strength;      /* boundary before this unit */
+    uint64_t acc;      /* raw estimate of doc[start..end) (tok_acc), self before rounding */
+    uint64_t link_cum; /* sum over units 1..this one of link_acc (raw), for chunk counts */
+    size_t dirty_cum;  /* number of units 1..this one whose link is not additive */
 } unit;
 
 typedef struct chunker {
@@ -279,7 +308,18 @@ typedef struct chunker {
     int oom;
 } chunker;
 
-static void unit_push(chunker *c, size_t start, size_t end, size_t self, int strength)
+/* Is doc[a..b), the text between two units, white space at both ends? Then the pieces of the
+ * estimate end at a and start at b whether the units are counted alone or together. */
+static int gap_clean(const char *doc, size_t a, size_t b)
+{
+    return a < b && is_space((unsigned char)doc[a]) && is_space((unsigned char)doc[b - 1]);
+}
+
+/* Adds unit doc[start..end) (non-empty, not starting with white space) whose raw estimate is
+ * acc. Its count from the previous unit's end (cum) and its link for chunk counts come from
+ * scanning only the text in between when that text is white space at both ends (gap_clean);
+ * otherwise they are counted over the whole text as before. Same numbers either way. */
+static void unit_push(chunker *c, size_t start, size_t end, uint64_t acc, int strength)
 {
     if (c->oom) return;
     if (c->nunits == c->capunits) {
@@ -292,14 +332,46 @@ static void unit_push(chunker *c, size_t start, size_t end, size_t self, int str
         c->units = p;
         c->capunits = cap;
     }
+    const unsigned char *d = (const unsigned char *)c->doc;
+    size_t self = tok_round(acc, 1);
     size_t prev_end = c->nunits ? c->units[c->nunits - 1].end : start;
-    size_t piece = c->nunits ? ingest_tokens_count(c->doc + prev_end, end - prev_end) : self;
+    size_t piece = self;
+    uint64_t link = 0;
+    int clean = 0, any;
+    if (c->nunits && prev_end < start) {
+        if (is_space(d[start - 1])) {
+            /* doc[prev_end..end) alone: no look-back before prev_end */
+            piece = tok_round(tok_scan(d, prev_end, prev_end, start, end, &any) + acc, 1);
+        } else {
+            piece = ingest_tokens_count(c->doc + prev_end, end - prev_end);
+        }
+        if (gap_clean(c->doc, prev_end, start)) {
+            /* inside a chunk: the gap is read after the previous unit's last byte */
+            link = tok_scan(d, 0, prev_end, start, end, &any) + acc;
+            clean = 1;
+        }
+    }
+    unit *prev = c->nunits ? &c->units[c->nunits - 1] : NULL;
     unit *u = &c->units[c->nunits++];
     u->start = start;
     u->end = end;
     u->self = self;
-    u->cum = (c->nunits > 1 ? c->units[c->nunits - 2].cum : 0) + piece;
+    u->cum = (prev ? prev->cum : 0) + piece;
     u->strength = strength;
+    u->acc = acc;
+    u->link_cum = (prev ? prev->link_cum : 0) + link;
+    u->dirty_cum = prev ? prev->dirty_cum + !clean : 0;
+}
+
+/* Returns: the estimate of doc[units[i].start..units[k].end), i <= k: the units' raw sums added
+ * when every link in (i, k] is additive, else counted over the text. Equals
+ * ingest_tokens_count() of that text either way. */
+static size_t chunk_tokens(const chunker *c, size_t i, size_t k)
+{
+    const unit *ui = &c->units[i], *uk = &c->units[k];
+    if (uk->dirty_cum == ui->dirty_cum)
+        return tok_round(ui->acc + uk->link_cum - ui->link_cum, 1);
+    return ingest_tokens_count(c->doc + ui->start, uk->end - ui->start);
 }
 
 /* Splits a word longer than max_tokens at UTF-8 character boundaries into pieces <= max. */
@@ -311,18 +383,20 @@ static void add_giant_word(chunker *c, size_t a, size_t b, size_t tokens, int st
         size_t guess = (size_t)(bytes_per_token * (double)max * 0.9);
         if (guess < 1) guess = 1;
         size_t piece_tokens;
+        uint64_t piece_acc;
         size_t e;
         for (;;) {
             e = guess >= b - a ? b : a + guess;
             while (e > a + 1 && e < b && ((unsigned char)c->doc[e] & 0xC0) == 0x80) e--;
             if (e == a + 1) /* keep the whole first character */
                 while (e < b && ((unsigned char)c->doc[e] & 0xC0) == 0x80) e++;
-            piece_tokens = ingest_tokens_count(c->doc + a, e - a);
+            piece_acc = tok_acc(c->doc, a, e);
+            piece_tokens = tok_round(piece_acc, 1);
             if (piece_tokens <= max || guess <= 1) break;
             guess = guess * 85 / 100;
             if (guess < 1) guess = 1;
         }
-        unit_push(c, a, e, piece_tokens, strength);
+        unit_push(c, a, e, piece_acc, strength);
         strength = RAGD_CUT_CHAR;
         a = e;
     }
@@ -335,18 +409,20 @@ static void add_unit(chunker *c, size_t a, size_t b, int strength)
     while (a < b && is_space((unsigned char)d[a])) a++;
     while (b > a && is_space((unsigned char)d[b - 1])) b--;
     if (a == b) return;
-    size_t tokens = ingest_tokens_count(d + a, b - a);
+    uint64_t acc = tok_acc(d, a, b);
+    size_t tokens = tok_round(acc, 1);
     if (tokens <= (size_t)c->opts->max_tokens) {
-        unit_push(c, a, b, tokens, strength);
+        unit_push(c, a, b, acc, strength);
         return;
     }
     size_t p = a;
     while (p < b && !c->oom) {
         size_t w = p;
         while (w < b && !is_space((unsigned char)d[w])) w++;
-        size_t wt = ingest_tokens_count(d + p, w - p);
+        uint64_t wacc = tok_acc(d, p, w);
+        size_t wt = tok_round(wacc, 1);
         if (wt <= (size_t)c->opts->max_tokens)
-            unit_push(c, p, w, wt, strength);
+            unit_push(c, p, w, wacc, strength);
         else
             add_giant_word(c, p, w, wt, strength);
         strength = RAGD_CUT_WORD;
@@ -658,7 +734,7 @@ static int pack_section(chunker *c, const char *path)
                 k = last;
         }
         size_t start = c->units[i].start, end = c->units[k].end;
-        size_t tokens = ingest_tokens_count(c->doc + start, end - start);
+        size_t tokens = chunk_tokens(c, i, k);
         /* the estimate per unit is additive only approximately: enforce max on the slice */
         while (tokens > max && (k > min_k || i < k)) {
             if (k > min_k && k > i)
@@ -667,7 +743,7 @@ static int pack_section(chunker *c, const char *path)
                 i++;
             start = c->units[i].start;
             end = c->units[k].end;
-            tokens = ingest_tokens_count(c->doc + start, end - start);
+            tokens = chunk_tokens(c, i, k);
         }
         if (chunk_push(c, start, end, tokens, path) != 0) return -1;
         if (k == last) break;

@@ -223,6 +223,47 @@ static void test_generated_properties(void **state)
     }
 }
 
+/* A chunk's count is summed from its units' scans and the white space between them (see
+ * chunk_tokens in src/ingest_chunk.c): it must equal the count of the chunk's text for every
+ * kind of gap: punctuation before line breaks (the break rides on it), list markers and quotes
+ * between units, tabs, CRLF, digits after spaces, and words too long for one chunk (adjacent
+ * pieces, no gap). check_invariants compares each chunk with ingest_tokens_count. */
+static void test_chunk_counts_from_units(void **state)
+{
+    (void)state;
+    static const char *const bits[] = {
+        "end.\n\n", "  - item one;\n", "\t> quoted, text:\r\n", "word)\n\n   ", "42 ",
+        " 3.14\n", "x!\n\t\n", "résumé's ", "1. step\n", "it'll ", "## Head\n\n", "退款。\n",
+        "(a) [b] {c}\n\n", "🎉 ", "--\n", "   \n", "Dr. Who. ", "supercalifragilistic ",
+    };
+    const ingest_chunk_opts variants[] = {
+        {16, 20, 0.5, 1}, {16, 20, 0.0, 0}, {40, 60, 0.25, 1}, {100, 100, 0.0, 0}};
+    for (unsigned seed = 1; seed <= 8; seed++) {
+        util_buf b = {0};
+        unsigned r = seed * 7919u;
+        while (b.len < 12000) {
+            r = r * 1103515245u + 12345u;
+            if ((r >> 16) % 97 == 0) { /* a word longer than max_tokens */
+                for (int k = 0; k < 60; k++) util_buf_puts(&b, k % 7 ? "abcdefgh" : "é.");
+                util_buf_puts(&b, (r >> 8) % 2 ? "\n" : " ");
+            } else {
+                util_buf_puts(&b, bits[(r >> 4) % (sizeof bits / sizeof bits[0])]);
+            }
+        }
+        size_t len = b.len;
+        char *doc = util_buf_steal(&b);
+        assert_non_null(doc);
+        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+            ingest_chunk_list l = {0};
+            assert_int_equal(ingest_chunk_split(doc, len, &variants[v], &l, NULL), RAGD_OK);
+            assert_true(l.count > 0);
+            check_invariants(doc, len, &variants[v], &l);
+            ingest_chunk_list_free(&l);
+        }
+        free(doc);
+    }
+}
+
 static void test_overlap_between_chunks(void **state)
 {
     (void)state;
@@ -283,6 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_cases),
         cmocka_unit_test(test_generated_properties),
+        cmocka_unit_test(test_chunk_counts_from_units),
         cmocka_unit_test(test_overlap_between_chunks),
         cmocka_unit_test(test_invalid_opts),
         cmocka_unit_test(test_tokens_count),
