@@ -175,6 +175,19 @@ static void test_table_cases(void **state)
     free(root);
 }
 
+/* Chunks doc with each of the n option sets and checks the invariants of every table. */
+static void check_variants(const char *doc, size_t len, const ingest_chunk_opts *variants,
+                           size_t n)
+{
+    for (size_t v = 0; v < n; v++) {
+        ingest_chunk_list l = {0};
+        assert_int_equal(ingest_chunk_split(doc, len, &variants[v], &l, NULL), RAGD_OK);
+        assert_true(l.count > 0);
+        check_invariants(doc, len, &variants[v], &l);
+        ingest_chunk_list_free(&l);
+    }
+}
+
 /* A document of random words, sentences, paragraphs, headings, fences and multibyte text. */
 static char *make_doc(unsigned seed, size_t approx, size_t *len)
 {
@@ -212,13 +225,7 @@ static void test_generated_properties(void **state)
         size_t len;
         char *doc = make_doc(seed, 20000 + seed * 3000, &len);
         assert_non_null(doc);
-        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-            ingest_chunk_list l = {0};
-            assert_int_equal(ingest_chunk_split(doc, len, &variants[v], &l, NULL), RAGD_OK);
-            assert_true(l.count > 0);
-            check_invariants(doc, len, &variants[v], &l);
-            ingest_chunk_list_free(&l);
-        }
+        check_variants(doc, len, variants, sizeof variants / sizeof variants[0]);
         free(doc);
     }
 }
@@ -253,13 +260,7 @@ static void test_chunk_counts_from_units(void **state)
         size_t len = b.len;
         char *doc = util_buf_steal(&b);
         assert_non_null(doc);
-        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-            ingest_chunk_list l = {0};
-            assert_int_equal(ingest_chunk_split(doc, len, &variants[v], &l, NULL), RAGD_OK);
-            assert_true(l.count > 0);
-            check_invariants(doc, len, &variants[v], &l);
-            ingest_chunk_list_free(&l);
-        }
+        check_variants(doc, len, variants, sizeof variants / sizeof variants[0]);
         free(doc);
     }
 }
