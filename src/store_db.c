@@ -217,6 +217,7 @@ typedef struct store_reader {
     sqlite3_stmt *fts_rank_own;   /* BM25 top-k (ragd_bm25, src/store_fts_rank.c) */
     int fts_own;                  /* ragd_bm25 is registered on this connection */
     sqlite3_stmt *fts_row;        /* a chunk's indexed columns */
+    sqlite3_stmt *chunk_tokens;   /* a chunk's token count, prepared at first use */
     store_fts_tokenizer *fts_tok; /* chunks_fts's tokenizer (NULL: none, see fts_tok_tried) */
     int fts_tok_tried;
 } store_reader;
@@ -749,6 +750,7 @@ static void reader_close(store_reader *r)
     sqlite3_finalize(r->fts_rank);
     sqlite3_finalize(r->fts_rank_own);
     sqlite3_finalize(r->fts_row);
+    sqlite3_finalize(r->chunk_tokens);
     store_fts_tokenizer_free(r->fts_tok);
     sqlite3_close_v2(r->db);
     free(r);
@@ -1403,6 +1405,29 @@ static int hit_fill(sqlite3_stmt *st, store_hit *h)
         return -1;
     }
     return 0;
+}
+
+ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t *tokens,
+                              ragd_err *err)
+{
+    if (n == 0) return RAGD_OK;
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    if (r->chunk_tokens == NULL)
+        rc = reader_prepare(r, "SELECT tokens FROM chunks WHERE id = ?1", &r->chunk_tokens, err);
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->begin, "read chunk tokens: begin", err);
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        sqlite3_bind_int64(r->chunk_tokens, 1, ids[i]);
+        int code = sqlite3_step(r->chunk_tokens);
+        tokens[i] = code == SQLITE_ROW ? sqlite3_column_int64(r->chunk_tokens, 0) : 0;
+        if (code != SQLITE_ROW && code != SQLITE_DONE)
+            rc = db_fail(r->db, code, "read chunk tokens", err);
+        sqlite3_reset(r->chunk_tokens);
+    }
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read chunk tokens: commit", err);
+    reader_release(s, r);
+    return rc;
 }
 
 ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,

@@ -119,6 +119,10 @@ ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_ve
 
 /* Fetches chunks by id through a reader connection (any thread). out[i] matches ids[i]; an id
  * not found leaves out[i].chunk_id == 0. Strings in out are new: free with store_hit_free. */
+/* The chunks' token counts (chunks.tokens) by id, from one snapshot: tokens[i] for ids[i], 0 when
+ * not found. */
+ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t *tokens,
+                              ragd_err *err);
 ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,
                             ragd_err *err);
 

@@ -1280,6 +1280,25 @@ static void test_fts_rank_equals_bm25(void **state)
     assert_int_equal(store_db_fts_lengths_slots(db), 210);
 }
 
+/* The token counts alone (the hybrid length pivot's read): as written, 0 for a missing id. */
+static void test_chunk_tokens(void **state)
+{
+    store_db *db = open_store(*state);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/t.md", "Tokens");
+    int64_t ids[4] = {put_chunk(db, doc, 0, "one"), put_chunk(db, doc, 3, "two"), 999999,
+                      put_chunk(db, doc, 9, "three")};
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    int64_t tokens[4] = {-1, -1, -1, -1};
+    assert_int_equal(store_db_chunk_tokens(db, ids, 4, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 7); /* put_chunk: 7 + ordinal */
+    assert_int_equal(tokens[1], 10);
+    assert_int_equal(tokens[2], 0);
+    assert_int_equal(tokens[3], 16);
+    assert_int_equal(store_db_chunk_tokens(db, ids, 0, tokens, &err), RAGD_OK);
+}
+
 /* The bounded plan ranks its rare terms with ragd_bm25 too: where the whole query fits the
  * budget its answer is bm25()'s, score for score; where it does not, the rows it returns carry
  * the bm25() scores of the rare terms' own query. */
@@ -1617,6 +1636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rank_equals_bm25, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rank_bounded_equals_bm25, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
         cmocka_unit_test(test_backend_table),
