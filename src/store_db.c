@@ -1877,6 +1877,31 @@ static ragd_rc fts_phrase_counts(store_db *s, store_reader *r, int64_t gen, cons
     return RAGD_OK;
 }
 
+/* Runs a prepared rank statement (?1 match, ?2 limit, ?3 min_rowid; ?4 q when q is not NULL:
+ * ragd_bm25's query) into ids/scores, and resets it. Returns: RAGD_OK and *found. */
+static ragd_rc fts_rank_step(store_reader *r, sqlite3_stmt *st, const char *match,
+                             int64_t min_rowid, size_t limit, store_fts_rank_query *q,
+                             int64_t *ids, double *scores, size_t *found, ragd_err *err)
+{
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
+    if (q != NULL) store_fts_rank_bind(st, 4, q);
+    ragd_rc rc = RAGD_OK;
+    size_t n = 0;
+    int code = SQLITE_OK;
+    while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        scores[n] = -sqlite3_column_double(st, 1); /* bm25(): lower is better */
+        n++;
+    }
+    if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == RAGD_OK) *found = n;
+    return rc;
+}
+
 /* ragd_bm25 ranking (src/store_fts_rank.c): bm25()'s scores from the phrases' counts and the
  * chunk lengths in memory. Same contract as fts_rank. */
 static ragd_rc fts_rank_own(store_db *s, store_reader *r, const fts_snapshot *snap,
@@ -1901,25 +1926,10 @@ static ragd_rc fts_rank_own(store_db *s, store_reader *r, const fts_snapshot *sn
                          "FROM chunks_fts WHERE chunks_fts MATCH ?1 AND rowid >= ?3 "
                          "ORDER BY rank_bm25, rowid LIMIT ?2",
                          &st, err);
-    size_t n = 0;
-    if (rc == RAGD_OK) {
-        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
-        store_fts_rank_bind(st, 4, &q);
-        int code = SQLITE_OK;
-        while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
-            ids[n] = sqlite3_column_int64(st, 0);
-            scores[n] = -sqlite3_column_double(st, 1); /* lower is better, as bm25() */
-            n++;
-        }
-        if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
+    if (rc == RAGD_OK)
+        rc = fts_rank_step(r, st, match, min_rowid, limit, &q, ids, scores, found, err);
     if (held) store_fts_lengths_release(s->lengths);
     store_fts_rank_query_done(&q);
-    if (rc == RAGD_OK) *found = n;
     return rc;
 }
 
@@ -1940,25 +1950,8 @@ static ragd_rc fts_rank(store_db *s, store_reader *r, const fts_snapshot *snap, 
                                  "WHERE chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY rank_bm25, "
                                  "rowid LIMIT ?2",
                                  &st, err);
-    size_t n = 0;
-    if (rc == RAGD_OK) {
-        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
-        int code = SQLITE_OK;
-        while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
-            ids[n] = sqlite3_column_int64(st, 0);
-            scores[n] = -sqlite3_column_double(st, 1); /* bm25(): lower is better */
-            n++;
-        }
-        if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
-    }
-    if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-    if (rc == RAGD_OK) *found = n;
-    return rc;
+    if (rc != RAGD_OK) return rc;
+    return fts_rank_step(r, st, match, min_rowid, limit, NULL, ids, scores, found, err);
 }
 
 /* Returns: the closing quote of the quoted phrase starting at p ('"'), or NULL. */
