@@ -286,9 +286,9 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
         }
         a->candidates += found;
         /* hybrid: like the keyword side, only the candidates fusion keeps are read (the
-         * length pivot reads the others' token counts alone) */
-        rc = side_collect(e, q, ids, scores, kept, pool, out, a->mode == RAGD_MODE_HYBRID, a,
-                          err);
+         * length pivot reads the others' token counts alone, where the backend can) */
+        rc = side_collect(e, q, ids, scores, kept, pool, out,
+                          a->mode == RAGD_MODE_HYBRID && store_chunk_tokens_cheap(e->st), a, err);
         if (rc != RAGD_OK || out->count >= pool || want >= total || kept < found ||
             found < want || !has_filters(e, q))
             break;

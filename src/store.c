@@ -216,6 +216,11 @@ ragd_rc store_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_t *toke
     return rc;
 }
 
+int store_chunk_tokens_cheap(store *s)
+{
+    return s->ops->chunk_tokens != NULL;
+}
+
 size_t store_vector_count(store *s)
 {
     return s->ops->vector_count(s);

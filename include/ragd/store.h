@@ -273,6 +273,9 @@ ragd_rc store_chunks_get(store *s, const int64_t *ids, size_t n, store_hit *out,
  * for ids[i], 0 for an id not found. */
 ragd_rc store_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_t *tokens,
                            ragd_err *err);
+/* Returns: 1 when the backend reads token counts alone (store_chunk_tokens costs less than
+ * store_chunks_get), else 0. */
+int store_chunk_tokens_cheap(store *s);
 /* Returns: the number of vectors a search can return (an upper bound for widening). */
 size_t store_vector_count(store *s);
 /* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. A

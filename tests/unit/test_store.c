@@ -1567,7 +1567,8 @@ static void test_interface_faiss_commit(void **state)
     assert_int_equal(store_vectors_open(st, "m", RAGD_TEST_DIMS, 0, &err), RAGD_OK);
     float v[RAGD_TEST_DIMS] = {1, 0, 0, 0};
     store_doc doc = {.path = "/a.md", .source = "a.md", .title = "A", .checksum = "c1"};
-    store_chunk_in in = {.text = "alpha", .text_len = 5, .heading = "", .checksum = "k1"};
+    store_chunk_in in = {.text = "alpha", .text_len = 5, .heading = "", .checksum = "k1",
+                         .tokens = 5};
     int64_t doc_id = 0, chunk_id = 0;
     assert_int_equal(store_begin(st, &err), RAGD_OK);
     assert_int_equal(store_doc_put(st, &doc, &doc_id, &err), RAGD_OK);
@@ -1601,6 +1602,23 @@ static void test_interface_faiss_commit(void **state)
     assert_int_equal(store_vector_search(st, NULL, v, 4, ids, scores, &found, &err), RAGD_OK);
     assert_int_equal(found, 1);
     assert_int_equal(ids[0], chunk_id);
+
+    /* token counts alone: through the backend's op, and read through chunks_get without it */
+    int64_t want_ids[2] = {chunk_id, 424242}, tokens[2] = {-1, -1};
+    assert_true(store_chunk_tokens_cheap(st));
+    assert_int_equal(store_chunk_tokens(st, want_ids, 2, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 5);
+    assert_int_equal(tokens[1], 0);
+    const store_ops *ops = st->ops;
+    store_ops without = *ops;
+    without.chunk_tokens = NULL;
+    st->ops = &without;
+    tokens[0] = tokens[1] = -1;
+    assert_false(store_chunk_tokens_cheap(st));
+    assert_int_equal(store_chunk_tokens(st, want_ids, 2, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 5);
+    assert_int_equal(tokens[1], 0);
+    st->ops = ops;
 
     /* a delete that commits takes the vector with it */
     assert_int_equal(store_begin(st, &err), RAGD_OK);
