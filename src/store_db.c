@@ -148,13 +148,16 @@ static const char migrate_1_to_2_sql[] =
     "ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2');";
 
-/* Counts the changes of a document's title in meta 'fts_titles', in the transaction that makes
- * them: the title trigger below then changed the length of that document's keyword rows, which
- * ragd_bm25's cache of lengths (src/store_fts_rank.c) reads again when it sees a new count. A
- * TEMP trigger of the writer's connection: nothing in the schema changes. */
+/* Counts the changes of the title of a document that has chunks in meta 'fts_titles', in the
+ * transaction that makes them: the title trigger below then changed the length of that
+ * document's keyword rows, which ragd_bm25's cache of lengths (src/store_fts_rank.c) reads again
+ * when it sees a new count (an ingest deletes a changed file's chunks before it updates the
+ * document: that counts nothing). A TEMP trigger of the writer's connection: nothing in the
+ * schema changes; `meta` unqualified, as a trigger must name it, is main's. */
 #define RAGD_FTS_TITLES_TRIGGER                                                                    \
     "CREATE TEMP TRIGGER IF NOT EXISTS ragd_fts_titles AFTER UPDATE OF title ON main.documents"   \
-    " WHEN old.title IS NOT new.title BEGIN"                                                       \
+    " WHEN old.title IS NOT new.title"                                                             \
+    " AND EXISTS (SELECT 1 FROM chunks WHERE document_id = new.id) BEGIN"                          \
     " INSERT INTO meta(key, value) VALUES ('fts_titles', 1)"                                       \
     " ON CONFLICT(key) DO UPDATE SET value = value + 1; END;"
 

@@ -1265,6 +1265,12 @@ static void test_fts_rank_equals_bm25(void **state)
     assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'fts_titles'"), 1);
+    /* a document without chunks changes no keyword row: not counted */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t bare = put_doc(db, "/docs/bare.md", "Bare");
+    assert_int_equal(put_doc(db, "/docs/bare.md", "Bare, renamed"), bare);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'fts_titles'"), 1);
     rank_all_match_bm25(f);
     rank_matches_bm25(f, "\"alpha\" OR \"guide\" OR \"title\"");
     /* a.md gone: its rows no longer match (their slots stay until a reload), b and c rank */
