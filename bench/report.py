@@ -183,6 +183,9 @@ FRESH_INGEST_RSS = ("scale-100k-clustered.json",)
 SPLIT = ("vector_search", "keyword_search", "fetch", "fusion", "confidence", "context")
 
 
+MODE_COLOURS = {"vector": "#1f77b4", "keyword": "#ff7f0e", "hybrid": "#2ca02c"}
+
+
 def plot_modes(data, png):
     """The real-text modes (real-hybrid.json): p50 and p95 at concurrency 1 against the store's
     chunks, per mode, with the 10 ms hybrid target. Returns: True when the PNG was written."""
@@ -190,32 +193,44 @@ def plot_modes(data, png):
         return False
     dat = os.path.join(RES, "modes.dat")
     series = []
+    # One line per index configuration (auto, Flat...) and mode: a line joining two indexes
+    # would draw the jump between them as a trend.
+    factories = []
+    for sz in data["sizes"].values():
+        for name in sz["configs"]:
+            if name not in factories:
+                factories.append(name)
     with open(dat, "w") as out:
-        for mode in ("vector", "keyword", "hybrid"):
-            for pct in ("p50", "p95"):
-                pts = []
-                for sz in data["sizes"].values():
-                    for c in sz["configs"].values():
-                        r = c["runs"].get("%s/1" % mode)
+        for factory in factories:
+            for mode in ("vector", "keyword", "hybrid"):
+                for pct in ("p50", "p95"):
+                    pts = []
+                    for sz in data["sizes"].values():
+                        c = sz["configs"].get(factory)
+                        r = c["runs"].get("%s/1" % mode) if c else None
                         if r:
                             pts.append((sz["ingest"]["chunks"], r["%s_ms" % pct]))
-                if pts:
-                    out.write("# %s %s\n" % (mode, pct))
-                    for x, y in sorted(pts):
-                        out.write("%d %.5f\n" % (x, y))
-                    out.write("\n\n")
-                    series.append(("%s %s" % (mode, pct), len(series), pct))
+                    if pts:
+                        out.write("# %s %s %s\n" % (factory, mode, pct))
+                        for x, y in sorted(pts):
+                            out.write("%d %.5f\n" % (x, y))
+                        out.write("\n\n")
+                        series.append(("%s: %s %s" % (factory, mode, pct), len(series),
+                                       "lc rgb \"%s\" pt %d %s" % (
+                                           MODE_COLOURS[mode], 7 + 2 * factories.index(factory),
+                                           "dt 2" if pct == "p95" else "dt 1")))
     if not series:
         os.remove(dat)
         return False
-    script = ['set terminal pngcairo size 900,560 font ",10"', 'set output "%s"' % png,
+    script = ['set terminal pngcairo size 1100,560 font ",10"', 'set output "%s"' % png,
               "set logscale x", "set grid", 'set xlabel "chunks of real text in the store"',
-              'set ylabel "latency over loopback HTTP, concurrency 1 (ms)"', "set key top left",
-              'set title "/retrieve per mode (HNSW32, k=10): p50 solid, p95 dashed"',
+              'set ylabel "latency over loopback HTTP, concurrency 1 (ms)"',
+              'set title "/retrieve per index and mode (k=10): p50 solid, p95 dashed"',
+              "set logscale y", 'set key outside right',
               "plot " + ", ".join(
                   '"%s" index %d using 1:2 with linespoints lw 2 %s title "%s"' % (
-                      dat, i, "dt 2" if pct == "p95" else "dt 1", label)
-                  for label, i, pct in series) + ', 10 with lines lc rgb "red" title "target: '
+                      dat, i, style, label)
+                  for label, i, style in series) + ', 10 with lines lc rgb "red" title "target: '
               'hybrid p95 10 ms"']
     return gnuplot_run(script, dat)
 
@@ -232,9 +247,10 @@ def hybrid_section(w, data):
         return
     w("Stores of about 10k and 100k chunks (%d-token chunks) of Debian's HTML documentation "
       "(`bench/corpus.sh`; each size takes files of every package in turn up to its byte "
-      "budget), index HNSW32 set explicitly, %d questions, k = %d, %d requests per cell after "
-      "one untimed pass over every question. Load average before / after: %s / %s on %s "
-      "cores shared with three other helpers' builds and tests: absolute numbers are this "
+      "budget), served with each index configuration (`auto`, the default: Flat below "
+      "`[store] index_auto_threshold` chunks, HNSW32 above; `Flat`: exact), %d questions, "
+      "k = %d, %d requests per cell after one untimed pass over every question. Load average before / after: %s / %s on %s "
+      "cores (see the load average for other jobs on them): absolute numbers are this "
       "machine's at that load; ratios in one run are the comparison." % (
           data["chunk_target_tokens"], data["queries"], data["k"], data["requests"],
           " ".join("%.1f" % x for x in data["load_before"]),
