@@ -134,13 +134,19 @@ static const char schema_sql[] =
     " UNIQUE (document_id, ordinal));"
     "CREATE INDEX IF NOT EXISTS chunks_checksum ON chunks(checksum);"
     "CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks(document_id);"
+    /* A rowid table with a unique index, not a WITHOUT ROWID table keyed by the checksum: its
+     * 4 KiB rows are appended in insertion order (the last leaf and fresh overflow pages)
+     * instead of landing on random leaves of a key-ordered tree that every later transaction
+     * rewrites, and only the small index entries go in checksum order: ingest CPU x0.90
+     * (bench/NOTES.md, session 4 part B). Stores created before keep their WITHOUT ROWID table:
+     * every statement here reads and writes both layouts alike. */
     "CREATE TABLE IF NOT EXISTS embeddings ("
     " checksum TEXT NOT NULL,"
     " model TEXT NOT NULL,"
     " dims INTEGER NOT NULL,"
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
-    " PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;"
+    " UNIQUE (checksum, model, dims));"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4');";
 
 /* Migrations from each older schema version to the current one, applied in order. */
@@ -723,6 +729,14 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
             sqlite3_file_control(s->writer, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
             rc = db_exec(s->writer, "PRAGMA journal_size_limit = 4194304", what, err);
         }
+        /* Checkpoints every 4096 WAL pages (4 KiB each) instead of SQLite's 1000:
+         * an ingest rewrites the same pages (FTS5 segments and their merges, b-tree interior
+         * pages, the counts row) in transaction after transaction, and a checkpoint copies only
+         * a page's last version into the database, so fewer checkpoints write (and read back)
+         * less: ingest CPU x0.93 (bench/NOTES.md, session 4 part B). The WAL grows to about
+         * 16 MiB between checkpoints; journal_size_limit still cuts it back after each. */
+        if (rc == RAGD_OK)
+            rc = db_exec(s->writer, "PRAGMA wal_autocheckpoint = 4096", what, err);
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
         if (rc == RAGD_OK) rc = fts_apply(s, what, err);
         if (rc == RAGD_OK && s->fts) rc = db_exec(s->writer, RAGD_FTS_TITLES_TRIGGER, what, err);

@@ -10,7 +10,8 @@
  * only: untouched pages are not resident), copies the old contents in slices, and returns each
  * slice's whole pages to the kernel (madvise MADV_DONTNEED) as soon as it is copied, so the
  * peak is the vectors plus one slice. The caller holds the index's write lock (nothing reads
- * the old block while it is emptied).
+ * the old block while it is emptied). A large new block is advised to use transparent huge
+ * pages (advise_huge): filling it then takes a fault per 2 MiB instead of per 4 KiB.
  */
 #include "store_grow_int.h"
 
@@ -31,6 +32,21 @@ namespace {
 /* Bytes copied between two releases of the old block's pages. */
 constexpr size_t SLICE_BYTES = 8u << 20;
 
+/* Bytes of a transparent huge page (x86-64, arm64 with 4 KiB pages). */
+constexpr uintptr_t HUGE_BYTES = 2u << 20;
+
+/* Asks for transparent huge pages over the whole huge pages inside [p, p + bytes), when there
+ * are at least two: the block is filled front to back as vectors are added, and each first touch
+ * of a 4 KiB page costs a page fault (most of an ingest's kernel time in a VM; bench/NOTES.md,
+ * session 4 part B: ingest CPU x0.88). Only touched huge pages become resident, so RSS grows by
+ * at most the one partly filled huge page. Advice only: a kernel without THP ignores it. */
+void advise_huge(void *p, size_t bytes)
+{
+    uintptr_t a = ((uintptr_t)p + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
+    uintptr_t e = ((uintptr_t)p + bytes) & ~(HUGE_BYTES - 1);
+    if (e > a && e - a >= 2 * HUGE_BYTES) madvise((void *)a, e - a, MADV_HUGEPAGE);
+}
+
 /* Grows v's capacity to at least cap: a new block, the old contents copied slice by slice, each
  * copied slice's whole pages of the old block released at once. v's contents are unchanged.
  * Throws std::bad_alloc before anything is changed when the block cannot be had; nothing after
@@ -41,6 +57,7 @@ void grow(std::vector<T> &v, size_t cap, size_t slice_bytes)
     if (v.capacity() >= cap) return;
     std::vector<T> bigger;
     bigger.reserve(cap);
+    advise_huge(bigger.data(), cap * sizeof(T));
     const size_t n = v.size();
     const size_t step = std::max<size_t>(1, slice_bytes / sizeof(T));
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1537,6 +1538,104 @@ static void test_fts_rows_per_transaction(void **state)
                                      "(SELECT count(*) FROM chunks)"), 1);
 }
 
+/* Puts two vectors for one text (the second ignored), one for another, a chunk for each, and
+ * checks what get, vectors_each and the counts see. */
+static void embeddings_round_trip(fixture *f)
+{
+    ragd_err err = {0};
+    store_db *db = open_store(f);
+    put_embedding(db, "layout one", 1.0f);
+    put_embedding(db, "layout one", 9.0f); /* same checksum, model, dims: kept the first */
+    put_embedding(db, "layout two", 2.0f);
+    int64_t doc = put_doc(db, "/d/layout.md", "Layout");
+    int64_t one = put_chunk(db, doc, 0, "layout one");
+    int64_t two = put_chunk(db, doc, 1, "layout two");
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of("layout one", sum);
+    float got[RAGD_TEST_DIMS] = {0};
+    int found = 0;
+    assert_int_equal(store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, got, &found,
+                                            &err), RAGD_OK);
+    assert_true(found);
+    assert_true(got[0] == 1.0f && got[1] == 1.5f && got[2] == -1.0f && got[3] == 0.25f);
+    assert_int_equal(store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS + 1, got,
+                                            &found, &err), RAGD_OK);
+    assert_false(found);
+    seen_vectors seen = {0};
+    size_t missing = 99;
+    assert_int_equal(store_db_vectors_each(db, "test-model", RAGD_TEST_DIMS, collect_vector,
+                                           &seen, &missing, &err), RAGD_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(missing, 0);
+    assert_true(seen.ids[0] == one && seen.first[0] == 1.0f);
+    assert_true(seen.ids[1] == two && seen.first[1] == 2.0f);
+    stats_expect(db, 1, 2, 2);
+}
+
+/* A new store's embeddings are a rowid table with a unique index (rows appended in insertion
+ * order); a store created with the WITHOUT ROWID table keyed by checksum (ragd before session 4)
+ * keeps it, and both behave alike. */
+static void test_embeddings_layouts(void **state)
+{
+    fixture *f = *state;
+    embeddings_round_trip(f);
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                     "'embeddings' AND sql LIKE '%WITHOUT ROWID%'"), 0);
+    assert_int_equal(raw_int(f->dir, "SELECT max(rowid) FROM embeddings"), 2);
+    store_db_close(f->db);
+    f->db = NULL;
+    assert_int_equal(test_tree_remove(f->dir), 0);
+    assert_int_equal(test_tmpdir_make(f->dir, sizeof f->dir, "store"), 0);
+
+    /* the older layout, as an older ragd created it */
+    raw_exec(f->dir, "CREATE TABLE embeddings (checksum TEXT NOT NULL, model TEXT NOT NULL, "
+                     "dims INTEGER NOT NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL, "
+                     "PRIMARY KEY (checksum, model, dims)) WITHOUT ROWID;");
+    embeddings_round_trip(f);
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                     "'embeddings' AND sql LIKE '%WITHOUT ROWID%'"), 1);
+}
+
+/* Size of the fixture store's WAL file in bytes (0 when absent). */
+static long long wal_bytes(const fixture *f)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3-wal", f->dir);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* The writer checkpoints every 4096 WAL pages, not every 1000 (SQLite's default): a WAL of
+ * more than 8 MiB builds up before the first checkpoint, and the checkpoints still bound it
+ * (about 16 MiB plus one transaction). */
+static void test_wal_checkpoint_interval(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    store_db *db = open_store(f);
+    enum { dims = 1024, per_tx = 250 };
+    static float vec[dims];
+    long long peak = 0, after_12 = 0;
+    for (int tx = 0; tx < 28; tx++) { /* ~1 MiB of vectors a transaction */
+        assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+        for (int i = 0; i < per_tx; i++) {
+            char sum[32];
+            snprintf(sum, sizeof sum, "wal-%d-%d", tx, i);
+            for (int d = 0; d < dims; d++) vec[d] = (float)(tx * per_tx + i + d);
+            assert_int_equal(store_db_embedding_put(db, sum, "wal-model", dims, vec, &err),
+                             RAGD_OK);
+        }
+        assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+        long long now = wal_bytes(f);
+        if (now > peak) peak = now;
+        if (tx == 11) after_12 = now;
+    }
+    assert_true(after_12 > 8LL * 1024 * 1024); /* 1000 pages would have checkpointed at ~4 MiB */
+    assert_true(peak < 20LL * 1024 * 1024);    /* ... and 4096 pages still do */
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM embeddings WHERE model = 'wal-model'"),
+                     28 * per_tx);
+}
+
 /* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
 
 /* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
@@ -1666,6 +1765,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunk_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embeddings_layouts, setup, teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
     };
