@@ -27,6 +27,10 @@
 
 static json_t *json_or(const char *text, json_t *fallback)
 {
+    /* most chunks have no tags and no metadata: "[]" and "{}" need no parser (nor its buffers) */
+    if (text && ((json_is_array(fallback) && strcmp(text, "[]") == 0) ||
+                 (json_is_object(fallback) && strcmp(text, "{}") == 0)))
+        return fallback;
     json_t *v = text ? json_loads(text, 0, NULL) : NULL;
     if (v == NULL) return fallback;
     json_decref(fallback);
@@ -39,6 +43,49 @@ static json_t *side_score(int rank, double score)
     return rank > 0 ? json_real(score) : json_null();
 }
 
+/* Returns: result rank's object with its first fields (what json_pack "{s:I, s:f, s:s, ...}"
+ * built, in the same order, without parsing a format per result): new, or NULL when a string is
+ * missing or not UTF-8, or on OOM (as json_pack failed). */
+static json_t *result_object(size_t rank, const engine_result *r, const store_hit *h)
+{
+    json_t *tags = json_or(h->tags_json, json_array());
+    json_t *metadata = json_or(h->metadata_json, json_object());
+    const struct {
+        const char *key;
+        json_t *value;
+    } fields[] = {
+        {"rank", json_integer((json_int_t)rank)},
+        {"score", json_real(r->score)},
+        {"text", h->text ? json_string(h->text) : NULL},
+        {"source", h->source ? json_string(h->source) : NULL},
+        {"title", h->title ? json_string(h->title) : NULL},
+        {"heading", h->heading ? json_string(h->heading) : NULL},
+        {"chunk", json_integer(h->ordinal)},
+        {"chunk_id", json_integer((json_int_t)h->chunk_id)},
+        {"document_id", json_integer((json_int_t)h->document_id)},
+        {"tokens", json_integer((json_int_t)h->tokens)},
+        {"char_start", json_integer((json_int_t)h->char_start)},
+        {"char_end", json_integer((json_int_t)h->char_end)},
+        {"tags", tags},
+        {"metadata", metadata},
+    };
+    size_t n = sizeof fields / sizeof fields[0];
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++) {
+        if (o == NULL) { /* failed before: the values left are freed here */
+            json_decref(fields[i].value);
+            continue;
+        }
+        /* json_object_set_new_nocheck steals the value even when it fails */
+        if (fields[i].value == NULL ||
+            json_object_set_new_nocheck(o, fields[i].key, fields[i].value) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 json_t *http_answer_json(const engine_query *q, const engine_answer *a)
 {
     json_t *results = json_array();
@@ -46,14 +93,7 @@ json_t *http_answer_json(const engine_query *q, const engine_answer *a)
     for (size_t i = 0; i < a->count; i++) {
         const engine_result *r = &a->results[i];
         const store_hit *h = &r->hit;
-        json_t *o = json_pack(
-            "{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "rank",
-            (json_int_t)(i + 1), "score", r->score, "text", h->text, "source", h->source, "title",
-            h->title, "heading", h->heading, "chunk", h->ordinal, "chunk_id",
-            (json_int_t)h->chunk_id, "document_id", (json_int_t)h->document_id, "tokens",
-            (json_int_t)h->tokens, "char_start", (json_int_t)h->char_start, "char_end",
-            (json_int_t)h->char_end, "tags", json_or(h->tags_json, json_array()), "metadata",
-            json_or(h->metadata_json, json_object()));
+        json_t *o = result_object(i + 1, r, h);
         if (o) {
             json_object_set_new(o, "vector_score", side_score(r->vector_rank, r->vector_score));
             json_object_set_new(o, "keyword_score", side_score(r->keyword_rank, r->keyword_score));

@@ -40,7 +40,9 @@ typedef struct pool {
     pthread_t *threads;
     size_t count, started;
     pthread_mutex_t mu;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* workers: a job queued, or stop */
+    pthread_cond_t idle; /* pool_wait_idle: a job finished (apart from cond, so that the end of
+                          * each job does not wake every idle worker to find nothing queued) */
     pool_job *head, *tail;
     int stop;
     int running; /* jobs being run */
@@ -144,7 +146,7 @@ static void *pool_main(void *arg)
         free(j);
         pthread_mutex_lock(&p->mu);
         p->running--;
-        pthread_cond_broadcast(&p->cond);
+        pthread_cond_broadcast(&p->idle);
         pthread_mutex_unlock(&p->mu);
     }
 }
@@ -172,8 +174,10 @@ static int pool_push(pool *p, http_exchange *x, const http_reply *task)
     if (p->tail) p->tail->next = j;
     else p->head = j;
     p->tail = j;
-    pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->mu);
+    /* Signalled after the unlock: a worker woken under the lock would block on it at once. The
+     * condition lives until pool_free, after the last push. */
+    pthread_cond_signal(&p->cond);
     return 0;
 }
 
@@ -182,6 +186,7 @@ static int pool_start(pool *p, http_server *s, size_t n)
     p->server = s;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->idle, NULL);
     p->inited = 1;
     p->threads = calloc(n, sizeof *p->threads);
     if (p->threads == NULL) return -1;
@@ -200,7 +205,7 @@ static int pool_wait_idle(pool *p, const struct timespec *deadline)
     pthread_mutex_lock(&p->mu);
     /* a job's exchange can end (in flight 0) a moment before the job itself returns */
     while ((p->running > 0 || p->head != NULL) &&
-           pthread_cond_timedwait(&p->cond, &p->mu, deadline) != ETIMEDOUT) {
+           pthread_cond_timedwait(&p->idle, &p->mu, deadline) != ETIMEDOUT) {
     }
     int n = p->running + (p->head != NULL);
     pthread_mutex_unlock(&p->mu);
@@ -228,6 +233,7 @@ static void pool_free(pool *p)
     if (!p->inited) return;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cond);
+    pthread_cond_destroy(&p->idle);
     p->inited = 0;
 }
 
@@ -315,9 +321,10 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
         if (t != NULL) {
             *t = (task){.server = s, .x = r->task_detached ? NULL : x, .run = r->task_run,
                         .arg = r->task_arg};
-            if (t->x) http_exchange_ref(x);
+            /* read before the start: the thread frees t, maybe before thread_start returns */
+            int later = t->x != NULL;
+            if (later) http_exchange_ref(x);
             if (thread_start(s, task_thread, t, 0, &stopping) == 0) {
-                int later = t->x != NULL;
                 r->task_run = NULL;
                 if (later) {
                     json_decref(r->body);
@@ -326,7 +333,7 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
                 }
                 return later;
             }
-            if (t->x) http_exchange_unref(x);
+            if (later) http_exchange_unref(x);
             free(t);
         }
     }

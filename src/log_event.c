@@ -209,9 +209,13 @@ int log_event_write(log_event *w, const char *line, size_t len)
     size_t slot = (w->head + w->count) % w->capacity;
     w->ring[slot] = copy;
     w->lens[slot] = len + 1;
-    w->count++;
-    pthread_cond_signal(&w->work);
+    /* Only the first line into an empty queue wakes the writer: it takes every queued line
+     * before it waits again, so a wake per line under load was spent finding them taken. The
+     * signal follows the unlock, or the woken writer blocks on the lock at once (the condition
+     * outlives every write: log_event_close runs after the last one). */
+    int wake = ++w->count == 1;
     pthread_mutex_unlock(&w->mu);
+    if (wake) pthread_cond_signal(&w->work);
     return 0;
 }
 

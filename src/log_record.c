@@ -85,8 +85,11 @@ static void event_emit(json_t *o)
 {
     log_event *w = log_event_global();
     if (o != NULL && w != NULL) {
-        char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        if (text != NULL) log_event_write(w, text, strlen(text));
+        size_t len = 0; /* json_dumps's text, written faster (src/util_json.c) */
+        char *text = util_json_text(o, 1, &len);
+        if (text == NULL && (text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII)) != NULL)
+            len = strlen(text);
+        if (text != NULL) log_event_write(w, text, len);
         else metrics_counter_add(RAGD_METRIC_LOG_DROPPED, 1);
         free(text);
     }

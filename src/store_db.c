@@ -227,6 +227,10 @@ typedef struct store_reader {
     int fts_own;                  /* ragd_bm25 is registered on this connection */
     sqlite3_stmt *fts_row;        /* a chunk's indexed columns */
     sqlite3_stmt *chunk_tokens;   /* a chunk's token count, prepared at first use */
+    /* term statistics (store_db_fts_terms): kept, as preparing them took about half its time */
+    sqlite3_stmt *fts_total;  /* the chunks counted */
+    sqlite3_stmt *fts_span;   /* the lowest and highest chunk id */
+    sqlite3_stmt *fts_in_top; /* a phrase in one chunk (without the in-memory tokenizer) */
     store_fts_tokenizer *fts_tok; /* chunks_fts's tokenizer (NULL: none, see fts_tok_tried) */
     int fts_tok_tried;
 } store_reader;
@@ -768,6 +772,9 @@ static void reader_close(store_reader *r)
     sqlite3_finalize(r->fts_rank_own);
     sqlite3_finalize(r->fts_row);
     sqlite3_finalize(r->chunk_tokens);
+    sqlite3_finalize(r->fts_total);
+    sqlite3_finalize(r->fts_span);
+    sqlite3_finalize(r->fts_in_top);
     store_fts_tokenizer_free(r->fts_tok);
     sqlite3_close_v2(r->db);
     free(r);
@@ -2200,16 +2207,18 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
     if (rc == RAGD_OK) rc = fts_generation(r, &gen, NULL, err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, s->counts ? "SELECT n FROM ragd_counts WHERE name = 'chunks'"
-                                      : "SELECT count(*) FROM chunks",
-                         "term statistics", &all, err);
+        rc = fts_reader_stmt(r, &r->fts_total,
+                             s->counts ? "SELECT n FROM ragd_counts WHERE name = 'chunks'"
+                                       : "SELECT count(*) FROM chunks",
+                             &all, err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)",
-                         "term statistics", &span,
-                         err);
+        rc = fts_reader_stmt(r, &r->fts_span,
+                             "SELECT (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)",
+                             &span, err);
     if (rc == RAGD_OK)
-        rc = fts_prepare(r, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND "
-                            "rowid = ?2", "term statistics", &in_top, err);
+        rc = fts_reader_stmt(r, &r->fts_in_top,
+                             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 AND "
+                             "rowid = ?2", &in_top, err);
     if (!r->fts_tok_tried) { /* once per connection; without it, one FTS5 query per pair */
         r->fts_tok = store_fts_tokenizer_new(r->db);
         r->fts_tok_tried = 1;
@@ -2259,10 +2268,13 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     /* Which terms each top chunk holds: its indexed columns tokenized as FTS5 does. */
     for (size_t j = 0; rc == RAGD_OK && r->fts_tok && j < top_n; j++)
         rc = fts_row_terms(r, phrases, n, top_ids[j], j, top_mask, err);
+    if (all) sqlite3_reset(all);
+    if (span) sqlite3_reset(span);
+    if (in_top) {
+        sqlite3_reset(in_top);
+        sqlite3_clear_bindings(in_top);
+    }
     if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "term statistics: commit", err);
-    sqlite3_finalize(all);
-    sqlite3_finalize(span);
-    sqlite3_finalize(in_top);
     reader_release(s, r);
     return rc;
 }

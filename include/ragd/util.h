@@ -34,6 +34,13 @@ void util_buf_free(util_buf *b);
 /* Writes the lowercase hex SHA-256 of data (65 bytes with the NUL) into out. */
 void util_sha256_hex(const void *data, size_t len, char out[UTIL_SHA256_HEX_LEN + 1]);
 
+struct json_t;
+/* Returns: v's compact JSON text (src/util_json.c), byte for byte json_dumps(v, JSON_COMPACT |
+ * (ensure_ascii ? JSON_ENSURE_ASCII : 0)), new (free()), its length in *len (len may be NULL);
+ * NULL when v is not an object or array, a string in it is not UTF-8, it nests deeper than the
+ * writer goes, or on OOM: then use json_dumps, which decides as it always did. v is borrowed. */
+char *util_json_text(const struct json_t *v, int ensure_ascii, size_t *len);
+
 /* Returns: 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
 int util_utf8_valid(const char *s, size_t len);
 

@@ -564,6 +564,31 @@ static void test_retrieve_filter_errors(void **state)
 
 /* ---- POST /retrieve answers ---------------------------------------------------------------- */
 
+/* The reply text of real /retrieve answers (hybrid, vector, keyword) is json_dumps's text. */
+static void test_retrieve_reply_text(void **state)
+{
+    fixture *f = *state;
+    static const char *const bodies[] = {
+        "{\"query\": \"how many days to request a refund\", \"k\": 3}",
+        "{\"query\": \"refund \\\"policy\\\"\\n days\", \"k\": 5, \"mode\": \"vector\"}",
+        "{\"query\": \"refund\", \"mode\": \"keyword\", \"diversity\": true}",
+        "{\"query\": \"zzzz qqqq unknown words\"}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        http_reply r = retrieve(f, bodies[i]);
+        assert_int_equal(r.status, 200);
+        char *want = json_dumps(r.body, JSON_COMPACT);
+        char *got = util_json_text(r.body, 0, NULL);
+        assert_non_null(want);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        json_decref(r.body);
+        free(r.text);
+    }
+}
+
 static void test_retrieve_happy_path(void **state)
 {
     fixture *f = *state;
@@ -1124,6 +1149,136 @@ static void test_dispatch_auth(void **state)
     }
 }
 
+/* ---- reply text (src/util_json.c) ---------------------------------------------------------- */
+
+/* Asserts that util_json_text(v) is byte for byte json_dumps(v, JSON_COMPACT), with and
+ * without JSON_ENSURE_ASCII (the log's lines). */
+static void json_text_check(const json_t *v)
+{
+    for (int ascii = 0; ascii <= 1; ascii++) {
+        char *want = json_dumps(v, JSON_COMPACT | (ascii ? JSON_ENSURE_ASCII : 0));
+        size_t len = 0;
+        char *got = util_json_text(v, ascii, &len);
+        assert_non_null(want);
+        assert_non_null(got);
+        if (strcmp(want, got) != 0)
+            fail_msg("util_json_text (ascii %d): %s\njson_dumps: %s", ascii, got, want);
+        assert_int_equal(len, strlen(want));
+        free(want);
+        free(got);
+    }
+}
+
+static uint64_t json_rand_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t json_rand(void)
+{
+    json_rand_state ^= json_rand_state << 13;
+    json_rand_state ^= json_rand_state >> 7;
+    json_rand_state ^= json_rand_state << 17;
+    return json_rand_state;
+}
+
+static void test_json_text_as_jansson(void **state)
+{
+    (void)state;
+    /* strings: every control character, quotes, backslash, slash, DEL, 2/3/4-byte UTF-8, NUL */
+    char all[160];
+    size_t n = 0;
+    for (int c = 1; c < 0x20; c++) all[n++] = (char)c;
+    memcpy(all + n, "\"\\/\x7f plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end", 29);
+    n += 29;
+    json_t *o = json_object();
+    json_object_set_new(o, "all", json_stringn(all, n));
+    json_object_set_new(o, "nul", json_stringn("a\0b", 3));
+    /* the edges of each UTF-8 length: U+0080, U+07FF, U+0800, U+FFFF, U+10000, U+10FFFF */
+    json_object_set_new(o, "uni \xc3\xa9", json_string("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf "
+                                                    "\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf"));
+    json_object_set_new(o, "empty", json_string(""));
+    json_object_set_new(o, "key \"with\"\n escapes\\", json_true());
+    json_object_set_new(o, "f", json_false());
+    json_object_set_new(o, "n", json_null());
+    json_object_set_new(o, "ea", json_array());
+    json_object_set_new(o, "eo", json_object());
+    json_object_set_new(o, "nested", json_pack("{s:[i,{s:[]},[[]]], s:{s:{s:s}}}", "a", 1, "b",
+                                               "c", "d", "e", "f"));
+    static const json_int_t ints[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007};
+    json_t *ia = json_array();
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        json_array_append_new(ia, json_integer(ints[i]));
+    json_object_set_new(o, "ints", ia);
+    /* reals: integral values get ".0", exponents lose "+" and leading zeros */
+    static const double reals[] = {0.0,   -0.0,   0.1,     1.0 / 3,  3.0,     -2.5,  1e16,
+                                   1e17,  1e20,   1e-5,    2.5e-7,   1e300,   1e-300, 5e-324,
+                                   1.7976931348623157e308, 123456789012345678.0, 0.45312};
+    json_t *ra = json_array();
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        json_array_append_new(ra, json_real(reals[i]));
+    for (int i = 0; i < 2000; i++) { /* random finite bit patterns and random scores */
+        uint64_t bits = json_rand();
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        if (d == d && d - d == 0.0) json_array_append_new(ra, json_real(d));
+        json_array_append_new(ra, json_real((double)(json_rand() >> 11) / 9007199254740992.0));
+    }
+    json_object_set_new(o, "reals", ra);
+    json_text_check(o);
+    json_text_check(json_object_get(o, "ints"));
+    json_decref(o);
+}
+
+static void test_json_text_refuses(void **state)
+{
+    (void)state;
+    /* not a container: json_dumps refuses it without JSON_ENCODE_ANY, and so does the writer */
+    json_t *s = json_string("x");
+    assert_null(util_json_text(s, 0, NULL));
+    json_decref(s);
+    assert_null(util_json_text(NULL, 0, NULL));
+    /* a string that is not UTF-8 (only the unchecked constructor makes one): NULL, as json_dumps */
+    json_t *a = json_array();
+    json_array_append_new(a, json_stringn_nocheck("bad \xff byte", 10));
+    assert_null(util_json_text(a, 1, NULL));
+    assert_null(json_dumps(a, JSON_COMPACT));
+    json_decref(a);
+    /* random bytes, at every alignment of the 8-byte scan: the writer refuses exactly the
+     * strings json_dumps refuses, and writes the others as it does, in both modes */
+    static const unsigned char pick[] = {'a', ' ', '"', '\\', '/', 0x01, 0x1f, 0x7f, 0x80,
+                                         0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4,
+                                         0xf5, 0xff, 0xa0, 0x90, 0x8f, 'z'};
+    for (int round = 0; round < 3000; round++) {
+        char bytes[40];
+        size_t n = (size_t)(json_rand() % sizeof bytes);
+        for (size_t i = 0; i < n; i++)
+            bytes[i] = json_rand() % 3 ? 'x' : (char)pick[json_rand() % sizeof pick];
+        json_t *arr = json_array();
+        json_array_append_new(arr, json_stringn_nocheck(bytes, n));
+        for (int ascii = 0; ascii <= 1; ascii++) {
+            char *want = json_dumps(arr, JSON_COMPACT | (ascii ? JSON_ENSURE_ASCII : 0));
+            char *got = util_json_text(arr, ascii, NULL);
+            if ((want == NULL) != (got == NULL) || (want && strcmp(want, got) != 0))
+                fail_msg("round %d ascii %d: json_dumps %s, util_json_text %s", round, ascii,
+                         want ? want : "NULL", got ? got : "NULL");
+            free(want);
+            free(got);
+        }
+        json_decref(arr);
+    }
+    /* deeper than the writer goes: NULL (the caller then uses json_dumps, which writes it) */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < 100; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    assert_null(util_json_text(deep, 0, NULL));
+    char *text = json_dumps(deep, JSON_COMPACT);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), 202);
+    free(text);
+    json_decref(deep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1141,6 +1296,9 @@ int main(void)
         cmocka_unit_test(test_retrieve_k_and_score_errors),
         cmocka_unit_test(test_retrieve_filter_errors),
         cmocka_unit_test(test_retrieve_happy_path),
+        cmocka_unit_test(test_retrieve_reply_text),
+        cmocka_unit_test(test_json_text_as_jansson),
+        cmocka_unit_test(test_json_text_refuses),
         cmocka_unit_test(test_retrieve_rag_disabled),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_root_and_unknown),
