@@ -35,7 +35,6 @@
 #include "embed_int.h"
 #include "ragd/embed.h"
 
-#define RAGD_EMBED_LOCAL_MODEL "ragd-local-v1"
 #define RAGD_EMBED_LOCAL_MAX_BATCH 256
 
 /* Per-kind hash seeds. Changing any of them changes every vector: bump the model name. */

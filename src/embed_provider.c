@@ -5,10 +5,72 @@
  * and "auto" (openai when an API key is configured, else local). Also the counters every
  * provider keeps, read for /health and /metrics.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ragd/embed.h"
 #include "ragd/log.h"
+#include "ragd/util.h"
+
+/* Models whose vectors are a pure function of (text, dims): recomputed, never stored. */
+static const struct {
+    const char *model;
+    embed_vector_fn fn;
+} recomputable[] = {
+    {RAGD_EMBED_LOCAL_MODEL, embed_local_vector},
+};
+
+embed_vector_fn embed_recompute_for(const char *model)
+{
+    for (size_t i = 0; model != NULL && i < sizeof recomputable / sizeof recomputable[0]; i++)
+        if (strcmp(recomputable[i].model, model) == 0) return recomputable[i].fn;
+    return NULL;
+}
+
+ragd_rc embed_chunk_recompute(const char *model, int dims, const char *checksum,
+                              const char *heading, const char *text, size_t len, float *out,
+                              ragd_err *err)
+{
+    embed_vector_fn fn = embed_recompute_for(model);
+    if (fn == NULL)
+        return ragd_err_set(err, RAGD_ERR_STORE,
+                            "corrupt embedding for chunk checksum %s: no vector bytes, and model "
+                            "'%s' cannot recompute one", checksum, model);
+    if (text == NULL)
+        return ragd_err_set(err, RAGD_ERR_STORE, "embedding for chunk checksum %s: no vector "
+                            "bytes and no chunk text to recompute them from", checksum);
+    char *in = embed_chunk_input(heading, text, len);
+    if (in == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "recompute embedding: out of memory");
+    size_t in_len = strlen(in);
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    util_sha256_hex(in, in_len, sum);
+    ragd_rc rc = RAGD_OK;
+    if (strcmp(sum, checksum) != 0)
+        rc = ragd_err_set(err, RAGD_ERR_STORE,
+                          "embedding for chunk checksum %s: the chunk's text hashes to %s; "
+                          "re-ingest with --reset to repair", checksum, sum);
+    else
+        fn(in, in_len, dims, out);
+    free(in);
+    return rc;
+}
+
+/* The heading path gives the chunk its context (measured: a context line is worth several
+ * points of recall, docs/EMBEDDER.md). A chunk without headings is embedded as its text alone:
+ * the heading path comes from the content, so identical text is still embedded once however many
+ * documents (and file names) hold it. */
+char *embed_chunk_input(const char *heading, const char *text, size_t len)
+{
+    util_buf b = {0};
+    int bad = 0;
+    if (heading != NULL && heading[0])
+        bad = util_buf_puts(&b, heading) != 0 || util_buf_append(&b, "\n\n", 2) != 0;
+    if (bad || util_buf_append(&b, text, len) != 0) {
+        util_buf_free(&b);
+        return NULL;
+    }
+    return util_buf_steal(&b);
+}
 
 ragd_rc embed_provider_new(const ragd_cfg *cfg, embed_provider **out, ragd_err *err)
 {

@@ -107,23 +107,6 @@ char *engine_ingest_report_json(const engine_ingest_report *r)
     return s;
 }
 
-/* The text a chunk is embedded as: its heading path gives the chunk its context (measured: a
- * context line is worth several points of recall, docs/EMBEDDER.md), then the chunk text. A
- * chunk without headings is embedded as its text alone: the heading path comes from the content,
- * so identical text is still embedded once however many documents (and file names) hold it.
- * Returns: new string (free()). */
-static char *embed_input(const char *heading, const char *text, size_t len)
-{
-    util_buf b = {0};
-    int bad = 0;
-    if (heading[0]) bad = util_buf_puts(&b, heading) != 0 || util_buf_append(&b, "\n\n", 2) != 0;
-    if (bad || util_buf_append(&b, text, len) != 0) {
-        util_buf_free(&b);
-        return NULL;
-    }
-    return util_buf_steal(&b);
-}
-
 /* Per-document work prepared outside any lock: chunks, their embedding inputs, checksums and
  * vectors. */
 typedef struct doc_work {
@@ -261,7 +244,7 @@ static ragd_rc prefetch_file(prefetch_todo *t, const ingest_file *f, int single,
     }
     for (size_t i = 0; rc == RAGD_OK && i < chunks.count; i++) {
         const ingest_chunk *c = &chunks.items[i];
-        char *in = embed_input(c->heading, doc.text + c->start, c->end - c->start);
+        char *in = embed_chunk_input(c->heading, doc.text + c->start, c->end - c->start);
         if (in == NULL) {
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
             break;
@@ -459,7 +442,7 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, prefetch *pf, engine_ingest_r
     }
     for (size_t i = 0; i < n && rc == RAGD_OK; i++) {
         const ingest_chunk *c = &w->chunks.items[i];
-        inputs[i] = embed_input(c->heading, w->doc.text + c->start, c->end - c->start);
+        inputs[i] = embed_chunk_input(c->heading, w->doc.text + c->start, c->end - c->start);
         if (inputs[i] == NULL) {
             rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
             break;
@@ -476,6 +459,12 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, prefetch *pf, engine_ingest_r
         int found = 0;
         rc = store_embedding_get(e->st, w->checksums[i], e->embedder->model, dims,
                                     w->vectors + i * (size_t)dims, &found, err);
+        if (rc == RAGD_OK && found == RAGD_EMBEDDING_UNSTORED) {
+            const ingest_chunk *c = &w->chunks.items[i];
+            rc = embed_chunk_recompute(e->embedder->model, dims, w->checksums[i], c->heading,
+                                       w->doc.text + c->start, c->end - c->start,
+                                       w->vectors + i * (size_t)dims, err);
+        }
         if (rc != RAGD_OK) break;
         if (found) {
             if (prefetch_claim(pf, w->checksums[i]))

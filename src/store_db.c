@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "ragd/embed.h"
 #include "ragd/log.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
@@ -35,7 +36,7 @@
 #endif
 
 #define RAGD_STORE_DB_FILE "ragd.sqlite3"
-#define RAGD_STORE_SCHEMA_VERSION 4
+#define RAGD_STORE_SCHEMA_VERSION 5
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
 
@@ -59,6 +60,7 @@ enum {
     RAGD_STMT_EMBEDDING_PUT,
     RAGD_STMT_VECTORS_EACH,
     RAGD_STMT_FTS_ADD,
+    RAGD_STMT_CHUNK_INPUT,
     RAGD_STMT_COUNT
 };
 
@@ -95,14 +97,18 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
         "SELECT vector FROM embeddings WHERE checksum = ?1 AND model = ?2 AND dims = ?3",
     [RAGD_STMT_EMBEDDING_PUT] = "INSERT OR IGNORE INTO embeddings(checksum, model, dims, vector, "
                                 "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* heading and text only for a row without vector bytes (recomputed: embed_chunk_recompute) */
     [RAGD_STMT_VECTORS_EACH] =
-        "SELECT c.id, c.checksum, e.vector FROM chunks c LEFT JOIN embeddings e "
+        "SELECT c.id, c.checksum, e.vector, CASE WHEN length(e.vector) = 0 THEN c.heading END, "
+        "CASE WHEN length(e.vector) = 0 THEN c.text END FROM chunks c LEFT JOIN embeddings e "
         "ON e.checksum = c.checksum AND e.model = ?1 AND e.dims = ?2 ORDER BY c.id",
     /* the keyword index rows of the chunks a transaction inserted (see fts_pending_add) */
     [RAGD_STMT_FTS_ADD] =
         "INSERT INTO chunks_fts(rowid, title, heading, text) SELECT c.id, coalesce(d.title, ''), "
         "c.heading, c.text FROM chunks c LEFT JOIN documents d ON d.id = c.document_id "
         "WHERE c.id BETWEEN ?1 AND ?2",
+    /* a chunk whose embedding input has this checksum, to recompute a vector from */
+    [RAGD_STMT_CHUNK_INPUT] = "SELECT heading, text FROM chunks WHERE checksum = ?1 LIMIT 1",
 };
 
 static const char schema_sql[] =
@@ -147,7 +153,7 @@ static const char schema_sql[] =
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " UNIQUE (checksum, model, dims));"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4');";
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '5');";
 
 /* Migrations from each older schema version to the current one, applied in order. */
 static const char migrate_1_to_2_sql[] =
@@ -211,6 +217,13 @@ static const char migrate_2_to_3_sql[] =
 static const char migrate_3_to_4_sql[] =
     "DROP TRIGGER IF EXISTS chunks_fts_insert;"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '4');";
+
+/* Schema 5: an embeddings row of a recomputable model (embed_recompute_for: the local embedder)
+ * may hold a zero-length vector, meaning "recompute from the text of a chunk with this
+ * checksum" (store_db_embedding_put). The tables are unchanged and rows with bytes are read as
+ * before; an older ragd refuses a schema 5 store (it would call those rows corrupt). */
+static const char migrate_4_to_5_sql[] =
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '5');";
 
 /* A pooled reader connection with its own cached statements. */
 typedef struct store_reader {
@@ -582,6 +595,12 @@ static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
         RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 3 -> 4 (keyword index filled per "
                  "transaction)", s->db_path);
         rc = db_exec(s->writer, migrate_3_to_4_sql, what, err);
+        if (rc == RAGD_OK) version = 4;
+    }
+    if (rc == RAGD_OK && version == 4) {
+        RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 4 -> 5 (the local embedder's "
+                 "vectors recomputed, not stored)", s->db_path);
+        rc = db_exec(s->writer, migrate_4_to_5_sql, what, err);
     } else if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION) {
         rc = db_exec(s->writer, schema_sql, what, err);
     }
@@ -1301,6 +1320,32 @@ static ragd_rc embedding_corrupt(const char *checksum, const char *model, int by
                         checksum, model, bytes, dims * 4, dims);
 }
 
+/* embedding_get of a row without vector bytes: recomputed from a chunk with that checksum.
+ * Returns: RAGD_OK and *found 1 (out filled), or *found RAGD_EMBEDDING_UNSTORED when no chunk
+ * holds the checksum any more (a row kept by a reset or an interrupted ingest: its caller has
+ * the text and recomputes it, the same work). */
+static ragd_rc embedding_recompute_get(store_db *s, const char *checksum, const char *model,
+                                       int dims, float *out, int *found, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    ragd_rc rc = writer_stmt(s, RAGD_STMT_CHUNK_INPUT, &st, err);
+    if (rc != RAGD_OK) return rc;
+    sqlite3_bind_text(st, 1, checksum, -1, SQLITE_STATIC);
+    int code = sqlite3_step(st);
+    *found = RAGD_EMBEDDING_UNSTORED;
+    if (code == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        rc = embed_chunk_recompute(model, dims, checksum,
+                                   (const char *)sqlite3_column_text(st, 0), text, len, out, err);
+        if (rc == RAGD_OK) *found = 1;
+    } else if (code != SQLITE_DONE) {
+        rc = db_fail(s->writer, code, "read embedding", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
 ragd_rc store_db_embedding_get(store_db *s, const char *checksum, const char *model, int dims,
                                float *out, int *found, ragd_err *err)
 {
@@ -1315,6 +1360,13 @@ ragd_rc store_db_embedding_get(store_db *s, const char *checksum, const char *mo
     ragd_rc rc = RAGD_OK;
     int code = sqlite3_step(st);
     int hit = 0;
+    if (code == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB &&
+        sqlite3_column_bytes(st, 0) == 0) {
+        stmt_done(st);
+        rc = embedding_recompute_get(s, checksum, model, dims, out, &hit, err);
+        if (rc == RAGD_OK) *found = hit;
+        return rc;
+    }
     if (code == SQLITE_ROW) {
         const void *blob = sqlite3_column_blob(st, 0);
         int bytes = sqlite3_column_bytes(st, 0);
@@ -1346,7 +1398,11 @@ ragd_rc store_db_embedding_put(store_db *s, const char *checksum, const char *mo
     sqlite3_bind_text(st, 1, checksum, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, dims);
-    int code = vector_bind(st, 4, vec, dims, &scratch);
+    /* A recomputable model's row keeps its key (counts, dedupe, pruning) but no bytes: its
+     * vector is a function of the chunk's text (embed_chunk_recompute); not writing 4 KiB a
+     * chunk was ingest CPU x0.86 (bench/NOTES.md, session 4 part D). */
+    int code = embed_recompute_for(model) != NULL ? sqlite3_bind_zeroblob(st, 4, 0)
+                                                  : vector_bind(st, 4, vec, dims, &scratch);
     sqlite3_bind_int64(st, 5, util_unix_time());
     if (code != SQLITE_OK) {
         stmt_done(st);
@@ -1383,12 +1439,20 @@ ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_ve
         }
         const void *blob = sqlite3_column_blob(st, 2);
         int bytes = sqlite3_column_bytes(st, 2);
-        if (blob == NULL || (int64_t)bytes != (int64_t)dims * 4) {
+        if (bytes == 0) {
+            const char *text = (const char *)sqlite3_column_text(st, 4);
+            size_t len = (size_t)sqlite3_column_bytes(st, 4);
+            rc = embed_chunk_recompute(model, dims, (const char *)sqlite3_column_text(st, 1),
+                                       (const char *)sqlite3_column_text(st, 3), text, len, vec,
+                                       err);
+            if (rc != RAGD_OK) break;
+        } else if (blob == NULL || (int64_t)bytes != (int64_t)dims * 4) {
             rc = embedding_corrupt((const char *)sqlite3_column_text(st, 1), model, bytes, dims,
                                    err);
             break;
+        } else {
+            vector_decode(blob, dims, vec);
         }
-        vector_decode(blob, dims, vec);
         if (fn(ctx, chunk_id, vec, dims) != 0) {
             rc = ragd_err_set(err, RAGD_ERR_INTERNAL, "read vectors: stopped at chunk %lld",
                               (long long)chunk_id);

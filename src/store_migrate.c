@@ -2,9 +2,10 @@
 /*
  * store_migrate.c - `ragd migrate`: copies a store from one backend to the other through the
  * store interface (faiss -> pgvector or back): every collection's documents, their chunks, and
- * the embeddings those chunks use, keyed by content hash as they are. Nothing is embedded again:
- * each chunk's vector is its stored embedding. A document already in the target with the same
- * checksum and chunk count is left alone, and target documents the source no longer has are
+ * the embeddings those chunks use, keyed by content hash as they are. Nothing paid for is
+ * embedded again: each chunk's vector is its stored embedding (the local embedder's, stored
+ * without bytes, recomputed from the chunk's text). A document already in the target with the
+ * same checksum and chunk count is left alone, and target documents the source no longer has are
  * removed, so a second run changes nothing and an interrupted run is finished by the next. At the
  * end the documents and chunks of every collection are counted on both sides and must agree.
  */
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "ragd/cfg.h"
+#include "ragd/embed.h"
 #include "ragd/log.h"
 #include "ragd/store.h"
 #include "ragd/store_migrate.h"
@@ -35,6 +37,9 @@ static ragd_rc copy_doc(store *src, store *dst, const store_doc *d, const char *
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
         int found = 0;
         rc = store_embedding_get(src, hits[i].checksum, model, dims, vec, &found, err);
+        if (rc == RAGD_OK && found == RAGD_EMBEDDING_UNSTORED)
+            rc = embed_chunk_recompute(model, dims, hits[i].checksum, hits[i].heading,
+                                       hits[i].text, strlen(hits[i].text), vec, err);
         if (rc != RAGD_OK || !found) continue;
         have[i] = 1;
         memcpy(vecs + i * (size_t)dims, vec, sizeof(float) * (size_t)dims);

@@ -110,4 +110,30 @@ ragd_rc embed_local_new(int dims, embed_provider **out, ragd_err *err);
  * (all zeros when the text has no features). out holds dims floats. */
 void embed_local_vector(const char *text, size_t len, int dims, float *out);
 
+/* The model name the local provider records in a store. */
+#define RAGD_EMBED_LOCAL_MODEL "ragd-local-v1"
+
+/* The text a chunk is embedded as: its heading path (when not empty), a blank line, then the
+ * chunk's text[0..len). The one definition used by ingest (whose chunk checksum is the SHA-256
+ * of this text) and by every place that recomputes a chunk's vector.
+ * Returns: new string (free()), or NULL when out of memory. */
+char *embed_chunk_input(const char *heading, const char *text, size_t len);
+
+/* Computes the embedding of text[0..len) (dims floats into out) as a model does. */
+typedef void (*embed_vector_fn)(const char *text, size_t len, int dims, float *out);
+
+/* The function that recomputes model's vectors when model is a deterministic in-process
+ * embedder whose output depends only on the text and dims (the local provider: its vectors
+ * need not be stored, see store_db_embedding_put). Returns: the function, or NULL when model's
+ * vectors cannot be recomputed (a remote model: paid for, stored). */
+embed_vector_fn embed_recompute_for(const char *model);
+
+/* Recomputes the vector of a chunk (heading, text[0..len)) as model embedded it at ingest: the
+ * input is embed_chunk_input's, and it must hash (SHA-256, hex) to checksum, the key its
+ * embedding was stored under. Returns: RAGD_OK and out (dims floats); RAGD_ERR_STORE when model
+ * cannot recompute or the text does not match checksum (never a wrong vector). */
+ragd_rc embed_chunk_recompute(const char *model, int dims, const char *checksum,
+                              const char *heading, const char *text, size_t len, float *out,
+                              ragd_err *err);
+
 #endif

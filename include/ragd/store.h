@@ -252,7 +252,14 @@ ragd_rc store_reset(store *s, const char *model, int dims, ragd_err *err);
 ragd_rc store_collection_delete(store *s, const char *collection, int64_t *documents,
                                 int64_t *chunks, ragd_err *err);
 
-/* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1; out holds dims floats. */
+/* *found of store_embedding_get for a row kept without vector bytes (a recomputable model, see
+ * embed_recompute_for) when no chunk holds its text any more (after a reset): the embedding is
+ * known, out is NOT filled; the caller recomputes it from the text it has
+ * (embed_chunk_recompute). */
+#define RAGD_EMBEDDING_UNSTORED 2
+
+/* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1 (out holds dims floats; a row
+ * without vector bytes is recomputed from a chunk's text) or RAGD_EMBEDDING_UNSTORED. */
 ragd_rc store_embedding_get(store *s, const char *checksum, const char *model, int dims,
                             float *out, int *found, ragd_err *err);
 /* Stores an embedding (kept when one exists). Durable at once when no transaction is open. */

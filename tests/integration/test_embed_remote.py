@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -160,6 +161,12 @@ def test_openai_ingest_retrieve_and_memory_cache(t):
     s = fake.stats()
     check(s["requests"] > 0 and s["failures"] == 0, "fake stats after ingest: %s" % short(s))
     eq(rep["chunks"]["embedded"], s["inputs"], "chunks embedded vs inputs the upstream answered")
+    # paid-for vectors are stored with their bytes (never recomputed, never paid twice)
+    con = sqlite3.connect(os.path.join(d.data_dir, "ragd.sqlite3"))
+    sizes = con.execute("SELECT count(*), min(length(vector)), max(length(vector)) "
+                        "FROM embeddings").fetchone()
+    con.close()
+    eq(sizes, (rep["chunks"]["embedded"], 64 * 4, 64 * 4), "remote rows: count, vector bytes")
     eq(rep["embedding"]["tokens"], s["tokens"], "report tokens vs upstream usage")
     eq(rep["embedding"]["batches"], s["requests"], "report batches vs upstream requests")
     check(s["max_inputs"] <= 3, "a request carried %d inputs over batch_size 3" % s["max_inputs"])
