@@ -192,30 +192,50 @@ static ragd_rc side_collect(engine *e, const engine_query *q, const int64_t *ids
  * favours short chunks (L2 normalisation of a bag of words), BM25 does not. Each cosine is
  * multiplied by L / ((1 - slope) * P + slope * L), L the chunk's tokens and P the mean over the
  * candidates, and the list re-sorted. slope 0 leaves it alone. docs/RETRIEVAL.md has the
- * numbers. */
-static void vector_length_pivot(side_list *l, double slope)
+ * numbers. Candidates left unread (side_collect, lazy) have only their token counts read, not
+ * their text. Caller holds the read lock. Returns: RAGD_OK, or the store's error. */
+static ragd_rc vector_length_pivot(engine *e, side_list *l, double slope, engine_answer *a,
+                                   ragd_err *err)
 {
-    if (l->count == 0 || slope <= 0.0) return;
-    double mean = 0.0;
-    for (size_t i = 0; i < l->count; i++) mean += (double)l->hits[i].tokens;
-    mean /= (double)l->count;
+    if (l->count == 0 || slope <= 0.0) return RAGD_OK;
+    int64_t *tokens = calloc(l->count, sizeof *tokens);
+    if (tokens == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    size_t unread = 0;
     for (size_t i = 0; i < l->count; i++) {
-        double len = (double)l->hits[i].tokens;
+        tokens[i] = l->hits[i].tokens;
+        unread += l->hits[i].chunk_id == 0;
+    }
+    ragd_rc rc = RAGD_OK;
+    if (unread > 0) {
+        double tf = util_now_ms();
+        rc = store_chunk_tokens(e->st, l->ids, l->count, tokens, err);
+        a->fetch_ms += util_now_ms() - tf;
+    }
+    double mean = 0.0;
+    for (size_t i = 0; i < l->count; i++) mean += (double)tokens[i];
+    mean /= (double)l->count;
+    for (size_t i = 0; rc == RAGD_OK && i < l->count; i++) {
+        double len = (double)tokens[i];
         double d = (1.0 - slope) * mean + slope * len;
         if (d > 0.0) l->scores[i] *= len / d;
     }
-    for (size_t i = 1; i < l->count; i++) /* insertion sort: short lists, mostly in order */
-        for (size_t j = i; j > 0 && l->scores[j] > l->scores[j - 1]; j--) {
+    for (size_t i = 1; rc == RAGD_OK && i < l->count; i++) /* insertion sort: short lists, */
+        for (size_t j = i; j > 0 && l->scores[j] > l->scores[j - 1]; j--) { /* mostly in order */
             double ts = l->scores[j];
             l->scores[j] = l->scores[j - 1];
             l->scores[j - 1] = ts;
             int64_t ti = l->ids[j];
             l->ids[j] = l->ids[j - 1];
             l->ids[j - 1] = ti;
+            int64_t tt = tokens[j];
+            tokens[j] = tokens[j - 1];
+            tokens[j - 1] = tt;
             store_hit th = l->hits[j];
             l->hits[j] = l->hits[j - 1];
             l->hits[j - 1] = th;
         }
+    free(tokens);
+    return rc;
 }
 
 
@@ -265,7 +285,10 @@ static ragd_rc vector_side(engine *e, const engine_query *q, const float *qv, si
             kept++;
         }
         a->candidates += found;
-        rc = side_collect(e, q, ids, scores, kept, pool, out, 0, a, err);
+        /* hybrid: like the keyword side, only the candidates fusion keeps are read (the
+         * length pivot reads the others' token counts alone, where the backend can) */
+        rc = side_collect(e, q, ids, scores, kept, pool, out,
+                          a->mode == RAGD_MODE_HYBRID && store_chunk_tokens_cheap(e->st), a, err);
         if (rc != RAGD_OK || out->count >= pool || want >= total || kept < found ||
             found < want || !has_filters(e, q))
             break;
@@ -348,7 +371,7 @@ static ragd_rc sides_search(engine *e, const engine_query *q, const retrieve_ter
     ragd_rc rc = RAGD_OK;
     if (vector) rc = vector_side(e, q, qv, pool, vs, a, err);
     if (rc == RAGD_OK && a->mode == RAGD_MODE_HYBRID)
-        vector_length_pivot(vs, query_cfg(e, q)->retrieve_vector_length_slope);
+        rc = vector_length_pivot(e, vs, query_cfg(e, q)->retrieve_vector_length_slope, a, err);
     if (threaded) {
         pthread_join(tid, NULL);
         a->keyword_ms += job.acc.keyword_ms;
@@ -390,14 +413,21 @@ static int retrieve_settings(const ragd_cfg *cfg, const engine_query *q, engine_
     return 1;
 }
 
-/* Reads the unread keyword hits (chunk_id 0) among the candidates c[0..n) into ks->hits, in one
- * store call. Caller holds the read lock. Returns: RAGD_OK, or the store's error. */
-static ragd_rc hits_read(engine *e, const retrieve_cand *c, size_t n, size_t nvec, side_list *ks,
-                         engine_answer *a, ragd_err *err)
+/* Returns: candidate c's hit in its side's list (vs, or ks past vs's slots), borrowed. */
+static store_hit *cand_hit(const retrieve_cand *c, side_list *vs, side_list *ks)
+{
+    return c->slot < vs->count ? &vs->hits[c->slot] : &ks->hits[c->slot - vs->count];
+}
+
+/* Reads the unread hits (chunk_id 0) of either side among the candidates c[0..n) into their
+ * lists, in one store call. Caller holds the read lock. Returns: RAGD_OK, or the store's
+ * error. */
+static ragd_rc hits_read(engine *e, const retrieve_cand *c, size_t n, side_list *vs,
+                         side_list *ks, engine_answer *a, ragd_err *err)
 {
     size_t want = 0;
     for (size_t i = 0; i < n; i++)
-        if (c[i].slot >= nvec && ks->hits[c[i].slot - nvec].chunk_id == 0) want++;
+        if (cand_hit(&c[i], vs, ks)->chunk_id == 0) want++;
     if (want == 0) return RAGD_OK;
     int64_t *ids = malloc(want * sizeof *ids);
     size_t *slots = malloc(want * sizeof *slots);
@@ -406,15 +436,15 @@ static ragd_rc hits_read(engine *e, const retrieve_cand *c, size_t n, size_t nve
     if (!ids || !slots || !hits) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
     size_t m = 0;
     for (size_t i = 0; rc == RAGD_OK && i < n; i++)
-        if (c[i].slot >= nvec && ks->hits[c[i].slot - nvec].chunk_id == 0) {
+        if (cand_hit(&c[i], vs, ks)->chunk_id == 0) {
             ids[m] = c[i].id;
-            slots[m++] = c[i].slot - nvec;
+            slots[m++] = i;
         }
     double tf = util_now_ms();
     if (rc == RAGD_OK) rc = store_chunks_get(e->st, ids, m, hits, err);
     a->fetch_ms += util_now_ms() - tf;
     for (size_t i = 0; rc == RAGD_OK && i < m; i++) {
-        ks->hits[slots[i]] = hits[i];
+        *cand_hit(&c[slots[i]], vs, ks) = hits[i];
         memset(&hits[i], 0, sizeof hits[i]);
     }
     for (size_t i = 0; hits && i < want; i++) store_hit_free(&hits[i]);
@@ -460,17 +490,17 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
     const char **texts = calloc(kept ? kept : 1, sizeof *texts);
     ragd_rc rc = RAGD_OK;
     if (!order || !rel || !texts) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-    /* The keyword side's unread candidates (side_collect, lazy): read the ones that can be
-     * picked, the first k, or every kept one when diversity compares their texts. */
+    /* The unread candidates (side_collect, lazy: keyword side, and the vector side in hybrid
+     * mode): read the ones that can be picked, the first k, or every kept one when diversity
+     * compares their texts. */
     while (rc == RAGD_OK) {
         size_t want = a->diversity ? kept : (kept < k ? kept : k);
-        if ((rc = hits_read(e, c, want, vs->count, ks, a, err)) != RAGD_OK) break;
+        if ((rc = hits_read(e, c, want, vs, ks, a, err)) != RAGD_OK) break;
         /* A candidate whose chunk is gone (cannot happen under the read lock) is dropped, and
          * the next one read in its place. */
         size_t live = 0, dropped = 0;
         for (size_t i = 0; i < kept; i++) {
-            const store_hit *h = c[i].slot < vs->count ? &vs->hits[c[i].slot]
-                                                       : &ks->hits[c[i].slot - vs->count];
+            const store_hit *h = cand_hit(&c[i], vs, ks);
             if (i < want && h->chunk_id == 0) dropped++;
             else c[live++] = c[i];
         }
@@ -480,8 +510,7 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
     size_t picked = 0;
     if (rc == RAGD_OK && a->diversity) {
         for (size_t i = 0; i < kept; i++) {
-            store_hit *h = c[i].slot < vs->count ? &vs->hits[c[i].slot]
-                                                 : &ks->hits[c[i].slot - vs->count];
+            store_hit *h = cand_hit(&c[i], vs, ks);
             rel[i] = c[i].score;
             texts[i] = h->text;
         }
@@ -492,7 +521,7 @@ static ragd_rc results_fuse(engine *e, const engine_query *q, side_list *vs, sid
     }
     for (size_t r = 0; rc == RAGD_OK && r < picked; r++) {
         const retrieve_cand *x = &c[order[r]];
-        store_hit *h = x->slot < vs->count ? &vs->hits[x->slot] : &ks->hits[x->slot - vs->count];
+        store_hit *h = cand_hit(x, vs, ks);
         engine_result *res = &a->results[a->count++];
         res->score = x->score;
         res->hit = *h;

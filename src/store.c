@@ -201,6 +201,26 @@ ragd_rc store_chunks_get(store *s, const int64_t *ids, size_t n, store_hit *out,
     return s->ops->chunks_get(s, ids, n, out, err);
 }
 
+ragd_rc store_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_t *tokens,
+                           ragd_err *err)
+{
+    if (s->ops->chunk_tokens != NULL) return s->ops->chunk_tokens(s, ids, n, tokens, err);
+    store_hit *hits = calloc(n ? n : 1, sizeof *hits);
+    if (hits == NULL) return ragd_err_set(err, RAGD_ERR_NOMEM, "read chunks: out of memory");
+    ragd_rc rc = s->ops->chunks_get(s, ids, n, hits, err);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == RAGD_OK) tokens[i] = hits[i].chunk_id != 0 ? hits[i].tokens : 0;
+        store_hit_free(&hits[i]);
+    }
+    free(hits);
+    return rc;
+}
+
+int store_chunk_tokens_cheap(store *s)
+{
+    return s->ops->chunk_tokens != NULL;
+}
+
 size_t store_vector_count(store *s)
 {
     return s->ops->vector_count(s);

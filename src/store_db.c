@@ -27,6 +27,7 @@
 #include "ragd/log.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
+#include "store_fts_rank_int.h"
 #include "store_fts_tokens_int.h"
 #include "store_terms_int.h"
 
@@ -159,6 +160,19 @@ static const char migrate_1_to_2_sql[] =
     "ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2');";
 
+/* Counts the changes of the title of a document that has chunks in meta 'fts_titles', in the
+ * transaction that makes them: the title trigger below then changed the length of that
+ * document's keyword rows, which ragd_bm25's cache of lengths (src/store_fts_rank.c) reads again
+ * when it sees a new count (an ingest deletes a changed file's chunks before it updates the
+ * document: that counts nothing). A TEMP trigger of the writer's connection: nothing in the
+ * schema changes; `meta` unqualified, as a trigger must name it, is main's. */
+#define RAGD_FTS_TITLES_TRIGGER                                                                    \
+    "CREATE TEMP TRIGGER IF NOT EXISTS ragd_fts_titles AFTER UPDATE OF title ON main.documents"   \
+    " WHEN old.title IS NOT new.title"                                                             \
+    " AND EXISTS (SELECT 1 FROM chunks WHERE document_id = new.id) BEGIN"                          \
+    " INSERT INTO meta(key, value) VALUES ('fts_titles', 1)"                                       \
+    " ON CONFLICT(key) DO UPDATE SET value = value + 1; END;"
+
 /* The keyword index follows a document's title (see fts_sql). */
 #define RAGD_FTS_TITLE_TRIGGER                                                                     \
     "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents BEGIN"                     \
@@ -221,8 +235,11 @@ typedef struct store_reader {
     /* keyword search, prepared at first use (fts_reader_stmt) */
     sqlite3_stmt *fts_generation; /* the snapshot's store generation */
     sqlite3_stmt *fts_stat;       /* a phrase's matches, counted newest first up to a cap */
-    sqlite3_stmt *fts_rank;       /* BM25 top-k */
+    sqlite3_stmt *fts_rank;       /* BM25 top-k (FTS5's bm25()) */
+    sqlite3_stmt *fts_rank_own;   /* BM25 top-k (ragd_bm25, src/store_fts_rank.c) */
+    int fts_own;                  /* ragd_bm25 is registered on this connection */
     sqlite3_stmt *fts_row;        /* a chunk's indexed columns */
+    sqlite3_stmt *chunk_tokens;   /* a chunk's token count, prepared at first use */
     /* term statistics (store_db_fts_terms): kept, as preparing them took about half its time */
     sqlite3_stmt *fts_total;  /* the chunks counted */
     sqlite3_stmt *fts_span;   /* the lowest and highest chunk id */
@@ -245,6 +262,8 @@ struct store_db {
                              * does not have yet (0: none); see fts_pending_add */
     int counts; /* the ragd_counts table exists (see counts_apply) */
     store_terms *terms; /* term statistics per generation (src/store_terms.c); NULL: none */
+    store_fts_lengths *lengths; /* chunk lengths for ragd_bm25 (src/store_fts_rank.c); NULL:
+                                 * none, FTS5 reads them per row */
 };
 
 static const char chunk_get_sql[] =
@@ -743,12 +762,14 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
             rc = db_exec(s->writer, "PRAGMA wal_autocheckpoint = 4096", what, err);
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
         if (rc == RAGD_OK) rc = fts_apply(s, what, err);
+        if (rc == RAGD_OK && s->fts) rc = db_exec(s->writer, RAGD_FTS_TITLES_TRIGGER, what, err);
         if (rc == RAGD_OK) rc = counts_apply(s, what, err);
     }
     if (rc == RAGD_OK && s->readonly) rc = fts_exists(s, what, &s->fts, err);
     if (rc == RAGD_OK && s->readonly) rc = counts_exist(s, what, &s->counts, err);
     /* without it (out of memory) every term is counted per request, as before the cache */
     if (rc == RAGD_OK) s->terms = store_terms_new(RAGD_FTS_TERMS_CACHED);
+    if (rc == RAGD_OK) s->lengths = store_fts_lengths_new(); /* NULL (OOM): FTS5's lengths */
     if (rc != RAGD_OK) {
         store_db_close(s);
         return rc;
@@ -767,7 +788,9 @@ static void reader_close(store_reader *r)
     sqlite3_finalize(r->fts_generation);
     sqlite3_finalize(r->fts_stat);
     sqlite3_finalize(r->fts_rank);
+    sqlite3_finalize(r->fts_rank_own);
     sqlite3_finalize(r->fts_row);
+    sqlite3_finalize(r->chunk_tokens);
     sqlite3_finalize(r->fts_total);
     sqlite3_finalize(r->fts_span);
     sqlite3_finalize(r->fts_in_top);
@@ -791,6 +814,7 @@ void store_db_close(store_db *s)
     }
     pthread_mutex_destroy(&s->pool_mutex);
     store_terms_free(s->terms);
+    store_fts_lengths_free(s->lengths);
     free(s->data_dir);
     free(s->db_path);
     free(s);
@@ -825,6 +849,8 @@ static ragd_rc reader_open(const store_db *s, store_reader **out, ragd_err *err)
         rc = reader_prepare(r, s->counts ? counts_read_sql : stats_sql, &r->stats, err);
     if (rc == RAGD_OK) rc = reader_prepare(r, "BEGIN", &r->begin, err);
     if (rc == RAGD_OK) rc = reader_prepare(r, "COMMIT", &r->commit, err);
+    /* without it (no FTS5), FTS5's own bm25() ranks */
+    if (rc == RAGD_OK && s->fts) r->fts_own = store_fts_rank_register(r->db) == 0;
     if (rc != RAGD_OK) {
         reader_close(r);
         return rc;
@@ -1469,6 +1495,29 @@ static int hit_fill(sqlite3_stmt *st, store_hit *h)
     return 0;
 }
 
+ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t *tokens,
+                              ragd_err *err)
+{
+    if (n == 0) return RAGD_OK;
+    store_reader *r = NULL;
+    ragd_rc rc = reader_acquire(s, &r, err);
+    if (rc != RAGD_OK) return rc;
+    if (r->chunk_tokens == NULL)
+        rc = reader_prepare(r, "SELECT tokens FROM chunks WHERE id = ?1", &r->chunk_tokens, err);
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->begin, "read chunk tokens: begin", err);
+    for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        sqlite3_bind_int64(r->chunk_tokens, 1, ids[i]);
+        int code = sqlite3_step(r->chunk_tokens);
+        tokens[i] = code == SQLITE_ROW ? sqlite3_column_int64(r->chunk_tokens, 0) : 0;
+        if (code != SQLITE_ROW && code != SQLITE_DONE)
+            rc = db_fail(r->db, code, "read chunk tokens", err);
+        sqlite3_reset(r->chunk_tokens);
+    }
+    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read chunk tokens: commit", err);
+    reader_release(s, r);
+    return rc;
+}
+
 ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,
                             ragd_err *err)
 {
@@ -1745,6 +1794,9 @@ static const char fts_sql[] =
 /* Column weights for bm25(): a query term in the heading path or the title says more about what
  * a chunk is about than one in its body. */
 #define RAGD_FTS_BM25 "bm25(chunks_fts, 2.0, 2.0, 1.0)"
+#define RAGD_FTS_WEIGHT_TITLE 2.0 /* the same weights, for ragd_bm25 */
+#define RAGD_FTS_WEIGHT_HEADING 2.0
+#define RAGD_FTS_WEIGHT_TEXT 1.0
 #define RAGD_FTS_PHRASES_MAX 32 /* RAGD_TERMS_MAX: the terms of one query */
 #ifndef RAGD_FTS_DF_EXACT
 #define RAGD_FTS_DF_EXACT 4000 /* term statistics: frequencies counted exactly up to this */
@@ -1790,6 +1842,11 @@ int store_db_fts_available(const store_db *s)
     return s != NULL && s->fts;
 }
 
+size_t store_db_fts_lengths_slots(store_db *s)
+{
+    return store_fts_lengths_slots(s->lengths);
+}
+
 /* Prepares sql on the reader's connection. Returns: RAGD_OK and *out (sqlite3_finalize). */
 static ragd_rc fts_prepare(store_reader *r, const char *sql, const char *what,
                               sqlite3_stmt **out, ragd_err *err)
@@ -1813,16 +1870,22 @@ static ragd_rc fts_reader_stmt(store_reader *r, sqlite3_stmt **slot, const char 
 }
 
 /* Reads the store generation of r's snapshot (inside its read transaction) into *gen; -1 when
- * the store has none (then nothing is cached). Returns: RAGD_OK or the SQLite error. */
-static ragd_rc fts_generation(store_reader *r, int64_t *gen, ragd_err *err)
+ * the store has none (then nothing is cached); and into *titles (may be NULL) the count of title
+ * changes (RAGD_FTS_TITLES_TRIGGER, 0 when none). Returns: RAGD_OK or the SQLite error. */
+static ragd_rc fts_generation(store_reader *r, int64_t *gen, int64_t *titles, ragd_err *err)
 {
     sqlite3_stmt *st = NULL;
     ragd_rc rc = fts_reader_stmt(r, &r->fts_generation,
-                                 "SELECT value FROM meta WHERE key = 'generation'", &st, err);
+                                 "SELECT value, (SELECT value FROM meta WHERE key = 'fts_titles') "
+                                 "FROM meta WHERE key = 'generation'", &st, err);
     *gen = -1;
+    if (titles != NULL) *titles = 0;
     if (rc != RAGD_OK) return rc;
     int code = sqlite3_step(st);
-    if (code == SQLITE_ROW) *gen = sqlite3_column_int64(st, 0);
+    if (code == SQLITE_ROW) {
+        *gen = sqlite3_column_int64(st, 0);
+        if (titles != NULL) *titles = sqlite3_column_int64(st, 1);
+    }
     else if (code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search: generation", err);
     sqlite3_reset(st);
     return rc;
@@ -1862,11 +1925,111 @@ static ragd_rc fts_term_stat(store_db *s, store_reader *r, int64_t gen, const ch
     return RAGD_OK;
 }
 
-/* Runs one BM25 query (match, optionally only rowids >= min_rowid) on r's connection into
- * ids/scores (limit entries). Returns: RAGD_OK and *found. */
-static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, size_t limit,
-                        int64_t *ids, double *scores, size_t *found, ragd_err *err)
+/* The snapshot one keyword search ranks in: its generation and title-change count
+ * (fts_generation). */
+typedef struct fts_snapshot {
+    int64_t generation, titles;
+} fts_snapshot;
+
+static const char *fts_phrase_end(const char *p);
+static ragd_rc fts_term_stat(store_db *s, store_reader *r, int64_t gen, const char *phrase,
+                             size_t len, int64_t cap, store_term_stat *out, ragd_err *err);
+
+/* Counts, for each quoted phrase of match in order (FTS5 numbers a query's phrases so), the
+ * chunks matching it alone, exactly (through the term cache) into df (max entries). Returns:
+ * RAGD_OK and *n, with *n 0 when match has another shape than quoted phrases joined by OR / AND
+ * and parentheses (then ragd_bm25 lets FTS5 count them, as bm25() does). */
+static ragd_rc fts_phrase_counts(store_db *s, store_reader *r, int64_t gen, const char *match,
+                                 int64_t *df, size_t max, size_t *n, ragd_err *err)
 {
+    *n = 0;
+    size_t count = 0;
+    for (const char *p = match; *p != '\0';) {
+        if (*p == '(' || *p == ')') {
+            p++;
+        } else if (strncmp(p, " OR ", 4) == 0 || strncmp(p, " AND ", 5) == 0) {
+            p += p[1] == 'O' ? 4 : 5;
+        } else if (*p == '"') {
+            const char *q = fts_phrase_end(p);
+            if (q == NULL || count == max) return RAGD_OK;
+            store_term_stat stat;
+            ragd_rc rc = fts_term_stat(s, r, gen, p, (size_t)(q + 1 - p), INT64_MAX, &stat, err);
+            if (rc != RAGD_OK) return rc;
+            df[count++] = stat.count;
+            p = q + 1;
+        } else {
+            return RAGD_OK;
+        }
+    }
+    *n = count;
+    return RAGD_OK;
+}
+
+/* Runs a prepared rank statement (?1 match, ?2 limit, ?3 min_rowid; ?4 q when q is not NULL:
+ * ragd_bm25's query) into ids/scores, and resets it. Returns: RAGD_OK and *found. */
+static ragd_rc fts_rank_step(store_reader *r, sqlite3_stmt *st, const char *match,
+                             int64_t min_rowid, size_t limit, store_fts_rank_query *q,
+                             int64_t *ids, double *scores, size_t *found, ragd_err *err)
+{
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
+    if (q != NULL) store_fts_rank_bind(st, 4, q);
+    ragd_rc rc = RAGD_OK;
+    size_t n = 0;
+    int code = SQLITE_OK;
+    while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        scores[n] = -sqlite3_column_double(st, 1); /* bm25(): lower is better */
+        n++;
+    }
+    if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == RAGD_OK) *found = n;
+    return rc;
+}
+
+/* ragd_bm25 ranking (src/store_fts_rank.c): bm25()'s scores from the phrases' counts and the
+ * chunk lengths in memory. Same contract as fts_rank. */
+static ragd_rc fts_rank_own(store_db *s, store_reader *r, const fts_snapshot *snap,
+                            const char *match, int64_t min_rowid, size_t limit, int64_t *ids,
+                            double *scores, size_t *found, ragd_err *err)
+{
+    int64_t df[RAGD_FTS_PHRASES_MAX * 4];
+    size_t nphrase = 0;
+    ragd_rc rc = fts_phrase_counts(s, r, snap->generation, match, df,
+                                   sizeof df / sizeof df[0], &nphrase, err);
+    if (rc != RAGD_OK) return rc;
+    store_fts_rank_query q = {.phrases = nphrase, .df = nphrase ? df : NULL,
+                              .weights = {RAGD_FTS_WEIGHT_TITLE, RAGD_FTS_WEIGHT_HEADING,
+                                          RAGD_FTS_WEIGHT_TEXT}};
+    int held = store_fts_lengths_hold(s->lengths, r->db, snap->generation, snap->titles,
+                                      s->counts ? "SELECT n FROM ragd_counts WHERE name = 'chunks'"
+                                                : NULL);
+    if (held) q.lengths = s->lengths;
+    sqlite3_stmt *st = NULL;
+    rc = fts_reader_stmt(r, &r->fts_rank_own,
+                         "SELECT rowid, " STORE_FTS_RANK_FUNCTION "(chunks_fts, ?4) AS rank_bm25 "
+                         "FROM chunks_fts WHERE chunks_fts MATCH ?1 AND rowid >= ?3 "
+                         "ORDER BY rank_bm25, rowid LIMIT ?2",
+                         &st, err);
+    if (rc == RAGD_OK)
+        rc = fts_rank_step(r, st, match, min_rowid, limit, &q, ids, scores, found, err);
+    if (held) store_fts_lengths_release(s->lengths);
+    store_fts_rank_query_done(&q);
+    return rc;
+}
+
+/* Runs one BM25 query (match, optionally only rowids >= min_rowid) on r's connection into
+ * ids/scores (limit entries): through ragd_bm25 when the connection has it and snap is known,
+ * else FTS5's bm25(); the same scores either way. Returns: RAGD_OK and *found. */
+static ragd_rc fts_rank(store_db *s, store_reader *r, const fts_snapshot *snap, const char *match,
+                        int64_t min_rowid, size_t limit, int64_t *ids, double *scores,
+                        size_t *found, ragd_err *err)
+{
+    if (r->fts_own && snap != NULL && snap->generation >= 0)
+        return fts_rank_own(s, r, snap, match, min_rowid, limit, ids, scores, found, err);
     sqlite3_stmt *st = NULL;
     /* bm25() named once (the alias): written twice, SQLite computed it a second time for every
      * row entering the top-limit heap (EXPLAIN shows two Function ops). */
@@ -1875,25 +2038,8 @@ static ragd_rc fts_rank(store_reader *r, const char *match, int64_t min_rowid, s
                                  "WHERE chunks_fts MATCH ?1 AND rowid >= ?3 ORDER BY rank_bm25, "
                                  "rowid LIMIT ?2",
                                  &st, err);
-    size_t n = 0;
-    if (rc == RAGD_OK) {
-        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)min_rowid);
-        int code = SQLITE_OK;
-        while (n < limit && (code = sqlite3_step(st)) == SQLITE_ROW) {
-            ids[n] = sqlite3_column_int64(st, 0);
-            scores[n] = -sqlite3_column_double(st, 1); /* bm25(): lower is better */
-            n++;
-        }
-        if (n < limit && code != SQLITE_DONE) rc = db_fail(r->db, code, "keyword search", err);
-    }
-    if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-    if (rc == RAGD_OK) *found = n;
-    return rc;
+    if (rc != RAGD_OK) return rc;
+    return fts_rank_step(r, st, match, min_rowid, limit, NULL, ids, scores, found, err);
 }
 
 /* Returns: the closing quote of the quoted phrase starting at p ('"'), or NULL. */
@@ -1983,10 +2129,12 @@ static ragd_rc fts_search_plan(store_db *s, store_reader *r, const char *match, 
 {
     const char *start[RAGD_FTS_PHRASES_MAX];
     size_t len[RAGD_FTS_PHRASES_MAX], df[RAGD_FTS_PHRASES_MAX], order[RAGD_FTS_PHRASES_MAX];
-    size_t n = fts_phrases_split(match, start, len);
-    if (n == 0) return fts_rank(r, match, INT64_MIN, limit, ids, scores, found, err);
-    int64_t gen = -1;
-    ragd_rc rc = fts_generation(r, &gen, err);
+    fts_snapshot snap = {-1, 0};
+    ragd_rc rc = fts_generation(r, &snap.generation, &snap.titles, err);
+    if (rc != RAGD_OK) return rc;
+    int64_t gen = snap.generation;
+    size_t n = budget == 0 ? 0 : fts_phrases_split(match, start, len);
+    if (n == 0) return fts_rank(s, r, &snap, match, INT64_MIN, limit, ids, scores, found, err);
     /* Each term's document frequency, counted only up to the budget: a common word costs no
      * more than budget steps of its doclist. */
     size_t total = 0;
@@ -1999,7 +2147,7 @@ static ragd_rc fts_search_plan(store_db *s, store_reader *r, const char *match, 
     int64_t min_rowid = INT64_MIN;
     if (rc == RAGD_OK && total <= budget) {
         /* Everything fits: the full query, exactly as an unbounded search ranks it. */
-        return fts_rank(r, match, INT64_MIN, limit, ids, scores, found, err);
+        return fts_rank(s, r, &snap, match, INT64_MIN, limit, ids, scores, found, err);
     }
     /* Rarest first (IDF order); ties keep the query's order. */
     for (size_t i = 1; rc == RAGD_OK && i < n; i++)
@@ -2042,7 +2190,7 @@ static ragd_rc fts_search_plan(store_db *s, store_reader *r, const char *match, 
             sqlite3_finalize(edge);
         }
     }
-    if (rc == RAGD_OK) rc = fts_rank(r, expr, min_rowid, limit, ids, scores, found, err);
+    if (rc == RAGD_OK) rc = fts_rank(s, r, &snap, expr, min_rowid, limit, ids, scores, found, err);
     free(expr);
     return rc;
 }
@@ -2056,17 +2204,13 @@ ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit
     ragd_rc rc = reader_acquire(s, &r, err);
     if (rc != RAGD_OK) return rc;
     size_t n = 0;
-    if (budget == 0) {
-        rc = fts_rank(r, match, INT64_MIN, limit, ids, scores, &n, err);
-    } else {
-        if (budget < limit) budget = limit;
-        /* One snapshot for the counts and the ranking. */
-        rc = reader_step_simple(r, r->begin, "keyword search: begin", err);
-        if (rc == RAGD_OK) {
-            rc = fts_search_plan(s, r, match, limit, budget, ids, scores, &n, err);
-            ragd_rc crc = reader_step_simple(r, r->commit, "keyword search: commit", err);
-            if (rc == RAGD_OK) rc = crc;
-        }
+    if (budget != 0 && budget < limit) budget = limit;
+    /* One snapshot for the counts and the ranking. */
+    rc = reader_step_simple(r, r->begin, "keyword search: begin", err);
+    if (rc == RAGD_OK) {
+        rc = fts_search_plan(s, r, match, limit, budget, ids, scores, &n, err);
+        ragd_rc crc = reader_step_simple(r, r->commit, "keyword search: commit", err);
+        if (rc == RAGD_OK) rc = crc;
     }
     reader_release(s, r);
     if (rc == RAGD_OK) *found = n;
@@ -2125,7 +2269,7 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     sqlite3_stmt *in_top = NULL, *all = NULL, *span = NULL;
     int64_t id_min = 0, id_max = 0, gen = -1;
     rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
-    if (rc == RAGD_OK) rc = fts_generation(r, &gen, err);
+    if (rc == RAGD_OK) rc = fts_generation(r, &gen, NULL, err);
     if (rc == RAGD_OK)
         rc = fts_reader_stmt(r, &r->fts_total,
                              s->counts ? "SELECT n FROM ragd_counts WHERE name = 'chunks'"

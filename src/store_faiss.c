@@ -664,6 +664,12 @@ static ragd_rc faiss_chunks_get(store *s, const int64_t *ids, size_t n, store_hi
     return store_db_chunks_get(faiss_of(s)->db, ids, n, out, err);
 }
 
+static ragd_rc faiss_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_t *tokens,
+                                  ragd_err *err)
+{
+    return store_db_chunk_tokens(faiss_of(s)->db, ids, n, tokens, err);
+}
+
 static size_t faiss_vector_count(store *s)
 {
     faiss_store *f = faiss_of(s);
@@ -833,4 +839,5 @@ const store_ops store_faiss_ops = {
     .ingest_lock = faiss_ingest_lock,
     .ingest_unlock = faiss_ingest_unlock,
     .vector_search_ef = faiss_vector_search_ef,
+    .chunk_tokens = faiss_chunk_tokens,
 };

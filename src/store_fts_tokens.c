@@ -23,8 +23,7 @@ struct store_fts_tokenizer {
     Fts5Tokenizer *tok;
 };
 
-/* Returns: the connection's fts5_api, or NULL when SQLite has no FTS5. */
-static fts5_api *fts5_api_get(sqlite3 *db)
+fts5_api *store_fts_api(sqlite3 *db)
 {
     fts5_api *api = NULL;
     sqlite3_stmt *st = NULL;
@@ -37,7 +36,7 @@ static fts5_api *fts5_api_get(sqlite3 *db)
 
 store_fts_tokenizer *store_fts_tokenizer_new(sqlite3 *db)
 {
-    fts5_api *api = fts5_api_get(db);
+    fts5_api *api = store_fts_api(db);
     if (api == NULL || api->iVersion < 2) return NULL;
     store_fts_tokenizer *t = calloc(1, sizeof *t);
     if (t == NULL) return NULL;

@@ -15,6 +15,9 @@
 
 typedef struct store_fts_tokenizer store_fts_tokenizer;
 
+/* Returns: db's fts5_api (borrowed: lives as long as db), or NULL when SQLite has no FTS5. */
+fts5_api *store_fts_api(sqlite3 *db);
+
 /* Returns: new tokenizer of chunks_fts ('porter unicode61 remove_diacritics 2') taken from db's
  * FTS5 (free with store_fts_tokenizer_free before db closes), or NULL when db has no FTS5 or
  * on OOM. Use it from one thread at a time. */

@@ -189,6 +189,10 @@ typedef struct store_ops {
     ragd_rc (*vector_search_ef)(store *s, const char *collection, const float *query, size_t k,
                                 int ef_search, int64_t *ids, float *scores, size_t *found,
                                 ragd_err *err);
+    /* Optional: the chunks' token counts only (store_chunk_tokens); NULL: read through
+     * chunks_get. */
+    ragd_rc (*chunk_tokens)(store *s, const int64_t *ids, size_t n, int64_t *tokens,
+                            ragd_err *err);
 } store_ops;
 
 /* Every backend's store begins with this header. */
@@ -272,6 +276,13 @@ ragd_rc store_vectors_each(store *s, const char *model, int dims, store_vector_f
 /* Fetches chunks by id. out[i] matches ids[i]; an id not found leaves out[i].chunk_id == 0.
  * Strings in out are new: free with store_hit_free. */
 ragd_rc store_chunks_get(store *s, const int64_t *ids, size_t n, store_hit *out, ragd_err *err);
+/* The token counts (store_hit.tokens) of chunks by id, without reading their text: tokens[i]
+ * for ids[i], 0 for an id not found. */
+ragd_rc store_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_t *tokens,
+                           ragd_err *err);
+/* Returns: 1 when the backend reads token counts alone (store_chunk_tokens costs less than
+ * store_chunks_get), else 0. */
+int store_chunk_tokens_cheap(store *s);
 /* Returns: the number of vectors a search can return (an upper bound for widening). */
 size_t store_vector_count(store *s);
 /* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. A

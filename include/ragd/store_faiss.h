@@ -119,6 +119,10 @@ ragd_rc store_db_vectors_each(store_db *s, const char *model, int dims, store_ve
 
 /* Fetches chunks by id through a reader connection (any thread). out[i] matches ids[i]; an id
  * not found leaves out[i].chunk_id == 0. Strings in out are new: free with store_hit_free. */
+/* The chunks' token counts (chunks.tokens) by id, from one snapshot: tokens[i] for ids[i], 0 when
+ * not found. */
+ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t *tokens,
+                              ragd_err *err);
 ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit *out,
                             ragd_err *err);
 
@@ -174,7 +178,8 @@ int store_db_fts_available(const store_db *s);
 /* BM25 search through a reader connection (any thread). match is an FTS5 MATCH expression, built
  * with retrieve_fts_match() so user text is never FTS syntax. ids/scores hold limit entries;
  * *found is the number filled, best first; scores are -bm25() (higher is better, > 0), weighted
- * title 2, heading 2, text 1. Without the keyword index: RAGD_OK and *found 0. */
+ * title 2, heading 2, text 1 (computed by ragd_bm25 from ragd's phrase counts and the chunk
+ * lengths in memory, equal to FTS5's bm25(); bm25() itself where ragd_bm25 cannot register). Without the keyword index: RAGD_OK and *found 0. */
 ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_t *ids,
                             double *scores, size_t *found, ragd_err *err);
 
@@ -189,6 +194,11 @@ ragd_rc store_db_fts_search(store_db *s, const char *match, size_t limit, int64_
  * raised to limit. */
 ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit, size_t budget,
                                     int64_t *ids, double *scores, size_t *found, ragd_err *err);
+
+/* The chunk lengths the keyword ranking holds in memory (ragd_bm25, src/store_fts_rank.c): the
+ * row slots (two bytes each) of the last snapshot it ranked in; 0 before the first search or
+ * without them (FTS5 then reads each row's length, as bm25() does). */
+size_t store_db_fts_lengths_slots(store_db *s);
 
 /* Statistics for the confidence estimate, from one snapshot: for each of the n phrases (FTS5
  * MATCH expressions, one query term each) the number of chunks containing it (df[i]: counted up

@@ -2,13 +2,14 @@
 """
 test_fts.py - the FTS5 keyword index in the store: kept in step with the chunks by every ingest
 (changed, removed and reset documents leave no stale keyword hits), and created and back-filled
-when a store written before it existed is opened for writing.
+when a store written before it existed is opened for writing; its ranking (ragd's own BM25,
+src/store_fts_rank.c) gives FTS5 bm25()'s scores as the store changes.
 """
 import os
 import sqlite3
 
-from corpus import write_corpus
-from harness import check, eq, test, write
+from corpus import write_corpus, write_generated
+from harness import check, eq, faiss_only, test, write
 
 
 def keyword(d, query, **kw):
@@ -79,3 +80,47 @@ def fts_backfilled_on_old_store(t):
     check("keyword index (FTS5) created" in d2.stderr_text(), "no migration log line")
     after = [r["chunk_id"] for r in keyword(d2, "refund money back")]
     eq(after, before, "keyword results after the back-fill")
+
+
+def bm25_of(data_dir, match, k):
+    """FTS5's own bm25() with ragd's weights, read beside the running daemon: [(id, score)]."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data_dir, "ragd.sqlite3"), uri=True)
+    rows = db.execute("SELECT rowid, -bm25(chunks_fts, 2.0, 2.0, 1.0) AS s FROM chunks_fts "
+                      "WHERE chunks_fts MATCH ? ORDER BY s DESC, rowid LIMIT ?",
+                      (match, k)).fetchall()
+    db.close()
+    return rows
+
+
+def scores_equal_bm25(d, query, match, what):
+    got = [(r["chunk_id"], r["keyword_score"]) for r in keyword(d, query)]
+    want = bm25_of(d.data_dir, match, 20)
+    check(want, "%s: bm25() found nothing for %s" % (what, match))
+    eq([i for i, _ in got], [i for i, _ in want], "%s: keyword ranking of %r" % (what, query))
+    for (i, a), (_, b) in zip(got, want):
+        check(abs(a - b) <= 1e-9 * abs(b), "%s: chunk %d scores %r, bm25() %r" % (what, i, a, b))
+
+
+@faiss_only
+@test
+def fts_scores_equal_bm25(t):
+    """The keyword scores of /retrieve are FTS5 bm25()'s (weights 2, 2, 1) on the same store,
+    after a first ingest, after more documents (their lengths read incrementally) and after
+    removals."""
+    corpus = t.path("corpus")
+    write_generated(corpus, 40, seed=3)
+    d = t.serve()
+    queries = [("basalt", '"basalt"'), ("cedar harbor", '"cedar" OR "harbor"'),
+               ("zqx0003kw granite lagoon", '"zqx0003kw" OR "granite" OR "lagoon"')]
+    d.ingest(corpus)
+    for q, m in queries:
+        scores_equal_bm25(d, q, m, "first ingest")
+    write_generated(corpus, 25, seed=9, prefix="more")
+    d.ingest(corpus)
+    for q, m in queries:
+        scores_equal_bm25(d, q, m, "after adding documents")
+    for i in range(0, 40, 3):
+        os.remove(os.path.join(corpus, "gen/d%02d/file%04d.md" % (i % 10, i)))
+    d.ingest(corpus)
+    for q, m in queries[1:]:
+        scores_equal_bm25(d, q, m, "after removals")

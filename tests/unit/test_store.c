@@ -6,6 +6,7 @@
  * Each test works in its own mkdtemp directory and removes it.
  */
 #include <ftw.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1140,6 +1141,213 @@ static void test_fts_terms_follow_generation(void **state)
     assert_int_equal(found, 3);
 }
 
+/* The reference: FTS5's own bm25() with ragd's weights, on a connection of the test's own.
+ * Returns: the rows found (ids and -bm25() into ids/scores, best first, rowid breaking ties). */
+static size_t bm25_reference(const char *dir, const char *match, size_t limit, int64_t *ids,
+                             double *scores)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT rowid, bm25(chunks_fts, 2.0, 2.0, 1.0) AS r "
+                                            "FROM chunks_fts WHERE chunks_fts MATCH ?1 "
+                                            "ORDER BY r, rowid LIMIT ?2", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    size_t n = 0;
+    while (n < limit && sqlite3_step(st) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        scores[n] = -sqlite3_column_double(st, 1);
+        n++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+#define RANK_LIMIT 400
+
+/* Asserts that store_db_fts_search ranks match exactly as FTS5's bm25() does: the same rows in
+ * the same order, the same scores (to rounding). */
+static void rank_matches_bm25(fixture *f, const char *match)
+{
+    static int64_t want[RANK_LIMIT], got[RANK_LIMIT];
+    static double want_s[RANK_LIMIT], got_s[RANK_LIMIT];
+    size_t n_want = bm25_reference(f->dir, match, RANK_LIMIT, want, want_s);
+    size_t n_got = 0;
+    ragd_err err = {0};
+    assert_int_equal(store_db_fts_search(f->db, match, RANK_LIMIT, got, got_s, &n_got, &err),
+                     RAGD_OK);
+    if (n_got != n_want) fail_msg("%s: %zu rows, bm25() %zu", match, n_got, n_want);
+    assert_true(n_want > 0);
+    for (size_t i = 0; i < n_want; i++) {
+        if (got[i] != want[i] || fabs(got_s[i] - want_s[i]) > 1e-9 * fabs(want_s[i]))
+            fail_msg("%s: row %zu: %lld %.17g, bm25() %lld %.17g", match, i, (long long)got[i],
+                     got_s[i], (long long)want[i], want_s[i]);
+    }
+}
+
+/* Writes n chunks of pseudo-random words (lengths 3..60 tokens, some headings long) into a new
+ * document titled title, in one transaction that bumps the generation as the backend does.
+ * Returns: the document id. */
+static int64_t rank_corpus_add(store_db *db, const char *path, const char *title, int n,
+                               unsigned seed)
+{
+    static const char *words[] = {"alpha", "beta", "gamma", "delta", "backup", "back", "up",
+                                  "index", "rebuild", "query", "vector", "keyword", "filler",
+                                  "common", "ranking", "zebra"};
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, path, title);
+    for (int i = 0; i < n; i++) {
+        char text[1024] = "", heading[128];
+        seed = seed * 1103515245u + 12345u;
+        int len = 3 + (int)((seed >> 16) % 58);
+        for (int w = 0; w < len; w++) {
+            seed = seed * 1103515245u + 12345u;
+            /* skewed: the last four words in half the positions, the others rarer */
+            unsigned r = (seed >> 16) % 256;
+            unsigned k = r < 128 ? 12 + r % 4 : r < 224 ? r % 12 : 14 + r % 2;
+            strcat(text, words[k % 16]);
+            strcat(text, " ");
+        }
+        snprintf(heading, sizeof heading, "%s%s", i % 4 ? "Part" : "Index > rebuild the vector",
+                 i % 7 ? "" : " > backup");
+        char sum[UTIL_SHA256_HEX_LEN + 1];
+        checksum_of(text, sum);
+        store_chunk_in c = {.ordinal = i, .text = text, .text_len = strlen(text),
+                            .heading = heading, .tokens = len, .checksum = sum};
+        int64_t id = 0;
+        assert_int_equal(store_db_chunk_put(db, doc, &c, &id, &err), RAGD_OK);
+    }
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    return doc;
+}
+
+static const char *const rank_queries[] = {
+    "\"zebra\"",
+    "\"alpha\" OR \"zebra\"",
+    "\"common\" OR \"filler\" OR \"ranking\"",
+    "(\"backup\" OR \"back up\") OR \"rebuild\" OR \"index\"",
+    "\"alpha\" AND \"beta\"",
+    "\"vector\" OR \"keyword query\"",
+};
+
+static void rank_all_match_bm25(fixture *f)
+{
+    for (size_t i = 0; i < sizeof rank_queries / sizeof rank_queries[0]; i++)
+        rank_matches_bm25(f, rank_queries[i]);
+}
+
+/* ragd's BM25 (ragd_bm25: ragd's phrase counts, chunk lengths in memory) ranks as FTS5's bm25()
+ * does, score for score: on a first store, after chunks are added (lengths read for the new
+ * ids only), after a document's title changes under its existing chunks (their lengths change:
+ * read again), after a document is deleted, and after a reopen. */
+static void test_fts_rank_equals_bm25(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    int64_t d1 = rank_corpus_add(db, "/docs/a.md", "Alpha guide", 150, 7u);
+    rank_corpus_add(db, "/docs/b.md", "Backup", 120, 11u);
+    rank_all_match_bm25(f);
+    size_t slots = store_db_fts_lengths_slots(db);
+    assert_int_equal(slots, 270); /* the lengths are held: the ranking used them */
+    rank_corpus_add(db, "/docs/c.md", "Zebra notes", 90, 13u);
+    rank_all_match_bm25(f);
+    assert_int_equal(store_db_fts_lengths_slots(db), 360);
+    /* A longer title for a.md, its chunks kept: each of its rows grows by four tokens. */
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    assert_int_equal(put_doc(db, "/docs/a.md", "Alpha guide with a much longer title"), d1);
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'fts_titles'"), 1);
+    /* a document without chunks changes no keyword row: not counted */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t bare = put_doc(db, "/docs/bare.md", "Bare");
+    assert_int_equal(put_doc(db, "/docs/bare.md", "Bare, renamed"), bare);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'fts_titles'"), 1);
+    rank_all_match_bm25(f);
+    rank_matches_bm25(f, "\"alpha\" OR \"guide\" OR \"title\"");
+    /* a.md gone: its rows no longer match (their slots stay until a reload), b and c rank */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    assert_int_equal(store_db_doc_delete(db, d1, &err), RAGD_OK);
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    rank_all_match_bm25(f);
+    store_db_close(db);
+    f->db = NULL;
+    db = open_store(f);
+    rank_all_match_bm25(f);
+    assert_int_equal(store_db_fts_lengths_slots(db), 210);
+    /* a store without a generation (nothing to key the counts and lengths on): bm25() ranks */
+    raw_exec(f->dir, "DELETE FROM meta WHERE key = 'generation'");
+    rank_all_match_bm25(f);
+}
+
+/* The token counts alone (the hybrid length pivot's read): as written, 0 for a missing id. */
+static void test_chunk_tokens(void **state)
+{
+    store_db *db = open_store(*state);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/t.md", "Tokens");
+    int64_t ids[4] = {put_chunk(db, doc, 0, "one"), put_chunk(db, doc, 3, "two"), 999999,
+                      put_chunk(db, doc, 9, "three")};
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    int64_t tokens[4] = {-1, -1, -1, -1};
+    assert_int_equal(store_db_chunk_tokens(db, ids, 4, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 7); /* put_chunk: 7 + ordinal */
+    assert_int_equal(tokens[1], 10);
+    assert_int_equal(tokens[2], 0);
+    assert_int_equal(tokens[3], 16);
+    assert_int_equal(store_db_chunk_tokens(db, ids, 0, tokens, &err), RAGD_OK);
+}
+
+/* The bounded plan ranks its rare terms with ragd_bm25 too: where the whole query fits the
+ * budget its answer is bm25()'s, score for score; where it does not, the rows it returns carry
+ * the bm25() scores of the rare terms' own query. */
+static void test_fts_rank_bounded_equals_bm25(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    rank_corpus_add(db, "/docs/a.md", "Alpha guide", 200, 5u);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    int64_t doc = put_doc(db, "/docs/q.md", "Quokka");
+    put_chunk(db, doc, 0, "a quokka in the common grass");
+    put_chunk(db, doc, 1, "quokka quokka, rarely seen, common filler words around it all day");
+    put_chunk(db, doc, 2, "no marsupial here, common words only");
+    assert_int_equal(store_db_generation_bump(db, NULL, &err), RAGD_OK);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    int64_t ids[50], want[50];
+    double scores[50], want_s[50];
+    size_t found = 0;
+    /* quokka is rare, common is in most rows: a budget of 60 ranks quokka alone */
+    assert_int_equal(store_db_fts_search_bounded(db, "\"common\" OR \"quokka\"", 50, 60, ids,
+                                                 scores, &found, &err), RAGD_OK);
+    size_t n = bm25_reference(f->dir, "\"quokka\"", 50, want, want_s);
+    assert_int_equal(found, n);
+    assert_int_equal(n, 3); /* the title holds it too */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ids[i], want[i]);
+        assert_true(fabs(scores[i] - want_s[i]) <= 1e-9 * want_s[i]);
+    }
+    assert_int_equal(store_db_fts_search_bounded(db, "\"common\" OR \"quokka\"", 50, 100000,
+                                                 ids, scores, &found, &err), RAGD_OK);
+    n = bm25_reference(f->dir, "\"common\" OR \"quokka\"", 50, want, want_s);
+    assert_int_equal(found, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ids[i], want[i]);
+        assert_true(fabs(scores[i] - want_s[i]) <= 1e-9 * want_s[i]);
+    }
+}
+
 /* A schema-2 store (documents unique by path, keyword index with its title trigger) is migrated
  * in place to schema 3: ids, chunks and the keyword index survive, every document lands in the
  * "default" collection, the title trigger still follows renames, and one path may then live in
@@ -1464,7 +1672,8 @@ static void test_interface_faiss_commit(void **state)
     assert_int_equal(store_vectors_open(st, "m", RAGD_TEST_DIMS, 0, &err), RAGD_OK);
     float v[RAGD_TEST_DIMS] = {1, 0, 0, 0};
     store_doc doc = {.path = "/a.md", .source = "a.md", .title = "A", .checksum = "c1"};
-    store_chunk_in in = {.text = "alpha", .text_len = 5, .heading = "", .checksum = "k1"};
+    store_chunk_in in = {.text = "alpha", .text_len = 5, .heading = "", .checksum = "k1",
+                         .tokens = 5};
     int64_t doc_id = 0, chunk_id = 0;
     assert_int_equal(store_begin(st, &err), RAGD_OK);
     assert_int_equal(store_doc_put(st, &doc, &doc_id, &err), RAGD_OK);
@@ -1498,6 +1707,23 @@ static void test_interface_faiss_commit(void **state)
     assert_int_equal(store_vector_search(st, NULL, v, 4, ids, scores, &found, &err), RAGD_OK);
     assert_int_equal(found, 1);
     assert_int_equal(ids[0], chunk_id);
+
+    /* token counts alone: through the backend's op, and read through chunks_get without it */
+    int64_t want_ids[2] = {chunk_id, 424242}, tokens[2] = {-1, -1};
+    assert_true(store_chunk_tokens_cheap(st));
+    assert_int_equal(store_chunk_tokens(st, want_ids, 2, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 5);
+    assert_int_equal(tokens[1], 0);
+    const store_ops *ops = st->ops;
+    store_ops without = *ops;
+    without.chunk_tokens = NULL;
+    st->ops = &without;
+    tokens[0] = tokens[1] = -1;
+    assert_false(store_chunk_tokens_cheap(st));
+    assert_int_equal(store_chunk_tokens(st, want_ids, 2, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 5);
+    assert_int_equal(tokens[1], 0);
+    st->ops = ops;
 
     /* a delete that commits takes the vector with it */
     assert_int_equal(store_begin(st, &err), RAGD_OK);
@@ -1534,6 +1760,9 @@ int main(void)
         cmocka_unit_test(test_terms_cache),
         cmocka_unit_test(test_fts_tokens_match_fts5),
         cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_rank_equals_bm25, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_rank_bounded_equals_bm25, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup, teardown),
