@@ -10,7 +10,8 @@
  * only: untouched pages are not resident), copies the old contents in slices, and returns each
  * slice's whole pages to the kernel (madvise MADV_DONTNEED) as soon as it is copied, so the
  * peak is the vectors plus one slice. The caller holds the index's write lock (nothing reads
- * the old block while it is emptied). A large new block is advised to use transparent huge
+ * the old block while it is emptied). In a batch process that asked for it
+ * (store_grow_huge_pages: the CLI ingest), a large new block is advised to use transparent huge
  * pages (advise_huge): filling it then takes a fault per 2 MiB instead of per 4 KiB.
  */
 #include "store_grow_int.h"
@@ -20,6 +21,7 @@
 #include <faiss/IndexIDMap.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <new>
 #include <vector>
@@ -35,6 +37,11 @@ constexpr size_t SLICE_BYTES = 8u << 20;
 /* Bytes of a transparent huge page (x86-64, arm64 with 4 KiB pages). */
 constexpr uintptr_t HUGE_BYTES = 2u << 20;
 
+/* Whether grown blocks are advised huge pages: off in the daemon, whose RSS has a budget that
+ * the partly filled 2 MiB page of each grown block (flat vectors, HNSW links) can cross (HNSW32
+ * 100k x 384 while an ingest ran: 266.4 MiB against 265.7; bench/NOTES.md session 4, lead). */
+std::atomic<int> huge_pages{0};
+
 /* Asks for transparent huge pages over the whole huge pages inside [p, p + bytes), when there
  * are at least two: the block is filled front to back as vectors are added, and each first touch
  * of a 4 KiB page costs a page fault (most of an ingest's kernel time in a VM; bench/NOTES.md,
@@ -44,7 +51,8 @@ void advise_huge(void *p, size_t bytes)
 {
     uintptr_t a = ((uintptr_t)p + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
     uintptr_t e = ((uintptr_t)p + bytes) & ~(HUGE_BYTES - 1);
-    if (e > a && e - a >= 2 * HUGE_BYTES) madvise((void *)a, e - a, MADV_HUGEPAGE);
+    if (huge_pages.load(std::memory_order_relaxed) && e > a && e - a >= 2 * HUGE_BYTES)
+        madvise((void *)a, e - a, MADV_HUGEPAGE);
 }
 
 /* Grows v's capacity to at least cap: a new block, the old contents copied slice by slice, each
@@ -115,4 +123,9 @@ int store_grow_reserve_slices(FaissIndex *index, size_t n, size_t slice_bytes)
 int store_grow_reserve(FaissIndex *index, size_t n)
 {
     return store_grow_reserve_slices(index, n, SLICE_BYTES);
+}
+
+void store_grow_huge_pages(int on)
+{
+    huge_pages.store(on != 0, std::memory_order_relaxed);
 }

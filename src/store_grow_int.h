@@ -23,6 +23,10 @@ extern "C" {
  * memory (index unchanged; FAISS's own add may still succeed). */
 int store_grow_reserve(FaissIndex *index, size_t n);
 
+/* Declared in ragd/store.h (store_grow_huge_pages): whether grown blocks are advised
+ * transparent huge pages, off unless a batch process turns it on. */
+void store_grow_huge_pages(int on);
+
 /* store_grow_reserve copying slice_bytes between releases (tests use small slices). */
 int store_grow_reserve_slices(FaissIndex *index, size_t n, size_t slice_bytes);
 

@@ -994,7 +994,8 @@ static int huge_advised_mappings(void)
 }
 
 /* A large block grown for the flat vectors is advised transparent huge pages (fewer page faults
- * while it fills); the vectors stay searchable. */
+ * while it fills) only when the process asked for it (the CLI ingest, not the daemon); the
+ * vectors stay searchable. */
 static void test_grow_advises_huge_pages(void **state)
 {
     (void)state;
@@ -1006,9 +1007,15 @@ static void test_grow_advises_huge_pages(void **state)
     FaissIndex *index = NULL;
     assert_int_equal(faiss_index_factory(&index, DIMS, "IDMap2,Flat", METRIC_L2), 0);
     assert_int_equal(faiss_Index_add_with_ids(index, 10, vecs, ids), 0);
+    /* off by default (the daemon): a grown block is not advised */
     int before = huge_advised_mappings();
-    /* room for 100,000 more vectors of 128 bytes: a 12.8 MB block (address space only) */
+    assert_int_equal(store_grow_reserve(index, 1000), 1);
+    assert_int_equal(huge_advised_mappings(), before);
+    /* on (the CLI ingest): room for 100,000 more vectors of 128 bytes, a 12.8 MB block */
+    store_grow_huge_pages(1);
+    before = huge_advised_mappings();
     assert_int_equal(store_grow_reserve(index, 100000), 1);
+    store_grow_huge_pages(0);
     if (access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
         assert_true(huge_advised_mappings() > before);
     else /* a kernel without THP refuses the advice: nothing else changes */
