@@ -28,7 +28,7 @@
 #include "ragd/store_faiss.h"
 #include "ragd/util.h"
 
-#include "test_support.h"
+#include "test_store_support.h"
 
 #define DIMS 64
 #define HEADING "Guide > Valves"
@@ -40,31 +40,11 @@ static const char *const texts[] = {
 };
 #define NTEXTS (sizeof texts / sizeof texts[0])
 
-typedef struct fixture {
-    char dir[256];
-    store_db *db;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    if (f == NULL) return -1;
-    if (test_tmpdir_make(f->dir, sizeof f->dir, "recompute") != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fixture_setup(state, "recompute");
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    store_db_close(f->db);
-    int rc = test_tree_remove(f->dir);
-    free(f);
-    return rc;
-}
 
 static store_db *open_db(fixture *f, const char *model)
 {
@@ -113,31 +93,6 @@ static int64_t put_doc(store_db *db, const char *path)
     ragd_err err = {0};
     assert_int_equal(store_db_doc_put(db, &d, &id, &err), RAGD_OK);
     return id;
-}
-
-static int64_t raw_int(const char *dir, const char *sql)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
-    sqlite3 *raw = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
-    return v;
-}
-
-static void raw_exec(const char *dir, const char *sql)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(raw);
 }
 
 typedef struct collected {
@@ -364,12 +319,15 @@ static void test_schema_4_bytes_read_as_before(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_local_rows_hold_no_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remote_rows_keep_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_row_without_chunk_is_unstored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_rows_hold_no_bytes, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_remote_rows_keep_bytes, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_row_without_chunk_is_unstored, setup,
+                                        store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_mismatch_and_unrecomputable_are_errors, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_schema_4_bytes_read_as_before, setup, teardown),
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_4_bytes_read_as_before, setup,
+                                        store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

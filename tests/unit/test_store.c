@@ -26,37 +26,17 @@
 #include "ragd/store.h"
 #include "ragd/util.h"
 
-#include "test_support.h"
+#include "test_store_support.h"
 #include "../../src/store_fts_tokens_int.h"
 #include "../../src/store_terms_int.h"
 
 #define RAGD_TEST_DIMS 4
 
-typedef struct fixture {
-    char dir[256];
-    store_db *db;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    if (f == NULL) return -1;
-    if (test_tmpdir_make(f->dir, sizeof f->dir, "store") != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fixture_setup(state, "store");
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    store_db_close(f->db);
-    int rc = test_tree_remove(f->dir);
-    free(f);
-    return rc;
-}
 
 /* Opens the fixture's store (writable) and records the test model. */
 static store_db *open_store(fixture *f)
@@ -745,33 +725,6 @@ static void test_not_a_database(void **state)
 }
 
 /* Asserts store_db_stats reports these counts. */
-/* Runs sql with a raw connection on the store's file (outside the store's API). */
-static void raw_exec(const char *dir, const char *sql)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(raw);
-}
-
-/* Reads one integer with a raw connection (the store's file, outside the store's API). */
-static int64_t raw_int(const char *dir, const char *sql)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/ragd.sqlite3", dir);
-    sqlite3 *raw = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
-    return v;
-}
-
 static void stats_expect(store_db *db, int64_t docs, int64_t chunks, int64_t embeddings)
 {
     int64_t d = -1, c = -1, e = -1;
@@ -1738,37 +1691,45 @@ static void test_interface_faiss_commit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sqlite_memory_statistics_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prefix_scoping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_doc_delete_cascades, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_model_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_embedding, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_counts_maintained, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_memory_statistics_off, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_scoping, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_generation, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_doc_delete_cascades, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_model_mismatch, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_readonly, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reset, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_embedding, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_counts_maintained, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bounded_rare_terms, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_bounded_common_terms, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_terms_common_estimate, setup,
+                                        store_fixture_teardown),
         cmocka_unit_test(test_terms_cache),
         cmocka_unit_test(test_fts_tokens_match_fts5),
-        cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fts_rank_equals_bm25, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fts_rank_bounded_equals_bm25, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chunk_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_embeddings_layouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts_terms_follow_generation, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_rank_equals_bm25, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_rank_bounded_equals_bm25, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_tokens, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_embeddings_layouts, setup, store_fixture_teardown),
         cmocka_unit_test(test_backend_table),
-        cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
