@@ -369,7 +369,9 @@ static void keyword_job_start(engine *e, const engine_query *q, const retrieve_t
     job->job.run = keyword_job_run;
     job->job.arg = job;
     int setting = query_cfg(e, q)->retrieve_parallel_sides;
-    if (a->mode != RAGD_MODE_HYBRID || terms->count == 0) return;
+    /* the keyword index's presence is fixed when the store opens: no lock needed to ask */
+    if (a->mode != RAGD_MODE_HYBRID || terms->count == 0 || !store_keyword_available(e->st))
+        return;
     if (!engine_sides_parallel(setting, atomic_load(&e->retrievals), e->cpus,
                                setting == RAGD_CFG_BOOL_AUTO ? engine_cpu_free_milli(&e->cpu)
                                                              : -1))
