@@ -1175,15 +1175,10 @@ static void watch_commits(void *ctx, size_t done, size_t total, const char *rela
     w->last_done = done;
 }
 
-/* Group commit: the first file is committed alone (its commit measures the lock time per byte);
- * with budgets nothing else reaches, the rest of the directory is one transaction; no file is
- * reported done before it is committed (what the SIGKILL test relies on), every file is reported
- * once it is, and the store is the one per-file commits give. */
-static void test_batched_ingest_reports_committed(void **state)
+/* The test corpus plus 20 small notes (24 files). */
+static void notes_corpus_write(fixture *f)
 {
-    fixture *f = *state;
     corpus_write(f);
-    /* more files than a batch's first allocation holds: the batch grows while files wait */
     for (int i = 0; i < 20; i++) {
         char name[64], text[160];
         snprintf(name, sizeof name, "notes/note%02d.md", i);
@@ -1191,6 +1186,17 @@ static void test_batched_ingest_reports_committed(void **state)
                  i * 7, i);
         file_put(f->docs, name, text);
     }
+}
+
+/* Group commit: the first file is committed alone (its commit measures the lock time per byte);
+ * with budgets nothing else reaches, the rest of the directory is one transaction; no file is
+ * reported done before it is committed (what the SIGKILL test relies on), every file is reported
+ * once it is, and the store is the one per-file commits give. */
+static void test_batched_ingest_reports_committed(void **state)
+{
+    fixture *f = *state;
+    /* more files than a batch's first allocation holds: the batch grows while files wait */
+    notes_corpus_write(f);
     f->cfg.ingest_commit_batch_bytes = (size_t)1 << 30;
     f->cfg.ingest_commit_batch_ms = 60000;
     engine_up(f, 0);
@@ -1234,14 +1240,7 @@ static void test_batched_ingest_reports_committed(void **state)
 static void test_batched_ingest_without_waiters(void **state)
 {
     fixture *f = *state;
-    corpus_write(f);
-    for (int i = 0; i < 20; i++) {
-        char name[64], text[160];
-        snprintf(name, sizeof name, "notes/note%02d.md", i);
-        snprintf(text, sizeof text, "# Note %d\n\nThe depot keeps pallet %d on shelf %d.\n", i,
-                 i * 7, i);
-        file_put(f->docs, name, text);
-    }
+    notes_corpus_write(f);
     static const struct {
         size_t bytes;
         int ms;
