@@ -145,6 +145,12 @@ struct Scratch {
 
 thread_local Scratch scratch;
 
+/* How much of a neighbour's vector is prefetched ahead (bench/bench_walk, 100k x 384 synthetic
+ * and 100k x 1024 real text, ef 16 and 64, interleaved: the first 8 lines beat whole rows, most
+ * at 1024 dims (4 KiB rows), and beat the first lines of every neighbour up front, which filled
+ * the line-fill buffers: perf showed the stall on the prefetch). */
+constexpr size_t PREFETCH_BYTES = 512;
+
 /* The query side of the walk: distances as FAISS's distance computer over ragd's flat storage
  * gives them (inner product negated, as IndexHNSW's NegativeDistanceComputer does). */
 struct Query {
@@ -159,15 +165,16 @@ struct Query {
     {
         return ip ? -simd_dist_ip(q, row(i), d) : simd_dist_l2sq(q, row(i), d);
     }
-    /* Prefetches all of row i. */
+    /* Prefetches the head of row i (at most PREFETCH_BYTES; the hardware streamer follows on
+     * from there). */
     void prefetch_row(storage_idx_t i) const
     {
         const char *p = reinterpret_cast<const char *>(row(i));
-        for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+        const size_t lim = row_bytes < PREFETCH_BYTES ? row_bytes : PREFETCH_BYTES;
+        for (size_t off = 0; off < lim; off += 64) __builtin_prefetch(p + off, 0, 3);
     }
     /* Distances of ids[0..n) into out, in order; the rows two ahead are prefetched while one is
-     * computed. (Measured with bench/bench_walk at 100k x 384, ef 16: prefetching the first
-     * lines of every neighbour up front was no better, it fills the line-fill buffers.) */
+     * computed. */
     void dist_many(const storage_idx_t *ids, size_t n, float *out) const
     {
         for (size_t j = 0; j < n && j < 2; j++) prefetch_row(ids[j]);
