@@ -80,9 +80,10 @@ static const char usage_ingest[] =
     "usage: ragd ingest --path PATH [--reset] [--collection NAME] [--json] [--config FILE]\n"
     "                   [--data-dir DIR]\n"
     "\n"
-    "Ingests a file or directory (.md, .markdown, .txt) incrementally: unchanged files are\n"
-    "skipped, changed ones replaced, files gone from the directory removed. If a daemon serves the\n"
-    "data dir, the ingest is sent to it over HTTP.\n"
+    "Ingests a file or directory incrementally: unchanged files are skipped, changed ones\n"
+    "replaced, files gone from the directory removed. Formats, by extension: .md .markdown .txt\n"
+    ".html .htm .xhtml .rst .rest .pdf .docx .odt .xlsx .ods .csv .tsv ([ingest] include and\n"
+    "exclude narrow the set). If a daemon serves the data dir, the ingest is sent to it over HTTP.\n"
     "\n"
     "  --path PATH  file or directory to ingest (required)\n"
     "  --reset      empty the collection first\n"
@@ -692,7 +693,8 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
     int tty = isatty(STDERR_FILENO);
     engine_ingest_report r;
     engine_ingest_opts io = {.path = c->path, .reset = c->reset, .progress = progress_print,
-                             .progress_ctx = &tty, .collection = c->collection};
+                             .progress_ctx = &tty, .collection = c->collection,
+                             .no_lock_waiters = 1};
     ragd_rc rc = engine_ingest_run(e, &io, &r, &err);
     engine_close(e);
     if (rc != RAGD_OK) {
