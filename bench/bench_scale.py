@@ -25,8 +25,8 @@ that answer them.
 At equal recall: for an HNSW store every system (ragd over HTTP with the per-request
 `ef_search`, raw FAISS, USearch, LanceDB) sweeps its own ef over --ef-sweep, and the smallest ef
 reaching --recall-target (recall@k against the exact top-k) is where its latency is compared
-("at_target"). The grid starts at k (10) and is finer below 32, so no system is compared at an
-ef larger than the one it needs. LanceDB's brute force is measured beside the Flat store.
+("at_target"). The grid starts at k (10) and is finer below 32, so each system is compared near
+the smallest ef it needs. LanceDB's brute force is measured beside the Flat store.
 
 Budget: queries and requests shrink as a search gets slower (they are derived from the floor's
 own latency), so 1M-chunk flat stores are measured with fewer requests rather than skipped; the
