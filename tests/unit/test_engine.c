@@ -1021,6 +1021,28 @@ static void test_dims_change_needs_reset(void **state)
     assert_null(e);
 }
 
+/* engine_retrieve keeps the query vector on the stack up to 2048 dims and on the heap above:
+ * both sides of the bound, and the largest dims allowed, retrieve the right document (ASan
+ * catches a vector written past a stack array that is too small). */
+static void test_retrieve_dims_around_stack_bound(void **state)
+{
+    fixture *f = *state;
+    const char *dims[] = {"2048", "2049", "4096"};
+    corpus_write(f);
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        set_dims(f, dims[i]);
+        engine_up(f, RAGD_ENGINE_RESETTING);
+        engine_ingest_report r;
+        ingest_ok(f, f->docs, 1, &r);
+        engine_ingest_report_free(&r);
+        engine_stats s = stats_of(f->e);
+        assert_int_equal(s.embed_dims, atoi(dims[i]));
+        assert_string_equal(top_source(f->e, Q_SHIP), "shipping.md");
+        assert_string_equal(top_source(f->e, Q_REFUND), "refunds.md");
+        engine_down(f);
+    }
+}
+
 static void test_resetting_same_model_is_plain_open(void **state)
 {
     fixture *f = *state;
@@ -1914,6 +1936,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_index_same_count_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_and_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dims_change_needs_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrieve_dims_around_stack_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resetting_same_model_is_plain_open, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_path_leaves_store, setup, teardown),
