@@ -5,11 +5,10 @@ daemon's CPU per request (utime + stime from /proc). Part B (session 5) wrote it
 the CPU column. Usage: bench_http_sides.py '{"sides": [{"name": "base", "bin": B, "data": DIR},
 ...], "dims": 384, "factory": "HNSW32", "qtxt": PREFIX.qtxt, "rounds": 6, "efs": [16],
 "conc": [1], "requests": 3000, "out": OUT.json}' (each side its own copy of the store)."""
-import json, os, socket, subprocess, sys, time, signal, statistics, urllib.request
+import json, os, subprocess, sys, signal, statistics
+from benchlib import free_port, wait_ready
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = REPO + "/build/bench"
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 cfg_logdir = os.environ.get("TMPDIR", "/tmp")
 def start(binary, data, dims, factory, extra_env):
     port = free_port()
@@ -17,14 +16,11 @@ def start(binary, data, dims, factory, extra_env):
     env.update({"RAGD_EMBED_DIMS": str(dims), "RAGD_STORE_INDEX_FACTORY": factory,
                 "RAGD_EMBED_PROVIDER": "local"})
     env.update(extra_env)
+    log = os.path.join(cfg_logdir, "d-%d.log" % port)
     p = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:%d" % port, "--data-dir", data,
                           "--no-ingest", "--log-level", "warn"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(cfg_logdir, "d-%d.log" % port), "w"))
-    for _ in range(3000):
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2).read(); break
-        except Exception:
-            time.sleep(0.2)
+                         stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    wait_ready(p, port, 600, log)
     return p, port
 def cpu(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
