@@ -332,6 +332,8 @@ static const char *const golden_texts[] = {
     "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855e3b0c44298fc1c",
     "\xff\xfe broken \xc3 utf8 \xe2\x80 tail \xf0\x9f\x98\x80 emoji \xe2",
     "word word word word word word Word WORD wOrD words wording worded",
+    /* "files" alone is stemmed; as a part of a word with non-ASCII bytes it is not */
+    "Files r\xc3\xa9sumeFiles Files files runningFiles r\xc3\xa9sumeFiles",
     "## Heading\n\n- list item one\n- list item two\n\n```c\nint main(void) { return 0; }\n```\n"
     "| a | b |\n|---|---|\n| 1 | 2 |\n",
 };
@@ -385,9 +387,9 @@ static void test_vectors_bit_identical(void **state)
     /* Expected values produced by the embedder before the per-thread word cache (commit
      * 2a5a500): any change in a bit of any vector fails here. */
     static const uint64_t expected[] = {
-        0x5be28e7fdf0e47deULL, 0xc4445cf58d8448eeULL, 0x7b020cc9bd5de336ULL,
-        0x43fb902c827e57ecULL, 0x7d6ccf64b6981287ULL, 0x993c490de556e945ULL,
-        0xeff862ddf00379b1ULL, 0x41be303463db7c5aULL, 0x6e7d540f683f3263ULL,
+        0x5c260c0fb05befc7ULL, 0x87ef92b1ee0b555fULL, 0xbd5374d22788822eULL,
+        0xa9a1ec268568a55fULL, 0x4401e135112c3f95ULL, 0xac57c743c1d4862aULL,
+        0x7bc88fe635dc554dULL, 0x57eb753adafdf9b6ULL, 0x73f60b0d5ddc40ceULL,
     };
     size_t big_cap = 600000;
     char *big = malloc(big_cap);
