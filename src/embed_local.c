@@ -24,7 +24,8 @@
  *      (multiply-shift range reduction), bit 0 the sign.
  *
  * Memory: a per-call open-addressing table of distinct features (on the stack for short texts,
- * one heap block otherwise); no allocation per feature.
+ * one heap block otherwise); no allocation per feature. A bounded per-thread word cache (see
+ * "the word cache") keeps what each recent word hashes and stems to.
  */
 #include <math.h>
 #include <pthread.h>
