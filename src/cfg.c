@@ -171,7 +171,7 @@ static const ragd_cfg_entry cfg_table[] = {
      "file on its own"},
     {"ingest", "commit_batch_ms", RAGD_CFG_T_INT, RAGD_CFG_OFF(ingest_commit_batch_ms), 0, "50", 0,
      0, 60000, NULL, "longest one ingest batch's commit may hold the commit lock (estimated "
-     "from the previous batch), in milliseconds; 0: each file on its own"},
+     "from the previous batch), in ms; 0: each file on its own (the CLI ingest: bytes only)"},
 
     {"chunk", "target_tokens", RAGD_CFG_T_INT, RAGD_CFG_OFF(chunk_target_tokens), 0, "650", 0, 32,
      8192, NULL, "chunk size the chunker aims for, in tokens"},

@@ -657,11 +657,17 @@ static batch_doc *commit_batch_slot(commit_batch *b)
 
 /* Whether the batch must be committed now: its byte budget is spent, its commit would hold the
  * lock for commit_batch_ms (the first batch of an ingest: after its first file, to measure), or
- * the ingest is of one file. */
-static int commit_batch_due(const engine *e, const commit_batch *b, int single)
+ * the ingest is of one file. With no_waiters (nobody waits for the lock: the CLI ingest) the
+ * byte budget alone bounds a batch: the lock-time estimate follows wall time, which a loaded
+ * machine stretches, and smaller batches then cost CPU (FTS5 segments and merges, B-tree
+ * interior pages written again per commit): ingest CPU x0.93 under load (bench/NOTES.md,
+ * session 5 part D). commit_batch_ms 0 keeps its meaning (each file on its own). */
+static int commit_batch_due(const engine *e, const commit_batch *b, int single, int no_waiters)
 {
     if (b->count == 0) return 0;
-    if (single || !b->measured || b->bytes >= e->cfg->ingest_commit_batch_bytes) return 1;
+    if (single || b->bytes >= e->cfg->ingest_commit_batch_bytes) return 1;
+    if (no_waiters && e->cfg->ingest_commit_batch_ms > 0) return 0;
+    if (!b->measured) return 1;
     return (double)b->bytes * b->lock_ms_per_byte >= (double)e->cfg->ingest_commit_batch_ms;
 }
 
@@ -976,7 +982,7 @@ ragd_rc engine_ingest_run(engine *e, const engine_ingest_opts *opts,
         pthread_mutex_lock(&e->write_mu);
         rc = ingest_one(e, &files.items[i], single, &xopts, &batch, &r, err);
         if (rc == RAGD_OK) handled = i + 1;
-        if (rc == RAGD_OK && commit_batch_due(e, &batch, single))
+        if (rc == RAGD_OK && commit_batch_due(e, &batch, single, opts->no_lock_waiters))
             rc = commit_batch_flush(e, &batch, &r, err);
         pthread_mutex_unlock(&e->write_mu);
         /* Progress counts files whose outcome is final: none while a batch waits. */

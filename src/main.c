@@ -693,7 +693,8 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
     int tty = isatty(STDERR_FILENO);
     engine_ingest_report r;
     engine_ingest_opts io = {.path = c->path, .reset = c->reset, .progress = progress_print,
-                             .progress_ctx = &tty, .collection = c->collection};
+                             .progress_ctx = &tty, .collection = c->collection,
+                             .no_lock_waiters = 1};
     ragd_rc rc = engine_ingest_run(e, &io, &r, &err);
     engine_close(e);
     if (rc != RAGD_OK) {

@@ -649,6 +649,7 @@ static ragd_rc wal_enable(sqlite3 *db, const char *what, ragd_err *err)
 }
 
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err);
+static ragd_rc fts_merge_apply(store_db *s, const char *what, ragd_err *err);
 static ragd_rc fts_apply(store_db *s, const char *what, ragd_err *err);
 
 /* Sets *exists to 1 when the store has a table (or index, or trigger) named name. */
@@ -763,6 +764,7 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
         if (rc == RAGD_OK) rc = schema_apply(s, what, err);
         if (rc == RAGD_OK) rc = fts_apply(s, what, err);
         if (rc == RAGD_OK && s->fts) rc = db_exec(s->writer, RAGD_FTS_TITLES_TRIGGER, what, err);
+        if (rc == RAGD_OK && s->fts) rc = fts_merge_apply(s, what, err);
         if (rc == RAGD_OK) rc = counts_apply(s, what, err);
     }
     if (rc == RAGD_OK && s->readonly) rc = fts_exists(s, what, &s->fts, err);
@@ -1809,6 +1811,45 @@ static const char fts_sql[] =
 static ragd_rc fts_exists(store_db *s, const char *what, int *exists, ragd_err *err)
 {
     return table_exists(s, "chunks_fts", what, exists, err);
+}
+
+/* FTS5's segment merging, stored in the index's own chunks_fts_config table. Every commit adds
+ * one segment; FTS5 merges RAGD_FTS_AUTOMERGE segments of one level into the next (its default:
+ * 4) and forces a merge at RAGD_FTS_CRISISMERGE (default 16). Each merge rewrites the postings it
+ * merges, so a lower fan-out rewrites them more often: with 8 / 32 an ingest of markdown takes
+ * x0.93-0.94 of the CPU (fewer WAL frames and checkpointed pages), while a store of 215k chunks
+ * keeps about as many segments (18 against 15) and keyword search its speed; 16 / 64 saved a
+ * little more but doubled the segments and slowed keyword search by ~1.3x (bench/NOTES.md,
+ * session 5 part D). The ranking does not depend on how the postings are split in segments. */
+#define RAGD_FTS_AUTOMERGE 8
+#define RAGD_FTS_CRISISMERGE 32
+
+/* Sets the keyword index's merge settings (above) when the store has other values (a new store:
+ * FTS5's defaults; a store written by an older ragd). Writable opens only. */
+static ragd_rc fts_merge_apply(store_db *s, const char *what, ragd_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int code = sqlite3_prepare_v2(s->writer,
+                                  "SELECT count(*) FROM chunks_fts_config WHERE (k = 'automerge'"
+                                  " AND v = ?1) OR (k = 'crisismerge' AND v = ?2)",
+                                  -1, &st, NULL);
+    if (code != SQLITE_OK) return db_fail(s->writer, code, what, err);
+    sqlite3_bind_int(st, 1, RAGD_FTS_AUTOMERGE);
+    sqlite3_bind_int(st, 2, RAGD_FTS_CRISISMERGE);
+    code = sqlite3_step(st);
+    ragd_rc rc = code == SQLITE_ROW ? RAGD_OK : db_fail(s->writer, code, what, err);
+    int set = rc == RAGD_OK && sqlite3_column_int(st, 0) == 2;
+    sqlite3_finalize(st);
+    if (rc != RAGD_OK || set) return rc;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('automerge', %d);"
+             "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('crisismerge', %d)",
+             RAGD_FTS_AUTOMERGE, RAGD_FTS_CRISISMERGE);
+    rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
+    if (rc != RAGD_OK) return rc;
+    rc = db_exec(s->writer, sql, "set the keyword index's merge settings", err);
+    return tx_close(s, 1, rc, err);
 }
 
 /* Creates and back-fills the keyword index in one transaction when the store lacks it (a new

@@ -133,6 +133,11 @@ typedef struct engine_ingest_opts {
                                       * ingest fails with RAGD_ERR_FORBIDDEN, reading nothing,
                                       * if it no longer resolves to itself (a symlink swapped in
                                       * on it since the check) */
+    int no_lock_waiters;             /* no retrieval can wait for this ingest's commits (the
+                                      * CLI ingest: its process serves none): batches are bounded
+                                      * by [ingest] commit_batch_bytes alone, not by
+                                      * commit_batch_ms's lock-time estimate (commit_batch_ms 0
+                                      * still commits each file on its own) */
 } engine_ingest_opts;
 
 /* engine_ingest with options: include/exclude globs (documents whose relative path the globs do

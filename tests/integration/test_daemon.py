@@ -389,8 +389,10 @@ def durability_sigkill_during_cli_ingest(t):
     src = t.path("src")
     rels = write_generated(src, 400, paragraphs=2, seed=11)
     data = t.path("data")
+    # The CLI batches by bytes alone (1 MiB by default: this whole corpus, 220 KB, in one
+    # commit); small batches (~15 files) keep the kill in the middle of the ingest.
     p = t.popen(["ingest", "--path", src, "--data-dir", data], stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE)
+                stderr=subprocess.PIPE, env={"RAGD_INGEST_COMMIT_BATCH_BYTES": "8192"})
     lines = queue.Queue()
 
     def reader():

@@ -1175,15 +1175,10 @@ static void watch_commits(void *ctx, size_t done, size_t total, const char *rela
     w->last_done = done;
 }
 
-/* Group commit: the first file is committed alone (its commit measures the lock time per byte);
- * with budgets nothing else reaches, the rest of the directory is one transaction; no file is
- * reported done before it is committed (what the SIGKILL test relies on), every file is reported
- * once it is, and the store is the one per-file commits give. */
-static void test_batched_ingest_reports_committed(void **state)
+/* The test corpus plus 20 small notes (24 files). */
+static void notes_corpus_write(fixture *f)
 {
-    fixture *f = *state;
     corpus_write(f);
-    /* more files than a batch's first allocation holds: the batch grows while files wait */
     for (int i = 0; i < 20; i++) {
         char name[64], text[160];
         snprintf(name, sizeof name, "notes/note%02d.md", i);
@@ -1191,6 +1186,17 @@ static void test_batched_ingest_reports_committed(void **state)
                  i * 7, i);
         file_put(f->docs, name, text);
     }
+}
+
+/* Group commit: the first file is committed alone (its commit measures the lock time per byte);
+ * with budgets nothing else reaches, the rest of the directory is one transaction; no file is
+ * reported done before it is committed (what the SIGKILL test relies on), every file is reported
+ * once it is, and the store is the one per-file commits give. */
+static void test_batched_ingest_reports_committed(void **state)
+{
+    fixture *f = *state;
+    /* more files than a batch's first allocation holds: the batch grows while files wait */
+    notes_corpus_write(f);
     f->cfg.ingest_commit_batch_bytes = (size_t)1 << 30;
     f->cfg.ingest_commit_batch_ms = 60000;
     engine_up(f, 0);
@@ -1225,6 +1231,45 @@ static void test_batched_ingest_reports_committed(void **state)
     assert_int_equal(single.chunks, batched.chunks);
     assert_int_equal(single.embeddings, batched.embeddings);
     engine_ingest_report_free(&r);
+}
+
+/* An ingest nobody waits for (no_lock_waiters: the CLI's) is batched by bytes alone: with a lock
+ * budget of 1 ms, which a daemon's ingest would spend on every file (and the first file is
+ * committed alone to measure it), the whole directory is one commit; a byte budget still splits
+ * it, and commit_batch_ms 0 still commits file by file. No file is reported before its commit. */
+static void test_batched_ingest_without_waiters(void **state)
+{
+    fixture *f = *state;
+    notes_corpus_write(f);
+    static const struct {
+        size_t bytes;
+        int ms;
+        int64_t first, second; /* documents at the first and second progress calls */
+    } cases[] = {
+        {(size_t)1 << 30, 1, 24, 24}, /* one commit: every file reported after it */
+        {1, 1, 1, 2},                 /* each file reaches the byte budget */
+        {(size_t)1 << 30, 0, 1, 2},   /* commit_batch_ms 0: file by file */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        test_tree_remove(f->data);
+        f->cfg.ingest_commit_batch_bytes = cases[c].bytes;
+        f->cfg.ingest_commit_batch_ms = cases[c].ms;
+        engine_up(f, 0);
+        commit_watch w = {.e = f->e};
+        engine_ingest_report r;
+        memset(&r, 0, sizeof r);
+        ragd_err err = {0};
+        engine_ingest_opts io = {.path = f->docs, .progress = watch_commits, .progress_ctx = &w,
+                                 .no_lock_waiters = 1};
+        assert_int_equal(engine_ingest_run(f->e, &io, &r, &err), RAGD_OK);
+        assert_int_equal(w.calls, 24);
+        assert_int_equal(w.ahead, 0);
+        assert_int_equal(w.documents_at[0], cases[c].first);
+        assert_int_equal(w.documents_at[1], cases[c].second);
+        assert_int_equal(r.docs_added, 24);
+        engine_ingest_report_free(&r);
+        engine_down(f);
+    }
 }
 
 static void test_invalid_utf8_file_reported(void **state)
@@ -1789,6 +1834,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_during_ingest_keeps_committed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batched_ingest_reports_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_ingest_without_waiters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_file_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_and_min_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyword_candidates_read_when_kept, setup, teardown),

@@ -1549,6 +1549,54 @@ static void test_embeddings_layouts(void **state)
                                      "'embeddings' AND sql LIKE '%WITHOUT ROWID%'"), 1);
 }
 
+/* Commits n documents of one chunk each, a transaction each (one keyword segment each). */
+static void fts_commit_docs(store_db *db, int from, int n)
+{
+    ragd_err err = {0};
+    for (int i = from; i < from + n; i++) {
+        char path[64], text[64];
+        snprintf(path, sizeof path, "/d/merge-%d.md", i);
+        snprintf(text, sizeof text, "platypus number %d", i);
+        assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+        put_chunk(db, put_doc(db, path, "Merge"), 0, text);
+        assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    }
+}
+
+/* The keyword index's merge settings (FTS5 keeps them in chunks_fts_config and merges by them):
+ * 8 segments a level (FTS5's default: 4), crisis merge at 32 (16), in new stores and in stores
+ * written with other settings (set at the next writable open, never by a read-only one); the
+ * index finds every row across transactions before and after. */
+static void test_fts_merge_settings(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    assert_int_equal(raw_int(f->dir, "SELECT v FROM chunks_fts_config WHERE k = 'automerge'"), 8);
+    assert_int_equal(raw_int(f->dir, "SELECT v FROM chunks_fts_config WHERE k = 'crisismerge'"),
+                     32);
+    fts_commit_docs(db, 0, 8);
+    assert_int_equal(fts_hits(db, "\"platypus\""), 8);
+    store_db_close(db);
+    f->db = NULL;
+
+    /* a store with FTS5's defaults (an older ragd's) gets the settings at a writable open */
+    raw_exec(f->dir, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('automerge', 4);"
+                     "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('crisismerge', 16)");
+    store_db *ro = NULL;
+    ragd_err err = {0};
+    assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK); /* read-only: untouched */
+    store_db_close(ro);
+    assert_int_equal(raw_int(f->dir, "SELECT v FROM chunks_fts_config WHERE k = 'automerge'"), 4);
+    db = open_store(f);
+    assert_int_equal(raw_int(f->dir, "SELECT v FROM chunks_fts_config WHERE k = 'automerge'"), 8);
+    assert_int_equal(raw_int(f->dir, "SELECT v FROM chunks_fts_config WHERE k = 'crisismerge'"),
+                     32);
+    fts_commit_docs(db, 8, 4);
+    assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH "
+                                     "'platypus'"), 12);
+    raw_exec(f->dir, "INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')");
+}
+
 /* Size of the fixture store's WAL file in bytes (0 when absent). */
 static long long wal_bytes(const fixture *f)
 {
@@ -1727,6 +1775,7 @@ int main(void)
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup,
                                         store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fts_merge_settings, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_embeddings_layouts, setup, store_fixture_teardown),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test_setup_teardown(test_interface_faiss_commit, setup, store_fixture_teardown),
