@@ -35,6 +35,8 @@ endif
 CXX_SRCS += src/store_faiss_simd.cpp
 # Growing an index's storage without a second resident copy (src/store_faiss_grow.cpp).
 CXX_SRCS += src/store_faiss_grow.cpp
+# ragd's own walk of FAISS's HNSW graph (prefetch, visited marks by generation).
+CXX_SRCS += src/store_hnsw_walk.cpp
 
 WARN      := -Wall -Wextra -Wformat=2 -Werror
 CFLAGS_COMMON   := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -MMD -MP -pthread -fopenmp $(PKG_CFLAGS)

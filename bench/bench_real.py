@@ -242,6 +242,21 @@ def proc_cpu_s(pid):
         return None
 
 
+def metric_value(port, name):
+    """A counter's value from the daemon's /metrics, or None."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+        c.close()
+    except OSError:
+        return None
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def modes_run(port, qtxt, requests, concs, label="", pid=None):
     """Each mode at each concurrency; with pid, also the daemon's CPU time per request (load
     from other processes moves wall-clock numbers far more than CPU time).
@@ -250,8 +265,12 @@ def modes_run(port, qtxt, requests, concs, label="", pid=None):
     for mode in ("vector", "keyword", "hybrid"):
         for conc in concs:
             cpu0 = proc_cpu_s(pid) if pid else None
+            par0 = metric_value(port, "ragd_retrieval_parallel_sides_total")
             r = bench_http(port, qtxt, conc, requests, mode=mode)
             cpu1 = proc_cpu_s(pid) if pid else None
+            par1 = metric_value(port, "ragd_retrieval_parallel_sides_total")
+            if par0 is not None and par1 is not None:
+                r["parallel_sides"] = int(par1 - par0)  # of `requests` retrievals
             if cpu0 is not None and cpu1 is not None:
                 r["daemon_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1e3 / requests, 3)
             r["load"] = os.getloadavg()[0]

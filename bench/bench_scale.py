@@ -25,7 +25,8 @@ that answer them.
 At equal recall: for an HNSW store every system (ragd over HTTP with the per-request
 `ef_search`, raw FAISS, USearch, LanceDB) sweeps its own ef over --ef-sweep, and the smallest ef
 reaching --recall-target (recall@k against the exact top-k) is where its latency is compared
-("at_target"). LanceDB's brute force is measured beside the Flat store.
+("at_target"). The grid starts at k (10) and is finer below 32, so each system is compared near
+the smallest ef it needs. LanceDB's brute force is measured beside the Flat store.
 
 Budget: queries and requests shrink as a search gets slower (they are derived from the floor's
 own latency), so 1M-chunk flat stores are measured with fewer requests rather than skipped; the
@@ -382,7 +383,7 @@ def main():
                     help="clustered: number of clusters (0: chunks / 100)")
     ap.add_argument("--spread", type=float, default=1.0,
                     help="clustered: noise norm around a centroid (unit centroids)")
-    ap.add_argument("--ef-sweep", default="16,32,64,128,256,512,1024",
+    ap.add_argument("--ef-sweep", default="10,12,16,24,32,64,128,256,512,1024",
                     help="HNSW: ef values each system tries, smallest first")
     ap.add_argument("--recall-target", type=float, default=0.95)
     ap.add_argument("--tmp", default=None)

@@ -146,6 +146,8 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     atomic_init(&e->retrievals, 0);
     e->cpus = cpus_usable();
     engine_cpu_init(&e->cpu);
+    engine_sides_init(&e->sides, RAGD_SIDES_THREADS_MAX);
+    atomic_init(&e->writes, 0);
 
     ragd_rc rc = RAGD_OK;
     if (!readonly) rc = util_mkdir_p(cfg->data_dir, err);
@@ -196,6 +198,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
 void engine_close(engine *e)
 {
     if (e == NULL) return;
+    engine_sides_destroy(&e->sides); /* no retrieval runs now: the helpers are idle */
     store_close(e->st); /* saves what the backend keeps (the faiss index file) */
     cache_query_free(e->cache);
     retrieve_reranker_free(e->reranker);
@@ -213,6 +216,17 @@ void engine_close(engine *e)
     engine_fault_destroy(&e->fault);
     engine_cpu_destroy(&e->cpu);
     free(e);
+}
+
+void engine_write_lock(engine *e)
+{
+    pthread_rwlock_wrlock(&e->rw);
+}
+
+void engine_write_unlock(engine *e)
+{
+    atomic_fetch_add(&e->writes, 1);
+    pthread_rwlock_unlock(&e->rw);
 }
 
 /* ---- status ------------------------------------------------------------------------------- */

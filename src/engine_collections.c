@@ -40,10 +40,10 @@ ragd_rc engine_collection_delete(engine *e, const char *name, int64_t *documents
         return ragd_err_set(err, RAGD_ERR_BUSY, "an ingest is running; delete the collection "
                             "when it has finished");
     pthread_mutex_lock(&e->write_mu);
-    pthread_rwlock_wrlock(&e->rw);
+    engine_write_lock(e);
     int64_t docs = 0, ch = 0;
     ragd_rc rc = store_collection_delete(e->st, name, &docs, &ch, err);
-    pthread_rwlock_unlock(&e->rw);
+    engine_write_unlock(e);
     if (rc == RAGD_OK) rc = store_flush(e->st, err);
     pthread_mutex_unlock(&e->write_mu);
     pthread_mutex_unlock(&e->ingest_mu);

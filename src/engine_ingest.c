@@ -563,7 +563,7 @@ static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, dou
     int dims = e->embedder->dims;
     if (engine_fault_injected("commit", err)) return RAGD_ERR_STORE;
 
-    pthread_rwlock_wrlock(&e->rw);
+    engine_write_lock(e);
     double t0 = util_now_ms();
     ragd_rc rc = store_begin(e->st, err);
     for (size_t d = 0; rc == RAGD_OK && d < n; d++) {
@@ -605,7 +605,7 @@ static ragd_rc docs_commit(engine *e, batch_doc *docs, size_t n, int refind, dou
     if (rc == RAGD_OK) rc = store_commit(e->st, err);
     if (rc != RAGD_OK) store_rollback(e->st);
     if (locked_ms) *locked_ms = util_now_ms() - t0;
-    pthread_rwlock_unlock(&e->rw);
+    engine_write_unlock(e);
     return rc;
 }
 
@@ -716,7 +716,7 @@ static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, rag
 {
     size_t n = 0;
     if (engine_fault_injected("delete", err)) return RAGD_ERR_STORE;
-    pthread_rwlock_wrlock(&e->rw);
+    engine_write_lock(e);
     ragd_rc rc = store_begin(e->st, err);
     if (rc == RAGD_OK) rc = store_doc_delete(e->st, doc_id, &n, err);
     if (rc == RAGD_OK) rc = store_commit(e->st, err);
@@ -724,7 +724,7 @@ static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, rag
         store_rollback(e->st);
     else
         *removed_chunks = n;
-    pthread_rwlock_unlock(&e->rw);
+    engine_write_unlock(e);
     return rc;
 }
 
@@ -732,7 +732,7 @@ static ragd_rc doc_remove(engine *e, int64_t doc_id, size_t *removed_chunks, rag
  * it was built with another model, or when this collection is all it holds. */
 static ragd_rc engine_store_reset(engine *e, ragd_err *err)
 {
-    pthread_rwlock_wrlock(&e->rw);
+    engine_write_lock(e);
     ragd_rc rc;
     if (e->model_pending || store_collection_exclusive(e->st, e->ingest_collection)) {
         rc = store_reset(e->st, e->embedder->model, e->embedder->dims, err);
@@ -740,7 +740,7 @@ static ragd_rc engine_store_reset(engine *e, ragd_err *err)
     } else {
         rc = store_collection_delete(e->st, e->ingest_collection, NULL, NULL, err);
     }
-    pthread_rwlock_unlock(&e->rw);
+    engine_write_unlock(e);
     return rc;
 }
 

@@ -34,15 +34,52 @@ typedef struct engine_fault {
     uint64_t failures;    /* failures noted since start */
 } engine_fault;
 
-/* How busy the machine's cores are, sampled for [retrieve] parallel_sides auto
- * (src/engine_cpu.c). */
+/* One sample of the machine's CPU time (parallel_sides auto), in /proc/stat's ticks. */
+typedef struct engine_cpu_sample {
+    unsigned long long idle, total; /* /proc/stat's aggregate line: idle + iowait, all */
+    unsigned long long own;         /* this process's CPU time */
+} engine_cpu_sample;
+
+/* How much of the machine's cores other processes leave free, sampled for [retrieve]
+ * parallel_sides auto (src/engine_cpu.c). */
 typedef struct engine_cpu {
     pthread_mutex_t mu;             /* held by the request refreshing the sample (trylock) */
     double sampled_at;              /* util_now_ms() of the last sample, 0 before the first */
-    unsigned long long idle, total; /* /proc/stat jiffies at the last sample */
+    engine_cpu_sample last;         /* the last sample */
     int online;                     /* online CPUs (the aggregate line's scale) */
-    atomic_int idle_milli;          /* idle cores x 1000 over the last interval, -1 unknown */
+    atomic_int free_milli;          /* cores x 1000 idle or used by this process over the last
+                                     * interval, -1 unknown */
 } engine_cpu;
+
+/* ---- keyword-side helper threads (src/engine_sides.c) -------------------------------------- */
+
+typedef enum engine_side_job_state {
+    RAGD_SIDE_JOB_QUEUED,   /* waiting for a helper thread */
+    RAGD_SIDE_JOB_RUNNING,  /* a helper thread runs it */
+    RAGD_SIDE_JOB_DONE,     /* run by a helper thread */
+    RAGD_SIDE_JOB_DECLINED, /* a helper thread picked it up, its run returned 0: not done */
+    RAGD_SIDE_JOB_TAKEN     /* taken back from the queue unrun (engine_sides_finish) */
+} engine_side_job_state;
+
+/* A job for the helper threads: run(arg) returns 1 when it did the work, 0 when it declined
+ * (the submitter then does it). Owned by the submitter, which must call engine_sides_finish
+ * before freeing it. */
+typedef struct engine_side_job {
+    int (*run)(void *arg);
+    void *arg;
+    engine_side_job_state state; /* under the pool's mu */
+    struct engine_side_job *next;
+} engine_side_job;
+
+typedef struct engine_sides {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;   /* a job queued; a job finished */
+    engine_side_job *head, *tail; /* queued jobs, oldest first */
+    pthread_t *threads;          /* started on demand */
+    int max, count, idle, stopping; /* threads at most, started, waiting for a job */
+} engine_sides;
+
+#define RAGD_SIDES_THREADS_MAX 16 /* the engine's helper threads at most */
 
 /* Consistency model. A write transaction of the store is one or several documents (or one
  * removal); the engine holds the write side of `rw` across it and retrievals hold the read side
@@ -71,6 +108,9 @@ struct engine {
                                  * auto) */
     int cpus;                   /* CPUs this process may run on (at engine_open) */
     engine_cpu cpu;             /* the machine's idle cores, sampled (parallel_sides auto) */
+    engine_sides sides;         /* helper threads for hybrid keyword sides (parallel_sides) */
+    atomic_uint_fast64_t writes; /* write transactions committed or rolled back: bumped under the
+                                  * write side of rw, so stable under its read side */
     int model_pending;          /* store has another model; only an ingest with reset may run */
     const char *ingest_collection; /* the running ingest's collection (under ingest_mu) */
     int64_t last_ingest_at;
@@ -94,26 +134,43 @@ ragd_rc engine_doc_remove_path(engine *e, const char *collection, const char *pa
 
 /* [retrieve] parallel_sides: whether a hybrid retrieval runs its keyword side in a thread of its
  * own, for setting 0 (never), 1 (always) or RAGD_CFG_BOOL_AUTO: only while the retrievals in
- * flight, this one included, are fewer than cpus and the machine left at least half a core idle
- * (idle_milli, from engine_cpu_idle_milli; < 0: unknown, not held against it). Returns: 1 or 0. */
-int engine_sides_parallel(int setting, int searching, int cpus, int idle_milli);
+ * flight, this one included, are fewer than cpus and other processes left at least a core and a
+ * half free (free_milli, from engine_cpu_free_milli; < 0: unknown, not held against it).
+ * Returns: 1 or 0. */
+int engine_sides_parallel(int setting, int searching, int cpus, int free_milli);
+
+/* An empty pool that starts up to max helper threads (at least 1) as jobs come. */
+void engine_sides_init(engine_sides *p, int max);
+/* Stops the helper threads (after the queued jobs ran). No job may be submitted after it. */
+void engine_sides_destroy(engine_sides *p);
+/* Queues j for a helper thread, starting one when none is idle. Returns: 0, or -1 when no helper
+ * thread exists nor can be started (the caller runs the job itself). */
+int engine_sides_submit(engine_sides *p, engine_side_job *j);
+/* Waits until j has been run or declined by a helper thread; take_back: a job still queued is
+ * taken out of the queue instead (RAGD_SIDE_JOB_TAKEN; the caller runs it). Returns: the job's
+ * final state (DONE, DECLINED or TAKEN). */
+engine_side_job_state engine_sides_finish(engine_sides *p, engine_side_job *j, int take_back);
+
+/* Takes and gives back the write side of e->rw, counting the write in e->writes (a keyword side
+ * run by a helper thread under a read lock of its own compares it with the request's). */
+void engine_write_lock(engine *e);
+void engine_write_unlock(engine *e);
 
 void engine_cpu_init(engine_cpu *c);
 void engine_cpu_destroy(engine_cpu *c);
 
-/* Returns: the idle cores of the whole machine x 1000 over the last sample interval (refreshed
- * from /proc/stat when stale, without waiting on another thread doing it), or -1 when unknown
- * (no sample yet, no /proc/stat). */
-int engine_cpu_idle_milli(engine_cpu *c);
+/* Returns: the cores other processes left free (idle, or used by this process) x 1000 over the
+ * last sample interval (refreshed from /proc/stat and this process's CPU time when stale, without
+ * waiting on another thread doing it), or -1 when unknown (no sample yet, no /proc/stat). */
+int engine_cpu_free_milli(engine_cpu *c);
 
 /* Parses the aggregate "cpu ..." line of /proc/stat into idle (idle + iowait) and total
  * jiffies. Returns: 0, or -1 when line is not one. */
 int engine_cpu_stat_parse(const char *line, unsigned long long *idle, unsigned long long *total);
 
-/* Returns: the idle cores x 1000 between two samples of a machine with cpus online CPUs, or -1
- * when the samples do not move forwards. */
-int engine_cpu_idle_between(unsigned long long idle0, unsigned long long total0,
-                            unsigned long long idle1, unsigned long long total1, int cpus);
+/* Returns: the cores x 1000 idle or used by this process between two samples of a machine with
+ * cpus online CPUs (at most cpus x 1000), or -1 when the samples do not move forwards. */
+int engine_cpu_free_between(const engine_cpu_sample *s0, const engine_cpu_sample *s1, int cpus);
 
 void engine_fault_init(engine_fault *f);
 void engine_fault_destroy(engine_fault *f);

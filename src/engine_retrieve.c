@@ -328,60 +328,100 @@ static ragd_rc keyword_side(engine *e, const engine_query *q, const retrieve_ter
     return rc;
 }
 
-/* The keyword side run in a thread of its own ([retrieve] parallel_sides) while the request's
- * thread searches the vectors. Its own accumulator and error: the two sides never write the
- * same memory; the caller merges acc into its answer after the join. */
+/* The keyword side handed to a helper thread ([retrieve] parallel_sides, src/engine_sides.c)
+ * at the start of a hybrid request, while the request's thread embeds the query and searches the
+ * vectors. Its own accumulator and error: the two sides never write the same memory; the request
+ * merges acc into its answer once the job is finished. */
 typedef struct keyword_job {
+    engine_side_job job;
     engine *e;
     const engine_query *q;
     const retrieve_terms *terms;
     size_t pool;
+    int started;  /* handed to the helpers (engine_sides_submit) */
+    int take_back; /* auto: a job no helper picked up is run by the request itself */
+    uint_fast64_t writes; /* e->writes under the helper's read lock */
     side_list out;
     engine_answer acc; /* keyword_ms, fetch_ms, candidates */
     ragd_err err;
     ragd_rc rc;
 } keyword_job;
 
-static void *keyword_job_run(void *arg)
+/* Runs on a helper thread. It takes a read lock of its own, and only if it can at once: the
+ * request may hold its read lock and wait for this job while a writer queues (the lock prefers
+ * writers), so waiting here could deadlock. Returns: 1 when it ran, 0 when it declined. */
+static int keyword_job_run(void *arg)
 {
     keyword_job *j = arg;
+    if (pthread_rwlock_tryrdlock(&j->e->rw) != 0) return 0;
+    j->writes = atomic_load(&j->e->writes);
     j->rc = keyword_side(j->e, j->q, j->terms, j->pool, &j->out, &j->acc, &j->err);
-    return NULL;
+    pthread_rwlock_unlock(&j->e->rw);
+    return 1;
 }
 
-/* Both sides of a retrieval into vs and ks (each as its mode asks), the keyword side in a
- * thread of its own for a hybrid query when [retrieve] parallel_sides (falling back to one
- * after the other when no thread can be started). Caller holds the read lock, which the keyword
- * thread relies on too: it is joined before this returns. */
+/* Hands a hybrid query's keyword side to a helper thread when [retrieve] parallel_sides says so
+ * (job->started then). Called before the query embedding, without the read lock. */
+static void keyword_job_start(engine *e, const engine_query *q, const retrieve_terms *terms,
+                              size_t pool, const engine_answer *a, keyword_job *job)
+{
+    *job = (keyword_job){.e = e, .q = q, .terms = terms, .pool = pool};
+    job->job.run = keyword_job_run;
+    job->job.arg = job;
+    int setting = query_cfg(e, q)->retrieve_parallel_sides;
+    /* the keyword index's presence is fixed when the store opens: no lock needed to ask */
+    if (a->mode != RAGD_MODE_HYBRID || terms->count == 0 || !store_keyword_available(e->st))
+        return;
+    if (!engine_sides_parallel(setting, atomic_load(&e->retrievals), e->cpus,
+                               setting == RAGD_CFG_BOOL_AUTO ? engine_cpu_free_milli(&e->cpu)
+                                                             : -1))
+        return;
+    job->take_back = setting == RAGD_CFG_BOOL_AUTO;
+    job->started = engine_sides_submit(&e->sides, &job->job) == 0;
+}
+
+/* Finishes a started job (waits for it, or takes it back). Returns: 1 when its result is the
+ * request's keyword side (run by a helper on the store the request reads: no write between
+ * the helper's read lock and the request's), with the job's out, acc and error moved into ks and
+ * a; 0 when the request must run the side itself (job->out freed). Caller holds the read lock,
+ * or holds none and only cleans up. */
+static int keyword_job_finish(keyword_job *job, side_list *ks, engine_answer *a, ragd_rc *rc,
+                              ragd_err *err)
+{
+    if (!job->started) return 0;
+    job->started = 0;
+    engine_side_job_state st = engine_sides_finish(&job->e->sides, &job->job, job->take_back);
+    if (st != RAGD_SIDE_JOB_DONE || job->writes != atomic_load(&job->e->writes)) {
+        side_list_free(&job->out);
+        return 0;
+    }
+    a->keyword_ms += job->acc.keyword_ms;
+    a->fetch_ms += job->acc.fetch_ms;
+    a->candidates += job->acc.candidates;
+    *ks = job->out;
+    memset(&job->out, 0, sizeof job->out);
+    if (*rc == RAGD_OK && job->rc != RAGD_OK) {
+        *rc = job->rc;
+        ragd_err_set(err, job->err.rc, "%s", job->err.msg);
+    }
+    return 1;
+}
+
+/* Both sides of a retrieval into vs and ks (each as its mode asks); a keyword side a helper
+ * thread ran (job) is taken as it is, else it runs here after the vector side. Caller holds the
+ * read lock. */
 static ragd_rc sides_search(engine *e, const engine_query *q, const retrieve_terms *terms,
-                            const float *qv, int zero, size_t pool, side_list *vs, side_list *ks,
-                            engine_answer *a, ragd_err *err)
+                            const float *qv, int zero, size_t pool, keyword_job *job,
+                            side_list *vs, side_list *ks, engine_answer *a, ragd_err *err)
 {
     int vector = a->mode != RAGD_MODE_KEYWORD && !zero, keyword = a->mode != RAGD_MODE_VECTOR;
-    keyword_job job = {.e = e, .q = q, .terms = terms, .pool = pool};
-    pthread_t tid;
-    int setting = query_cfg(e, q)->retrieve_parallel_sides;
-    int threaded = vector && keyword && terms->count > 0 && store_keyword_available(e->st) &&
-                   engine_sides_parallel(setting, atomic_load(&e->retrievals), e->cpus,
-                                         setting == RAGD_CFG_BOOL_AUTO
-                                             ? engine_cpu_idle_milli(&e->cpu) : -1) &&
-                   pthread_create(&tid, NULL, keyword_job_run, &job) == 0;
-    a->sides_parallel = threaded;
-    if (threaded) metrics_counter_add(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES, 1);
     ragd_rc rc = RAGD_OK;
     if (vector) rc = vector_side(e, q, qv, pool, vs, a, err);
     if (rc == RAGD_OK && a->mode == RAGD_MODE_HYBRID)
         rc = vector_length_pivot(e, vs, query_cfg(e, q)->retrieve_vector_length_slope, a, err);
-    if (threaded) {
-        pthread_join(tid, NULL);
-        a->keyword_ms += job.acc.keyword_ms;
-        a->fetch_ms += job.acc.fetch_ms;
-        a->candidates += job.acc.candidates;
-        *ks = job.out;
-        if (rc == RAGD_OK && job.rc != RAGD_OK) {
-            rc = job.rc;
-            ragd_err_set(err, job.err.rc, "%s", job.err.msg);
-        }
+    if (keyword_job_finish(job, ks, a, &rc, err)) {
+        a->sides_parallel = 1;
+        metrics_counter_add(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES, 1);
     } else if (rc == RAGD_OK && keyword) {
         rc = keyword_side(e, q, terms, pool, ks, a, err);
     }
@@ -632,14 +672,6 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     rc = retrieve_terms_split(q->query, q->query_len, &terms, err);
     if (rc == RAGD_OK && query_cfg(e, q)->retrieve_lexical_variants)
         rc = retrieve_terms_expand(q->query, q->query_len, &terms, err);
-    int zero = 1;
-    if (rc == RAGD_OK && a.mode != RAGD_MODE_KEYWORD) {
-        int dims = e->embedder->dims;
-        qv = malloc(sizeof(float) * (size_t)dims);
-        if (qv == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
-        if (rc == RAGD_OK) rc = query_embed(e, q, qv, &a, err);
-        for (int i = 0; rc == RAGD_OK && i < dims && zero; i++) zero = qv[i] == 0.0f;
-    }
     /* A reranker sees [rerank] candidates fused results and keeps the best k of them. */
     int rerank = retrieve_rerank_wanted(e->reranker, q->rerank);
     size_t fuse_k = rerank && (size_t)query_cfg(e, q)->rerank_candidates > k
@@ -652,10 +684,21 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         (size_t)query_cfg(e, q)->retrieve_candidates > pool)
         pool = (size_t)query_cfg(e, q)->retrieve_candidates;
     if (pool < fuse_k) pool = fuse_k;
+    /* The keyword side needs no embedding: a helper thread starts it now (parallel_sides). */
+    keyword_job job = {.started = 0};
+    if (rc == RAGD_OK) keyword_job_start(e, q, &terms, pool, &a, &job);
+    int zero = 1;
+    if (rc == RAGD_OK && a.mode != RAGD_MODE_KEYWORD) {
+        int dims = e->embedder->dims;
+        qv = malloc(sizeof(float) * (size_t)dims);
+        if (qv == NULL) rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+        if (rc == RAGD_OK) rc = query_embed(e, q, qv, &a, err);
+        for (int i = 0; rc == RAGD_OK && i < dims && zero; i++) zero = qv[i] == 0.0f;
+    }
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
-        rc = sides_search(e, q, &terms, qv, zero, pool, &vs, &ks, &a, err);
+        rc = sides_search(e, q, &terms, qv, zero, pool, &job, &vs, &ks, &a, err);
         double tf = util_now_ms(), fetched = a.fetch_ms;
         if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
         double tc = util_now_ms();
@@ -684,6 +727,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     a.context_ms = util_now_ms() - tx;
     a.search_ms = a.vector_ms + a.keyword_ms;
     free(hits);
+    keyword_job_finish(&job, &ks, &a, &rc, err); /* an embedding failed: the job is not used */
     side_list_free(&vs);
     side_list_free(&ks);
     retrieve_terms_free(&terms);

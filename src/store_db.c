@@ -27,6 +27,7 @@
 #include "ragd/log.h"
 #include "ragd/store.h"
 #include "ragd/util.h"
+#include "store_chunk_tokens_int.h"
 #include "store_fts_rank_int.h"
 #include "store_fts_tokens_int.h"
 #include "store_terms_int.h"
@@ -264,6 +265,8 @@ struct store_db {
     store_terms *terms; /* term statistics per generation (src/store_terms.c); NULL: none */
     store_fts_lengths *lengths; /* chunk lengths for ragd_bm25 (src/store_fts_rank.c); NULL:
                                  * none, FTS5 reads them per row */
+    store_chunk_tokens_cache *tokens; /* chunks' token counts (src/store_chunk_tokens.c); NULL:
+                                       * none, read per id */
 };
 
 static const char chunk_get_sql[] =
@@ -772,6 +775,7 @@ ragd_rc store_db_open(const char *data_dir, int readonly, store_db **out, ragd_e
     /* without it (out of memory) every term is counted per request, as before the cache */
     if (rc == RAGD_OK) s->terms = store_terms_new(RAGD_FTS_TERMS_CACHED);
     if (rc == RAGD_OK) s->lengths = store_fts_lengths_new(); /* NULL (OOM): FTS5's lengths */
+    if (rc == RAGD_OK) s->tokens = store_chunk_tokens_cache_new(); /* NULL (OOM): read per id */
     if (rc != RAGD_OK) {
         store_db_close(s);
         return rc;
@@ -817,6 +821,7 @@ void store_db_close(store_db *s)
     pthread_mutex_destroy(&s->pool_mutex);
     store_terms_free(s->terms);
     store_fts_lengths_free(s->lengths);
+    store_chunk_tokens_cache_free(s->tokens);
     free(s->data_dir);
     free(s->db_path);
     free(s);
@@ -1504,6 +1509,14 @@ ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t
                               ragd_err *err)
 {
     if (n == 0) return RAGD_OK;
+    /* Token counts never change for an id (src/store_chunk_tokens.c): the ones read before come
+     * from memory, and no read transaction is opened when all of them do. */
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = store_chunk_tokens_cache_get(s->tokens, ids[i]);
+        missing += tokens[i] < 0;
+    }
+    if (missing == 0) return RAGD_OK;
     store_reader *r = NULL;
     ragd_rc rc = reader_acquire(s, &r, err);
     if (rc != RAGD_OK) return rc;
@@ -1511,9 +1524,11 @@ ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t
         rc = reader_prepare(r, "SELECT tokens FROM chunks WHERE id = ?1", &r->chunk_tokens, err);
     if (rc == RAGD_OK) rc = reader_step_simple(r, r->begin, "read chunk tokens: begin", err);
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
+        if (tokens[i] >= 0) continue;
         sqlite3_bind_int64(r->chunk_tokens, 1, ids[i]);
         int code = sqlite3_step(r->chunk_tokens);
         tokens[i] = code == SQLITE_ROW ? sqlite3_column_int64(r->chunk_tokens, 0) : 0;
+        if (code == SQLITE_ROW) store_chunk_tokens_cache_put(s->tokens, ids[i], tokens[i]);
         if (code != SQLITE_ROW && code != SQLITE_DONE)
             rc = db_fail(r->db, code, "read chunk tokens", err);
         sqlite3_reset(r->chunk_tokens);

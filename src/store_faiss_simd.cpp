@@ -427,6 +427,15 @@ FlatShare *share_of(const FaissIndex *index)
 
 } /* namespace */
 
+namespace ragd_simd {
+/* Returns: true when index is ragd's flat class (src/store_hnsw_walk.cpp walks HNSW graphs
+ * over it with the same kernels its distance computer uses). */
+bool is_fast_storage(const faiss::Index *index)
+{
+    return index != nullptr && is_fast(index);
+}
+} /* namespace ragd_simd */
+
 int store_simd_install(FaissIndex *index)
 {
     if (index == nullptr || simd_level_get() == RAGD_SIMD_OFF) return 0;

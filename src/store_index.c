@@ -49,6 +49,7 @@
 
 #include "ragd/util.h"
 #include "store_faiss_int.h"
+#include "store_hnsw_walk_int.h"
 #include "store_grow_int.h"
 #include "store_index_int.h"
 #include "store_simd_int.h"
@@ -474,7 +475,10 @@ ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t
      * index's own efSearch is shared by every thread and is never changed by a search. */
     int per_search = !idx->flat && ef_search > 0 && ef_search != idx->ef_search;
     if (idx->ndead == 0 && !per_search) {
-        if (faiss_Index_search(idx->index, 1, query, (idx_t)want, scores, ids) != 0)
+        /* ragd's own walk of the graph when it covers the index (same results as FAISS). */
+        int walked = store_hnsw_walk_search(idx->index, query, (int64_t)want, NULL, scores, ids);
+        if (walked < 0 ||
+            (walked == 0 && faiss_Index_search(idx->index, 1, query, (idx_t)want, scores, ids) != 0))
             return index_error(err, "index search failed");
     } else {
         /* The id map cannot pass a selector down (FAISS 1.7.3), so search its sub-index with
@@ -506,9 +510,16 @@ ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t
         }
         int frc = faiss_SearchParametersHNSW_new_with(&params, idx->live_sel, ef);
         FaissIndex *sub = faiss_IndexIDMap2_sub_index(idx->map);
-        if (frc == 0)
-            frc = faiss_Index_search_with_params(sub, 1, query, (idx_t)fetch, params, fscores,
-                                                 fids);
+        if (frc == 0) {
+            int walked = store_hnsw_walk_search(sub, query, (int64_t)fetch,
+                                                (const FaissSearchParameters *)params, fscores,
+                                                fids);
+            if (walked < 0)
+                frc = -1;
+            else if (walked == 0)
+                frc = faiss_Index_search_with_params(sub, 1, query, (idx_t)fetch, params,
+                                                     fscores, fids);
+        }
         faiss_SearchParameters_free(params);
         if (frc == 0 && fids != ids) {
             memcpy(ids, fids, want * sizeof *ids);

@@ -213,8 +213,8 @@ typedef struct engine_answer {
      * searches apart (search_ms is their sum), fusion (candidates, scores, MMR), the
      * confidence estimate (term statistics), the context block. fetch_ms is the chunk reads. */
     double vector_ms, keyword_ms, fuse_ms, confidence_ms, context_ms;
-    int sides_parallel; /* 1: the keyword side ran in a thread of its own ([retrieve]
-                         * parallel_sides) beside the vector side */
+    int sides_parallel; /* 1: the keyword side ran on a helper thread ([retrieve]
+                         * parallel_sides, src/engine_sides.c) beside the vector side */
 } engine_answer;
 
 /* Answers a query: resolves the intent, mode and budget; searches the vector index and the

@@ -143,6 +143,50 @@ def parallel_sides_counted(t):
 
 
 @test
+def parallel_sides_beside_writes(t):
+    """[retrieve] parallel_sides = true while pushed documents are written: the keyword side
+    runs on a helper thread under a read lock of its own, which it takes only when free at once
+    (a request holding its lock waits for the helper while a writer queues: blocking there would
+    deadlock), and whose result is dropped when a write committed in between. Every retrieval
+    and every write answers 200, the newest document is found by both sides' fusion after the
+    writes, and the helpers ran sides (the counter moves)."""
+    corpus = t.path("corpus")
+    write_corpus(corpus)
+    cfg = t.path("par.ini")
+    write(cfg, "[retrieve]\nparallel_sides = true\n")
+    d = t.serve(config=cfg)
+    d.ingest(corpus)
+    before = scrape(d).get("ragd_retrieval_parallel_sides_total", 0.0)
+    statuses = []
+
+    def writer():
+        for i in range(30):
+            doc = {"id": "policy", "title": "Refund policy revision %d" % i,
+                   "text": "Refund requests revision %d: a receipt and the order number "
+                           "zebulon%d within 30 days." % (i, i)}
+            statuses.append(d.call("POST", "/documents", doc, timeout=120).status)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    answers = 0
+    while th.is_alive() or answers < 30:
+        ans = d.retrieve({"query": REFUND_QUESTION, "k": 3})
+        check(ans["results"], "results while documents are written")
+        answers += 1
+    th.join(timeout=300)
+    check(not th.is_alive(), "the writer finished")
+    eq(statuses, [200] * 30, "every pushed document stored")
+    hybrid = d.retrieve({"query": "zebulon29 receipt", "k": 3})
+    eq(hybrid["results"][0]["source"], "push:policy", "the newest revision ranks first")
+    for _ in range(3):
+        d.retrieve({"query": REFUND_QUESTION, "k": 3})
+    after = scrape(d)["ragd_retrieval_parallel_sides_total"]
+    check(after - before >= 3, "helper threads ran keyword sides (%s)" % (after - before))
+    check(after - before <= answers + 4, "counted at most once per hybrid retrieval")
+    d.stop()
+
+
+@test
 def event_log_lines_and_request_ids(t):
     corpus = t.path("corpus")
     write_corpus(corpus)

@@ -1457,15 +1457,16 @@ static void test_parallel_sides_same_answer(void **state)
     corpus_ingested(f);
     const char *queries[] = {Q_REFUND, "refund receipt order number", "install setup guide"};
     const char *billing[] = {"billing"};
-    /* setting, CPUs, idle cores x 1000 (the sample pinned: never stale), expected parallel */
+    /* setting, CPUs, cores x 1000 other processes left free (the sample pinned: never stale),
+     * expected parallel */
     const struct {
-        int setting, cpus, idle_milli, parallel;
+        int setting, cpus, free_milli, parallel;
     } runs[] = {
         {0, 8, 2000, 0},
         {1, 1, 0, 1},
         {RAGD_CFG_BOOL_AUTO, 8, 2000, 1},
         {RAGD_CFG_BOOL_AUTO, 1, 2000, 0},
-        {RAGD_CFG_BOOL_AUTO, 8, 200, 0},
+        {RAGD_CFG_BOOL_AUTO, 8, 1200, 0},
         {RAGD_CFG_BOOL_AUTO, 8, -1, 1},
     };
     size_t nruns = sizeof runs / sizeof runs[0];
@@ -1478,15 +1479,20 @@ static void test_parallel_sides_same_answer(void **state)
             for (size_t r = 0; r < nruns; r++) {
                 f->cfg.retrieve_parallel_sides = runs[r].setting;
                 f->e->cpus = runs[r].cpus;
-                atomic_store(&f->e->cpu.idle_milli, runs[r].idle_milli);
+                atomic_store(&f->e->cpu.free_milli, runs[r].free_milli);
                 engine_query q = {.query = queries[i], .query_len = strlen(queries[i]), .k = 5,
                                   .min_score = -1.0, .mode = RAGD_MODE_HYBRID,
                                   .tags_all = filtered ? billing : NULL,
                                   .tag_count = filtered ? 1 : 0};
                 ragd_err err = {0};
                 assert_int_equal(engine_retrieve(f->e, &q, &a[r], &err), RAGD_OK);
-                assert_int_equal(a[r].sides_parallel, runs[r].parallel);
-                parallel += (uint64_t)runs[r].parallel;
+                if (runs[r].setting == RAGD_CFG_BOOL_AUTO && runs[r].parallel)
+                    /* handed to a helper thread; auto takes a job back that no helper picked
+                     * up by the end of the vector side (quick here), so either */
+                    assert_true(a[r].sides_parallel == 0 || a[r].sides_parallel == 1);
+                else
+                    assert_int_equal(a[r].sides_parallel, runs[r].parallel);
+                parallel += (uint64_t)a[r].sides_parallel;
             }
             for (size_t p = 1; p < nruns; p++) {
                 assert_int_equal(a[0].count, a[p].count);
@@ -1504,25 +1510,29 @@ static void test_parallel_sides_same_answer(void **state)
     f->cfg.retrieve_parallel_sides = 0;
     f->e->cpus = cpus;
     f->e->cpu.sampled_at = 0.0;
-    atomic_store(&f->e->cpu.idle_milli, -1);
+    atomic_store(&f->e->cpu.free_milli, -1);
     assert_int_equal(atomic_load(&f->e->retrievals), 0); /* every retrieval counted out */
-    /* /metrics ragd_retrieval_parallel_sides_total counts each parallel retrieval once */
-    assert_true(parallel > 0);
+    /* /metrics ragd_retrieval_parallel_sides_total counts each parallel retrieval once; the
+     * helper threads were started (at least one, for the `true` rows) */
+    assert_true(parallel >= 6);
+    assert_true(f->e->sides.count >= 1);
     assert_int_equal(metrics_counter_get(RAGD_METRIC_RETRIEVAL_PARALLEL_SIDES) - counted, parallel);
 }
 
-/* parallel_sides auto's inputs: the decision table, /proc/stat's aggregate line, the idle cores
- * between two samples, and a live sample of this machine. */
+/* parallel_sides auto's inputs: the decision table, /proc/stat's aggregate line, the cores other
+ * processes left free between two samples (this process's own time counts as free), and a live
+ * sample of this machine. */
 static void test_parallel_sides_auto_inputs(void **state)
 {
     (void)state;
-    /* setting 0/1 decide alone; auto needs CPUs to spare and half a core idle (or unknown) */
+    /* setting 0/1 decide alone; auto needs CPUs to spare and a core and a half left free by
+     * other processes (or unknown) */
     assert_int_equal(engine_sides_parallel(0, 1, 8, 8000), 0);
     assert_int_equal(engine_sides_parallel(1, 100, 1, 0), 1);
-    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 1000), 1);
-    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 2, 2, 1000), 0);
-    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 499), 0);
-    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 500), 1);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 2000), 1);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 2, 2, 2000), 0);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 1499), 0);
+    assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, 1500), 1);
     assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 2, -1), 1);
     assert_int_equal(engine_sides_parallel(RAGD_CFG_BOOL_AUTO, 1, 1, -1), 0);
 
@@ -1536,28 +1546,106 @@ static void test_parallel_sides_auto_inputs(void **state)
     assert_int_equal(engine_cpu_stat_parse("intr 1 2 3\n", &idle, &total), -1);
     assert_int_equal(engine_cpu_stat_parse("cpu  1 2\n", &idle, &total), -1);
 
-    /* 2 CPUs, 400 jiffies elapsed, 100 of them idle: a quarter of the machine, half a core */
-    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1100, 5400, 2), 500);
-    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1400, 5400, 2), 2000);
-    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1000, 5400, 2), 0);
-    assert_int_equal(engine_cpu_idle_between(1000, 5000, 1000, 5000, 2), -1); /* no time */
-    assert_int_equal(engine_cpu_idle_between(1000, 5000, 900, 5400, 2), -1);  /* backwards */
+    /* 2 CPUs, 400 jiffies elapsed, 100 of them idle: a quarter of the machine, half a core;
+     * with 200 more of them this process's own: three quarters, a core and a half */
+    const engine_cpu_sample s0 = {.idle = 1000, .total = 5000, .own = 70};
+    struct {
+        engine_cpu_sample s1;
+        int free_milli;
+    } spans[] = {
+        {{.idle = 1100, .total = 5400, .own = 70}, 500},
+        {{.idle = 1100, .total = 5400, .own = 270}, 1500},
+        {{.idle = 1400, .total = 5400, .own = 70}, 2000},
+        {{.idle = 1000, .total = 5400, .own = 70}, 0},
+        {{.idle = 1000, .total = 5400, .own = 470}, 2000},
+        {{.idle = 1300, .total = 5400, .own = 470}, 2000}, /* sampled apart: capped */
+        {{.idle = 1000, .total = 5000, .own = 70}, -1},    /* no time */
+        {{.idle = 900, .total = 5400, .own = 70}, -1},     /* backwards */
+        {{.idle = 1100, .total = 5400, .own = 60}, -1},    /* backwards */
+    };
+    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++)
+        assert_int_equal(engine_cpu_free_between(&s0, &spans[i].s1, 2), spans[i].free_milli);
 
     /* A live sample: unknown until two samples ENGINE_CPU_SAMPLE_MS apart, then 0..CPUs x 1000
      * (poll, no timing assertion: the second sample comes when it comes). */
     engine_cpu c;
     engine_cpu_init(&c);
-    assert_int_equal(engine_cpu_idle_milli(&c), -1);
+    assert_int_equal(engine_cpu_free_milli(&c), -1);
     int v = -1;
     for (int i = 0; i < 200 && v < 0; i++) {
         usleep(20 * 1000);
-        v = engine_cpu_idle_milli(&c);
+        v = engine_cpu_free_milli(&c);
     }
     if (access("/proc/stat", R_OK) == 0) {
         assert_true(v >= 0);
         assert_true(v <= c.online * 1000);
     }
     engine_cpu_destroy(&c);
+}
+
+/* The keyword sides' helper threads (src/engine_sides.c): a job runs on a helper; a job no
+ * helper picked up is taken back unrun with take_back, and waited for without; a job that
+ * declines is reported so; destroy stops the helpers. One helper at most, held busy by a job
+ * that waits for the test (polls, no timing). */
+typedef struct pool_probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int hold, running, runs, result;
+} pool_probe;
+
+static int pool_probe_run(void *arg)
+{
+    pool_probe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->running = 1;
+    p->runs++;
+    pthread_cond_broadcast(&p->cv);
+    while (p->hold) pthread_cond_wait(&p->cv, &p->mu);
+    int result = p->result;
+    pthread_mutex_unlock(&p->mu);
+    return result;
+}
+
+static void test_sides_pool(void **state)
+{
+    (void)state;
+    engine_sides pool;
+    engine_sides_init(&pool, 1);
+    pool_probe a = {.hold = 1, .result = 1}, b = {.result = 1}, c = {.result = 0};
+    pool_probe *probes[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_init(&probes[i]->mu, NULL);
+        pthread_cond_init(&probes[i]->cv, NULL);
+    }
+    engine_side_job ja = {.run = pool_probe_run, .arg = &a};
+    engine_side_job jb = {.run = pool_probe_run, .arg = &b};
+    engine_side_job jc = {.run = pool_probe_run, .arg = &c};
+    assert_int_equal(engine_sides_submit(&pool, &ja), 0);
+    pthread_mutex_lock(&a.mu);
+    while (!a.running) pthread_cond_wait(&a.cv, &a.mu); /* the one helper is busy with a */
+    pthread_mutex_unlock(&a.mu);
+    assert_int_equal(pool.count, 1);
+    assert_int_equal(engine_sides_submit(&pool, &jb), 0);
+    assert_int_equal(engine_sides_submit(&pool, &jc), 0);
+    assert_int_equal(pool.count, 1); /* at its max: b and c wait in the queue */
+    assert_int_equal(engine_sides_finish(&pool, &jb, 1), RAGD_SIDE_JOB_TAKEN);
+    assert_int_equal(b.runs, 0);
+    pthread_mutex_lock(&a.mu);
+    a.hold = 0;
+    pthread_cond_broadcast(&a.cv);
+    pthread_mutex_unlock(&a.mu);
+    assert_int_equal(engine_sides_finish(&pool, &jc, 0), RAGD_SIDE_JOB_DECLINED);
+    assert_int_equal(engine_sides_finish(&pool, &ja, 0), RAGD_SIDE_JOB_DONE);
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(b.runs, 0);
+    /* a finished job's state stays; take_back of a job already run changes nothing */
+    assert_int_equal(engine_sides_finish(&pool, &ja, 1), RAGD_SIDE_JOB_DONE);
+    engine_sides_destroy(&pool);
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_destroy(&probes[i]->mu);
+        pthread_cond_destroy(&probes[i]->cv);
+    }
 }
 
 static void test_rag_disabled(void **state)
@@ -1840,6 +1928,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keyword_candidates_read_when_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_sides_same_answer, setup, teardown),
         cmocka_unit_test(test_parallel_sides_auto_inputs),
+        cmocka_unit_test(test_sides_pool),
         cmocka_unit_test_setup_teardown(test_rag_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test(test_context_format),

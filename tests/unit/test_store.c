@@ -27,6 +27,7 @@
 #include "ragd/util.h"
 
 #include "test_store_support.h"
+#include "../../src/store_chunk_tokens_int.h"
 #include "../../src/store_fts_tokens_int.h"
 #include "../../src/store_terms_int.h"
 
@@ -1260,6 +1261,83 @@ static void test_chunk_tokens(void **state)
     assert_int_equal(tokens[2], 0);
     assert_int_equal(tokens[3], 16);
     assert_int_equal(store_db_chunk_tokens(db, ids, 0, tokens, &err), RAGD_OK);
+    /* Read once, a count comes from memory (src/store_chunk_tokens.c: chunk rows are never
+     * updated, ids never reused): a row changed behind the store's back does not show, a
+     * chunk added since is read from its row, a missing id still reads 0. */
+    raw_exec(((fixture *)*state)->dir, "UPDATE chunks SET tokens = 500");
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    ids[2] = put_chunk(db, doc, 20, "four");
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    int64_t missing = 999999;
+    memset(tokens, 0xff, sizeof tokens);
+    assert_int_equal(store_db_chunk_tokens(db, ids, 4, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 7);
+    assert_int_equal(tokens[1], 10);
+    assert_int_equal(tokens[2], 27);
+    assert_int_equal(tokens[3], 16);
+    assert_int_equal(store_db_chunk_tokens(db, &missing, 1, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 0);
+    /* after a reset the ids go on from the highest ever handed out: no old count applies */
+    assert_int_equal(store_db_reset(db, &err), RAGD_OK);
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    doc = put_doc(db, "/docs/u.md", "Tokens again");
+    int64_t fresh = put_chunk(db, doc, 1, "five");
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_true(fresh > ids[2]);
+    assert_int_equal(store_db_chunk_tokens(db, &fresh, 1, tokens, &err), RAGD_OK);
+    assert_int_equal(tokens[0], 8);
+}
+
+/* The token-count cache itself: unknown until put; counts it cannot hold left out; threads
+ * racing to create one block all keep their entries. */
+typedef struct tokens_race {
+    store_chunk_tokens_cache *c;
+    int64_t first;
+} tokens_race;
+
+static void *tokens_race_run(void *arg)
+{
+    tokens_race *t = arg;
+    for (int64_t id = t->first; id < t->first + 4096; id += 4)
+        store_chunk_tokens_cache_put(t->c, id, id % 1000);
+    return NULL;
+}
+
+static void test_chunk_tokens_cache(void **state)
+{
+    (void)state;
+    assert_int_equal(store_chunk_tokens_cache_get(NULL, 1), -1);
+    store_chunk_tokens_cache_put(NULL, 1, 5); /* no-op */
+    store_chunk_tokens_cache *c = store_chunk_tokens_cache_new();
+    assert_non_null(c);
+    assert_int_equal(store_chunk_tokens_cache_get(c, 1), -1);
+    store_chunk_tokens_cache_put(c, 1, 0);
+    store_chunk_tokens_cache_put(c, 2, 65534);
+    store_chunk_tokens_cache_put(c, 3, 65535);          /* too large for a slot */
+    store_chunk_tokens_cache_put(c, 4, -1);             /* not a count */
+    store_chunk_tokens_cache_put(c, (int64_t)1 << 28, 5); /* past the range */
+    store_chunk_tokens_cache_put(c, -7, 5);
+    store_chunk_tokens_cache_put(c, 70000, 12);         /* another block */
+    assert_int_equal(store_chunk_tokens_cache_get(c, 1), 0);
+    assert_int_equal(store_chunk_tokens_cache_get(c, 2), 65534);
+    assert_int_equal(store_chunk_tokens_cache_get(c, 3), -1);
+    assert_int_equal(store_chunk_tokens_cache_get(c, 4), -1);
+    assert_int_equal(store_chunk_tokens_cache_get(c, (int64_t)1 << 28), -1);
+    assert_int_equal(store_chunk_tokens_cache_get(c, -7), -1);
+    assert_int_equal(store_chunk_tokens_cache_get(c, 70000), 12);
+    assert_int_equal(store_chunk_tokens_cache_get(c, 70001), -1);
+    /* four threads fill interleaved ids of one fresh block (ids 1 << 20 ...) at once */
+    pthread_t th[4];
+    tokens_race race[4];
+    for (int i = 0; i < 4; i++) {
+        race[i] = (tokens_race){.c = c, .first = ((int64_t)1 << 20) + i};
+        assert_int_equal(pthread_create(&th[i], NULL, tokens_race_run, &race[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int64_t id = (int64_t)1 << 20; id < ((int64_t)1 << 20) + 4096; id++)
+        assert_int_equal(store_chunk_tokens_cache_get(c, id), id % 1000);
+    store_chunk_tokens_cache_free(c);
+    store_chunk_tokens_cache_free(NULL);
 }
 
 /* The bounded plan ranks its rare terms with ragd_bm25 too: where the whole query fits the
@@ -1770,6 +1848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fts_rank_bounded_equals_bm25, setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_chunk_tokens, setup, store_fixture_teardown),
+        cmocka_unit_test(test_chunk_tokens_cache),
         cmocka_unit_test_setup_teardown(test_schema_2_migrated, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_fts_rows_per_transaction, setup,
                                         store_fixture_teardown),
