@@ -24,7 +24,8 @@
  *      (multiply-shift range reduction), bit 0 the sign.
  *
  * Memory: a per-call open-addressing table of distinct features (on the stack for short texts,
- * one heap block otherwise); no allocation per feature.
+ * one heap block otherwise); no allocation per feature. A bounded per-thread word cache (see
+ * "the word cache") keeps what each recent word hashes and stems to.
  */
 #include <math.h>
 #include <pthread.h>
@@ -99,13 +100,26 @@ static uint64_t bytes_hash(const char *text, size_t n, uint64_t seed)
     return mix64(h);
 }
 
+/* Returns: the slot of feature hash h among dims dimensions: the dimension (bits 32..63 of the
+ * salted hash, multiply-shift) times 2, plus 1 when the sign is negative (bit 0). */
+static inline uint32_t feature_slot(int dims, uint64_t h, uint64_t salt)
+{
+    if (salt != 0) h = mix64(h ^ salt);
+    uint32_t idx = (uint32_t)(((h >> 32) * (uint64_t)(uint32_t)dims) >> 32);
+    return idx << 1 | (uint32_t)(h & 1);
+}
+
+/* Adds sign * w to the dimension a feature_slot value names. */
+static inline void slot_add(float *out, uint32_t slot, float w)
+{
+    out[slot >> 1] += (slot & 1) ? -w : w;
+}
+
 /* Adds sign(h) * w to the dimension h selects among out[0..dims); callers pass out + 1 and
  * dims - 1 to keep dimension 0 for the length prior. */
 static inline void feature_add(float *out, int dims, uint64_t h, float w, uint64_t salt)
 {
-    if (salt != 0) h = mix64(h ^ salt);
-    uint32_t idx = (uint32_t)(((h >> 32) * (uint64_t)(uint32_t)dims) >> 32);
-    out[idx] += (h & 1) ? -w : w;
+    slot_add(out, feature_slot(dims, h, salt), w);
 }
 
 /* ---- stopwords and the tf weight table (built once) ------------------------------------------ */
@@ -358,31 +372,43 @@ static uint64_t word_hash(const char *s, size_t n, size_t full, uint64_t seed)
     return full > n ? mix64(h ^ (uint64_t)full) : h;
 }
 
+/* Filters, stems and hashes one word whose surface hash is surface_hash into *t (t->stem points
+ * into stem). Returns: 1, or 0 for a dropped stopword (*t then holds only the surface). */
+static int term_make(const word *w, uint64_t surface_hash, const embed_local_params *p, term *t,
+                     char stem[RAGD_EMBED_WORD_MAX])
+{
+    t->surface = w;
+    t->surface_hash = surface_hash;
+    if (p->stopwords && w->full == w->n && stopword_has(surface_hash)) return 0;
+    memcpy(stem, w->text, w->n);
+    t->stem = stem;
+    t->stem_len = w->n;
+    if (p->stem && w->ascii && w->full == w->n) t->stem_len = stem_apply(stem, w->n);
+    t->unigram_hash =
+        word_hash(stem, t->stem_len, w->full - w->n + t->stem_len, RAGD_SEED_UNIGRAM);
+    return 1;
+}
+
 /* Filters, stems and hashes one word and hands it to fn. */
 static void term_emit(const word *w, const embed_local_params *p, term_fn fn, void *ctx)
 {
     char stem[RAGD_EMBED_WORD_MAX];
     term t;
-    t.surface = w;
-    t.surface_hash = word_hash(w->text, w->n, w->full, RAGD_SEED_SURFACE);
-    if (p->stopwords && w->full == w->n && stopword_has(t.surface_hash)) return;
-    memcpy(stem, w->text, w->n);
-    t.stem = stem;
-    t.stem_len = w->n;
-    if (p->stem && w->ascii && w->full == w->n) t.stem_len = stem_apply(stem, w->n);
-    t.unigram_hash = word_hash(stem, t.stem_len, w->full - w->n + t.stem_len, RAGD_SEED_UNIGRAM);
-    fn(ctx, &t);
+    if (term_make(w, word_hash(w->text, w->n, w->full, RAGD_SEED_SURFACE), p, &t, stem))
+        fn(ctx, &t);
 }
 
-static void terms_run(const char *text, size_t len, const embed_local_params *p, term_fn fn,
-                      void *ctx)
+/* Calls word_fn(ctx, w) for each word of text[0..len) and then for each of its camelCase parts,
+ * in text order. */
+static void words_run(const char *text, size_t len, const embed_local_params *p,
+                      void (*word_fn)(void *ctx, const word *w), void *ctx)
 {
     pthread_once(&tables_once, tables_build);
     const unsigned char *s = (const unsigned char *)text;
     size_t pos = 0;
     word w;
     while (word_next(s, len, &pos, &w)) {
-        term_emit(&w, p, fn, ctx);
+        word_fn(ctx, &w);
         if (!p->split_camel || w.cut_count == 0) continue;
         /* The parts of a camelCase identifier are terms too, so "readFile" meets "read file". */
         for (int k = 0; k <= w.cut_count; k++) {
@@ -392,9 +418,29 @@ static void terms_run(const char *text, size_t len, const embed_local_params *p,
             if (from >= to || to - from < 2) continue;
             word part = {.n = to - from, .full = to - from, .ascii = w.ascii};
             memcpy(part.text, w.text + from, part.n);
-            term_emit(&part, p, fn, ctx);
+            word_fn(ctx, &part);
         }
     }
+}
+
+typedef struct terms_run_ctx {
+    const embed_local_params *p;
+    term_fn fn;
+    void *ctx;
+} terms_run_ctx;
+
+static void terms_run_word(void *ctx, const word *w)
+{
+    terms_run_ctx *c = ctx;
+    term_emit(w, c->p, c->fn, c->ctx);
+}
+
+/* Calls fn for each kept term of text[0..len), in text order. */
+static void terms_run(const char *text, size_t len, const embed_local_params *p, term_fn fn,
+                      void *ctx)
+{
+    terms_run_ctx c = {p, fn, ctx};
+    words_run(text, len, p, terms_run_word, &c);
 }
 
 /* ---- the feature table ----------------------------------------------------------------------- */
@@ -476,6 +522,97 @@ static int table_add(feat_table *t, uint32_t kind, uint64_t key)
     }
 }
 
+/* ---- the word cache -------------------------------------------------------------------------- */
+
+/*
+ * Most words of a corpus recur: hashing, stopword lookup, stemming and the character n-gram
+ * hashes of a word are the same every time under the same parameters. A per-thread,
+ * direct-mapped cache keeps them per surface word, so an ingest computes them about once per
+ * distinct word instead of once per occurrence (per distinct word per chunk for the n-grams).
+ * The cache only replaces computations by their stored results: the same features reach the
+ * table and the output in the same order with the same values, so vectors are bit-identical
+ * (tests/unit/test_embed.c test_vectors_bit_identical). Bounded: RAGD_WORD_CACHE_SLOTS entries
+ * (about 540 KiB) per thread that has embedded a text of RAGD_WORD_CACHE_TEXT bytes or more (the
+ * ingest's; threads that only embed short queries make none), freed when the thread exits.
+ */
+#define RAGD_WORD_CACHE_SLOTS 4096 /* power of two */
+#define RAGD_WORD_CACHE_LEN 16     /* longer words are not cached (measured: as fast as 24) */
+#define RAGD_WORD_CACHE_GRAMS 45   /* n-gram slots per entry: 3..5-grams of 16 bytes need 45 */
+#define RAGD_WORD_CACHE_TEXT 256   /* a thread makes its cache for a text this long (a chunk) */
+#define RAGD_GRAMS_NONE 0xffff     /* the entry holds no n-grams (computed each time) */
+
+typedef struct cached_word {
+    uint64_t surface_hash;
+    uint64_t unigram_hash;
+    uint32_t generation; /* valid when equal to the cache's; 0: never filled */
+    uint8_t n;           /* bytes in text */
+    uint8_t stop;        /* 1: a dropped stopword */
+    uint8_t ascii;       /* the word's ascii flag: a camelCase part inherits its whole word's */
+    uint16_t gram_count; /* entries in grams, or RAGD_GRAMS_NONE */
+    char text[RAGD_WORD_CACHE_LEN];
+    uint16_t grams[RAGD_WORD_CACHE_GRAMS]; /* feature_slot values of the char n-grams, in order */
+} cached_word;
+
+/* What the cached results depend on besides the word. */
+typedef struct word_cache_key {
+    int dims; /* dimensions available to features */
+    int char_min, char_max;
+    int stem, stopwords;
+    int grams; /* 1: n-grams are cached (char_weight > 0, not char_sublinear) */
+    uint64_t salt;
+} word_cache_key;
+
+typedef struct word_cache {
+    word_cache_key key;
+    uint32_t generation; /* bumped when the key changes: every entry goes stale at once */
+    cached_word slots[RAGD_WORD_CACHE_SLOTS];
+} word_cache;
+
+static pthread_key_t cache_tls;
+static int cache_tls_ok;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_tls_make(void)
+{
+    cache_tls_ok = pthread_key_create(&cache_tls, free) == 0;
+}
+
+/* Returns: this thread's cache set up for p's parameters (borrowed; owned by the thread, freed
+ * at its exit), or NULL when there is none (the caller computes everything): none is made for a
+ * text shorter than RAGD_WORD_CACHE_TEXT bytes, or when memory is short. */
+static word_cache *word_cache_for(const embed_local_params *p, int dims, size_t text_len)
+{
+    pthread_once(&cache_once, cache_tls_make);
+    if (!cache_tls_ok) return NULL;
+    word_cache *c = pthread_getspecific(cache_tls);
+    if (c == NULL) {
+        if (text_len < RAGD_WORD_CACHE_TEXT) return NULL;
+        c = calloc(1, sizeof *c);
+        if (c == NULL) return NULL;
+        if (pthread_setspecific(cache_tls, c) != 0) {
+            free(c);
+            return NULL;
+        }
+    }
+    word_cache_key k;
+    memset(&k, 0, sizeof k); /* compared with memcmp: no stray padding bytes */
+    k.dims = dims;
+    k.char_min = p->char_min;
+    k.char_max = p->char_max;
+    k.stem = p->stem;
+    k.stopwords = p->stopwords;
+    k.grams = p->char_weight > 0 && !p->char_sublinear;
+    k.salt = p->salt;
+    if (c->generation == 0 || memcmp(&k, &c->key, sizeof k) != 0) {
+        c->key = k;
+        if (++c->generation == 0) { /* wrapped: clear, so no entry claims the new generation */
+            memset(c->slots, 0, sizeof c->slots);
+            c->generation = 1;
+        }
+    }
+    return c;
+}
+
 /* ---- the embedding --------------------------------------------------------------------------- */
 
 typedef struct embed_run {
@@ -485,10 +622,12 @@ typedef struct embed_run {
     int dims;          /* dimensions available to features */
     uint64_t previous; /* unigram hash of the previous kept stem */
     int has_previous;
+    word_cache *cache; /* this thread's, or NULL */
 } embed_run;
 
-/* Character n-grams of "<surface>": into the table (char_sublinear) or straight into out. */
-static void char_ngrams_add(embed_run *r, const word *w)
+/* Character n-grams of "<surface>": into the table (char_sublinear) or straight into out. When
+ * fill is not NULL (not char_sublinear), their slots are also recorded in it (it has room). */
+static void char_ngrams_add(embed_run *r, const word *w, cached_word *fill)
 {
     const embed_local_params *p = r->p;
     unsigned char g[RAGD_EMBED_WORD_MAX + 2 + 8] = {0};
@@ -497,6 +636,7 @@ static void char_ngrams_add(embed_run *r, const word *w)
     memcpy(g + 1, w->text, n);
     g[n + 1] = '>';
     size_t total = n + 2;
+    size_t count = 0;
     for (int k = p->char_min; k <= p->char_max; k++) {
         if ((size_t)k > total) break;
         uint64_t mask = (1ULL << (8 * k)) - 1;
@@ -504,26 +644,81 @@ static void char_ngrams_add(embed_run *r, const word *w)
         for (size_t i = 0; i + (size_t)k <= total; i++) {
             uint64_t packed = (load8_le(g + i) & mask) | tag;
             uint64_t h = mix64(packed ^ RAGD_SEED_CHAR);
-            if (p->char_sublinear) table_add(&r->table, RAGD_FEAT_CHAR, h);
-            else feature_add(r->out, r->dims, h, 1.0f, p->salt);
+            if (p->char_sublinear) {
+                table_add(&r->table, RAGD_FEAT_CHAR, h);
+            } else {
+                uint32_t slot = feature_slot(r->dims, h, p->salt);
+                slot_add(r->out, slot, 1.0f);
+                if (fill != NULL) fill->grams[count++] = (uint16_t)slot;
+            }
+        }
+    }
+    if (fill != NULL) fill->gram_count = (uint16_t)count;
+}
+
+/* Returns: the number of char n-grams of a word of n bytes under p. */
+static size_t char_ngram_count(const embed_local_params *p, size_t n)
+{
+    size_t count = 0;
+    for (int k = p->char_min; k <= p->char_max; k++)
+        if ((size_t)k <= n + 2) count += n + 2 - (size_t)k + 1;
+    return count;
+}
+
+/* Counts one kept term: its unigram, the bigram with the previous term, and, the first time the
+ * surface occurs in this text, its char n-grams (from c when it holds them). */
+static void embed_term_add(embed_run *r, uint64_t unigram_hash, uint64_t surface_hash,
+                           const word *w, cached_word *c)
+{
+    const embed_local_params *p = r->p;
+    if (p->unigram_weight > 0) table_add(&r->table, RAGD_FEAT_UNIGRAM, unigram_hash);
+    if (p->bigram_weight > 0 && r->has_previous) {
+        uint64_t b = mix64(r->previous ^ ((unigram_hash << 21) | (unigram_hash >> 43)) ^
+                           RAGD_SEED_BIGRAM);
+        table_add(&r->table, RAGD_FEAT_BIGRAM, b);
+    }
+    r->previous = unigram_hash;
+    r->has_previous = 1;
+    if (p->char_weight > 0 && table_add(&r->table, RAGD_FEAT_SURFACE, surface_hash) == 1) {
+        if (c != NULL && c->gram_count != RAGD_GRAMS_NONE) {
+            for (size_t i = 0; i < c->gram_count; i++) slot_add(r->out, c->grams[i], 1.0f);
+        } else {
+            int fill = c != NULL && r->cache->key.grams &&
+                       char_ngram_count(p, w->n) <= RAGD_WORD_CACHE_GRAMS;
+            char_ngrams_add(r, w, fill ? c : NULL);
         }
     }
 }
 
-static void embed_term(void *ctx, const term *t)
+/* One word of the text: from the cache when it holds the word, else computed (and cached). */
+static void embed_word(void *ctx, const word *w)
 {
     embed_run *r = ctx;
-    const embed_local_params *p = r->p;
-    if (p->unigram_weight > 0) table_add(&r->table, RAGD_FEAT_UNIGRAM, t->unigram_hash);
-    if (p->bigram_weight > 0 && r->has_previous) {
-        uint64_t b = mix64(r->previous ^ ((t->unigram_hash << 21) | (t->unigram_hash >> 43)) ^
-                           RAGD_SEED_BIGRAM);
-        table_add(&r->table, RAGD_FEAT_BIGRAM, b);
+    uint64_t surface_hash = word_hash(w->text, w->n, w->full, RAGD_SEED_SURFACE);
+    cached_word *c = NULL;
+    if (r->cache != NULL && w->n == w->full && w->n <= RAGD_WORD_CACHE_LEN) {
+        c = &r->cache->slots[surface_hash & (RAGD_WORD_CACHE_SLOTS - 1)];
+        if (c->generation == r->cache->generation && c->surface_hash == surface_hash &&
+            c->n == w->n && c->ascii == (uint8_t)w->ascii &&
+            memcmp(c->text, w->text, w->n) == 0) {
+            if (!c->stop) embed_term_add(r, c->unigram_hash, surface_hash, w, c);
+            return;
+        }
     }
-    r->previous = t->unigram_hash;
-    r->has_previous = 1;
-    if (p->char_weight > 0 && table_add(&r->table, RAGD_FEAT_SURFACE, t->surface_hash) == 1)
-        char_ngrams_add(r, t->surface);
+    char stem[RAGD_EMBED_WORD_MAX];
+    term t;
+    int kept = term_make(w, surface_hash, r->p, &t, stem);
+    if (c != NULL) { /* take the slot over */
+        c->generation = r->cache->generation;
+        c->surface_hash = surface_hash;
+        c->n = (uint8_t)w->n;
+        c->ascii = (uint8_t)w->ascii;
+        memcpy(c->text, w->text, w->n);
+        c->stop = (uint8_t)!kept;
+        c->unigram_hash = kept ? t.unigram_hash : 0;
+        c->gram_count = RAGD_GRAMS_NONE;
+    }
+    if (kept) embed_term_add(r, t.unigram_hash, surface_hash, w, c);
 }
 
 static void vector_scale(float *v, int dims, float scale)
@@ -567,7 +762,8 @@ void embed_local_vector_params(const char *text, size_t len, const embed_local_p
         table_layout(&r.table, stack_block, RAGD_TABLE_STACK_SLOTS);
     }
 
-    terms_run(text, len, p, embed_term, &r);
+    r.cache = word_cache_for(p, r.dims, len);
+    words_run(text, len, p, embed_word, &r);
 
     /* The char n-gram block is alone in out so far: scale it to its mass. */
     double char_norm = vector_norm(out, p->dims);

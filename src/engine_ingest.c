@@ -451,15 +451,23 @@ static ragd_rc doc_prepare(engine *e, doc_work *w, prefetch *pf, engine_ingest_r
     }
     if (rc == RAGD_OK && (dup_of = dup_map(w->checksums, n)) == NULL)
         rc = ragd_err_set(err, RAGD_ERR_NOMEM, "out of memory");
+    /* A known chunk of a recomputable in-process model: its vector is a pure function of the
+     * input this document holds (which hashes to the key), so it is computed from that input,
+     * not from the stored chunk's text read back (same bytes, no read, no second hash). */
+    embed_vector_fn recompute =
+        e->embedder->ops->in_process ? embed_recompute_for(e->embedder->model) : NULL;
     for (size_t i = 0; i < n && rc == RAGD_OK; i++) {
         if (dup_of[i] != i) { /* identical chunks inside this document share one embedding */
             r->chunks_deduplicated++;
             continue;
         }
         int found = 0;
+        float *vec = w->vectors + i * (size_t)dims;
         rc = store_embedding_get(e->st, w->checksums[i], e->embedder->model, dims,
-                                    w->vectors + i * (size_t)dims, &found, err);
-        if (rc == RAGD_OK && found == RAGD_EMBEDDING_UNSTORED) {
+                                 recompute != NULL ? NULL : vec, &found, err);
+        if (rc == RAGD_OK && found && recompute != NULL) {
+            recompute(inputs[i], strlen(inputs[i]), dims, vec);
+        } else if (rc == RAGD_OK && found == RAGD_EMBEDDING_UNSTORED) {
             const ingest_chunk *c = &w->chunks.items[i];
             rc = embed_chunk_recompute(e->embedder->model, dims, w->checksums[i], c->heading,
                                        w->doc.text + c->start, c->end - c->start,

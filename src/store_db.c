@@ -1367,14 +1367,17 @@ ragd_rc store_db_embedding_get(store_db *s, const char *checksum, const char *mo
     ragd_rc rc = RAGD_OK;
     int code = sqlite3_step(st);
     int hit = 0;
-    if (code == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB &&
-        sqlite3_column_bytes(st, 0) == 0) {
+    if (code == SQLITE_ROW && out == NULL) { /* known: the caller computes the vector */
+        hit = sqlite3_column_type(st, 0) == SQLITE_BLOB && sqlite3_column_bytes(st, 0) == 0
+                  ? RAGD_EMBEDDING_UNSTORED
+                  : 1;
+    } else if (code == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB &&
+               sqlite3_column_bytes(st, 0) == 0) {
         stmt_done(st);
         rc = embedding_recompute_get(s, checksum, model, dims, out, &hit, err);
         if (rc == RAGD_OK) *found = hit;
         return rc;
-    }
-    if (code == SQLITE_ROW) {
+    } else if (code == SQLITE_ROW) {
         const void *blob = sqlite3_column_blob(st, 0);
         int bytes = sqlite3_column_bytes(st, 0);
         if (blob == NULL || (int64_t)bytes != (int64_t)dims * 4) {

@@ -1041,7 +1041,9 @@ static ragd_rc pg_embedding_get(store *st, const char *checksum, const char *mod
     if (r == NULL) return err->rc;
     ragd_rc rc = RAGD_OK;
     *found = 0;
-    if (PQntuples(r) > 0) {
+    if (PQntuples(r) > 0 && out == NULL) {
+        *found = 1; /* known: the caller computes the vector */
+    } else if (PQntuples(r) > 0) {
         if (bytea_floats(r, 0, 0, dims, out) != 0)
             rc = ragd_err_set(err, RAGD_ERR_STORE, "embedding %s (%s) is not %d float32 values",
                               checksum, model, dims);

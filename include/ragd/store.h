@@ -259,7 +259,10 @@ ragd_rc store_collection_delete(store *s, const char *collection, int64_t *docum
 #define RAGD_EMBEDDING_UNSTORED 2
 
 /* Looks up a stored embedding. Returns: RAGD_OK with *found 0 or 1 (out holds dims floats; a row
- * without vector bytes is recomputed from a chunk's text) or RAGD_EMBEDDING_UNSTORED. */
+ * without vector bytes is recomputed from a chunk's text) or RAGD_EMBEDDING_UNSTORED. out may be
+ * NULL: then only whether the embedding is known is reported (*found 0, or nonzero: 1 or
+ * RAGD_EMBEDDING_UNSTORED), nothing is decoded or recomputed (the ingest of a recomputable
+ * model, which computes the vector from the text it holds). */
 ragd_rc store_embedding_get(store *s, const char *checksum, const char *model, int dims,
                             float *out, int *found, ragd_err *err);
 /* Stores an embedding (kept when one exists). Durable at once when no transaction is open. */

@@ -154,6 +154,15 @@ def ingest_duplicate_text_deduplicated(t, fx):
     srcs = {r["source"] for r in ans["results"]}
     check({"account/passwords.md", "account/passwords-copy.md"} <= srcs,
           "both copies should be found: %s" % srcs)
+    # The copy's chunks were known (deduplicated): their vectors, computed from the copy's own
+    # text, are the original's, so both copies score alike in vector mode.
+    ans = d.retrieve({"query": "forgot password reset link", "k": 20, "mode": "vector"})
+    scores = {}
+    for r in ans["results"]:
+        scores.setdefault(r["source"], []).append(round(r["score"], 6))
+    check(scores.get("account/passwords.md"), "vector mode finds the original: %s" % scores)
+    eq(sorted(scores.get("account/passwords-copy.md", [])),
+       sorted(scores.get("account/passwords.md", [])), "vector scores of the copy's chunks")
 
 
 @shared("ingest_store")

@@ -310,6 +310,132 @@ static void test_long_and_huge_texts(void **state)
     free(big);
 }
 
+/* ---- bit identity: vectors pinned exactly (the word cache must not change one bit) -------- */
+
+/* Fixed texts: ASCII prose, UTF-8 (accents, CJK, U+2019 apostrophes, U+00A0, dashes),
+ * camelCase and acronyms, possessives, numbers, stopwords only, words past RAGD_EMBED_WORD_MAX,
+ * empty, one byte, and repeated words (the cache's hits). */
+static const char *const golden_texts[] = {
+    "",
+    "a",
+    "the of and to in is it",
+    "Refund policy: customers can request a refund within 30 days of purchase.",
+    "readFile HTTPServer parseJSONValue getURLForID x86_64 IPv6Address fooBarBazQuxQuuxCorgeGrault",
+    "ragd's daemon's users' it's don't won't O'Reilly rock'n'roll ''quoted'' 's",
+    "caf\xc3\xa9 na\xc3\xafve r\xc3\xa9sum\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e Stra\xc3\x9f" "e "
+    "don\xe2\x80\x99t ragd\xe2\x80\x99s a\xc2\xa0" "b em\xe2\x80\x94" "dash \xe2\x80\x9cquoted\xe2\x80\x9d",
+    "0 1 42 3.14159 2026-12-05 0xdeadbeef 1e10 v1.2.3 100k 9999999999999999999999",
+    "configure configured configuring configures uses used using policies studied agreed "
+    "running hopping quickly happily management statement ies ing ed",
+    "https://example.com/a/very/long/path/with/many/segments/and/a/query?x=1&y=2&z=3#fragment "
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+    "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855e3b0c44298fc1c",
+    "\xff\xfe broken \xc3 utf8 \xe2\x80 tail \xf0\x9f\x98\x80 emoji \xe2",
+    "word word word word word word Word WORD wOrD words wording worded",
+    /* "files" alone is stemmed; as a part of a word with non-ASCII bytes it is not */
+    "Files r\xc3\xa9sumeFiles Files files runningFiles r\xc3\xa9sumeFiles",
+    "## Heading\n\n- list item one\n- list item two\n\n```c\nint main(void) { return 0; }\n```\n"
+    "| a | b |\n|---|---|\n| 1 | 2 |\n",
+};
+
+/* Appends a deterministic pseudo-random document of about n bytes to buf (words from a small
+ * vocabulary, so most repeat). Returns: the length written. */
+static size_t golden_generate(char *buf, size_t n, uint32_t seed)
+{
+    static const char *const vocab[] = {
+        "index", "vector", "the", "store's", "HNSWIndex", "caf\xc3\xa9", "chunk", "chunks",
+        "embedding", "of", "search", "readFileSync", "42", "2026", "query", "queries",
+        "don\xe2\x80\x99t", "reranking", "\xe6\x97\xa5\xe6\x9c\xac", "configure", "it's",
+        "supercalifragilisticexpialidociousandthensomemorelettersuntilpastsixtyfourbytes",
+    };
+    size_t len = 0, nv = sizeof vocab / sizeof vocab[0];
+    uint32_t x = seed;
+    while (len + 100 < n) {
+        x = x * 1664525u + 1013904223u;
+        const char *w = vocab[(x >> 8) % nv];
+        size_t wl = strlen(w);
+        memcpy(buf + len, w, wl);
+        len += wl;
+        buf[len++] = (x >> 20) % 11 == 0 ? '\n' : ((x >> 24) % 7 == 0 ? ',' : ' ');
+        if ((x >> 4) % 13 == 0) buf[len++] = ' ';
+    }
+    return len;
+}
+
+/* FNV-1a of the exact bytes of every vector, in order, under one parameter set. */
+static uint64_t golden_run(const embed_local_params *p, char *big, size_t big_len)
+{
+    float *v = malloc((size_t)p->dims * sizeof *v);
+    assert_non_null(v);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t nt = sizeof golden_texts / sizeof golden_texts[0];
+    for (size_t i = 0; i < nt + 3; i++) {
+        const char *t = i < nt ? golden_texts[i] : big;
+        size_t len = i < nt ? strlen(t) : (i == nt ? 1500 : (i == nt + 1 ? 20000 : big_len));
+        embed_local_vector_params(t, len, p, v);
+        const unsigned char *b = (const unsigned char *)v;
+        for (size_t j = 0; j < (size_t)p->dims * sizeof *v; j++)
+            h = (h ^ b[j]) * 0x100000001b3ULL;
+    }
+    free(v);
+    return h;
+}
+
+static void test_vectors_bit_identical(void **state)
+{
+    (void)state;
+    /* Expected values produced by the embedder before the per-thread word cache (commit
+     * 2a5a500): any change in a bit of any vector fails here. */
+    static const uint64_t expected[] = {
+        0x5c260c0fb05befc7ULL, 0x87ef92b1ee0b555fULL, 0xbd5374d22788822eULL,
+        0xa9a1ec268568a55fULL, 0x4401e135112c3f95ULL, 0xac57c743c1d4862aULL,
+        0x7bc88fe635dc554dULL, 0x57eb753adafdf9b6ULL, 0x73f60b0d5ddc40ceULL,
+    };
+    size_t big_cap = 600000;
+    char *big = malloc(big_cap);
+    assert_non_null(big);
+    size_t big_len = golden_generate(big, big_cap, 7);
+    embed_local_params sets[10];
+    int ns = 0;
+    embed_local_params_default(&sets[ns++], 1024);
+    embed_local_params_default(&sets[ns++], 384);
+    embed_local_params_default(&sets[ns++], 64);
+    embed_local_params_default(&sets[ns], 256);
+    sets[ns].bigram_weight = 0.3f;
+    sets[ns++].char_sublinear = 1;
+    embed_local_params_default(&sets[ns], 512);
+    sets[ns].stem = 0;
+    sets[ns].stopwords = 0;
+    sets[ns++].split_camel = 0;
+    embed_local_params_default(&sets[ns], 300);
+    sets[ns].length_weight = 0.5f;
+    sets[ns].salt = 12345;
+    sets[ns].char_min = 2;
+    sets[ns++].char_max = 7;
+    embed_local_params_default(&sets[ns], 128);
+    sets[ns++].char_weight = 0;
+    embed_local_params_default(&sets[ns], 128);
+    sets[ns++].unigram_weight = 0;
+    embed_local_params_default(&sets[ns], 4096);
+    sets[ns++].char_min = 4;
+    /* Each set twice, the sets interleaved: the second round runs with whatever a cache kept
+     * from the other sets. */
+    int bad = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int s = 0; s < ns; s++) {
+            assert_true(embed_local_params_valid(&sets[s]));
+            uint64_t got = golden_run(&sets[s], big, big_len);
+            if (s >= (int)(sizeof expected / sizeof expected[0]) || got != expected[s]) {
+                fprintf(stderr, "set %d round %d: 0x%016llxULL\n", s, round,
+                        (unsigned long long)got);
+                bad = 1;
+            }
+        }
+    }
+    free(big);
+    assert_false(bad);
+}
+
 static void test_params(void **state)
 {
     (void)state;
@@ -653,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_camel_case_parts),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_long_and_huge_texts),
+        cmocka_unit_test(test_vectors_bit_identical),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_provider_new),
         cmocka_unit_test(test_batch_splits),

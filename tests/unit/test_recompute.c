@@ -160,6 +160,14 @@ static void test_remote_rows_keep_bytes(void **state)
                      (int64_t)NTEXTS);
     assert_null(embed_recompute_for("text-embedding-3-small"));
     assert_non_null(embed_recompute_for(RAGD_EMBED_LOCAL_MODEL));
+    /* out NULL: known (1), nothing decoded */
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    input_of(0, sum, NULL);
+    int found = -1;
+    ragd_err err = {0};
+    assert_int_equal(store_db_embedding_get(db, sum, "text-embedding-3-small", DIMS, NULL, &found,
+                                            &err), RAGD_OK);
+    assert_int_equal(found, 1);
 }
 
 /* A row kept after its chunks went (a reset): known, not filled; the caller's text recomputes
@@ -189,19 +197,26 @@ static void test_row_without_chunk_is_unstored(void **state)
     assert_non_null(strstr(err.msg, "hashes to"));
 }
 
+/* A store with one document holding texts[0] as a chunk with its (local) embedding, whose
+ * stored text was then overwritten: it no longer hashes to its checksum. Returns: the store,
+ * reopened (owned by f). */
+static store_db *one_damaged_chunk(fixture *f)
+{
+    store_db *db = open_db(f, RAGD_EMBED_LOCAL_MODEL);
+    put_text(db, put_doc(db, "/d/valves.md"), 0, RAGD_EMBED_LOCAL_MODEL, 1);
+    store_db_close(db);
+    f->db = NULL;
+    raw_exec(f->dir, "UPDATE chunks SET text = 'something else entirely'");
+    return open_db(f, RAGD_EMBED_LOCAL_MODEL);
+}
+
 /* A chunk text that no longer matches its checksum, and a zero-length row of a model that
  * cannot recompute: errors, never a vector. */
 static void test_mismatch_and_unrecomputable_are_errors(void **state)
 {
     fixture *f = *state;
-    store_db *db = open_db(f, RAGD_EMBED_LOCAL_MODEL);
+    store_db *db = one_damaged_chunk(f);
     ragd_err err = {0};
-    int64_t doc = put_doc(db, "/d/valves.md");
-    put_text(db, doc, 0, RAGD_EMBED_LOCAL_MODEL, 1);
-    store_db_close(db);
-    f->db = NULL;
-    raw_exec(f->dir, "UPDATE chunks SET text = 'something else entirely'");
-    db = open_db(f, RAGD_EMBED_LOCAL_MODEL);
     char sum[UTIL_SHA256_HEX_LEN + 1];
     float got[DIMS];
     input_of(0, sum, NULL);
@@ -316,6 +331,28 @@ static void test_schema_4_bytes_read_as_before(void **state)
     cfg_free(&cfg);
 }
 
+/* out NULL: only whether the embedding is known; nothing is decoded, nothing is read back or
+ * recomputed (a chunk text that no longer matches is not even looked at). */
+static void test_known_without_vector(void **state)
+{
+    fixture *f = *state;
+    /* the stored text damaged: with out, an error (test_mismatch_and_unrecomputable_are_errors);
+     * without, known, since nothing is read */
+    store_db *db = one_damaged_chunk(f);
+    ragd_err err = {0};
+    char sum[UTIL_SHA256_HEX_LEN + 1], other[UTIL_SHA256_HEX_LEN + 1];
+    input_of(0, sum, NULL);
+    input_of(1, other, NULL);
+    int found = -1;
+    assert_int_equal(store_db_embedding_get(db, sum, RAGD_EMBED_LOCAL_MODEL, DIMS, NULL, &found,
+                                            &err), RAGD_OK);
+    assert_int_equal(found, RAGD_EMBEDDING_UNSTORED);
+    found = -1;
+    assert_int_equal(store_db_embedding_get(db, other, RAGD_EMBED_LOCAL_MODEL, DIMS, NULL, &found,
+                                            &err), RAGD_OK);
+    assert_int_equal(found, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +365,7 @@ int main(void)
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_schema_4_bytes_read_as_before, setup,
                                         store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_known_without_vector, setup, store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
