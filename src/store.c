@@ -221,6 +221,17 @@ int store_chunk_tokens_cheap(store *s)
     return s->ops->chunk_tokens != NULL;
 }
 
+ragd_rc store_read_begin(store *s, int *owned, ragd_err *err)
+{
+    *owned = 0;
+    return s->ops->read_begin != NULL ? s->ops->read_begin(s, owned, err) : RAGD_OK;
+}
+
+void store_read_end(store *s, int owned)
+{
+    if (owned && s->ops->read_end != NULL) s->ops->read_end(s, owned);
+}
+
 size_t store_vector_count(store *s)
 {
     return s->ops->vector_count(s);

@@ -62,6 +62,7 @@ enum {
     RAGD_STMT_VECTORS_EACH,
     RAGD_STMT_FTS_ADD,
     RAGD_STMT_CHUNK_INPUT,
+    RAGD_STMT_BEGIN_READ,
     RAGD_STMT_COUNT
 };
 
@@ -110,6 +111,7 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
         "WHERE c.id BETWEEN ?1 AND ?2",
     /* a chunk whose embedding input has this checksum, to recompute a vector from */
     [RAGD_STMT_CHUNK_INPUT] = "SELECT heading, text FROM chunks WHERE checksum = ?1 LIMIT 1",
+    [RAGD_STMT_BEGIN_READ] = "BEGIN",
 };
 
 static const char schema_sql[] =
@@ -949,6 +951,23 @@ ragd_rc store_db_commit(store_db *s, ragd_err *err)
     ragd_rc rc = fts_pending_flush(s, err);
     if (rc != RAGD_OK) return rc;
     return writer_simple(s, RAGD_STMT_COMMIT, "commit", err);
+}
+
+ragd_rc store_db_read_begin(store_db *s, int *owned, ragd_err *err)
+{
+    *owned = 0;
+    if (!sqlite3_get_autocommit(s->writer)) return RAGD_OK; /* inside the caller's transaction */
+    ragd_rc rc = writer_simple(s, RAGD_STMT_BEGIN_READ, "begin read", err);
+    if (rc == RAGD_OK) *owned = 1;
+    return rc;
+}
+
+void store_db_read_end(store_db *s, int owned)
+{
+    if (s == NULL || !owned || sqlite3_get_autocommit(s->writer)) return;
+    ragd_err local = {0};
+    /* A transaction that only read: COMMIT releases its snapshot (ROLLBACK when that fails). */
+    if (writer_simple(s, RAGD_STMT_COMMIT, "end read", &local) != RAGD_OK) store_db_rollback(s);
 }
 
 void store_db_rollback(store_db *s)

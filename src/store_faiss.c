@@ -670,6 +670,16 @@ static ragd_rc faiss_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_
     return store_db_chunk_tokens(faiss_of(s)->db, ids, n, tokens, err);
 }
 
+static ragd_rc faiss_read_begin(store *s, int *owned, ragd_err *err)
+{
+    return store_db_read_begin(faiss_of(s)->db, owned, err);
+}
+
+static void faiss_read_end(store *s, int owned)
+{
+    store_db_read_end(faiss_of(s)->db, owned);
+}
+
 static size_t faiss_vector_count(store *s)
 {
     faiss_store *f = faiss_of(s);
@@ -840,4 +850,6 @@ const store_ops store_faiss_ops = {
     .ingest_unlock = faiss_ingest_unlock,
     .vector_search_ef = faiss_vector_search_ef,
     .chunk_tokens = faiss_chunk_tokens,
+    .read_begin = faiss_read_begin,
+    .read_end = faiss_read_end,
 };

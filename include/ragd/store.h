@@ -193,6 +193,10 @@ typedef struct store_ops {
      * chunks_get. */
     ragd_rc (*chunk_tokens)(store *s, const int64_t *ids, size_t n, int64_t *tokens,
                             ragd_err *err);
+    /* Optional: a read scope on the writer (store_read_begin / store_read_end); NULL: each
+     * lookup stands alone. */
+    ragd_rc (*read_begin)(store *s, int *owned, ragd_err *err);
+    void (*read_end)(store *s, int owned);
 } store_ops;
 
 /* Every backend's store begins with this header. */
@@ -286,6 +290,13 @@ ragd_rc store_chunk_tokens(store *s, const int64_t *ids, size_t n, int64_t *toke
 /* Returns: 1 when the backend reads token counts alone (store_chunk_tokens costs less than
  * store_chunks_get), else 0. */
 int store_chunk_tokens_cheap(store *s);
+/* A read scope on the writer: the lookups (store_embedding_get) made until store_read_end see
+ * one snapshot and take the backend's read locks once, not once per lookup (an ingest looks up
+ * every chunk's embedding). Writer only, caller serialises writers as for begin. *owned says
+ * whether store_read_end has a scope to close: 0 inside an open write transaction (the lookups
+ * are in it already) or for a backend without scopes. */
+ragd_rc store_read_begin(store *s, int *owned, ragd_err *err);
+void store_read_end(store *s, int owned);
 /* Asks (on != 0) that the FAISS index's storage blocks grown for new vectors (flat vectors, HNSW
  * links) be advised transparent huge pages from now on, process-wide: fewer page faults while
  * they fill (a batch ingest's CPU x0.88), at the cost of up to one partly filled 2 MiB page of

@@ -47,6 +47,11 @@ ragd_rc store_db_model_check(store_db *s, const char *model, int dims, ragd_err 
 ragd_rc store_db_begin(store_db *s, ragd_err *err);
 ragd_rc store_db_commit(store_db *s, ragd_err *err);
 void store_db_rollback(store_db *s); /* no-op when no transaction is open */
+/* A read transaction on the writer connection (deferred BEGIN), for store_read_begin: *owned 1
+ * when this call opened it (close it with store_db_read_end), 0 when the caller's transaction
+ * was already open (store_db_read_end(s, 0) does nothing). */
+ragd_rc store_db_read_begin(store_db *s, int *owned, ragd_err *err);
+void store_db_read_end(store_db *s, int owned);
 
 /* Makes every commit so far durable against power loss (commits are always durable against a
  * crash of the process). Called at the end of each ingest. */

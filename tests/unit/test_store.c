@@ -310,6 +310,51 @@ static void test_generation(void **state)
     assert_int_equal(g, 2);
 }
 
+/* store_db_read_begin: the writer's lookups share one snapshot until store_db_read_end (a row
+ * deleted behind the store's back stays visible inside the scope, gone after it); inside a write
+ * transaction the scope is the caller's (nothing opened, nothing closed). */
+static void test_read_scope(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    put_embedding(db, "scoped text", 1.0f);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    char sum[UTIL_SHA256_HEX_LEN + 1];
+    checksum_of("scoped text", sum);
+    float vec[RAGD_TEST_DIMS] = {0};
+    int found = -1, owned = -1;
+
+    assert_int_equal(store_db_read_begin(db, &owned, &err), RAGD_OK);
+    assert_int_equal(owned, 1);
+    assert_int_equal(
+        store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, vec, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    raw_exec(f->dir, "DELETE FROM embeddings WHERE model = 'test-model'");
+    assert_int_equal(
+        store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, vec, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1); /* the scope's snapshot */
+    store_db_read_end(db, owned);
+    assert_int_equal(
+        store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, vec, &found, &err), RAGD_OK);
+    assert_int_equal(found, 0);
+
+    /* inside a write transaction: not owned, and ending it leaves the transaction open */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK);
+    assert_int_equal(store_db_read_begin(db, &owned, &err), RAGD_OK);
+    assert_int_equal(owned, 0);
+    put_embedding(db, "scoped text", 2.0f);
+    store_db_read_end(db, owned);
+    assert_int_equal(store_db_commit(db, &err), RAGD_OK);
+    assert_int_equal(
+        store_db_embedding_get(db, sum, "test-model", RAGD_TEST_DIMS, vec, &found, &err), RAGD_OK);
+    assert_int_equal(found, 1);
+    store_db_read_end(db, 0); /* nothing to close: no-op */
+    assert_int_equal(store_db_begin(db, &err), RAGD_OK); /* no transaction was left open */
+    store_db_rollback(db);
+}
+
 static void test_rollback_leaves_nothing(void **state)
 {
     fixture *f = *state;
@@ -1822,6 +1867,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_prefix_scoping, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_read_scope, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_doc_delete_cascades, setup, store_fixture_teardown),
