@@ -29,6 +29,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,6 +535,9 @@ static int table_add(feat_table *t, uint32_t kind, uint64_t key)
  * (tests/unit/test_embed.c test_vectors_bit_identical). Bounded: RAGD_WORD_CACHE_SLOTS entries
  * (about 540 KiB) per thread that has embedded a text of RAGD_WORD_CACHE_TEXT bytes or more (the
  * ingest's; threads that only embed short queries make none), freed when the thread exits.
+ * Off until embed_local_word_cache(1): `ragd ingest` (a batch process) turns it on; the daemon
+ * leaves it off, since each thread that ingests would keep its 540 KiB for the process's life
+ * and the daemon's RSS has a budget (bench/NOTES.md, session 5 lead).
  */
 #define RAGD_WORD_CACHE_SLOTS 4096 /* power of two */
 #define RAGD_WORD_CACHE_LEN 16     /* longer words are not cached (measured: as fast as 24) */
@@ -568,6 +572,7 @@ typedef struct word_cache {
     cached_word slots[RAGD_WORD_CACHE_SLOTS];
 } word_cache;
 
+static atomic_int cache_on; /* embed_local_word_cache */
 static pthread_key_t cache_tls;
 static int cache_tls_ok;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
@@ -582,6 +587,7 @@ static void cache_tls_make(void)
  * text shorter than RAGD_WORD_CACHE_TEXT bytes, or when memory is short. */
 static word_cache *word_cache_for(const embed_local_params *p, int dims, size_t text_len)
 {
+    if (!atomic_load_explicit(&cache_on, memory_order_relaxed)) return NULL;
     pthread_once(&cache_once, cache_tls_make);
     if (!cache_tls_ok) return NULL;
     word_cache *c = pthread_getspecific(cache_tls);
@@ -611,6 +617,11 @@ static word_cache *word_cache_for(const embed_local_params *p, int dims, size_t 
         }
     }
     return c;
+}
+
+void embed_local_word_cache(int on)
+{
+    atomic_store(&cache_on, on != 0);
 }
 
 /* ---- the embedding --------------------------------------------------------------------------- */

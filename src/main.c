@@ -682,8 +682,9 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
                 "serves no HTTP API; wait for it to finish\n", cfg->data_dir, pid);
         return EXIT_RUNTIME;
     }
-    /* a batch process that exits: page faults matter more than a 2 MiB page of RSS */
+    /* a batch process that exits: page faults and CPU matter more than a few MiB of RSS */
     store_grow_huge_pages(1);
+    embed_local_word_cache(1);
     engine *e = NULL;
     ragd_err err = {0};
     if (engine_open(cfg, c->reset ? RAGD_ENGINE_RESETTING : 0, &e, &err) != RAGD_OK) {

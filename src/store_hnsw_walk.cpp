@@ -11,8 +11,10 @@
  *   - the unvisited neighbours of an expanded node are collected first (marked visited in
  *     order, as FAISS does), their vectors prefetched, then their distances computed and pushed
  *     in the same order;
- *   - visited marks are per thread, by generation: a query bumps a 16-bit counter instead of
- *     zeroing a table (the table is cleared once every 65535 queries);
+ *   - visited marks are per thread, by generation: a query bumps an 8-bit counter instead of
+ *     zeroing a table (the table, a byte a node, is cleared once every 255 queries; 16-bit
+ *     marks cost the daemon twice the RSS per retrieval thread, which an ingest into a 100k
+ *     HNSW store put over its budget);
  *   - distances come straight from ragd's kernels (include/ragd/simd.h), the same functions and
  *     argument order as the FastFlat distance computer FAISS would call.
  */
@@ -58,8 +60,8 @@ int walk_enabled()
 
 /* Visited marks of one thread: mark[i] == gen means node i was visited by this query. */
 struct Visited {
-    std::vector<uint16_t> mark;
-    uint16_t gen = 0;
+    std::vector<uint8_t> mark; /* a byte a node, as FAISS's VisitedTable: 100 KiB a thread at 100k */
+    uint8_t gen = 0;
 
     /* Starts a query over n nodes: a new generation (the table is cleared when it wraps). */
     void begin(size_t n)

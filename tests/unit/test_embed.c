@@ -418,10 +418,11 @@ static void test_vectors_bit_identical(void **state)
     sets[ns++].unigram_weight = 0;
     embed_local_params_default(&sets[ns], 4096);
     sets[ns++].char_min = 4;
-    /* Each set twice, the sets interleaved: the second round runs with whatever a cache kept
-     * from the other sets. */
+    /* Each set three times, the sets interleaved: without the word cache, then twice with it
+     * (the third round runs with whatever the cache kept from the other sets). */
     int bad = 0;
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
+        embed_local_word_cache(round > 0);
         for (int s = 0; s < ns; s++) {
             assert_true(embed_local_params_valid(&sets[s]));
             uint64_t got = golden_run(&sets[s], big, big_len);
@@ -432,6 +433,7 @@ static void test_vectors_bit_identical(void **state)
             }
         }
     }
+    embed_local_word_cache(0);
     free(big);
     assert_false(bad);
 }
