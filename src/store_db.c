@@ -475,15 +475,21 @@ static ragd_rc writer_simple(store_db *s, int id, const char *what, ragd_err *er
     return stmt_run(s, st, what, err);
 }
 
-/* Opens a transaction unless the caller already holds one. *owned says whether this call must
- * close it with tx_close. */
-static ragd_rc tx_open(store_db *s, int *owned, ragd_err *err)
+/* Opens a transaction with the writer statement begin (RAGD_STMT_BEGIN: a write transaction;
+ * RAGD_STMT_BEGIN_READ: a deferred one that only reads) unless the caller already holds one.
+ * *owned says whether this call must close it with tx_close. */
+static ragd_rc tx_open_with(store_db *s, int begin, int *owned, ragd_err *err)
 {
     *owned = 0;
     if (!sqlite3_get_autocommit(s->writer)) return RAGD_OK;
-    ragd_rc rc = writer_simple(s, RAGD_STMT_BEGIN, "begin transaction", err);
+    ragd_rc rc = writer_simple(s, begin, "begin transaction", err);
     if (rc == RAGD_OK) *owned = 1;
     return rc;
+}
+
+static ragd_rc tx_open(store_db *s, int *owned, ragd_err *err)
+{
+    return tx_open_with(s, RAGD_STMT_BEGIN, owned, err);
 }
 
 /* Commits an owned transaction when rc is RAGD_OK, else rolls it back. Returns: the final rc. */
@@ -955,19 +961,15 @@ ragd_rc store_db_commit(store_db *s, ragd_err *err)
 
 ragd_rc store_db_read_begin(store_db *s, int *owned, ragd_err *err)
 {
-    *owned = 0;
-    if (!sqlite3_get_autocommit(s->writer)) return RAGD_OK; /* inside the caller's transaction */
-    ragd_rc rc = writer_simple(s, RAGD_STMT_BEGIN_READ, "begin read", err);
-    if (rc == RAGD_OK) *owned = 1;
-    return rc;
+    return tx_open_with(s, RAGD_STMT_BEGIN_READ, owned, err);
 }
 
 void store_db_read_end(store_db *s, int owned)
 {
-    if (s == NULL || !owned || sqlite3_get_autocommit(s->writer)) return;
-    ragd_err local = {0};
+    if (s == NULL) return;
     /* A transaction that only read: COMMIT releases its snapshot (ROLLBACK when that fails). */
-    if (writer_simple(s, RAGD_STMT_COMMIT, "end read", &local) != RAGD_OK) store_db_rollback(s);
+    ragd_err local = {0};
+    tx_close(s, owned, RAGD_OK, &local);
 }
 
 void store_db_rollback(store_db *s)
@@ -1832,10 +1834,16 @@ static const char fts_sql[] =
 
 /* Column weights for bm25(): a query term in the heading path or the title says more about what
  * a chunk is about than one in its body. */
-#define RAGD_FTS_BM25 "bm25(chunks_fts, 2.0, 2.0, 1.0)"
-#define RAGD_FTS_WEIGHT_TITLE 2.0 /* the same weights, for ragd_bm25 */
+#define RAGD_FTS_WEIGHT_TITLE 2.0
 #define RAGD_FTS_WEIGHT_HEADING 2.0
 #define RAGD_FTS_WEIGHT_TEXT 1.0
+/* A macro's value as an SQL literal: the weights and settings below are written once, for C
+ * (ragd_bm25) and for SQL (bm25(), FTS5's config) alike. */
+#define RAGD_SQL_LIT_(x) #x
+#define RAGD_SQL_LIT(x) RAGD_SQL_LIT_(x)
+#define RAGD_FTS_BM25                                                                              \
+    "bm25(chunks_fts, " RAGD_SQL_LIT(RAGD_FTS_WEIGHT_TITLE) ", "                                   \
+    RAGD_SQL_LIT(RAGD_FTS_WEIGHT_HEADING) ", " RAGD_SQL_LIT(RAGD_FTS_WEIGHT_TEXT) ")"
 #define RAGD_FTS_PHRASES_MAX 32 /* RAGD_TERMS_MAX: the terms of one query */
 #ifndef RAGD_FTS_DF_EXACT
 #define RAGD_FTS_DF_EXACT 4000 /* term statistics: frequencies counted exactly up to this */
@@ -1875,11 +1883,11 @@ static ragd_rc fts_merge_apply(store_db *s, const char *what, ragd_err *err)
     int set = rc == RAGD_OK && sqlite3_column_int(st, 0) == 2;
     sqlite3_finalize(st);
     if (rc != RAGD_OK || set) return rc;
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('automerge', %d);"
-             "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('crisismerge', %d)",
-             RAGD_FTS_AUTOMERGE, RAGD_FTS_CRISISMERGE);
+    static const char sql[] =
+        "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('automerge', "
+        RAGD_SQL_LIT(RAGD_FTS_AUTOMERGE) ");"
+        "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('crisismerge', "
+        RAGD_SQL_LIT(RAGD_FTS_CRISISMERGE) ")";
     rc = writer_simple(s, RAGD_STMT_BEGIN, what, err);
     if (rc != RAGD_OK) return rc;
     rc = db_exec(s->writer, sql, "set the keyword index's merge settings", err);
