@@ -93,16 +93,19 @@ def proc_status(pid):
 
 
 class Daemon:
-    def __init__(self, data, dims, factory, ef, log):
+    def __init__(self, data, dims, factory, ef, log, binary=None, extra_env=None):
+        """Starts `ragd serve` on data: binary (default: the release build) with the bench's
+        environment plus extra_env (a dict, may be None)."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
         env.update({"RAGD_EMBED_DIMS": str(dims), "RAGD_STORE_INDEX_FACTORY": factory,
                     "RAGD_STORE_HNSW_EF_SEARCH": str(ef), "RAGD_EMBED_PROVIDER": "local",
                     # The ingest-while-serving corpus is written beside the data dir.
                     "RAGD_INGEST_ALLOWED_ROOTS": os.path.dirname(os.path.abspath(data))})
+        env.update(extra_env or {})
         self.log = open(log, "wb")
         t = time.perf_counter()
-        ragd = os.path.join(REPO, "build", "release", "ragd")
+        ragd = binary or os.path.join(REPO, "build", "release", "ragd")
         self.proc = subprocess.Popen([ragd, "serve", "--listen",
                                       "127.0.0.1:%d" % self.port, "--data-dir", data,
                                       "--no-ingest", "--log-level", "warn"], env=env,
