@@ -4,7 +4,8 @@ with bench_http (mode vector) at each (ef, concurrency) in turn; medians over ro
 daemon's CPU per request (utime + stime from /proc). Part B (session 5) wrote it, part B2 added
 the CPU column. Usage: bench_http_sides.py '{"sides": [{"name": "base", "bin": B, "data": DIR},
 ...], "dims": 384, "factory": "HNSW32", "qtxt": PREFIX.qtxt, "rounds": 6, "efs": [16],
-"conc": [1], "requests": 3000, "out": OUT.json}' (each side its own copy of the store)."""
+"conc": [1], "requests": 3000, "out": OUT.json}' (each side its own copy of the store);
+optional "mode": the requests' mode (default vector; part G of session 6 added it)."""
 import json, os, subprocess, sys, signal, statistics
 from benchlib import free_port, wait_ready
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,7 @@ def main():
                     for name, p, port in order:
                         cmd = [BB + "/bench_http", "--port", str(port), "--queries", cfg["qtxt"],
                                "--k", "10", "--concurrency", str(c), "--requests",
-                               str(cfg["requests"] * (4 if c > 1 else 1)), "--mode", "vector",
+                               str(cfg["requests"] * (4 if c > 1 else 1)), "--mode", cfg.get("mode", "vector"),
                                "--ef-search", str(ef)]
                         c0 = cpu(p.pid)
                         out = json.loads(subprocess.run(cmd, capture_output=True, text=True,

@@ -15,7 +15,7 @@ JSON file with every round and the per-variant medians. Nothing here asserts any
 
 Usage: bench_rss_ab.py --store DIR --queries QTXT --dims D --variant NAME=BINARY[,ENV=VAL...]
                        [--variant ...] [--rounds 3] [--copies 20] [--requests 1000]
-                       [--tmp DIR] [--malloc-info DIR] [--out bench/results/rss-ab.json]
+                       [--tmp DIR] [--malloc-info DIR] [--heaptrack DIR] [--out bench/results/rss-ab.json]
 """
 import argparse
 import json
@@ -132,6 +132,7 @@ def one_run(name, binary, env, args, tmp, corpus):
     d = Daemon(data, args.dims, "HNSW32", 64, os.path.join(tmp, "ragd-%s.log" % name),
                binary=binary, extra_env=env)
     res = {"variant": name, "binary": binary, "env": env}
+    tracker = None
     peak = {"VmRSS": 0}
     stop = threading.Event()
 
@@ -168,6 +169,13 @@ def one_run(name, binary, env, args, tmp, corpus):
             box["status"], box["report"] = d.post("/ingest", {"path": corpus})
             box["seconds"] = round(time.perf_counter() - t, 3)
 
+        tracker = None
+        if args.heaptrack:
+            # heaptrack attached from here: what the ingest allocates, and holds at its peak.
+            tracker = subprocess.Popen(["heaptrack", "-o", os.path.join(
+                args.heaptrack, "heaptrack-%s-%d" % (name, d.proc.pid)), "-p", str(d.proc.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(5)
         th = threading.Thread(target=ingest)
         th.start()
         time.sleep(0.2)
@@ -198,6 +206,8 @@ def one_run(name, binary, env, args, tmp, corpus):
         sampler.join()
         res["sampled_peak"] = dict(peak)
         d.stop()
+        if tracker is not None:
+            tracker.wait(timeout=600)
         shutil.rmtree(data, ignore_errors=True)
     return res
 
@@ -214,6 +224,8 @@ def main():
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--tmp", default="/tmp")
     ap.add_argument("--out", default="bench/results/rss-ab.json")
+    ap.add_argument("--heaptrack", default=None,
+                    help="dir: attach heaptrack(1) to the daemon before each ingest, write there")
     ap.add_argument("--malloc-info", default=None,
                     help="dir: after each ingest, write the daemon's malloc_info(3) there (gdb)")
     args = ap.parse_args()
