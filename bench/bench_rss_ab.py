@@ -29,7 +29,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import make_corpus  # noqa: E402
-from bench_scale import Daemon, http_run  # noqa: E402
+from bench_scale import Daemon, http_run, ingest_while_serving  # noqa: E402
+import bench_rss_ingest  # noqa: E402
+from bench_rss_ingest import chunks  # noqa: E402
 
 MIB = 1024 * 1024
 KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads")
@@ -37,14 +39,7 @@ KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads")
 
 def status(pid):
     """Returns: the KEYS of /proc/pid/status (bytes; Threads a count)."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key = line.split(":")[0]
-            if key in KEYS:
-                v = int(line.split()[1])
-                out[key] = v if key == "Threads" else v * 1024
-    return out
+    return bench_rss_ingest.status(pid, KEYS)
 
 
 def rollup(pid):
@@ -117,13 +112,6 @@ def malloc_info(pid, path):
     return res
 
 
-def chunks(d):
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
-    c.request("GET", "/health")
-    return json.loads(c.getresponse().read())["store"]["chunks"]
-
-
 def one_run(name, binary, env, args, tmp, corpus):
     """Returns: the figures of one variant on a fresh copy of the store."""
     data = os.path.join(tmp, "data-" + name)
@@ -132,7 +120,7 @@ def one_run(name, binary, env, args, tmp, corpus):
     d = Daemon(data, args.dims, "HNSW32", 64, os.path.join(tmp, "ragd-%s.log" % name),
                binary=binary, extra_env=env)
     res = {"variant": name, "binary": binary, "env": env}
-    tracker = None
+    tracker = []
     peak = {"VmRSS": 0}
     stop = threading.Event()
 
@@ -162,33 +150,20 @@ def one_run(name, binary, env, args, tmp, corpus):
         res["warm"] = {k: {x: v[x] for x in ("p50_ms", "p95_ms", "rps")} for k, v in warm.items()}
         res["before_ingest"] = status(d.proc.pid)
         before_chunks = chunks(d)
-        box = {}
 
-        def ingest():
-            t = time.perf_counter()
-            box["status"], box["report"] = d.post("/ingest", {"path": corpus})
-            box["seconds"] = round(time.perf_counter() - t, 3)
-
-        tracker = None
-        if args.heaptrack:
+        def attach():
             # heaptrack attached from here: what the ingest allocates, and holds at its peak.
-            tracker = subprocess.Popen(["heaptrack", "-o", os.path.join(
+            tracker.append(subprocess.Popen(["heaptrack", "-o", os.path.join(
                 args.heaptrack, "heaptrack-%s-%d" % (name, d.proc.pid)), "-p", str(d.proc.pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(5)
-        th = threading.Thread(target=ingest)
-        th.start()
-        time.sleep(0.2)
-        during = {}
-        for c, filt in ((1, False), (8, False), (8, True)):
-            key = "c%d%s" % (c, "_filter" if filt else "")
-            h = http_run(d.port, args.queries, c, max(100, args.requests // 3), filt=filt,
-                         mode="vector")
-            during[key] = {x: h[x] for x in ("p50_ms", "p95_ms", "rps")}
-            during[key]["ingest_still_running"] = th.is_alive()
-        th.join()
+
+        box, runs = ingest_while_serving(d, corpus, args.queries, max(100, args.requests // 3),
+                                         before=attach if args.heaptrack else None)
+        during = {k: {x: h[x] for x in ("p50_ms", "p95_ms", "rps", "ingest_still_running")}
+                  for k, h in runs.items()}
         res["during_ingest"] = during
-        res["ingest"] = {"status": box.get("status"), "seconds": box.get("seconds")}
+        res["ingest"] = {"status": box.get("status"), "seconds": round(box.get("seconds", 0), 3)}
         after_chunks = chunks(d)
         st = status(d.proc.pid)
         res["after"] = st
@@ -206,8 +181,8 @@ def one_run(name, binary, env, args, tmp, corpus):
         sampler.join()
         res["sampled_peak"] = dict(peak)
         d.stop()
-        if tracker is not None:
-            tracker.wait(timeout=600)
+        for t in tracker:
+            t.wait(timeout=600)
         shutil.rmtree(data, ignore_errors=True)
     return res
 

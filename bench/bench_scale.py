@@ -144,6 +144,32 @@ def http_run(port, qtxt, conc, requests, filt=False, ids=None, path="/retrieve",
     return run_json(cmd)
 
 
+def ingest_while_serving(d, corpus, qtxt, requests, before=None):
+    """POSTs /ingest of corpus to the Daemon d on a thread and, while it runs, drives vector
+    requests at concurrency 1, 8 and 8 with a tag filter (requests each). before: called just
+    before the ingest starts (may be None). Returns: (the ingest's status, report and seconds;
+    bench_http's figures per run, with whether the ingest was still running at its end)."""
+    box = {}
+
+    def ingest():
+        t = time.perf_counter()
+        box["status"], box["report"] = d.post("/ingest", {"path": corpus})
+        box["seconds"] = time.perf_counter() - t
+
+    if before is not None:
+        before()
+    th = threading.Thread(target=ingest)
+    th.start()
+    time.sleep(0.2)
+    during = {}
+    for c, filt in ((1, False), (8, False), (8, True)):
+        key = "c%d%s" % (c, "_filter" if filt else "")
+        during[key] = http_run(d.port, qtxt, c, requests, filt=filt, mode="vector")
+        during[key]["ingest_still_running"] = th.is_alive()
+    th.join()
+    return box, during
+
+
 def at_target(sweep, target):
     """The first (smallest-ef) point of a sweep reaching target recall, else the best one, marked."""
     ok = [p for p in sweep if p.get("recall_at_k") is not None and p["recall_at_k"] >= target]
@@ -283,26 +309,12 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
         if args.ingest_copies > 0:
             corpus = os.path.join(tmp, "ingest-" + tag)
             nbytes = make_corpus(corpus, args.ingest_copies)
-            box = {}
-
-            def ingest():
-                t = time.perf_counter()
-                box["status"], box["report"] = d.post("/ingest", {"path": corpus})
-                box["seconds"] = time.perf_counter() - t
-
-            th = threading.Thread(target=ingest)
-            th.start()
-            time.sleep(0.2)
-            during = {}
-            for c, filt in ((1, False), (8, False), (8, True)):
-                key = "c%d%s" % (c, "_filter" if filt else "")
-                # A third of the usual requests, so the runs overlap the ingest.
-                during[key] = http_run(d.port, qtxt, c, max(args.min_requests, reqs // 3),
-                                       filt=filt, mode="vector")
-                during[key]["ingest_still_running"] = th.is_alive()
+            # A third of the usual requests, so the runs overlap the ingest.
+            box, during = ingest_while_serving(d, corpus, qtxt,
+                                               max(args.min_requests, reqs // 3))
+            for key, h in during.items():
                 log("   ragd during ingest %-9s p50 %.3f p95 %.3f ms (ingest running at end: %s)"
-                    % (key, during[key]["p50_ms"], during[key]["p95_ms"], th.is_alive()))
-            th.join()
+                    % (key, h["p50_ms"], h["p95_ms"], h["ingest_still_running"]))
             res["http_during_ingest"] = during
             res["ingest_during"] = {"bytes": nbytes, "seconds": round(box.get("seconds", 0), 3),
                                     "status": box.get("status"),
