@@ -11,11 +11,13 @@ high of VmRSS, /proc/PID/smaps_rollup and the thread count; after the ingest it 
 (the row's figure) and where the anonymous memory of the biggest mappings is (/proc/PID/smaps).
 The budget is issue 16's: 1.3 x the raw vectors held after the ingest + 64 MiB. Also records the
 c1 p50 and c8 requests/s of the warm-up runs, so a memory cut that slows retrieval shows. Writes one
-JSON file with every round and the per-variant medians. Nothing here asserts anything.
+JSON file with every round and the per-variant medians. With --ingest-only, no requests: the
+daemon's CPU seconds for the ingest alone (and VmHWM), the variants' ratio to the first. Nothing
+here asserts anything.
 
 Usage: bench_rss_ab.py --store DIR --queries QTXT --dims D --variant NAME=BINARY[,ENV=VAL...]
                        [--variant ...] [--rounds 3] [--copies 20] [--requests 1000]
-                       [--tmp DIR] [--malloc-info DIR] [--heaptrack DIR] [--out bench/results/rss-ab.json]
+                       [--ingest-only] [--tmp DIR] [--malloc-info DIR] [--heaptrack DIR] [--out bench/results/rss-ab.json]
 """
 import argparse
 import json
@@ -40,6 +42,13 @@ KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads")
 def status(pid):
     """Returns: the KEYS of /proc/pid/status (bytes; Threads a count)."""
     return bench_rss_ingest.status(pid, KEYS)
+
+
+def cpu_seconds(pid):
+    """Returns: the user + system CPU seconds process pid has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rollup(pid):
@@ -138,6 +147,15 @@ def one_run(name, binary, env, args, tmp, corpus):
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
+        if args.ingest_only:
+            # The ingest alone: the daemon's CPU seconds for it (nothing else runs in it).
+            c0 = cpu_seconds(d.proc.pid)
+            t = time.perf_counter()
+            status_code, _ = d.post("/ingest", {"path": corpus})
+            res["ingest"] = {"status": status_code, "seconds": round(time.perf_counter() - t, 3),
+                             "cpu_seconds": round(cpu_seconds(d.proc.pid) - c0, 3)}
+            res["VmHWM"] = status(d.proc.pid)["VmHWM"]
+            return res
         warm = {}
         for filt in (False, True):
             for c in (1, 8, 64):
@@ -199,6 +217,8 @@ def main():
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--tmp", default="/tmp")
     ap.add_argument("--out", default="bench/results/rss-ab.json")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="no requests: the ingest alone, its CPU seconds in the daemon")
     ap.add_argument("--heaptrack", default=None,
                     help="dir: attach heaptrack(1) to the daemon before each ingest, write there")
     ap.add_argument("--malloc-info", default=None,
@@ -228,6 +248,13 @@ def main():
                 res["round"] = r
                 res["loadavg"] = open("/proc/loadavg").read().split()[:3]
                 result["runs"].append(res)
+                if args.ingest_only:
+                    print("round %d %-10s VmHWM %.1f MiB, ingest %s s, %s CPU s, load %s" % (
+                        r, name, res["VmHWM"] / MIB, res["ingest"]["seconds"],
+                        res["ingest"]["cpu_seconds"], " ".join(res["loadavg"])), flush=True)
+                    with open(args.out, "w") as f:
+                        json.dump(result, f, indent=1)
+                    continue
                 print("round %d %-10s VmHWM %.1f MiB budget %.1f (margin %+.1f) threads %s "
                       "c1 p50 %.3f ms c8 %.0f req/s, ingest %s s, load %s" % (
                           r, name, res["VmHWM"] / MIB, res["budget_bytes"] / MIB,
@@ -242,6 +269,16 @@ def main():
     med = {}
     for name, _, _ in variants:
         rs = [x for x in result["runs"] if x["variant"] == name]
+        if args.ingest_only:
+            med[name] = {"VmHWM_mib": round(statistics.median(x["VmHWM"] for x in rs) / MIB, 2),
+                         "ingest_cpu_s": round(statistics.median(x["ingest"]["cpu_seconds"]
+                                                                 for x in rs), 3)}
+            first = med[variants[0][0]]["ingest_cpu_s"]
+            med[name]["cpu_ratio"] = round(med[name]["ingest_cpu_s"] / first, 3)
+            print("%-10s median ingest CPU %.3f s (x%.3f of %s), VmHWM %.1f MiB" % (
+                name, med[name]["ingest_cpu_s"], med[name]["cpu_ratio"], variants[0][0],
+                med[name]["VmHWM_mib"]))
+            continue
         med[name] = {
             "VmHWM_mib": round(statistics.median(x["VmHWM"] for x in rs) / MIB, 2),
             "budget_mib": round(statistics.median(x["budget_bytes"] for x in rs) / MIB, 2),
