@@ -1577,7 +1577,7 @@ static void test_fts_rows_per_transaction(void **state)
                      "UPDATE meta SET value = '3' WHERE key = 'schema_version';");
 
     db = open_store(f);
-    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 5);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 6);
     assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
                                      "AND name = 'chunks_fts_insert'"), 0);
     assert_int_equal(fts_hits(db, "\"quokka\""), 1);
