@@ -94,17 +94,6 @@ static int fts_check_code(const char *dir)
 
 #define FTS_CHECK(f) assert_int_equal(fts_check_code((f)->dir), SQLITE_OK)
 
-/* Keyword hits of match (an FTS5 expression). */
-static size_t hits(store_db *db, const char *match)
-{
-    int64_t ids[16];
-    double scores[16];
-    size_t n = 0;
-    ragd_err err = {0};
-    assert_int_equal(store_db_fts_search(db, match, 16, ids, scores, &n, &err), RAGD_OK);
-    return n;
-}
-
 /* One store's history, checked after each step. */
 static void exercise(fixture *f)
 {
@@ -121,8 +110,8 @@ static void exercise(fixture *f)
     put_chunk(db, b, 1, "Diet", "earthworms mostly");
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"burrows\""), 2);
-    assert_int_equal(hits(db, "\"aardvark\""), 2);
+    assert_int_equal(fts_hits(db, "\"burrows\""), 2);
+    assert_int_equal(fts_hits(db, "\"aardvark\""), 2);
 
     /* the same document twice in one batch: its first chunks are not indexed yet when the
      * second pass deletes them and renames the document */
@@ -135,9 +124,9 @@ static void exercise(fixture *f)
     put_chunk(db, c, 0, "Water", "swims and dives");
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"grazes\""), 0);
-    assert_int_equal(hits(db, "\"dives\""), 1);
-    assert_int_equal(hits(db, "\"revised\""), 1);
+    assert_int_equal(fts_hits(db, "\"grazes\""), 0);
+    assert_int_equal(fts_hits(db, "\"dives\""), 1);
+    assert_int_equal(fts_hits(db, "\"revised\""), 1);
 
     /* a title change with chunks of the document still pending, then without them */
     assert_int_equal(store_db_begin(db, &err), RAGD_OK);
@@ -145,11 +134,11 @@ static void exercise(fixture *f)
     assert_int_equal(put_doc(db, "/d/c.md", "Capybara third"), c);
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"third\""), 2);
-    assert_int_equal(hits(db, "\"revised\""), 0);
+    assert_int_equal(fts_hits(db, "\"third\""), 2);
+    assert_int_equal(fts_hits(db, "\"revised\""), 0);
     assert_int_equal(put_doc(db, "/d/b.md", "Honey badger notes"), b);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"honey\""), 2);
+    assert_int_equal(fts_hits(db, "\"honey\""), 2);
     assert_int_equal(put_doc(db, "/d/b.md", "Honey badger notes"), b); /* same title */
     FTS_CHECK(f);
 
@@ -160,8 +149,8 @@ static void exercise(fixture *f)
     put_chunk(db, a, 0, "Intro", "nocturnal diggers");
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"termites\""), 0);
-    assert_int_equal(hits(db, "\"field\""), 1);
+    assert_int_equal(fts_hits(db, "\"termites\""), 0);
+    assert_int_equal(fts_hits(db, "\"field\""), 1);
 
     /* a rolled-back batch that inserted, deleted and renamed: nothing of it stays */
     assert_int_equal(store_db_begin(db, &err), RAGD_OK);
@@ -171,20 +160,20 @@ static void exercise(fixture *f)
     assert_int_equal(put_doc(db, "/d/b.md", "Renamed in vain"), b);
     store_db_rollback(db);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"flightless\""), 0);
-    assert_int_equal(hits(db, "\"earthworms\""), 1);
-    assert_int_equal(hits(db, "\"vain\""), 0);
+    assert_int_equal(fts_hits(db, "\"flightless\""), 0);
+    assert_int_equal(fts_hits(db, "\"earthworms\""), 1);
+    assert_int_equal(fts_hits(db, "\"vain\""), 0);
 
     /* outside a transaction: indexed with the insert, then the document deleted (its chunks
      * with it) */
     int64_t e = put_doc(db, "/d/e.md", "Echidna");
     put_chunk(db, e, 0, "Spines", "lays eggs");
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"eggs\""), 1);
+    assert_int_equal(fts_hits(db, "\"eggs\""), 1);
     assert_int_equal(store_db_doc_delete(db, e, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"eggs\""), 0);
-    assert_int_equal(hits(db, "\"echidna\""), 0);
+    assert_int_equal(fts_hits(db, "\"eggs\""), 0);
+    assert_int_equal(fts_hits(db, "\"echidna\""), 0);
 
     /* a document deleted in the batch that inserted its chunks */
     assert_int_equal(store_db_begin(db, &err), RAGD_OK);
@@ -193,7 +182,7 @@ static void exercise(fixture *f)
     assert_int_equal(store_db_doc_delete(db, g, &err), RAGD_OK);
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"climbs\""), 0);
+    assert_int_equal(fts_hits(db, "\"climbs\""), 0);
 
     /* a collection (with chunks pending in the same batch) */
     assert_int_equal(store_db_begin(db, &err), RAGD_OK);
@@ -208,8 +197,8 @@ static void exercise(fixture *f)
     assert_int_equal(removed, 2);
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"burrows\""), 1);
-    assert_int_equal(hits(db, "\"team\""), 0);
+    assert_int_equal(fts_hits(db, "\"burrows\""), 1);
+    assert_int_equal(fts_hits(db, "\"team\""), 0);
 
     /* the indexed columns read back by rowid, as snippets and the term statistics do */
     reopen(f);
@@ -227,12 +216,12 @@ static void exercise(fixture *f)
     assert_int_equal(store_db_reset(db, &err), RAGD_OK);
     assert_int_equal(store_db_commit(db, &err), RAGD_OK);
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"burrows\""), 0);
-    assert_int_equal(hits(db, "\"rolls\""), 0);
+    assert_int_equal(fts_hits(db, "\"burrows\""), 0);
+    assert_int_equal(fts_hits(db, "\"rolls\""), 0);
     int64_t i = put_doc(db, "/d/i.md", "Ibex");
     put_chunk(db, i, 0, "Cliffs", "burrows never");
     FTS_CHECK(f);
-    assert_int_equal(hits(db, "\"burrows\""), 1);
+    assert_int_equal(fts_hits(db, "\"burrows\""), 1);
 }
 
 /* A new store: external content (no chunks_fts_content), schema 6; the history stays
@@ -288,7 +277,7 @@ static void test_fts_own_copy_store_kept(void **state)
     store_db *ro = NULL;
     ragd_err err = {0};
     assert_int_equal(store_db_open(f->dir, 1, &ro, &err), RAGD_OK);
-    assert_int_equal(hits(ro, "\"burrows\""), 1);
+    assert_int_equal(fts_hits(ro, "\"burrows\""), 1);
     store_db_close(ro);
 }
 

@@ -1543,17 +1543,6 @@ static void test_schema_2_migrated(void **state)
     store_db_close(ro);
 }
 
-/* Hits of one keyword phrase. */
-static size_t fts_hits(store_db *db, const char *match)
-{
-    int64_t ids[8];
-    double scores[8];
-    size_t n = 0;
-    ragd_err err = {0};
-    assert_int_equal(store_db_fts_search(db, match, 8, ids, scores, &n, &err), RAGD_OK);
-    return n;
-}
-
 /* Schema 4: the keyword index rows of a transaction's chunks are added by its commit (one
  * statement), not by a trigger per chunk. A schema 3 store (with the trigger) is migrated: the
  * trigger goes (else the commit's statement would index each chunk a second time and fail on
