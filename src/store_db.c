@@ -1889,8 +1889,8 @@ ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, 
  *    (an UPDATE of an external-content table would remove them with the new one).
  * Each presumes the chunks it touches were indexed: store code indexes a transaction's pending
  * chunks before it deletes chunks or changes a title (fts_pending_settle). A store created before
- * schema 6 keeps its own-copy index (RAGD_FTS_TITLE_TRIGGER, an AFTER DELETE trigger); both
- * layouts are read and written by the same statements. */
+ * schema 6 keeps its own-copy index and that layout's triggers (an AFTER DELETE on chunks and
+ * RAGD_FTS_TITLE_TRIGGER); both layouts are read and written by the same statements. */
 static const char fts_sql[] =
     "DROP TRIGGER IF EXISTS chunks_fts_delete;"
     "DROP TRIGGER IF EXISTS chunks_fts_title;"
