@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_vfs_int.h - the store's SQLite VFS (src/store_vfs.c): the system's default VFS with the
+ * WAL file's frame writes gathered, a commit's frames written with a few large writes instead of
+ * two system calls per page. Private to the store module.
+ */
+#ifndef RAGD_STORE_VFS_INT_H
+#define RAGD_STORE_VFS_INT_H
+
+#include <stdint.h>
+
+/* Registers the VFS with SQLite once per process (not as the default VFS; SQLite must be free
+ * to initialise, i.e. sqlite3_config calls come first). Returns: the VFS name to pass to
+ * sqlite3_open_v2 (static, borrowed for the process's life), or NULL when it could not be
+ * registered (no default VFS, out of memory): the caller then opens with SQLite's default. */
+const char *store_vfs_name(void);
+
+/* Process-wide counts since start: *sqlite_writes the write calls SQLite made on WAL files
+ * opened through the VFS (a frame is two: its 24-byte header and its page), *system_writes the
+ * writes the VFS passed on to the default VFS for them (each one pwrite). Either pointer may be
+ * NULL. For tests and benchmarks. */
+void store_vfs_wal_counts(uint64_t *sqlite_writes, uint64_t *system_writes);
+
+#endif
