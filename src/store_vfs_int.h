@@ -2,7 +2,8 @@
 /*
  * store_vfs_int.h - the store's SQLite VFS (src/store_vfs.c): the system's default VFS with the
  * WAL file's frame writes gathered, a commit's frames written with a few large writes instead of
- * two system calls per page. Private to the store module.
+ * two system calls per page, and the statement journal's records likewise. Private to the store
+ * module.
  */
 #ifndef RAGD_STORE_VFS_INT_H
 #define RAGD_STORE_VFS_INT_H
@@ -15,10 +16,17 @@
  * registered (no default VFS, out of memory): the caller then opens with SQLite's default. */
 const char *store_vfs_name(void);
 
-/* Process-wide counts since start: *sqlite_writes the write calls SQLite made on WAL files
- * opened through the VFS (a frame is two: its 24-byte header and its page), *system_writes the
- * writes the VFS passed on to the default VFS for them (each one pwrite). Either pointer may be
- * NULL. For tests and benchmarks. */
-void store_vfs_wal_counts(uint64_t *sqlite_writes, uint64_t *system_writes);
+/* The files whose writes the VFS gathers. */
+enum {
+    RAGD_VFS_WAL = 0,       /* the write-ahead log */
+    RAGD_VFS_SUBJOURNAL = 1 /* a transaction's statement journal (a temporary file) */
+};
+
+/* Process-wide counts since start for the files of one kind (RAGD_VFS_*): *sqlite_writes the
+ * write calls SQLite made on them (a WAL frame is two: its 24-byte header and its page; a
+ * statement journal record two: page number and page), *system_writes the writes the VFS passed
+ * on to the default VFS for them (each one pwrite). Either pointer may be NULL. For tests and
+ * benchmarks. */
+void store_vfs_counts(int kind, uint64_t *sqlite_writes, uint64_t *system_writes);
 
 #endif

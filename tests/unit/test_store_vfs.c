@@ -4,7 +4,8 @@
  * few system writes; a commit is in the file when COMMIT returns (another connection, through
  * SQLite's default VFS, reads it at once; a SIGKILL right after loses nothing); pages spilled
  * before a commit are read back correctly; the database it produces is byte for byte the one the
- * default VFS produces; a write error reaches the statement that caused it.
+ * default VFS produces; a write error reaches the statement that caused it; a statement journal's
+ * writes are gathered too and a failed statement is undone from it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,9 +104,9 @@ static void test_wal_writes_gathered(void **state)
     snprintf(path, sizeof path, "%s/db.sqlite3", dir);
     sqlite3 *db = db_open(path, vfs);
     uint64_t calls0, writes0, calls1, writes1;
-    store_vfs_wal_counts(&calls0, &writes0);
+    store_vfs_counts(RAGD_VFS_WAL, &calls0, &writes0);
     assert_int_equal(rows_insert(db, 0, 400), SQLITE_OK); /* ~300 pages: ~600 write calls */
-    store_vfs_wal_counts(&calls1, &writes1);
+    store_vfs_counts(RAGD_VFS_WAL, &calls1, &writes1);
     assert_true(calls1 - calls0 >= 600);
     /* 64 KiB a write: at most ~1/30 of the calls (plus the WAL header's and the commit's) */
     assert_true(writes1 - writes0 <= (calls1 - calls0) / 20);
@@ -312,6 +313,43 @@ static void test_write_error_reaches_commit(void **state)
     assert_int_equal(test_tree_remove(dir), 0);
 }
 
+static void test_statement_journal_gathered_and_read_back(void **state)
+{
+    (void)state;
+    char dir[512], path[600];
+    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-stmt"), 0);
+    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    sqlite3 *db = db_open(path, store_vfs_name());
+    assert_int_equal(rows_insert(db, 0, 600), SQLITE_OK);
+    uint64_t calls0, writes0, calls1, writes1;
+    store_vfs_counts(RAGD_VFS_SUBJOURNAL, &calls0, &writes0);
+    /* in a transaction that already changed the database, a statement that rewrites every row
+     * and then fails on its last one (key 599 -> 0 exists): SQLite journals the ~450 pages it
+     * changed in the statement journal (a file past 64 KiB) and undoes them from it */
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO t(i, b) VALUES (100000, x'00')", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db,
+                                      "UPDATE t SET b = zeroblob(3100), i = CASE WHEN i = 599 "
+                                      "THEN 0 ELSE i END WHERE i < 100000",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_extended_errcode(db), SQLITE_CONSTRAINT_PRIMARYKEY);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM t WHERE i = 100000", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    store_vfs_counts(RAGD_VFS_SUBJOURNAL, &calls1, &writes1);
+    assert_true(calls1 - calls0 >= 200);
+    assert_true(writes1 - writes0 <= (calls1 - calls0) / 10);
+    sqlite3 *reader = db_open(path, NULL);
+    assert_int_equal(rows_intact(reader), 600); /* every page restored as it was */
+    assert_true(integrity_ok(reader));
+    sqlite3_close(reader);
+    sqlite3_close(db);
+    assert_int_equal(test_tree_remove(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_same_database_as_default_vfs),
         cmocka_unit_test(test_sigkill_keeps_every_commit),
         cmocka_unit_test(test_write_error_reaches_commit),
+        cmocka_unit_test(test_statement_journal_gathered_and_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
