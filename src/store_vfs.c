@@ -122,60 +122,43 @@ static int wal_close(sqlite3_file *f)
     return rc != SQLITE_OK ? rc : closed;
 }
 
+/* Every other operation on the file writes the buffer out first, then is the default VFS's. */
+#define RAGD_AFTER_FLUSH(call)                                                                     \
+    do {                                                                                           \
+        wal_file *w = as_wal(f);                                                                   \
+        int rc = wal_flush(w, 0);                                                                  \
+        return rc != SQLITE_OK ? rc : w->inner->pMethods->call;                                    \
+    } while (0)
+
 static int wal_read(sqlite3_file *f, void *data, int amount, sqlite3_int64 offset)
 {
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xRead(w->inner, data, amount, offset);
+    RAGD_AFTER_FLUSH(xRead(w->inner, data, amount, offset));
 }
 
 static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xTruncate(w->inner, size);
+    RAGD_AFTER_FLUSH(xTruncate(w->inner, size));
 }
 
-static int wal_sync(sqlite3_file *f, int flags)
-{
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xSync(w->inner, flags);
-}
+static int wal_sync(sqlite3_file *f, int flags) { RAGD_AFTER_FLUSH(xSync(w->inner, flags)); }
 
 static int wal_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xFileSize(w->inner, size);
+    RAGD_AFTER_FLUSH(xFileSize(w->inner, size));
 }
 
-static int wal_lock(sqlite3_file *f, int level)
-{
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xLock(w->inner, level);
-}
+static int wal_lock(sqlite3_file *f, int level) { RAGD_AFTER_FLUSH(xLock(w->inner, level)); }
 
-static int wal_unlock(sqlite3_file *f, int level)
-{
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xUnlock(w->inner, level);
-}
+static int wal_unlock(sqlite3_file *f, int level) { RAGD_AFTER_FLUSH(xUnlock(w->inner, level)); }
 
 static int wal_check_reserved(sqlite3_file *f, int *out)
 {
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xCheckReservedLock(w->inner, out);
+    RAGD_AFTER_FLUSH(xCheckReservedLock(w->inner, out));
 }
 
 static int wal_file_control(sqlite3_file *f, int op, void *arg)
 {
-    wal_file *w = as_wal(f);
-    int rc = wal_flush(w, 0);
-    return rc != SQLITE_OK ? rc : w->inner->pMethods->xFileControl(w->inner, op, arg);
+    RAGD_AFTER_FLUSH(xFileControl(w->inner, op, arg));
 }
 
 /* Pure queries (SQLite asks them between frame writes when it pads to a sector): no write-out. */

@@ -94,14 +94,20 @@ static int integrity_ok(sqlite3 *db)
     return ok;
 }
 
+/* Makes a scratch directory for one test (dir) and the database path in it (path). */
+static void scratch_make(char dir[512], char path[600], const char *name)
+{
+    assert_int_equal(test_tmpdir_make(dir, 512, name), 0);
+    snprintf(path, 600, "%s/db.sqlite3", dir);
+}
+
 static void test_wal_writes_gathered(void **state)
 {
     (void)state;
     const char *vfs = store_vfs_name();
     assert_non_null(vfs);
     char dir[512], path[600];
-    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-gather"), 0);
-    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    scratch_make(dir, path, "vfs-gather");
     sqlite3 *db = db_open(path, vfs);
     uint64_t calls0, writes0, calls1, writes1;
     store_vfs_counts(RAGD_VFS_WAL, &calls0, &writes0);
@@ -121,8 +127,7 @@ static void test_commit_visible_at_once(void **state)
 {
     (void)state;
     char dir[512], path[600];
-    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-visible"), 0);
-    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    scratch_make(dir, path, "vfs-visible");
     sqlite3 *writer = db_open(path, store_vfs_name());
     sqlite3 *reader = db_open(path, NULL); /* SQLite's own VFS: reads the WAL file itself */
     int total = 0;
@@ -142,8 +147,7 @@ static void test_spilled_pages_read_back(void **state)
 {
     (void)state;
     char dir[512], path[600];
-    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-spill"), 0);
-    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    scratch_make(dir, path, "vfs-spill");
     sqlite3 *db = db_open(path, store_vfs_name());
     /* a 10-page cache: the transaction spills frames to the WAL long before its commit and
      * reads them back, and its updates rewrite frames already written */
@@ -240,8 +244,7 @@ static void test_sigkill_keeps_every_commit(void **state)
 {
     (void)state;
     char dir[512], path[600];
-    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-kill"), 0);
-    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    scratch_make(dir, path, "vfs-kill");
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -281,8 +284,7 @@ static void test_write_error_reaches_commit(void **state)
 {
     (void)state;
     char dir[512], path[600];
-    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-error"), 0);
-    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    scratch_make(dir, path, "vfs-error");
     sqlite3 *db = db_open(path, store_vfs_name());
     assert_int_equal(rows_insert(db, 0, 20), SQLITE_OK);
     sqlite3_close(db);
@@ -317,8 +319,7 @@ static void test_statement_journal_gathered_and_read_back(void **state)
 {
     (void)state;
     char dir[512], path[600];
-    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vfs-stmt"), 0);
-    snprintf(path, sizeof path, "%s/db.sqlite3", dir);
+    scratch_make(dir, path, "vfs-stmt");
     sqlite3 *db = db_open(path, store_vfs_name());
     assert_int_equal(rows_insert(db, 0, 600), SQLITE_OK);
     uint64_t calls0, writes0, calls1, writes1;
