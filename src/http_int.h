@@ -276,6 +276,18 @@ struct http_exchange {
     util_buf stream;           /* stream bytes not yet taken by the front */
     int stream_done;           /* the producer wrote its last byte */
     int client_gone;           /* the connection is lost: nothing more is delivered */
+    /* The answering thread's own write of its reply (saves the loop's wake-up on the way):
+     * direct_fd is the connection's socket while it may (set by the loop at dispatch when
+     * nothing is waiting to be written before this reply; -1 otherwise, and once revoked or
+     * used); direct_sending while it writes (the loop waits for its end before it closes the
+     * socket or writes itself); reply_raw: reply.text is the whole formatted reply (raw_len
+     * bytes), of which raw_sent went out already. */
+    int direct_fd;
+    int direct_close;          /* the reply closes the connection (as decided at dispatch) */
+    int direct_sending;
+    int direct_waiter;         /* the loop waits for direct_sending's end */
+    int reply_raw;
+    size_t raw_len, raw_sent;
     int queued;                /* on the front's ready list */
     http_exchange *next_ready;
     void *conn;                /* the front's connection; front thread only */
