@@ -11,7 +11,9 @@
  * 100-continue"), and holds the head and body to [server] request_timeout from the request's
  * first byte (408 JSON when they do not come). A complete request goes to src/http_server.c,
  * whose worker threads answer it through the http_exchange_* calls; the reply is written here,
- * replies in request order (keep-alive and pipelining). A client's end-of-file after a complete
+ * replies in request order (keep-alive and pipelining), or, when nothing else is queued on the
+ * connection and few requests are being answered, by the answering thread itself (the client
+ * does not wait for the loop's wake-up; the loop finishes a partial write). A client's end-of-file after a complete
  * request does not cancel its reply: the reply is written, then the connection closed. Idle
  * kept-alive connections are closed after [server] connection_timeout.
  */
