@@ -13,9 +13,10 @@
  * whose worker threads answer it through the http_exchange_* calls; the reply is written here,
  * replies in request order (keep-alive and pipelining), or, when nothing else is queued on the
  * connection and few requests are being answered, by the answering thread itself (the client
- * does not wait for the loop's wake-up; the loop finishes a partial write). A client's end-of-file after a complete
- * request does not cancel its reply: the reply is written, then the connection closed. Idle
- * kept-alive connections are closed after [server] connection_timeout.
+ * does not wait for the loop's wake-up; the loop finishes a partial write). A client's
+ * end-of-file after a complete request does not cancel its reply: the reply is written, then
+ * the connection closed. Idle kept-alive connections are closed after [server]
+ * connection_timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -272,7 +273,8 @@ static void reply_format(util_buf *out, const http_exchange *x, http_reply *r, i
  * when the loop allowed it at dispatch, so that the client has it without waiting for the loop's
  * wake-up; what the socket does not take at once, and the bookkeeping, stay the loop's.
  * Under f->mu on entry and on return (released while formatting and writing). Returns: 1 when
- * x->reply now holds the formatted reply (reply_raw; *reply stolen), 0 when not tried. */
+ * x->reply now holds the formatted reply (reply_raw; *reply stolen), 0 when not tried or out of
+ * memory (then reply->text is gone and the loop answers 500, as it would have). */
 static int reply_direct(http_front *f, http_exchange *x, http_reply *reply)
 {
     if (x->direct_fd < 0 || on_loop_thread || reply->text == NULL || reply->body) return 0;

@@ -3,12 +3,12 @@
  * http_server.c - the server around the connection engine (src/http_front.c): a fixed pool of
  * [server] threads worker threads runs the route handlers, and a second pool of the same size
  * runs the retrievals that async routes hand off (so a retrieval stuck on its upstream never
- * holds up /health; the pools are src/http_pool.c); ingests and chat turns run in threads of their own. Each request gets a
- * settings snapshot, an X-Request-Id (the client's when sane), the bearer-token check before its
- * body is read, and a count in the metrics by route and status. Shutdown stops accepting (new
- * connections refused, new requests on open ones get 503), interrupts the ingest between
- * documents, waits up to [server] shutdown_timeout for requests in flight and the workers, then
- * stops the engine.
+ * holds up /health; the pools are src/http_pool.c); ingests and chat turns run in threads of
+ * their own. Each request gets a settings snapshot, an X-Request-Id (the client's when sane),
+ * the bearer-token check before its body is read, and a count in the metrics by route and
+ * status. Shutdown stops accepting (new connections refused, new requests on open ones get
+ * 503), interrupts the ingest between documents, waits up to [server] shutdown_timeout for
+ * requests in flight and the workers, then stops the engine.
  */
 #include <errno.h>
 #include <pthread.h>
