@@ -4,7 +4,8 @@ with bench_http (mode vector) at each (ef, concurrency) in turn; medians over ro
 daemon's CPU per request (utime + stime from /proc). Part B (session 5) wrote it, part B2 added
 the CPU column. Usage: bench_http_sides.py '{"sides": [{"name": "base", "bin": B, "data": DIR},
 ...], "dims": 384, "factory": "HNSW32", "qtxt": PREFIX.qtxt, "rounds": 6, "efs": [16],
-"conc": [1], "requests": 3000, "out": OUT.json}' (each side its own copy of the store)."""
+"conc": [1], "requests": 3000, "out": OUT.json}' (each side its own copy of the store;
+optional "mode": keyword or hybrid instead of vector, part E of session 6)."""
 import json, os, subprocess, sys, signal, statistics
 from benchlib import free_port, wait_ready
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,8 @@ def main():
                     for name, p, port in order:
                         cmd = [BB + "/bench_http", "--port", str(port), "--queries", cfg["qtxt"],
                                "--k", "10", "--concurrency", str(c), "--requests",
-                               str(cfg["requests"] * (4 if c > 1 else 1)), "--mode", "vector",
+                               str(cfg["requests"] * (4 if c > 1 else 1)), "--mode",
+                               cfg.get("mode", "vector"),
                                "--ef-search", str(ef)]
                         c0 = cpu(p.pid)
                         out = json.loads(subprocess.run(cmd, capture_output=True, text=True,
@@ -58,6 +60,7 @@ def main():
         summary[key] = {"p50": med(lambda o: o.get("p50_ms")), "p95": med(lambda o: o.get("p95_ms")),
                         "rps": med(lambda o: o.get("rps") or o.get("requests_per_s")),
                         "vs": med(lambda o: (o.get("server_ms") or o.get("timings_ms") or {}).get("vector_search")),
+                        "ks": med(lambda o: (o.get("server_ms") or o.get("timings_ms") or {}).get("keyword_search")),
                         "cpu_us": med(lambda o: o.get("cpu_us_per_req")), "total": med(lambda o: (o.get("server_ms") or o.get("timings_ms") or {}).get("total"))}
     out = {"config": cfg, "loadavg_end": open("/proc/loadavg").read().strip(), "summary": summary, "runs": res}
     json.dump(out, open(cfg["out"], "w"), indent=1)

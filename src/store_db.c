@@ -37,7 +37,7 @@
 #endif
 
 #define RAGD_STORE_DB_FILE "ragd.sqlite3"
-#define RAGD_STORE_SCHEMA_VERSION 5
+#define RAGD_STORE_SCHEMA_VERSION 6
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
 
@@ -63,6 +63,7 @@ enum {
     RAGD_STMT_FTS_ADD,
     RAGD_STMT_CHUNK_INPUT,
     RAGD_STMT_BEGIN_READ,
+    RAGD_STMT_FTS_PENDING_DOC,
     RAGD_STMT_COUNT
 };
 
@@ -112,6 +113,11 @@ static const char *const writer_sql[RAGD_STMT_COUNT] = {
     /* a chunk whose embedding input has this checksum, to recompute a vector from */
     [RAGD_STMT_CHUNK_INPUT] = "SELECT heading, text FROM chunks WHERE checksum = ?1 LIMIT 1",
     [RAGD_STMT_BEGIN_READ] = "BEGIN",
+    /* a document (by id ?2, else by collection ?3 and path ?4) with chunks from id ?1 on: chunks
+     * the keyword index may not have yet (see fts_pending_settle) */
+    [RAGD_STMT_FTS_PENDING_DOC] =
+        "SELECT EXISTS (SELECT 1 FROM chunks WHERE id >= ?1 AND document_id = coalesce(?2, "
+        "(SELECT id FROM documents WHERE collection = ?3 AND path = ?4)))",
 };
 
 static const char schema_sql[] =
@@ -156,7 +162,7 @@ static const char schema_sql[] =
     " vector BLOB NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " UNIQUE (checksum, model, dims));"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '5');";
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '6');";
 
 /* Migrations from each older schema version to the current one, applied in order. */
 static const char migrate_1_to_2_sql[] =
@@ -176,7 +182,8 @@ static const char migrate_1_to_2_sql[] =
     " INSERT INTO meta(key, value) VALUES ('fts_titles', 1)"                                       \
     " ON CONFLICT(key) DO UPDATE SET value = value + 1; END;"
 
-/* The keyword index follows a document's title (see fts_sql). */
+/* The keyword index follows a document's title: a store whose index keeps its own copy of the
+ * text (created before schema 6; see fts_sql for the current layout's triggers). */
 #define RAGD_FTS_TITLE_TRIGGER                                                                     \
     "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents BEGIN"                     \
     " UPDATE chunks_fts SET title = new.title WHERE rowid IN"                                      \
@@ -227,6 +234,15 @@ static const char migrate_3_to_4_sql[] =
  * before; an older ragd refuses a schema 5 store (it would call those rows corrupt). */
 static const char migrate_4_to_5_sql[] =
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '5');";
+
+/* Schema 6: a new store's keyword index keeps no copy of the text (external content, see
+ * fts_sql), and its triggers then need every chunk it is told to forget to have been indexed:
+ * this ragd indexes a transaction's pending chunks before it deletes chunks or changes a title
+ * (fts_pending_settle). A store created before keeps its own-copy index and triggers (they are
+ * in its schema, nothing to choose at open); only the version changes, so that an older ragd,
+ * which lacks that ordering, refuses every schema 6 store. */
+static const char migrate_5_to_6_sql[] =
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '6');";
 
 /* A pooled reader connection with its own cached statements. */
 typedef struct store_reader {
@@ -612,6 +628,12 @@ static ragd_rc schema_apply(store_db *s, const char *what, ragd_err *err)
         RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 4 -> 5 (the local embedder's "
                  "vectors recomputed, not stored)", s->db_path);
         rc = db_exec(s->writer, migrate_4_to_5_sql, what, err);
+        if (rc == RAGD_OK) version = 5;
+    }
+    if (rc == RAGD_OK && version == 5) {
+        RAGD_LOG(RAGD_LOG_INFO, "store", "%s: migrating schema 5 -> 6 (deletes of chunks not "
+                 "yet in the keyword index ordered after their indexing)", s->db_path);
+        rc = db_exec(s->writer, migrate_5_to_6_sql, what, err);
     } else if (rc == RAGD_OK && version < RAGD_STORE_SCHEMA_VERSION) {
         rc = db_exec(s->writer, schema_sql, what, err);
     }
@@ -952,6 +974,35 @@ static ragd_rc fts_pending_add(store_db *s, int64_t id, ragd_err *err)
     return sqlite3_get_autocommit(s->writer) ? fts_pending_flush(s, err) : RAGD_OK;
 }
 
+/* Indexes the pending chunks (fts_pending_flush) when a statement about to delete chunks or change
+ * a title may touch one of them: the keyword index's triggers tell FTS5 to forget exactly what it
+ * indexed (see fts_sql), and telling it to forget a row it never had corrupts the index. The
+ * document is doc_id, or (doc_id < 0) the one at collection and path; both NULL: any document.
+ * A flush costs an FTS5 segment, so it happens only when the document has pending chunks (the
+ * same file twice in one batch). Returns: RAGD_OK or the SQLite error. */
+static ragd_rc fts_pending_settle(store_db *s, int64_t doc_id, const char *collection,
+                                  const char *path, ragd_err *err)
+{
+    if (s->fts_lo == 0) return RAGD_OK;
+    if (doc_id >= 0 || path != NULL) {
+        sqlite3_stmt *st = NULL;
+        ragd_rc rc = writer_stmt(s, RAGD_STMT_FTS_PENDING_DOC, &st, err);
+        if (rc != RAGD_OK) return rc;
+        sqlite3_bind_int64(st, 1, s->fts_lo);
+        if (doc_id >= 0) sqlite3_bind_int64(st, 2, doc_id);
+        else sqlite3_bind_null(st, 2);
+        sqlite3_bind_text(st, 3, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
+        int code = sqlite3_step(st);
+        int pending = code == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+        rc = code == SQLITE_ROW ? RAGD_OK
+                                : db_fail(s->writer, code, "index chunks for keyword search", err);
+        stmt_done(st);
+        if (rc != RAGD_OK || !pending) return rc;
+    }
+    return fts_pending_flush(s, err);
+}
+
 ragd_rc store_db_commit(store_db *s, ragd_err *err)
 {
     ragd_rc rc = fts_pending_flush(s, err);
@@ -1162,6 +1213,9 @@ ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_er
     if (rc != RAGD_OK) return rc;
     if (doc == NULL || doc->path == NULL)
         return ragd_err_set(err, RAGD_ERR_INVALID, "store document: no path");
+    const char *collection = or_default(doc->collection, RAGD_COLLECTION_DEFAULT);
+    rc = fts_pending_settle(s, -1, collection, doc->path, err); /* the title may change */
+    if (rc != RAGD_OK) return rc;
     sqlite3_stmt *st = NULL;
     ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_PUT, &st, err);
     if (prep != RAGD_OK) return prep;
@@ -1174,8 +1228,7 @@ ragd_rc store_db_doc_put(store_db *s, const store_doc *doc, int64_t *id, ragd_er
     sqlite3_bind_text(st, 7, or_default(doc->tags_json, "[]"), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, or_default(doc->metadata_json, "{}"), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, util_unix_time());
-    sqlite3_bind_text(st, 10, or_default(doc->collection, RAGD_COLLECTION_DEFAULT), -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, collection, -1, SQLITE_STATIC);
     int64_t new_id = 0;
     int code = sqlite3_step(st);
     if (code == SQLITE_ROW) {
@@ -1236,6 +1289,7 @@ ragd_rc store_db_doc_chunk_ids(store_db *s, int64_t doc_id, int64_t **ids, size_
 ragd_rc store_db_doc_chunks_delete(store_db *s, int64_t doc_id, ragd_err *err)
 {
     ragd_rc rc = need_writable(s, "delete chunks", err);
+    if (rc == RAGD_OK) rc = fts_pending_settle(s, doc_id, NULL, NULL, err);
     if (rc != RAGD_OK) return rc;
     sqlite3_stmt *st = NULL;
     ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_CHUNKS_DELETE, &st, err);
@@ -1247,12 +1301,13 @@ ragd_rc store_db_doc_chunks_delete(store_db *s, int64_t doc_id, ragd_err *err)
 ragd_rc store_db_doc_delete(store_db *s, int64_t doc_id, ragd_err *err)
 {
     ragd_rc rc = need_writable(s, "delete document", err);
+    if (rc == RAGD_OK) rc = fts_pending_settle(s, doc_id, NULL, NULL, err);
     if (rc != RAGD_OK) return rc;
     sqlite3_stmt *st = NULL;
     ragd_rc prep = writer_stmt(s, RAGD_STMT_DOC_DELETE, &st, err);
     if (prep != RAGD_OK) return prep;
     sqlite3_bind_int64(st, 1, doc_id);
-    /* chunks go with it: ON DELETE CASCADE with foreign_keys = ON */
+    /* chunks go with it: the keyword index's trigger (fts_sql) or ON DELETE CASCADE */
     return stmt_run(s, st, "delete document", err);
 }
 
@@ -1631,7 +1686,8 @@ ragd_rc store_db_reset(store_db *s, ragd_err *err)
     if (rc != RAGD_OK) return rc;
     int owned = 0;
     rc = tx_open(s, &owned, err);
-    if (rc != RAGD_OK) return rc;
+    if (rc == RAGD_OK) rc = fts_pending_settle(s, -1, NULL, NULL, err);
+    if (rc != RAGD_OK) return tx_close(s, owned, rc, err);
     /* sqlite_sequence is kept: AUTOINCREMENT then never hands out an old chunk id again, so a
      * stale vector index can never map an id to the wrong chunk. Embeddings are kept: they are
      * keyed by text, model and dims, so re-ingesting after a reset costs no embedding work;
@@ -1816,21 +1872,51 @@ ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, 
 
 /* The keyword index: an FTS5 table over each chunk's document title, heading path and text, with
  * the porter stemmer over unicode61 (case folding, diacritics removed), so "configuring" matches
- * "configuration" much as the local embedder's stems do. It stores its own copy of the text (an
- * external-content table would need the old values at delete time, which a cascading document
- * delete no longer has). Inserted chunks get their rows at the end of the very transaction that
- * inserted them (fts_pending_flush, one statement: FTS5 then writes one segment per
- * transaction); triggers keep it in step with deletes (reset and ON DELETE CASCADE included);
- * a title change follows its document. The rowid is the chunk id. */
+ * "configuration" much as the local embedder's stems do. The rowid is the chunk id. Inserted
+ * chunks get their rows at the end of the very transaction that inserted them
+ * (fts_pending_flush, one statement: FTS5 then writes one segment per transaction).
+ *
+ * It keeps no copy of the text (external content): FTS5 reads a row's columns, for snippets and
+ * fts_row_terms, from the view ragd_fts_source over chunks and documents. The copy was 38% of
+ * the bytes an ingest wrote and ~10% of its CPU (bench/NOTES.md, session 5 part D and session 6
+ * part E). FTS5 then cannot find what to remove from the postings by itself: every delete must
+ * be told the exact values it indexed, or the index is silently corrupt. Hence the triggers:
+ *  - a chunk's delete (BEFORE: its document, so the title, is still there) tells FTS5 its
+ *    heading, text and its document's title;
+ *  - a document's delete first deletes its chunks itself (BEFORE: the title still there), which
+ *    leaves nothing to ON DELETE CASCADE; a collection delete and the reset go through these;
+ *  - a title change removes the chunks' rows with the old title and adds them with the new one
+ *    (an UPDATE of an external-content table would remove them with the new one).
+ * Each presumes the chunks it touches were indexed: store code indexes a transaction's pending
+ * chunks before it deletes chunks or changes a title (fts_pending_settle). A store created before
+ * schema 6 keeps its own-copy index and that layout's triggers (an AFTER DELETE on chunks and
+ * RAGD_FTS_TITLE_TRIGGER); both layouts are read and written by the same statements. */
 static const char fts_sql[] =
+    "DROP TRIGGER IF EXISTS chunks_fts_delete;"
+    "DROP TRIGGER IF EXISTS chunks_fts_title;"
+    "DROP TRIGGER IF EXISTS chunks_fts_document_delete;"
+    "DROP VIEW IF EXISTS ragd_fts_source;"
+    /* the same columns as RAGD_STMT_FTS_ADD inserts */
+    "CREATE VIEW ragd_fts_source(id, title, heading, text) AS SELECT c.id, coalesce(d.title, ''),"
+    " c.heading, c.text FROM chunks c LEFT JOIN documents d ON d.id = c.document_id;"
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, heading, text, "
-    " tokenize = 'porter unicode61 remove_diacritics 2');"
-    "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
-    " DELETE FROM chunks_fts WHERE rowid = old.id; END;"
-    RAGD_FTS_TITLE_TRIGGER
+    " tokenize = 'porter unicode61 remove_diacritics 2',"
+    " content = 'ragd_fts_source', content_rowid = 'id');"
+    "CREATE TRIGGER chunks_fts_delete BEFORE DELETE ON chunks BEGIN"
+    " INSERT INTO chunks_fts(chunks_fts, rowid, title, heading, text) VALUES ('delete', old.id,"
+    " coalesce((SELECT title FROM documents WHERE id = old.document_id), ''), old.heading,"
+    " old.text); END;"
+    "CREATE TRIGGER chunks_fts_document_delete BEFORE DELETE ON documents BEGIN"
+    " DELETE FROM chunks WHERE document_id = old.id; END;"
+    "CREATE TRIGGER chunks_fts_title AFTER UPDATE OF title ON documents"
+    " WHEN old.title IS NOT new.title BEGIN"
+    " INSERT INTO chunks_fts(chunks_fts, rowid, title, heading, text) SELECT 'delete', id,"
+    " old.title, heading, text FROM chunks WHERE document_id = new.id;"
+    " INSERT INTO chunks_fts(rowid, title, heading, text) SELECT id, new.title, heading, text"
+    " FROM chunks WHERE document_id = new.id; END;"
     /* back-fill: a store written before the keyword index existed */
-    "INSERT INTO chunks_fts(rowid, title, heading, text) SELECT c.id, d.title, c.heading, c.text"
-    " FROM chunks c JOIN documents d ON d.id = c.document_id;";
+    "INSERT INTO chunks_fts(rowid, title, heading, text) SELECT id, title, heading, text"
+    " FROM ragd_fts_source;";
 
 /* Column weights for bm25(): a query term in the heading path or the title says more about what
  * a chunk is about than one in its body. */
@@ -2502,9 +2588,11 @@ ragd_rc store_db_collection_delete(store_db *s, const char *collection, int64_t 
                                    ragd_err *err)
 {
     ragd_rc rc = need_writable(s, "delete collection", err);
+    if (rc == RAGD_OK) rc = fts_pending_settle(s, -1, NULL, NULL, err);
     if (rc != RAGD_OK) return rc;
     sqlite3_stmt *st = NULL;
-    /* chunks go with their documents: ON DELETE CASCADE with foreign_keys = ON */
+    /* chunks go with their documents: the keyword index's trigger (fts_sql) or ON DELETE
+     * CASCADE */
     int code = sqlite3_prepare_v2(s->writer, "DELETE FROM documents WHERE collection = ?1", -1,
                                   &st, NULL);
     if (code != SQLITE_OK) return db_fail(s->writer, code, "delete collection", err);

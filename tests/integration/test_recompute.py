@@ -71,7 +71,7 @@ def recompute_local_vectors_not_stored_and_rebuilt(t):
                              "'blob') FROM embeddings")[0]
         eq(rows, (s["embeddings"], s["embeddings"], s["embeddings"]),
            "embeddings rows: count, without vector bytes, blobs")
-        eq(db_rows(data, "SELECT value FROM meta WHERE key = 'schema_version'")[0][0], "5",
+        eq(db_rows(data, "SELECT value FROM meta WHERE key = 'schema_version'")[0][0], "6",
            "schema_version")
         before = answers(d)
         hybrid = answers(d, "hybrid")
@@ -116,7 +116,7 @@ def recompute_store_with_vector_bytes_still_served(t):
     err = d.stderr_text()
     check("migrating schema 4 -> 5" in err, "schema 4 migrated")
     check("rebuilt vector index" in err, "index rebuilt")
-    eq(db_rows(data, "SELECT value FROM meta WHERE key = 'schema_version'")[0][0], "5",
+    eq(db_rows(data, "SELECT value FROM meta WHERE key = 'schema_version'")[0][0], "6",
        "schema_version after the migration")
     ans = d.retrieve({"query": REFUND_QUESTION, "k": 5, "mode": "vector"})
     scores = {round(r["score"], 5) for r in ans["results"]}

@@ -123,7 +123,7 @@ static void test_local_rows_hold_no_bytes(void **state)
     assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM embeddings"), (int64_t)NTEXTS);
     assert_int_equal(raw_int(f->dir, "SELECT count(*) FROM embeddings WHERE length(vector) = 0"),
                      (int64_t)NTEXTS);
-    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 5);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 6);
 
     for (size_t i = 0; i < NTEXTS; i++) {
         char sum[UTIL_SHA256_HEX_LEN + 1];
@@ -277,7 +277,7 @@ static void test_schema_4_bytes_read_as_before(void **state)
     assert_int_equal(cfg_key_set(&cfg, "store", "index_factory", "Flat", "test", &err), RAGD_OK);
     store *st = NULL;
     assert_int_equal(store_open(&cfg, 0, &st, &err), RAGD_OK);
-    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 5);
+    assert_int_equal(raw_int(f->dir, "SELECT value FROM meta WHERE key = 'schema_version'"), 6);
     assert_int_equal(store_model_check(st, RAGD_EMBED_LOCAL_MODEL, DIMS, &err), RAGD_OK);
     assert_int_equal(store_vectors_open(st, RAGD_EMBED_LOCAL_MODEL, DIMS, 0, &err), RAGD_OK);
     assert_int_equal(store_vector_count(st), 1);

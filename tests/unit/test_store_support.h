@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_store_support.h - helpers shared by the unit tests of the SQLite store (test_store.c,
- * test_recompute.c): a fixture holding a fresh directory and the store opened in it, and raw
- * SQLite access to the store's file behind the store's back. Header-only, as test_support.h.
+ * test_recompute.c, test_fts_external.c): a fixture holding a fresh directory and the store
+ * opened in it, raw SQLite access to the store's file behind the store's back, keyword hits. Header-only, as test_support.h.
  * Include after <cmocka.h>, <sqlite3.h> and "ragd/store.h".
  */
 #ifndef RAGD_TEST_STORE_SUPPORT_H
@@ -64,6 +64,17 @@ static inline int64_t raw_int(const char *dir, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(raw);
     return v;
+}
+
+/* Keyword hits of match (an FTS5 expression), at most 16. */
+static inline size_t fts_hits(store_db *db, const char *match)
+{
+    int64_t ids[16];
+    double scores[16];
+    size_t n = 0;
+    ragd_err err = {0};
+    assert_int_equal(store_db_fts_search(db, match, 16, ids, scores, &n, &err), RAGD_OK);
+    return n;
 }
 
 #endif
