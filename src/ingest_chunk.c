@@ -195,13 +195,20 @@ static uint64_t tok_scan(const unsigned char *s, size_t lo, size_t i, size_t sto
             int prev_lower = 0;
             size_t j = i;
             while (j < len) {
+                /* ASCII letters, most of any text: no class lookup beyond the table */
+                unsigned char b = s[j];
+                if (b < 0x80) {
+                    if (ascii_class[b] != RAGD_CC_LETTER) break;
+                    int upper = is_upper(b);
+                    ascii++;
+                    switches += (size_t)(upper & prev_lower);
+                    prev_lower = !upper;
+                    j++;
+                    continue;
+                }
                 size_t st;
                 int c2 = class_at(s, len, j, &st);
-                if (c2 == RAGD_CC_LETTER) {
-                    ascii++;
-                    if (is_upper(s[j]) && prev_lower) switches++;
-                    prev_lower = !is_upper(s[j]);
-                } else if (c2 == RAGD_CC_LETTER_EXT) {
+                if (c2 == RAGD_CC_LETTER_EXT) {
                     /* lead bytes C3..C9 encode U+00C0..U+027F: accented Latin */
                     if ((unsigned char)s[j] <= 0xC9)
                         latin++;

@@ -31,6 +31,7 @@
 #include "store_fts_rank_int.h"
 #include "store_fts_tokens_int.h"
 #include "store_terms_int.h"
+#include "store_vfs_int.h"
 
 #ifndef RAGD_FTS_TERMS_CACHED
 #define RAGD_FTS_TERMS_CACHED 8192 /* phrases whose statistics one generation keeps */
@@ -416,7 +417,8 @@ static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *
     static pthread_once_t global_once = PTHREAD_ONCE_INIT;
     pthread_once(&global_once, db_global_setup);
     sqlite3 *db = NULL;
-    int code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    /* the default VFS with the WAL's frame writes gathered (src/store_vfs.c); NULL: default */
+    int code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, store_vfs_name());
     if (code != SQLITE_OK) {
         ragd_rc rc = db == NULL ? ragd_err_set(err, RAGD_ERR_NOMEM, "open %s: out of memory", path)
                                 : ragd_err_set(err, (code & 0xff) == SQLITE_IOERR ? RAGD_ERR_IO
