@@ -11,9 +11,12 @@
  * 100-continue"), and holds the head and body to [server] request_timeout from the request's
  * first byte (408 JSON when they do not come). A complete request goes to src/http_server.c,
  * whose worker threads answer it through the http_exchange_* calls; the reply is written here,
- * replies in request order (keep-alive and pipelining). A client's end-of-file after a complete
- * request does not cancel its reply: the reply is written, then the connection closed. Idle
- * kept-alive connections are closed after [server] connection_timeout.
+ * replies in request order (keep-alive and pipelining), or, when nothing else is queued on the
+ * connection and few requests are being answered, by the answering thread itself (the client
+ * does not wait for the loop's wake-up; the loop finishes a partial write). A client's
+ * end-of-file after a complete request does not cancel its reply: the reply is written, then
+ * the connection closed. Idle kept-alive connections are closed after [server]
+ * connection_timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@
 #define LINGER_MS 2000                       /* reading a refused client's rest before closing */
 #define IP_BUCKETS 1024
 #define LINGER_REFUSED_MAX 256 /* refused connections closing at a time (else closed at once) */
+#define DIRECT_BUSY_MAX 2      /* requests being answered, at most, for a reply's own write */
 
 typedef struct ip_count {
     unsigned char key[16];
@@ -87,6 +91,7 @@ typedef struct conn {
 
 typedef struct conn_list_head {
     conn *head, *tail;
+    size_t count;
 } conn_list_head;
 
 struct http_front {
@@ -108,6 +113,7 @@ struct http_front {
     conn *graveyard;
     pthread_mutex_t mu; /* guards what follows and every exchange's answer fields */
     pthread_cond_t cond;
+    pthread_cond_t direct_done; /* an answering thread's own write ended (direct_waiter) */
     http_exchange *ready_head, *ready_tail;
     int quiesce_req, quiesced, stop_req;
 };
@@ -175,6 +181,7 @@ static void list_unlink(http_front *f, conn *c)
     if (c->next) c->next->prev = c->prev;
     else l->tail = c->prev;
     c->prev = c->next = NULL;
+    l->count--;
 }
 
 /* Appends c (on no list) to the end of list (deadlines on a list grow with the order of
@@ -188,6 +195,7 @@ static void list_append(http_front *f, conn *c, int list, double deadline)
     if (l->tail) l->tail->next = c;
     else l->head = c;
     l->tail = c;
+    l->count++;
 }
 
 /* Moves c to the end of list. */
@@ -259,6 +267,58 @@ void http_exchange_unref(http_exchange *x)
     if (left == 0) exchange_free(x);
 }
 
+static void reply_format(util_buf *out, const http_exchange *x, http_reply *r, int close);
+
+/* Writes x's reply (reply->text, the JSON body) to its connection from the answering thread,
+ * when the loop allowed it at dispatch, so that the client has it without waiting for the loop's
+ * wake-up; what the socket does not take at once, and the bookkeeping, stay the loop's.
+ * Under f->mu on entry and on return (released while formatting and writing). Returns: 1 when
+ * x->reply now holds the formatted reply (reply_raw; *reply stolen), 0 when not tried or out of
+ * memory (then reply->text is gone and the loop answers 500, as it would have). */
+static int reply_direct(http_front *f, http_exchange *x, http_reply *reply)
+{
+    if (x->direct_fd < 0 || on_loop_thread || reply->text == NULL || reply->body) return 0;
+    int fd = x->direct_fd, close = x->direct_close || !x->keep_alive;
+    x->direct_fd = -1;
+    x->direct_sending = 1;
+    pthread_mutex_unlock(&f->mu);
+    util_buf out = {0};
+    reply_format(&out, x, reply, close); /* frees reply->text */
+    reply->text = NULL;
+    size_t sent = 0;
+    while (out.data && sent < out.len) {
+        ssize_t w = send(fd, out.data + sent, out.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* EAGAIN: the loop writes the rest; errors: the loop sees them too */
+        sent += (size_t)w;
+    }
+    pthread_mutex_lock(&f->mu);
+    x->direct_sending = 0;
+    if (x->direct_waiter) pthread_cond_broadcast(&f->direct_done);
+    if (out.data == NULL) return 0; /* out of memory: reply->text is gone, the loop says 500 */
+    x->reply = *reply;
+    x->reply.text = out.data;
+    x->reply_raw = 1;
+    x->raw_len = out.len;
+    x->raw_sent = sent;
+    if (sent == out.len) metrics_counter_add(RAGD_METRIC_HTTP_REPLIES_DIRECT, 1);
+    return 1;
+}
+
+/* Takes x's socket back from its answering thread (the loop is about to write to it or close
+ * it): waits for a write in progress to end. Returns: 1 when the answering thread writes (or
+ * wrote) the reply itself, 0 when it will not. Loop thread, under f->mu. */
+static int direct_revoke(http_front *f, http_exchange *x)
+{
+    x->direct_fd = -1;
+    while (x->direct_sending) {
+        x->direct_waiter = 1;
+        pthread_cond_wait(&f->direct_done, &f->mu);
+    }
+    x->direct_waiter = 0;
+    return x->reply_raw;
+}
+
 void http_exchange_reply(http_exchange *x, http_reply *reply)
 {
     http_front *f = x->front;
@@ -280,8 +340,16 @@ void http_exchange_reply(http_exchange *x, http_reply *reply)
         json_decref(reply->body);
         free(reply->text);
     } else {
-        x->reply = *reply;
-        x->reply_json = json_text;
+        x->reply_json = json_text; /* before reply_direct: it formats the head */
+        if (!reply_direct(f, x, reply)) x->reply = *reply;
+        if (x->client_gone) { /* dropped while the answering thread wrote */
+            json_decref(x->reply.body);
+            free(x->reply.text);
+            x->reply = (http_reply){0};
+            pthread_mutex_unlock(&f->mu);
+            *reply = (http_reply){0};
+            return;
+        }
         x->reply.task_run = NULL;
         x->reply.task_arg = NULL;
         x->reply.chat = NULL;
@@ -339,6 +407,7 @@ static void conn_drop_exchange(http_front *f, conn *c)
     pthread_mutex_lock(&f->mu);
     x->client_gone = 1;
     x->conn = NULL;
+    direct_revoke(f, x); /* before the socket is closed: no write to a reused descriptor */
     pthread_mutex_unlock(&f->mu);
     http_exchange_unref(x);
 }
@@ -479,8 +548,9 @@ static void conn_refuse(http_front *f, conn *c, const char *code, const char *me
     if (conn_flush(f, c) == 0) conn_linger(f, c);
 }
 
-/* Appends x's reply (head and body) to c's output. */
-static void out_reply(conn *c, http_exchange *x, http_reply *r)
+/* Appends x's reply r (head and body; frees r's text) to out, closing the connection after it
+ * when close is set. */
+static void reply_format(util_buf *out, const http_exchange *x, http_reply *r, int close)
 {
     char *text = NULL;
     size_t len = 0;
@@ -504,17 +574,17 @@ static void out_reply(conn *c, http_exchange *x, http_reply *r)
         text = strdup(oom);
     }
     len = text ? strlen(text) : 0;
-    util_buf_printf(&c->out, "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
+    util_buf_printf(out, "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
                     r->status, reason_phrase(r->status), type, len + (json_body ? 1 : 0));
-    if (r->allow) util_buf_printf(&c->out, "Allow: %s\r\n", r->allow);
-    if (x->request_id[0]) util_buf_printf(&c->out, "X-Request-Id: %s\r\n", x->request_id);
-    if (r->status == 503) util_buf_puts(&c->out, "Retry-After: 1\r\n");
-    if (c->close_after) util_buf_puts(&c->out, "Connection: close\r\n");
-    else if (!x->http11) util_buf_puts(&c->out, "Connection: keep-alive\r\n");
-    util_buf_puts(&c->out, "\r\n");
+    if (r->allow) util_buf_printf(out, "Allow: %s\r\n", r->allow);
+    if (x->request_id[0]) util_buf_printf(out, "X-Request-Id: %s\r\n", x->request_id);
+    if (r->status == 503) util_buf_puts(out, "Retry-After: 1\r\n");
+    if (close) util_buf_puts(out, "Connection: close\r\n");
+    else if (!x->http11) util_buf_puts(out, "Connection: keep-alive\r\n");
+    util_buf_puts(out, "\r\n");
     if (!x->head_request && text) {
-        util_buf_append(&c->out, text, len);
-        if (json_body) util_buf_puts(&c->out, "\n");
+        util_buf_append(out, text, len);
+        if (json_body) util_buf_puts(out, "\n");
     }
     free(text);
 }
@@ -572,8 +642,13 @@ static void conn_take(http_front *f, conn *c)
     }
     pthread_mutex_unlock(&f->mu);
     if (!x->keep_alive) c->close_after = 1; /* e.g. a reply during the drain */
-    if (has_reply) {
-        out_reply(c, x, &r);
+    if (has_reply && x->reply_raw) { /* formatted, and maybe sent in part, by its thread */
+        if (x->raw_sent < x->raw_len)
+            util_buf_append(&c->out, r.text + x->raw_sent, x->raw_len - x->raw_sent);
+        json_decref(r.body);
+        free(r.text);
+    } else if (has_reply) {
+        reply_format(&c->out, x, &r, c->close_after);
         json_decref(r.body);
         free(r.text);
     }
@@ -686,6 +761,7 @@ static http_exchange *exchange_new(http_front *f, conn *c, const http_head *h)
     x->head = head;
     x->front = f;
     x->refs = 1;
+    x->direct_fd = -1;
     x->conn = c;
     x->t0 = util_now_ms();
     x->http11 = h->http11;
@@ -751,6 +827,15 @@ static void conn_dispatch(http_front *f, conn *c)
     c->state = C_BUSY;
     list_move(f, c, L_BUSY, 0);
     if (!c->x->keep_alive) c->close_after = 1;
+    /* Nothing before this reply, and few requests being answered: its thread may write it.
+     * (Under concurrency the loop's writes, several per wake-up, measured better: c8 p50
+     * x0.85 with the loop writing, bench/NOTES.md "Session 6, part F".) */
+    if (c->out.len == 0 && f->lists[L_BUSY].count <= DIRECT_BUSY_MAX) {
+        pthread_mutex_lock(&f->mu);
+        c->x->direct_fd = c->fd;
+        c->x->direct_close = c->close_after;
+        pthread_mutex_unlock(&f->mu);
+    }
     http_server_run(f->server, c->x);
 }
 
@@ -952,6 +1037,10 @@ static void conn_read(http_front *f, conn *c)
             if (c->eof && c->x && c->x->probe_on_eof && !c->probed && !c->wrote_for_x &&
                 c->x->http11) {
                 c->probed = 1;
+                pthread_mutex_lock(&f->mu);
+                int answered = direct_revoke(f, c->x);
+                pthread_mutex_unlock(&f->mu);
+                if (answered) return; /* its reply is out or on its way: no probe */
                 util_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
                 conn_flush(f, c);
             }
@@ -1241,6 +1330,7 @@ ragd_rc http_front_new(const ragd_cfg *cfg, cfg_live *live, http_front **out, ra
     f->listen_fd = f->epoll_fd = f->wake_fd = -1;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cond, NULL);
+    pthread_cond_init(&f->direct_done, NULL);
     long files = nofile_raise();
     /* keep descriptors for the store, the log and the upstream clients */
     long usable = files > 256 ? files - 128 : 64;
@@ -1337,5 +1427,6 @@ void http_front_free(http_front *f)
     }
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cond);
+    pthread_cond_destroy(&f->direct_done);
     free(f);
 }

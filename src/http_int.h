@@ -17,6 +17,7 @@
 #define RAGD_HTTP_INT_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -275,6 +276,18 @@ struct http_exchange {
     util_buf stream;           /* stream bytes not yet taken by the front */
     int stream_done;           /* the producer wrote its last byte */
     int client_gone;           /* the connection is lost: nothing more is delivered */
+    /* The answering thread's own write of its reply (saves the loop's wake-up on the way):
+     * direct_fd is the connection's socket while it may (set by the loop at dispatch when
+     * nothing is waiting to be written before this reply; -1 otherwise, and once revoked or
+     * used); direct_sending while it writes (the loop waits for its end before it closes the
+     * socket or writes itself); reply_raw: reply.text is the whole formatted reply (raw_len
+     * bytes), of which raw_sent went out already. */
+    int direct_fd;
+    int direct_close;          /* the reply closes the connection (as decided at dispatch) */
+    int direct_sending;
+    int direct_waiter;         /* the loop waits for direct_sending's end */
+    int reply_raw;
+    size_t raw_len, raw_sent;
     int queued;                /* on the front's ready list */
     http_exchange *next_ready;
     void *conn;                /* the front's connection; front thread only */
@@ -331,6 +344,31 @@ void http_server_run(http_server *s, http_exchange *x);
 void http_server_reply(http_exchange *x, http_reply *r);
 /* x is freed: no longer in flight. */
 void http_server_end(http_server *s, http_exchange *x);
+
+/* ---- worker pools (src/http_pool.c) ------------------------------------------------------- */
+typedef struct http_pool http_pool;
+
+/* A job of a pool, embedded in the caller's own struct: the pool allocates nothing per job. run
+ * is called once on a worker, with the worker's index (0..n-1); it may free job. */
+typedef struct http_pool_job http_pool_job;
+struct http_pool_job {
+    void (*run)(http_pool_job *job, size_t worker);
+    http_pool_job *next; /* the pool's */
+};
+
+/* Starts n (>= 1) workers. An idle push wakes the most recently idle worker. Returns: new pool
+ * (stop with http_pool_stop, then free with http_pool_free), or NULL (nothing left running). */
+http_pool *http_pool_new(size_t n);
+/* Queues job (borrowed until its run is called). Returns: 0, or -2 when p is stopping or NULL
+ * (the front can still hand a request over while the server shuts down after its drain). */
+int http_pool_push(http_pool *p, http_pool_job *job);
+/* Waits until p has no job queued or running and every worker waits for one, or until the
+ * CLOCK_REALTIME deadline. Returns: jobs queued or running (0 when idle). */
+int http_pool_wait_idle(http_pool *p, const struct timespec *deadline);
+/* Stops p's workers after the jobs queued (they run); later pushes get -2. p may be NULL. */
+void http_pool_stop(http_pool *p);
+/* Frees a stopped pool. p may be NULL. */
+void http_pool_free(http_pool *p);
 
 /* ---- handlers (one file per concern) ------------------------------------------------------ */
 

@@ -3,12 +3,12 @@
  * http_server.c - the server around the connection engine (src/http_front.c): a fixed pool of
  * [server] threads worker threads runs the route handlers, and a second pool of the same size
  * runs the retrievals that async routes hand off (so a retrieval stuck on its upstream never
- * holds up /health); ingests and chat turns run in threads of their own. Each request gets a
- * settings snapshot, an X-Request-Id (the client's when sane), the bearer-token check before its
- * body is read, and a count in the metrics by route and status. Shutdown stops accepting (new
- * connections refused, new requests on open ones get 503), interrupts the ingest between
- * documents, waits up to [server] shutdown_timeout for requests in flight and the workers, then
- * stops the engine.
+ * holds up /health; the pools are src/http_pool.c); ingests and chat turns run in threads of
+ * their own. Each request gets a settings snapshot, an X-Request-Id (the client's when sane),
+ * the bearer-token check before its body is read, and a count in the metrics by route and
+ * status. Shutdown stops accepting (new connections refused, new requests on open ones get
+ * 503), interrupts the ingest between documents, waits up to [server] shutdown_timeout for
+ * requests in flight and the workers, then stops the engine.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,31 +28,16 @@
 
 /* A job of a pool: a request to route (run == NULL) or a route's task. Holds a reference to x. */
 typedef struct pool_job {
+    http_pool_job job; /* first: the pool's run gets it back */
     http_exchange *x;
     http_task_run run;
-    http_task_drop drop;
     void *arg;
-    struct pool_job *next;
 } pool_job;
-
-typedef struct pool {
-    http_server *server;
-    pthread_t *threads;
-    size_t count, started;
-    pthread_mutex_t mu;
-    pthread_cond_t cond; /* workers: a job queued, or stop */
-    pthread_cond_t idle; /* pool_wait_idle: a job finished (apart from cond, so that the end of
-                          * each job does not wake every idle worker to find nothing queued) */
-    pool_job *head, *tail;
-    int stop;
-    int running; /* jobs being run */
-    int inited;  /* mu and cond exist (pool_start ran) */
-} pool;
 
 struct http_server {
     http_front *front;   /* listening socket, connections, limits, request framing */
-    pool handlers;       /* route handlers */
-    pool tasks;          /* retrievals handed off by async routes */
+    http_pool *handlers; /* route handlers */
+    http_pool *tasks;    /* retrievals handed off by async routes */
     engine *engine;
     const ragd_cfg *cfg; /* the boot configuration: listen address, threads */
     cfg_live *live;      /* snapshots for requests; may be NULL (then cfg) */
@@ -118,123 +103,43 @@ static http_reply route_run(http_server *s, http_exchange *x)
     return r;
 }
 
-static void *pool_main(void *arg)
+/* Runs a job of either pool on a worker, then frees it. */
+static void pool_job_run(http_pool_job *pj, size_t worker)
 {
-    pool *p = arg;
-    http_server *s = p->server;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->head == NULL) pthread_cond_wait(&p->cond, &p->mu);
-        pool_job *j = p->head;
-        if (j == NULL) { /* stopping, nothing left */
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        p->head = j->next;
-        if (p->head == NULL) p->tail = NULL;
-        p->running++;
-        pthread_mutex_unlock(&p->mu);
-        http_reply r;
-        if (j->run) {
-            r = j->run(j->arg);
-            finish(j->x, &r);
-        } else {
-            r = route_run(s, j->x);
-            handle_reply(s, j->x, &r);
-        }
-        http_exchange_unref(j->x);
-        free(j);
-        pthread_mutex_lock(&p->mu);
-        p->running--;
-        pthread_cond_broadcast(&p->idle);
-        pthread_mutex_unlock(&p->mu);
+    (void)worker;
+    pool_job *j = (pool_job *)pj;
+    http_exchange *x = j->x;
+    http_reply r;
+    if (j->run) {
+        r = j->run(j->arg);
+        finish(x, &r);
+    } else {
+        r = route_run(x->server, x);
+        handle_reply(x->server, x, &r);
     }
+    http_exchange_unref(x);
+    free(j);
 }
 
 /* Queues a job on p (takes a reference to x). Returns: 0, -1 (OOM) or -2 (p is stopping: the
  * loop can still hand a request over while the server shuts down after its drain). */
-static int pool_push(pool *p, http_exchange *x, const http_reply *task)
+static int pool_push(http_pool *p, http_exchange *x, const http_reply *task)
 {
-    if (!p->inited) return -2;
     pool_job *j = calloc(1, sizeof *j);
     if (j == NULL) return -1;
+    j->job.run = pool_job_run;
     j->x = x;
     if (task) {
         j->run = task->task_run;
-        j->drop = task->task_drop;
         j->arg = task->task_arg;
     }
-    pthread_mutex_lock(&p->mu);
-    if (p->stop) {
-        pthread_mutex_unlock(&p->mu);
+    http_exchange_ref(x);
+    if (http_pool_push(p, &j->job) != 0) {
+        http_exchange_unref(x);
         free(j);
         return -2;
     }
-    http_exchange_ref(x);
-    if (p->tail) p->tail->next = j;
-    else p->head = j;
-    p->tail = j;
-    pthread_mutex_unlock(&p->mu);
-    /* Signalled after the unlock: a worker woken under the lock would block on it at once. The
-     * condition lives until pool_free, after the last push. */
-    pthread_cond_signal(&p->cond);
     return 0;
-}
-
-static int pool_start(pool *p, http_server *s, size_t n)
-{
-    p->server = s;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cond, NULL);
-    pthread_cond_init(&p->idle, NULL);
-    p->inited = 1;
-    p->threads = calloc(n, sizeof *p->threads);
-    if (p->threads == NULL) return -1;
-    p->count = n;
-    for (size_t i = 0; i < n; i++) {
-        if (pthread_create(&p->threads[i], NULL, pool_main, p) != 0) return -1;
-        p->started++;
-    }
-    return 0;
-}
-
-/* Waits until p has no job queued or running, or until deadline. Returns: jobs left. */
-static int pool_wait_idle(pool *p, const struct timespec *deadline)
-{
-    if (p->threads == NULL) return 0;
-    pthread_mutex_lock(&p->mu);
-    /* a job's exchange can end (in flight 0) a moment before the job itself returns */
-    while ((p->running > 0 || p->head != NULL) &&
-           pthread_cond_timedwait(&p->idle, &p->mu, deadline) != ETIMEDOUT) {
-    }
-    int n = p->running + (p->head != NULL);
-    pthread_mutex_unlock(&p->mu);
-    return n;
-}
-
-/* Stops p's threads after the jobs queued; later pushes are refused (-2). Its lock lives on
- * until pool_free, as the loop may still try to push until the front is freed. */
-static void pool_stop(pool *p)
-{
-    if (!p->inited) return;
-    pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->mu);
-    for (size_t i = 0; i < p->started; i++) pthread_join(p->threads[i], NULL);
-    free(p->threads);
-    p->threads = NULL;
-    p->started = 0;
-}
-
-/* Frees what pool_stop left: its lock and condition. */
-static void pool_free(pool *p)
-{
-    if (!p->inited) return;
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cond);
-    pthread_cond_destroy(&p->idle);
-    p->inited = 0;
 }
 
 /* ---- threads of their own (ingests, chat turns) -------------------------------------------- */
@@ -310,7 +215,7 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
 {
     int stopping = 0;
     if (!r->task_detached && r->task_in_drain) {
-        if (pool_push(&s->tasks, x, r) == 0) {
+        if (pool_push(s->tasks, x, r) == 0) {
             json_decref(r->body);
             free(r->text);
             *r = (http_reply){0};
@@ -412,7 +317,7 @@ void http_server_run(http_server *s, http_exchange *x)
         handle_reply(s, x, &r);
         return;
     }
-    int pushed = pool_push(&s->handlers, x, NULL);
+    int pushed = pool_push(s->handlers, x, NULL);
     if (pushed != 0) {
         http_reply r = pushed == -2 ? http_reply_error(RAGD_ERR_UNAVAILABLE, NULL,
                                                        "ragd is shutting down")
@@ -435,11 +340,11 @@ void http_server_end(http_server *s, http_exchange *x)
 
 static void server_free(http_server *s)
 {
-    pool_stop(&s->handlers);
-    pool_stop(&s->tasks);
+    http_pool_stop(s->handlers);
+    http_pool_stop(s->tasks);
     http_front_free(s->front); /* its loop may push until here: refused, answered 503 */
-    pool_free(&s->handlers);
-    pool_free(&s->tasks);
+    http_pool_free(s->handlers);
+    http_pool_free(s->tasks);
     http_jobs_free(s->jobs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
@@ -467,7 +372,9 @@ ragd_rc http_server_start(engine *e, const ragd_cfg *cfg, cfg_live *live, http_s
         return rc;
     }
     size_t n = (size_t)(cfg->threads > 0 ? cfg->threads : 1);
-    if (pool_start(&s->handlers, s, n) != 0 || pool_start(&s->tasks, s, n) != 0) {
+    s->handlers = http_pool_new(n);
+    s->tasks = s->handlers ? http_pool_new(n) : NULL;
+    if (s->tasks == NULL) {
         server_free(s);
         return ragd_err_set(err, RAGD_ERR_IO, "cannot start the HTTP worker threads");
     }
@@ -511,7 +418,8 @@ int http_server_stop(http_server *s)
     }
     int left = s->in_flight, workers = s->workers;
     pthread_mutex_unlock(&s->mu);
-    int busy = pool_wait_idle(&s->handlers, &deadline) + pool_wait_idle(&s->tasks, &deadline);
+    int busy = http_pool_wait_idle(s->handlers, &deadline) +
+               http_pool_wait_idle(s->tasks, &deadline);
     if (workers > 0 || busy > 0) {
         /* A worker still uses the engine: neither it nor the server can be freed. */
         RAGD_LOG(RAGD_LOG_ERROR, "http", "shutdown deadline (%d s) passed with the ingest or a "

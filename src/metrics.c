@@ -136,6 +136,10 @@ static const struct {
     [RAGD_METRIC_FLAT_PASS_SEARCHES] = {"ragd_flat_search_pass_searches_total",
                                         "Exact searches served by those passes (searches per "
                                         "pass: the mean batch)."},
+    [RAGD_METRIC_HTTP_REPLIES_DIRECT] = {"ragd_http_replies_direct_total",
+                                         "Replies written whole to the client by the thread "
+                                         "that produced them, without a hand-off to the event "
+                                         "loop for the write."},
 };
 
 static const struct {

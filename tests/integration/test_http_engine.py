@@ -355,3 +355,66 @@ def reader_that_stops_reading_is_closed_after_connection_timeout(t):
         b"content-length:")][0])
     check(len(body) < n, "the stalled reader got all %d bytes: not closed" % n)
     eq(d.call("GET", "/health").status, 200, "daemon serves on")
+
+
+def metric_value(d, name):
+    r = d.call("GET", "/metrics")
+    eq(r.status, 200, "GET /metrics")
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    check(False, "%s missing from /metrics" % name)
+
+
+@test
+def replies_written_by_their_thread_and_large_ones_finished_by_the_loop(t):
+    # A reply made in a worker (a retrieval, a document read) goes to the socket from that
+    # thread when nothing else waits to be written on its connection: counted in
+    # ragd_http_replies_direct_total. A reply larger than the socket takes at once is finished by
+    # the event loop: the client gets every byte, in order, and the kept-alive connection serves
+    # the next request.
+    cfg = t.path("ragd.ini")
+    write(cfg, "[server]\nmax_body_bytes = 16m\n[ingest]\nmax_document_bytes = 16m\n")
+    d = t.serve(config=cfg)
+    eq(d.call("POST", "/documents", {"id": "small", "text": "refunds within thirty days"}).status,
+       200, "push small")
+    before = metric_value(d, "ragd_http_replies_direct_total")
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=60)
+    rd = Reader(s)
+    for i in range(10):
+        s.sendall(post("/retrieve", {"query": "refunds", "k": 3}))
+        r = rd.response()
+        check(r is not None, "retrieve %d: no reply" % i)
+        eq(r[0], 200, "retrieve %d status" % i)
+        check(json.loads(r[2])["results"], "retrieve %d: results" % i)
+        s.sendall(b"GET /documents/small HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = rd.response()
+        check(r is not None, "document read %d: no reply" % i)
+        eq(r[0], 200, "document read %d status" % i)
+    s.close()
+    after = metric_value(d, "ragd_http_replies_direct_total")
+    # the 20 replies above, and the first scrape's own
+    check(after - before >= 20, "direct replies %r -> %r" % (before, after))
+    text = "".join("w%07d " % i for i in range(1000000))  # 9 MB
+    eq(d.call("POST", "/documents", {"id": "big", "text": text}, timeout=120).status, 200,
+       "push big")
+    for rounds in range(2):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # the reply cannot go at once
+        s.settimeout(60)
+        s.connect(("127.0.0.1", d.port))
+        rd = Reader(s)
+        s.sendall(b"GET /documents/big HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: after-big\r\n\r\n")
+        if rounds == 1:
+            time.sleep(1)  # the worker's write has filled the socket long before the client reads
+        r = rd.response()
+        check(r is not None, "big document: no reply")
+        eq(r[0], 200, "big document status")
+        doc = json.loads(r[2])  # every byte, in order, or this fails
+        eq((doc.get("id"), len(doc.get("chunks", [])) > 0), ("big", True), "big document")
+        check(len(r[2]) > 4000000, "big reply only %d bytes" % len(r[2]))
+        r = rd.response()
+        check(r is not None, "health after the big reply: no reply")
+        eq((r[0], r[1].get("x-request-id")), (200, "after-big"), "health after the big reply")
+        s.close()
