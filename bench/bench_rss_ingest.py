@@ -30,14 +30,14 @@ MIB = 1024 * 1024
 KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile")
 
 
-def status(pid):
-    """Returns: the KEYS of /proc/pid/status in bytes."""
+def status(pid, keys=KEYS):
+    """Returns: the keys of /proc/pid/status, in bytes (a count for those not in kB: Threads)."""
     out = {}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             key = line.split(":")[0]
-            if key in KEYS:
-                out[key] = int(line.split()[1]) * 1024
+            if key in keys:
+                out[key] = int(line.split()[1]) * (1024 if line.rstrip().endswith("kB") else 1)
     return out
 
 

@@ -93,16 +93,19 @@ def proc_status(pid):
 
 
 class Daemon:
-    def __init__(self, data, dims, factory, ef, log):
+    def __init__(self, data, dims, factory, ef, log, binary=None, extra_env=None):
+        """Starts `ragd serve` on data: binary (default: the release build) with the bench's
+        environment plus extra_env (a dict, may be None)."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
         env.update({"RAGD_EMBED_DIMS": str(dims), "RAGD_STORE_INDEX_FACTORY": factory,
                     "RAGD_STORE_HNSW_EF_SEARCH": str(ef), "RAGD_EMBED_PROVIDER": "local",
                     # The ingest-while-serving corpus is written beside the data dir.
                     "RAGD_INGEST_ALLOWED_ROOTS": os.path.dirname(os.path.abspath(data))})
+        env.update(extra_env or {})
         self.log = open(log, "wb")
         t = time.perf_counter()
-        ragd = os.path.join(REPO, "build", "release", "ragd")
+        ragd = binary or os.path.join(REPO, "build", "release", "ragd")
         self.proc = subprocess.Popen([ragd, "serve", "--listen",
                                       "127.0.0.1:%d" % self.port, "--data-dir", data,
                                       "--no-ingest", "--log-level", "warn"], env=env,
@@ -139,6 +142,32 @@ def http_run(port, qtxt, conc, requests, filt=False, ids=None, path="/retrieve",
     if ef_search:
         cmd += ["--ef-search", str(ef_search)]
     return run_json(cmd)
+
+
+def ingest_while_serving(d, corpus, qtxt, requests, before=None):
+    """POSTs /ingest of corpus to the Daemon d on a thread and, while it runs, drives vector
+    requests at concurrency 1, 8 and 8 with a tag filter (requests each). before: called just
+    before the ingest starts (may be None). Returns: (the ingest's status, report and seconds;
+    bench_http's figures per run, with whether the ingest was still running at its end)."""
+    box = {}
+
+    def ingest():
+        t = time.perf_counter()
+        box["status"], box["report"] = d.post("/ingest", {"path": corpus})
+        box["seconds"] = time.perf_counter() - t
+
+    if before is not None:
+        before()
+    th = threading.Thread(target=ingest)
+    th.start()
+    time.sleep(0.2)
+    during = {}
+    for c, filt in ((1, False), (8, False), (8, True)):
+        key = "c%d%s" % (c, "_filter" if filt else "")
+        during[key] = http_run(d.port, qtxt, c, requests, filt=filt, mode="vector")
+        during[key]["ingest_still_running"] = th.is_alive()
+    th.join()
+    return box, during
 
 
 def at_target(sweep, target):
@@ -280,26 +309,12 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
         if args.ingest_copies > 0:
             corpus = os.path.join(tmp, "ingest-" + tag)
             nbytes = make_corpus(corpus, args.ingest_copies)
-            box = {}
-
-            def ingest():
-                t = time.perf_counter()
-                box["status"], box["report"] = d.post("/ingest", {"path": corpus})
-                box["seconds"] = time.perf_counter() - t
-
-            th = threading.Thread(target=ingest)
-            th.start()
-            time.sleep(0.2)
-            during = {}
-            for c, filt in ((1, False), (8, False), (8, True)):
-                key = "c%d%s" % (c, "_filter" if filt else "")
-                # A third of the usual requests, so the runs overlap the ingest.
-                during[key] = http_run(d.port, qtxt, c, max(args.min_requests, reqs // 3),
-                                       filt=filt, mode="vector")
-                during[key]["ingest_still_running"] = th.is_alive()
+            # A third of the usual requests, so the runs overlap the ingest.
+            box, during = ingest_while_serving(d, corpus, qtxt,
+                                               max(args.min_requests, reqs // 3))
+            for key, h in during.items():
                 log("   ragd during ingest %-9s p50 %.3f p95 %.3f ms (ingest running at end: %s)"
-                    % (key, during[key]["p50_ms"], during[key]["p95_ms"], th.is_alive()))
-            th.join()
+                    % (key, h["p50_ms"], h["p95_ms"], h["ingest_still_running"]))
             res["http_during_ingest"] = during
             res["ingest_during"] = {"bytes": nbytes, "seconds": round(box.get("seconds", 0), 3),
                                     "status": box.get("status"),

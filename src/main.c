@@ -685,6 +685,7 @@ static int cmd_ingest(const ragd_cfg *cfg, const cli *c)
     /* a batch process that exits: page faults and CPU matter more than a few MiB of RSS */
     store_grow_huge_pages(1);
     embed_local_word_cache(1);
+    store_writer_cache_set(RAGD_STORE_WRITER_CACHE_BATCH_KIB);
     engine *e = NULL;
     ragd_err err = {0};
     if (engine_open(cfg, c->reset ? RAGD_ENGINE_RESETTING : 0, &e, &err) != RAGD_OK) {

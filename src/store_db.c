@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@
 #define RAGD_STORE_SCHEMA_VERSION 6
 #define RAGD_STORE_BUSY_TIMEOUT_MS 5000
 #define RAGD_STORE_READERS_MAX 16
+/* KiB of page cache the writer connection may fill, unless store_writer_cache_set said other. */
+#define RAGD_STORE_WRITER_CACHE_KIB 8192
 
 /* Statements cached on the writer connection, prepared on first use. */
 enum {
@@ -411,6 +414,14 @@ static void db_global_setup(void)
         RAGD_LOG(RAGD_LOG_DEBUG, "store", "SQLite already initialised: memory statistics stay on");
 }
 
+/* KiB of the writer's page cache (PRAGMA cache_size), for connections opened from now on. */
+static atomic_int writer_cache_kib = RAGD_STORE_WRITER_CACHE_KIB;
+
+void store_writer_cache_set(int kib)
+{
+    atomic_store(&writer_cache_kib, kib > 0 ? kib : RAGD_STORE_WRITER_CACHE_KIB);
+}
+
 /* Opens path with flags and sets the busy timeout. Returns: *out new (sqlite3_close_v2). */
 static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *err)
 {
@@ -434,12 +445,16 @@ static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *
         sqlite3_close_v2(db);
         return rc;
     }
-    /* A larger page cache for the writer's ingest lookups. No memory map: measured (bench/NOTES.md,
-     * part G) it saved no ingest CPU, while the 256 MiB map the writer had put up to 256 MiB of
-     * the database file in the daemon's RSS during an ingest (18 MB of markdown: peak 215 ->
-     * 120 MiB). Readers set their own, smaller cache (reader_open). */
-    code = sqlite3_exec(db, "PRAGMA mmap_size = 0; PRAGMA cache_size = -16384", NULL, NULL,
-                        NULL);
+    /* A larger page cache for the writer's ingest lookups: 8 MiB in the daemon, whose peak RSS
+     * while it ingests has a budget (16 MiB took the HNSW32 100k x 384 peak 9 MiB over it), 16
+     * MiB in `ragd ingest` (store_writer_cache_set; bench/NOTES.md, session 6 part G). No memory
+     * map: measured (bench/NOTES.md, part G) it saved no ingest CPU, while the 256 MiB map the
+     * writer had put up to 256 MiB of the database file in the daemon's RSS during an ingest (18
+     * MB of markdown: peak 215 -> 120 MiB). Readers set their own, smaller cache (reader_open). */
+    char pragmas[96];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA mmap_size = 0; PRAGMA cache_size = -%d",
+             atomic_load(&writer_cache_kib));
+    code = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
     if (code != SQLITE_OK) {
         ragd_rc rc = ragd_err_set(err, (code & 0xff) == SQLITE_IOERR ? RAGD_ERR_IO : RAGD_ERR_STORE,
                                   "open %s: %s", path, sqlite3_errmsg(db));

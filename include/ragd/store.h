@@ -303,6 +303,13 @@ void store_read_end(store *s, int owned);
  * RSS per block. For batch processes (`ragd ingest`); the daemon leaves it off (its RSS budget).
  * Thread-safe. */
 void store_grow_huge_pages(int on);
+/* Sets the KiB of page cache a SQLite store's writer connection may fill, for stores opened from
+ * now on, process-wide (kib <= 0: the default, 8 MiB). The daemon keeps the default (its peak
+ * RSS while it ingests has a budget); batch processes (`ragd ingest`) ask for
+ * RAGD_STORE_WRITER_CACHE_BATCH_KIB: into a 100k-chunk store the writer then re-reads fewer
+ * pages (bench/NOTES.md, session 6 part G). Thread-safe. */
+void store_writer_cache_set(int kib);
+#define RAGD_STORE_WRITER_CACHE_BATCH_KIB 16384
 /* Returns: the number of vectors a search can return (an upper bound for widening). */
 size_t store_vector_count(store *s);
 /* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. A

@@ -1752,6 +1752,53 @@ static void test_wal_checkpoint_interval(void **state)
                      28 * per_tx);
 }
 
+/* Writes n embeddings of 1024 dims (4 KiB each, ~2 pages with their overflow) in one transaction
+ * on the fixture's store. Returns: the high-water mark of SQLite's page-cache memory meanwhile
+ * (process-wide: the writer is the only connection working). */
+static long long page_cache_peak_writing(fixture *f, const char *prefix, int n)
+{
+    enum { dims = 1024 };
+    static float vec[dims];
+    ragd_err err = {0};
+    sqlite3_int64 cur = 0, peak = 0;
+    assert_int_equal(sqlite3_status64(SQLITE_STATUS_PAGECACHE_OVERFLOW, &cur, &peak, 1),
+                     SQLITE_OK);
+    assert_int_equal(store_db_begin(f->db, &err), RAGD_OK);
+    for (int i = 0; i < n; i++) {
+        char sum[32];
+        snprintf(sum, sizeof sum, "%s-%d", prefix, i);
+        for (int d = 0; d < dims; d++) vec[d] = (float)(i + d);
+        assert_int_equal(store_db_embedding_put(f->db, sum, "cache-model", dims, vec, &err),
+                         RAGD_OK);
+    }
+    assert_int_equal(store_db_commit(f->db, &err), RAGD_OK);
+    assert_int_equal(sqlite3_status64(SQLITE_STATUS_PAGECACHE_OVERFLOW, &cur, &peak, 0),
+                     SQLITE_OK);
+    return peak;
+}
+
+/* The writer's page cache is bounded by store_writer_cache_set's size, 8 MiB by default (the
+ * daemon's RSS budget while it ingests), 16 MiB when a batch process asks for it: a write of
+ * ~30 MiB of pages fills whichever bound holds, and not more. */
+static void test_writer_cache_bounded(void **state)
+{
+    fixture *f = *state;
+    const long long mib = 1024 * 1024;
+    store_writer_cache_set(0);
+    open_store(f);
+    long long peak = page_cache_peak_writing(f, "daemon", 4000);
+    assert_true(peak > 6 * mib);  /* filled: the bound is what stopped it */
+    assert_true(peak < 10 * mib); /* 8 MiB and SQLite's page headers */
+    store_db_close(f->db);
+    f->db = NULL;
+    store_writer_cache_set(RAGD_STORE_WRITER_CACHE_BATCH_KIB);
+    open_store(f);
+    peak = page_cache_peak_writing(f, "batch", 4000);
+    store_writer_cache_set(0);
+    assert_true(peak > 13 * mib);
+    assert_true(peak < 19 * mib);
+}
+
 /* ---- the store interface (ragd/store.h) ------------------------------------------------------ */
 
 /* Every backend in the table fills every entry of store_ops, and names resolve both ways. */
@@ -1892,6 +1939,7 @@ int main(void)
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoint_interval, setup,
                                         store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_writer_cache_bounded, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_fts_merge_settings, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_embeddings_layouts, setup, store_fixture_teardown),
         cmocka_unit_test(test_backend_table),
