@@ -446,8 +446,9 @@ static ragd_rc db_connect(const char *path, int flags, sqlite3 **out, ragd_err *
         return rc;
     }
     /* A larger page cache for the writer's ingest lookups: 8 MiB in the daemon, whose peak RSS
-     * while it ingests has a budget (16 MiB took the HNSW32 100k x 384 peak 9 MiB over it), 16
-     * MiB in `ragd ingest` (store_writer_cache_set; bench/NOTES.md, session 6 part G). No memory
+     * while it ingests has a budget (with 16 MiB the HNSW32 100k x 384 peak was within ~1 MiB of
+     * it, or over; 8 MiB less with 8), 16 MiB in `ragd ingest` (store_writer_cache_set;
+     * bench/NOTES.md, session 6 part G). No memory
      * map: measured (bench/NOTES.md, part G) it saved no ingest CPU, while the 256 MiB map the
      * writer had put up to 256 MiB of the database file in the daemon's RSS during an ingest (18
      * MB of markdown: peak 215 -> 120 MiB). Readers set their own, smaller cache (reader_open). */
