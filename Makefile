@@ -18,8 +18,25 @@ CXX     ?= g++
 PKGS    := jansson sqlite3 libcurl hiredis inih libcrypto poppler-glib libpq \
            cairo tesseract lept libzip libxml-2.0
 
+# Loaded on first use with dlopen (src/optlib.c), not linked: compiled against, never on the link
+# line, so a ragd process that reads no PDF does not pay for mapping them (bench/NOTES.md, s7 A).
+OPTLIB_PKGS := poppler-glib cairo tesseract lept
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(OPTLIB_PKGS),$(PKGS)) 2>/dev/null)
+
+# The soname of each library src/optlib.c opens, read from the development symlink in the libdir
+# pkg-config names (pkg-config package, file name). Evaluated lazily, when optlib.o is compiled:
+# `make test` installs the dependencies first. A soname that cannot be found stops the build.
+optlib_soname = $(shell objdump -p "$$(pkg-config --variable=libdir $(1) 2>/dev/null)/$(2).so" \
+    2>/dev/null | awk '$$1 == "SONAME" {print $$2}')
+optlib_define = -D$(1)='"$(or $(call optlib_soname,$(2),$(3)),$(error cannot determine the \
+    soname of $(3).so (pkg-config $(2); objdump -p): install the dependencies (make deps)))"'
+OPTLIB_SONAMES = $(call optlib_define,RAGD_SONAME_POPPLER_GLIB,poppler-glib,libpoppler-glib) \
+    $(call optlib_define,RAGD_SONAME_GOBJECT,gobject-2.0,libgobject-2.0) \
+    $(call optlib_define,RAGD_SONAME_GLIB,glib-2.0,libglib-2.0) \
+    $(call optlib_define,RAGD_SONAME_CAIRO,cairo,libcairo) \
+    $(call optlib_define,RAGD_SONAME_TESSERACT,tesseract,libtesseract)
 
 # FAISS: Debian's libfaiss-dev ships the C API headers but not their implementation. Use a system
 # libfaiss_c when one exists; otherwise compile our own shim (src/store_faiss_capi.cpp).
@@ -56,6 +73,10 @@ ASN := $(BUILD)/asan
 rel_objs = $(patsubst src/%.c,$(REL)/%.o,$(1))
 asn_objs = $(patsubst src/%.c,$(ASN)/%.o,$(1))
 
+# The sonames go to src/optlib.c only (recursive variable: expanded when the recipe runs).
+OPTLIB_DEFS :=
+$(REL)/optlib.o $(ASN)/optlib.o $(BUILD)/fuzz/optlib.o: OPTLIB_DEFS = $(OPTLIB_SONAMES)
+
 REL_LIB_OBJS := $(call rel_objs,$(LIB_C)) $(patsubst src/%.cpp,$(REL)/%.o,$(CXX_SRCS))
 ASN_LIB_OBJS := $(call asn_objs,$(LIB_C)) $(patsubst src/%.cpp,$(ASN)/%.o,$(CXX_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(ASN)/tests/%,$(UNIT_SRCS))
@@ -69,7 +90,7 @@ deps:
 
 # ---- release build -------------------------------------------------------------------------
 $(REL)/%.o: src/%.c | $(REL)
-	$(CC) $(CFLAGS_COMMON) $(OPT_FLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) $(OPTLIB_DEFS) $(OPT_FLAGS) -c $< -o $@
 $(REL)/%.o: src/%.cpp | $(REL)
 	$(CXX) $(CXXFLAGS_COMMON) $(OPT_FLAGS) -c $< -o $@
 $(REL)/libragd.a: $(REL_LIB_OBJS)
@@ -81,7 +102,7 @@ ragd: $(REL)/ragd
 
 # ---- sanitizer build -----------------------------------------------------------------------
 $(ASN)/%.o: src/%.c | $(ASN)
-	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) $(OPTLIB_DEFS) $(ASAN_FLAGS) -c $< -o $@
 $(ASN)/%.o: src/%.cpp | $(ASN)
 	$(CXX) $(CXXFLAGS_COMMON) $(ASAN_FLAGS) -c $< -o $@
 $(ASN)/libragd.a: $(ASN_LIB_OBJS)
@@ -108,7 +129,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,$(FZ)/fuzz_%,$(sort $(wildcard te
 FZ_LIB_OBJS := $(patsubst src/%.c,$(FZ)/%.o,$(LIB_C)) $(patsubst src/%.cpp,$(FZ)/%.o,$(CXX_SRCS))
 
 $(FZ)/%.o: src/%.c | $(FZ)
-	$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(CFLAGS_COMMON) $(OPTLIB_DEFS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(FZ)/%.o: src/%.cpp | $(FZ)
 	$(FUZZ_CXX) $(CXXFLAGS_COMMON) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(FZ)/libragd.a: $(FZ_LIB_OBJS)

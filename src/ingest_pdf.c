@@ -8,16 +8,17 @@
  * says, up to ocr_max_pages per file; OCRed pages keep their page number and are listed, with
  * Tesseract's mean confidence, in the document's metadata and the ingest report. Encrypted,
  * corrupt and text-less PDFs fail with a reason that goes into the report as a per-file error.
+ * poppler and glib are loaded on the first PDF (src/optlib.c); a host without them gets a
+ * per-file error too.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <glib.h>
 #include <jansson.h>
-#include <poppler.h>
 
 #include "ingest_int.h"
+#include "optlib.h"
 #include "ragd/ingest.h"
 #include "ragd/util.h"
 
@@ -74,24 +75,29 @@ ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
 {
     if (len < 5 || memcmp(data, "%PDF-", 5) != 0)
         return ragd_err_set(err, RAGD_ERR_INVALID, "not a PDF file (no %%PDF- header): %s", path);
-    GBytes *bytes = g_bytes_new_static(data, len);
+    ragd_err load_err = {0};
+    const optlib_pdf *pdf = optlib_pdf_get(&load_err);
+    if (pdf == NULL) return ragd_err_set(err, load_err.rc, "%s: %s", load_err.msg, path);
+    GBytes *bytes = pdf->g_bytes_new_static(data, len);
     GError *gerr = NULL;
-    PopplerDocument *doc = poppler_document_new_from_bytes(bytes, NULL, &gerr);
+    PopplerDocument *doc = pdf->poppler_document_new_from_bytes(bytes, NULL, &gerr);
     if (doc == NULL) {
         ragd_rc rc;
-        if (gerr && gerr->domain == POPPLER_ERROR && gerr->code == POPPLER_ERROR_ENCRYPTED)
+        /* POPPLER_ERROR expands to poppler_error_quark(), a call through the table here */
+        if (gerr && gerr->domain == pdf->poppler_error_quark() &&
+            gerr->code == POPPLER_ERROR_ENCRYPTED)
             rc = ragd_err_set(err, RAGD_ERR_INVALID,
                               "encrypted PDF: a password is required to read it: %s", path);
         else
             rc = ragd_err_set(err, RAGD_ERR_INVALID, "corrupt PDF (%s): %s",
                               gerr && gerr->message ? gerr->message : "cannot be opened", path);
-        g_clear_error(&gerr);
-        g_bytes_unref(bytes);
+        pdf->g_clear_error(&gerr);
+        pdf->g_bytes_unref(bytes);
         return rc;
     }
     ingest_ocr_mode mode = ocr ? ocr->mode : RAGD_OCR_AUTO;
     int max_ocr = ocr && ocr->max_pages >= 0 ? ocr->max_pages : 100;
-    int pages = poppler_document_get_n_pages(doc);
+    int pages = pdf->poppler_document_get_n_pages(doc);
     util_buf b = {0};
     size_t *starts = pages > 0 ? calloc((size_t)pages, sizeof *starts) : NULL;
     int *ocred = pages > 0 ? calloc((size_t)pages, sizeof *ocred) : NULL;
@@ -105,8 +111,8 @@ ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
     for (int i = 0; i < pages && !oom; i++) {
         if (i > 0) oom = util_buf_append(&b, "\n\n", 2) != 0;
         starts[i] = b.len;
-        PopplerPage *page = poppler_document_get_page(doc, i);
-        char *text = page ? poppler_page_get_text(page) : NULL;
+        PopplerPage *page = pdf->poppler_document_get_page(doc, i);
+        char *text = page ? pdf->poppler_page_get_text(page) : NULL;
         int layer = text != NULL && has_text(text, strlen(text));
         int want = page != NULL && ocr_err.rc == RAGD_OK &&
                    (mode == RAGD_OCR_FORCE || (mode == RAGD_OCR_AUTO && !layer));
@@ -123,8 +129,8 @@ ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
                 if (timed_out) {
                     slow[nslow++] = i + 1;
                 } else if (has_text(read, strlen(read))) {
-                    g_free(text);
-                    text = g_strdup(read);
+                    pdf->g_free(text);
+                    text = pdf->g_strdup(read);
                     ocred[nocr++] = i + 1;
                     conf_sum += conf;
                 } else if (!layer) {
@@ -141,14 +147,14 @@ ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
                 if (text[k] == '\f') text[k] = '\n';
             if (!oom) oom = append_clean(&b, text, n) != 0;
         }
-        g_free(text);
-        if (page) g_object_unref(page);
+        pdf->g_free(text);
+        if (page) pdf->g_object_unref(page);
     }
     ingest_ocr_free(engine);
-    char *title_meta = poppler_document_get_title(doc);
-    char *author = poppler_document_get_author(doc);
-    g_object_unref(doc);
-    g_bytes_unref(bytes);
+    char *title_meta = pdf->poppler_document_get_title(doc);
+    char *author = pdf->poppler_document_get_author(doc);
+    pdf->g_object_unref(doc);
+    pdf->g_bytes_unref(bytes);
 
     ragd_rc rc = RAGD_OK;
     if (oom) {
@@ -225,8 +231,8 @@ ragd_rc ingest_pdf_extract_ocr(const char *path, const char *data, size_t len,
     util_buf_free(&warn);
     json_decref(meta);
     free(meta_text);
-    g_free(title_meta);
-    g_free(author);
+    pdf->g_free(title_meta);
+    pdf->g_free(author);
     free(starts);
     free(ocred);
     free(capped);
