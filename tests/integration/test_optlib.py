@@ -36,6 +36,14 @@ def soname_in_binary(stem):
     return m.group(0).decode()
 
 
+def ingest_cli(t, docs, data, env):
+    """`ragd ingest --json` of docs. Returns: documents added, {source: message} of the errors."""
+    r = t.cli("ingest", "--path", docs, "--data-dir", data, "--json", env=env)
+    check(r.out.strip(), "no report: %r" % r)
+    rep = r.json()
+    return rep["documents"]["added"], {e["source"]: e["message"] for e in rep["errors"]}
+
+
 @test
 def optlib_daemon_maps_pdf_libraries_on_first_use(t):
     d = t.serve()
@@ -73,11 +81,8 @@ def optlib_unloadable_libraries_are_per_file_errors(t):
     env = {"LD_LIBRARY_PATH": broken}
     r = t.cli("--version", env=env)
     eq(r.rc, 0, "ragd --version with the PDF libraries broken: %r" % r)
-    r = t.cli("ingest", "--path", docs, "--data-dir", data, "--json", env=env)
-    check(r.out.strip(), "no report: %r" % r)
-    rep = r.json()
-    eq(rep["documents"]["added"], 1, "documents added (the markdown file): %s" % short(rep))
-    errors = {e["source"]: e["message"] for e in rep["errors"]}
+    added, errors = ingest_cli(t, docs, data, env)
+    eq(added, 1, "documents added (the markdown file)")
     eq(sorted(errors), ["manual.pdf"], "failed files")
     check("PDF support unavailable" in errors["manual.pdf"] and POPPLER in errors["manual.pdf"],
           "manual.pdf reason: %s" % errors["manual.pdf"])
@@ -87,10 +92,8 @@ def optlib_unloadable_libraries_are_per_file_errors(t):
     write(os.path.join(scans, "scan.pdf"),
           scanned_pdf_bytes([("scan", ["Visitors sign the orange ledger at the gate."])]))
     write_pdf(os.path.join(scans, "text.pdf"), [["The kettle descaler goes in the blue tin."]])
-    r = t.cli("ingest", "--path", scans, "--data-dir", t.path("data2"), "--json", env=env)
-    rep = r.json()
-    eq(rep["documents"]["added"], 1, "documents added (the text PDF): %s" % short(rep))
-    errors = {e["source"]: e["message"] for e in rep["errors"]}
+    added, errors = ingest_cli(t, scans, t.path("data2"), env)
+    eq(added, 1, "documents added (the text PDF)")
     eq(sorted(errors), ["scan.pdf"], "failed files")
     check("OCR unavailable" in errors["scan.pdf"] and TESSERACT in errors["scan.pdf"],
           "scan.pdf reason: %s" % errors["scan.pdf"])

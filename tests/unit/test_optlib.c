@@ -171,56 +171,52 @@ static void test_every_pointer_set(void **state)
     assert_memory_equal(&again, pdf, sizeof again);
 }
 
-/* A library that does not exist: the group fails, naming it; out is untouched. */
+/* Loads group with library's soname replaced by soname, expecting RAGD_ERR_UNSUPPORTED with a
+ * message starting with `what` that names the soname (and holds detail, unless NULL), and the
+ * output untouched. */
+static void expect_unavailable(const char *group, const char *library, const char *soname,
+                               const char *what, const char *detail)
+{
+    union {
+        optlib_pdf pdf;
+        optlib_ocr ocr;
+    } out, before;
+    memset(&out, 0xAB, sizeof out);
+    before = out;
+    ragd_err err = {0};
+    assert_int_equal(optlib_load_group_for_test(group, library, soname, &out, &err),
+                     RAGD_ERR_UNSUPPORTED);
+    if (strncmp(err.msg, what, strlen(what)) != 0 || strstr(err.msg, soname) == NULL ||
+        (detail != NULL && strstr(err.msg, detail) == NULL))
+        fail_msg("group %s, %s as %s: message \"%s\"", group, library, soname, err.msg);
+    assert_memory_equal(&out, &before, sizeof out);
+}
+
+/* A library that does not exist: the group fails, naming it. */
 static void test_missing_library(void **state)
 {
     (void)state;
-    optlib_pdf pdf;
-    memset(&pdf, 0xAB, sizeof pdf);
-    optlib_pdf before = pdf;
-    ragd_err err = {0};
-    assert_int_equal(optlib_load_group_for_test("pdf", "cairo", "libragd-no-such-cairo.so.2", &pdf,
-                                                &err),
-                     RAGD_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "PDF support unavailable: "));
-    assert_non_null(strstr(err.msg, "libragd-no-such-cairo.so.2"));
-    assert_memory_equal(&pdf, &before, sizeof pdf);
-    optlib_ocr ocr;
-    ragd_err_clear(&err);
-    assert_int_equal(optlib_load_group_for_test("ocr", "tesseract", "libragd-no-tess.so.5", &ocr,
-                                                &err),
-                     RAGD_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "OCR unavailable: "));
-    assert_non_null(strstr(err.msg, "libragd-no-tess.so.5"));
+    expect_unavailable("pdf", "cairo", "libragd-no-such-cairo.so.2", "PDF support unavailable: ",
+                       NULL);
+    expect_unavailable("ocr", "tesseract", "libragd-no-tess.so.5", "OCR unavailable: ", NULL);
     /* unknown names are the caller's mistake */
-    ragd_err_clear(&err);
+    optlib_pdf pdf;
+    ragd_err err = {0};
     assert_int_equal(optlib_load_group_for_test("pdf", "nope", "libm.so.6", &pdf, &err),
                      RAGD_ERR_INVALID);
     ragd_err_clear(&err);
     assert_int_equal(optlib_load_group_for_test("zip", NULL, NULL, &pdf, &err), RAGD_ERR_INVALID);
 }
 
-/* A library that loads but lacks the group's functions (libm for glib, libz for Tesseract). */
+/* A library that loads but lacks the group's functions (libm for glib, libz for Tesseract): the
+ * message names the library and the first function missing. */
 static void test_missing_symbol(void **state)
 {
     (void)state;
-    optlib_pdf pdf;
-    memset(&pdf, 0xCD, sizeof pdf);
-    optlib_pdf before = pdf;
-    ragd_err err = {0};
-    assert_int_equal(optlib_load_group_for_test("pdf", "glib", "libm.so.6", &pdf, &err),
-                     RAGD_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "PDF support unavailable: "));
-    assert_non_null(strstr(err.msg, "libm.so.6"));
-    assert_non_null(strstr(err.msg, "undefined symbol: g_")); /* the first glib function */
-    assert_memory_equal(&pdf, &before, sizeof pdf);
-    optlib_ocr ocr;
-    ragd_err_clear(&err);
-    assert_int_equal(optlib_load_group_for_test("ocr", "tesseract", "libz.so.1", &ocr, &err),
-                     RAGD_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "OCR unavailable: "));
-    assert_non_null(strstr(err.msg, "libz.so.1"));
-    assert_non_null(strstr(err.msg, "undefined symbol: Tess"));
+    expect_unavailable("pdf", "glib", "libm.so.6", "PDF support unavailable: ",
+                       "undefined symbol: g_");
+    expect_unavailable("ocr", "tesseract", "libz.so.1", "OCR unavailable: ",
+                       "undefined symbol: Tess");
 }
 
 int main(void)
