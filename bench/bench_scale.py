@@ -28,6 +28,11 @@ reaching --recall-target (recall@k against the exact top-k) is where its latency
 ("at_target"). The grid starts at k (10) and is finer below 32, so each system is compared near
 the smallest ef it needs. LanceDB's brute force is measured beside the Flat store.
 
+Both cores: the ratio of concurrency 8's requests/s to concurrency 1's is measured apart from the
+latency runs, in --scaling-rounds interleaved pairs of --scaling-seconds runs (the order
+alternating per round; "scaling" in the JSON), and the median of the rounds' ratios is the figure:
+two single runs minutes apart on this shared machine swing by 15%.
+
 Budget: queries and requests shrink as a search gets slower (they are derived from the floor's
 own latency), so 1M-chunk flat stores are measured with fewer requests rather than skipped; the
 counts used are recorded next to every number.
