@@ -920,15 +920,17 @@ def main():
         rounds = core["ingest"].get("rounds")
         if rounds:
             # bench_core.py --rounds: every round, the median one (the figures above) marked.
-            w("%d ingests into fresh data dirs, one after the other; the verdict takes the median "
-              "round by CPU seconds." % len(rounds))
+            w("%d ingests into fresh data dirs, one after the other%s; the verdict takes the "
+              "median round by CPU seconds." % (
+                  len(rounds), ", each pinned to one CPU, the CPUs in turn"
+                  if any("cpu" in x for x in rounds) else ""))
             w("")
-            w("| round | seconds | MB/s | chunks/s | CPU seconds | MB per CPU second | load |")
-            w("| --- | --- | --- | --- | --- | --- | --- |")
+            w("| round | CPU | seconds | MB/s | chunks/s | CPU seconds | MB per CPU second | load |")
+            w("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for x in rounds:
-                w("| %s | %s | %s | %s | %s | %s | %s |" % (
+                w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     "%d (median)" % x["round"] if x["round"] == core["ingest"]["median_round"]
-                    else x["round"], f(x["seconds"]), f(x["mb_per_s"], 2),
+                    else x["round"], x.get("cpu", 0), f(x["seconds"]), f(x["mb_per_s"], 2),
                     f(x["chunks_per_s"], 0), f(x["cpu_seconds"]), f(x["mb_per_s_cpu"], 2),
                     x.get("loadavg", "?")))
         else:
