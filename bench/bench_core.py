@@ -10,8 +10,11 @@ Corpus: the repository's docs/ repeated --copies times (or as many times as make
 paragraph of copy i gets a unique suffix so that no chunk is deduplicated (each chunk is really
 embedded and indexed).
 
-Ingest figure: --rounds N (default 5) ingests of the same corpus, each into a fresh data dir, one
-after the other (a single run on a shared machine spreads +-10%). Every round's figures are
+Ingest figure: --rounds N (default 6) ingests of the same corpus, each into a fresh data dir, one
+after the other (a single run on a shared machine spreads +-10%), each pinned to one CPU, the
+CPUs taken in turn (--cpus; by default every CPU this process may use): a core that another
+tenant of the host slows (seen here: CPU 0's memory copies 40% slower than CPU 1's for a while,
+pure arithmetic equal) weighs on half the rounds, not on all of them. Every round's figures are
 printed and kept in the JSON ("ingest" -> "rounds"); the "ingest" keys themselves are those of the
 median round by CPU seconds (with an even N, the slower of the two middle ones), and /retrieve is
 timed on that round's store.
@@ -71,14 +74,14 @@ def pct(values, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def ingest_round(binary, corpus, data, env, nbytes):
-    """One `ragd ingest` of corpus into the new data dir data, pinned to CPU 0 (the target says
+def ingest_round(binary, corpus, data, env, nbytes, cpu):
+    """One `ragd ingest` of corpus into the new data dir data, pinned to CPU cpu (the target says
     one core). Returns: its figures, with "data" and "report" (the ingest's JSON report)."""
     t0 = time.perf_counter()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([binary, "ingest", "--path", corpus, "--data-dir", data, "--json",
                           "--log-level", "warn"], env=env, capture_output=True, text=True,
-                         check=True, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+                         check=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
     seconds = time.perf_counter() - t0
     # CPU seconds of the ingest process: on a shared machine the wall time also counts the time
     # other jobs held the core; the CPU time is what the ingest itself cost.
@@ -89,7 +92,7 @@ def ingest_round(binary, corpus, data, env, nbytes):
     return {"seconds": round(seconds, 3), "mb_per_s": round(nbytes / 1e6 / seconds, 2),
             "chunks": chunks, "chunks_per_s": round(chunks / seconds, 1),
             "cpu_seconds": round(cpu, 3), "mb_per_s_cpu": round(nbytes / 1e6 / cpu, 2),
-            "loadavg": " ".join("%.2f" % x for x in os.getloadavg()),
+            "loadavg": " ".join("%.2f" % x for x in os.getloadavg()), "cpu": cpu,
             "data": data, "report": report}
 
 
@@ -109,12 +112,19 @@ def main():
                     help="corpus size in MB instead of --copies (docs/ grows; a fixed size keeps "
                          "runs comparable; 12 stays below [store] index_auto_threshold)")
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=5,
+    ap.add_argument("--cpus", default="",
+                    help="the CPUs the rounds are pinned to, in turn (default: every CPU this "
+                         "process may use; one CPU per round)")
+    ap.add_argument("--rounds", type=int, default=6,
                     help="ingests of the corpus, each into a fresh data dir; the figures are the "
                          "median round's (by CPU seconds)")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    try:
+        cpus = [int(x) for x in args.cpus.split(",") if x] or sorted(os.sched_getaffinity(0))
+    except ValueError:
+        ap.error("--cpus: a comma-separated list of CPU numbers")
 
     tmp = tempfile.mkdtemp(prefix="ragd-bench-")
     try:
@@ -128,7 +138,9 @@ def main():
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
         rounds = []
         for i in range(args.rounds):
-            rnd = ingest_round(args.bin, corpus, os.path.join(tmp, "data-%d" % i), env, nbytes)
+            cpu = cpus[i % len(cpus)]
+            rnd = ingest_round(args.bin, corpus, os.path.join(tmp, "data-%d" % i), env, nbytes,
+                               cpu)
             rnd["round"] = i + 1
             rounds.append(rnd)
             print("ingest round %d/%d: %.3f s, %.2f MB/s, %.3f CPU s, %.2f MB per CPU second, "

@@ -28,6 +28,11 @@ reaching --recall-target (recall@k against the exact top-k) is where its latency
 ("at_target"). The grid starts at k (10) and is finer below 32, so each system is compared near
 the smallest ef it needs. LanceDB's brute force is measured beside the Flat store.
 
+Both cores: the ratio of concurrency 8's requests/s to concurrency 1's is measured apart from the
+latency runs, in --scaling-rounds interleaved pairs of --scaling-seconds runs (the order
+alternating per round; "scaling" in the JSON), and the median of the rounds' ratios is the figure:
+two single runs minutes apart on this shared machine swing by 15%.
+
 Budget: queries and requests shrink as a search gets slower (they are derived from the floor's
 own latency), so 1M-chunk flat stores are measured with fewer requests rather than skipped; the
 counts used are recorded next to every number.
@@ -38,6 +43,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -142,6 +148,33 @@ def http_run(port, qtxt, conc, requests, filt=False, ids=None, path="/retrieve",
     if ef_search:
         cmd += ["--ef-search", str(ef_search)]
     return run_json(cmd)
+
+
+def scaling_rounds(port, qtxt, c1_rps, args):
+    """Concurrency 8 against concurrency 1, side by side (the target "both cores: c8 >= 1.7x c1"):
+    --scaling-rounds pairs of runs, mode vector at the daemon's configured ef, each run about
+    --scaling-seconds long (c1 sized from the first c1 run's requests/s, c8 given twice as many
+    requests), the order alternating per round (c1 first, then c8 first) so that a change of load
+    during the run weighs on both sides alike. A ratio of two runs minutes apart on a shared machine
+    swings by 15%; the median of the rounds' ratios is the figure. Returns: a new dict."""
+    n1 = int(max(args.min_requests, c1_rps * args.scaling_seconds))
+    rounds = []
+    t0 = time.time()
+    for i in range(args.scaling_rounds):
+        rnd = {"order": "c1,c8" if i % 2 == 0 else "c8,c1",
+               "loadavg": " ".join("%.2f" % x for x in os.getloadavg())}
+        for c in ((1, 8) if i % 2 == 0 else (8, 1)):
+            h = http_run(port, qtxt, c, n1 if c == 1 else 2 * n1, mode="vector")
+            rnd["c%d" % c] = {x: h[x] for x in ("p50_ms", "p95_ms", "p99_ms", "rps")}
+        rnd["c8_over_c1"] = round(rnd["c8"]["rps"] / rnd["c1"]["rps"], 3) \
+            if rnd["c1"]["rps"] else 0
+        rounds.append(rnd)
+    ratios = [r["c8_over_c1"] for r in rounds]
+    return {"rounds": rounds, "requests_c1": n1, "requests_c8": 2 * n1,
+            "median_c8_over_c1": statistics.median(ratios) if ratios else None,
+            "median_c1_rps": statistics.median(r["c1"]["rps"] for r in rounds) if rounds else None,
+            "median_c8_rps": statistics.median(r["c8"]["rps"] for r in rounds) if rounds else None,
+            "seconds": round(time.time() - t0, 1)}
 
 
 def ingest_while_serving(d, corpus, qtxt, requests, before=None):
@@ -260,6 +293,11 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
                     http[key]["rps"]))
         res["http"] = http
         res["http_mode"] = "vector"
+        if args.scaling_rounds > 0:
+            sc = res["scaling"] = scaling_rounds(d.port, qtxt, http["c1"]["rps"], args)
+            log("   ragd vector c8/c1 in %d interleaved rounds: %s; median %.2fx" % (
+                len(sc["rounds"]), ", ".join("%.2f" % r["c8_over_c1"] for r in sc["rounds"]),
+                sc["median_c8_over_c1"]))
         # The other modes, each with its own recall reference.
         res["modes"] = {}
         for mode in [x for x in args.modes.split(",") if x and x != "vector"]:
@@ -401,6 +439,10 @@ def main():
     ap.add_argument("--ef-sweep", default="10,12,16,24,32,64,128,256,512,1024",
                     help="HNSW: ef values each system tries, smallest first")
     ap.add_argument("--recall-target", type=float, default=0.95)
+    ap.add_argument("--scaling-rounds", type=int, default=5,
+                    help="interleaved c1/c8 pairs for the c8/c1 ratio (0: none)")
+    ap.add_argument("--scaling-seconds", type=float, default=3.0,
+                    help="about this long per run of those pairs")
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args()
 

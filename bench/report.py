@@ -620,12 +620,27 @@ def issue16_summary(w, cfgs, core):
           "real-hybrid.json | not measured |")
     for c in cfgs:
         h1, h8 = c["http"].get("c1"), c["http"].get("c8")
-        if c["chunks"] == 100000 and h1 and h8 and h1["rps"] and c.get("dist") == "clustered":
+        sc = c.get("scaling")
+        what = typ(c) + " " + size(c["chunks"]) + " x %d" % c["dims"]
+        if c["chunks"] != 100000 or c.get("dist") != "clustered":
+            continue
+        if sc and sc.get("median_c8_over_c1"):
+            # The interleaved rounds (bench_scale.py scaling_rounds): the median of their ratios.
+            ratio = sc["median_c8_over_c1"]
+            w("| both cores: concurrency 8 >= 1.7x concurrency 1 (%s, vector, synthetic) | "
+              "median of %d interleaved c1/c8 rounds: %.2fx (rounds %s; median c8 %s vs c1 %s "
+              "req/s; load %s-%s; scale-*.json) | %s |" % (
+                  what, len(sc["rounds"]), ratio,
+                  ", ".join("%.2f" % r["c8_over_c1"] for r in sc["rounds"]),
+                  f(sc["median_c8_rps"], 1), f(sc["median_c1_rps"], 1),
+                  "%.1f" % min(float(r["loadavg"].split()[0]) for r in sc["rounds"]),
+                  "%.1f" % max(float(r["loadavg"].split()[0]) for r in sc["rounds"]),
+                  verdict(ratio >= 1.7)))
+        elif h1 and h8 and h1["rps"]:
             ratio = h8["rps"] / h1["rps"]
             w("| both cores: concurrency 8 >= 1.7x concurrency 1 (%s, vector, synthetic) | "
-              "%s vs %s req/s: %.2fx (scale-*.json) | %s |" % (
-                  typ(c) + " " + size(c["chunks"]) + " x %d" % c["dims"], f(h8["rps"], 1),
-                  f(h1["rps"], 1), ratio, verdict(ratio >= 1.7)))
+              "%s vs %s req/s: %.2fx (one run each; scale-*.json) | %s |" % (
+                  what, f(h8["rps"], 1), f(h1["rps"], 1), ratio, verdict(ratio >= 1.7)))
     at = [c for c in cfgs if c.get("at_target") and c["chunks"] == 100000 and
           c.get("dist") == "clustered" and c["dims"] == 384]
     for c in at:
@@ -905,15 +920,17 @@ def main():
         rounds = core["ingest"].get("rounds")
         if rounds:
             # bench_core.py --rounds: every round, the median one (the figures above) marked.
-            w("%d ingests into fresh data dirs, one after the other; the verdict takes the median "
-              "round by CPU seconds." % len(rounds))
+            w("%d ingests into fresh data dirs, one after the other%s; the verdict takes the "
+              "median round by CPU seconds." % (
+                  len(rounds), ", each pinned to one CPU, the CPUs in turn"
+                  if any("cpu" in x for x in rounds) else ""))
             w("")
-            w("| round | seconds | MB/s | chunks/s | CPU seconds | MB per CPU second | load |")
-            w("| --- | --- | --- | --- | --- | --- | --- |")
+            w("| round | CPU | seconds | MB/s | chunks/s | CPU seconds | MB per CPU second | load |")
+            w("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for x in rounds:
-                w("| %s | %s | %s | %s | %s | %s | %s |" % (
+                w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     "%d (median)" % x["round"] if x["round"] == core["ingest"]["median_round"]
-                    else x["round"], f(x["seconds"]), f(x["mb_per_s"], 2),
+                    else x["round"], x.get("cpu", 0), f(x["seconds"]), f(x["mb_per_s"], 2),
                     f(x["chunks_per_s"], 0), f(x["cpu_seconds"]), f(x["mb_per_s_cpu"], 2),
                     x.get("loadavg", "?")))
         else:

@@ -586,13 +586,16 @@ static ragd_rc index_file_write(const store_index *idx, FILE *f, const char *tmp
     store_sum *sum = NULL;
     ragd_rc rc = store_sum_new(RAGD_SUM_XXH3, fileno(f), &sum, err);
     if (rc != RAGD_OK) return rc;
+    /* Around the page cache where the file system allows: the file is read back only at the
+     * next start, and copying it into the page cache was most of its cost. */
+    store_sum_direct(sum, tmp);
     FILE *out = store_sum_stream(sum, "w");
     if (out == NULL) {
         store_sum_free(sum);
         return ragd_err_set(err, RAGD_ERR_NOMEM, "cannot write %s: out of memory", tmp);
     }
     int wrote = faiss_write_index(idx->index, out);
-    int closed = fclose(out); /* flushes the last block through the checksum */
+    int closed = fclose(out); /* flushes the last block through the checksum and writes it */
     if (wrote != 0 && !store_sum_failed(sum))
         rc = index_error(err, "cannot write the index");
     else if (wrote != 0 || closed != 0 || store_sum_failed(sum))

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "ragd/ragd.h"
 
@@ -40,6 +41,21 @@ void store_sum_free(store_sum *s);
 /* Returns: a new stdio stream (close with fclose, before store_sum_free) that reads ("r") or
  * writes ("w") fd through the digest, fully buffered in large blocks; NULL on failure (errno). */
 FILE *store_sum_stream(store_sum *s, const char *mode);
+
+/* Makes the write stream of s write around the page cache: path must name fd's file (checked: same
+ * device and inode), which is opened a second time with O_DIRECT (the descriptor is s's own,
+ * closed by store_sum_free). Call before the first write. Bytes, digest and errors (ENOSPC) are
+ * those of a plain stream; a file system that refuses O_DIRECT gets the bytes through fd.
+ * Returns: 1 when direct writing is on, 0 when it is not available (the stream writes through
+ * fd as before). */
+int store_sum_direct(store_sum *s, const char *path);
+
+/* Returns: the bytes s wrote with O_DIRECT so far (the rest went through the page cache). */
+uint64_t store_sum_direct_bytes(const store_sum *s);
+
+/* The pwrite of the O_DIRECT writes: pwrite itself; unit tests replace it to make the file system
+ * refuse a write (EINVAL), write short, or fail (ENOSPC). */
+extern ssize_t (*store_sum_direct_pwrite)(int fd, const void *buf, size_t size, off_t at);
 
 /* Reads fd from where the stream stopped to its end through the digest (a reader that did not
  * consume the whole file still has every byte checked). Returns: RAGD_OK or RAGD_ERR_IO. */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
@@ -515,6 +516,163 @@ static void test_sum_stream(void **state)
     fclose(f);
     free(data);
     free(back);
+}
+
+/* The direct write path's injected pwrite (store_sum_direct_pwrite): which call misbehaves, and
+ * how. */
+static int direct_calls, direct_fail_at, direct_fail_errno, direct_short_at;
+
+static ssize_t direct_pwrite_fake(int fd, const void *buf, size_t size, off_t at)
+{
+    int call = ++direct_calls;
+    if (call == direct_fail_at) {
+        errno = direct_fail_errno;
+        return -1;
+    }
+    ssize_t put = pwrite(fd, buf, size, at);
+    /* said short by 100 bytes (O_DIRECT takes no unaligned length): the offset is unaligned */
+    return call == direct_short_at && put > 100 ? put - 100 : put;
+}
+
+/* Writes n bytes of data through a direct stream (odd-sized pieces), reads the file back.
+ * Returns: 1 when direct writing was on; *hex the digest, *failed, *err_no the stream's outcome. */
+static int direct_write(const fixture *fx, const unsigned char *data, size_t n, char *hex,
+                        int *failed, int *err_no, uint64_t *direct_bytes)
+{
+    FILE *f = fopen(fx->path, "w+b");
+    assert_non_null(f);
+    store_sum *sum = NULL;
+    assert_int_equal(store_sum_new(RAGD_SUM_XXH3, fileno(f), &sum, NULL), RAGD_OK);
+    int on = store_sum_direct(sum, fx->path);
+    FILE *w = store_sum_stream(sum, "w");
+    assert_non_null(w);
+    size_t piece[] = {5, 4091, 700000, 1 << 20, 3 << 20, 13, 1 << 21};
+    for (size_t off = 0, i = 0; off < n; i++) {
+        size_t m = piece[i % (sizeof piece / sizeof piece[0])];
+        if (m > n - off) m = n - off;
+        if (fwrite(data + off, 1, m, w) != m) break;
+        off += m;
+    }
+    int closed = fclose(w);
+    *failed = store_sum_failed(sum);
+    *err_no = store_sum_errno(sum);
+    *direct_bytes = store_sum_direct_bytes(sum);
+    assert_true(*failed ? closed != 0 : closed == 0);
+    if (!*failed) {
+        assert_int_equal(store_sum_bytes(sum), n);
+        assert_int_equal(store_sum_hex(sum, hex, NULL), RAGD_OK);
+    }
+    store_sum_free(sum);
+    fclose(f);
+    return on;
+}
+
+static void assert_file_is(const char *path, const unsigned char *data, size_t n)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal((size_t)st.st_size, n);
+    unsigned char *back = malloc(n);
+    assert_non_null(back);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(back, 1, n, f), n);
+    fclose(f);
+    assert_memory_equal(back, data, n);
+    free(back);
+}
+
+/* A write stream around the page cache (store_sum_direct) writes the same bytes and digest as a
+ * plain one; the aligned blocks go with O_DIRECT where the file system takes it, the last partial
+ * block through the page cache; a refusal (EINVAL), a short unaligned write and a failure
+ * (ENOSPC) each behave as documented. */
+static void test_sum_stream_direct(void **state)
+{
+    fixture *fx = *state;
+    size_t n = 5 * 1024 * 1024 + 3 * 4096 + 17; /* several staging blocks and a partial block */
+    unsigned char *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++) data[i] = (unsigned char)(i * 151 + (i >> 11));
+    char want[RAGD_SUM_HEX_MAX], hex[RAGD_SUM_HEX_MAX];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)XXH3_64bits(data, n));
+    int failed = 0, err_no = 0;
+    uint64_t direct = 0;
+    /* Can this directory's file system take O_DIRECT at all? */
+    FILE *probe = fopen(fx->path, "wb");
+    assert_non_null(probe);
+    fclose(probe);
+    int fd = open(fx->path, O_WRONLY | O_DIRECT);
+    int supported = fd >= 0;
+    if (fd >= 0) close(fd);
+    else print_message("# O_DIRECT not available in %s: only the page-cache path runs\n", fx->dir);
+
+    direct_calls = direct_fail_at = direct_short_at = 0;
+    store_sum_direct_pwrite = direct_pwrite_fake;
+    assert_int_equal(direct_write(fx, data, n, hex, &failed, &err_no, &direct), supported);
+    assert_false(failed);
+    assert_string_equal(hex, want);
+    assert_file_is(fx->path, data, n);
+    assert_int_equal(direct, supported ? n & ~(uint64_t)4095 : 0);
+
+    if (supported) {
+        /* The file system refuses the second block: the rest goes through the page cache. */
+        direct_calls = 0;
+        direct_fail_at = 2;
+        direct_fail_errno = EINVAL;
+        assert_int_equal(direct_write(fx, data, n, hex, &failed, &err_no, &direct), 1);
+        assert_false(failed);
+        assert_string_equal(hex, want);
+        assert_file_is(fx->path, data, n);
+        assert_int_equal(direct, 1024 * 1024);
+        assert_int_equal(direct_calls, 2);
+
+        /* A short write that leaves the offset unaligned: the rest through the page cache. */
+        direct_calls = direct_fail_at = 0;
+        direct_short_at = 1;
+        assert_int_equal(direct_write(fx, data, n, hex, &failed, &err_no, &direct), 1);
+        assert_false(failed);
+        assert_string_equal(hex, want);
+        assert_file_is(fx->path, data, n);
+        assert_int_equal(direct, 1024 * 1024 - 100);
+        assert_int_equal(direct_calls, 1);
+
+        /* A full disk fails the stream with ENOSPC, whichever block meets it. */
+        direct_calls = direct_short_at = 0;
+        direct_fail_at = 3;
+        direct_fail_errno = ENOSPC;
+        direct_write(fx, data, n, hex, &failed, &err_no, &direct);
+        assert_true(failed);
+        assert_int_equal(err_no, ENOSPC);
+        assert_int_equal(direct, 2 * 1024 * 1024);
+    }
+    store_sum_direct_pwrite = pwrite;
+
+    /* store_index_save writes the index through it: same file as FAISS's own writer. */
+    assert_int_equal(store_index_save(fx->idx, fx->path, 1, NULL), RAGD_OK);
+    FaissIndex *back = NULL;
+    FILE *rf = fopen(fx->path, "rb");
+    assert_non_null(rf);
+    assert_int_equal(faiss_read_index(rf, 0, &back), 0);
+    fclose(rf);
+    char plain[320];
+    snprintf(plain, sizeof plain, "%s.plain", fx->path);
+    FILE *wf = fopen(plain, "wb");
+    assert_non_null(wf);
+    assert_int_equal(faiss_write_index(back, wf), 0);
+    assert_int_equal(fclose(wf), 0);
+    faiss_Index_free(back);
+    struct stat b;
+    assert_int_equal(stat(plain, &b), 0);
+    unsigned char *bytes = malloc((size_t)b.st_size);
+    assert_non_null(bytes);
+    FILE *pf = fopen(plain, "rb");
+    assert_non_null(pf);
+    assert_int_equal(fread(bytes, 1, (size_t)b.st_size, pf), (size_t)b.st_size);
+    fclose(pf);
+    assert_file_is(fx->path, bytes, (size_t)b.st_size);
+    free(bytes);
+    unlink(plain);
+    free(data);
 }
 
 static void test_load_hostile_header(void **state)
@@ -1042,6 +1200,7 @@ int main(void)
         FX_TEST(test_save_load_empty),
         FX_TEST(test_load_missing),
         FX_TEST(test_load_truncated),
+        FX_TEST(test_sum_stream_direct),
         FX_TEST(test_load_flipped_byte),
         FX_TEST(test_load_flipped_first_last_byte),
         FX_TEST(test_load_stale_meta_same_size),
