@@ -91,14 +91,15 @@ static ragd_rc group_load(const optlib_group *g, const char *library, const char
                           void *out, ragd_err *err)
 {
     void *handles[MAX_LIBRARIES];
+    const char *names[MAX_LIBRARIES];
     for (size_t i = 0; i < g->library_count; i++) {
         const optlib_library *l = &g->libraries[i];
-        const char *name = library && soname && strcmp(l->key, library) == 0 ? soname : l->soname;
-        handles[i] = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+        names[i] = library && soname && strcmp(l->key, library) == 0 ? soname : l->soname;
+        handles[i] = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
         if (handles[i] == NULL) {
             const char *why = dlerror();
             return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "%s: %s", g->failed,
-                                why ? why : name);
+                                why ? why : names[i]);
         }
     }
     void *table[64] = {0};
@@ -111,7 +112,7 @@ static ragd_rc group_load(const optlib_group *g, const char *library, const char
             if (why != NULL)
                 return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "%s: %s", g->failed, why);
             return ragd_err_set(err, RAGD_ERR_UNSUPPORTED, "%s: %s: symbol %s is NULL", g->failed,
-                                g->libraries[s->library].soname, s->name);
+                                names[s->library], s->name);
         }
         memcpy((char *)table + s->offset, &p, sizeof p);
     }
