@@ -13,7 +13,9 @@ vector_search, keyword_search, fetch, fusion, confidence, context, total); optio
 recall@10 against Flat per ef_search (--efs, with Flat among --factories), an interleaved A/B
 of two binaries on the same store (--ab-bin), and each keyword bound ([retrieve]
 keyword_max_matches, --bounds) against the unbounded keyword search: time and the share of its
-top-10 kept. Nothing here asserts a timing. Writes one JSON file.
+top-10 kept. The c8/c1 ratio of requests/s (vector) is measured apart, in --scaling-rounds
+interleaved c1/c8 pairs (benchlib.scaling_rounds; "scaling" in the JSON), the median of their
+ratios being the figure. Nothing here asserts a timing. Writes one JSON file.
 
 Usage: bench_real.py [--bin build/release/ragd] [--out bench/results/real-hybrid.json]
                      [--sizes 10000,100000] [--factories HNSW32] [--concurrency 1,2,8]
@@ -33,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import free_port, wait_ready
+from benchlib import free_port, scaling_rounds, wait_ready
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -301,6 +303,10 @@ def main():
     ap.add_argument("--ab-concurrency", default="1",
                     help="concurrency levels of the A/B runs (default 1), e.g. 1,8")
     ap.add_argument("--keep", help="keep the work dir (and the ingested stores) here")
+    ap.add_argument("--scaling-rounds", type=int, default=5,
+                    help="interleaved c1/c8 pairs (vector) for the c8/c1 ratio (0: none)")
+    ap.add_argument("--scaling-seconds", type=float, default=3.0,
+                    help="about this long per run of those pairs")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     tmp = args.keep or tempfile.mkdtemp(prefix="ragd-bench-real-")
@@ -340,6 +346,16 @@ def main():
                 # the steady state of a daemon whose users' words have been seen.
                 c["cold_pass"] = bench_http(d.port, qtxt, 1, nq, mode="hybrid")
                 c["runs"] = modes_run(d.port, qtxt, args.requests, concs, pid=d.proc.pid)
+                v1 = c["runs"].get("vector/1")
+                if args.scaling_rounds > 0 and v1:
+                    # c8/c1 (vector) in interleaved rounds: the verdict's figure.
+                    sc = c["scaling"] = scaling_rounds(
+                        lambda cc, n: bench_http(d.port, qtxt, cc, n, mode="vector"), v1["rps"],
+                        args.scaling_rounds, args.scaling_seconds, args.requests)
+                    print("   vector c8/c1 in %d interleaved rounds: %s; median %.2fx" % (
+                        len(sc["rounds"]), ", ".join("%.2f" % r["c8_over_c1"]
+                                                     for r in sc["rounds"]),
+                        sc["median_c8_over_c1"]), file=sys.stderr)
                 ids = os.path.join(tmp, "ids-%s.bin" % factory)
                 if factory == "Flat":
                     bench_http(d.port, qtxt, 1, nq, mode="vector", ids=ids)

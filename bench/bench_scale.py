@@ -43,7 +43,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -54,7 +53,7 @@ import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import make_corpus  # noqa: E402 - the docs/ repeated, paragraphs made unique
-from benchlib import free_port, wait_ready  # noqa: E402 (bench/ is the script's own dir)
+from benchlib import free_port, scaling_rounds, wait_ready  # noqa: E402 (bench/ is the script's dir)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -148,33 +147,6 @@ def http_run(port, qtxt, conc, requests, filt=False, ids=None, path="/retrieve",
     if ef_search:
         cmd += ["--ef-search", str(ef_search)]
     return run_json(cmd)
-
-
-def scaling_rounds(port, qtxt, c1_rps, args):
-    """Concurrency 8 against concurrency 1, side by side (the target "both cores: c8 >= 1.7x c1"):
-    --scaling-rounds pairs of runs, mode vector at the daemon's configured ef, each run about
-    --scaling-seconds long (c1 sized from the first c1 run's requests/s, c8 given twice as many
-    requests), the order alternating per round (c1 first, then c8 first) so that a change of load
-    during the run weighs on both sides alike. A ratio of two runs minutes apart on a shared machine
-    swings by 15%; the median of the rounds' ratios is the figure. Returns: a new dict."""
-    n1 = int(max(args.min_requests, c1_rps * args.scaling_seconds))
-    rounds = []
-    t0 = time.time()
-    for i in range(args.scaling_rounds):
-        rnd = {"order": "c1,c8" if i % 2 == 0 else "c8,c1",
-               "loadavg": " ".join("%.2f" % x for x in os.getloadavg())}
-        for c in ((1, 8) if i % 2 == 0 else (8, 1)):
-            h = http_run(port, qtxt, c, n1 if c == 1 else 2 * n1, mode="vector")
-            rnd["c%d" % c] = {x: h[x] for x in ("p50_ms", "p95_ms", "p99_ms", "rps")}
-        rnd["c8_over_c1"] = round(rnd["c8"]["rps"] / rnd["c1"]["rps"], 3) \
-            if rnd["c1"]["rps"] else 0
-        rounds.append(rnd)
-    ratios = [r["c8_over_c1"] for r in rounds]
-    return {"rounds": rounds, "requests_c1": n1, "requests_c8": 2 * n1,
-            "median_c8_over_c1": statistics.median(ratios) if ratios else None,
-            "median_c1_rps": statistics.median(r["c1"]["rps"] for r in rounds) if rounds else None,
-            "median_c8_rps": statistics.median(r["c8"]["rps"] for r in rounds) if rounds else None,
-            "seconds": round(time.time() - t0, 1)}
 
 
 def ingest_while_serving(d, corpus, qtxt, requests, before=None):
@@ -294,7 +266,9 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
         res["http"] = http
         res["http_mode"] = "vector"
         if args.scaling_rounds > 0:
-            sc = res["scaling"] = scaling_rounds(d.port, qtxt, http["c1"]["rps"], args)
+            sc = res["scaling"] = scaling_rounds(
+                lambda c, n: http_run(d.port, qtxt, c, n, mode="vector"), http["c1"]["rps"],
+                args.scaling_rounds, args.scaling_seconds, args.min_requests)
             log("   ragd vector c8/c1 in %d interleaved rounds: %s; median %.2fx" % (
                 len(sc["rounds"]), ", ".join("%.2f" % r["c8_over_c1"] for r in sc["rounds"]),
                 sc["median_c8_over_c1"]))
