@@ -74,14 +74,14 @@ def pct(values, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def ingest_round(binary, corpus, data, env, nbytes, cpu):
-    """One `ragd ingest` of corpus into the new data dir data, pinned to CPU cpu (the target says
+def ingest_round(binary, corpus, data, env, nbytes, core):
+    """One `ragd ingest` of corpus into the new data dir data, pinned to CPU core (the target says
     one core). Returns: its figures, with "data" and "report" (the ingest's JSON report)."""
     t0 = time.perf_counter()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([binary, "ingest", "--path", corpus, "--data-dir", data, "--json",
                           "--log-level", "warn"], env=env, capture_output=True, text=True,
-                         check=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+                         check=True, preexec_fn=lambda: os.sched_setaffinity(0, {core}))
     seconds = time.perf_counter() - t0
     # CPU seconds of the ingest process: on a shared machine the wall time also counts the time
     # other jobs held the core; the CPU time is what the ingest itself cost.
@@ -92,7 +92,7 @@ def ingest_round(binary, corpus, data, env, nbytes, cpu):
     return {"seconds": round(seconds, 3), "mb_per_s": round(nbytes / 1e6 / seconds, 2),
             "chunks": chunks, "chunks_per_s": round(chunks / seconds, 1),
             "cpu_seconds": round(cpu, 3), "mb_per_s_cpu": round(nbytes / 1e6 / cpu, 2),
-            "loadavg": " ".join("%.2f" % x for x in os.getloadavg()), "cpu": cpu,
+            "loadavg": " ".join("%.2f" % x for x in os.getloadavg()), "cpu": core,
             "data": data, "report": report}
 
 
@@ -138,15 +138,15 @@ def main():
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAGD_")}
         rounds = []
         for i in range(args.rounds):
-            cpu = cpus[i % len(cpus)]
             rnd = ingest_round(args.bin, corpus, os.path.join(tmp, "data-%d" % i), env, nbytes,
-                               cpu)
+                               cpus[i % len(cpus)])
             rnd["round"] = i + 1
             rounds.append(rnd)
-            print("ingest round %d/%d: %.3f s, %.2f MB/s, %.3f CPU s, %.2f MB per CPU second, "
-                  "%d chunks (load %s)" % (i + 1, args.rounds, rnd["seconds"], rnd["mb_per_s"],
-                                           rnd["cpu_seconds"], rnd["mb_per_s_cpu"], rnd["chunks"],
-                                           rnd["loadavg"]), file=sys.stderr, flush=True)
+            print("ingest round %d/%d on CPU %d: %.3f s, %.2f MB/s, %.3f CPU s, %.2f MB per CPU "
+                  "second, %d chunks (load %s)" % (
+                      i + 1, args.rounds, rnd["cpu"], rnd["seconds"], rnd["mb_per_s"],
+                      rnd["cpu_seconds"], rnd["mb_per_s_cpu"], rnd["chunks"], rnd["loadavg"]),
+                  file=sys.stderr, flush=True)
         med = median_round(rounds)
         data = med["data"]
         report = med["report"]
