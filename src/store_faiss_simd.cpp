@@ -46,6 +46,8 @@ extern "C" {
 #include <new>
 #include <typeinfo>
 
+#include <sched.h>
+
 namespace {
 
 using idx_t = faiss::Index::idx_t;
@@ -110,11 +112,16 @@ void share_limits(int *passes, int *batch)
 {
     static std::once_flag once;
     std::call_once(once, [] {
-        /* One pass at a time by default: measured on 2 cores (bench/NOTES.md, part F), one
-         * stream of batches served 8 concurrent searches better than two passes of half the
-         * batch each, since a batch costs little more than a lone pass. */
+        /* As many passes at once as the CPUs this process may run on: one pass is one
+         * thread's scan. Session 4 chose one pass at a time from in-process runs on a machine
+         * whose cores other jobs kept busy (load 7); over HTTP, two passes served concurrency 8
+         * 33% more requests/s than one on 2 idle cores and 9% more with both cores busy with
+         * other work (bench/NOTES.md, session 7, lead), concurrency 1 unchanged. */
+        cpu_set_t set;
+        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
         int expect = -1;
-        share_passes.compare_exchange_strong(expect, env_int("RAGD_FLAT_PASSES", 1, 0, 1024));
+        share_passes.compare_exchange_strong(
+            expect, env_int("RAGD_FLAT_PASSES", cpus > 0 ? cpus : 1, 0, 1024));
         expect = -1;
         share_batch.compare_exchange_strong(expect, env_int("RAGD_FLAT_BATCH", 16, 1, BATCH_CAP));
     });
@@ -471,6 +478,11 @@ int store_simd_installed(const FaissIndex *index)
     faiss::Index **slot = storage_slot(
             const_cast<faiss::Index *>(reinterpret_cast<const faiss::Index *>(index)), &owned);
     return slot != nullptr && is_fast(*slot) ? 1 : 0;
+}
+
+void store_simd_flat_limits_get(int *passes, int *batch)
+{
+    share_limits(passes, batch);
 }
 
 void store_simd_flat_limits(int passes, int batch)

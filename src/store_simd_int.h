@@ -38,10 +38,15 @@ int store_simd_installed(const FaissIndex *index);
 
 /* Shared passes of exact search (see src/store_faiss_simd.cpp): at most passes scans of one
  * index run at once (0: every search scans alone), each serving up to batch queries (1..64).
- * The defaults come from RAGD_FLAT_PASSES (1) and RAGD_FLAT_BATCH (16); a
+ * The defaults come from RAGD_FLAT_PASSES (the CPUs the process may run on) and
+ * RAGD_FLAT_BATCH (16); a
  * negative passes or a batch below 1 keeps the current value. Process-wide; for tests and
  * benchmarks, not meant to race with searches. */
 void store_simd_flat_limits(int passes, int batch);
+
+/* Stores the current limits of the shared passes in *passes and *batch (resolving the defaults
+ * on first use, as a search does). */
+void store_simd_flat_limits_get(int *passes, int *batch);
 
 /* hold 1: no new pass of index's flat storage starts (searches queue; passes running finish);
  * hold 0: undoes one hold, and the queued searches start in batches. For tests: lets a batch

@@ -25,6 +25,7 @@
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "ragd/ragd.h"
 #include "ragd/simd.h"
@@ -534,11 +535,28 @@ static void test_flat_shared_passes(void **state)
     free(pick2);
 }
 
+/* The shared passes' defaults, resolved on first use (this test runs first: the later ones set
+ * their own limits): as many passes as the CPUs this process may run on, batches of 16;
+ * RAGD_FLAT_PASSES, when the environment sets it, wins. */
+static void test_flat_passes_default(void **state)
+{
+    (void)state;
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    int passes = -1, batch = -1;
+    store_simd_flat_limits_get(&passes, &batch);
+    const char *env = getenv("RAGD_FLAT_PASSES");
+    if (env == NULL || env[0] == '\0') assert_int_equal(passes, CPU_COUNT(&set));
+    else assert_int_equal(passes, atoi(env));
+    if (getenv("RAGD_FLAT_BATCH") == NULL) assert_int_equal(batch, 16);
+}
+
 #define T(fn) cmocka_unit_test_teardown(fn, restore_level)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_flat_passes_default),
         T(test_kernels_match_reference), T(test_level_forcing), T(test_flat_same_topk),
         T(test_hnsw_same_recall),        T(test_files_interchangeable),
         T(test_hnsw_ef_construction_set), T(test_flat_shared_passes),
