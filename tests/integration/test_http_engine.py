@@ -393,8 +393,11 @@ def replies_written_by_their_thread_and_large_ones_finished_by_the_loop(t):
         eq(r[0], 200, "document read %d status" % i)
     s.close()
     after = metric_value(d, "ragd_http_replies_direct_total")
-    # the 20 replies above, and the first scrape's own
-    check(after - before >= 20, "direct replies %r -> %r" % (before, after))
+    # The 20 replies above and the first scrape's own may go direct. The choice is made at
+    # dispatch (nothing queued on the connection, at most 2 requests being answered), so it
+    # depends on scheduling: with two test suites on 2 cores, CI counted 19 of 21 (the others
+    # written by the loop, as correctly). So most of them, not all; with the fast path off, none.
+    check(after - before >= 11, "direct replies %r -> %r" % (before, after))
     text = "".join("w%07d " % i for i in range(1000000))  # 9 MB
     eq(d.call("POST", "/documents", {"id": "big", "text": text}, timeout=120).status, 200,
        "push big")
