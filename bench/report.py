@@ -561,6 +561,17 @@ def modes_and_peers(w, cfgs):
         w("")
 
 
+def scaling_text(sc):
+    """Returns: the "measured" text of a c8/c1 verdict from benchlib.scaling_rounds' record sc,
+    without its closing parenthesis (the caller names the file)."""
+    loads = [float(r["loadavg"].split()[0]) for r in sc["rounds"]]
+    return ("median of %d interleaved c1/c8 rounds: %.2fx (rounds %s; median c8 %s vs c1 %s "
+            "req/s; load %.1f-%.1f" % (
+                len(sc["rounds"]), sc["median_c8_over_c1"],
+                ", ".join("%.2f" % r["c8_over_c1"] for r in sc["rounds"]),
+                f(sc["median_c8_rps"], 1), f(sc["median_c1_rps"], 1), min(loads), max(loads)))
+
+
 def core_runs(core):
     """Returns: ", median of N runs" when core.json's ingest figure is the median round of N
     (bench_core.py --rounds), else "" (an older file: one run)."""
@@ -612,16 +623,9 @@ def issue16_summary(w, cfgs, core):
             sc = c.get("scaling")
             if sc and sc.get("median_c8_over_c1"):
                 # bench_real.py's interleaved rounds (benchlib.scaling_rounds): their median.
-                ratio = sc["median_c8_over_c1"]
                 w("| both cores: concurrency 8 >= 1.7x the requests/s of concurrency 1 (%s, "
-                  "vector, real text) | median of %d interleaved c1/c8 rounds: %.2fx (rounds %s; "
-                  "median c8 %s vs c1 %s req/s; load %s-%s; real-hybrid.json) | %s |" % (
-                      fac, len(sc["rounds"]), ratio,
-                      ", ".join("%.2f" % r["c8_over_c1"] for r in sc["rounds"]),
-                      f(sc["median_c8_rps"], 1), f(sc["median_c1_rps"], 1),
-                      "%.1f" % min(float(r["loadavg"].split()[0]) for r in sc["rounds"]),
-                      "%.1f" % max(float(r["loadavg"].split()[0]) for r in sc["rounds"]),
-                      verdict(ratio >= 1.7)))
+                  "vector, real text) | %s; real-hybrid.json) | %s |" % (
+                      fac, scaling_text(sc), verdict(sc["median_c8_over_c1"] >= 1.7)))
             elif r1 and r8 and r1["rps"]:
                 ratio = r8["rps"] / r1["rps"]
                 w("| both cores: concurrency 8 >= 1.7x the requests/s of concurrency 1 (%s, "
@@ -639,16 +643,9 @@ def issue16_summary(w, cfgs, core):
             continue
         if sc and sc.get("median_c8_over_c1"):
             # The interleaved rounds (bench_scale.py scaling_rounds): the median of their ratios.
-            ratio = sc["median_c8_over_c1"]
             w("| both cores: concurrency 8 >= 1.7x concurrency 1 (%s, vector, synthetic) | "
-              "median of %d interleaved c1/c8 rounds: %.2fx (rounds %s; median c8 %s vs c1 %s "
-              "req/s; load %s-%s; scale-*.json) | %s |" % (
-                  what, len(sc["rounds"]), ratio,
-                  ", ".join("%.2f" % r["c8_over_c1"] for r in sc["rounds"]),
-                  f(sc["median_c8_rps"], 1), f(sc["median_c1_rps"], 1),
-                  "%.1f" % min(float(r["loadavg"].split()[0]) for r in sc["rounds"]),
-                  "%.1f" % max(float(r["loadavg"].split()[0]) for r in sc["rounds"]),
-                  verdict(ratio >= 1.7)))
+              "%s; scale-*.json) | %s |" % (what, scaling_text(sc),
+                                            verdict(sc["median_c8_over_c1"] >= 1.7)))
         elif h1 and h8 and h1["rps"]:
             ratio = h8["rps"] / h1["rps"]
             w("| both cores: concurrency 8 >= 1.7x concurrency 1 (%s, vector, synthetic) | "
