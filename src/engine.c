@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,16 +110,6 @@ void engine_listen_note(engine *e, const char *host, int port)
 
 /* ---- open / close ------------------------------------------------------------------------- */
 
-/* Returns: the CPUs this process may run on (its affinity mask, e.g. under taskset or a
- * cgroup cpuset), else the online ones, at least 1. */
-static int cpus_usable(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err *err)
 {
     int readonly = (flags & RAGD_ENGINE_READONLY) != 0;
@@ -144,7 +133,7 @@ ragd_rc engine_open(const ragd_cfg *cfg, unsigned flags, engine **out, ragd_err 
     atomic_init(&e->ingest_running, 0);
     atomic_init(&e->cancelled, 0);
     atomic_init(&e->retrievals, 0);
-    e->cpus = cpus_usable();
+    e->cpus = util_cpus_usable();
     engine_cpu_init(&e->cpu);
     engine_sides_init(&e->sides, RAGD_SIDES_THREADS_MAX);
     atomic_init(&e->writes, 0);

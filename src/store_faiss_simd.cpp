@@ -28,6 +28,7 @@
 
 extern "C" {
 #include "ragd/metrics.h"
+#include "ragd/util.h"
 }
 
 #include <faiss/IndexFlat.h>
@@ -45,8 +46,6 @@ extern "C" {
 #include <mutex>
 #include <new>
 #include <typeinfo>
-
-#include <sched.h>
 
 namespace {
 
@@ -117,11 +116,9 @@ void share_limits(int *passes, int *batch)
          * whose cores other jobs kept busy (load 7); over HTTP, two passes served concurrency 8
          * 33% more requests/s than one on 2 idle cores and 9% more with both cores busy with
          * other work (bench/NOTES.md, session 7, lead), concurrency 1 unchanged. */
-        cpu_set_t set;
-        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
         int expect = -1;
         share_passes.compare_exchange_strong(
-            expect, env_int("RAGD_FLAT_PASSES", cpus > 0 ? cpus : 1, 0, 1024));
+            expect, env_int("RAGD_FLAT_PASSES", util_cpus_usable(), 0, 1024));
         expect = -1;
         share_batch.compare_exchange_strong(expect, env_int("RAGD_FLAT_BATCH", 16, 1, BATCH_CAP));
     });

@@ -59,6 +59,10 @@ double util_now_ms(void);
 /* Returns: wall-clock seconds since the epoch. */
 int64_t util_unix_time(void);
 
+/* Returns: the CPUs this process may run on (its affinity mask, e.g. under taskset or a cgroup
+ * cpuset), else the online ones, at least 1. */
+int util_cpus_usable(void);
+
 /* Creates dir and its parents (mode 0755). Returns: RAGD_OK or RAGD_ERR_IO. */
 ragd_rc util_mkdir_p(const char *dir, ragd_err *err);
 

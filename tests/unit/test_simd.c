@@ -543,6 +543,7 @@ static void test_flat_passes_default(void **state)
     (void)state;
     cpu_set_t set;
     assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    assert_int_equal(util_cpus_usable(), CPU_COUNT(&set));
     int passes = -1, batch = -1;
     store_simd_flat_limits_get(&passes, &batch);
     const char *env = getenv("RAGD_FLAT_PASSES");
