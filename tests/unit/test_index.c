@@ -567,17 +567,12 @@ static int direct_write(const fixture *fx, const unsigned char *data, size_t n, 
     return on;
 }
 
-static void assert_file_is(const char *path, const unsigned char *data, size_t n)
+static void assert_file_is(const char *path, const void *data, size_t n)
 {
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal((size_t)st.st_size, n);
-    unsigned char *back = malloc(n);
-    assert_non_null(back);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fread(back, 1, n, f), n);
-    fclose(f);
+    char *back = NULL;
+    size_t len = 0;
+    assert_int_equal(util_file_read(path, 1 << 26, &back, &len, NULL), RAGD_OK);
+    assert_int_equal(len, n);
     assert_memory_equal(back, data, n);
     free(back);
 }
@@ -661,15 +656,10 @@ static void test_sum_stream_direct(void **state)
     assert_int_equal(faiss_write_index(back, wf), 0);
     assert_int_equal(fclose(wf), 0);
     faiss_Index_free(back);
-    struct stat b;
-    assert_int_equal(stat(plain, &b), 0);
-    unsigned char *bytes = malloc((size_t)b.st_size);
-    assert_non_null(bytes);
-    FILE *pf = fopen(plain, "rb");
-    assert_non_null(pf);
-    assert_int_equal(fread(bytes, 1, (size_t)b.st_size, pf), (size_t)b.st_size);
-    fclose(pf);
-    assert_file_is(fx->path, bytes, (size_t)b.st_size);
+    char *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(util_file_read(plain, 1 << 26, &bytes, &len, NULL), RAGD_OK);
+    assert_file_is(fx->path, bytes, len);
     free(bytes);
     unlink(plain);
     free(data);
