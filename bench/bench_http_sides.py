@@ -7,7 +7,7 @@ the CPU column. Usage: bench_http_sides.py '{"sides": [{"name": "base", "bin": B
 "conc": [1], "requests": 3000, "out": OUT.json}' (each side its own copy of the store;
 optional "mode": keyword or hybrid instead of vector, part E of session 6)."""
 import json, os, subprocess, sys, signal, statistics
-from benchlib import free_port, wait_ready
+from benchlib import free_port, proc_cpu_s, wait_ready
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = REPO + "/build/bench"
 cfg_logdir = os.environ.get("TMPDIR", "/tmp")
@@ -23,9 +23,6 @@ def start(binary, data, dims, factory, extra_env):
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     wait_ready(p, port, 600, log)
     return p, port
-def cpu(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 def main():
     cfg = json.loads(sys.argv[1])
     sides = []
@@ -44,10 +41,10 @@ def main():
                                str(cfg["requests"] * (4 if c > 1 else 1)), "--mode",
                                cfg.get("mode", "vector"),
                                "--ef-search", str(ef)]
-                        c0 = cpu(p.pid)
+                        c0 = proc_cpu_s(p.pid)
                         out = json.loads(subprocess.run(cmd, capture_output=True, text=True,
                                                         check=True).stdout)
-                        out["cpu_us_per_req"] = (cpu(p.pid) - c0) * 1e6 / out.get("requests", cfg["requests"])
+                        out["cpu_us_per_req"] = (proc_cpu_s(p.pid) - c0) * 1e6 / out.get("requests", cfg["requests"])
                         res.setdefault("%s ef%d c%d" % (name, ef, c), []).append(out)
     finally:
         for name, p, port in sides:

@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import tempfile
 
-from benchlib import free_port, wait_ready
+from benchlib import free_port, proc_cpu_s, proc_status, wait_ready
 
 
 def version_task_clock_ms(binary, runs, cpu):
@@ -39,20 +39,10 @@ def version_task_clock_ms(binary, runs, cpu):
     raise RuntimeError("no task-clock in perf's output:\n" + p.stderr)
 
 
-def proc_status(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-                out[k + "_kib"] = int(v.split()[0])
-    return out
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def status_kib(pid):
+    """Returns: VmRSS, RssAnon, RssFile and VmHWM of the process in KiB, keys ending in _kib."""
+    keys = ("VmRSS", "RssAnon", "RssFile", "VmHWM")
+    return {k + "_kib": v // 1024 for k, v in proc_status(pid, keys).items()}
 
 
 def shared_objects(pid):
@@ -75,7 +65,7 @@ def daemon_start(binary, cpu, tmp):
                                 env=env, stdout=log, stderr=log, cwd=data)
         try:
             wait_ready(proc, port, 120, log_path)
-            out = proc_status(proc.pid)
+            out = status_kib(proc.pid)
             out["start_cpu_s"] = proc_cpu_s(proc.pid)
             sos = shared_objects(proc.pid)
             out["shared_objects"] = len(sos)

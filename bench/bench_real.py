@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import free_port, scaling_rounds, wait_ready
+from benchlib import free_port, proc_cpu_s, proc_status, scaling_rounds, wait_ready
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -91,19 +91,6 @@ def corpus_copy(dst, budget=None):
             files += 1
             size += n
     return files, size
-
-
-def proc_status(pid):
-    out = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(("VmHWM", "VmRSS")):
-                    key, val = line.split(":")
-                    out[key] = int(val.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
 
 
 def env_for(factory, cfg_path, extra=None):
@@ -232,16 +219,6 @@ def size_store(args, binary, tmp, size, cfg):
     with open(meta, "w") as f:
         json.dump(rec, f)
     return data, rec
-
-
-def proc_cpu_s(pid):
-    """The process's user + system CPU seconds so far (/proc/PID/stat), or None."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def metric_value(port, name):

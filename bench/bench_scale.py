@@ -53,7 +53,7 @@ import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import make_corpus  # noqa: E402 - the docs/ repeated, paragraphs made unique
-from benchlib import free_port, scaling_rounds, wait_ready  # noqa: E402 (bench/ is the script's dir)
+from benchlib import free_port, proc_status, scaling_rounds, wait_ready  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BB = os.path.join(REPO, "build", "bench")
@@ -82,19 +82,6 @@ def recall(ids_path, gt_path, nq):
     G = struct.unpack("%dq" % n, g[:n * 8])
     hits = sum(len(set(A[i:i + K]) & set(G[i:i + K])) for i in range(0, n, K))
     return round(hits / n, 4)
-
-
-def proc_status(pid):
-    out = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(("VmHWM", "VmRSS")):
-                    key, val = line.split(":")
-                    out[key] = int(val.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
 
 
 class Daemon:

@@ -26,24 +26,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import free_port, wait_ready
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick
-
-
-def proc_mem(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                k, v = line.split(":")
-                out[k] = int(v.split()[0]) * 1024
-    return out
+from benchlib import free_port, proc_cpu_s, proc_status, wait_ready
 
 
 def pct(v, p):
@@ -73,7 +56,7 @@ def one_start(binary, data, dims, factory, health_requests, log):
         wait_ready(proc, port, float("inf"), log, poll_s=0.02)
         ready_s = time.perf_counter() - t0
         cpu_s = proc_cpu_s(proc.pid)
-        mem = proc_mem(proc.pid)
+        mem = proc_status(proc.pid)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         lat = []
         health = None
@@ -84,7 +67,7 @@ def one_start(binary, data, dims, factory, health_requests, log):
             body = r.read()
             lat.append((time.perf_counter() - t) * 1000)
             health = json.loads(body)
-        mem_after = proc_mem(proc.pid)
+        mem_after = proc_status(proc.pid)
         return {"ready_s": round(ready_s, 3), "cpu_s_at_ready": round(cpu_s, 2),
                 "rss_at_ready_bytes": mem.get("VmRSS"),
                 "rss_peak_bytes": max(mem.get("VmHWM", 0), mem_after.get("VmHWM", 0)),

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """
 benchlib.py - what the bench drivers share: a free loopback port, waiting for a `ragd serve`
-they started to answer, and the c8/c1 ratio measured in interleaved rounds.
+they started to answer, a process's memory and CPU time from /proc, and the c8/c1 ratio measured
+in interleaved rounds.
 """
 import http.client
 import os
@@ -39,6 +40,31 @@ def wait_ready(proc, port, limit_s, log, poll_s=0.05):
         if time.time() > deadline:
             raise RuntimeError("ragd did not start")
         time.sleep(poll_s)
+
+
+def proc_status(pid, keys=("VmHWM", "VmRSS")):
+    """Returns: {key: bytes} for the lines of /proc/PID/status named in keys (VmHWM, VmRSS,
+    RssAnon, RssFile...; the file says kB), {} when the process is gone."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key in keys:
+                    out[key] = int(val.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def proc_cpu_s(pid):
+    """Returns: the process's user + system CPU seconds so far (/proc/PID/stat), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def scaling_rounds(run, c1_rps, rounds, seconds, min_requests):
