@@ -3,8 +3,11 @@
  * log_event.c - the JSONL event log writer: a bounded ring of lines filled by request threads
  * (a mutex held only to store a pointer) and drained by one writer thread, which takes the whole
  * batch, releases the lock and writes it with one write() per batch to a file opened O_APPEND.
- * A full queue drops the line and counts it; a reopen request (SIGHUP after logrotate) is
- * honoured before the next batch, so lines never go to a renamed file for long.
+ * Writes are paced: a line into an idle writer goes out at once, lines that follow within
+ * LOG_EVENT_PACE_MS of a write wait to go out together (sooner when the ring is half full, on a
+ * flush, a reopen or the close). A full queue drops the line and counts it; a reopen request
+ * (SIGHUP after logrotate) is honoured before the next batch, so lines never go to a renamed
+ * file for long.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +16,19 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ragd/log.h"
 #include "ragd/log_event.h"
 #include "ragd/metrics.h"
 #include "ragd/util.h"
+
+/* The least time between two writes while lines keep coming, in ms. Without it every retrieval
+ * woke the writer (a futex wake on the request's thread, a context switch, a write() per line):
+ * ~4% of the daemon's CPU at concurrency 1 (bench/NOTES.md, session 8). A crash loses at most
+ * what the ring holds, as before, plus these few ms of lines. */
+#define LOG_EVENT_PACE_MS 10
 
 struct log_event {
     char *path;
@@ -31,6 +41,8 @@ struct log_event {
     size_t *lens;
     size_t capacity, head, count;
     int reopen, paused, closing, busy;
+    int flushers;   /* log_event_flush callers waiting: no pacing */
+    double last_ms; /* util_now_ms() after the last write */
     atomic_uint_fast64_t dropped;
 };
 
@@ -86,6 +98,24 @@ static void batch_write(log_event *w, char **lines, size_t *lens, size_t n)
     util_buf_free(&b);
 }
 
+/* Waits, while lines are queued, until LOG_EVENT_PACE_MS after the last write, unless the ring
+ * is half full or a flush, reopen, pause or close asks for the writer. Caller holds w->mu. */
+static void pace(log_event *w)
+{
+    double due = w->last_ms + LOG_EVENT_PACE_MS;
+    while (!w->closing && !w->reopen && !w->paused && w->flushers == 0 &&
+           w->count < w->capacity / 2) {
+        double left = due - util_now_ms();
+        if (left <= 0.0) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long ns = (long long)ts.tv_nsec + (long long)(left * 1e6) + 1;
+        ts.tv_sec += (time_t)(ns / 1000000000LL);
+        ts.tv_nsec = (long)(ns % 1000000000LL);
+        pthread_cond_timedwait(&w->work, &w->mu, &ts); /* on CLOCK_MONOTONIC (log_event_open) */
+    }
+}
+
 static void *writer_main(void *arg)
 {
     log_event *w = arg;
@@ -109,6 +139,8 @@ static void *writer_main(void *arg)
             if (w->closing) break;
             continue;
         }
+        pace(w);
+        if (w->reopen || (w->paused && !w->closing)) continue;
         size_t n = 0;
         while (w->count > 0) {
             size_t i = w->head;
@@ -129,6 +161,7 @@ static void *writer_main(void *arg)
         batch_write(w, lines, lens, n);
         pthread_mutex_lock(&w->mu);
         w->busy = 0;
+        w->last_ms = util_now_ms();
         pthread_cond_broadcast(&w->drained);
     }
     pthread_cond_broadcast(&w->drained);
@@ -171,8 +204,13 @@ ragd_rc log_event_open(const char *path, size_t capacity, log_event **out, ragd_
         return ragd_err_set(err, RAGD_ERR_IO, "cannot open log file %s: %s", path, strerror(en));
     }
     atomic_init(&w->dropped, 0);
+    w->last_ms = -LOG_EVENT_PACE_MS; /* the first line goes out at once */
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->work, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* pace()'s deadlines */
+    pthread_cond_init(&w->work, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_cond_init(&w->drained, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         close(w->fd);
@@ -210,10 +248,12 @@ int log_event_write(log_event *w, const char *line, size_t len)
     w->ring[slot] = copy;
     w->lens[slot] = len + 1;
     /* Only the first line into an empty queue wakes the writer: it takes every queued line
-     * before it waits again, so a wake per line under load was spent finding them taken. The
-     * signal follows the unlock, or the woken writer blocks on the lock at once (the condition
-     * outlives every write: log_event_close runs after the last one). */
-    int wake = ++w->count == 1;
+     * before it waits again, so a wake per line under load was spent finding them taken. A
+     * half-full ring cuts its pacing short. The signal follows the unlock, or the woken writer
+     * blocks on the lock at once (the condition outlives every write: log_event_close runs
+     * after the last one). */
+    ++w->count;
+    int wake = w->count == 1 || w->count == w->capacity / 2;
     pthread_mutex_unlock(&w->mu);
     if (wake) pthread_cond_signal(&w->work);
     return 0;
@@ -232,8 +272,11 @@ void log_event_flush(log_event *w)
 {
     if (w == NULL) return;
     pthread_mutex_lock(&w->mu);
+    w->flushers++; /* the writer stops pacing */
+    pthread_cond_signal(&w->work);
     while ((w->count > 0 && !w->paused) || w->reopen || w->busy)
         pthread_cond_wait(&w->drained, &w->mu);
+    w->flushers--;
     pthread_mutex_unlock(&w->mu);
 }
 

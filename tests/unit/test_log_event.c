@@ -89,6 +89,40 @@ static void test_write_in_order(void **state)
     free(text);
 }
 
+/* Returns: once path holds want lines (polled up to 10 s), its line count. */
+static size_t lines_awaited(const char *path, size_t want)
+{
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++) {
+        char *text = slurp(path);
+        n = count_lines(text);
+        free(text);
+        if (n >= want) break;
+        usleep(10000);
+    }
+    return n;
+}
+
+/* Lines that follow a write closely are held back to go out together (pacing): they still reach
+ * the file by themselves, without a flush or a close. */
+static void test_paced_lines_arrive_unflushed(void **state)
+{
+    fixture *f = *state;
+    log_event *w = NULL;
+    assert_int_equal(log_event_open(f->path, 64, &w, NULL), RAGD_OK);
+    assert_int_equal(log_event_write(w, "first", 5), 0);
+    assert_int_equal(lines_awaited(f->path, 1), 1);
+    for (int i = 0; i < 5; i++) assert_int_equal(log_event_write(w, "burst", 5), 0);
+    assert_int_equal(lines_awaited(f->path, 6), 6);
+    /* a flush right after a write is not held up by the pacing, and sees its line out */
+    assert_int_equal(log_event_write(w, "flushed", 7), 0);
+    log_event_flush(w);
+    char *text = slurp(f->path);
+    assert_string_equal(text, "first\nburst\nburst\nburst\nburst\nburst\nflushed\n");
+    free(text);
+    log_event_close(w);
+}
+
 static void test_reopen_after_rename(void **state)
 {
     fixture *f = *state;
@@ -305,6 +339,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paced_lines_arrive_unflushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_after_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_drops_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
