@@ -656,6 +656,11 @@ void cache_query_free(cache_query *c)
     free(c);
 }
 
+int cache_query_remote(const cache_query *c)
+{
+    return c != NULL && c->redis_configured;
+}
+
 cache_layer cache_query_get(cache_query *c, const char *text, size_t len, float *out)
 {
     if (c == NULL) return RAGD_CACHE_MISS;

@@ -750,6 +750,15 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
     return RAGD_OK;
 }
 
+int engine_retrieve_quick(engine *e)
+{
+    /* an ingest may hold the write lock for a while (commits, index saves) */
+    return strcmp(e->embedder->ops->name, "local") == 0 && !cache_query_remote(e->cache) &&
+           e->reranker == NULL && !atomic_load(&e->ingest_running) &&
+           store_vector_search_quick(e->st) &&
+           store_collection_exclusive(e->st, RAGD_COLLECTION_DEFAULT);
+}
+
 char *engine_context_format(const engine_answer *a)
 {
     const char *text = a->context.text ? a->context.text : "";

@@ -388,6 +388,11 @@ int http_exchange_stream_write(http_exchange *x, const char *data, size_t len, i
     return gone ? -1 : 0;
 }
 
+int http_exchange_alone(const http_exchange *x)
+{
+    return on_loop_thread && x->front->total == 1; /* total: the loop's own count */
+}
+
 int http_exchange_client_gone(http_exchange *x)
 {
     pthread_mutex_lock(&x->front->mu);

@@ -89,6 +89,9 @@ typedef struct http_reply {
     int task_detached;
     int task_in_drain; /* 1: the task may start while the server drains (a request already in
                         * flight finishing, e.g. a retrieval); 0: refused with a 503 then */
+    int task_quick;    /* 1: the task waits on nothing outside the process and its work is
+                        * bounded (a quick retrieval): with nothing else in flight the event
+                        * loop runs it itself, saving the hand-off's two thread wake-ups */
     /* POST /v1/chat/completions only (src/http_chat.c): a checked chat turn the server starts
      * with http_chat_start once the handler returns (a worker thread, the connection suspended
      * until the answer or its stream begins). Owned by the reply: a reply that is not started
@@ -305,6 +308,10 @@ int http_exchange_stream_write(http_exchange *x, const char *data, size_t len, i
 
 /* Returns: 1 when x's client is gone (its connection closed or failed). Any thread. */
 int http_exchange_client_gone(http_exchange *x);
+
+/* Returns: 1 when called on the event loop and x's connection is the only one open (nothing
+ * else the loop would serve while it is busy with x), else 0. Any thread. */
+int http_exchange_alone(const http_exchange *x);
 
 /* Returns: the value of request header name in x (case-insensitive; borrowed), or NULL. */
 const char *http_exchange_header(const http_exchange *x, const char *name);

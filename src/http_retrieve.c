@@ -527,6 +527,26 @@ static void retrieval_task_drop(void *arg, const http_reply *why)
     retrieval_task_free(arg);
 }
 
+/* Bodies longer than this are never run on the event loop (the query's embedding and terms grow
+ * with it). */
+#define RETRIEVE_QUICK_BODY_MAX 4096
+
+/* Whether the event loop may run this retrieval itself (http_reply.task_quick): a short body
+ * naming no "filters" and no "collection" (their searches widen until enough hits pass, up to the
+ * whole index) and holding no escapes (which could spell those names), on an engine whose
+ * retrievals wait on nothing outside the process (engine_retrieve_quick). A body that fails the
+ * test is only handed off, as every retrieval was before. */
+static int retrieval_quick(const http_request *req)
+{
+    static const char *const widening[] = {"filters", "collection"};
+    if (req->body == NULL || req->body_len > RETRIEVE_QUICK_BODY_MAX ||
+        memchr(req->body, '\\', req->body_len) != NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof widening / sizeof widening[0]; i++)
+        if (memmem(req->body, req->body_len, widening[i], strlen(widening[i])) != NULL) return 0;
+    return engine_retrieve_quick(req->engine);
+}
+
 /* Returns: a reply handing the retrieval to a worker thread, or, when the task cannot be
  * allocated, the answer computed here. */
 static http_reply retrieval_defer(const http_request *req, int context)
@@ -547,7 +567,7 @@ static http_reply retrieval_defer(const http_request *req, int context)
         snprintf(t->request_id, sizeof t->request_id, "%s", req->request_id);
     /* A retrieval whose request arrived before a SIGTERM is answered during the drain. */
     return (http_reply){.task_run = retrieval_task_run, .task_drop = retrieval_task_drop,
-                        .task_arg = t, .task_in_drain = 1};
+                        .task_arg = t, .task_in_drain = 1, .task_quick = retrieval_quick(req)};
 }
 
 http_reply http_handle_retrieve(const http_request *req)

@@ -140,6 +140,10 @@ static const struct {
                                          "Replies written whole to the client by the thread "
                                          "that produced them, without a hand-off to the event "
                                          "loop for the write."},
+    [RAGD_METRIC_HTTP_RETRIEVALS_INLINE] = {"ragd_http_retrievals_inline_total",
+                                            "Retrievals the event loop ran itself, with nothing "
+                                            "else in flight and nothing they could wait on, "
+                                            "instead of handing them to the retrieval pool."},
 };
 
 static const struct {

@@ -237,6 +237,11 @@ size_t store_vector_count(store *s)
     return s->ops->vector_count(s);
 }
 
+int store_vector_search_quick(store *s)
+{
+    return s->ops->vector_search_quick ? s->ops->vector_search_quick(s) : 0;
+}
+
 ragd_rc store_vector_search(store *s, const char *collection, const float *query, size_t k,
                             int64_t *ids, float *scores, size_t *found, ragd_err *err)
 {

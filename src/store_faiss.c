@@ -716,6 +716,19 @@ static int faiss_keyword_available(store *s)
     return store_db_fts_available(faiss_of(s)->db);
 }
 
+/* A graph search visits a bounded part of the index; a flat one scans it all: quick only while
+ * it is small. Both run here, on this process's memory. */
+static int faiss_vector_search_quick(store *s)
+{
+    faiss_store *f = faiss_of(s);
+    pthread_rwlock_rdlock(&f->index_rw);
+    int quick = f->index == NULL || !store_index_is_flat(f->index) ||
+                store_index_count(f->index) * (size_t)store_index_dims(f->index) <=
+                    RAGD_STORE_QUICK_FLAT_FLOATS;
+    pthread_rwlock_unlock(&f->index_rw);
+    return quick;
+}
+
 static ragd_rc faiss_keyword_search(store *s, const char *collection, const retrieve_terms *terms,
                                     size_t limit, int64_t *ids, double *scores, size_t *found,
                                     ragd_err *err)
@@ -852,4 +865,5 @@ const store_ops store_faiss_ops = {
     .chunk_tokens = faiss_chunk_tokens,
     .read_begin = faiss_read_begin,
     .read_end = faiss_read_end,
+    .vector_search_quick = faiss_vector_search_quick,
 };

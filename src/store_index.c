@@ -548,6 +548,11 @@ ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t
     return RAGD_OK;
 }
 
+int store_index_is_flat(const store_index *idx)
+{
+    return idx != NULL && idx->flat;
+}
+
 size_t store_index_count(const store_index *idx)
 {
     if (idx == NULL) return 0;

@@ -69,4 +69,8 @@ void cache_query_put(cache_query *c, const char *text, size_t len, const float *
 /* Fills *out (zeroed when c is NULL). Thread-safe. */
 void cache_stats_get(cache_query *c, cache_stats *out);
 
+/* Returns: 1 when a lookup may ask Redis (a redis_url is set), 0 for the in-process LRU alone or
+ * c NULL. Thread-safe. */
+int cache_query_remote(const cache_query *c);
+
 #endif

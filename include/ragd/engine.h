@@ -224,6 +224,15 @@ typedef struct engine_answer {
  * Returns: *out filled (free with engine_answer_free). */
 ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ragd_err *err);
 
+/* Returns: 1 when an unfiltered retrieval on e waits on nothing outside the process and its work
+ * is bounded: the local embedder, no Redis behind the query cache, no reranker, no ingest
+ * running (its commits hold the write lock), a vector search that is quick
+ * (store_vector_search_quick) and a default collection alone in the store (else its searches
+ * widen past the other collections' hits). The request's own shape (filters, length)
+ * is the caller's to judge. src/http_server.c runs such retrievals on its event loop when
+ * nothing else is in flight. */
+int engine_retrieve_quick(engine *e);
+
 /* Frees the answer's results and zeroes it. a may be NULL. */
 void engine_answer_free(engine_answer *a);
 

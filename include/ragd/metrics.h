@@ -62,6 +62,8 @@ typedef enum metrics_counter_id {
     RAGD_METRIC_FLAT_PASS_SEARCHES,      /* searches those passes served */
     RAGD_METRIC_HTTP_REPLIES_DIRECT,     /* replies written whole by the thread that made them
                                           * (not handed to the event loop for the write) */
+    RAGD_METRIC_HTTP_RETRIEVALS_INLINE,  /* retrievals run by the event loop itself (nothing
+                                          * else in flight, a quick one), not handed off */
     RAGD_METRIC_COUNTER_COUNT
 } metrics_counter_id;
 

@@ -197,6 +197,9 @@ typedef struct store_ops {
      * lookup stands alone. */
     ragd_rc (*read_begin)(store *s, int *owned, ragd_err *err);
     void (*read_end)(store *s, int owned);
+    /* Optional: 1 when a vector search runs in this process and its work is bounded whatever the
+     * store holds (store_vector_search_quick); NULL: 0. */
+    int (*vector_search_quick)(store *s);
 } store_ops;
 
 /* Every backend's store begins with this header. */
@@ -312,6 +315,12 @@ void store_writer_cache_set(int kib);
 #define RAGD_STORE_WRITER_CACHE_BATCH_KIB 16384
 /* Returns: the number of vectors a search can return (an upper bound for widening). */
 size_t store_vector_count(store *s);
+/* Returns: 1 when an unfiltered vector search waits on nothing outside the process and visits a
+ * bounded part of the vectors (a graph index, or a flat one of at most
+ * RAGD_STORE_QUICK_FLAT_FLOATS floats: about a millisecond's scan), else 0 (a network backend,
+ * a large flat index). */
+int store_vector_search_quick(store *s);
+#define RAGD_STORE_QUICK_FLAT_FLOATS (4u << 20)
 /* Top-k by cosine. ids/scores hold k entries; *found is the number filled, best first. A
  * backend may restrict the search to collection (NULL: all); one that cannot returns chunks of
  * every collection, and the caller keeps those of its own (store_hit.collection): see

@@ -286,6 +286,8 @@ ragd_rc store_index_search_ef(const store_index *idx, const float *query, size_t
  * take in memory (tombstoned ones included). */
 size_t store_index_count(const store_index *idx);
 int store_index_dims(const store_index *idx);
+/* Returns: 1 for a flat (exhaustive) index, 0 for a graph (HNSW). */
+int store_index_is_flat(const store_index *idx);
 size_t store_index_bytes(const store_index *idx);
 
 /* Saves atomically to path (temp file, fsync, rename, fsync dir), then writes path.meta

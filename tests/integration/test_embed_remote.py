@@ -220,6 +220,8 @@ def test_openai_ingest_retrieve_and_memory_cache(t):
        "ragd_embedding_requests_total vs /health")
     eq(metric("ragd_cache_hits_total"), 1, "ragd_cache_hits_total")
     eq(metric("ragd_cache_misses_total"), 6, "ragd_cache_misses_total (1 + 5 new queries)")
+    # a retrieval that may wait on the embedding API never runs on the event loop
+    eq(metric("ragd_http_retrievals_inline_total"), 0, "retrievals run by the event loop")
 
 
 @test

@@ -1916,6 +1916,30 @@ static void test_write_fault_state(void **state)
     assert_int_equal(test_tree_remove(dir), 0);
 }
 
+/* engine_retrieve_quick: the local embedder over an in-process index is quick (the event loop may
+ * run such retrievals); a Redis behind the query cache or a reranker (network calls a retrieval
+ * may wait on) are not. */
+static void test_retrieve_quick(void **state)
+{
+    fixture *f = *state;
+    ragd_err err = {0};
+    corpus_ingested(f);
+    assert_int_equal(engine_retrieve_quick(f->e), 1);
+    engine_down(f);
+    /* nothing listens there: the cache starts without Redis and keeps trying, as the daemon does */
+    assert_int_equal(cfg_key_set(&f->cfg, "cache", "redis_url", "redis://127.0.0.1:1", "test",
+                                 &err), RAGD_OK);
+    engine_up(f, 0);
+    assert_int_equal(engine_retrieve_quick(f->e), 0);
+    engine_down(f);
+    assert_int_equal(cfg_key_set(&f->cfg, "cache", "redis_url", "", "test", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&f->cfg, "rerank", "provider", "tei", "test", &err), RAGD_OK);
+    assert_int_equal(cfg_key_set(&f->cfg, "rerank", "base_url", "http://127.0.0.1:1", "test",
+                                 &err), RAGD_OK);
+    engine_up(f, 0);
+    assert_int_equal(engine_retrieve_quick(f->e), 0);
+}
+
 int main(void)
 {
     log_level_set(RAGD_LOG_ERROR);
@@ -1958,6 +1982,7 @@ int main(void)
         cmocka_unit_test(test_write_fault_state),
         cmocka_unit_test_setup_teardown(test_context_from_retrieval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_documents_and_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrieve_quick, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
