@@ -706,6 +706,9 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
 
     if (rc == RAGD_OK) {
         pthread_rwlock_rdlock(&e->rw);
+        /* This thread's reads (chunks, token counts, term statistics; the keyword side too when
+         * it runs here) in one read transaction on one reader: one snapshot, its locks once. */
+        int held = store_reader_hold(e->st);
         rc = sides_search(e, q, &terms, qv, zero, pool, &job, &vs, &ks, &a, err);
         double tf = util_now_ms(), fetched = a.fetch_ms;
         if (rc == RAGD_OK) rc = results_fuse(e, q, &vs, &ks, fuse_k, &a, err);
@@ -713,6 +716,7 @@ ragd_rc engine_retrieve(engine *e, const engine_query *q, engine_answer *out, ra
         a.fuse_ms = tc - tf - (a.fetch_ms - fetched); /* its chunk reads count as fetch */
         if (rc == RAGD_OK && !rerank) rc = confidence_estimate(e, q, &terms, &a, err);
         a.confidence_ms = util_now_ms() - tc;
+        store_reader_release(e->st, held);
         pthread_rwlock_unlock(&e->rw);
     }
     /* The reranker is an HTTP call: made outside the lock, then confidence on its order. */

@@ -232,6 +232,16 @@ void store_read_end(store *s, int owned)
     if (owned && s->ops->read_end != NULL) s->ops->read_end(s, owned);
 }
 
+int store_reader_hold(store *s)
+{
+    return s->ops->reader_hold != NULL ? s->ops->reader_hold(s) : 0;
+}
+
+void store_reader_release(store *s, int held)
+{
+    if (held && s->ops->reader_release != NULL) s->ops->reader_release(s);
+}
+
 size_t store_vector_count(store *s)
 {
     return s->ops->vector_count(s);

@@ -914,9 +914,20 @@ static ragd_rc reader_open(const store_db *s, store_reader **out, ragd_err *err)
     return RAGD_OK;
 }
 
-/* Returns: an idle reader or a new one; give it back with reader_release. */
+/* The calling thread's held reader (store_db_reader_hold) and the store it reads; NULL when none.
+ * reader_acquire hands it out for that store, reader_release keeps it, and reader_begin /
+ * reader_commit leave its transaction to the hold. */
+static _Thread_local store_db *held_db;
+static _Thread_local store_reader *held_reader;
+
+/* Returns: an idle reader or a new one (the thread's held one for s, if any); give it back with
+ * reader_release. */
 static ragd_rc reader_acquire(store_db *s, store_reader **out, ragd_err *err)
 {
+    if (held_reader != NULL && held_db == s) {
+        *out = held_reader;
+        return RAGD_OK;
+    }
     store_reader *r = NULL;
     pthread_mutex_lock(&s->pool_mutex);
     if (s->idle_count > 0) r = s->idle[--s->idle_count];
@@ -930,6 +941,7 @@ static ragd_rc reader_acquire(store_db *s, store_reader **out, ragd_err *err)
 
 static void reader_release(store_db *s, store_reader *r)
 {
+    if (r == held_reader) return; /* the hold's, until store_db_reader_release */
     /* A failed call may have left its read transaction open: end it so the connection does not
      * pin an old snapshot (and the WAL) while it sits in the pool. */
     if (!sqlite3_get_autocommit(r->db)) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
@@ -949,6 +961,44 @@ static ragd_rc reader_step_simple(store_reader *r, sqlite3_stmt *st, const char 
     sqlite3_reset(st);
     if (code != SQLITE_DONE) return db_fail(r->db, code, what, err);
     return RAGD_OK;
+}
+
+/* Opens r's read transaction for one read call; the held reader is in the hold's already. */
+static ragd_rc reader_begin(store_reader *r, const char *what, ragd_err *err)
+{
+    return r == held_reader ? RAGD_OK : reader_step_simple(r, r->begin, what, err);
+}
+
+/* Ends the read transaction reader_begin opened; the hold's stays open. */
+static ragd_rc reader_commit(store_reader *r, const char *what, ragd_err *err)
+{
+    return r == held_reader ? RAGD_OK : reader_step_simple(r, r->commit, what, err);
+}
+
+int store_db_reader_hold(store_db *s)
+{
+    if (s == NULL || held_reader != NULL) return 0;
+    store_reader *r = NULL;
+    ragd_err local = {0};
+    if (reader_acquire(s, &r, &local) != RAGD_OK) return 0;
+    if (reader_step_simple(r, r->begin, "hold reader: begin", &local) != RAGD_OK) {
+        reader_release(s, r);
+        return 0;
+    }
+    held_db = s;
+    held_reader = r;
+    return 1;
+}
+
+void store_db_reader_release(store_db *s)
+{
+    store_reader *r = held_reader;
+    if (r == NULL || held_db != s) return;
+    held_reader = NULL;
+    held_db = NULL;
+    ragd_err local = {0};
+    reader_step_simple(r, r->commit, "release reader: commit", &local); /* else rolled back: */
+    reader_release(s, r);                                              /* only reads in it */
 }
 
 /* ----- transactions and generation ------------------------------------------------------------ */
@@ -1616,7 +1666,7 @@ ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t
     if (rc != RAGD_OK) return rc;
     if (r->chunk_tokens == NULL)
         rc = reader_prepare(r, "SELECT tokens FROM chunks WHERE id = ?1", &r->chunk_tokens, err);
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->begin, "read chunk tokens: begin", err);
+    if (rc == RAGD_OK) rc = reader_begin(r, "read chunk tokens: begin", err);
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
         if (tokens[i] >= 0) continue;
         sqlite3_bind_int64(r->chunk_tokens, 1, ids[i]);
@@ -1627,7 +1677,7 @@ ragd_rc store_db_chunk_tokens(store_db *s, const int64_t *ids, size_t n, int64_t
             rc = db_fail(r->db, code, "read chunk tokens", err);
         sqlite3_reset(r->chunk_tokens);
     }
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read chunk tokens: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "read chunk tokens: commit", err);
     reader_release(s, r);
     return rc;
 }
@@ -1648,7 +1698,7 @@ ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit
     }
     /* One read transaction: every row comes from the same snapshot even while the writer
      * commits. */
-    rc = reader_step_simple(r, r->begin, "read chunks: begin", err);
+    rc = reader_begin(r, "read chunks: begin", err);
     for (size_t i = 0; rc == RAGD_OK && i < n; i++) {
         sqlite3_bind_int64(r->chunk_get, 1, ids[i]);
         int code = sqlite3_step(r->chunk_get);
@@ -1660,7 +1710,7 @@ ragd_rc store_db_chunks_get(store_db *s, const int64_t *ids, size_t n, store_hit
         }
         sqlite3_reset(r->chunk_get);
     }
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read chunks: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "read chunks: commit", err);
     reader_release(s, r);
     if (rc != RAGD_OK) {
         for (size_t i = 0; i < n; i++) store_hit_free(&hits[i]);
@@ -1679,7 +1729,7 @@ ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t
     ragd_rc rc = reader_acquire(s, &r, err);
     if (rc != RAGD_OK) return rc;
     int64_t counts[3] = {0, 0, 0};
-    rc = reader_step_simple(r, r->begin, "read stats: begin", err);
+    rc = reader_begin(r, "read stats: begin", err);
     if (rc == RAGD_OK) {
         int code = sqlite3_step(r->stats);
         if (code == SQLITE_ROW)
@@ -1687,7 +1737,7 @@ ragd_rc store_db_stats(store_db *s, int64_t *documents, int64_t *chunks, int64_t
         else rc = db_fail(r->db, code, "read stats", err);
         sqlite3_reset(r->stats);
     }
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read stats: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "read stats: commit", err);
     reader_release(s, r);
     if (rc != RAGD_OK) return rc;
     if (documents != NULL) *documents = counts[0];
@@ -1761,7 +1811,7 @@ ragd_rc store_db_doc_page_in(store_db *s, const char *collection, const char *pr
     int64_t *counts = NULL;
     size_t got = 0;
     int64_t all = 0;
-    rc = reader_step_simple(r, r->begin, "list documents: begin", err);
+    rc = reader_begin(r, "list documents: begin", err);
     int code = SQLITE_OK;
     if (rc == RAGD_OK) {
         code = sqlite3_prepare_v2(r->db, "SELECT count(*) FROM documents WHERE collection = ?2 "
@@ -1817,7 +1867,7 @@ ragd_rc store_db_doc_page_in(store_db *s, const char *collection, const char *pr
     }
     sqlite3_finalize(count);
     sqlite3_finalize(page);
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "list documents: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "list documents: commit", err);
     reader_release(s, r);
     if (rc != RAGD_OK) {
         store_doc_rows_free(list, got);
@@ -1840,7 +1890,7 @@ ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, 
     sqlite3_stmt *ids = NULL;
     store_hit *list = NULL;
     size_t got = 0, cap = 0;
-    rc = reader_step_simple(r, r->begin, "read document chunks: begin", err);
+    rc = reader_begin(r, "read document chunks: begin", err);
     int code = SQLITE_OK;
     if (rc == RAGD_OK &&
         (code = sqlite3_prepare_v2(r->db, "SELECT id FROM chunks WHERE document_id = ?1 "
@@ -1874,7 +1924,7 @@ ragd_rc store_db_doc_chunks_read(store_db *s, int64_t doc_id, store_hit **hits, 
     if (rc == RAGD_OK && code != SQLITE_DONE)
         rc = db_fail(r->db, code, "read document chunks", err);
     sqlite3_finalize(ids);
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "read document chunks: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "read document chunks: commit", err);
     reader_release(s, r);
     if (rc != RAGD_OK) {
         for (size_t i = 0; i < got; i++) store_hit_free(&list[i]);
@@ -2396,10 +2446,10 @@ ragd_rc store_db_fts_search_bounded(store_db *s, const char *match, size_t limit
     size_t n = 0;
     if (budget != 0 && budget < limit) budget = limit;
     /* One snapshot for the counts and the ranking. */
-    rc = reader_step_simple(r, r->begin, "keyword search: begin", err);
+    rc = reader_begin(r, "keyword search: begin", err);
     if (rc == RAGD_OK) {
         rc = fts_search_plan(s, r, match, limit, budget, ids, scores, &n, err);
-        ragd_rc crc = reader_step_simple(r, r->commit, "keyword search: commit", err);
+        ragd_rc crc = reader_commit(r, "keyword search: commit", err);
         if (rc == RAGD_OK) rc = crc;
     }
     reader_release(s, r);
@@ -2458,7 +2508,7 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
     if (rc != RAGD_OK) return rc;
     sqlite3_stmt *in_top = NULL, *all = NULL, *span = NULL;
     int64_t id_min = 0, id_max = 0, gen = -1;
-    rc = reader_step_simple(r, r->begin, "term statistics: begin", err);
+    rc = reader_begin(r, "term statistics: begin", err);
     if (rc == RAGD_OK) rc = fts_generation(r, &gen, NULL, err);
     if (rc == RAGD_OK)
         rc = fts_reader_stmt(r, &r->fts_total,
@@ -2528,7 +2578,7 @@ ragd_rc store_db_fts_terms(store_db *s, const char *const *phrases, size_t n,
         sqlite3_reset(in_top);
         sqlite3_clear_bindings(in_top);
     }
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "term statistics: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "term statistics: commit", err);
     reader_release(s, r);
     return rc;
 }
@@ -2543,7 +2593,7 @@ ragd_rc store_db_collections(store_db *s, store_collection **out, size_t *n, rag
     sqlite3_stmt *st = NULL;
     store_collection *list = NULL;
     size_t count = 0, cap = 0;
-    rc = reader_step_simple(r, r->begin, "list collections: begin", err);
+    rc = reader_begin(r, "list collections: begin", err);
     int code = SQLITE_OK;
     if (rc == RAGD_OK) {
         code = sqlite3_prepare_v2(r->db,
@@ -2576,7 +2626,7 @@ ragd_rc store_db_collections(store_db *s, store_collection **out, size_t *n, rag
     }
     if (rc == RAGD_OK && code != SQLITE_DONE) rc = db_fail(r->db, code, "list collections", err);
     sqlite3_finalize(st);
-    if (rc == RAGD_OK) rc = reader_step_simple(r, r->commit, "list collections: commit", err);
+    if (rc == RAGD_OK) rc = reader_commit(r, "list collections: commit", err);
     reader_release(s, r);
     if (rc != RAGD_OK) {
         store_collections_free(list, count);

@@ -729,6 +729,16 @@ static int faiss_vector_search_quick(store *s)
     return quick;
 }
 
+static int faiss_reader_hold(store *s)
+{
+    return store_db_reader_hold(faiss_of(s)->db);
+}
+
+static void faiss_reader_release(store *s)
+{
+    store_db_reader_release(faiss_of(s)->db);
+}
+
 static ragd_rc faiss_keyword_search(store *s, const char *collection, const retrieve_terms *terms,
                                     size_t limit, int64_t *ids, double *scores, size_t *found,
                                     ragd_err *err)
@@ -866,4 +876,6 @@ const store_ops store_faiss_ops = {
     .read_begin = faiss_read_begin,
     .read_end = faiss_read_end,
     .vector_search_quick = faiss_vector_search_quick,
+    .reader_hold = faiss_reader_hold,
+    .reader_release = faiss_reader_release,
 };

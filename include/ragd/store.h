@@ -200,6 +200,10 @@ typedef struct store_ops {
     /* Optional: 1 when a vector search runs in this process and its work is bounded whatever the
      * store holds (store_vector_search_quick); NULL: 0. */
     int (*vector_search_quick)(store *s);
+    /* Optional: the calling thread's reads share one reader and one read transaction until
+     * reader_release (store_reader_hold); NULL: each read stands alone. */
+    int (*reader_hold)(store *s);
+    void (*reader_release)(store *s);
 } store_ops;
 
 /* Every backend's store begins with this header. */
@@ -300,6 +304,15 @@ int store_chunk_tokens_cheap(store *s);
  * are in it already) or for a backend without scopes. */
 ragd_rc store_read_begin(store *s, int *owned, ragd_err *err);
 void store_read_end(store *s, int owned);
+/* A read scope on a reader, for the several reads of one retrieval (chunks, token counts, term
+ * statistics) made by the calling thread: they share one reader connection and one snapshot,
+ * and take the backend's read locks once (each read on its own: a transaction and two file-lock
+ * calls apiece). Other threads' reads are not in it. Returns: 1 when a scope was opened (close
+ * it with store_reader_release on the same thread), 0 when not (a backend without scopes, one
+ * already open on this thread, or no reader to be had: the reads then stand alone, as
+ * before). */
+int store_reader_hold(store *s);
+void store_reader_release(store *s, int held);
 /* Asks (on != 0) that the FAISS index's storage blocks grown for new vectors (flat vectors, HNSW
  * links) be advised transparent huge pages from now on, process-wide: fewer page faults while
  * they fill (a batch ingest's CPU x0.88), at the cost of up to one partly filled 2 MiB page of

@@ -52,6 +52,11 @@ void store_db_rollback(store_db *s); /* no-op when no transaction is open */
  * was already open (store_db_read_end(s, 0) does nothing). */
 ragd_rc store_db_read_begin(store_db *s, int *owned, ragd_err *err);
 void store_db_read_end(store_db *s, int owned);
+/* store_reader_hold for s: the calling thread's reads of s use one reader in one read
+ * transaction until store_db_reader_release. Returns: 1 when held (release it on this thread),
+ * 0 when not (one held already on this thread, or no reader: reads stand alone). */
+int store_db_reader_hold(store_db *s);
+void store_db_reader_release(store_db *s);
 
 /* Makes every commit so far durable against power loss (commits are always durable against a
  * crash of the process). Called at the end of each ingest. */

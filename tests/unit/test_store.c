@@ -355,6 +355,39 @@ static void test_read_scope(void **state)
     store_db_rollback(db);
 }
 
+/* store_db_reader_hold: the thread's reads until the release share one snapshot (a commit made
+ * meanwhile is not seen by them), one hold at a time per thread; after the release each read
+ * sees the latest commit again. */
+static void test_reader_hold(void **state)
+{
+    fixture *f = *state;
+    store_db *db = open_store(f);
+    ragd_err err = {0};
+    int64_t doc = put_doc(db, "/docs/held.md", "held");
+    int64_t c0 = put_chunk(db, doc, 0, "held 0");
+    store_hit hit;
+    assert_int_equal(store_db_reader_hold(db), 1);
+    assert_int_equal(store_db_reader_hold(db), 0); /* one at a time */
+    assert_int_equal(store_db_chunks_get(db, &c0, 1, &hit, &err), RAGD_OK);
+    assert_int_equal(hit.chunk_id, c0);
+    store_hit_free(&hit);
+    assert_int_equal(store_db_doc_delete(db, doc, &err), RAGD_OK); /* the writer commits */
+    assert_int_equal(store_db_chunks_get(db, &c0, 1, &hit, &err), RAGD_OK);
+    assert_int_equal(hit.chunk_id, c0); /* the hold's snapshot */
+    store_hit_free(&hit);
+    int64_t docs = -1, chunks = -1;
+    assert_int_equal(store_db_stats(db, &docs, &chunks, NULL, &err), RAGD_OK);
+    assert_int_equal(chunks, 1); /* every read of the thread is in it */
+    store_db_reader_release(db);
+    store_db_reader_release(db); /* nothing held: no-op */
+    assert_int_equal(store_db_chunks_get(db, &c0, 1, &hit, &err), RAGD_OK);
+    assert_int_equal(hit.chunk_id, 0);
+    assert_int_equal(store_db_reader_hold(db), 1);
+    assert_int_equal(store_db_stats(db, &docs, &chunks, NULL, &err), RAGD_OK);
+    assert_int_equal(chunks, 0);
+    store_db_reader_release(db);
+}
+
 static void test_rollback_leaves_nothing(void **state)
 {
     fixture *f = *state;
@@ -1907,6 +1940,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_scoping, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_read_scope, setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reader_hold, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_doc_delete_cascades, setup, store_fixture_teardown),
