@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * util.c - small helpers shared by modules: a growable buffer, SHA-256 (OpenSSL EVP), UTF-8
- * validation, clocks, and filesystem helpers that make writes durable (fsync before rename, fsync of
- * the directory after).
+ * validation, "%.17g" of a double in exact integer arithmetic (printf was a few percent of a
+ * /retrieve reply's CPU), clocks, and filesystem helpers that make writes durable (fsync before
+ * rename, fsync of the directory after).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -196,6 +197,172 @@ int util_cpus_usable(void)
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* ---- "%.17g" without printf ------------------------------------------------------------------ */
+
+/* The exact path: |v| = m * 2^e with m the 53-bit significand and 2^-53 <= |v| < 2^128. Then
+ * the decimal exponent X0 = floor(log10 |v|) is in [-16, 38] and the scale p = 16 - X0 that
+ * brings |v| to [10^16, 10^17) is in [-22, 32]; for p >= 0, m * 5^p < 2^53 * 5^32 < 2^128, and
+ * for p < 0, m * 2^e < 2^128 is divided by 10^-p < 10^23. Both fit unsigned __int128. */
+#define G17_EXP2_MIN (-53)
+#define G17_EXP2_MAX 127
+#define G17_POW5_MAX 32
+#define G17_POW10_MAX 38
+#define G17_E16 10000000000000000ull
+#define G17_E17 100000000000000000ull
+
+typedef unsigned __int128 g17_u128;
+
+static const uint64_t g17_pow5[] = {
+    1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull,
+    9765625ull, 48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull,
+    152587890625ull, 762939453125ull, 3814697265625ull, 19073486328125ull, 95367431640625ull,
+    476837158203125ull, 2384185791015625ull, 11920928955078125ull, 59604644775390625ull,
+    298023223876953125ull, 1490116119384765625ull, 7450580596923828125ull}; /* 5^0 .. 5^27 */
+
+static const uint64_t g17_pow10[] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
+    1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
+    100000000000000ull, 1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+    1000000000000000000ull, 10000000000000000000ull}; /* 10^0 .. 10^19 */
+
+/* "00" .. "99": two digits at a time. */
+static const char g17_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                   "31323334353637383940414243444546474849505152535455565758596061"
+                                   "62636465666768697071727374757677787980818283848586878889909192"
+                                   "93949596979899";
+
+/* 10^k as the nearest doubles, k = -16 .. 39: a first guess of X0 (checked exactly after). */
+static const double g17_pow10_double[] = {
+    1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3,
+    1e-2,  1e-1,  1e0,   1e1,   1e2,   1e3,   1e4,   1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,  1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25,
+    1e26,  1e27,  1e28,  1e29,  1e30,  1e31,  1e32,  1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39};
+#define G17_POW10_DOUBLE_MIN (-16)
+
+/* Computes m * 2^e * 10^p exactly: *quot its integer part when that is below 2^64, *up 1 when
+ * rounding it half to even to an integer goes up. Returns: 1, or 0 when p, e or the quotient are
+ * outside what the arithmetic covers (the caller then falls back to snprintf). */
+static int g17_scaled(uint64_t m, int e, int p, uint64_t *quot, int *up)
+{
+    if (p >= 0) {
+        if (p > G17_POW5_MAX) return 0;
+        g17_u128 pow5 = p < 28 ? g17_pow5[p] : (g17_u128)g17_pow5[27] * g17_pow5[p - 27];
+        g17_u128 prod = (g17_u128)m * pow5;
+        int shift = e + p; /* m * 2^e * 10^p = prod * 2^shift */
+        if (shift >= 0) { /* an integer: exact */
+            if (shift > 10 || (prod >> (64 - shift)) != 0) return 0;
+            *quot = (uint64_t)(prod << shift);
+            *up = 0;
+            return 1;
+        }
+        int s = -shift;
+        if (s > 127) return 0;
+        g17_u128 q = prod >> s, rem = prod & ((((g17_u128)1) << s) - 1);
+        g17_u128 half = ((g17_u128)1) << (s - 1);
+        if ((q >> 64) != 0) return 0;
+        *quot = (uint64_t)q;
+        *up = rem > half || (rem == half && (q & 1) != 0);
+        return 1;
+    }
+    int k = -p; /* m * 2^e / 10^k with e >= 0 */
+    if (k > G17_POW10_MAX || e < 0 || e > 75) return 0;
+    g17_u128 n = (g17_u128)m << e;
+    g17_u128 div = k < 20 ? g17_pow10[k] : (g17_u128)g17_pow10[19] * g17_pow10[k - 19];
+    g17_u128 q = n / div, rem = n - q * div, half = div / 2; /* div is even: k >= 1 */
+    if ((q >> 64) != 0) return 0;
+    *quot = (uint64_t)q;
+    *up = rem > half || (rem == half && (q & 1) != 0);
+    return 1;
+}
+
+/* Returns: snprintf's own "%.17g" of v in out, and its length. */
+static size_t g17_printf(double v, char out[UTIL_G17_MAX])
+{
+    int n = snprintf(out, UTIL_G17_MAX, "%.17g", v);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+size_t util_double_g17(double v, char out[UTIL_G17_MAX])
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int negative = (int)(bits >> 63);
+    int biased = (int)((bits >> 52) & 0x7FF);
+    uint64_t fraction = bits & ((1ull << 52) - 1);
+    char *o = out;
+    if (negative) *o++ = '-';
+    if (biased == 0 && fraction == 0) {
+        *o++ = '0';
+        *o = '\0';
+        return (size_t)(o - out);
+    }
+    int e2 = biased - 1023; /* 2^e2 <= |v| < 2^(e2+1) */
+    if (biased == 0 || e2 < G17_EXP2_MIN || e2 > G17_EXP2_MAX) return g17_printf(v, out);
+    uint64_t m = fraction | (1ull << 52);
+    int e = e2 - 52;
+    /* floor(e2 * log10(2)) (1233 / 4096 is close enough here) is X0 or X0 - 1; the doubles
+     * nearest the powers of ten make it X0 but near one of them; the quotient decides exactly. */
+    int x = (((e2 + 4096) * 1233) >> 12) - 1233;
+    double magnitude = negative ? -v : v;
+    if (magnitude >= g17_pow10_double[x + 1 - G17_POW10_DOUBLE_MIN]) x++;
+    uint64_t digits;
+    int up, tries = 0;
+    for (;;) {
+        if (tries++ == 3 || !g17_scaled(m, e, 16 - x, &digits, &up)) return g17_printf(v, out);
+        if (digits >= G17_E17)
+            x++;
+        else if (digits < G17_E16)
+            x--;
+        else
+            break;
+    }
+    digits += (uint64_t)up;
+    if (digits == G17_E17) { /* 99999999999999999.5 -> 1.0000000000000000e(X0+1) */
+        digits = G17_E16;
+        x++;
+    }
+    char buf[18]; /* the 17 digits in buf[1..17]; buf[0] takes a spare '0' of the first pair */
+    uint32_t high = (uint32_t)(digits / 100000000u), low = (uint32_t)(digits % 100000000u);
+    for (int i = 16; i >= 10; i -= 2, high /= 100, low /= 100) { /* two pairs at a time */
+        memcpy(buf + i, g17_pairs + 2 * (low % 100), 2);
+        memcpy(buf + i - 8, g17_pairs + 2 * (high % 100), 2);
+    }
+    memcpy(buf, g17_pairs + 2 * high, 2); /* high < 10 is left: its pair is "0d" */
+    const char *dig = buf + 1;
+    int nd = 17; /* significant digits without the trailing zeros %g drops; dig[0] is not '0' */
+    while (dig[nd - 1] == '0') nd--;
+    if (x < -4 || x >= 17) { /* d.ddde+XX */
+        *o++ = dig[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, dig + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        *o++ = x < 0 ? '-' : '+';
+        unsigned ax = (unsigned)(x < 0 ? -x : x);
+        if (ax >= 100) *o++ = (char)('0' + ax / 100);
+        *o++ = (char)('0' + ax / 10 % 10);
+        *o++ = (char)('0' + ax % 10);
+    } else if (x >= 0) { /* ddd.ddd */
+        memcpy(o, dig, (size_t)x + 1);
+        o += x + 1;
+        if (nd > x + 1) {
+            *o++ = '.';
+            memcpy(o, dig + x + 1, (size_t)(nd - x - 1));
+            o += nd - x - 1;
+        }
+    } else { /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -x - 1; i++) *o++ = '0';
+        memcpy(o, dig, (size_t)nd);
+        o += nd;
+    }
+    *o = '\0';
+    return (size_t)(o - out);
 }
 
 /* ---- filesystem ------------------------------------------------------------------------------- */

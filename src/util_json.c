@@ -2,9 +2,9 @@
 /*
  * util_json.c - the compact JSON text of a reply body or a log line, written in one pass into one
  * growing buffer: byte for byte what jansson's json_dumps(v, JSON_COMPACT) (with
- * JSON_ENSURE_ASCII when asked) gives (keys in insertion
- * order, "," and ":" without spaces, strings escaped as jansson does, integers as %lld, reals as
- * %.17g with ".0" added to integral values and the exponent's "+" and leading zeros dropped;
+ * JSON_ENSURE_ASCII when asked) gives (keys in insertion order, "," and ":" without spaces,
+ * strings escaped as jansson does, integers as %lld, reals as %.17g (util_double_g17, without
+ * printf) with ".0" added to integral values and the exponent's "+" and leading zeros dropped;
  * with ensure_ascii, every character past U+007F as \uXXXX, a surrogate pair past U+FFFF).
  * json_dumps spends a good part of a /retrieve reply's serialisation on its cycle check (a
  * printf of each container's address into a hash table), on one callback per string run, and on
@@ -114,14 +114,12 @@ static int string_write(util_buf *b, const char *s, size_t len, int ensure_ascii
     return util_buf_append(b, "\"", 1);
 }
 
-/* Appends v as jansson's dump of a real (jsonp_dtostr, precision 17, "C" decimal point).
- * Returns: 0 or -1. */
+/* Appends v as jansson's dump of a real (jsonp_dtostr, precision 17, "C" decimal point): its
+ * "%.17g" from util_double_g17 (printf's bytes without printf). Returns: 0 or -1. */
 static int real_write(util_buf *b, double v)
 {
-    char buf[100];
-    int n = snprintf(buf, sizeof buf, "%.17g", v);
-    if (n < 0 || (size_t)n + 3 >= sizeof buf) return -1;
-    size_t len = (size_t)n;
+    char buf[UTIL_G17_MAX + 3]; /* room for ".0" */
+    size_t len = util_double_g17(v, buf);
     if (memchr(buf, '.', len) == NULL && memchr(buf, 'e', len) == NULL) {
         memcpy(buf + len, ".0", 3);
         len += 2;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * util.h - small helpers shared by modules: a growable byte buffer, SHA-256, UTF-8 validation,
- * clocks, and filesystem helpers (mkdir -p, whole-file read with a size limit, durable write).
+ * "%.17g" of a double without printf, clocks, and filesystem helpers (mkdir -p, whole-file read
+ * with a size limit, durable write).
  */
 #ifndef RAGD_UTIL_H
 #define RAGD_UTIL_H
@@ -40,6 +41,15 @@ struct json_t;
  * NULL when v is not an object or array, a string in it is not UTF-8, it nests deeper than the
  * writer goes, or on OOM: then use json_dumps, which decides as it always did. v is borrowed. */
 char *util_json_text(const struct json_t *v, int ensure_ascii, size_t *len);
+
+#define UTIL_G17_MAX 32 /* bytes util_double_g17 may write, NUL included (it uses at most 25) */
+/* Writes v as snprintf(out, UTIL_G17_MAX, "%.17g", v) does in the "C" locale, byte for byte, and
+ * NUL-terminates it. Returns: the length (without the NUL). Normal |v| in [2^-53, 2^128)
+ * (about 1.1e-16 to 3.4e38) is formatted with exact integer arithmetic: the 17 significant
+ * digits are the exact value m * 2^e * 10^p rounded half to even, as glibc rounds in the
+ * default rounding mode (ragd never changes it); 0 and -0 are written directly; anything else
+ * (subnormals, smaller or larger magnitudes, inf, nan) is handed to snprintf itself. */
+size_t util_double_g17(double v, char out[UTIL_G17_MAX]);
 
 /* Returns: 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
 int util_utf8_valid(const char *s, size_t len);

@@ -1173,10 +1173,7 @@ static uint64_t json_rand_state = 0x9E3779B97F4A7C15ull;
 
 static uint64_t json_rand(void)
 {
-    json_rand_state ^= json_rand_state << 13;
-    json_rand_state ^= json_rand_state >> 7;
-    json_rand_state ^= json_rand_state << 17;
-    return json_rand_state;
+    return test_rand64(&json_rand_state);
 }
 
 static void test_json_text_as_jansson(void **state)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_support.h - helpers shared by the unit tests: a fresh temporary directory per test and the
- * removal of a directory tree. Header-only (static functions) so each test binary stays one file.
+ * test_support.h - helpers shared by the unit tests: a fresh temporary directory per test, the
+ * removal of a directory tree, and deterministic pseudo-random numbers and vectors. Header-only
+ * (static functions) so each test binary stays one file.
  */
 #ifndef RAGD_TEST_SUPPORT_H
 #define RAGD_TEST_SUPPORT_H
@@ -52,6 +53,16 @@ static inline int test_file_write(const char *dir, const char *name, const char 
 static inline int test_tree_remove(const char *dir)
 {
     return nftw(dir, test_tree_remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+/* Returns: the next number of a xorshift64 sequence kept in *state (not 0; the same start gives
+ * the same sequence). */
+static inline uint64_t test_rand64(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
 }
 
 /* Fills out with n deterministic pseudo-random vectors of dims floats (the same seed gives the

@@ -3,11 +3,15 @@
  * test_util.c - unit tests for the shared helpers: the growable buffer, SHA-256 against known
  * vectors, UTF-8 validation (valid forms, overlongs, surrogates, out of range, truncation, stray
  * continuation bytes), mkdir -p, whole-file reads with a size limit, atomic writes, path joins,
- * the error struct (first error wins, NULL err), ragd_rc names and log level parsing. Filesystem
- * tests work in their own mkdtemp directory and remove it.
+ * the error struct (first error wins, NULL err), ragd_rc names and log level parsing, and
+ * util_double_g17 against snprintf("%.17g") on some 3.7 million doubles (random bit patterns,
+ * scores, floats widened, integers, powers of 2 and 10 and their neighbours, constructed ties,
+ * denormals, inf, nan). Filesystem tests work in their own mkdtemp directory and remove it.
  */
 #include <errno.h>
+#include <float.h>
 #include <ftw.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -568,6 +572,173 @@ static void test_url_redact(void **state)
     assert_true(util_sql_identifier_valid(long_name));
 }
 
+/* ---- util_double_g17 against snprintf("%.17g") --------------------------------------------- */
+
+typedef struct g17_count {
+    uint64_t rand;    /* xorshift state */
+    size_t checked;   /* values compared */
+} g17_count;
+
+/* Compares util_double_g17(v) with snprintf's "%.17g" of v, byte for byte and in length. */
+static void g17_check(g17_count *c, double v)
+{
+    char want[64], got[UTIL_G17_MAX + 8];
+    memset(got, 'X', sizeof got);
+    int n = snprintf(want, sizeof want, "%.17g", v);
+    size_t len = util_double_g17(v, got);
+    c->checked++;
+    if (n < 0 || len != (size_t)n || memcmp(got, want, (size_t)n + 1) != 0)
+        fail_msg("util_double_g17(%a): \"%.*s\" (%zu bytes), snprintf: \"%s\"", v,
+                 (int)(len < sizeof got ? len : sizeof got), got, len, want);
+    assert_true(len < UTIL_G17_MAX);
+}
+
+/* Checks v and -v. */
+static void g17_check_both(g17_count *c, double v)
+{
+    g17_check(c, v);
+    g17_check(c, -v);
+}
+
+/* Returns: a random double in [0, 1) with 53 random bits. */
+static double g17_unit(g17_count *c)
+{
+    return (double)(test_rand64(&c->rand) >> 11) * 0x1p-53;
+}
+
+/* Returns: v with a random sign. */
+static double g17_signed(g17_count *c, double v)
+{
+    return (test_rand64(&c->rand) & 1) ? -v : v;
+}
+
+static void test_double_g17_special(void **state)
+{
+    (void)state;
+    g17_count c = {.rand = 1};
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0.0, "0"},
+        {-0.0, "-0"},
+        {1.0, "1"},
+        {-2.5, "-2.5"},
+        {0.1, "0.10000000000000001"},
+        {1e-5, "1.0000000000000001e-05"},
+        {1e-4, "0.0001"},
+        {123456789012345678.0, "1.2345678901234568e+17"},
+        {1e16, "10000000000000000"},
+        {1e17, "1e+17"},
+        {1e15 + 0.25, "1000000000000000.2"}, /* the 18th digit is an exact 5: half to even */
+        {1e15 + 0.75, "1000000000000000.8"},
+        {0x1.fffffffffffffp-1, "0.99999999999999989"},
+        {0x1p-53, "1.1102230246251565e-16"},
+        {1e300, "1.0000000000000001e+300"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[UTIL_G17_MAX];
+        size_t len = util_double_g17(cases[i].v, out);
+        assert_string_equal(out, cases[i].text);
+        assert_int_equal(len, strlen(cases[i].text));
+    }
+    const double specials[] = {
+        0.0,     INFINITY, NAN,     DBL_MIN, DBL_MAX, DBL_TRUE_MIN, DBL_EPSILON,
+        0x1p-1022 - 0x1p-1074, /* the largest denormal */
+        1e-16,   1e38,     0x1p128, 0x1p127, 0x1p-54, 0x1p-53,      FLT_MAX,
+        FLT_MIN, 1e17,     99999999999999999.0,       9.9999999999999995e-17};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
+        g17_check_both(&c, specials[i]);
+    g17_check(&c, -NAN);
+    /* every power of two and its neighbours, denormals included */
+    for (int k = -1074; k <= 1023; k++) {
+        double v = ldexp(1.0, k);
+        g17_check_both(&c, v);
+        g17_check_both(&c, nextafter(v, 0));
+        g17_check_both(&c, nextafter(v, INFINITY));
+    }
+    /* powers of ten (the doubles nearest them), a few neighbours each way, and the doubles
+     * nearest 9.9999999999999999eK and 9.99999999999999995eK, whose 17 digits carry into the
+     * next power of ten or just do not */
+    for (int k = -325; k <= 309; k++) {
+        static const char *const mantissas[] = {"1", "9.9999999999999999", "9.99999999999999995",
+                                                "5", "2.5"};
+        for (size_t f = 0; f < sizeof mantissas / sizeof mantissas[0]; f++) {
+            char text[40];
+            snprintf(text, sizeof text, "%se%d", mantissas[f], k);
+            double v = strtod(text, NULL), up = v, down = v;
+            for (int j = 0; j < 4; j++, up = nextafter(up, INFINITY), down = nextafter(down, 0)) {
+                g17_check_both(&c, up);
+                g17_check_both(&c, down);
+            }
+        }
+    }
+    /* random denormals */
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = test_rand64(&c.rand) & ((1ull << 52) - 1);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        g17_check_both(&c, v);
+    }
+    assert_true(c.checked > 60000);
+}
+
+static void test_double_g17_random(void **state)
+{
+    (void)state;
+    g17_count c = {.rand = 0x2545F4914F6CDD1Dull};
+    for (int i = 0; i < 400000; i++) { /* random bit patterns: every exponent, inf and nan */
+        uint64_t bits = test_rand64(&c.rand);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        g17_check(&c, v);
+    }
+    for (int i = 0; i < 600000; i++) { /* bit patterns around the exact range, 2^-60..2^140 */
+        uint64_t bits = test_rand64(&c.rand), exponent = 1023 - 60 + test_rand64(&c.rand) % 200;
+        bits = (bits & 0x800FFFFFFFFFFFFFull) | exponent << 52;
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        g17_check(&c, v);
+    }
+    for (int i = 0; i < 300000; i++) { /* scores in [0, 1), and in [0, 1000) */
+        double u = g17_unit(&c);
+        g17_check(&c, u);
+        g17_check(&c, g17_signed(&c, 1000.0 * g17_unit(&c)));
+    }
+    for (int i = 0; i < 300000; i++) { /* floats widened: vector scores */
+        g17_check(&c, (double)(float)g17_signed(&c, g17_unit(&c)));
+        uint32_t fbits = (uint32_t)test_rand64(&c.rand);
+        float f;
+        memcpy(&f, &fbits, sizeof f);
+        g17_check(&c, (double)f);
+    }
+    for (int i = -100000; i <= 100000; i++) g17_check(&c, (double)i); /* small integers */
+    for (int i = 0; i < 100000; i++) { /* integers past 2^53 and 1e17, exact in binary */
+        g17_check(&c, 1e17 + 16.0 * (double)(test_rand64(&c.rand) % 1000000));
+        uint64_t shift = test_rand64(&c.rand) % 12;
+        g17_check(&c, g17_signed(&c, (double)(test_rand64(&c.rand) >> shift)));
+    }
+    for (int i = 0; i < 150000; i++) { /* timings with few digits: 0.0123, 12.5, 3e-05 */
+        char text[40];
+        int digits = 1 + (int)(test_rand64(&c.rand) % 17);
+        double scale = ldexp(1.0, (int)(test_rand64(&c.rand) % 60) - 30);
+        snprintf(text, sizeof text, "%.*g", digits, g17_unit(&c) * scale);
+        g17_check(&c, g17_signed(&c, strtod(text, NULL)));
+    }
+    /* ties: k / 2^n with k odd is the exact decimal k * 5^n / 10^n, whose last digit is 5; with
+     * k * 5^n in [10^17, 10^18) that 5 is the 18th significant digit, and %.17g rounds half to
+     * even. With k * 5^n past 10^18 the digits after the 17th are exact but not a tie. */
+    for (int i = 0; i < 300000; i++) {
+        int n = 2 + (int)(test_rand64(&c.rand) % 24);
+        double five_n = pow(5.0, n), high = 1e18 / five_n;
+        double low = ceil(1e17 / five_n), top = high < 0x1p53 ? high : 0x1p53;
+        uint64_t k = (uint64_t)low + test_rand64(&c.rand) % (uint64_t)(top - low);
+        g17_check_both(&c, ldexp((double)(k | 1), -n));
+        g17_check(&c, g17_signed(&c, ldexp((double)(test_rand64(&c.rand) >> 11), -n - 2)));
+    }
+    assert_true(c.checked > 3600000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -586,6 +757,8 @@ int main(void)
         cmocka_unit_test(test_rc_names),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_url_redact),
+        cmocka_unit_test(test_double_g17_special),
+        cmocka_unit_test(test_double_g17_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
