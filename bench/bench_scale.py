@@ -43,6 +43,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -304,26 +305,44 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
         st = proc_status(d.proc.pid)
         res["ragd_rss_peak_bytes"] = st.get("VmHWM")
         res["ragd_rss_bytes"] = st.get("VmRSS")
-        # While an ingest runs: the docs corpus through POST /ingest, measured concurrently.
-        if args.ingest_copies > 0:
-            corpus = os.path.join(tmp, "ingest-" + tag)
-            nbytes = make_corpus(corpus, args.ingest_copies)
-            # A third of the usual requests, so the runs overlap the ingest.
-            box, during = ingest_while_serving(d, corpus, qtxt,
-                                               max(args.min_requests, reqs // 3))
-            for key, h in during.items():
-                log("   ragd during ingest %-9s p50 %.3f p95 %.3f ms (ingest running at end: %s)"
-                    % (key, h["p50_ms"], h["p95_ms"], h["ingest_still_running"]))
-            res["http_during_ingest"] = during
-            res["ingest_during"] = {"bytes": nbytes, "seconds": round(box.get("seconds", 0), 3),
-                                    "status": box.get("status"),
-                                    "chunks_added": box.get("report", {}).get("chunks", {})
-                                    .get("added")}
-            shutil.rmtree(corpus, ignore_errors=True)
-        st = proc_status(d.proc.pid)
-        res["ragd_rss_peak_after_ingest_bytes"] = st.get("VmHWM")
+    except BaseException:
+        d.stop()
+        raise
+    try:  # the daemon stays up: side by side with LanceDB, then the ingest (it adds chunks)
+        peers(res, targets, d, qtxt, reqs, pre, tmp, dims, hnsw, sweep_efs, m, ef, rounds, args, log)
+        ingest_phase(res, d, tmp, tag, qtxt, reqs, args, log)
     finally:
         d.stop()
+    return finish(res, targets, data, pre, args, log)
+
+
+def ingest_phase(res, d, tmp, tag, qtxt, reqs, args, log):
+    """While an ingest runs: the docs corpus through POST /ingest to the Daemon d, measured
+    concurrently (args.ingest_copies copies; 0: none), and the daemon's peak RSS after."""
+    # While an ingest runs: the docs corpus through POST /ingest, measured concurrently.
+    if args.ingest_copies > 0:
+        corpus = os.path.join(tmp, "ingest-" + tag)
+        nbytes = make_corpus(corpus, args.ingest_copies)
+        # A third of the usual requests, so the runs overlap the ingest.
+        box, during = ingest_while_serving(d, corpus, qtxt,
+                                           max(args.min_requests, reqs // 3))
+        for key, h in during.items():
+            log("   ragd during ingest %-9s p50 %.3f p95 %.3f ms (ingest running at end: %s)"
+                % (key, h["p50_ms"], h["p95_ms"], h["ingest_still_running"]))
+        res["http_during_ingest"] = during
+        res["ingest_during"] = {"bytes": nbytes, "seconds": round(box.get("seconds", 0), 3),
+                                "status": box.get("status"),
+                                "chunks_added": box.get("report", {}).get("chunks", {})
+                                .get("added")}
+        shutil.rmtree(corpus, ignore_errors=True)
+    st = proc_status(d.proc.pid)
+    res["ragd_rss_peak_after_ingest_bytes"] = st.get("VmHWM")
+
+
+def peers(res, targets, d, qtxt, reqs, pre, tmp, dims, hnsw, sweep_efs, m, ef, rounds, args, log):
+    """The peers on the same vectors (USearch beside HNSW; LanceDB's brute force beside Flat, its
+    HNSW beside HNSW), then ragd and LanceDB side by side at their own efs for the recall target
+    (lancedb_rounds), while the Daemon d still serves."""
     if hnsw and not args.no_peer:
         try:
             cmd = ["node", os.path.join(PEER, "peer_usearch.js"), "--vec", pre, "--dims",
@@ -348,8 +367,29 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
                 cmd += ["--ef-sweep", ",".join(str(e) for e in sweep_efs), "--brute-queries", "0"]
             else:
                 cmd += ["--no-index", "--brute-queries", str(args.lancedb_brute_queries)]
-            res["peer_lancedb"] = run_json(cmd, cwd=PEER)
-            lb = res["peer_lancedb"]
+            side_by_side = hnsw and args.lancedb_rounds > 0 and "ragd" in targets
+            if side_by_side:
+                cmd.append("--rounds-stdin")
+            errs = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill and block it
+            p = subprocess.Popen(cmd, cwd=PEER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=errs, text=True)
+            try:
+                first = p.stdout.readline()
+                if not first:
+                    p.wait(timeout=60)
+                    errs.seek(0)
+                    raise RuntimeError("peer_lancedb.js failed (%s): %s" % (
+                        p.returncode, errs.read()[-2000:]))
+                res["peer_lancedb"] = json.loads(first)
+                lb = res["peer_lancedb"]
+                if side_by_side and lb.get("sweep"):
+                    res["lancedb_rounds"] = lancedb_rounds(
+                        p, d, qtxt, reqs, targets["ragd"]["ef"],
+                        at_target(lb["sweep"], args.recall_target)["ef"], rounds, args, log)
+            finally:
+                p.stdin.close()
+                p.wait(timeout=600)
+                errs.close()
             if lb.get("brute", {}).get("queries"):
                 log("   peer lancedb brute force: p50 %.3f ms recall %.3f (%d queries)" % (
                     lb["brute"]["p50_ms"], lb["brute"]["recall_at_k"], lb["brute"]["queries"]))
@@ -358,8 +398,50 @@ def one_config(tmp, n, dims, factory, dist, ef, m, args, log):
                 log("   peer lancedb HNSW-SQ (build %.1f s): %s" % (lb["build_s"], ", ".join(
                     "ef %d recall %.3f p50 %.3f" % (p["ef"], p["recall_at_k"], p["p50_ms"])
                     for p in lb["sweep"])))
-        except (RuntimeError, OSError) as e:
+        except (RuntimeError, OSError, ValueError) as e:
             res["peer_lancedb"] = {"status": "not run", "reason": str(e)[:500]}
+
+
+def lancedb_rounds(p, d, qtxt, reqs, ragd_ef, lance_ef, passes, args, log):
+    """ragd (over HTTP, concurrency 1, at its ef for the recall target) and LanceDB (the
+    peer_lancedb.js process p, --rounds-stdin, at its own ef) timed in turn, args.lancedb_rounds
+    rounds, which goes first alternating: a shared machine's drift hits both alike. Returns:
+    each round's p50/p95 per side and LanceDB/ragd ratios, and the medians."""
+    out = []
+    for r in range(args.lancedb_rounds):
+        got = {}
+        for side in (("ragd", "lancedb") if r % 2 == 0 else ("lancedb", "ragd")):
+            if side == "ragd":
+                h = http_run(d.port, qtxt, 1, reqs, mode="vector", ef_search=ragd_ef)
+            else:
+                p.stdin.write("%d %d\n" % (lance_ef, passes))
+                p.stdin.flush()
+                h = json.loads(p.stdout.readline() or "{}")
+                if "p50_ms" not in h:
+                    raise RuntimeError("peer_lancedb.js: %s" % h.get("error", "no answer"))
+            got[side] = {x: h[x] for x in ("p50_ms", "p95_ms")}
+        row = dict(got, p50_ratio=got["lancedb"]["p50_ms"] / got["ragd"]["p50_ms"],
+                   p95_ratio=got["lancedb"]["p95_ms"] / got["ragd"]["p95_ms"])
+        out.append(row)
+        log("   side by side, round %d: ragd p50 %.3f p95 %.3f ms, LanceDB p50 %.3f p95 %.3f ms: "
+            "%.1fx / %.1fx" % (r + 1, got["ragd"]["p50_ms"], got["ragd"]["p95_ms"],
+                               got["lancedb"]["p50_ms"], got["lancedb"]["p95_ms"],
+                               row["p50_ratio"], row["p95_ratio"]))
+
+    def med(f):
+        return statistics.median(f(x) for x in out)
+    return {"ragd_ef": ragd_ef, "lancedb_ef": lance_ef, "rounds": out,
+            "median_p50_ratio": med(lambda x: x["p50_ratio"]),
+            "median_p95_ratio": med(lambda x: x["p95_ratio"]),
+            "ragd_median_p50_ms": med(lambda x: x["ragd"]["p50_ms"]),
+            "ragd_median_p95_ms": med(lambda x: x["ragd"]["p95_ms"]),
+            "lancedb_median_p50_ms": med(lambda x: x["lancedb"]["p50_ms"]),
+            "lancedb_median_p95_ms": med(lambda x: x["lancedb"]["p95_ms"])}
+
+
+def finish(res, targets, data, pre, args, log):
+    """Records the per-system targets (at_target) and removes the configuration's files.
+    Returns: res."""
     if targets:
         res["at_target"] = {"recall_target": args.recall_target, "systems": targets}
         log("   at recall@%d >= %.2f: %s" % (K, args.recall_target, ", ".join(
@@ -387,6 +469,9 @@ def main():
     ap.add_argument("--ingest-copies", type=int, default=100)
     ap.add_argument("--no-peer", action="store_true", help="no peers at all")
     ap.add_argument("--no-lancedb", action="store_true", help="USearch only")
+    ap.add_argument("--lancedb-rounds", type=int, default=5,
+                    help="rounds of ragd and LanceDB timed in turn at their efs for the recall "
+                         "target (0: none; the verdict then compares their separate runs)")
     ap.add_argument("--lancedb-brute-queries", type=int, default=30,
                     help="queries for LanceDB's brute force (a scan takes 100s of ms)")
     ap.add_argument("--modes", default="vector,hybrid",

@@ -125,6 +125,26 @@ def typ(c):
     return c["factory"] + (" (clustered)" if c.get("dist") == "clustered" else "")
 
 
+def lancedb_side_by_side_row(where, at, r, lb, sbs):
+    """The LanceDB target's row from bench_scale.py's lancedb_rounds: ragd and LanceDB timed in
+    turn, round by round, each at its own ef for the recall target; met when the median of the
+    rounds' LanceDB/ragd ratios is at least 5 at p50 and at p95."""
+    ok = (r["reached"] and lb["reached"] and sbs["median_p50_ratio"] >= 5 and
+          sbs["median_p95_ratio"] >= 5)
+    rounds = ", ".join("%.1f/%.1f" % (x["p50_ratio"], x["p95_ratio"]) for x in sbs["rounds"])
+    return ("| HNSW at least 5x faster than LanceDB at the same recall | %s, recall target %.2f, "
+            "timed side by side in %d alternating rounds: ragd (over HTTP) ef %s recall %s, "
+            "median p50 %s / p95 %s ms; LanceDB (HNSW-SQ, in-process) ef %s recall %s, median "
+            "p50 %s / p95 %s ms; LanceDB/ragd per round (p50/p95) %s: median %.1fx at p50, "
+            "%.1fx at p95%s | %s |" % (
+                where, at["recall_target"], len(sbs["rounds"]), sbs["ragd_ef"],
+                f(r["recall_at_k"]), f(sbs["ragd_median_p50_ms"]),
+                f(sbs["ragd_median_p95_ms"]), sbs["lancedb_ef"], f(lb["recall_at_k"]),
+                f(sbs["lancedb_median_p50_ms"]), f(sbs["lancedb_median_p95_ms"]), rounds,
+                sbs["median_p50_ratio"], sbs["median_p95_ratio"],
+                "" if lb["reached"] else " (LanceDB never reached the target)", verdict(ok)))
+
+
 def scale_target_rows(cfgs):
     """Issue 16's HNSW and concurrency targets from the synthetic runs that measured them (the
     per-system ef sweeps, bench_scale.py "at_target"), as table rows."""
@@ -146,7 +166,10 @@ def scale_target_rows(cfgs):
                             at["recall_target"], where, r["ef"], f(r["recall_at_k"]),
                             f(r["p50_ms"]), f(r["p95_ms"]), sy.get("faiss", {}).get("ef", "-"),
                             f(sy.get("faiss", {}).get("p95_ms")), verdict(ok)))
-        if r and lb:
+        sbs = c.get("lancedb_rounds")
+        if r and lb and sbs:
+            rows.append(lancedb_side_by_side_row(where, at, r, lb, sbs))
+        elif r and lb:
             ok = r["reached"] and lb["reached"] and lb["p50_ms"] >= 5 * r["p50_ms"]
             rows.append("| HNSW at least 5x faster than LanceDB at the same recall | %s, recall "
                         "target %.2f: LanceDB (HNSW-SQ) ef %s recall %s p50 %s / p95 %s ms; ragd "
@@ -661,7 +684,10 @@ def issue16_summary(w, cfgs, core):
               "%s, ef_search %s: recall %s, p50 %s / p95 %s ms over HTTP (scale-*.json) | %s |" % (
                   c["factory"], r["ef"], f(r["recall_at_k"]), f(r["p50_ms"]), f(r["p95_ms"]),
                   verdict(r["reached"] and r["p95_ms"] < 2)))
-        if r and lb:
+        if r and lb and c.get("lancedb_rounds"):
+            w(lancedb_side_by_side_row("%s 100k x 384 clustered" % c["factory"], c["at_target"],
+                                       r, lb, c["lancedb_rounds"]))
+        elif r and lb:
             w("| HNSW at least 5x faster than LanceDB at the same recall | LanceDB HNSW-SQ ef %s "
               "recall %s p50 %s / p95 %s ms in-process; ragd %s / %s ms over HTTP: %.1fx at p50, "
               "%.1fx at p95 (scale-*.json) | %s |" % (

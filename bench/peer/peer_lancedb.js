@@ -16,8 +16,14 @@
 // Every query is one awaited `table.vectorSearch(q).distanceType('dot').limit(k)` returning the
 // ids only, one at a time: what a Node caller pays per query. Prints one JSON object.
 //
+// With --rounds-stdin it then keeps the indexed table and reads commands from stdin, one per
+// line, "EF PASSES": it measures the HNSW at that ef over PASSES passes of the queries and prints
+// one JSON line (the sweep's fields); end of input ends it. bench_scale.py alternates these with
+// ragd's requests, round by round, so both are timed side by side on a shared machine.
+//
 // Usage: node peer_lancedb.js --vec PREFIX --dims D --k K --m M --rounds R
 //                             [--ef-sweep E1,E2,...] [--brute-queries Q] [--no-index] [--tmp DIR]
+//                             [--rounds-stdin]
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -131,10 +137,25 @@ async function main() {
       }
     }
     out.rss_growth_mib = +((process.memoryUsage().rss - rss0) / 1048576).toFixed(1);
+    console.log(JSON.stringify(out));
+    if (process.argv.includes('--rounds-stdin') && out.sweep) await serveRounds(table);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  console.log(JSON.stringify(out));
+}
+
+// The --rounds-stdin commands: "EF PASSES" per line, one JSON line of measure() back for each.
+async function serveRounds(table) {
+  const lines = require('readline').createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const [ef, passes] = line.trim().split(/\s+/).map(Number);
+    if (!(ef >= 1) || !(passes >= 1)) {
+      console.log(JSON.stringify({ error: 'expected "EF PASSES", got ' + JSON.stringify(line) }));
+      continue;
+    }
+    const r = await measure(table, nq, (qb) => qb.nprobes(1).ef(Math.max(ef, k)), passes);
+    console.log(JSON.stringify(Object.assign({ ef: Math.max(ef, k) }, r)));
+  }
 }
 
 main().catch((e) => {
