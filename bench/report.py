@@ -541,8 +541,27 @@ def modes_and_peers(w, cfgs):
       "is compared at the first ef whose recall@k against the exact top-k reaches the target. "
       "Peers are called from Node, one query at a time, in-process (no HTTP); ragd's numbers "
       "include loopback HTTP and JSON. LanceDB's brute force (no index) is shown beside the Flat "
-      "store.")
+      "store. Then ragd and LanceDB, each at its own ef for the target, are timed in turn for a "
+      "few rounds while both are up (bench_scale.py --lancedb-rounds; which goes first "
+      "alternates), and the verdict takes the median of the rounds' ratios.")
     w("")
+    for c in tc:
+        sbs = c.get("lancedb_rounds")
+        if not sbs:
+            continue
+        w("| %s %s x %d: round | ragd p50 / p95 ms (ef %s) | LanceDB p50 / p95 ms (ef %s) | "
+          "LanceDB/ragd p50 / p95 |" % (typ(c), size(c["chunks"]), c["dims"], sbs["ragd_ef"],
+                                        sbs["lancedb_ef"]))
+        w("| --- | --- | --- | --- |")
+        for i, x in enumerate(sbs["rounds"]):
+            w("| %d | %s / %s | %s / %s | %.1fx / %.1fx |" % (
+                i + 1, f(x["ragd"]["p50_ms"]), f(x["ragd"]["p95_ms"]), f(x["lancedb"]["p50_ms"]),
+                f(x["lancedb"]["p95_ms"]), x["p50_ratio"], x["p95_ratio"]))
+        w("| median | %s / %s | %s / %s | %.1fx / %.1fx |" % (
+            f(sbs["ragd_median_p50_ms"]), f(sbs["ragd_median_p95_ms"]),
+            f(sbs["lancedb_median_p50_ms"]), f(sbs["lancedb_median_p95_ms"]),
+            sbs["median_p50_ratio"], sbs["median_p95_ratio"]))
+        w("")
     w("| store | system | ef | recall@k | p50 ms | p95 ms | p99 ms | p50 / ragd p50 | "
       "reached target |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
