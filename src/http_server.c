@@ -211,8 +211,8 @@ void http_server_worker_leave(http_server *s)
  * x the only request in flight (no other client waits on the loop meanwhile, nothing runs in
  * the pools). The hand-off to the pool costs two thread wake-ups (the worker's, then the
  * loop's) of a 0.5 ms request on this VM (bench/NOTES.md, session 8). With other connections
- * open the loop keeps to its own work: at concurrency 8, running retrievals whenever the others
- * happened to be between requests cost 16% of the requests/s. */
+ * open the loop keeps to its own work: their next requests, heads and bodies would wait behind
+ * this retrieval, while the pool runs it beside them. */
 static int task_inline(http_server *s, http_exchange *x, const http_reply *r)
 {
     if (!r->task_quick || r->task_detached || !r->task_in_drain || !http_exchange_alone(x))
