@@ -268,6 +268,7 @@ struct http_exchange {
     int probe_on_eof;          /* a long turn: the front probes a client that sends EOF */
     char request_id[RAGD_REQUEST_ID_MAX];
     char allow[HTTP_ALLOW_MAX];
+    int answered;              /* its reply is made (under the server's mu) */
     /* the answer, under the front's lock */
     http_front *front;
     int refs;

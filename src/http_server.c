@@ -47,9 +47,21 @@ struct http_server {
     http_jobs *jobs; /* ingest jobs: the running one and recent ones */
     int stopping;    /* http_server_stop has begun: no new ingest starts */
     int in_flight;   /* requests begun and not ended (under mu) */
+    int unanswered;  /* requests begun whose reply is not made yet (finish; under mu): a thread
+                      * that answered is done with its request though it has yet to let go of
+                      * it, which the in-flight count waits for */
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
+
+/* Counts x's reply as made, once. Caller holds s->mu. */
+static void answered(http_server *s, http_exchange *x)
+{
+    if (!x->answered) {
+        x->answered = 1;
+        s->unanswered--;
+    }
+}
 
 /* Logs, counts and sends r as x's reply (steals r). */
 static void finish(http_exchange *x, http_reply *r)
@@ -60,6 +72,7 @@ static void finish(http_exchange *x, http_reply *r)
     metrics_http_request_add(x->route_name ? x->route_name : "other", r->status);
     pthread_mutex_lock(&s->mu);
     if (s->stopping) x->keep_alive = 0; /* "Connection: close" during the drain */
+    answered(s, x);
     pthread_mutex_unlock(&s->mu);
     http_exchange_reply(x, r);
 }
@@ -218,7 +231,9 @@ static int task_inline(http_server *s, http_exchange *x, const http_reply *r)
     if (!r->task_quick || r->task_detached || !r->task_in_drain || !http_exchange_alone(x))
         return 0;
     pthread_mutex_lock(&s->mu);
-    int alone = s->in_flight == 1 && !s->stopping;
+    /* answered ones count no more: their threads are only letting go of them (else the request
+     * after a handed-off one would find it still counted, and be handed off too) */
+    int alone = s->unanswered == 1 && !s->stopping;
     pthread_mutex_unlock(&s->mu);
     return alone;
 }
@@ -307,6 +322,7 @@ int http_server_begin(http_server *s, http_exchange *x)
         log_record_request_id_new(x->request_id);
     pthread_mutex_lock(&s->mu);
     s->in_flight++;
+    s->unanswered++;
     metrics_in_flight_add(1);
     int stopping = s->stopping;
     pthread_mutex_unlock(&s->mu);
@@ -355,6 +371,7 @@ void http_server_end(http_server *s, http_exchange *x)
 {
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
+    answered(s, x); /* one the front answered itself (a timeout, a refusal), or a stream */
     metrics_in_flight_add(-1);
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);

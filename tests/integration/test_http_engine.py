@@ -398,7 +398,10 @@ def quick_retrievals_run_by_the_loop_when_alone(t):
     n0 = inline_count()
     answers = [json.loads(call("/retrieve", q)) for _ in range(5)]
     n1 = inline_count()
-    # the first may find the scrape's worker not yet done with it (two in flight): handed off
+    # A request whose reply is made no longer counts, though its worker may not have let go of
+    # it yet (CI under load counted 2 of 5 while the test for "alone" was the in-flight count:
+    # each retrieval handed off made the next one find two in flight). All five, but for one
+    # odd scheduling event.
     check(n1 - n0 >= 4, "retrievals run by the loop: %r of 5" % (n1 - n0))
     ids = [[r["chunk_id"] for r in a["results"]] for a in answers]
     check(ids[0] and all(x == ids[0] for x in ids), "answers differ: %r" % ids)
