@@ -238,6 +238,14 @@ static int task_inline(http_server *s, http_exchange *x, const http_reply *r)
     return alone;
 }
 
+/* Frees r's body and text (its task is handed on or started) and empties it. */
+static void reply_empty(http_reply *r)
+{
+    json_decref(r->body);
+    free(r->text);
+    *r = (http_reply){0};
+}
+
 /* Hands a reply's task on: quick ones alone in flight run here (task_inline), retrievals to the
  * task pool, others to a thread of their own (x waits for it), detached ones to a thread while
  * r is sent at once. Returns: 1 when x is answered (or will be, later); 0 when r is to be sent
@@ -247,18 +255,14 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
     int stopping = 0;
     if (task_inline(s, x, r)) {
         http_reply answer = r->task_run(r->task_arg);
-        json_decref(r->body);
-        free(r->text);
-        *r = (http_reply){0};
+        reply_empty(r);
         metrics_counter_add(RAGD_METRIC_HTTP_RETRIEVALS_INLINE, 1);
         finish(x, &answer);
         return 1;
     }
     if (!r->task_detached && r->task_in_drain) {
         if (pool_push(s->tasks, x, r) == 0) {
-            json_decref(r->body);
-            free(r->text);
-            *r = (http_reply){0};
+            reply_empty(r);
             return 1;
         }
     } else {
@@ -271,11 +275,7 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
             if (later) http_exchange_ref(x);
             if (thread_start(s, task_thread, t, 0, &stopping) == 0) {
                 r->task_run = NULL;
-                if (later) {
-                    json_decref(r->body);
-                    free(r->text);
-                    *r = (http_reply){0};
-                }
+                if (later) reply_empty(r);
                 return later;
             }
             if (later) http_exchange_unref(x);
@@ -286,8 +286,7 @@ static int task_start(http_server *s, http_exchange *x, http_reply *r)
                                       stopping ? "ragd is shutting down; no ingest starts"
                                                : "cannot start a worker thread");
     if (r->task_drop) r->task_drop(r->task_arg, &why);
-    json_decref(r->body);
-    free(r->text);
+    reply_empty(r);
     *r = why;
     return 0;
 }
