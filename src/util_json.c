@@ -120,6 +120,7 @@ static int real_write(util_buf *b, double v)
 {
     char buf[UTIL_G17_MAX + 3]; /* room for ".0" */
     size_t len = util_double_g17(v, buf);
+    if (len == 0) return -1; /* snprintf failed (its fallback): as the check before it did */
     if (memchr(buf, '.', len) == NULL && memchr(buf, 'e', len) == NULL) {
         memcpy(buf + len, ".0", 3);
         len += 2;
